@@ -1,0 +1,173 @@
+//! One atomic write for one contact: its new state, new events, outbox jobs and the
+//! counter deltas that keep statistics exact without scanning.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::contact::Contact;
+use super::contact_id::ContactId;
+use super::event::Event;
+use super::outbox_job::OutboxJob;
+use super::status::Status;
+use super::subscription_type::Catalog;
+
+/// Counter names shared by both stores.
+pub mod counter {
+    pub const CONTACTS: &str = "contacts";
+    pub const MARKETING: &str = "marketing";
+    pub const PENDING: &str = "pending";
+
+    pub fn by_type(type_id: &str, status: super::Status) -> String {
+        format!("type:{type_id}:{}", status.as_str())
+    }
+}
+
+/// What is left of an erased contact: enough to refuse a silent re-import, nothing more.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Tombstone {
+    pub erased_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ContactWrite {
+    /// Write the contact if its stored version is still `expected_version` (0: absent).
+    Put(Contact),
+    /// Delete the contact, its events and its outbox jobs.
+    Delete,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContactChange {
+    pub contact_id: ContactId,
+    /// The version the change was computed from; 0 when the contact did not exist.
+    pub expected_version: u64,
+    pub write: ContactWrite,
+    pub new_events: Vec<Event>,
+    pub new_jobs: Vec<OutboxJob>,
+    /// Pending confirmations created (with expiry) and removed, for the expiry index.
+    pub pending_added: Vec<(Uuid, DateTime<Utc>)>,
+    pub pending_removed: Vec<Uuid>,
+    pub counters: BTreeMap<String, i64>,
+    pub set_tombstone: Option<Tombstone>,
+    pub clear_tombstone: bool,
+}
+
+impl ContactChange {
+    /// Derives everything a store must do from the state before and after a transition.
+    /// `after` gets its version bumped here, so transitions never touch versions.
+    pub fn between(
+        before: Option<&Contact>,
+        after: Option<Contact>,
+        new_events: Vec<Event>,
+        new_jobs: Vec<OutboxJob>,
+        catalog: &Catalog,
+    ) -> Self {
+        let expected_version = before.map_or(0, |c| c.version);
+        let contact_id = before.or(after.as_ref()).map(|c| c.id.clone()).expect("a change concerns a contact");
+        let mut counters = BTreeMap::new();
+        if let Some(before) = before {
+            add_counts(&mut counters, before, catalog, -1);
+        }
+        if let Some(after) = &after {
+            add_counts(&mut counters, after, catalog, 1);
+        }
+        counters.retain(|_, delta| *delta != 0);
+
+        let before_pending: Vec<Uuid> = before.map(|c| c.pending.iter().map(|p| p.id).collect()).unwrap_or_default();
+        let after_pending: Vec<(Uuid, DateTime<Utc>)> =
+            after.as_ref().map(|c| c.pending.iter().map(|p| (p.id, p.expires_at)).collect()).unwrap_or_default();
+        let pending_added = after_pending.iter().filter(|(id, _)| !before_pending.contains(id)).cloned().collect();
+        let pending_removed =
+            before_pending.iter().filter(|id| !after_pending.iter().any(|(a, _)| a == *id)).cloned().collect();
+
+        let write = match after {
+            Some(mut contact) => {
+                contact.version = expected_version + 1;
+                ContactWrite::Put(contact)
+            }
+            None => ContactWrite::Delete,
+        };
+        Self {
+            contact_id,
+            expected_version,
+            write,
+            new_events,
+            new_jobs,
+            pending_added,
+            pending_removed,
+            counters,
+            set_tombstone: None,
+            clear_tombstone: false,
+        }
+    }
+
+    pub fn with_tombstone(mut self, tombstone: Tombstone) -> Self {
+        self.set_tombstone = Some(tombstone);
+        self
+    }
+
+    pub fn clearing_tombstone(mut self) -> Self {
+        self.clear_tombstone = true;
+        self
+    }
+}
+
+/// A contact is counted once it holds a status for any type; marketing contacts are those
+/// opted in to at least one marketing type.
+fn add_counts(counters: &mut BTreeMap<String, i64>, contact: &Contact, catalog: &Catalog, sign: i64) {
+    *counters.entry(counter::PENDING.to_string()).or_default() += sign * contact.pending.len() as i64;
+    if contact.subscriptions.is_empty() {
+        return;
+    }
+    *counters.entry(counter::CONTACTS.to_string()).or_default() += sign;
+    if contact.is_opted_in_to_any(|t| catalog.is_marketing(t.as_str())) {
+        *counters.entry(counter::MARKETING.to_string()).or_default() += sign;
+    }
+    for (type_id, subscription) in &contact.subscriptions {
+        if subscription.status != Status::NotSubscribed {
+            *counters.entry(counter::by_type(type_id.as_str(), subscription.status)).or_default() += sign;
+        }
+    }
+}
+
+/// Counts per type and status, derived from the counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TypeCounts {
+    pub opted_in: i64,
+    pub not_subscribed: i64,
+    pub unsubscribed: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    pub marketing_contacts: i64,
+    pub non_marketing_contacts: i64,
+    pub pending_confirmations: i64,
+    pub by_type: BTreeMap<String, TypeCounts>,
+}
+
+impl Stats {
+    pub fn from_counters(counters: &BTreeMap<String, i64>, catalog: &Catalog) -> Self {
+        let get = |name: &str| counters.get(name).copied().unwrap_or(0);
+        let contacts = get(counter::CONTACTS);
+        let marketing = get(counter::MARKETING);
+        let by_type = catalog
+            .all()
+            .iter()
+            .map(|t| {
+                let opted_in = get(&counter::by_type(t.id.as_str(), Status::OptedIn));
+                let unsubscribed = get(&counter::by_type(t.id.as_str(), Status::Unsubscribed));
+                let counts = TypeCounts { opted_in, unsubscribed, not_subscribed: contacts - opted_in - unsubscribed };
+                (t.id.to_string(), counts)
+            })
+            .collect();
+        Self {
+            marketing_contacts: marketing,
+            non_marketing_contacts: contacts - marketing,
+            pending_confirmations: get(counter::PENDING),
+            by_type,
+        }
+    }
+}

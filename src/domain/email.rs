@@ -1,0 +1,173 @@
+//! A normalized email address: the only way to get one is `EmailAddress::parse`.
+
+use std::fmt;
+
+/// The longest address we accept (RFC 5321 path limit minus the angle brackets).
+const MAX_ADDRESS_LEN: usize = 254;
+const MAX_LOCAL_LEN: usize = 64;
+const MAX_LABEL_LEN: usize = 63;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EmailError {
+    #[error("the address is empty")]
+    Empty,
+    #[error("the address is longer than 254 characters")]
+    TooLong,
+    #[error("the address needs exactly one local part and one domain, joined by '@'")]
+    MissingAt,
+    #[error("the part before '@' is not valid")]
+    InvalidLocalPart,
+    #[error("the domain is not valid")]
+    InvalidDomain,
+}
+
+/// Trimmed, lower-cased, domain in IDNA ASCII form, at most 254 characters.
+///
+/// Deliberately not `Display`: an address must never end up in a log line by accident.
+/// Use [`EmailAddress::masked`] for logs and [`EmailAddress::as_str`] where the real
+/// address is needed (mail headers, exports).
+#[derive(Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    pub fn parse(raw: &str) -> Result<Self, EmailError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(EmailError::Empty);
+        }
+        // Checked before any further work so huge inputs are refused cheaply.
+        if trimmed.len() > MAX_ADDRESS_LEN * 4 {
+            return Err(EmailError::TooLong);
+        }
+        let (local, domain) = trimmed.rsplit_once('@').ok_or(EmailError::MissingAt)?;
+        let local = local.to_lowercase();
+        if !is_valid_local_part(&local) {
+            return Err(EmailError::InvalidLocalPart);
+        }
+        let domain = normalize_domain(domain)?;
+        let address = format!("{local}@{domain}");
+        if address.len() > MAX_ADDRESS_LEN {
+            return Err(EmailError::TooLong);
+        }
+        Ok(Self(address))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `j***@example.com`: enough for an operator to correlate, not enough to identify.
+    pub fn masked(&self) -> String {
+        mask(&self.0)
+    }
+}
+
+impl fmt::Debug for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EmailAddress({})", self.masked())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EmailAddress {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        EmailAddress::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Masks anything that looks like an address; used for log output of raw input too.
+pub fn mask(address: &str) -> String {
+    match address.rsplit_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => "***".to_string(),
+    }
+}
+
+/// RFC 5322 dot-atom, plus any non-ASCII character (RFC 6531 allows UTF-8 local parts).
+fn is_valid_local_part(local: &str) -> bool {
+    const SPECIALS: &str = "!#$%&'*+/=?^_`{|}~-";
+    if local.is_empty() || local.len() > MAX_LOCAL_LEN {
+        return false;
+    }
+    if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+        return false;
+    }
+    local
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || SPECIALS.contains(c) || (!c.is_ascii() && !c.is_control() && !c.is_whitespace()))
+}
+
+fn normalize_domain(domain: &str) -> Result<String, EmailError> {
+    let ascii = idna::domain_to_ascii(domain).map_err(|_| EmailError::InvalidDomain)?;
+    let labels: Vec<&str> = ascii.split('.').collect();
+    // A mail domain needs at least one dot: "localhost" style addresses are not deliverable.
+    if labels.len() < 2 {
+        return Err(EmailError::InvalidDomain);
+    }
+    let labels_ok = labels.iter().all(|label| {
+        !label.is_empty()
+            && label.len() <= MAX_LABEL_LEN
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    });
+    let tld_ok = labels.last().is_some_and(|tld| !tld.chars().all(|c| c.is_ascii_digit()));
+    if labels_ok && tld_ok {
+        Ok(ascii)
+    } else {
+        Err(EmailError::InvalidDomain)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trims_and_lowercases() {
+        let email = EmailAddress::parse("  Jane.Doe@Example.COM ").unwrap();
+        assert_eq!(email.as_str(), "jane.doe@example.com");
+    }
+
+    #[test]
+    fn converts_unicode_domain_to_idna_ascii() {
+        let email = EmailAddress::parse("ana@bücher.example").unwrap();
+        assert_eq!(email.as_str(), "ana@xn--bcher-kva.example");
+    }
+
+    #[test]
+    fn rejects_invalid_addresses() {
+        for raw in ["", "plain", "@example.com", "a@", "a@localhost", "a..b@example.com", "a b@example.com", "a@exa mple.com", "a@-x.com", "a@1.2"] {
+            assert!(EmailAddress::parse(raw).is_err(), "{raw:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn rejects_addresses_longer_than_254() {
+        let long = format!("{}@{}.com", "a".repeat(64), "b".repeat(63) + "." + &"c".repeat(63) + "." + &"d".repeat(63));
+        assert!(long.len() > 254);
+        assert_eq!(EmailAddress::parse(&long), Err(EmailError::TooLong));
+    }
+
+    #[test]
+    fn masks_all_but_the_first_character() {
+        let email = EmailAddress::parse("jane@example.com").unwrap();
+        assert_eq!(email.masked(), "j***@example.com");
+        assert!(!format!("{email:?}").contains("jane"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics_and_output_is_normal(raw in ".{0,300}") {
+            if let Ok(email) = EmailAddress::parse(&raw) {
+                proptest::prop_assert!(email.as_str().len() <= 254);
+                proptest::prop_assert_eq!(EmailAddress::parse(email.as_str()).unwrap(), email.clone());
+                proptest::prop_assert_eq!(email.as_str().to_lowercase(), email.as_str());
+            }
+        }
+    }
+}

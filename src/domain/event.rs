@@ -1,0 +1,209 @@
+//! Provenance events: append-only records of every change, chained by SHA-256 per contact.
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::status::{LawfulBasis, Status};
+use super::subscription_type::{NoticeRef, SubscriptionTypeId};
+
+/// `prev_hash` of a contact's first event.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Where a change came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    SignupForm,
+    SignupApi,
+    ConfirmLink,
+    OneClick,
+    UnsubscribePage,
+    PreferenceCenter,
+    AdminApi,
+    Import,
+    Expiry,
+    Erasure,
+    Rectification,
+    Restriction,
+}
+
+/// What an event records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    StatusChanged,
+    /// A pending confirmation was withdrawn from the unsubscribe link of the confirmation mail.
+    SignupCancelled,
+    Restricted,
+    RestrictionLifted,
+    Rectified,
+    /// Personal data was exported to the person (Art. 15/20).
+    Exported,
+}
+
+/// Who asked for a change, from where. Filled from the request; IP and user agent are
+/// left empty when `privacy.record_ip` is off.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RequestMeta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// How a signup reached us: kept with the pending confirmation and copied into the
+/// consent event, so the proof shows both the signup and the click.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SignupEvidence {
+    pub at: DateTime<Utc>,
+    pub source: Source,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_url: Option<String>,
+}
+
+/// Everything about a change except its place in the chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventDraft {
+    pub kind: EventKind,
+    pub subscription_type: Option<SubscriptionTypeId>,
+    pub from: Option<Status>,
+    pub to: Option<Status>,
+    pub source: Source,
+    pub lawful_basis: Option<LawfulBasis>,
+    pub explanation: Option<String>,
+    pub consent_notice: Option<NoticeRef>,
+    pub consent_evidence: Option<String>,
+    pub signup: Option<SignupEvidence>,
+    pub meta: RequestMeta,
+}
+
+impl EventDraft {
+    pub fn new(kind: EventKind, source: Source, meta: &RequestMeta) -> Self {
+        Self {
+            kind,
+            subscription_type: None,
+            from: None,
+            to: None,
+            source,
+            lawful_basis: None,
+            explanation: None,
+            consent_notice: None,
+            consent_evidence: None,
+            signup: None,
+            meta: meta.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Event {
+    pub id: Uuid,
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    pub kind: EventKind,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub subscription_type: Option<SubscriptionTypeId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Status>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Status>,
+    pub source: Source,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lawful_basis: Option<LawfulBasis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_notice: Option<NoticeRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_evidence: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signup: Option<SignupEvidence>,
+    #[serde(flatten)]
+    pub meta: RequestMeta,
+    pub prev_hash: String,
+}
+
+impl Event {
+    pub fn from_draft(draft: EventDraft, seq: u64, at: DateTime<Utc>, prev_hash: String) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            seq,
+            at,
+            kind: draft.kind,
+            subscription_type: draft.subscription_type,
+            from: draft.from,
+            to: draft.to,
+            source: draft.source,
+            lawful_basis: draft.lawful_basis,
+            explanation: draft.explanation,
+            consent_notice: draft.consent_notice,
+            consent_evidence: draft.consent_evidence,
+            signup: draft.signup,
+            meta: draft.meta,
+            prev_hash,
+        }
+    }
+
+    /// SHA-256 of the event's canonical JSON: the link the next event (or the contact's
+    /// chain head) points at.
+    pub fn hash(&self) -> String {
+        let canonical = serde_json::to_vec(self).expect("events always serialize");
+        hex::encode(Sha256::digest(canonical))
+    }
+}
+
+/// The end of a contact's chain, stored with the contact so that an altered or removed
+/// last event is detected too.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChainHead {
+    pub events: u64,
+    pub hash: String,
+}
+
+impl Default for ChainHead {
+    fn default() -> Self {
+        Self { events: 0, hash: GENESIS_HASH.to_string() }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ChainCheck {
+    pub chain_valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_broken_event: Option<Uuid>,
+}
+
+/// Checks that each event is the one its successor (or the head) recorded.
+///
+/// The event reported is the earliest whose stored content no longer matches its link:
+/// the one that was altered, or the one after a gap where events were removed.
+pub fn verify_chain(events: &[Event], head: &ChainHead) -> ChainCheck {
+    let broken = |event: &Event| ChainCheck { chain_valid: false, first_broken_event: Some(event.id) };
+    let mut expected_prev = GENESIS_HASH.to_string();
+    for (index, event) in events.iter().enumerate() {
+        if event.seq != index as u64 + 1 {
+            return broken(event);
+        }
+        if event.prev_hash != expected_prev {
+            // The previous event's content changed, or this event's own link was edited.
+            return broken(index.checked_sub(1).map_or(event, |i| &events[i]));
+        }
+        expected_prev = event.hash();
+    }
+    match events.last() {
+        Some(last) if last.hash() != head.hash || head.events != events.len() as u64 => broken(last),
+        None if head.events != 0 => ChainCheck { chain_valid: false, first_broken_event: None },
+        _ => ChainCheck { chain_valid: true, first_broken_event: None },
+    }
+}

@@ -1,0 +1,19 @@
+//! Parsed domain types and the pure state transitions on them. Nothing here does I/O.
+
+pub mod change;
+pub mod contact;
+pub mod contact_id;
+pub mod email;
+pub mod event;
+pub mod outbox_job;
+pub mod status;
+pub mod subscription_type;
+
+pub use change::{ContactChange, ContactWrite, Stats, Tombstone};
+pub use contact::{Contact, PendingConfirmation, StatusChange, Subscription};
+pub use contact_id::{ContactId, ContactIndex};
+pub use email::{EmailAddress, EmailError};
+pub use event::{ChainCheck, ChainHead, Event, EventDraft, EventKind, RequestMeta, SignupEvidence, Source};
+pub use outbox_job::{MailKind, OutboxJob};
+pub use status::{LawfulBasis, Status};
+pub use subscription_type::{Catalog, ConsentNotice, NoticeRef, Purpose, SubscriptionType, SubscriptionTypeId};

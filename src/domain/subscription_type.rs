@@ -1,0 +1,208 @@
+//! Subscription types and their consent notices, as declared in configuration.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SubscriptionTypeId(String);
+
+#[derive(Debug, thiserror::Error)]
+#[error("a subscription type id is 1 to 64 characters of a-z, 0-9, '-' and '_'")]
+pub struct InvalidTypeId;
+
+impl SubscriptionTypeId {
+    pub fn parse(raw: &str) -> Result<Self, InvalidTypeId> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 64
+            && raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if ok {
+            Ok(Self(raw.to_string()))
+        } else {
+            Err(InvalidTypeId)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SubscriptionTypeId {
+    type Error = InvalidTypeId;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<SubscriptionTypeId> for String {
+    fn from(id: SubscriptionTypeId) -> Self {
+        id.0
+    }
+}
+
+impl std::fmt::Display for SubscriptionTypeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    Marketing,
+    Service,
+}
+
+/// The exact text shown beside a signup checkbox, and its version.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConsentNotice {
+    pub version: String,
+    pub text: String,
+}
+
+impl ConsentNotice {
+    /// Recorded in every consent event, so that the exact text can be proven years later.
+    pub fn sha256(&self) -> String {
+        hex::encode(Sha256::digest(self.text.as_bytes()))
+    }
+}
+
+/// A notice version that is no longer shown, kept so old events can still be proven.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PastConsentNotice {
+    pub locale: String,
+    pub version: String,
+    pub text: String,
+}
+
+/// Which notice a person saw: recorded in pending confirmations and consent events.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NoticeRef {
+    /// The subscription type the notice belongs to.
+    pub id: SubscriptionTypeId,
+    pub locale: String,
+    pub version: String,
+    pub sha256: String,
+}
+
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionType {
+    pub id: SubscriptionTypeId,
+    pub purpose: Purpose,
+    #[serde(default = "default_true")]
+    pub double_opt_in: bool,
+    pub name: BTreeMap<String, String>,
+    #[serde(default)]
+    pub description: BTreeMap<String, String>,
+    pub consent_notice: BTreeMap<String, ConsentNotice>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub past_notices: Vec<PastConsentNotice>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl SubscriptionType {
+    pub fn is_marketing(&self) -> bool {
+        self.purpose == Purpose::Marketing
+    }
+
+    /// The name in `locale`, else in `fallback`, else the id.
+    pub fn name_in(&self, locale: &str, fallback: &str) -> String {
+        localized(&self.name, locale, fallback).unwrap_or_else(|| self.id.to_string())
+    }
+
+    pub fn description_in(&self, locale: &str, fallback: &str) -> String {
+        localized(&self.description, locale, fallback).unwrap_or_default()
+    }
+
+    /// The notice currently shown in `locale` (falling back like names do).
+    pub fn current_notice(&self, locale: &str, fallback: &str) -> Option<(String, &ConsentNotice)> {
+        [locale, fallback]
+            .into_iter()
+            .find_map(|l| self.consent_notice.get(l).map(|n| (l.to_string(), n)))
+            .or_else(|| self.consent_notice.iter().next().map(|(l, n)| (l.clone(), n)))
+    }
+
+    /// A notice by version, current or past, in the given locale.
+    pub fn notice_version(&self, locale: &str, version: &str) -> Option<ConsentNotice> {
+        if let Some(current) = self.consent_notice.get(locale).filter(|n| n.version == version) {
+            return Some(current.clone());
+        }
+        self.past_notices
+            .iter()
+            .find(|n| n.locale == locale && n.version == version)
+            .map(|n| ConsentNotice { version: n.version.clone(), text: n.text.clone() })
+    }
+
+    pub fn notice_ref(&self, locale: &str, notice: &ConsentNotice) -> NoticeRef {
+        NoticeRef {
+            id: self.id.clone(),
+            locale: locale.to_string(),
+            version: notice.version.clone(),
+            sha256: notice.sha256(),
+        }
+    }
+}
+
+fn localized(map: &BTreeMap<String, String>, locale: &str, fallback: &str) -> Option<String> {
+    map.get(locale).or_else(|| map.get(fallback)).or_else(|| map.values().next()).cloned()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("no subscription types are configured")]
+    Empty,
+    #[error("subscription type '{0}' is declared twice")]
+    Duplicate(String),
+    #[error("subscription type '{id}' has no {what} for the default locale '{locale}'")]
+    MissingDefault { id: String, what: &'static str, locale: String },
+}
+
+/// All configured subscription types, in configuration order.
+#[derive(Clone, Debug)]
+pub struct Catalog {
+    types: Vec<SubscriptionType>,
+    default_locale: String,
+}
+
+impl Catalog {
+    pub fn new(types: Vec<SubscriptionType>, default_locale: &str) -> Result<Self, CatalogError> {
+        if types.is_empty() {
+            return Err(CatalogError::Empty);
+        }
+        for (i, t) in types.iter().enumerate() {
+            if types[..i].iter().any(|earlier| earlier.id == t.id) {
+                return Err(CatalogError::Duplicate(t.id.to_string()));
+            }
+            let missing = |what| CatalogError::MissingDefault { id: t.id.to_string(), what, locale: default_locale.to_string() };
+            if !t.name.contains_key(default_locale) {
+                return Err(missing("name"));
+            }
+            if !t.consent_notice.contains_key(default_locale) {
+                return Err(missing("consent notice"));
+            }
+        }
+        Ok(Self { types, default_locale: default_locale.to_string() })
+    }
+
+    pub fn get(&self, id: &str) -> Option<&SubscriptionType> {
+        self.types.iter().find(|t| t.id.as_str() == id)
+    }
+
+    pub fn all(&self) -> &[SubscriptionType] {
+        &self.types
+    }
+
+    pub fn default_locale(&self) -> &str {
+        &self.default_locale
+    }
+
+    pub fn is_marketing(&self, id: &str) -> bool {
+        self.get(id).is_some_and(SubscriptionType::is_marketing)
+    }
+}

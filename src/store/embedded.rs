@@ -1,0 +1,1 @@
+//! The embedded store (redb): written next.

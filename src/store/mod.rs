@@ -1,0 +1,97 @@
+//! Storage: one trait, two backends (Redis for production, redb embedded by default).
+//!
+//! Stores hold no business rules. Every state change arrives as a [`ContactChange`]
+//! computed by the domain, and the store writes all of it (contact, events, outbox jobs,
+//! expiry index, counters, tombstone) in one atomic step, or none of it.
+
+pub mod embedded;
+pub mod redis;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::domain::{Contact, ContactChange, ContactId, Event, OutboxJob, Tombstone};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend cannot be reached or timed out. Maps to 503.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// Someone else changed the contact since it was read; the caller re-reads and retries.
+    #[error("the contact changed concurrently")]
+    Conflict,
+    /// Stored data could not be decoded: a bug or tampering, never the caller's fault.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct OutboxDepth {
+    /// Jobs waiting to be sent or being sent.
+    pub queued: u64,
+    pub dead: u64,
+}
+
+pub type SharedStore = Arc<dyn Store>;
+
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Answers when the store is reachable; used by `/readyz`.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    async fn load_contact(&self, id: &ContactId) -> Result<Option<Contact>, StoreError>;
+
+    /// Many contacts at once, in the order asked: one pipelined round trip per chunk on
+    /// Redis, one read transaction on the embedded store.
+    async fn load_contacts(&self, ids: &[ContactId]) -> Result<Vec<Option<Contact>>, StoreError>;
+
+    /// Writes the whole change atomically. Fails with [`StoreError::Conflict`], writing
+    /// nothing, when the stored contact's version is not `change.expected_version`.
+    async fn apply(&self, change: ContactChange) -> Result<(), StoreError>;
+
+    /// The contact's events, oldest first.
+    async fn events(&self, id: &ContactId) -> Result<Vec<Event>, StoreError>;
+
+    async fn tombstone(&self, id: &ContactId) -> Result<Option<Tombstone>, StoreError>;
+
+    /// The statistics counters, summed over all shards.
+    async fn counters(&self) -> Result<BTreeMap<String, i64>, StoreError>;
+
+    /// Pending confirmations that expired at or before `now`, at most `limit` of them.
+    async fn expired_pending(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<(ContactId, Uuid)>, StoreError>;
+
+    /// Takes one job that is due at `now` and hides it from other workers until
+    /// `lease_until`. A worker that dies leaves the job to be taken again after that.
+    async fn claim_job(&self, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Option<OutboxJob>, StoreError>;
+
+    /// Removes a sent job. A job already removed (say, by an erasure) is not an error.
+    async fn complete_job(&self, job: &OutboxJob) -> Result<(), StoreError>;
+
+    /// Stores the job as given (attempts, last error) and makes it due again at `due`.
+    async fn retry_job_later(&self, job: &OutboxJob, due: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Moves the job to the dead letters, where only an admin retry revives it.
+    async fn dead_letter_job(&self, job: &OutboxJob) -> Result<(), StoreError>;
+
+    async fn dead_jobs(&self, limit: usize) -> Result<Vec<OutboxJob>, StoreError>;
+
+    /// Puts a dead job back in the queue, due at `now`, with its attempts reset.
+    /// Returns false when there is no dead job with that id.
+    async fn revive_dead_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    async fn outbox_depth(&self) -> Result<OutboxDepth, StoreError>;
+}
+
+/// Opens the store named by `url`: `redis://`, `rediss://`, `redis+cluster://h1:p1,h2:p2`,
+/// or else a file path for the embedded store.
+pub async fn open(url: &str) -> anyhow::Result<SharedStore> {
+    if url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+cluster://") {
+        Ok(Arc::new(redis::RedisStore::connect(url).await?))
+    } else {
+        let path = url.strip_prefix("file://").unwrap_or(url);
+        Ok(Arc::new(embedded::EmbeddedStore::open(std::path::Path::new(path))?))
+    }
+}
