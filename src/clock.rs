@@ -25,17 +25,25 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn starting_now() -> Arc<Self> {
-        Arc::new(Self { now: Mutex::new(Utc::now()) })
+        Arc::new(Self {
+            now: Mutex::new(Utc::now()),
+        })
     }
 
     pub fn advance(&self, by: Duration) {
-        let mut now = self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut now = self
+            .now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         *now += by;
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        *self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        *self
+            .now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

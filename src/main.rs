@@ -1,1 +1,151 @@
-fn main() {}
+//! The `optin` command line: `serve`, `keys new`, `check-config`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use optin::auth::{generate_key, Scope};
+use optin::clock::SystemClock;
+use optin::config::{Config, DevKeys};
+use optin::startup::{Application, Background};
+
+#[derive(Parser)]
+#[command(
+    name = "optin",
+    version,
+    about = "Double opt-in email subscriptions with GDPR provenance"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service.
+    Serve {
+        /// Configuration file (default: ./optin.toml when it exists).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Validate the configuration and exit non-zero with a message when it is wrong.
+    CheckConfig {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print a new API key and the line to add to `security.api_keys`.
+    New {
+        #[arg(long, value_enum)]
+        scope: Scope,
+        /// A name for the key, recorded as the actor of changes made with it.
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => serve(config),
+        Command::Keys {
+            command: KeysCommand::New { scope, name },
+        } => new_key(scope, name),
+        Command::CheckConfig { config } => check_config(config),
+    }
+}
+
+fn serve(config_path: Option<PathBuf>) -> ExitCode {
+    optin::telemetry::init_logging();
+    let config = match Config::load(config_path.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("optin: invalid configuration: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if config.development_setup {
+        tracing::warn!(
+            keys = %DevKeys::path().display(),
+            "DEVELOPMENT SETUP: no configuration found, using generated development keys and example subscription types. Not for production."
+        );
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("optin: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let app = Application::build(config, Arc::new(SystemClock), Background::default()).await?;
+        tracing::info!(port = app.port(), "listening");
+        app.run_until_stopped().await?;
+        anyhow::Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = %error, "optin stopped with an error");
+            eprintln!("optin: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn new_key(scope: Scope, name: Option<String>) -> ExitCode {
+    let name = name.unwrap_or_else(|| format!("{}-key", scope.as_str()));
+    if name.is_empty() || name.contains([':', ',']) {
+        eprintln!("optin: a key name must not be empty or contain ':' or ','");
+        return ExitCode::from(2);
+    }
+    match generate_key(&name, scope) {
+        Ok(new) => {
+            println!(
+                "API key (give it to the client; it is not stored anywhere): {}",
+                new.key
+            );
+            println!("Add this entry to security.api_keys (OPTIN_SECURITY__API_KEYS, comma-separated): {}", new.config_entry);
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("optin: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(config_path: Option<PathBuf>) -> ExitCode {
+    match Config::load(config_path.as_deref()) {
+        Ok(config) if config.development_setup => {
+            println!("No configuration found: `optin serve` would start the development setup.");
+            ExitCode::SUCCESS
+        }
+        Ok(config) => {
+            println!(
+                "Configuration is valid: {} subscription types, {} signing keys, {} API keys.",
+                config.catalog.all().len(),
+                config.settings.security.signing_keys.0.len(),
+                config.settings.security.api_keys.0.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("optin: invalid configuration: {error}");
+            ExitCode::from(2)
+        }
+    }
+}

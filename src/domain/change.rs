@@ -65,7 +65,10 @@ impl ContactChange {
         catalog: &Catalog,
     ) -> Self {
         let expected_version = before.map_or(0, |c| c.version);
-        let contact_id = before.or(after.as_ref()).map(|c| c.id.clone()).expect("a change concerns a contact");
+        let contact_id = before
+            .or(after.as_ref())
+            .map(|c| c.id.clone())
+            .expect("a change concerns a contact");
         let mut counters = BTreeMap::new();
         if let Some(before) = before {
             add_counts(&mut counters, before, catalog, -1);
@@ -75,12 +78,23 @@ impl ContactChange {
         }
         counters.retain(|_, delta| *delta != 0);
 
-        let before_pending: Vec<Uuid> = before.map(|c| c.pending.iter().map(|p| p.id).collect()).unwrap_or_default();
-        let after_pending: Vec<(Uuid, DateTime<Utc>)> =
-            after.as_ref().map(|c| c.pending.iter().map(|p| (p.id, p.expires_at)).collect()).unwrap_or_default();
-        let pending_added = after_pending.iter().filter(|(id, _)| !before_pending.contains(id)).cloned().collect();
-        let pending_removed =
-            before_pending.iter().filter(|id| !after_pending.iter().any(|(a, _)| a == *id)).cloned().collect();
+        let before_pending: Vec<Uuid> = before
+            .map(|c| c.pending.iter().map(|p| p.id).collect())
+            .unwrap_or_default();
+        let after_pending: Vec<(Uuid, DateTime<Utc>)> = after
+            .as_ref()
+            .map(|c| c.pending.iter().map(|p| (p.id, p.expires_at)).collect())
+            .unwrap_or_default();
+        let pending_added = after_pending
+            .iter()
+            .filter(|(id, _)| !before_pending.contains(id))
+            .cloned()
+            .collect();
+        let pending_removed = before_pending
+            .iter()
+            .filter(|id| !after_pending.iter().any(|(a, _)| a == *id))
+            .cloned()
+            .collect();
 
         let write = match after {
             Some(mut contact) => {
@@ -103,6 +117,22 @@ impl ContactChange {
         }
     }
 
+    /// A change that only sets or clears the tombstone of a contact that holds nothing.
+    pub fn tombstone_only(contact_id: ContactId) -> Self {
+        Self {
+            contact_id,
+            expected_version: 0,
+            write: ContactWrite::Delete,
+            new_events: Vec::new(),
+            new_jobs: Vec::new(),
+            pending_added: Vec::new(),
+            pending_removed: Vec::new(),
+            counters: BTreeMap::new(),
+            set_tombstone: None,
+            clear_tombstone: false,
+        }
+    }
+
     pub fn with_tombstone(mut self, tombstone: Tombstone) -> Self {
         self.set_tombstone = Some(tombstone);
         self
@@ -116,8 +146,14 @@ impl ContactChange {
 
 /// A contact is counted once it holds a status for any type; marketing contacts are those
 /// opted in to at least one marketing type.
-fn add_counts(counters: &mut BTreeMap<String, i64>, contact: &Contact, catalog: &Catalog, sign: i64) {
-    *counters.entry(counter::PENDING.to_string()).or_default() += sign * contact.pending.len() as i64;
+fn add_counts(
+    counters: &mut BTreeMap<String, i64>,
+    contact: &Contact,
+    catalog: &Catalog,
+    sign: i64,
+) {
+    *counters.entry(counter::PENDING.to_string()).or_default() +=
+        sign * contact.pending.len() as i64;
     if contact.subscriptions.is_empty() {
         return;
     }
@@ -127,7 +163,9 @@ fn add_counts(counters: &mut BTreeMap<String, i64>, contact: &Contact, catalog: 
     }
     for (type_id, subscription) in &contact.subscriptions {
         if subscription.status != Status::NotSubscribed {
-            *counters.entry(counter::by_type(type_id.as_str(), subscription.status)).or_default() += sign;
+            *counters
+                .entry(counter::by_type(type_id.as_str(), subscription.status))
+                .or_default() += sign;
         }
     }
 }
@@ -159,7 +197,11 @@ impl Stats {
             .map(|t| {
                 let opted_in = get(&counter::by_type(t.id.as_str(), Status::OptedIn));
                 let unsubscribed = get(&counter::by_type(t.id.as_str(), Status::Unsubscribed));
-                let counts = TypeCounts { opted_in, unsubscribed, not_subscribed: contacts - opted_in - unsubscribed };
+                let counts = TypeCounts {
+                    opted_in,
+                    unsubscribed,
+                    not_subscribed: contacts - opted_in - unsubscribed,
+                };
                 (t.id.to_string(), counts)
             })
             .collect();

@@ -104,7 +104,9 @@ impl Contact {
     }
 
     pub fn status(&self, subscription_type: &SubscriptionTypeId) -> Status {
-        self.subscriptions.get(subscription_type).map_or(Status::NotSubscribed, |s| s.status)
+        self.subscriptions
+            .get(subscription_type)
+            .map_or(Status::NotSubscribed, |s| s.status)
     }
 
     pub fn is_restricted(&self) -> bool {
@@ -123,7 +125,10 @@ impl Contact {
     /// Appends an event to the chain and moves the head.
     pub fn record(&mut self, draft: EventDraft, now: DateTime<Utc>) -> Event {
         let event = Event::from_draft(draft, self.head.events + 1, now, self.head.hash.clone());
-        self.head = ChainHead { events: event.seq, hash: event.hash() };
+        self.head = ChainHead {
+            events: event.seq,
+            hash: event.hash(),
+        };
         event
     }
 
@@ -141,7 +146,12 @@ impl Contact {
         }
         self.subscriptions.insert(
             subscription_type.clone(),
-            Subscription { status: change.to, since: now, lawful_basis: change.lawful_basis, source: change.source },
+            Subscription {
+                status: change.to,
+                since: now,
+                lawful_basis: change.lawful_basis,
+                source: change.source,
+            },
         );
         let mut draft = EventDraft::new(EventKind::StatusChanged, change.source, meta);
         draft.subscription_type = Some(subscription_type.clone());
@@ -157,7 +167,10 @@ impl Contact {
 
     /// Confirmation mails queued within the last `window`.
     pub fn confirmation_mails_within(&self, window: Duration, now: DateTime<Utc>) -> usize {
-        self.confirmation_mails.iter().filter(|at| **at > now - window).count()
+        self.confirmation_mails
+            .iter()
+            .filter(|at| **at > now - window)
+            .count()
     }
 
     /// Drops mail timestamps older than `window` so the list stays small.
@@ -173,6 +186,8 @@ impl Contact {
 
     /// Whether any type of the given purpose set is opted in: the "marketing contact" test.
     pub fn is_opted_in_to_any(&self, mut matches: impl FnMut(&SubscriptionTypeId) -> bool) -> bool {
-        self.subscriptions.iter().any(|(t, s)| s.status == Status::OptedIn && matches(t))
+        self.subscriptions
+            .iter()
+            .any(|(t, s)| s.status == Status::OptedIn && matches(t))
     }
 }

@@ -8,7 +8,9 @@ use super::email::EmailAddress;
 /// 16 bytes of HMAC-SHA256 is ample against collisions and keeps keys and tokens short.
 const CONTACT_ID_BYTES: usize = 16;
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct ContactId(String);
 
@@ -19,7 +21,9 @@ pub struct InvalidContactId;
 impl ContactId {
     pub fn parse(raw: &str) -> Result<Self, InvalidContactId> {
         let well_formed = raw.len() == CONTACT_ID_BYTES * 2
-            && raw.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
         if well_formed {
             Ok(Self(raw.to_string()))
         } else {
@@ -70,7 +74,8 @@ impl ContactIndex {
     }
 
     pub fn contact_id(&self, email: &EmailAddress) -> ContactId {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC accepts keys of any length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC accepts keys of any length");
         mac.update(email.as_str().as_bytes());
         let digest = mac.finalize().into_bytes();
         ContactId(hex::encode(&digest[..CONTACT_ID_BYTES]))

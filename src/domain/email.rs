@@ -96,9 +96,12 @@ fn is_valid_local_part(local: &str) -> bool {
     if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
         return false;
     }
-    local
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '.' || SPECIALS.contains(c) || (!c.is_ascii() && !c.is_control() && !c.is_whitespace()))
+    local.chars().all(|c| {
+        c.is_ascii_alphanumeric()
+            || c == '.'
+            || SPECIALS.contains(c)
+            || (!c.is_ascii() && !c.is_control() && !c.is_whitespace())
+    })
 }
 
 fn normalize_domain(domain: &str) -> Result<String, EmailError> {
@@ -115,7 +118,9 @@ fn normalize_domain(domain: &str) -> Result<String, EmailError> {
             && !label.ends_with('-')
             && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
     });
-    let tld_ok = labels.last().is_some_and(|tld| !tld.chars().all(|c| c.is_ascii_digit()));
+    let tld_ok = labels
+        .last()
+        .is_some_and(|tld| !tld.chars().all(|c| c.is_ascii_digit()));
     if labels_ok && tld_ok {
         Ok(ascii)
     } else {
@@ -141,14 +146,32 @@ mod tests {
 
     #[test]
     fn rejects_invalid_addresses() {
-        for raw in ["", "plain", "@example.com", "a@", "a@localhost", "a..b@example.com", "a b@example.com", "a@exa mple.com", "a@-x.com", "a@1.2"] {
-            assert!(EmailAddress::parse(raw).is_err(), "{raw:?} should be rejected");
+        for raw in [
+            "",
+            "plain",
+            "@example.com",
+            "a@",
+            "a@localhost",
+            "a..b@example.com",
+            "a b@example.com",
+            "a@exa mple.com",
+            "a@-x.com",
+            "a@1.2",
+        ] {
+            assert!(
+                EmailAddress::parse(raw).is_err(),
+                "{raw:?} should be rejected"
+            );
         }
     }
 
     #[test]
     fn rejects_addresses_longer_than_254() {
-        let long = format!("{}@{}.com", "a".repeat(64), "b".repeat(63) + "." + &"c".repeat(63) + "." + &"d".repeat(63));
+        let long = format!(
+            "{}@{}.com",
+            "a".repeat(64),
+            "b".repeat(63) + "." + &"c".repeat(63) + "." + &"d".repeat(63)
+        );
         assert!(long.len() > 254);
         assert_eq!(EmailAddress::parse(&long), Err(EmailError::TooLong));
     }

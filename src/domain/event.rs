@@ -173,7 +173,10 @@ pub struct ChainHead {
 
 impl Default for ChainHead {
     fn default() -> Self {
-        Self { events: 0, hash: GENESIS_HASH.to_string() }
+        Self {
+            events: 0,
+            hash: GENESIS_HASH.to_string(),
+        }
     }
 }
 
@@ -189,7 +192,10 @@ pub struct ChainCheck {
 /// The event reported is the earliest whose stored content no longer matches its link:
 /// the one that was altered, or the one after a gap where events were removed.
 pub fn verify_chain(events: &[Event], head: &ChainHead) -> ChainCheck {
-    let broken = |event: &Event| ChainCheck { chain_valid: false, first_broken_event: Some(event.id) };
+    let broken = |event: &Event| ChainCheck {
+        chain_valid: false,
+        first_broken_event: Some(event.id),
+    };
     let mut expected_prev = GENESIS_HASH.to_string();
     for (index, event) in events.iter().enumerate() {
         if event.seq != index as u64 + 1 {
@@ -202,8 +208,16 @@ pub fn verify_chain(events: &[Event], head: &ChainHead) -> ChainCheck {
         expected_prev = event.hash();
     }
     match events.last() {
-        Some(last) if last.hash() != head.hash || head.events != events.len() as u64 => broken(last),
-        None if head.events != 0 => ChainCheck { chain_valid: false, first_broken_event: None },
-        _ => ChainCheck { chain_valid: true, first_broken_event: None },
+        Some(last) if last.hash() != head.hash || head.events != events.len() as u64 => {
+            broken(last)
+        }
+        None if head.events != 0 => ChainCheck {
+            chain_valid: false,
+            first_broken_event: None,
+        },
+        _ => ChainCheck {
+            chain_valid: true,
+            first_broken_event: None,
+        },
     }
 }

@@ -13,7 +13,11 @@ pub use change::{ContactChange, ContactWrite, Stats, Tombstone};
 pub use contact::{Contact, PendingConfirmation, StatusChange, Subscription};
 pub use contact_id::{ContactId, ContactIndex};
 pub use email::{EmailAddress, EmailError};
-pub use event::{ChainCheck, ChainHead, Event, EventDraft, EventKind, RequestMeta, SignupEvidence, Source};
+pub use event::{
+    ChainCheck, ChainHead, Event, EventDraft, EventKind, RequestMeta, SignupEvidence, Source,
+};
 pub use outbox_job::{MailKind, OutboxJob};
 pub use status::{LawfulBasis, Status};
-pub use subscription_type::{Catalog, ConsentNotice, NoticeRef, Purpose, SubscriptionType, SubscriptionTypeId};
+pub use subscription_type::{
+    Catalog, ConsentNotice, NoticeRef, Purpose, SubscriptionType, SubscriptionTypeId,
+};

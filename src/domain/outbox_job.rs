@@ -35,7 +35,13 @@ pub struct OutboxJob {
 }
 
 impl OutboxJob {
-    pub fn new(contact_id: ContactId, to: EmailAddress, locale: &str, mail: MailKind, now: DateTime<Utc>) -> Self {
+    pub fn new(
+        contact_id: ContactId,
+        to: EmailAddress,
+        locale: &str,
+        mail: MailKind,
+        now: DateTime<Utc>,
+    ) -> Self {
         Self {
             id: Uuid::now_v7(),
             contact_id,

@@ -72,7 +72,10 @@ impl LawfulBasis {
 impl FromStr for LawfulBasis {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        LawfulBasis::ALL.into_iter().find(|basis| basis.as_str() == s).ok_or(UnknownName)
+        LawfulBasis::ALL
+            .into_iter()
+            .find(|basis| basis.as_str() == s)
+            .ok_or(UnknownName)
     }
 }
 
@@ -87,7 +90,10 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", basis.as_str()));
             assert_eq!(basis.as_str().parse::<LawfulBasis>().unwrap(), basis);
         }
-        assert_eq!(serde_json::to_string(&Status::NotSubscribed).unwrap(), "\"not_subscribed\"");
+        assert_eq!(
+            serde_json::to_string(&Status::NotSubscribed).unwrap(),
+            "\"not_subscribed\""
+        );
         assert!("subscribed".parse::<Status>().is_err());
     }
 }

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct SubscriptionTypeId(String);
 
@@ -16,7 +18,9 @@ impl SubscriptionTypeId {
     pub fn parse(raw: &str) -> Result<Self, InvalidTypeId> {
         let ok = !raw.is_empty()
             && raw.len() <= 64
-            && raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
         if ok {
             Ok(Self(raw.to_string()))
         } else {
@@ -125,18 +129,30 @@ impl SubscriptionType {
         [locale, fallback]
             .into_iter()
             .find_map(|l| self.consent_notice.get(l).map(|n| (l.to_string(), n)))
-            .or_else(|| self.consent_notice.iter().next().map(|(l, n)| (l.clone(), n)))
+            .or_else(|| {
+                self.consent_notice
+                    .iter()
+                    .next()
+                    .map(|(l, n)| (l.clone(), n))
+            })
     }
 
     /// A notice by version, current or past, in the given locale.
     pub fn notice_version(&self, locale: &str, version: &str) -> Option<ConsentNotice> {
-        if let Some(current) = self.consent_notice.get(locale).filter(|n| n.version == version) {
+        if let Some(current) = self
+            .consent_notice
+            .get(locale)
+            .filter(|n| n.version == version)
+        {
             return Some(current.clone());
         }
         self.past_notices
             .iter()
             .find(|n| n.locale == locale && n.version == version)
-            .map(|n| ConsentNotice { version: n.version.clone(), text: n.text.clone() })
+            .map(|n| ConsentNotice {
+                version: n.version.clone(),
+                text: n.text.clone(),
+            })
     }
 
     pub fn notice_ref(&self, locale: &str, notice: &ConsentNotice) -> NoticeRef {
@@ -150,7 +166,10 @@ impl SubscriptionType {
 }
 
 fn localized(map: &BTreeMap<String, String>, locale: &str, fallback: &str) -> Option<String> {
-    map.get(locale).or_else(|| map.get(fallback)).or_else(|| map.values().next()).cloned()
+    map.get(locale)
+        .or_else(|| map.get(fallback))
+        .or_else(|| map.values().next())
+        .cloned()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -160,7 +179,11 @@ pub enum CatalogError {
     #[error("subscription type '{0}' is declared twice")]
     Duplicate(String),
     #[error("subscription type '{id}' has no {what} for the default locale '{locale}'")]
-    MissingDefault { id: String, what: &'static str, locale: String },
+    MissingDefault {
+        id: String,
+        what: &'static str,
+        locale: String,
+    },
 }
 
 /// All configured subscription types, in configuration order.
@@ -179,7 +202,11 @@ impl Catalog {
             if types[..i].iter().any(|earlier| earlier.id == t.id) {
                 return Err(CatalogError::Duplicate(t.id.to_string()));
             }
-            let missing = |what| CatalogError::MissingDefault { id: t.id.to_string(), what, locale: default_locale.to_string() };
+            let missing = |what| CatalogError::MissingDefault {
+                id: t.id.to_string(),
+                what,
+                locale: default_locale.to_string(),
+            };
             if !t.name.contains_key(default_locale) {
                 return Err(missing("name"));
             }
@@ -187,7 +214,10 @@ impl Catalog {
                 return Err(missing("consent notice"));
             }
         }
-        Ok(Self { types, default_locale: default_locale.to_string() })
+        Ok(Self {
+            types,
+            default_locale: default_locale.to_string(),
+        })
     }
 
     pub fn get(&self, id: &str) -> Option<&SubscriptionType> {

@@ -1,1 +1,540 @@
-//! The embedded store (redb): written next.
+//! The embedded store: one redb file, one write transaction per change.
+//!
+//! redb serializes write transactions and commits durably (fsync) before returning, so a
+//! change is acknowledged only once it is on disk, and two workers can never claim the
+//! same outbox job. It is meant for a single service instance: the file is locked.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
+};
+use uuid::Uuid;
+
+use super::{OutboxDepth, Store, StoreError};
+use crate::domain::{Contact, ContactChange, ContactId, ContactWrite, Event, OutboxJob, Tombstone};
+
+const CONTACTS: TableDefinition<&str, &[u8]> = TableDefinition::new("contacts");
+/// (contact id, sequence number) → event JSON.
+const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
+const TOMBSTONES: TableDefinition<&str, &[u8]> = TableDefinition::new("tombstones");
+/// job id → [`StoredJob`] JSON.
+const JOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("jobs");
+/// (due in ms, job id) → (): the queue of live jobs, earliest first.
+const QUEUE: TableDefinition<(u64, &str), ()> = TableDefinition::new("queue");
+/// (expiry in ms, "cid:pending-id") → (): pending confirmations by expiry.
+const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
+/// "cid:pending-id" → expiry in ms: to find an entry of `EXPIRY` when it is removed.
+const EXPIRY_BY_PENDING: TableDefinition<&str, u64> = TableDefinition::new("expiry_by_pending");
+const COUNTERS: TableDefinition<&str, i64> = TableDefinition::new("counters");
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredJob {
+    job: OutboxJob,
+    due_ms: u64,
+    dead: bool,
+}
+
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+}
+
+impl EmbeddedStore {
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        let db = Database::create(path).map_err(|e| {
+            anyhow::anyhow!("cannot open the embedded store at {}: {e}", path.display())
+        })?;
+        let store = Self { db: Arc::new(db) };
+        store.create_tables()?;
+        Ok(store)
+    }
+
+    /// Tables must exist before the first read transaction opens them.
+    fn create_tables(&self) -> anyhow::Result<()> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(CONTACTS)?;
+        txn.open_table(EVENTS)?;
+        txn.open_table(TOMBSTONES)?;
+        txn.open_table(JOBS)?;
+        txn.open_table(QUEUE)?;
+        txn.open_table(EXPIRY)?;
+        txn.open_table(EXPIRY_BY_PENDING)?;
+        txn.open_table(COUNTERS)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Runs blocking redb work off the async executor.
+    async fn blocking<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || work(&db))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
+    }
+}
+
+fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn millis(at: DateTime<Utc>) -> u64 {
+    at.timestamp_millis().max(0) as u64
+}
+
+fn pending_key(contact: &ContactId, pending: Uuid) -> String {
+    format!("{contact}:{pending}")
+}
+
+fn read_contact(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    id: &ContactId,
+) -> Result<Option<Contact>, StoreError> {
+    match table.get(id.as_str()).map_err(unavailable)? {
+        Some(bytes) => decode(bytes.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn apply_in(txn: &WriteTransaction, change: &ContactChange) -> Result<(), StoreError> {
+    let id = change.contact_id.as_str();
+    let mut contacts = txn.open_table(CONTACTS).map_err(unavailable)?;
+    let stored_version = read_contact(&contacts, &change.contact_id)?.map_or(0, |c| c.version);
+    if stored_version != change.expected_version {
+        return Err(StoreError::Conflict);
+    }
+    let mut events = txn.open_table(EVENTS).map_err(unavailable)?;
+    let mut jobs = txn.open_table(JOBS).map_err(unavailable)?;
+    let mut queue = txn.open_table(QUEUE).map_err(unavailable)?;
+    let mut expiry = txn.open_table(EXPIRY).map_err(unavailable)?;
+    let mut expiry_by_pending = txn.open_table(EXPIRY_BY_PENDING).map_err(unavailable)?;
+
+    let mut removed_pending: Vec<String> = change
+        .pending_removed
+        .iter()
+        .map(|p| pending_key(&change.contact_id, *p))
+        .collect();
+    match &change.write {
+        ContactWrite::Put(contact) => {
+            contacts
+                .insert(id, encode(contact)?.as_slice())
+                .map_err(unavailable)?;
+        }
+        ContactWrite::Delete => {
+            contacts.remove(id).map_err(unavailable)?;
+            events
+                .extract_from_if((id, 0)..=(id, u64::MAX), |_, _| true)
+                .map_err(unavailable)?
+                .for_each(drop);
+            delete_jobs_of(&mut jobs, &mut queue, &change.contact_id)?;
+            let prefix = format!("{id}:");
+            let all: Vec<String> = expiry_by_pending
+                .range(prefix.as_str()..)
+                .map_err(unavailable)?
+                .map_while(|entry| entry.ok().map(|(k, _)| k.value().to_string()))
+                .take_while(|k| k.starts_with(&prefix))
+                .collect();
+            removed_pending.extend(all);
+        }
+    }
+    for key in &removed_pending {
+        if let Some(expires) = expiry_by_pending
+            .remove(key.as_str())
+            .map_err(unavailable)?
+            .map(|v| v.value())
+        {
+            expiry
+                .remove((expires, key.as_str()))
+                .map_err(unavailable)?;
+        }
+    }
+    for (pending, expires_at) in &change.pending_added {
+        let key = pending_key(&change.contact_id, *pending);
+        expiry
+            .insert((millis(*expires_at), key.as_str()), ())
+            .map_err(unavailable)?;
+        expiry_by_pending
+            .insert(key.as_str(), millis(*expires_at))
+            .map_err(unavailable)?;
+    }
+    for event in &change.new_events {
+        events
+            .insert((id, event.seq), encode(event)?.as_slice())
+            .map_err(unavailable)?;
+    }
+    for job in &change.new_jobs {
+        let due_ms = millis(job.created_at);
+        let job_id = job.id.to_string();
+        jobs.insert(
+            job_id.as_str(),
+            encode(&StoredJob {
+                job: job.clone(),
+                due_ms,
+                dead: false,
+            })?
+            .as_slice(),
+        )
+        .map_err(unavailable)?;
+        queue
+            .insert((due_ms, job_id.as_str()), ())
+            .map_err(unavailable)?;
+    }
+    let mut counters = txn.open_table(COUNTERS).map_err(unavailable)?;
+    for (name, delta) in &change.counters {
+        let current = counters
+            .get(name.as_str())
+            .map_err(unavailable)?
+            .map_or(0, |v| v.value());
+        counters
+            .insert(name.as_str(), current + delta)
+            .map_err(unavailable)?;
+    }
+    let mut tombstones = txn.open_table(TOMBSTONES).map_err(unavailable)?;
+    if change.clear_tombstone {
+        tombstones.remove(id).map_err(unavailable)?;
+    }
+    if let Some(tombstone) = &change.set_tombstone {
+        tombstones
+            .insert(id, encode(tombstone)?.as_slice())
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+fn delete_jobs_of(
+    jobs: &mut redb::Table<&str, &[u8]>,
+    queue: &mut redb::Table<(u64, &str), ()>,
+    contact: &ContactId,
+) -> Result<(), StoreError> {
+    let mut doomed = Vec::new();
+    for entry in jobs.iter().map_err(unavailable)? {
+        let (key, value) = entry.map_err(unavailable)?;
+        let stored: StoredJob = decode(value.value())?;
+        if &stored.job.contact_id == contact {
+            doomed.push((key.value().to_string(), stored.due_ms, stored.dead));
+        }
+    }
+    for (job_id, due_ms, dead) in doomed {
+        jobs.remove(job_id.as_str()).map_err(unavailable)?;
+        if !dead {
+            queue
+                .remove((due_ms, job_id.as_str()))
+                .map_err(unavailable)?;
+        }
+    }
+    Ok(())
+}
+
+/// Re-queues a stored job at `due_ms`, or marks it dead; `None` when the job is gone.
+fn move_job(
+    txn: &WriteTransaction,
+    job: &OutboxJob,
+    update: impl FnOnce(&mut StoredJob),
+) -> Result<bool, StoreError> {
+    let job_id = job.id.to_string();
+    let mut jobs = txn.open_table(JOBS).map_err(unavailable)?;
+    let mut queue = txn.open_table(QUEUE).map_err(unavailable)?;
+    let Some(mut stored) = jobs
+        .get(job_id.as_str())
+        .map_err(unavailable)?
+        .map(|v| decode::<StoredJob>(v.value()))
+        .transpose()?
+    else {
+        return Ok(false);
+    };
+    if !stored.dead {
+        queue
+            .remove((stored.due_ms, job_id.as_str()))
+            .map_err(unavailable)?;
+    }
+    update(&mut stored);
+    if !stored.dead {
+        queue
+            .insert((stored.due_ms, job_id.as_str()), ())
+            .map_err(unavailable)?;
+    }
+    jobs.insert(job_id.as_str(), encode(&stored)?.as_slice())
+        .map_err(unavailable)?;
+    Ok(true)
+}
+
+fn write<T>(
+    db: &Database,
+    work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let txn = db.begin_write().map_err(unavailable)?;
+    let result = work(&txn)?;
+    txn.commit().map_err(unavailable)?;
+    Ok(result)
+}
+
+#[async_trait::async_trait]
+impl Store for EmbeddedStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.blocking(|db| db.begin_read().map(drop).map_err(unavailable))
+            .await
+    }
+
+    async fn load_contact(&self, id: &ContactId) -> Result<Option<Contact>, StoreError> {
+        let id = id.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            read_contact(&txn.open_table(CONTACTS).map_err(unavailable)?, &id)
+        })
+        .await
+    }
+
+    async fn load_contacts(&self, ids: &[ContactId]) -> Result<Vec<Option<Contact>>, StoreError> {
+        let ids = ids.to_vec();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(CONTACTS).map_err(unavailable)?;
+            ids.iter().map(|id| read_contact(&table, id)).collect()
+        })
+        .await
+    }
+
+    async fn apply(&self, change: ContactChange) -> Result<(), StoreError> {
+        // Dropping a write transaction without commit aborts it: a failed change writes nothing.
+        self.blocking(move |db| write(db, |txn| apply_in(txn, &change)))
+            .await
+    }
+
+    async fn events(&self, id: &ContactId) -> Result<Vec<Event>, StoreError> {
+        let id = id.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(EVENTS).map_err(unavailable)?;
+            let range = table
+                .range((id.as_str(), 0)..=(id.as_str(), u64::MAX))
+                .map_err(unavailable)?;
+            range
+                .map(|entry| decode(entry.map_err(unavailable)?.1.value()))
+                .collect()
+        })
+        .await
+    }
+
+    async fn tombstone(&self, id: &ContactId) -> Result<Option<Tombstone>, StoreError> {
+        let id = id.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(TOMBSTONES).map_err(unavailable)?;
+            let value = table.get(id.as_str()).map_err(unavailable)?;
+            value.map(|v| decode(v.value())).transpose()
+        })
+        .await
+    }
+
+    async fn counters(&self) -> Result<BTreeMap<String, i64>, StoreError> {
+        self.blocking(|db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(COUNTERS).map_err(unavailable)?;
+            let entries = table.iter().map_err(unavailable)?;
+            entries
+                .map(|entry| {
+                    entry
+                        .map(|(k, v)| (k.value().to_string(), v.value()))
+                        .map_err(unavailable)
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn expired_pending(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<(ContactId, Uuid)>, StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(EXPIRY).map_err(unavailable)?;
+            let range = table
+                .range((0, "")..=(millis(now), "\u{10FFFF}"))
+                .map_err(unavailable)?;
+            let mut expired = Vec::new();
+            for entry in range.take(limit) {
+                let (key, _) = entry.map_err(unavailable)?;
+                let (_, name) = key.value();
+                let parsed = name.split_once(':').and_then(|(cid, pid)| {
+                    Some((ContactId::parse(cid).ok()?, Uuid::parse_str(pid).ok()?))
+                });
+                expired.push(
+                    parsed
+                        .ok_or_else(|| StoreError::Corrupt(format!("bad expiry entry {name}")))?,
+                );
+            }
+            Ok(expired)
+        })
+        .await
+    }
+
+    async fn claim_job(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<OutboxJob>, StoreError> {
+        self.blocking(move |db| {
+            write(db, |txn| {
+                let first_due = {
+                    let queue = txn.open_table(QUEUE).map_err(unavailable)?;
+                    let mut range = queue
+                        .range((0, "")..=(millis(now), "\u{10FFFF}"))
+                        .map_err(unavailable)?;
+                    let first = match range.next() {
+                        Some(entry) => Some(entry.map_err(unavailable)?.0.value().1.to_string()),
+                        None => None,
+                    };
+                    first
+                };
+                let Some(job_id) = first_due else {
+                    return Ok(None);
+                };
+                let jobs = txn.open_table(JOBS).map_err(unavailable)?;
+                let stored: StoredJob = match jobs.get(job_id.as_str()).map_err(unavailable)? {
+                    Some(v) => decode(v.value())?,
+                    None => {
+                        return Err(StoreError::Corrupt(format!(
+                            "queued job {job_id} has no body"
+                        )))
+                    }
+                };
+                drop(jobs);
+                move_job(txn, &stored.job, |s| s.due_ms = millis(lease_until))?;
+                Ok(Some(stored.job))
+            })
+        })
+        .await
+    }
+
+    async fn complete_job(&self, job: &OutboxJob) -> Result<(), StoreError> {
+        let job_id = job.id.to_string();
+        self.blocking(move |db| {
+            write(db, |txn| {
+                let mut jobs = txn.open_table(JOBS).map_err(unavailable)?;
+                let removed = jobs
+                    .remove(job_id.as_str())
+                    .map_err(unavailable)?
+                    .map(|v| decode::<StoredJob>(v.value()))
+                    .transpose()?;
+                if let Some(stored) = removed.filter(|s| !s.dead) {
+                    txn.open_table(QUEUE)
+                        .map_err(unavailable)?
+                        .remove((stored.due_ms, job_id.as_str()))
+                        .map_err(unavailable)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn retry_job_later(&self, job: &OutboxJob, due: DateTime<Utc>) -> Result<(), StoreError> {
+        let job = job.clone();
+        self.blocking(move |db| {
+            write(db, |txn| {
+                move_job(txn, &job, |s| {
+                    s.job = job.clone();
+                    s.due_ms = millis(due);
+                })
+                .map(drop)
+            })
+        })
+        .await
+    }
+
+    async fn dead_letter_job(&self, job: &OutboxJob) -> Result<(), StoreError> {
+        let job = job.clone();
+        self.blocking(move |db| {
+            write(db, |txn| {
+                move_job(txn, &job, |s| {
+                    s.job = job.clone();
+                    s.dead = true;
+                })
+                .map(drop)
+            })
+        })
+        .await
+    }
+
+    async fn dead_jobs(&self, limit: usize) -> Result<Vec<OutboxJob>, StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(JOBS).map_err(unavailable)?;
+            let mut dead = Vec::new();
+            for entry in table.iter().map_err(unavailable)? {
+                let stored: StoredJob = decode(entry.map_err(unavailable)?.1.value())?;
+                if stored.dead {
+                    dead.push(stored.job);
+                    if dead.len() == limit {
+                        break;
+                    }
+                }
+            }
+            Ok(dead)
+        })
+        .await
+    }
+
+    async fn revive_dead_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.blocking(move |db| {
+            write(db, |txn| {
+                let stored = {
+                    let jobs = txn.open_table(JOBS).map_err(unavailable)?;
+                    let value = jobs.get(id.to_string().as_str()).map_err(unavailable)?;
+                    value.map(|v| decode::<StoredJob>(v.value())).transpose()?
+                };
+                match stored {
+                    Some(stored) if stored.dead => move_job(txn, &stored.job, |s| {
+                        s.dead = false;
+                        s.job.attempts = 0;
+                        s.due_ms = millis(now);
+                    }),
+                    _ => Ok(false),
+                }
+            })
+        })
+        .await
+    }
+
+    async fn outbox_depth(&self) -> Result<OutboxDepth, StoreError> {
+        self.blocking(|db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let queued = txn
+                .open_table(QUEUE)
+                .map_err(unavailable)?
+                .len()
+                .map_err(unavailable)?;
+            let all = txn
+                .open_table(JOBS)
+                .map_err(unavailable)?
+                .len()
+                .map_err(unavailable)?;
+            Ok(OutboxDepth {
+                queued,
+                dead: all - queued,
+            })
+        })
+        .await
+    }
+}

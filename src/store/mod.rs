@@ -61,11 +61,19 @@ pub trait Store: Send + Sync + 'static {
     async fn counters(&self) -> Result<BTreeMap<String, i64>, StoreError>;
 
     /// Pending confirmations that expired at or before `now`, at most `limit` of them.
-    async fn expired_pending(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<(ContactId, Uuid)>, StoreError>;
+    async fn expired_pending(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<(ContactId, Uuid)>, StoreError>;
 
     /// Takes one job that is due at `now` and hides it from other workers until
     /// `lease_until`. A worker that dies leaves the job to be taken again after that.
-    async fn claim_job(&self, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Option<OutboxJob>, StoreError>;
+    async fn claim_job(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<OutboxJob>, StoreError>;
 
     /// Removes a sent job. A job already removed (say, by an erasure) is not an error.
     async fn complete_job(&self, job: &OutboxJob) -> Result<(), StoreError>;
@@ -88,10 +96,15 @@ pub trait Store: Send + Sync + 'static {
 /// Opens the store named by `url`: `redis://`, `rediss://`, `redis+cluster://h1:p1,h2:p2`,
 /// or else a file path for the embedded store.
 pub async fn open(url: &str) -> anyhow::Result<SharedStore> {
-    if url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+cluster://") {
+    if url.starts_with("redis://")
+        || url.starts_with("rediss://")
+        || url.starts_with("redis+cluster://")
+    {
         Ok(Arc::new(redis::RedisStore::connect(url).await?))
     } else {
         let path = url.strip_prefix("file://").unwrap_or(url);
-        Ok(Arc::new(embedded::EmbeddedStore::open(std::path::Path::new(path))?))
+        Ok(Arc::new(embedded::EmbeddedStore::open(
+            std::path::Path::new(path),
+        )?))
     }
 }

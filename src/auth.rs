@@ -1,0 +1,203 @@
+//! API keys for senders and admins. Only SHA-256 hashes of keys are ever configured or kept.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scope {
+    /// May ask for eligibility.
+    Send,
+    /// May do everything, including what `send` may.
+    Admin,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Send => "send",
+            Scope::Admin => "admin",
+        }
+    }
+
+    pub fn allows(self, needed: Scope) -> bool {
+        self == Scope::Admin || self == needed
+    }
+}
+
+#[derive(Clone)]
+pub struct ApiKey {
+    pub name: String,
+    pub scope: Scope,
+    hash: [u8; 32],
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("name", &self.name)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ApiKeyConfigError {
+    #[error("an API key entry must look like name:scope:sha256hex")]
+    Shape,
+    #[error("API key '{0}': the scope must be 'send' or 'admin'")]
+    Scope(String),
+    #[error("API key '{0}': the hash must be 64 hexadecimal characters (the SHA-256 of the key)")]
+    Hash(String),
+}
+
+impl ApiKey {
+    /// Parses one `name:scope:sha256hex` entry.
+    pub fn parse(entry: &str) -> Result<Self, ApiKeyConfigError> {
+        let mut parts = entry.trim().splitn(3, ':');
+        let (Some(name), Some(scope), Some(hash)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(ApiKeyConfigError::Shape);
+        };
+        if name.is_empty() {
+            return Err(ApiKeyConfigError::Shape);
+        }
+        let scope = match scope {
+            "send" => Scope::Send,
+            "admin" => Scope::Admin,
+            _ => return Err(ApiKeyConfigError::Scope(name.to_string())),
+        };
+        let bytes = hex::decode(hash).map_err(|_| ApiKeyConfigError::Hash(name.to_string()))?;
+        let hash: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| ApiKeyConfigError::Hash(name.to_string()))?;
+        Ok(Self {
+            name: name.to_string(),
+            scope,
+            hash,
+        })
+    }
+}
+
+/// A freshly generated key: the secret to hand out once, and the line to configure.
+pub struct NewApiKey {
+    pub key: String,
+    pub config_entry: String,
+}
+
+pub fn generate_key(name: &str, scope: Scope) -> anyhow::Result<NewApiKey> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness available: {e}"))?;
+    let key = format!("optin_{}", URL_SAFE_NO_PAD.encode(bytes));
+    let config_entry = format!(
+        "{name}:{}:{}",
+        scope.as_str(),
+        hex::encode(Sha256::digest(key.as_bytes()))
+    );
+    Ok(NewApiKey { key, config_entry })
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    #[error("an API key is required")]
+    Missing,
+    #[error("the API key is not valid")]
+    Invalid,
+    #[error("the API key does not have the '{}' scope", .0.as_str())]
+    Forbidden(Scope),
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ApiKeys {
+    keys: Vec<ApiKey>,
+}
+
+impl ApiKeys {
+    pub fn new(keys: Vec<ApiKey>) -> Self {
+        Self { keys }
+    }
+
+    /// Checks an `Authorization` header value. Every configured key is compared, in
+    /// constant time, so timing tells nothing about which key was close.
+    pub fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        needed: Scope,
+    ) -> Result<&ApiKey, AuthError> {
+        let presented = authorization
+            .and_then(|value| {
+                value
+                    .strip_prefix("Bearer ")
+                    .or_else(|| value.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|key| !key.is_empty())
+            .ok_or(AuthError::Missing)?;
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let mut found = None;
+        for key in &self.keys {
+            if bool::from(key.hash.ct_eq(&digest)) {
+                found = Some(key);
+            }
+        }
+        let key = found.ok_or(AuthError::Invalid)?;
+        if key.scope.allows(needed) {
+            Ok(key)
+        } else {
+            Err(AuthError::Forbidden(needed))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_key_authenticates_with_its_scope() {
+        let new = generate_key("newsletter", Scope::Send).unwrap();
+        let keys = ApiKeys::new(vec![ApiKey::parse(&new.config_entry).unwrap()]);
+        let header = format!("Bearer {}", new.key);
+        assert_eq!(
+            keys.authenticate(Some(&header), Scope::Send).unwrap().name,
+            "newsletter"
+        );
+        assert_eq!(
+            keys.authenticate(Some(&header), Scope::Admin).unwrap_err(),
+            AuthError::Forbidden(Scope::Admin)
+        );
+        assert_eq!(
+            keys.authenticate(Some("Bearer nope"), Scope::Send)
+                .unwrap_err(),
+            AuthError::Invalid
+        );
+        assert_eq!(
+            keys.authenticate(None, Scope::Send).unwrap_err(),
+            AuthError::Missing
+        );
+        assert!(!new.config_entry.contains(&new.key));
+    }
+
+    #[test]
+    fn admin_keys_may_do_what_send_keys_may() {
+        let new = generate_key("ops", Scope::Admin).unwrap();
+        let keys = ApiKeys::new(vec![ApiKey::parse(&new.config_entry).unwrap()]);
+        assert!(keys
+            .authenticate(Some(&format!("Bearer {}", new.key)), Scope::Send)
+            .is_ok());
+    }
+
+    #[test]
+    fn malformed_entries_are_refused_with_a_reason() {
+        assert_eq!(ApiKey::parse("x").unwrap_err(), ApiKeyConfigError::Shape);
+        assert_eq!(
+            ApiKey::parse("x:root:00").unwrap_err(),
+            ApiKeyConfigError::Scope("x".into())
+        );
+        assert_eq!(
+            ApiKey::parse("x:send:zz").unwrap_err(),
+            ApiKeyConfigError::Hash("x".into())
+        );
+    }
+}

@@ -1,0 +1,51 @@
+//! Access log and request metrics. Logs the route pattern (`/v1/contacts/{email}`), never
+//! the raw path or query, because both can hold an address or a token.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::HttpMessage;
+
+use super::request_meta::RequestId;
+
+pub async fn log_request(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let mut response = next.call(req).await?;
+    let elapsed = started.elapsed();
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_string());
+    let status = response.status().as_u16();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), value);
+    }
+    tracing::info!(
+        target: "access",
+        %method,
+        %route,
+        status,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        request_id = %request_id,
+        "request"
+    );
+    metrics::histogram!(
+        "optin_http_request_duration_seconds",
+        "method" => method,
+        "route" => route,
+        "status" => status.to_string()
+    )
+    .record(elapsed.as_secs_f64());
+    Ok(response)
+}

@@ -1,0 +1,211 @@
+//! RFC 9457 problem details for `/v1`. Each problem has a stable `type` clients can match
+//! on; 5xx bodies never carry internal error text.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+
+use crate::auth::AuthError;
+use crate::store::StoreError;
+
+pub const CONTENT_TYPE: &str = "application/problem+json";
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: &'static str,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The request field at fault, for 400/422 answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(skip)]
+    pub retry_after_secs: Option<u64>,
+}
+
+impl Problem {
+    fn new(status: StatusCode, slug: &str, title: &'static str) -> Self {
+        Self {
+            type_uri: format!("urn:optin:problem:{slug}"),
+            title,
+            status: status.as_u16(),
+            detail: None,
+            field: None,
+            retry_after_secs: None,
+        }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn malformed_body(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-body",
+            "The request body could not be read",
+        )
+        .with_detail(detail)
+    }
+
+    /// A field is missing or has a value we cannot accept.
+    pub fn invalid_field(field: &str, detail: impl Into<String>) -> Self {
+        let mut problem = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-field",
+            "A field is not valid",
+        )
+        .with_detail(detail);
+        problem.field = Some(field.to_string());
+        problem
+    }
+
+    pub fn unsupported_media_type(expected: &str) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported content type",
+        )
+        .with_detail(format!("send {expected}"))
+    }
+
+    pub fn payload_too_large(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "The request is too large",
+        )
+        .with_detail(detail)
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found")
+    }
+
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        let mut problem = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too many requests",
+        );
+        problem.retry_after_secs = Some(retry_after_secs);
+        problem
+    }
+
+    pub fn unavailable() -> Self {
+        let mut problem = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "The service is temporarily unavailable",
+        );
+        problem.retry_after_secs = Some(2);
+        problem
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+        )
+    }
+
+    pub fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.title, self.status)
+    }
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        Problem::status_code(self)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        response.content_type(CONTENT_TYPE);
+        if let Some(secs) = self.retry_after_secs {
+            response.insert_header(("Retry-After", secs.to_string()));
+        }
+        response.json(self)
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(reason) => {
+                tracing::warn!(%reason, "store unavailable");
+                metrics::counter!("optin_store_errors_total", "kind" => "unavailable").increment(1);
+                Problem::unavailable()
+            }
+            StoreError::Conflict => {
+                metrics::counter!("optin_store_errors_total", "kind" => "conflict").increment(1);
+                Problem::unavailable()
+                    .with_detail("the contact is being changed by another request; try again")
+            }
+            StoreError::Corrupt(reason) => {
+                tracing::error!(%reason, "stored data could not be decoded");
+                metrics::counter!("optin_store_errors_total", "kind" => "corrupt").increment(1);
+                Problem::internal()
+            }
+        }
+    }
+}
+
+impl From<AuthError> for Problem {
+    fn from(error: AuthError) -> Self {
+        let (status, slug, title) = match error {
+            AuthError::Missing => (
+                StatusCode::UNAUTHORIZED,
+                "missing-api-key",
+                "An API key is required",
+            ),
+            AuthError::Invalid => (
+                StatusCode::UNAUTHORIZED,
+                "invalid-api-key",
+                "The API key is not valid",
+            ),
+            AuthError::Forbidden(_) => (
+                StatusCode::FORBIDDEN,
+                "insufficient-scope",
+                "The API key may not do this",
+            ),
+        };
+        Problem::new(status, slug, title).with_detail(error.to_string())
+    }
+}
+
+/// Turns actix's JSON extractor errors into problems, so even a body that never reached a
+/// handler is answered in our shape.
+pub fn json_error(
+    error: actix_web::error::JsonPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError;
+    let problem = match &error {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            Problem::payload_too_large("the body is larger than the configured limit")
+        }
+        JsonPayloadError::ContentType => Problem::unsupported_media_type("application/json"),
+        JsonPayloadError::Deserialize(e) if e.is_data() => match missing_field(&e.to_string()) {
+            Some(field) => Problem::invalid_field(&field, format!("{field} is required")),
+            None => Problem::invalid_field("body", e.to_string()),
+        },
+        other => Problem::malformed_body(other.to_string()),
+    };
+    problem.into()
+}
+
+/// Pulls the field name out of serde's "missing field `x`" message.
+fn missing_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("missing field `")?;
+    rest.split('`').next().map(str::to_string)
+}

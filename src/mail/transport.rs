@@ -1,0 +1,364 @@
+//! Where mail goes: an SMTP server (plain, STARTTLS or implicit TLS, pooled), or a folder
+//! of `.eml` files for local use.
+//!
+//! The transport is chosen by URL:
+//! - `smtp://[user:pass@]host[:port][?tls=starttls|opportunistic|none]`:
+//!   - `starttls` requires STARTTLS (default port 587);
+//!   - `opportunistic` upgrades when the server offers it (default port 25);
+//!   - `none` never encrypts (default port 25);
+//!   - without `tls`, STARTTLS is required when the URL carries credentials, so that a
+//!     password never crosses the network in clear, and opportunistic otherwise.
+//! - `smtps://[user:pass@]host[:port]`: implicit TLS (default port 465).
+//! - `file://DIR`: writes each message to `DIR/<uuid>.eml`; `DIR` may be relative
+//!   (`file://./data/mail`) and is created when missing.
+//!
+//! User name and password are percent-decoded. They never appear in `Debug`, in
+//! [`MailTransport::describe`] or in an error.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::{AsyncSmtpTransportBuilder, PoolConfig};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use url::Url;
+
+/// Bounds connecting and every SMTP command, so a dead server holds a worker for
+/// seconds, not for lettre's default minute.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+const SMTP_PORT: u16 = 25;
+const SUBMISSION_PORT: u16 = 587;
+const SUBMISSIONS_PORT: u16 = 465;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("invalid mail URL: {0}")]
+    InvalidUrl(String),
+    #[error("cannot create the mail folder {}: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The server refused with a 5xx reply: sending the same message again won't help.
+    #[error("the mail server refused the message: {0}")]
+    Permanent(String),
+    /// Connection refused, timeout, TLS trouble, a 4xx reply, a full disk: worth retrying.
+    #[error("sending the message failed (worth retrying): {0}")]
+    Transient(String),
+}
+
+impl TransportError {
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, TransportError::Permanent(_))
+    }
+}
+
+pub struct MailTransport {
+    sender: Sender,
+    description: String,
+}
+
+enum Sender {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    File(AsyncFileTransport<Tokio1Executor>),
+}
+
+impl fmt::Debug for MailTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("MailTransport")
+            .field(&self.description)
+            .finish()
+    }
+}
+
+impl MailTransport {
+    /// Builds a transport from its URL (see the module documentation). Creates the
+    /// folder of a `file://` transport; opens no SMTP connection yet.
+    pub fn from_url(url: &str) -> Result<Self, TransportError> {
+        let url = url.trim();
+        let scheme = url
+            .split_once("://")
+            .map(|(scheme, _)| scheme.to_ascii_lowercase());
+        match scheme.as_deref() {
+            Some("smtp") | Some("smtps") => smtp_transport(url),
+            Some("file") => file_transport(&url["file://".len()..]),
+            _ => Err(TransportError::InvalidUrl(
+                "the URL must start with smtp://, smtps:// or file://".into(),
+            )),
+        }
+    }
+
+    /// Where mail goes, without secrets, for a startup log line, such as
+    /// `smtp://mail.example.com:587 (starttls, authenticated)`.
+    pub fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    pub async fn send(&self, message: Message) -> Result<(), TransportError> {
+        match &self.sender {
+            Sender::Smtp(smtp) => smtp
+                .send(message)
+                .await
+                .map(drop)
+                .map_err(classify_smtp_error),
+            Sender::File(file) => file.send(message).await.map(drop).map_err(|error| {
+                TransportError::Transient(format!("cannot write the mail file: {error}"))
+            }),
+        }
+    }
+}
+
+fn classify_smtp_error(error: lettre::transport::smtp::Error) -> TransportError {
+    if error.is_permanent() {
+        TransportError::Permanent(error.to_string())
+    } else {
+        TransportError::Transient(error.to_string())
+    }
+}
+
+/// How an SMTP connection is protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Security {
+    Plain,
+    Opportunistic,
+    StartTls,
+    ImplicitTls,
+}
+
+impl Security {
+    fn from_url(url: &Url, has_credentials: bool) -> Result<Self, TransportError> {
+        let mut tls = None;
+        for (key, value) in url.query_pairs() {
+            match key.as_ref() {
+                "tls" if tls.is_none() => tls = Some(value.into_owned()),
+                "tls" => return Err(invalid("the tls parameter is given twice")),
+                _ => return Err(invalid("the only query parameter an SMTP URL takes is tls")),
+            }
+        }
+        match (url.scheme(), tls.as_deref()) {
+            ("smtps", None) => Ok(Security::ImplicitTls),
+            ("smtps", Some(_)) => Err(invalid(
+                "smtps:// always uses TLS; leave out the tls parameter",
+            )),
+            (_, Some("none")) => Ok(Security::Plain),
+            (_, Some("opportunistic")) => Ok(Security::Opportunistic),
+            (_, Some("starttls")) => Ok(Security::StartTls),
+            (_, Some(_)) => Err(invalid("tls must be starttls, opportunistic or none")),
+            (_, None) if has_credentials => Ok(Security::StartTls),
+            (_, None) => Ok(Security::Opportunistic),
+        }
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            Security::Plain | Security::Opportunistic => SMTP_PORT,
+            Security::StartTls => SUBMISSION_PORT,
+            Security::ImplicitTls => SUBMISSIONS_PORT,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Security::Plain => "no tls",
+            Security::Opportunistic => "opportunistic starttls",
+            Security::StartTls => "starttls",
+            Security::ImplicitTls => "implicit tls",
+        }
+    }
+
+    fn lettre_tls(self, host: &str) -> Result<Tls, TransportError> {
+        let parameters = || {
+            TlsParameters::new(host.to_string())
+                .map_err(|error| invalid(&format!("cannot set up TLS for the host: {error}")))
+        };
+        Ok(match self {
+            Security::Plain => Tls::None,
+            Security::Opportunistic => Tls::Opportunistic(parameters()?),
+            Security::StartTls => Tls::Required(parameters()?),
+            Security::ImplicitTls => Tls::Wrapper(parameters()?),
+        })
+    }
+}
+
+fn invalid(reason: &str) -> TransportError {
+    TransportError::InvalidUrl(reason.to_string())
+}
+
+fn smtp_transport(raw: &str) -> Result<MailTransport, TransportError> {
+    // `url::ParseError` describes the problem without echoing the URL and its password.
+    let url = Url::parse(raw).map_err(|error| invalid(&error.to_string()))?;
+    let host = url
+        .host_str()
+        .filter(|host| !host.is_empty())
+        .ok_or_else(|| invalid("the SMTP URL has no host"))?;
+    if !matches!(url.path(), "" | "/") || url.fragment().is_some() {
+        return Err(invalid("an SMTP URL has no path; write smtp://host:port"));
+    }
+    let credentials = credentials(&url)?;
+    let security = Security::from_url(&url, credentials.is_some())?;
+    let port = url.port().unwrap_or(security.default_port());
+
+    let mut builder: AsyncSmtpTransportBuilder =
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+            .port(port)
+            .tls(security.lettre_tls(host)?)
+            .timeout(Some(SMTP_TIMEOUT))
+            // lettre's default pool: up to 10 connections, idle ones closed after 60 s.
+            .pool_config(PoolConfig::new());
+    let authenticated = if credentials.is_some() {
+        ", authenticated"
+    } else {
+        ""
+    };
+    if let Some(credentials) = credentials {
+        builder = builder.credentials(credentials);
+    }
+    Ok(MailTransport {
+        sender: Sender::Smtp(builder.build()),
+        description: format!(
+            "{}://{host}:{port} ({}{authenticated})",
+            url.scheme(),
+            security.label()
+        ),
+    })
+}
+
+fn credentials(url: &Url) -> Result<Option<Credentials>, TransportError> {
+    let decode = |raw: &str| {
+        percent_decode(raw)
+            .ok_or_else(|| invalid("the user name or password is not valid percent-encoded UTF-8"))
+    };
+    match (url.username(), url.password()) {
+        ("", None) => Ok(None),
+        (user, Some(password)) if !user.is_empty() => {
+            Ok(Some(Credentials::new(decode(user)?, decode(password)?)))
+        }
+        _ => Err(invalid(
+            "SMTP credentials need both a user name and a password",
+        )),
+    }
+}
+
+/// `url` leaves user and password percent-encoded; a password may well contain `@` or `:`.
+fn percent_decode(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = raw.get(i + 1..i + 3)?;
+            decoded.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            decoded.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(decoded).ok()
+}
+
+fn file_transport(dir: &str) -> Result<MailTransport, TransportError> {
+    if dir.is_empty() {
+        return Err(invalid(
+            "file:// needs a folder, such as file://./data/mail",
+        ));
+    }
+    let path = Path::new(dir);
+    std::fs::create_dir_all(path).map_err(|source| TransportError::CreateDir {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(MailTransport {
+        sender: Sender::File(AsyncFileTransport::new(path)),
+        description: format!("file://{dir} (.eml files)"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn description(url: &str) -> String {
+        MailTransport::from_url(url).unwrap().describe()
+    }
+
+    #[test]
+    fn picks_tls_mode_and_default_port_from_the_url() {
+        assert_eq!(
+            description("smtp://mail.example.com?tls=none"),
+            "smtp://mail.example.com:25 (no tls)"
+        );
+        assert_eq!(
+            description("smtp://mail.example.com?tls=starttls"),
+            "smtp://mail.example.com:587 (starttls)"
+        );
+        assert_eq!(
+            description("smtp://mail.example.com"),
+            "smtp://mail.example.com:25 (opportunistic starttls)"
+        );
+        assert_eq!(
+            description("smtps://mail.example.com"),
+            "smtps://mail.example.com:465 (implicit tls)"
+        );
+        assert_eq!(
+            description("smtp://127.0.0.1:2525?tls=none"),
+            "smtp://127.0.0.1:2525 (no tls)"
+        );
+    }
+
+    #[test]
+    fn credentials_without_tls_parameter_require_starttls() {
+        assert_eq!(
+            description("smtp://user:pass@mail.example.com"),
+            "smtp://mail.example.com:587 (starttls, authenticated)"
+        );
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_description_and_errors() {
+        let transport =
+            MailTransport::from_url("smtps://mailer:s3cr%40t@mail.example.com").unwrap();
+        for shown in [transport.describe(), format!("{transport:?}")] {
+            assert!(
+                !shown.contains("s3cr") && !shown.contains("mailer"),
+                "{shown}"
+            );
+        }
+        for url in [
+            "smtp://mailer:s3cret@mail.example.com?tls=maybe",
+            "smtp://mailer:s3cret@/",
+            "smtp://mailer:s3cret@[::1",
+        ] {
+            let error = MailTransport::from_url(url).unwrap_err().to_string();
+            assert!(!error.contains("s3cret"), "{error}");
+        }
+    }
+
+    #[test]
+    fn rejects_unknown_schemes_and_parameters() {
+        for url in [
+            "http://mail.example.com",
+            "smtp://mail.example.com?port=25",
+            "smtps://h.example?tls=none",
+            "file://",
+            "smtp://u@h.example",
+        ] {
+            assert!(
+                matches!(
+                    MailTransport::from_url(url),
+                    Err(TransportError::InvalidUrl(_))
+                ),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn decodes_percent_encoded_credentials() {
+        assert_eq!(percent_decode("p%40ss%3Aw").as_deref(), Some("p@ss:w"));
+        assert_eq!(percent_decode("bad%4"), None);
+    }
+}

@@ -1,0 +1,60 @@
+//! Admin reads: `GET /v1/contacts/{email}` and `GET /v1/stats`.
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use super::AppState;
+use crate::domain::{EmailAddress, Stats, Status};
+use crate::http::api_key::AdminKey;
+use crate::http::problem::Problem;
+
+pub async fn show_contact(
+    state: web::Data<AppState>,
+    _caller: AdminKey,
+    email: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let email =
+        EmailAddress::parse(&email).map_err(|e| Problem::invalid_field("email", e.to_string()))?;
+    let contact = state
+        .subscriptions
+        .contact(&email)
+        .await?
+        .ok_or_else(Problem::not_found)?;
+    let catalog = &state.subscriptions.config().catalog;
+    let subscriptions: serde_json::Map<String, serde_json::Value> = catalog
+        .all()
+        .iter()
+        .map(|t| {
+            let value = match contact.subscriptions.get(&t.id) {
+                Some(s) => json!({ "status": s.status, "since": s.since, "lawful_basis": s.lawful_basis, "source": s.source }),
+                None => json!({ "status": Status::NotSubscribed, "since": null, "lawful_basis": null, "source": null }),
+            };
+            (t.id.to_string(), value)
+        })
+        .collect();
+    let pending: Vec<serde_json::Value> = contact
+        .pending
+        .iter()
+        .map(|p| json!({ "id": p.id, "subscription_types": p.types, "created_at": p.signup.at, "expires_at": p.expires_at }))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "email": contact.email,
+        "locale": contact.locale,
+        "created_at": contact.created_at,
+        "subscriptions": subscriptions,
+        "pending_confirmations": pending,
+        "restricted": contact.is_restricted(),
+        "restricted_since": contact.restricted_since,
+    })))
+}
+
+pub async fn show_stats(
+    state: web::Data<AppState>,
+    _caller: AdminKey,
+) -> Result<HttpResponse, Problem> {
+    let counters = state.subscriptions.store().counters().await?;
+    Ok(HttpResponse::Ok().json(Stats::from_counters(
+        &counters,
+        &state.subscriptions.config().catalog,
+    )))
+}

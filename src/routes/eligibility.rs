@@ -1,0 +1,106 @@
+//! `GET /v1/eligibility` for one address and `POST /v1/eligibility` for up to 10,000.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{AppState, MAX_BATCH};
+use crate::domain::EmailAddress;
+use crate::http::api_key::SendKey;
+use crate::http::problem::Problem;
+use crate::subscriptions::EligibilityError;
+
+impl From<EligibilityError> for Problem {
+    fn from(error: EligibilityError) -> Self {
+        match error {
+            EligibilityError::UnknownType(_) => {
+                Problem::invalid_field("subscription_type", error.to_string())
+            }
+            EligibilityError::Store(e) => e.into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct EligibilityQuery {
+    email: Option<String>,
+    subscription_type: Option<String>,
+}
+
+pub async fn check_eligibility(
+    state: web::Data<AppState>,
+    _caller: SendKey,
+    query: web::Query<EligibilityQuery>,
+) -> Result<HttpResponse, Problem> {
+    let query = query.into_inner();
+    let email = query
+        .email
+        .ok_or_else(|| Problem::invalid_field("email", "email is required"))?;
+    let email =
+        EmailAddress::parse(&email).map_err(|e| Problem::invalid_field("email", e.to_string()))?;
+    let type_id = query.subscription_type.ok_or_else(|| {
+        Problem::invalid_field("subscription_type", "subscription_type is required")
+    })?;
+    let type_id = state.subscriptions.known_type(&type_id)?;
+    let answer = state.subscriptions.eligibility(&email, &type_id).await?;
+    metrics::counter!("optin_eligibility_checks_total", "mode" => "single").increment(1);
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+#[derive(Deserialize)]
+pub struct BatchBody {
+    subscription_type: Option<String>,
+    emails: Option<Vec<String>>,
+}
+
+pub async fn check_eligibility_batch(
+    state: web::Data<AppState>,
+    _caller: SendKey,
+    body: web::Json<BatchBody>,
+) -> Result<HttpResponse, Problem> {
+    let body = body.into_inner();
+    let type_id = body.subscription_type.ok_or_else(|| {
+        Problem::invalid_field("subscription_type", "subscription_type is required")
+    })?;
+    let type_id = state.subscriptions.known_type(&type_id)?;
+    let emails = body
+        .emails
+        .ok_or_else(|| Problem::invalid_field("emails", "emails is required"))?;
+    if emails.len() > MAX_BATCH {
+        return Err(Problem::payload_too_large(format!(
+            "at most {MAX_BATCH} addresses per request; got {}",
+            emails.len()
+        )));
+    }
+    // Invalid items get their own error; the valid ones are read in one batch.
+    let parsed: Vec<Result<EmailAddress, String>> = emails
+        .iter()
+        .map(|raw| EmailAddress::parse(raw).map_err(|e| e.to_string()))
+        .collect();
+    let valid: Vec<EmailAddress> = parsed
+        .iter()
+        .filter_map(|p| p.as_ref().ok().cloned())
+        .collect();
+    let mut answers = state
+        .subscriptions
+        .eligibility_batch(&valid, &type_id)
+        .await?
+        .into_iter();
+    let results: Vec<serde_json::Value> = parsed
+        .iter()
+        .zip(&emails)
+        .map(|(item, raw)| match item {
+            Ok(_) => answers
+                .next()
+                .map(|a| json!(a))
+                .unwrap_or(serde_json::Value::Null),
+            Err(reason) => {
+                json!({ "email": raw.chars().take(320).collect::<String>(), "error": reason })
+            }
+        })
+        .collect();
+    metrics::counter!("optin_eligibility_checks_total", "mode" => "batch")
+        .increment(emails.len() as u64);
+    Ok(HttpResponse::Ok()
+        .json(json!({ "subscription_type": type_id.as_str(), "results": results })))
+}

@@ -1,0 +1,99 @@
+//! HTTP routes, one file per resource. Handlers parse the request into domain types, call
+//! one operation, and map its result; they hold no business rules.
+
+mod confirm;
+mod contacts;
+mod eligibility;
+mod one_click;
+mod ops;
+mod outbox;
+mod page;
+mod preferences;
+mod signup;
+mod subscription_types;
+mod unsubscribe;
+
+use actix_web::web;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::http::pages::Pages;
+use crate::subscriptions::Subscriptions;
+
+/// Everything handlers need, shared by all workers.
+pub struct AppState {
+    pub subscriptions: Subscriptions,
+    pub pages: Pages,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+/// Largest batch of addresses one eligibility request may carry.
+pub const MAX_BATCH: usize = 10_000;
+
+pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
+    let json = web::JsonConfig::default()
+        .limit(body_limit)
+        .error_handler(crate::http::problem::json_error);
+    // A full batch of 10,000 long addresses is larger than the default body limit.
+    let batch_json = web::JsonConfig::default()
+        .limit(body_limit.max(MAX_BATCH * 300))
+        .error_handler(crate::http::problem::json_error);
+    cfg.app_data(json)
+        .app_data(web::PayloadConfig::new(body_limit))
+        .service(web::resource("/v1/signups").route(web::post().to(signup::subscribe_json)))
+        .service(web::resource("/signup").route(web::post().to(signup::subscribe_form)))
+        .service(web::resource("/signup/received").route(web::get().to(signup::signup_received)))
+        .service(
+            web::resource("/confirm/{token}")
+                .route(web::get().to(confirm::show_confirm_page))
+                .route(web::post().to(confirm::confirm)),
+        )
+        .service(
+            web::resource("/unsubscribe/{token}")
+                .route(web::get().to(unsubscribe::show_unsubscribe_page))
+                .route(web::post().to(unsubscribe::unsubscribe)),
+        )
+        .service(
+            web::resource("/preferences/{token}")
+                .route(web::get().to(preferences::show_preferences))
+                .route(web::post().to(preferences::save_preferences)),
+        )
+        .service(
+            web::resource("/v1/subscription-types")
+                .route(web::get().to(subscription_types::list_subscription_types)),
+        )
+        .service(
+            web::resource("/v1/eligibility")
+                .app_data(batch_json)
+                .route(web::get().to(eligibility::check_eligibility))
+                .route(web::post().to(eligibility::check_eligibility_batch)),
+        )
+        .service(web::resource("/v1/contacts/{email}").route(web::get().to(contacts::show_contact)))
+        .service(web::resource("/v1/stats").route(web::get().to(contacts::show_stats)))
+        .service(web::resource("/v1/outbox/dead").route(web::get().to(outbox::list_dead_letters)))
+        .service(
+            web::resource("/v1/outbox/dead/{id}/retry")
+                .route(web::post().to(outbox::retry_dead_letter)),
+        )
+        .service(web::resource("/healthz").route(web::get().to(ops::healthz)))
+        .service(web::resource("/readyz").route(web::get().to(ops::readyz)))
+        .service(web::resource("/metrics").route(web::get().to(ops::metrics)))
+        .service(web::resource("/openapi.yaml").route(web::get().to(ops::openapi)));
+}
+
+/// Unknown paths: problem+json under `/v1`, a page elsewhere.
+pub async fn not_found(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+) -> actix_web::HttpResponse {
+    use actix_web::ResponseError;
+    if req.path().starts_with("/v1/") {
+        crate::http::problem::Problem::not_found().error_response()
+    } else {
+        page::error_page(
+            &state,
+            &req,
+            actix_web::http::StatusCode::NOT_FOUND,
+            "not_found",
+        )
+    }
+}

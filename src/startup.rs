@@ -1,0 +1,220 @@
+//! Builds the application: store, mail templates and transport, the outbox worker, the
+//! expiry scheduler and the HTTP server, and runs them until told to stop.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{from_fn, DefaultHeaders};
+use actix_web::{web, App, HttpServer};
+use tokio::sync::{watch, Notify};
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::http::access_log::log_request;
+use crate::http::pages::Pages;
+use crate::mail::outbox::OutboxWorker;
+use crate::mail::templates::MailTemplates;
+use crate::mail::transport::MailTransport;
+use crate::routes::{self, AppState};
+use crate::store::SharedStore;
+use crate::subscriptions::Subscriptions;
+use secrecy::ExposeSecret;
+
+/// Pages never need more than this; a strict CSP keeps injected markup inert.
+const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// Which background tasks to run. Tests turn them off to drive them step by step.
+#[derive(Clone, Copy, Debug)]
+pub struct Background {
+    pub outbox_worker: bool,
+    pub scheduler: bool,
+}
+
+impl Default for Background {
+    fn default() -> Self {
+        Self {
+            outbox_worker: true,
+            scheduler: true,
+        }
+    }
+}
+
+pub struct Application {
+    server: Server,
+    port: u16,
+    state: web::Data<AppState>,
+    worker: OutboxWorker,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Application {
+    /// Opens the store named in the configuration and builds everything on it.
+    pub async fn build(
+        config: Config,
+        clock: SharedClock,
+        background: Background,
+    ) -> anyhow::Result<Self> {
+        let store = crate::store::open(&config.settings.store.url).await?;
+        Self::build_with_store(config, store, clock, background).await
+    }
+
+    pub async fn build_with_store(
+        config: Config,
+        store: SharedStore,
+        clock: SharedClock,
+        background: Background,
+    ) -> anyhow::Result<Self> {
+        let config = Arc::new(config);
+        let settings = &config.settings;
+        let templates = Arc::new(MailTemplates::load(
+            settings.mail.templates_dir.as_deref(),
+            &settings.signup.default_locale,
+        )?);
+        let pages = Pages::load(
+            settings
+                .mail
+                .templates_dir
+                .as_deref()
+                .map(|d| d.join("pages"))
+                .as_deref(),
+            &settings.mail.service_name,
+        )?;
+        let transport = Arc::new(MailTransport::from_url(settings.mail.url.expose_secret())?);
+        tracing::info!(store = %describe_store(&settings.store.url), mail = %transport.describe(), "starting");
+
+        let wakeup = Arc::new(Notify::new());
+        let subscriptions =
+            Subscriptions::new(store.clone(), config.clone(), clock.clone(), wakeup.clone());
+        let worker = OutboxWorker::new(store, templates, transport, config.clone(), clock, wakeup);
+        let state = web::Data::new(AppState {
+            subscriptions,
+            pages,
+            metrics: crate::telemetry::metrics_handle(),
+        });
+
+        let listener = TcpListener::bind(&settings.server.bind)?;
+        let port = listener.local_addr()?.port();
+        let server = http_server(state.clone(), settings.server.body_limit_bytes, listener)?;
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        if background.outbox_worker {
+            tasks.push(tokio::spawn(worker.clone().run(shutdown_rx.clone())));
+        }
+        if background.scheduler {
+            let interval = Duration::from_secs(settings.privacy.purge_interval_secs.max(1));
+            tasks.push(tokio::spawn(run_scheduler(
+                state.clone(),
+                interval,
+                shutdown_rx,
+            )));
+        }
+        Ok(Self {
+            server,
+            port,
+            state,
+            worker,
+            shutdown,
+            tasks,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The outbox worker, for tests that send queued mail step by step.
+    pub fn outbox(&self) -> OutboxWorker {
+        self.worker.clone()
+    }
+
+    /// The shared state, for tests that run background steps (expiry) themselves.
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// A handle to stop the server gracefully from elsewhere (tests, signals).
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server stops (SIGTERM or SIGINT: stop accepting, finish requests),
+    /// then lets the worker finish its current send.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        tracing::info!("stopped");
+        result
+    }
+}
+
+fn http_server(
+    state: web::Data<AppState>,
+    body_limit: usize,
+    listener: TcpListener,
+) -> std::io::Result<Server> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(
+                DefaultHeaders::new()
+                    .add(("X-Content-Type-Options", "nosniff"))
+                    .add(("Referrer-Policy", "no-referrer"))
+                    .add(("X-Frame-Options", "DENY"))
+                    .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY)),
+            )
+            .wrap(from_fn(log_request))
+            .configure(|cfg| routes::configure(cfg, body_limit))
+            .default_service(web::to(routes::not_found))
+    })
+    .listen(listener)?
+    .shutdown_timeout(30)
+    .run();
+    Ok(server)
+}
+
+/// Runs the expiry purge on a fixed interval.
+async fn run_scheduler(
+    state: web::Data<AppState>,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    while !*shutdown.borrow() {
+        match state.subscriptions.purge_expired().await {
+            Ok(report) if report.pending_removed > 0 => {
+                tracing::info!(
+                    pending = report.pending_removed,
+                    contacts = report.contacts_removed,
+                    "expired confirmations purged"
+                );
+                metrics::counter!("optin_expired_confirmations_total")
+                    .increment(report.pending_removed as u64);
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "expiry purge failed; will retry"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// The store URL without credentials, for the log.
+fn describe_store(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.scheme().starts_with("redis") => {
+            let _ = parsed.set_password(None);
+            let _ = parsed.set_username("");
+            parsed.to_string()
+        }
+        _ => format!("embedded ({url})"),
+    }
+}

@@ -1,0 +1,83 @@
+-- Writes one ContactChange, or nothing when the stored version moved on.
+-- Every key below carries the contact's shard tag, so this runs in one slot, atomically.
+--
+-- KEYS: 1 contact hash, 2 events list, 3 tombstone, 4 jobs hash, 5 queue zset,
+--       6 dead zset, 7 contact's job ids set, 8 expiry zset, 9 stats hash
+-- ARGV: 1 expected version, 2 contact id, 3 'put' or 'delete', 4 new version,
+--       5 contact JSON, 6 '1' to clear the tombstone, 7 tombstone JSON to set or '',
+--       8 #events, 9 #jobs, 10 #pending added, 11 #pending removed, 12 #counters,
+--       then event JSON..., (job id, due ms, job JSON)..., (pending id, expiry ms)...,
+--       pending id..., (counter name, delta)...
+-- Returns 1 when written, 0 on a version conflict.
+
+local stored_version = redis.call('HGET', KEYS[1], 'v') or '0'
+if stored_version ~= ARGV[1] then
+  return 0
+end
+
+local cid = ARGV[2]
+
+if ARGV[3] == 'put' then
+  redis.call('HSET', KEYS[1], 'v', ARGV[4], 'd', ARGV[5])
+else
+  -- The expiry entries of every pending confirmation still held, even those the
+  -- change does not list, so that an erased contact leaves nothing behind.
+  local current = redis.call('HGET', KEYS[1], 'd')
+  if current then
+    local decoded, contact = pcall(cjson.decode, current)
+    if decoded and type(contact) == 'table' and type(contact.pending) == 'table' then
+      for _, pending in ipairs(contact.pending) do
+        if type(pending) == 'table' and pending.id then
+          redis.call('ZREM', KEYS[8], cid .. ':' .. tostring(pending.id))
+        end
+      end
+    end
+  end
+  for _, job_id in ipairs(redis.call('SMEMBERS', KEYS[7])) do
+    redis.call('HDEL', KEYS[4], job_id)
+    redis.call('ZREM', KEYS[5], job_id)
+    redis.call('ZREM', KEYS[6], job_id)
+  end
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[7])
+end
+
+local events = tonumber(ARGV[8])
+local jobs = tonumber(ARGV[9])
+local added = tonumber(ARGV[10])
+local removed = tonumber(ARGV[11])
+local counters = tonumber(ARGV[12])
+local i = 13
+
+for _ = 1, events do
+  redis.call('RPUSH', KEYS[2], ARGV[i])
+  i = i + 1
+end
+for _ = 1, jobs do
+  redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 2])
+  redis.call('ZADD', KEYS[5], ARGV[i + 1], ARGV[i])
+  redis.call('SADD', KEYS[7], ARGV[i])
+  i = i + 3
+end
+for _ = 1, added do
+  redis.call('ZADD', KEYS[8], ARGV[i + 1], cid .. ':' .. ARGV[i])
+  i = i + 2
+end
+for _ = 1, removed do
+  redis.call('ZREM', KEYS[8], cid .. ':' .. ARGV[i])
+  i = i + 1
+end
+for _ = 1, counters do
+  -- A counter back at zero is dropped, so the stats hashes only hold live counts.
+  if redis.call('HINCRBY', KEYS[9], ARGV[i], ARGV[i + 1]) == 0 then
+    redis.call('HDEL', KEYS[9], ARGV[i])
+  end
+  i = i + 2
+end
+
+if ARGV[6] == '1' then
+  redis.call('DEL', KEYS[3])
+end
+if ARGV[7] ~= '' then
+  redis.call('SET', KEYS[3], ARGV[7])
+end
+return 1

@@ -1,0 +1,315 @@
+//! Signed links: `base64url(payload) "." base64url(HMAC-SHA256(key, payload))`.
+//!
+//! The payload is `version|key id|purpose|contact id|type|expiry|pending id`, with empty
+//! fields where a purpose has none. Several keys may be configured: the first signs, all
+//! verify, so keys rotate without breaking links already sent.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, TimeZone, Utc};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use uuid::Uuid;
+
+use crate::domain::{ContactId, SubscriptionTypeId};
+
+const FORMAT_VERSION: &str = "1";
+/// Tokens longer than this are refused before any decoding work.
+const MAX_TOKEN_LEN: usize = 512;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    Confirm,
+    Unsubscribe,
+    Preferences,
+}
+
+impl Purpose {
+    fn code(self) -> &'static str {
+        match self {
+            Purpose::Confirm => "c",
+            Purpose::Unsubscribe => "u",
+            Purpose::Preferences => "p",
+        }
+    }
+
+    fn from_code(code: &str) -> Option<Self> {
+        [Purpose::Confirm, Purpose::Unsubscribe, Purpose::Preferences]
+            .into_iter()
+            .find(|p| p.code() == code)
+    }
+}
+
+/// What a token says. Built by the service, never taken from a request unverified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claims {
+    pub purpose: Purpose,
+    pub contact_id: ContactId,
+    pub subscription_type: Option<SubscriptionTypeId>,
+    pub expires_at: DateTime<Utc>,
+    /// For `confirm`, the pending confirmation it confirms (so the link is single-use);
+    /// for an unsubscribe link in a confirmation mail, the signup it cancels.
+    pub pending_id: Option<Uuid>,
+}
+
+/// Why a token was refused. Logged at debug level only; callers answer one generic page.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("token is malformed")]
+    Malformed,
+    #[error("token format version is not supported")]
+    UnsupportedVersion,
+    #[error("token was signed with an unknown key")]
+    UnknownKey,
+    #[error("token signature does not verify")]
+    BadSignature,
+    #[error("token is for another purpose")]
+    WrongPurpose,
+    /// The signature verified, so saying "expired" reveals nothing a forger could use.
+    #[error("token has expired")]
+    Expired,
+}
+
+#[derive(Clone)]
+pub struct SigningKey {
+    pub id: String,
+    pub secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("id", &self.id)
+            .field("secret", &"[redacted]")
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct TokenSigner {
+    /// Never empty: the first key signs.
+    keys: Vec<SigningKey>,
+}
+
+impl TokenSigner {
+    /// Returns `None` when no key is given: a signer needs at least one.
+    pub fn new(keys: Vec<SigningKey>) -> Option<Self> {
+        (!keys.is_empty()).then_some(Self { keys })
+    }
+
+    pub fn sign(&self, claims: &Claims) -> String {
+        let key = &self.keys[0];
+        let payload = [
+            FORMAT_VERSION,
+            &key.id,
+            claims.purpose.code(),
+            claims.contact_id.as_str(),
+            claims.subscription_type.as_ref().map_or("", |t| t.as_str()),
+            &claims.expires_at.timestamp().to_string(),
+            &claims
+                .pending_id
+                .map(|p| p.simple().to_string())
+                .unwrap_or_default(),
+        ]
+        .join("|");
+        let signature = mac(&key.secret, payload.as_bytes()).finalize().into_bytes();
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(payload),
+            URL_SAFE_NO_PAD.encode(signature)
+        )
+    }
+
+    pub fn verify(
+        &self,
+        token: &str,
+        purpose: Purpose,
+        now: DateTime<Utc>,
+    ) -> Result<Claims, TokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Malformed);
+        }
+        let (payload_b64, signature_b64) = token.split_once('.').ok_or(TokenError::Malformed)?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload_b64)
+            .map_err(|_| TokenError::Malformed)?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature_b64)
+            .map_err(|_| TokenError::Malformed)?;
+        let payload = String::from_utf8(payload).map_err(|_| TokenError::Malformed)?;
+        let fields: Vec<&str> = payload.split('|').collect();
+        let [version, key_id, purpose_code, contact, type_id, expiry, pending] = fields[..] else {
+            return Err(TokenError::Malformed);
+        };
+        if version != FORMAT_VERSION {
+            return Err(TokenError::UnsupportedVersion);
+        }
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.id == key_id)
+            .ok_or(TokenError::UnknownKey)?;
+        // `verify_slice` compares in constant time.
+        mac(&key.secret, payload.as_bytes())
+            .verify_slice(&signature)
+            .map_err(|_| TokenError::BadSignature)?;
+
+        // Past this point the payload is ours, so parse failures mean a bug, still refused.
+        if Purpose::from_code(purpose_code) != Some(purpose) {
+            return Err(TokenError::WrongPurpose);
+        }
+        let expires_at = expiry
+            .parse::<i64>()
+            .ok()
+            .and_then(|secs| Utc.timestamp_opt(secs, 0).single())
+            .ok_or(TokenError::Malformed)?;
+        if expires_at <= now {
+            return Err(TokenError::Expired);
+        }
+        Ok(Claims {
+            purpose,
+            contact_id: ContactId::parse(contact).map_err(|_| TokenError::Malformed)?,
+            subscription_type: optional(type_id, |t| SubscriptionTypeId::parse(t).ok())?,
+            expires_at,
+            pending_id: optional(pending, |p| Uuid::parse_str(p).ok())?,
+        })
+    }
+}
+
+fn optional<T>(
+    field: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<Option<T>, TokenError> {
+    if field.is_empty() {
+        Ok(None)
+    } else {
+        parse(field).map(Some).ok_or(TokenError::Malformed)
+    }
+}
+
+fn mac(secret: &[u8], payload: &[u8]) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC accepts keys of any length");
+    mac.update(payload);
+    mac
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn key(id: &str, byte: u8) -> SigningKey {
+        SigningKey {
+            id: id.to_string(),
+            secret: vec![byte; 32],
+        }
+    }
+
+    fn claims(purpose: Purpose) -> Claims {
+        Claims {
+            purpose,
+            contact_id: ContactId::parse("0123456789abcdef0123456789abcdef").unwrap(),
+            subscription_type: Some(SubscriptionTypeId::parse("blog-updates").unwrap()),
+            expires_at: Utc.timestamp_opt(Utc::now().timestamp() + 3600, 0).unwrap(),
+            pending_id: Some(Uuid::new_v4()),
+        }
+    }
+
+    #[test]
+    fn a_signed_token_verifies_to_the_same_claims() {
+        let signer = TokenSigner::new(vec![key("k1", 1)]).unwrap();
+        let original = claims(Purpose::Confirm);
+        let token = signer.sign(&original);
+        assert_eq!(
+            signer.verify(&token, Purpose::Confirm, Utc::now()).unwrap(),
+            original
+        );
+    }
+
+    #[test]
+    fn a_tampered_byte_is_refused() {
+        let signer = TokenSigner::new(vec![key("k1", 1)]).unwrap();
+        let token = signer.sign(&claims(Purpose::Unsubscribe));
+        for position in 0..token.len() {
+            let mut bytes = token.clone().into_bytes();
+            bytes[position] = if bytes[position] == b'A' { b'B' } else { b'A' };
+            let tampered = String::from_utf8(bytes).unwrap();
+            if tampered != token {
+                assert!(
+                    signer
+                        .verify(&tampered, Purpose::Unsubscribe, Utc::now())
+                        .is_err(),
+                    "accepted change at {position}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_token_from_another_key_is_refused() {
+        let ours = TokenSigner::new(vec![key("k1", 1)]).unwrap();
+        let theirs = TokenSigner::new(vec![key("k1", 2)]).unwrap();
+        let token = theirs.sign(&claims(Purpose::Confirm));
+        assert_eq!(
+            ours.verify(&token, Purpose::Confirm, Utc::now()),
+            Err(TokenError::BadSignature)
+        );
+        let unknown = TokenSigner::new(vec![key("k9", 1)])
+            .unwrap()
+            .sign(&claims(Purpose::Confirm));
+        assert_eq!(
+            ours.verify(&unknown, Purpose::Confirm, Utc::now()),
+            Err(TokenError::UnknownKey)
+        );
+    }
+
+    #[test]
+    fn an_expired_token_is_refused_as_expired() {
+        let signer = TokenSigner::new(vec![key("k1", 1)]).unwrap();
+        let token = signer.sign(&claims(Purpose::Confirm));
+        let later = Utc::now() + Duration::hours(2);
+        assert_eq!(
+            signer.verify(&token, Purpose::Confirm, later),
+            Err(TokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn a_token_for_another_purpose_is_refused() {
+        let signer = TokenSigner::new(vec![key("k1", 1)]).unwrap();
+        let token = signer.sign(&claims(Purpose::Preferences));
+        assert_eq!(
+            signer.verify(&token, Purpose::Unsubscribe, Utc::now()),
+            Err(TokenError::WrongPurpose)
+        );
+    }
+
+    #[test]
+    fn a_rotated_out_signing_key_still_verifies() {
+        let old = TokenSigner::new(vec![key("old", 1)]).unwrap();
+        let token = old.sign(&claims(Purpose::Unsubscribe));
+        let rotated = TokenSigner::new(vec![key("new", 2), key("old", 1)]).unwrap();
+        assert!(rotated
+            .verify(&token, Purpose::Unsubscribe, Utc::now())
+            .is_ok());
+        let fresh = rotated.sign(&claims(Purpose::Unsubscribe));
+        assert!(old
+            .verify(&fresh, Purpose::Unsubscribe, Utc::now())
+            .is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_input_never_panics(raw in ".{0,600}") {
+            let signer = TokenSigner::new(vec![key("k1", 1)]).unwrap();
+            let _ = signer.verify(&raw, Purpose::Confirm, Utc::now());
+        }
+
+        #[test]
+        fn arbitrary_payloads_with_bad_signatures_are_refused(payload in "[ -~]{0,200}") {
+            let signer = TokenSigner::new(vec![key("k1", 1)]).unwrap();
+            let token = format!("{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode([0u8; 32]));
+            proptest::prop_assert!(signer.verify(&token, Purpose::Confirm, Utc::now()).is_err());
+        }
+    }
+}

@@ -1,0 +1,856 @@
+//! The storage contract: what every store promises, run against the embedded store, a
+//! single Redis and a Redis Cluster. A backend that passes this suite can serve the app.
+
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use optin::domain::change::counter;
+use optin::domain::event::verify_chain;
+use optin::domain::{
+    Catalog, ConsentNotice, Contact, ContactChange, ContactId, ContactIndex, EmailAddress, Event,
+    LawfulBasis, MailKind, OutboxJob, PendingConfirmation, Purpose, RequestMeta, SignupEvidence,
+    Source, Status, StatusChange, SubscriptionType, SubscriptionTypeId, Tombstone,
+};
+use optin::store::embedded::EmbeddedStore;
+use optin::store::redis::RedisStore;
+use optin::store::{OutboxDepth, SharedStore, StoreError};
+use uuid::Uuid;
+
+use redis_server::{RedisCluster, RedisServer};
+
+/// A store under test, a second handle on the same data (another connection where the
+/// backend has connections), and whatever must live as long as they do.
+struct Backend {
+    store: SharedStore,
+    second: SharedStore,
+    _resources: Box<dyn std::any::Any + Send>,
+}
+
+async fn embedded_backend() -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    let store: SharedStore = Arc::new(EmbeddedStore::open(&dir.path().join("optin.redb")).unwrap());
+    Backend {
+        second: store.clone(),
+        store,
+        _resources: Box::new(dir),
+    }
+}
+
+async fn redis_backend() -> Backend {
+    let server = RedisServer::start();
+    let store: SharedStore = Arc::new(RedisStore::connect(&server.url).await.unwrap());
+    let second: SharedStore = Arc::new(RedisStore::connect(&server.url).await.unwrap());
+    Backend {
+        store,
+        second,
+        _resources: Box::new(server),
+    }
+}
+
+async fn redis_cluster_backend() -> Backend {
+    let cluster = RedisCluster::start();
+    let store: SharedStore = Arc::new(RedisStore::connect(&cluster.url).await.unwrap());
+    let second: SharedStore = Arc::new(RedisStore::connect(&cluster.url).await.unwrap());
+    Backend {
+        store,
+        second,
+        _resources: Box::new(cluster),
+    }
+}
+
+/// Runs every listed contract test once per backend, as `<backend>::<test name>`.
+macro_rules! contract_tests {
+    ($($test:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::embedded_backend().await).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::redis_backend().await).await;
+                }
+            )*
+        }
+        mod redis_cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::redis_cluster_backend().await).await;
+                }
+            )*
+        }
+    };
+}
+
+contract_tests!(
+    a_stored_contact_loads_back_exactly,
+    an_unknown_contact_loads_as_nothing,
+    a_change_from_a_stale_version_is_refused_and_writes_nothing,
+    events_come_back_oldest_first_and_their_chain_verifies,
+    erasing_a_contact_removes_its_events_jobs_and_expiry_entries_and_leaves_a_tombstone,
+    a_returning_contact_can_clear_its_tombstone,
+    counters_follow_opt_in_unsubscribe_and_erasure_exactly,
+    only_expired_confirmations_are_listed_and_removed_ones_are_forgotten,
+    loading_many_contacts_keeps_the_order_asked_and_marks_missing_ones,
+    a_claimed_job_is_hidden_until_its_lease_ends_and_is_then_taken_again,
+    a_completed_job_is_never_claimed_again,
+    a_job_retried_later_keeps_its_attempts_and_error_and_waits_until_due,
+    a_dead_letter_is_listed_not_claimable_and_revived_with_zero_attempts,
+    two_workers_claiming_at_once_never_get_the_same_job,
+    outbox_depth_counts_queued_and_dead_jobs,
+    retrying_or_dead_lettering_an_erased_job_does_not_bring_it_back,
+);
+
+// ---------------------------------------------------------------------------------------
+// Building contacts and changes with the real domain API.
+
+const NEWS: &str = "news";
+const BILLING: &str = "billing";
+
+fn catalog() -> Catalog {
+    let subscription_type = |id: &str, purpose| SubscriptionType {
+        id: SubscriptionTypeId::parse(id).unwrap(),
+        purpose,
+        double_opt_in: true,
+        name: BTreeMap::from([("en".to_string(), id.to_string())]),
+        description: BTreeMap::new(),
+        consent_notice: BTreeMap::from([(
+            "en".to_string(),
+            ConsentNotice {
+                version: "v1".into(),
+                text: format!("We send you {id} mail."),
+            },
+        )]),
+        past_notices: Vec::new(),
+    };
+    Catalog::new(
+        vec![
+            subscription_type(NEWS, Purpose::Marketing),
+            subscription_type(BILLING, Purpose::Service),
+        ],
+        "en",
+    )
+    .unwrap()
+}
+
+fn type_id(id: &str) -> SubscriptionTypeId {
+    SubscriptionTypeId::parse(id).unwrap()
+}
+
+fn address(n: usize) -> EmailAddress {
+    EmailAddress::parse(&format!("person{n}@example.com")).unwrap()
+}
+
+fn contact_id(n: usize) -> ContactId {
+    ContactIndex::new(vec![42; 32]).contact_id(&address(n))
+}
+
+fn new_contact(n: usize, now: DateTime<Utc>) -> Contact {
+    Contact::new(contact_id(n), address(n), "en", now)
+}
+
+/// Sets a status in memory and returns the event that records it.
+fn set_status(
+    contact: &mut Contact,
+    subscription_type: &str,
+    to: Status,
+    now: DateTime<Utc>,
+) -> Event {
+    let change = StatusChange::new(to, Source::AdminApi).with_basis(LawfulBasis::Consent);
+    contact
+        .change_status(
+            &type_id(subscription_type),
+            change,
+            &RequestMeta::default(),
+            now,
+        )
+        .unwrap()
+}
+
+fn add_pending(contact: &mut Contact, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Uuid {
+    let id = Uuid::new_v4();
+    contact.pending.push(PendingConfirmation {
+        id,
+        types: vec![type_id(NEWS)],
+        notices: Vec::new(),
+        locale: "en".into(),
+        expires_at,
+        signup: SignupEvidence {
+            at: now,
+            source: Source::SignupForm,
+            ip: None,
+            user_agent: None,
+            form_id: None,
+            page_url: None,
+        },
+    });
+    id
+}
+
+fn confirmation_job(contact: &Contact, now: DateTime<Utc>) -> OutboxJob {
+    let mail = MailKind::Confirmation {
+        pending_id: Uuid::new_v4(),
+        types: vec![type_id(NEWS)],
+        expires_at: now,
+    };
+    OutboxJob::new(contact.id.clone(), contact.email.clone(), "en", mail, now)
+}
+
+/// Applies the change from `before` to `after` and returns the contact as stored.
+async fn save(
+    store: &SharedStore,
+    before: Option<&Contact>,
+    after: Contact,
+    events: Vec<Event>,
+    jobs: Vec<OutboxJob>,
+) -> Contact {
+    let id = after.id.clone();
+    store
+        .apply(ContactChange::between(
+            before,
+            Some(after),
+            events,
+            jobs,
+            &catalog(),
+        ))
+        .await
+        .unwrap();
+    store
+        .load_contact(&id)
+        .await
+        .unwrap()
+        .expect("the contact was just saved")
+}
+
+/// A stored contact with one pending job, created at `now`.
+async fn contact_with_job(
+    store: &SharedStore,
+    n: usize,
+    now: DateTime<Utc>,
+) -> (Contact, OutboxJob) {
+    let contact = new_contact(n, now);
+    let job = confirmation_job(&contact, now);
+    let stored = save(store, None, contact, Vec::new(), vec![job.clone()]).await;
+    (stored, job)
+}
+
+async fn erase(store: &SharedStore, contact: &Contact, now: DateTime<Utc>) {
+    let change = ContactChange::between(Some(contact), None, Vec::new(), Vec::new(), &catalog())
+        .with_tombstone(Tombstone { erased_at: now });
+    store.apply(change).await.unwrap();
+}
+
+/// Counters with zeros left out: a store may keep or drop a counter back at zero.
+async fn counters(store: &SharedStore) -> BTreeMap<String, i64> {
+    let mut counters = store.counters().await.unwrap();
+    counters.retain(|_, count| *count != 0);
+    counters
+}
+
+fn counts(entries: &[(&str, i64)]) -> BTreeMap<String, i64> {
+    entries
+        .iter()
+        .map(|(name, count)| (name.to_string(), *count))
+        .collect()
+}
+
+fn far_future(now: DateTime<Utc>) -> DateTime<Utc> {
+    now + Duration::days(365)
+}
+
+/// Claims until nothing is due at `now`, with a lease far beyond it.
+async fn claim_all(store: &SharedStore, now: DateTime<Utc>) -> Vec<OutboxJob> {
+    let mut claimed = Vec::new();
+    while let Some(job) = store.claim_job(now, far_future(now)).await.unwrap() {
+        claimed.push(job);
+    }
+    claimed
+}
+
+// ---------------------------------------------------------------------------------------
+// The contract.
+
+async fn a_stored_contact_loads_back_exactly(backend: Backend) {
+    let store = backend.store;
+    let now = Utc::now();
+    let mut contact = new_contact(1, now);
+    let event = set_status(&mut contact, NEWS, Status::OptedIn, now);
+    add_pending(&mut contact, now + Duration::days(2), now);
+    contact.restricted_since = Some(now);
+
+    let stored = save(&store, None, contact.clone(), vec![event], Vec::new()).await;
+    assert_eq!(
+        stored,
+        Contact {
+            version: 1,
+            ..contact
+        }
+    );
+
+    let mut changed = stored.clone();
+    let event = set_status(&mut changed, NEWS, Status::Unsubscribed, now);
+    let stored_again = save(
+        &store,
+        Some(&stored),
+        changed.clone(),
+        vec![event],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(
+        stored_again,
+        Contact {
+            version: 2,
+            ..changed
+        }
+    );
+    assert_eq!(stored_again.status(&type_id(NEWS)), Status::Unsubscribed);
+}
+
+async fn an_unknown_contact_loads_as_nothing(backend: Backend) {
+    let store = backend.store;
+    store.ping().await.unwrap();
+    save(
+        &store,
+        None,
+        new_contact(1, Utc::now()),
+        Vec::new(),
+        Vec::new(),
+    )
+    .await;
+
+    let unknown = contact_id(2);
+    assert_eq!(store.load_contact(&unknown).await.unwrap(), None);
+    assert!(store.events(&unknown).await.unwrap().is_empty());
+    assert_eq!(store.tombstone(&unknown).await.unwrap(), None);
+}
+
+async fn a_change_from_a_stale_version_is_refused_and_writes_nothing(backend: Backend) {
+    let store = backend.store;
+    let now = Utc::now();
+    let mut contact = new_contact(1, now);
+    let event = set_status(&mut contact, NEWS, Status::OptedIn, now);
+    let v1 = save(&store, None, contact, vec![event], Vec::new()).await;
+
+    // Two requests read version 1; the first one wins.
+    let mut first = v1.clone();
+    let event = set_status(&mut first, NEWS, Status::Unsubscribed, now);
+    let v2 = save(&store, Some(&v1), first, vec![event], Vec::new()).await;
+    let counters_before = counters(&store).await;
+    let depth_before = store.outbox_depth().await.unwrap();
+
+    let mut second = v1.clone();
+    let event = set_status(&mut second, BILLING, Status::OptedIn, now);
+    let pending = add_pending(&mut second, now - Duration::hours(1), now);
+    let job = confirmation_job(&second, now);
+    let stale = ContactChange::between(Some(&v1), Some(second), vec![event], vec![job], &catalog())
+        .with_tombstone(Tombstone { erased_at: now });
+    assert!(matches!(
+        store.apply(stale).await,
+        Err(StoreError::Conflict)
+    ));
+
+    assert_eq!(store.load_contact(&v1.id).await.unwrap(), Some(v2.clone()));
+    assert_eq!(store.events(&v1.id).await.unwrap().len(), 2);
+    assert_eq!(counters(&store).await, counters_before);
+    assert_eq!(store.outbox_depth().await.unwrap(), depth_before);
+    assert!(store
+        .claim_job(now, far_future(now))
+        .await
+        .unwrap()
+        .is_none());
+    let expired = store.expired_pending(far_future(now), 10).await.unwrap();
+    assert!(
+        !expired.contains(&(v1.id.clone(), pending)),
+        "the refused change left its expiry entry"
+    );
+    assert_eq!(store.tombstone(&v1.id).await.unwrap(), None);
+
+    // Creating a contact that already exists is the same conflict.
+    let duplicate = ContactChange::between(
+        None,
+        Some(new_contact(1, now)),
+        Vec::new(),
+        Vec::new(),
+        &catalog(),
+    );
+    assert!(matches!(
+        store.apply(duplicate).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(store.load_contact(&v1.id).await.unwrap(), Some(v2));
+}
+
+async fn events_come_back_oldest_first_and_their_chain_verifies(backend: Backend) {
+    let store = backend.store;
+    let now = Utc::now();
+    let mut contact = new_contact(1, now);
+    let opted_in = set_status(&mut contact, NEWS, Status::OptedIn, now);
+    let stored = save(&store, None, contact, vec![opted_in.clone()], Vec::new()).await;
+
+    let mut changed = stored.clone();
+    let billing = set_status(
+        &mut changed,
+        BILLING,
+        Status::OptedIn,
+        now + Duration::seconds(1),
+    );
+    let unsubscribed = set_status(
+        &mut changed,
+        NEWS,
+        Status::Unsubscribed,
+        now + Duration::seconds(2),
+    );
+    let stored = save(
+        &store,
+        Some(&stored),
+        changed,
+        vec![billing.clone(), unsubscribed.clone()],
+        Vec::new(),
+    )
+    .await;
+
+    let events = store.events(&stored.id).await.unwrap();
+    assert_eq!(events, vec![opted_in, billing, unsubscribed]);
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    let check = verify_chain(&events, &stored.head);
+    assert!(
+        check.chain_valid,
+        "the stored chain does not verify: {check:?}"
+    );
+}
+
+async fn erasing_a_contact_removes_its_events_jobs_and_expiry_entries_and_leaves_a_tombstone(
+    backend: Backend,
+) {
+    let store = backend.store;
+    let now = Utc::now();
+    let mut contact = new_contact(1, now);
+    let event = set_status(&mut contact, NEWS, Status::OptedIn, now);
+    add_pending(&mut contact, now - Duration::hours(1), now);
+    let job = confirmation_job(&contact, now);
+    let stored = save(&store, None, contact, vec![event], vec![job]).await;
+    // A dead letter of the contact must go too.
+    let dead = confirmation_job(&stored, now);
+    let stored = save(
+        &store,
+        Some(&stored),
+        stored.clone(),
+        Vec::new(),
+        vec![dead.clone()],
+    )
+    .await;
+    store.dead_letter_job(&dead).await.unwrap();
+    let (_, other_job) = contact_with_job(&store, 2, now).await;
+
+    erase(&store, &stored, now).await;
+
+    assert_eq!(store.load_contact(&stored.id).await.unwrap(), None);
+    assert!(store.events(&stored.id).await.unwrap().is_empty());
+    assert!(store
+        .expired_pending(far_future(now), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.tombstone(&stored.id).await.unwrap(),
+        Some(Tombstone { erased_at: now })
+    );
+    assert!(store.dead_jobs(10).await.unwrap().is_empty());
+    assert_eq!(
+        store.outbox_depth().await.unwrap(),
+        OutboxDepth { queued: 1, dead: 0 }
+    );
+    let claimed: Vec<Uuid> = claim_all(&store, far_future(now))
+        .await
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(
+        claimed,
+        vec![other_job.id],
+        "only the other contact's job may remain"
+    );
+}
+
+async fn a_returning_contact_can_clear_its_tombstone(backend: Backend) {
+    let store = backend.store;
+    let now = Utc::now();
+    let stored = save(&store, None, new_contact(1, now), Vec::new(), Vec::new()).await;
+    erase(&store, &stored, now).await;
+    assert!(store.tombstone(&stored.id).await.unwrap().is_some());
+
+    let mut returning = new_contact(1, now);
+    let event = set_status(&mut returning, NEWS, Status::OptedIn, now);
+    let change = ContactChange::between(None, Some(returning), vec![event], Vec::new(), &catalog())
+        .clearing_tombstone();
+    store.apply(change).await.unwrap();
+
+    assert_eq!(store.tombstone(&stored.id).await.unwrap(), None);
+    let loaded = store.load_contact(&stored.id).await.unwrap().unwrap();
+    assert_eq!(loaded.status(&type_id(NEWS)), Status::OptedIn);
+    assert_eq!(
+        store.events(&stored.id).await.unwrap().len(),
+        1,
+        "the erased history must not come back"
+    );
+}
+
+async fn counters_follow_opt_in_unsubscribe_and_erasure_exactly(backend: Backend) {
+    let store = backend.store;
+    let now = Utc::now();
+    let opted_in_news = counter::by_type(NEWS, Status::OptedIn);
+    let unsubscribed_news = counter::by_type(NEWS, Status::Unsubscribed);
+    let opted_in_billing = counter::by_type(BILLING, Status::OptedIn);
+    assert_eq!(counters(&store).await, counts(&[]));
+
+    let mut alice = new_contact(1, now);
+    let event = set_status(&mut alice, NEWS, Status::OptedIn, now);
+    let alice = save(&store, None, alice, vec![event], Vec::new()).await;
+    let mut bob = new_contact(2, now);
+    let event = set_status(&mut bob, BILLING, Status::OptedIn, now);
+    add_pending(&mut bob, now + Duration::days(1), now);
+    let bob = save(&store, None, bob, vec![event], Vec::new()).await;
+    assert_eq!(
+        counters(&store).await,
+        counts(&[
+            (counter::CONTACTS, 2),
+            (counter::MARKETING, 1),
+            (counter::PENDING, 1),
+            (&opted_in_news, 1),
+            (&opted_in_billing, 1)
+        ])
+    );
+
+    let mut unsubscribed = alice.clone();
+    let event = set_status(&mut unsubscribed, NEWS, Status::Unsubscribed, now);
+    let alice = save(&store, Some(&alice), unsubscribed, vec![event], Vec::new()).await;
+    assert_eq!(
+        counters(&store).await,
+        counts(&[
+            (counter::CONTACTS, 2),
+            (counter::PENDING, 1),
+            (&unsubscribed_news, 1),
+            (&opted_in_billing, 1)
+        ])
+    );
+
+    erase(&store, &bob, now).await;
+    assert_eq!(
+        counters(&store).await,
+        counts(&[(counter::CONTACTS, 1), (&unsubscribed_news, 1)])
+    );
+    erase(&store, &alice, now).await;
+    assert_eq!(counters(&store).await, counts(&[]));
+}
+
+async fn only_expired_confirmations_are_listed_and_removed_ones_are_forgotten(backend: Backend) {
+    let store = backend.store;
+    let now = Utc::now();
+    let mut alice = new_contact(1, now);
+    let alice_expired = add_pending(&mut alice, now - Duration::hours(1), now);
+    let alice_later = add_pending(&mut alice, now + Duration::hours(1), now);
+    let alice = save(&store, None, alice, Vec::new(), Vec::new()).await;
+    let mut bob = new_contact(2, now);
+    let bob_expired = add_pending(&mut bob, now - Duration::hours(2), now);
+    save(&store, None, bob, Vec::new(), Vec::new()).await;
+
+    let expired = store.expired_pending(now, 10).await.unwrap();
+    assert_eq!(
+        expired,
+        vec![(contact_id(2), bob_expired), (contact_id(1), alice_expired)]
+    );
+    assert_eq!(
+        store.expired_pending(now, 1).await.unwrap(),
+        vec![(contact_id(2), bob_expired)]
+    );
+    assert_eq!(
+        store
+            .expired_pending(now - Duration::hours(3), 10)
+            .await
+            .unwrap(),
+        vec![]
+    );
+
+    // Alice's expired signup is cleaned up: it must not be listed again.
+    let mut cleaned = alice.clone();
+    cleaned.pending.retain(|p| p.id != alice_expired);
+    save(&store, Some(&alice), cleaned, Vec::new(), Vec::new()).await;
+    assert_eq!(
+        store.expired_pending(now, 10).await.unwrap(),
+        vec![(contact_id(2), bob_expired)]
+    );
+    assert_eq!(
+        store
+            .expired_pending(now + Duration::hours(2), 10)
+            .await
+            .unwrap(),
+        vec![(contact_id(2), bob_expired), (contact_id(1), alice_later)]
+    );
+}
+
+async fn loading_many_contacts_keeps_the_order_asked_and_marks_missing_ones(backend: Backend) {
+    let store = backend.store;
+    let now = Utc::now();
+    let ids: Vec<ContactId> = (0..2_500).map(contact_id).collect();
+    let stored: BTreeSet<usize> = (0..2_500).filter(|n| n % 5 == 0 || *n == 2_499).collect();
+    for n in &stored {
+        save(&store, None, new_contact(*n, now), Vec::new(), Vec::new()).await;
+    }
+
+    let loaded = store.load_contacts(&ids).await.unwrap();
+
+    assert_eq!(loaded.len(), ids.len());
+    for (n, contact) in loaded.iter().enumerate() {
+        match contact {
+            Some(contact) => {
+                assert!(stored.contains(&n), "entry {n} should be missing");
+                assert_eq!(contact.id, ids[n], "entry {n} is another contact");
+                assert_eq!(contact.email, address(n));
+            }
+            None => assert!(!stored.contains(&n), "entry {n} should be loaded"),
+        }
+    }
+    assert!(store.load_contacts(&[]).await.unwrap().is_empty());
+}
+
+async fn a_claimed_job_is_hidden_until_its_lease_ends_and_is_then_taken_again(backend: Backend) {
+    let store = backend.store;
+    let now = Utc::now();
+    let (_, job) = contact_with_job(&store, 1, now).await;
+    let lease_until = now + Duration::seconds(60);
+
+    assert_eq!(
+        store.claim_job(now, lease_until).await.unwrap(),
+        Some(job.clone())
+    );
+    assert_eq!(
+        store.claim_job(now, lease_until).await.unwrap(),
+        None,
+        "a leased job was handed out twice"
+    );
+    assert_eq!(
+        store
+            .claim_job(lease_until - Duration::seconds(1), lease_until)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // The worker died: once the lease ends the job is taken again.
+    let after_lease = lease_until + Duration::seconds(1);
+    let again = store
+        .claim_job(after_lease, after_lease + Duration::seconds(60))
+        .await
+        .unwrap();
+    assert_eq!(again.map(|j| j.id), Some(job.id));
+}
+
+async fn a_completed_job_is_never_claimed_again(backend: Backend) {
+    let store = backend.store;
+    let now = Utc::now();
+    let (_, job) = contact_with_job(&store, 1, now).await;
+    let claimed = store
+        .claim_job(now, now + Duration::seconds(60))
+        .await
+        .unwrap()
+        .unwrap();
+
+    store.complete_job(&claimed).await.unwrap();
+
+    assert_eq!(
+        store
+            .claim_job(far_future(now), far_future(now))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.outbox_depth().await.unwrap(),
+        OutboxDepth { queued: 0, dead: 0 }
+    );
+    store
+        .complete_job(&job)
+        .await
+        .expect("completing a job twice is not an error");
+}
+
+async fn a_job_retried_later_keeps_its_attempts_and_error_and_waits_until_due(backend: Backend) {
+    let store = backend.store;
+    let now = Utc::now();
+    contact_with_job(&store, 1, now).await;
+    let mut job = store
+        .claim_job(now, now + Duration::seconds(60))
+        .await
+        .unwrap()
+        .unwrap();
+    job.attempts = 1;
+    job.last_error = Some("451 try again later".into());
+    let due = now + Duration::minutes(5);
+
+    store.retry_job_later(&job, due).await.unwrap();
+
+    let before_due = due - Duration::seconds(1);
+    assert_eq!(
+        store
+            .claim_job(before_due, before_due + Duration::seconds(60))
+            .await
+            .unwrap(),
+        None
+    );
+    let retried = store
+        .claim_job(due, due + Duration::seconds(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(retried, job);
+    assert_eq!(retried.attempts, 1);
+    assert_eq!(retried.last_error.as_deref(), Some("451 try again later"));
+}
+
+async fn a_dead_letter_is_listed_not_claimable_and_revived_with_zero_attempts(backend: Backend) {
+    let store = backend.store;
+    let now = Utc::now();
+    contact_with_job(&store, 1, now).await;
+    let mut job = store
+        .claim_job(now, now + Duration::seconds(60))
+        .await
+        .unwrap()
+        .unwrap();
+    job.attempts = 5;
+    job.last_error = Some("550 mailbox unavailable".into());
+
+    store.dead_letter_job(&job).await.unwrap();
+
+    assert_eq!(store.dead_jobs(10).await.unwrap(), vec![job.clone()]);
+    assert_eq!(
+        store
+            .claim_job(far_future(now), far_future(now))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.outbox_depth().await.unwrap(),
+        OutboxDepth { queued: 0, dead: 1 }
+    );
+
+    assert!(store.revive_dead_job(job.id, now).await.unwrap());
+    assert!(store.dead_jobs(10).await.unwrap().is_empty());
+    let revived = store
+        .claim_job(now, now + Duration::seconds(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(revived.id, job.id);
+    assert_eq!(revived.attempts, 0);
+
+    assert!(
+        !store.revive_dead_job(job.id, now).await.unwrap(),
+        "a job that is not dead cannot be revived"
+    );
+    assert!(!store.revive_dead_job(Uuid::new_v4(), now).await.unwrap());
+}
+
+async fn two_workers_claiming_at_once_never_get_the_same_job(backend: Backend) {
+    let now = Utc::now();
+    let mut all = BTreeSet::new();
+    for n in 0..40 {
+        let (_, job) = contact_with_job(&backend.store, n, now).await;
+        all.insert(job.id);
+    }
+
+    let worker = |store: SharedStore| tokio::spawn(async move { claim_all(&store, now).await });
+    let first = worker(backend.store.clone());
+    let second = worker(backend.second.clone());
+    let first: Vec<Uuid> = first.await.unwrap().iter().map(|j| j.id).collect();
+    let second: Vec<Uuid> = second.await.unwrap().iter().map(|j| j.id).collect();
+
+    let mut claimed = BTreeSet::new();
+    for id in first.iter().chain(&second) {
+        assert!(claimed.insert(*id), "job {id} was claimed twice");
+    }
+    assert_eq!(claimed, all, "every job is claimed exactly once");
+}
+
+async fn outbox_depth_counts_queued_and_dead_jobs(backend: Backend) {
+    let store = backend.store;
+    let now = Utc::now();
+    assert_eq!(
+        store.outbox_depth().await.unwrap(),
+        OutboxDepth { queued: 0, dead: 0 }
+    );
+    for n in 0..3 {
+        contact_with_job(&store, n, now).await;
+    }
+    assert_eq!(
+        store.outbox_depth().await.unwrap(),
+        OutboxDepth { queued: 3, dead: 0 }
+    );
+
+    let doomed = store
+        .claim_job(now, now + Duration::seconds(60))
+        .await
+        .unwrap()
+        .unwrap();
+    store.dead_letter_job(&doomed).await.unwrap();
+    assert_eq!(
+        store.outbox_depth().await.unwrap(),
+        OutboxDepth { queued: 2, dead: 1 }
+    );
+
+    let sent = store
+        .claim_job(now, now + Duration::seconds(60))
+        .await
+        .unwrap()
+        .unwrap();
+    store.complete_job(&sent).await.unwrap();
+    assert_eq!(
+        store.outbox_depth().await.unwrap(),
+        OutboxDepth { queued: 1, dead: 1 }
+    );
+}
+
+async fn retrying_or_dead_lettering_an_erased_job_does_not_bring_it_back(backend: Backend) {
+    let store = backend.store;
+    let now = Utc::now();
+    let (contact, _) = contact_with_job(&store, 1, now).await;
+    let mut job = store
+        .claim_job(now, now + Duration::seconds(60))
+        .await
+        .unwrap()
+        .unwrap();
+    // The person is erased while their mail is being sent.
+    erase(&store, &contact, now).await;
+    job.attempts = 1;
+
+    store.retry_job_later(&job, now).await.unwrap();
+    store.dead_letter_job(&job).await.unwrap();
+
+    assert_eq!(
+        store.outbox_depth().await.unwrap(),
+        OutboxDepth { queued: 0, dead: 0 }
+    );
+    assert_eq!(
+        store
+            .claim_job(far_future(now), far_future(now))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(store.dead_jobs(10).await.unwrap().is_empty());
+    assert!(!store.revive_dead_job(job.id, now).await.unwrap());
+}

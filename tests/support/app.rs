@@ -1,0 +1,314 @@
+//! `TestApp`: the real application on a free port, on a fresh embedded store or a fresh
+//! `redis-server`, sending through a real in-process SMTP server, with a clock the test
+//! can move. Background tasks are off: tests send queued mail with `drain_outbox` and
+//! never sleep.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use chrono::Duration;
+use optin::clock::ManualClock;
+use optin::config::{Config, ListSetting, Settings};
+use optin::startup::{Application, Background};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+
+use super::redis_server::{RedisCluster, RedisServer};
+use super::smtp_sink::{ReceivedMail, SmtpSink};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Redis,
+    RedisCluster,
+}
+
+/// Known test keys. The hashes below are the SHA-256 of these strings.
+pub const ADMIN_KEY: &str = "test-admin-key";
+pub const SEND_KEY: &str = "test-send-key";
+
+enum StoreResources {
+    Embedded(tempfile::TempDir),
+    Redis(RedisServer),
+    Cluster(RedisCluster),
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    pub smtp: SmtpSink,
+    pub clock: Arc<ManualClock>,
+    pub backend: Backend,
+    store_url: String,
+    resources: StoreResources,
+    settings: Settings,
+    app: Option<RunningApp>,
+}
+
+struct RunningApp {
+    handle: actix_web::dev::ServerHandle,
+    outbox: optin::mail::outbox::OutboxWorker,
+    state: actix_web::web::Data<optin::routes::AppState>,
+    join: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Settings as an operator would write them, for the given store and SMTP sink.
+pub fn test_settings(store_url: &str, smtp_url: &str, port: u16) -> Settings {
+    let mut settings = Settings::default();
+    settings.server.bind = format!("127.0.0.1:{port}");
+    settings.server.public_url = format!("http://127.0.0.1:{port}");
+    settings.store.url = store_url.to_string();
+    settings.mail.url = SecretString::from(smtp_url.to_string());
+    settings.mail.from = "Optin Test <no-reply@optin.test>".to_string();
+    settings.mail.retry_base_secs = 60;
+    settings.security.signing_keys = ListSetting(vec![SecretString::from(format!(
+        "k1:{}",
+        STANDARD.encode([1u8; 32])
+    ))]);
+    settings.security.index_key = Some(SecretString::from(STANDARD.encode([2u8; 32])));
+    settings.security.api_keys = ListSetting(vec![
+        SecretString::from(format!("admin-test:admin:{}", sha256_hex(ADMIN_KEY))),
+        SecretString::from(format!("send-test:send:{}", sha256_hex(SEND_KEY))),
+    ]);
+    settings.subscription_types = Settings::example_subscription_types();
+    settings
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Spawns with settings changed by `adjust` first.
+    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        optin::telemetry::init_logging();
+        let (resources, store_url) = match backend {
+            Backend::Embedded => {
+                let dir = tempfile::tempdir().expect("a temporary folder");
+                let url = dir.path().join("optin.redb").display().to_string();
+                (StoreResources::Embedded(dir), url)
+            }
+            Backend::Redis => {
+                let server = RedisServer::start();
+                let url = server.url.clone();
+                (StoreResources::Redis(server), url)
+            }
+            Backend::RedisCluster => {
+                let cluster = RedisCluster::start();
+                let url = cluster.url.clone();
+                (StoreResources::Cluster(cluster), url)
+            }
+        };
+        let smtp = SmtpSink::start();
+        let port = free_port();
+        let mut settings = test_settings(&store_url, &smtp.url(), port);
+        adjust(&mut settings);
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("an HTTP client");
+        let mut app = TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            port,
+            client,
+            smtp,
+            clock: ManualClock::starting_now(),
+            backend,
+            store_url,
+            resources,
+            settings,
+            app: None,
+        };
+        app.start().await;
+        app
+    }
+
+    async fn start(&mut self) {
+        let config = Config::from_settings(self.settings.clone()).expect("test settings are valid");
+        let application = Application::build(
+            config,
+            self.clock.clone(),
+            Background {
+                outbox_worker: false,
+                scheduler: false,
+            },
+        )
+        .await
+        .expect("the app builds");
+        let handle = application.server_handle();
+        let outbox = application.outbox();
+        let state = application.state();
+        let join = tokio::spawn(application.run_until_stopped());
+        self.app = Some(RunningApp {
+            handle,
+            outbox,
+            state,
+            join,
+        });
+    }
+
+    /// Stops the app and starts it again on the same store: what survives is durable.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.start().await;
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(app) = self.app.take() {
+            app.handle.stop(true).await;
+            let _ = app.join.await;
+            // The store (a redb file lock) must be released before it is opened again.
+            drop(app.state);
+            drop(app.outbox);
+        }
+    }
+
+    pub fn redis(&mut self) -> Option<&mut RedisServer> {
+        match &mut self.resources {
+            StoreResources::Redis(server) => Some(server),
+            _ => None,
+        }
+    }
+
+    pub fn store_url(&self) -> &str {
+        &self.store_url
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// Sends every queued mail now; returns how many jobs were handled.
+    pub async fn drain_outbox(&self) -> usize {
+        let app = self.app.as_ref().expect("the app is running");
+        app.outbox.drain().await.expect("the store answers")
+    }
+
+    /// Runs the expiry purge now, as the scheduler would.
+    pub async fn purge_expired(&self) -> optin::subscriptions::PurgeReport {
+        let app = self.app.as_ref().expect("the app is running");
+        app.state
+            .subscriptions
+            .purge_expired()
+            .await
+            .expect("the store answers")
+    }
+
+    pub async fn signup(&self, email: &str, types: &[&str]) -> reqwest::Response {
+        self.post_json(
+            "/v1/signups",
+            &json!({ "email": email, "subscription_types": types }),
+        )
+        .await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get_with_key(&self, path: &str, key: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn admin_get_json(&self, path: &str) -> Value {
+        let response = self.get_with_key(path, ADMIN_KEY).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.expect("JSON")
+    }
+
+    pub async fn eligibility(&self, email: &str, subscription_type: &str) -> Value {
+        let response = self
+            .client
+            .get(self.url("/v1/eligibility"))
+            .query(&[("email", email), ("subscription_type", subscription_type)])
+            .bearer_auth(SEND_KEY)
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(response.status(), 200, "eligibility answers 200");
+        response.json().await.expect("JSON")
+    }
+
+    pub async fn contact(&self, email: &str) -> reqwest::Response {
+        self.get_with_key(&format!("/v1/contacts/{}", urlencode(email)), ADMIN_KEY)
+            .await
+    }
+
+    /// Mails that reached the SMTP sink for this address.
+    pub fn mails_to(&self, email: &str) -> Vec<ReceivedMail> {
+        self.smtp
+            .messages()
+            .into_iter()
+            .filter(|m| m.to.iter().any(|to| to.eq_ignore_ascii_case(email)))
+            .collect()
+    }
+
+    /// The confirmation link of the newest confirmation mail to this address, taken from
+    /// the plain-text part as a person would.
+    pub fn confirmation_link(&self, email: &str) -> String {
+        let mails = self.mails_to(email);
+        let mail = mails
+            .last()
+            .unwrap_or_else(|| panic!("no mail reached {email}"));
+        mail.links()
+            .into_iter()
+            .find(|l| l.contains("/confirm/"))
+            .expect("a confirmation link in the text part")
+    }
+
+    /// Signs up, sends the mail, and clicks the button on the confirmation page.
+    pub async fn subscribe_confirmed(&self, email: &str, types: &[&str]) {
+        assert_eq!(self.signup(email, types).await.status(), 202);
+        self.drain_outbox().await;
+        let link = self.confirmation_link(email);
+        let response = self
+            .client
+            .post(&link)
+            .send()
+            .await
+            .expect("confirm request sent");
+        assert_eq!(response.status(), 200, "confirmation POST succeeds");
+    }
+
+    pub fn advance_clock(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(app) = self.app.take() {
+            // Best effort: the runtime may already be shutting down.
+            let _ = app.handle.stop(false);
+        }
+    }
+}
+
+pub fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}

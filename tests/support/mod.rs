@@ -1,0 +1,6 @@
+//! Test helpers: the app spawned on port 0 with a real store and a real SMTP server.
+#![allow(dead_code)]
+
+pub mod app;
+pub mod redis_server;
+pub mod smtp_sink;
