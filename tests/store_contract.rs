@@ -854,3 +854,134 @@ async fn retrying_or_dead_lettering_an_erased_job_does_not_bring_it_back(backend
     assert!(store.dead_jobs(10).await.unwrap().is_empty());
     assert!(!store.revive_dead_job(job.id, now).await.unwrap());
 }
+
+// ---------------------------------------------------------------------------------------
+// What only the Redis store has to promise: where its keys go, and how it behaves while
+// Redis is down.
+
+mod redis_only {
+    use std::time::{Duration as StdDuration, Instant};
+
+    use super::*;
+
+    /// How long any store call may take while Redis is unreachable.
+    const FAIL_FAST: StdDuration = StdDuration::from_millis(2_500);
+
+    /// Polls until a call that touches every shard (so every node) answers, for at most
+    /// `within`. A restarted cluster node answers PING before its slots serve again.
+    async fn answers_again(store: &SharedStore, within: StdDuration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if store.counters().await.is_ok() {
+                return true;
+            }
+            tokio::time::sleep(StdDuration::from_millis(100)).await;
+        }
+        false
+    }
+
+    async fn fails_fast<T: std::fmt::Debug>(what: &str, call: impl std::future::Future<Output = Result<T, StoreError>>) {
+        let started = Instant::now();
+        let result = call.await;
+        let took = started.elapsed();
+        assert!(matches!(result, Err(StoreError::Unavailable(_))), "{what} answered {result:?} while Redis was down");
+        assert!(took < FAIL_FAST, "{what} took {took:?} to fail while Redis was down");
+    }
+
+    #[tokio::test]
+    async fn redis_keys_hold_no_address_and_all_keys_of_a_contact_share_its_shard_tag() {
+        let server = RedisServer::start();
+        let store: SharedStore = Arc::new(RedisStore::connect(&server.url).await.unwrap());
+        let now = Utc::now();
+        let mut contact = new_contact(1, now);
+        let event = set_status(&mut contact, NEWS, Status::OptedIn, now);
+        add_pending(&mut contact, now + Duration::days(1), now);
+        let job = confirmation_job(&contact, now);
+        let stored = save(&store, None, contact, vec![event], vec![job]).await;
+        erase(&store, &stored, now).await;
+        let mut returning = new_contact(1, now);
+        let event = set_status(&mut returning, NEWS, Status::OptedIn, now);
+        add_pending(&mut returning, now + Duration::days(1), now);
+        let job = confirmation_job(&returning, now);
+        save(&store, None, returning, vec![event], vec![job.clone()]).await;
+        store.dead_letter_job(&job).await.unwrap();
+
+        let keys: Vec<String> = ::redis::cmd("KEYS").arg("*").query(&mut server.connection()).unwrap();
+        let tag = format!("optin:{{s{}}}:", stored.id.bucket(optin::store::redis::SHARDS));
+        assert!(keys.len() >= 8, "expected contact, events, tombstone, jobs, queue, dead, exp and stats keys: {keys:?}");
+        for key in &keys {
+            assert!(key.starts_with(&tag), "{key} is not in the contact's slot {tag}");
+            assert!(!key.contains('@') && !key.contains("person1"), "{key} holds the address");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stopped_redis_fails_fast_and_works_again_once_restarted() {
+        let mut server = RedisServer::start();
+        let store: SharedStore = Arc::new(RedisStore::connect(&server.url).await.unwrap());
+        let now = Utc::now();
+        let stored = save(&store, None, new_contact(1, now), Vec::new(), Vec::new()).await;
+
+        server.stop();
+        fails_fast("ping", store.ping()).await;
+        fails_fast("load_contact", store.load_contact(&stored.id)).await;
+        fails_fast("counters", store.counters()).await;
+        fails_fast("claim_job", store.claim_job(now, now)).await;
+        let change = ContactChange::between(None, Some(new_contact(2, now)), Vec::new(), Vec::new(), &catalog());
+        fails_fast("apply", store.apply(change)).await;
+
+        server.restart();
+        assert!(answers_again(&store, StdDuration::from_secs(10)).await, "the store did not reconnect");
+        // The restarted server kept nothing (no persistence in tests); writes work again.
+        let again = save(&store, None, new_contact(1, now), Vec::new(), Vec::new()).await;
+        assert_eq!(store.load_contact(&again.id).await.unwrap(), Some(again));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stalled_redis_fails_fast_and_works_again_once_it_resumes() {
+        let server = RedisServer::start();
+        let store: SharedStore = Arc::new(RedisStore::connect(&server.url).await.unwrap());
+        let now = Utc::now();
+        let stored = save(&store, None, new_contact(1, now), Vec::new(), Vec::new()).await;
+        let pid = server.pid().to_string();
+
+        let signal = |name: &str| {
+            let status = std::process::Command::new("kill").args([name, &pid]).status().unwrap();
+            assert!(status.success(), "kill {name} failed");
+        };
+        signal("-STOP");
+        fails_fast("load_contact", store.load_contact(&stored.id)).await;
+        fails_fast("counters", store.counters()).await;
+        signal("-CONT");
+
+        assert!(answers_again(&store, StdDuration::from_secs(10)).await, "the store did not recover");
+        assert_eq!(store.load_contact(&stored.id).await.unwrap(), Some(stored));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cluster_with_a_stopped_node_fails_fast_and_works_again_once_it_is_back() {
+        let mut cluster = RedisCluster::start();
+        let store: SharedStore = Arc::new(RedisStore::connect(&cluster.url).await.unwrap());
+        let now = Utc::now();
+        let ids: Vec<ContactId> = (0..50).map(contact_id).collect();
+        for n in 0..50 {
+            save(&store, None, new_contact(n, now), Vec::new(), Vec::new()).await;
+        }
+
+        cluster.nodes[1].stop();
+        // Every shard is asked, so these touch the stopped node.
+        fails_fast("counters", store.counters()).await;
+        fails_fast("load_contacts", store.load_contacts(&ids)).await;
+        fails_fast("outbox_depth", store.outbox_depth()).await;
+
+        cluster.nodes[1].restart();
+        assert!(answers_again(&store, StdDuration::from_secs(15)).await, "the cluster store did not reconnect");
+        let loaded = store.load_contacts(&ids).await.unwrap();
+        // The restarted node lost its data; the others kept theirs, and nothing fails.
+        assert!(loaded.iter().any(Option::is_some));
+        let mut again = new_contact(1000, now);
+        let event = set_status(&mut again, NEWS, Status::OptedIn, now);
+        let again = save(&store, None, again, vec![event], Vec::new()).await;
+        assert_eq!(store.events(&again.id).await.unwrap().len(), 1);
+    }
+}

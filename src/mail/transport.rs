@@ -17,6 +17,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use lettre::transport::smtp::authentication::Credentials;
@@ -56,13 +57,21 @@ impl TransportError {
     }
 }
 
+/// Sends mail. Once it has sent over SMTP, drop it inside the Tokio runtime: lettre's
+/// connection pool closes its connections on a task.
 pub struct MailTransport {
     sender: Sender,
     description: String,
 }
 
 enum Sender {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp {
+        builder: AsyncSmtpTransportBuilder,
+        /// Built on the first send, because lettre's pool spawns its cleanup task on the
+        /// Tokio runtime and building it in `from_url` would panic outside one (as in a
+        /// synchronous config check).
+        pool: OnceLock<AsyncSmtpTransport<Tokio1Executor>>,
+    },
     File(AsyncFileTransport<Tokio1Executor>),
 }
 
@@ -99,11 +108,13 @@ impl MailTransport {
 
     pub async fn send(&self, message: Message) -> Result<(), TransportError> {
         match &self.sender {
-            Sender::Smtp(smtp) => smtp
-                .send(message)
-                .await
-                .map(drop)
-                .map_err(classify_smtp_error),
+            Sender::Smtp { builder, pool } => {
+                let smtp = pool.get_or_init(|| builder.clone().build());
+                smtp.send(message)
+                    .await
+                    .map(drop)
+                    .map_err(classify_smtp_error)
+            }
             Sender::File(file) => file.send(message).await.map(drop).map_err(|error| {
                 TransportError::Transient(format!("cannot write the mail file: {error}"))
             }),
@@ -217,7 +228,10 @@ fn smtp_transport(raw: &str) -> Result<MailTransport, TransportError> {
         builder = builder.credentials(credentials);
     }
     Ok(MailTransport {
-        sender: Sender::Smtp(builder.build()),
+        sender: Sender::Smtp {
+            builder,
+            pool: OnceLock::new(),
+        },
         description: format!(
             "{}://{host}:{port} ({}{authenticated})",
             url.scheme(),
@@ -307,6 +321,13 @@ mod tests {
             description("smtp://127.0.0.1:2525?tls=none"),
             "smtp://127.0.0.1:2525 (no tls)"
         );
+    }
+
+    #[test]
+    fn building_an_smtp_transport_needs_no_async_runtime() {
+        // A plain #[test] has no Tokio runtime, like a synchronous config check.
+        let transport = MailTransport::from_url("smtp://mail.example.com?tls=starttls").unwrap();
+        drop(transport);
     }
 
     #[test]

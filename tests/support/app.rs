@@ -209,6 +209,24 @@ impl TestApp {
             .expect("the store answers")
     }
 
+    /// The preference center link the service would put in a mail to this address.
+    pub fn preferences_link(&self, email: &str) -> String {
+        let app = self.app.as_ref().expect("the app is running");
+        let subscriptions = &app.state.subscriptions;
+        let email = optin::domain::EmailAddress::parse(email).expect("a valid address");
+        subscriptions.links().preferences(&subscriptions.contact_id(&email), subscriptions.now())
+    }
+
+    /// The one-click unsubscribe URL a sender gets from the eligibility answer.
+    pub async fn unsubscribe_link(&self, email: &str, subscription_type: &str) -> String {
+        let answer = self.eligibility(email, subscription_type).await;
+        answer["list_unsubscribe"].as_str().expect("list_unsubscribe").trim_matches(['<', '>']).to_string()
+    }
+
+    pub async fn status(&self, email: &str, subscription_type: &str) -> String {
+        self.eligibility(email, subscription_type).await["status"].as_str().unwrap_or_default().to_string()
+    }
+
     pub async fn signup(&self, email: &str, types: &[&str]) -> reqwest::Response {
         self.post_json(
             "/v1/signups",

@@ -2,5 +2,6 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod browser;
 pub mod redis_server;
 pub mod smtp_sink;

@@ -53,6 +53,11 @@ impl RedisServer {
         panic!("redis-server did not start: {last_failure}");
     }
 
+    /// The server's process id, to signal it (e.g. SIGSTOP to simulate a stall).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server is running").id()
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

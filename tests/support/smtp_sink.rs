@@ -87,7 +87,12 @@ impl SmtpSink {
             .with_tcp_listener(listener);
         std::thread::Builder::new()
             .name(format!("smtp-sink-{port}"))
-            .spawn(move || server.serve())
+            .spawn(move || {
+                // `serve` only returns on a listener failure; the tests waiting for mail report it.
+                if let Err(error) = server.serve() {
+                    eprintln!("SMTP sink on port {port} stopped: {error}");
+                }
+            })
             .expect("spawn the SMTP sink thread");
         SmtpSink { port, state }
     }
