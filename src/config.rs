@@ -196,9 +196,25 @@ impl Default for PrivacySettings {
     }
 }
 
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `json` (one JSON object per line) or `text`.
+    pub format: String,
+    /// A tracing filter such as `info` or `optin=debug,info`; `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { format: "json".into(), filter: "info".into() }
+    }
+}
+
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
+    pub log: LogSettings,
     pub server: ServerSettings,
     pub store: StoreSettings,
     pub mail: MailSettings,
@@ -333,6 +349,9 @@ impl Config {
                     return Err(invalid(setting, "must be an http(s) URL"));
                 }
             }
+        }
+        if !["json", "text"].contains(&settings.log.format.as_str()) {
+            return Err(invalid("log.format", "must be json or text"));
         }
         if settings.mail.max_attempts == 0 {
             return Err(invalid("mail.max_attempts", "must be at least 1"));

@@ -66,7 +66,6 @@ fn main() -> ExitCode {
 }
 
 fn serve(config_path: Option<PathBuf>) -> ExitCode {
-    optin::telemetry::init_logging();
     let config = match Config::load(config_path.as_deref()) {
         Ok(config) => config,
         Err(error) => {
@@ -74,6 +73,7 @@ fn serve(config_path: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    optin::telemetry::init_logging(&config.settings.log);
     if config.development_setup {
         tracing::warn!(
             keys = %DevKeys::path().display(),

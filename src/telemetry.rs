@@ -1,4 +1,4 @@
-//! Logging and metrics setup. Logs are JSON lines by default (`OPTIN_LOG_FORMAT=text` for
+//! Logging and metrics setup. Logs are JSON lines by default (`log.format = "text"` for
 //! people); addresses are only ever logged masked, by the code that logs them.
 
 use std::sync::OnceLock;
@@ -6,11 +6,14 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
-pub fn init_logging() {
-    let filter = EnvFilter::try_from_env("OPTIN_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
+use crate::config::LogSettings;
+
+/// `RUST_LOG`, when set, overrides the configured filter.
+pub fn init_logging(settings: &LogSettings) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&settings.filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let text = std::env::var("OPTIN_LOG_FORMAT").is_ok_and(|f| f == "text");
+    let text = settings.format == "text";
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -28,6 +28,15 @@ pub mod counter {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Tombstone {
     pub erased_at: DateTime<Utc>,
+    /// Why the data went: `erasure` (Art. 17 request) or `retention`.
+    #[serde(default = "default_reason")]
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+fn default_reason() -> String {
+    "erasure".to_string()
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,6 +61,9 @@ pub struct ContactChange {
     pub counters: BTreeMap<String, i64>,
     pub set_tombstone: Option<Tombstone>,
     pub clear_tombstone: bool,
+    /// For the retention index: since when the contact has had no opt-in (`None`: it has
+    /// one, has no status at all, or is deleted — then it is not in the index).
+    pub inactive_since: Option<DateTime<Utc>>,
 }
 
 impl ContactChange {
@@ -96,6 +108,7 @@ impl ContactChange {
             .cloned()
             .collect();
 
+        let inactive_since = after.as_ref().and_then(inactive_since);
         let write = match after {
             Some(mut contact) => {
                 contact.version = expected_version + 1;
@@ -114,6 +127,7 @@ impl ContactChange {
             counters,
             set_tombstone: None,
             clear_tombstone: false,
+            inactive_since,
         }
     }
 
@@ -130,6 +144,7 @@ impl ContactChange {
             counters: BTreeMap::new(),
             set_tombstone: None,
             clear_tombstone: false,
+            inactive_since: None,
         }
     }
 
@@ -142,6 +157,14 @@ impl ContactChange {
         self.clear_tombstone = true;
         self
     }
+}
+
+/// A contact with statuses but no opt-in has been inactive since its latest change.
+fn inactive_since(contact: &Contact) -> Option<DateTime<Utc>> {
+    if contact.subscriptions.is_empty() || contact.subscriptions.values().any(|s| s.status == Status::OptedIn) {
+        return None;
+    }
+    contact.subscriptions.values().map(|s| s.since).max()
 }
 
 /// A contact is counted once it holds a status for any type; marketing contacts are those

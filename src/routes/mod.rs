@@ -4,11 +4,13 @@
 mod confirm;
 mod contacts;
 mod eligibility;
+mod imports;
 mod one_click;
 mod ops;
 mod outbox;
 mod page;
 mod preferences;
+mod rights;
 mod signup;
 mod subscription_types;
 mod unsubscribe;
@@ -38,46 +40,75 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
         .limit(body_limit.max(MAX_BATCH * 300))
         .error_handler(crate::http::problem::json_error);
     cfg.app_data(json)
+        .app_data(web::QueryConfig::default().error_handler(crate::http::problem::query_error))
         .app_data(web::PayloadConfig::new(body_limit))
-        .service(web::resource("/v1/signups").route(web::post().to(signup::subscribe_json)))
-        .service(web::resource("/signup").route(web::post().to(signup::subscribe_form)))
-        .service(web::resource("/signup/received").route(web::get().to(signup::signup_received)))
+        .service(resource("/v1/signups").route(web::post().to(signup::subscribe_json)))
+        .service(resource("/signup").route(web::post().to(signup::subscribe_form)))
+        .service(resource("/signup/received").route(web::get().to(signup::signup_received)))
         .service(
-            web::resource("/confirm/{token}")
+            resource("/confirm/{token}")
                 .route(web::get().to(confirm::show_confirm_page))
                 .route(web::post().to(confirm::confirm)),
         )
         .service(
-            web::resource("/unsubscribe/{token}")
+            resource("/unsubscribe/{token}")
                 .route(web::get().to(unsubscribe::show_unsubscribe_page))
                 .route(web::post().to(unsubscribe::unsubscribe)),
         )
         .service(
-            web::resource("/preferences/{token}")
+            resource("/preferences/{token}")
                 .route(web::get().to(preferences::show_preferences))
                 .route(web::post().to(preferences::save_preferences)),
         )
         .service(
-            web::resource("/v1/subscription-types")
+            resource("/v1/subscription-types")
                 .route(web::get().to(subscription_types::list_subscription_types)),
         )
         .service(
-            web::resource("/v1/eligibility")
+            resource("/v1/eligibility")
                 .app_data(batch_json)
                 .route(web::get().to(eligibility::check_eligibility))
                 .route(web::post().to(eligibility::check_eligibility_batch)),
         )
-        .service(web::resource("/v1/contacts/{email}").route(web::get().to(contacts::show_contact)))
-        .service(web::resource("/v1/stats").route(web::get().to(contacts::show_stats)))
-        .service(web::resource("/v1/outbox/dead").route(web::get().to(outbox::list_dead_letters)))
         .service(
-            web::resource("/v1/outbox/dead/{id}/retry")
+            resource("/v1/contacts/{email}")
+                .route(web::get().to(contacts::show_contact))
+                .route(web::delete().to(rights::erase)),
+        )
+        .service(resource("/v1/contacts/{email}/subscriptions/{type}").route(web::put().to(rights::change_subscription)))
+        .service(resource("/v1/contacts/{email}/events").route(web::get().to(rights::show_events)))
+        .service(resource("/v1/contacts/{email}/export").route(web::get().to(rights::export)))
+        .service(resource("/v1/contacts/{email}/rectification").route(web::post().to(rights::rectify)))
+        .service(
+            resource("/v1/contacts/{email}/restriction")
+                .route(web::post().to(rights::restrict))
+                .route(web::delete().to(rights::lift_restriction)),
+        )
+        .service(resource("/v1/imports").route(web::post().to(imports::import)))
+        .service(resource("/v1/stats").route(web::get().to(contacts::show_stats)))
+        .service(resource("/v1/outbox/dead").route(web::get().to(outbox::list_dead_letters)))
+        .service(
+            resource("/v1/outbox/dead/{id}/retry")
                 .route(web::post().to(outbox::retry_dead_letter)),
         )
-        .service(web::resource("/healthz").route(web::get().to(ops::healthz)))
-        .service(web::resource("/readyz").route(web::get().to(ops::readyz)))
-        .service(web::resource("/metrics").route(web::get().to(ops::metrics)))
-        .service(web::resource("/openapi.yaml").route(web::get().to(ops::openapi)));
+        .service(resource("/healthz").route(web::get().to(ops::healthz)))
+        .service(resource("/readyz").route(web::get().to(ops::readyz)))
+        .service(resource("/metrics").route(web::get().to(ops::metrics)))
+        .service(resource("/openapi.yaml").route(web::get().to(ops::openapi)));
+}
+
+/// A resource that answers methods it does not know with 405 in our error shapes.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed(state: web::Data<AppState>, req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+    use actix_web::ResponseError;
+    if req.path().starts_with("/v1/") {
+        crate::http::problem::Problem::method_not_allowed().error_response()
+    } else {
+        page::error_page(&state, &req, actix_web::http::StatusCode::METHOD_NOT_ALLOWED, "bad_request")
+    }
 }
 
 /// Unknown paths: problem+json under `/v1`, a page elsewhere.

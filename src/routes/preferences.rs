@@ -83,7 +83,7 @@ fn parse_choice(body: &[u8]) -> PreferenceChoice {
         }
     }
     choice.notice_versions = versions;
-    choice.shown = (!shown.is_empty()).then_some(shown);
+    choice.shown = shown;
     choice
 }
 

@@ -102,5 +102,8 @@ fn plan_confirm(
         locale: Some(pending.locale.clone()),
         preferences_url: None,
     };
-    Ok(Planned::Write(Plan::keep(contact, events, confirmed)))
+    let mut plan = Plan::keep(contact, events, confirmed);
+    // A person who was erased and signs up again has given new consent themselves.
+    plan.clear_tombstone = true;
+    Ok(Planned::Write(plan))
 }

@@ -5,7 +5,9 @@
 mod confirm;
 mod eligibility;
 mod expiry;
+mod manual;
 mod preferences;
+mod rights;
 mod signup;
 mod unsubscribe;
 
@@ -17,6 +19,8 @@ use tokio::sync::Notify;
 pub use confirm::{ConfirmError, Confirmed};
 pub use eligibility::{Eligibility, EligibilityError};
 pub use expiry::PurgeReport;
+pub use manual::{ManualChange, ManualChangeError, ManualOutcome, ManualResult, MAX_EVIDENCE_CHARS};
+pub use rights::{Export, Provenance, RightsError};
 pub use preferences::{PreferenceChoice, PreferencesError, PreferencesView, TypeView};
 pub use signup::{NoticeVersions, SignupError, SignupRequest};
 pub use unsubscribe::{UnsubscribeError, UnsubscribeTarget, Unsubscribed};

@@ -51,8 +51,9 @@ pub struct PreferenceChoice {
     /// The notice version shown beside each checkbox, to record what they agreed to.
     pub notice_versions: BTreeMap<String, String>,
     pub unsubscribe_all: bool,
-    /// The types the form covered; others keep their status. `None`: all types.
-    pub shown: Option<BTreeSet<String>>,
+    /// The types the form covered; others keep their status. A post that names none
+    /// changes nothing (except "unsubscribe from all").
+    pub shown: BTreeSet<String>,
 }
 
 impl Subscriptions {
@@ -117,11 +118,7 @@ fn plan_preferences(
     let mut events = Vec::new();
     for subscription_type in catalog.all() {
         let id = &subscription_type.id;
-        let covered = choice.unsubscribe_all
-            || choice
-                .shown
-                .as_ref()
-                .is_none_or(|shown| shown.contains(id.as_str()));
+        let covered = choice.unsubscribe_all || choice.shown.contains(id.as_str());
         if !covered {
             continue;
         }

@@ -96,7 +96,7 @@ impl TestApp {
 
     /// Spawns with settings changed by `adjust` first.
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
-        optin::telemetry::init_logging();
+        optin::telemetry::init_logging(&optin::config::LogSettings { format: "text".into(), filter: "warn".into() });
         let (resources, store_url) = match backend {
             Backend::Embedded => {
                 let dir = tempfile::tempdir().expect("a temporary folder");
