@@ -138,7 +138,7 @@ impl TestApp {
         app
     }
 
-    async fn start(&mut self) {
+    pub async fn start(&mut self) {
         let config = Config::from_settings(self.settings.clone()).expect("test settings are valid");
         let application = Application::build(
             config,
@@ -242,6 +242,10 @@ impl TestApp {
             .send()
             .await
             .expect("request sent")
+    }
+
+    pub async fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path)).bearer_auth(ADMIN_KEY)
     }
 
     pub async fn get_with_key(&self, path: &str, key: &str) -> reqwest::Response {
