@@ -268,11 +268,13 @@ fn far_future(now: DateTime<Utc>) -> DateTime<Utc> {
     now + Duration::days(365)
 }
 
-/// Claims until nothing is due at `now`, with a lease far beyond it.
+/// Claims until nothing is due at `now`, with a lease far beyond it. A store that hands
+/// out a leased job again would loop forever; this stops it with a clear failure.
 async fn claim_all(store: &SharedStore, now: DateTime<Utc>) -> Vec<OutboxJob> {
     let mut claimed = Vec::new();
     while let Some(job) = store.claim_job(now, far_future(now)).await.unwrap() {
         claimed.push(job);
+        assert!(claimed.len() <= 1_000, "claims never run dry: a leased job is handed out again");
     }
     claimed
 }
