@@ -117,6 +117,9 @@ pub struct MailSettings {
     pub max_attempts: u32,
     /// First retry delay; doubles with each failure.
     pub retry_base_secs: u64,
+    /// How long a worker holds a job it took. A worker that dies leaves the job to be
+    /// taken again after this; it must be longer than any send takes.
+    pub lease_secs: u64,
 }
 
 impl Default for MailSettings {
@@ -128,6 +131,7 @@ impl Default for MailSettings {
             service_name: "optin".into(),
             max_attempts: 8,
             retry_base_secs: 30,
+            lease_secs: 120,
         }
     }
 }
@@ -352,6 +356,9 @@ impl Config {
         }
         if !["json", "text"].contains(&settings.log.format.as_str()) {
             return Err(invalid("log.format", "must be json or text"));
+        }
+        if settings.mail.lease_secs < 1 {
+            return Err(invalid("mail.lease_secs", "must be at least 1"));
         }
         if settings.mail.max_attempts == 0 {
             return Err(invalid("mail.max_attempts", "must be at least 1"));

@@ -20,8 +20,6 @@ use crate::domain::{MailKind, OutboxJob};
 use crate::links::Links;
 use crate::store::{SharedStore, StoreError};
 
-/// Longer than any send can take (SMTP timeouts are ~10 s), short enough for a quick takeover.
-const LEASE_SECS: i64 = 120;
 /// How often an idle worker looks for jobs queued by other instances.
 const IDLE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 /// After a store error, wait this long before trying again.
@@ -193,7 +191,7 @@ impl OutboxWorker {
                         .confirm(&job.contact_id, *pending_id, *expires_at),
                     unsubscribe_url: unsubscribe_url.clone(),
                     valid_for_days: valid_for_days(*expires_at, now),
-                    expires_at: expires_at.to_rfc3339(),
+                    expires_at: expires_at.format("%Y-%m-%d").to_string(),
                     service_name: self.config.settings.mail.service_name.clone(),
                 };
                 // A single-type signup may use that type's own template.
