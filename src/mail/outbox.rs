@@ -109,11 +109,8 @@ impl OutboxWorker {
     /// Takes one due job and handles it. False when nothing was due.
     pub async fn send_next(&self) -> Result<bool, StoreError> {
         let now = self.clock.now();
-        let Some(job) = self
-            .store
-            .claim_job(now, now + Duration::seconds(LEASE_SECS))
-            .await?
-        else {
+        let lease = Duration::seconds(self.config.settings.mail.lease_secs as i64);
+        let Some(job) = self.store.claim_job(now, now + lease).await? else {
             return Ok(false);
         };
         match self.send(&job).await {

@@ -186,7 +186,10 @@ impl RedisStore {
         };
         let store = Self {
             connection,
-            claim_offset: AtomicUsize::new(0),
+            // Instances started together must not all begin at the same shard.
+            claim_offset: AtomicUsize::new(
+                (Uuid::new_v4().as_u128() % u128::from(SHARDS)) as usize,
+            ),
         };
         store.ping().await.context("Redis does not answer PING")?;
         Ok(store)
