@@ -10,6 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::auth::{ApiKey, ApiKeys};
+use crate::http::client_ip::IpRange;
 use crate::domain::{Catalog, ContactIndex, SubscriptionType};
 use crate::tokens::{SigningKey, TokenSigner};
 
@@ -60,6 +61,17 @@ impl<'de> Deserialize<'de> for ListSetting {
     }
 }
 
+/// A list of plain strings, written as a TOML array or one comma-separated string.
+#[derive(Clone, Debug, Default)]
+pub struct StringList(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for StringList {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let secret = ListSetting::deserialize(deserializer)?;
+        Ok(Self(secret.0.iter().map(|s| s.expose_secret().to_string()).collect()))
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerSettings {
@@ -73,6 +85,10 @@ pub struct ServerSettings {
     pub signup_page_url: Option<String>,
     /// Seconds a request may take before it is answered 503.
     pub request_timeout_secs: u64,
+    /// Proxies (addresses or ranges like `10.0.0.0/8`) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: StringList,
+    /// Origins whose pages may post to `POST /v1/signups` from a browser (CORS).
+    pub cors_allowed_origins: StringList,
 }
 
 impl Default for ServerSettings {
@@ -84,6 +100,8 @@ impl Default for ServerSettings {
             thank_you_url: None,
             signup_page_url: None,
             request_timeout_secs: 10,
+            trusted_proxies: StringList::default(),
+            cors_allowed_origins: StringList::default(),
         }
     }
 }
@@ -290,6 +308,7 @@ pub struct Config {
     pub index: ContactIndex,
     pub api_keys: ApiKeys,
     pub catalog: Catalog,
+    pub trusted_proxies: Vec<IpRange>,
     /// True when started with no configuration: generated keys and example types.
     pub development_setup: bool,
 }
@@ -363,6 +382,22 @@ impl Config {
         if settings.mail.max_attempts == 0 {
             return Err(invalid("mail.max_attempts", "must be at least 1"));
         }
+        let trusted_proxies = settings
+            .server
+            .trusted_proxies
+            .0
+            .iter()
+            .map(|entry| IpRange::parse(entry).ok_or_else(|| invalid("server.trusted_proxies", format!("'{entry}' is not an address or range"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        for origin in &settings.server.cors_allowed_origins.0 {
+            let parsed = url::Url::parse(origin).map_err(|_| invalid("server.cors_allowed_origins", format!("'{origin}' is not an origin")))?;
+            if parsed.origin().ascii_serialization() != origin.trim_end_matches('/') {
+                return Err(invalid("server.cors_allowed_origins", format!("'{origin}' must be a bare origin like https://shop.example")));
+            }
+        }
+        if settings.server.request_timeout_secs == 0 {
+            return Err(invalid("server.request_timeout_secs", "must be at least 1"));
+        }
         let catalog = Catalog::new(
             settings.subscription_types.clone(),
             &settings.signup.default_locale,
@@ -375,6 +410,7 @@ impl Config {
             index,
             api_keys: ApiKeys::new(api_keys),
             catalog,
+            trusted_proxies,
             development_setup,
             settings,
         })

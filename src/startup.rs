@@ -160,6 +160,7 @@ fn http_server(
     body_limit: usize,
     listener: TcpListener,
 ) -> std::io::Result<Server> {
+    let cors_origins = state.subscriptions.config().settings.server.cors_allowed_origins.0.clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -170,8 +171,9 @@ fn http_server(
                     .add(("X-Frame-Options", "DENY"))
                     .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY)),
             )
+            .wrap(from_fn(crate::http::timeout::enforce_deadline))
             .wrap(from_fn(log_request))
-            .configure(|cfg| routes::configure(cfg, body_limit))
+            .configure(|cfg| routes::configure(cfg, body_limit, &cors_origins))
             .default_service(web::to(routes::not_found))
     })
     .listen(listener)?

@@ -8,6 +8,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::HttpMessage;
+use tracing::Instrument;
 
 use super::request_meta::RequestId;
 
@@ -19,7 +20,16 @@ pub async fn log_request(
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let method = req.method().to_string();
     let started = Instant::now();
-    let mut response = next.call(req).await?;
+    // Everything logged while handling the request carries its id.
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let mut response = match next.call(req).instrument(span).await {
+        Ok(response) => response,
+        Err(error) => {
+            let status = error.as_response_error().status_code().as_u16();
+            tracing::info!(target: "access", %method, status, request_id = %request_id, "request failed");
+            return Err(error);
+        }
+    };
     let elapsed = started.elapsed();
     let route = response
         .request()

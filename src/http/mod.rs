@@ -3,7 +3,9 @@
 
 pub mod access_log;
 pub mod api_key;
+pub mod client_ip;
 pub mod locale;
 pub mod pages;
 pub mod problem;
 pub mod request_meta;
+pub mod timeout;

@@ -2,6 +2,10 @@
 
 use actix_web::HttpRequest;
 
+use std::net::IpAddr;
+
+use super::client_ip;
+use crate::config::Config;
 use crate::domain::RequestMeta;
 
 /// User agents are recorded as evidence; cap them so a client cannot bloat the log.
@@ -15,20 +19,22 @@ pub fn request_id(req: &HttpRequest) -> Option<String> {
     req.extensions().get::<RequestId>().map(|id| id.0.clone())
 }
 
-/// The client's address: the socket peer. Proxies are not trusted until configured.
-pub fn client_ip(req: &HttpRequest) -> Option<String> {
-    req.peer_addr().map(|addr| addr.ip().to_string())
+/// The client's address: the socket peer, or the forwarded client behind a trusted proxy.
+pub fn client_ip(req: &HttpRequest, config: &Config) -> Option<IpAddr> {
+    let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    client_ip::resolve(req.peer_addr().map(|addr| addr.ip()), forwarded, &config.trusted_proxies)
 }
 
-/// Builds the metadata for events. With `record_ip` off, IP and user agent stay empty.
-pub fn request_meta(req: &HttpRequest, record_ip: bool, actor: Option<&str>) -> RequestMeta {
+/// Builds the metadata for events. With `privacy.record_ip` off, IP and user agent stay empty.
+pub fn request_meta(req: &HttpRequest, config: &Config, actor: Option<&str>) -> RequestMeta {
+    let record_ip = config.settings.privacy.record_ip;
     let user_agent = req
         .headers()
         .get(actix_web::http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect());
     RequestMeta {
-        ip: if record_ip { client_ip(req) } else { None },
+        ip: if record_ip { client_ip(req, config).map(|ip| ip.to_string()) } else { None },
         user_agent: if record_ip { user_agent } else { None },
         actor: actor.map(str::to_string),
         request_id: request_id(req),

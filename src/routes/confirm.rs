@@ -46,7 +46,7 @@ pub async fn confirm(
 ) -> HttpResponse {
     let meta = request_meta(
         &req,
-        state.subscriptions.config().settings.privacy.record_ip,
+        state.subscriptions.config(),
         None,
     );
     match state.subscriptions.confirm(&token, &meta).await {

@@ -156,7 +156,7 @@ fn ndjson(value: &serde_json::Value) -> Bytes {
 }
 
 pub async fn import(state: web::Data<AppState>, req: HttpRequest, caller: AdminKey, payload: web::Payload) -> HttpResponse {
-    let meta = request_meta(&req, state.subscriptions.config().settings.privacy.record_ip, Some(&caller.0.name));
+    let meta = request_meta(&req, state.subscriptions.config(), Some(&caller.0.name));
     let import = Import { state, payload, meta, buffer: Vec::new(), skipping: false, line: 0, succeeded: 0, failed: 0, finished: false };
     let body = futures_util::stream::unfold(import, |mut import| async move {
         import.next_output().await.map(|bytes| (Ok::<_, actix_web::Error>(bytes), import))

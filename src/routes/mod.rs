@@ -31,7 +31,19 @@ pub struct AppState {
 /// Largest batch of addresses one eligibility request may carry.
 pub const MAX_BATCH: usize = 10_000;
 
-pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
+/// Browsers on the allowed origins may post signups from their own pages. With no
+/// origins configured no CORS headers are sent and browsers keep to the same origin.
+fn signup_cors(origins: &[String]) -> actix_web::middleware::Condition<actix_cors::Cors> {
+    let cors = origins
+        .iter()
+        .fold(actix_cors::Cors::default(), |cors, origin| cors.allowed_origin(origin.trim_end_matches('/')))
+        .allowed_methods(["POST"])
+        .allowed_header(actix_web::http::header::CONTENT_TYPE)
+        .max_age(3600);
+    actix_web::middleware::Condition::new(!origins.is_empty(), cors)
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: &[String]) {
     let json = web::JsonConfig::default()
         .limit(body_limit)
         .error_handler(crate::http::problem::json_error);
@@ -42,7 +54,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
     cfg.app_data(json)
         .app_data(web::QueryConfig::default().error_handler(crate::http::problem::query_error))
         .app_data(web::PayloadConfig::new(body_limit))
-        .service(resource("/v1/signups").route(web::post().to(signup::subscribe_json)))
+        .service(resource("/v1/signups").wrap(signup_cors(cors_origins)).route(web::post().to(signup::subscribe_json)))
         .service(resource("/signup").route(web::post().to(signup::subscribe_form)))
         .service(resource("/signup/received").route(web::get().to(signup::signup_received)))
         .service(

@@ -97,7 +97,7 @@ pub async fn save_preferences(
     let locale = page::request_locale(&state, &req, None);
     let meta = request_meta(
         &req,
-        state.subscriptions.config().settings.privacy.record_ip,
+        state.subscriptions.config(),
         None,
     );
     match state

@@ -43,7 +43,7 @@ pub fn parse_email(raw: &str, field: &str) -> Result<EmailAddress, Problem> {
 }
 
 fn admin_meta(state: &AppState, req: &HttpRequest, caller: &AdminKey) -> crate::domain::RequestMeta {
-    request_meta(req, state.subscriptions.config().settings.privacy.record_ip, Some(&caller.0.name))
+    request_meta(req, state.subscriptions.config(), Some(&caller.0.name))
 }
 
 /// The body of a manual change, as the PUT route and each import line carry it.

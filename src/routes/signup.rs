@@ -114,7 +114,7 @@ async fn run_signup(
         origin: raw.origin,
         form_id: capped("source.form_id", raw.form_id)?,
         page_url: capped("source.page_url", raw.page_url)?,
-        meta: request_meta(req, subscriptions.config().settings.privacy.record_ip, None),
+        meta: request_meta(req, subscriptions.config(), None),
     };
     tracing::info!(to = %request.email.masked(), types = request.types.len(), "signup");
     metrics::counter!("optin_signups_total", "source" => if raw.origin == Source::SignupForm { "form" } else { "api" }).increment(1);

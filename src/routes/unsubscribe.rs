@@ -86,7 +86,7 @@ pub async fn unsubscribe(
     let block = !one_click && urlencoded_field(&body, "block").is_some_and(|v| v == "1");
     let meta = request_meta(
         &req,
-        state.subscriptions.config().settings.privacy.record_ip,
+        state.subscriptions.config(),
         None,
     );
     match state
