@@ -87,6 +87,8 @@ pub struct ServerSettings {
     pub request_timeout_secs: u64,
     /// Proxies (addresses or ranges like `10.0.0.0/8`) whose `X-Forwarded-For` is believed.
     pub trusted_proxies: StringList,
+    /// Our own page templates (`<page>.hbs`, `layout.hbs`, `i18n/<locale>.json`).
+    pub pages_dir: Option<PathBuf>,
     /// Origins whose pages may post to `POST /v1/signups` from a browser (CORS).
     pub cors_allowed_origins: StringList,
 }
@@ -101,6 +103,7 @@ impl Default for ServerSettings {
             signup_page_url: None,
             request_timeout_secs: 10,
             trusted_proxies: StringList::default(),
+            pages_dir: None,
             cors_allowed_origins: StringList::default(),
         }
     }
@@ -127,7 +130,8 @@ pub struct MailSettings {
     /// `smtp://…`, `smtps://…` or `file://DIR`.
     pub url: SecretString,
     pub from: String,
-    /// Our own templates; files there override the built-in ones of the same name.
+    /// Our own mail templates (`<locale>/<name>.<part>.hbs`); they override the built-in
+    /// ones of the same name.
     pub templates_dir: Option<PathBuf>,
     /// Shown in mails and pages.
     pub service_name: String,

@@ -74,15 +74,7 @@ impl Application {
             settings.mail.templates_dir.as_deref(),
             &settings.signup.default_locale,
         )?);
-        let pages = Pages::load(
-            settings
-                .mail
-                .templates_dir
-                .as_deref()
-                .map(|d| d.join("pages"))
-                .as_deref(),
-            &settings.mail.service_name,
-        )?;
+        let pages = Pages::load(settings.server.pages_dir.as_deref(), &settings.mail.service_name)?;
         let transport = Arc::new(MailTransport::from_url(settings.mail.url.expose_secret())?);
         tracing::info!(store = %describe_store(&settings.store.url), mail = %transport.describe(), "starting");
 

@@ -106,7 +106,10 @@ fn every_page_renders_in_both_locales_as_a_complete_document() {
         for locale in ["en", "nl"] {
             let html = render(page, locale, sample(page));
             assert!(html.starts_with("<!doctype html>"), "{page}/{locale}");
-            assert!(html.contains(&format!("<html lang=\"{locale}\">")), "{page}/{locale}");
+            assert!(
+                html.contains(&format!("<html lang=\"{locale}\">")),
+                "{page}/{locale}"
+            );
             assert!(html.contains("name=\"viewport\""), "{page}/{locale}");
             assert!(html.contains("<title>"), "{page}/{locale}");
             assert!(html.contains(SERVICE), "{page}/{locale}");
@@ -127,7 +130,10 @@ fn confirm_page_has_exactly_one_post_form_with_the_confirm_button() {
         assert_eq!(buttons.len(), 1);
         assert_eq!(attribute(buttons[0], "id"), Some("confirm"));
         assert_eq!(attribute(buttons[0], "type"), Some("submit"));
-        assert!(!html.contains("<a "), "the confirm page offers nothing else to click");
+        assert!(
+            !html.contains("<a "),
+            "the confirm page offers nothing else to click"
+        );
     }
 }
 
@@ -211,7 +217,10 @@ fn pages_load_no_external_assets() {
                 "http://", "https://", "//", "<script", "<link", "<img", "<iframe", "url(",
                 "@import", " src=",
             ] {
-                assert!(!html.contains(forbidden), "{page}/{locale} contains {forbidden}");
+                assert!(
+                    !html.contains(forbidden),
+                    "{page}/{locale} contains {forbidden}"
+                );
             }
         }
     }
@@ -270,7 +279,10 @@ fn preferences_page_has_a_labelled_checkbox_and_hidden_fields_per_type() {
     assert!(html.contains("Invitations to our events."));
 
     let buttons = tags(&html, "button");
-    let save = buttons.iter().find(|b| attribute(b, "id") == Some("save")).expect("save");
+    let save = buttons
+        .iter()
+        .find(|b| attribute(b, "id") == Some("save"))
+        .expect("save");
     assert_eq!(attribute(save, "name"), None, "save is a plain submit");
     let all = buttons
         .iter()
@@ -286,10 +298,18 @@ fn preferences_page_has_a_labelled_checkbox_and_hidden_fields_per_type() {
 
 #[test]
 fn preferences_page_shows_saved_and_restricted_notes_only_when_set() {
-    let with = render(pages::PREFERENCES, "en", preferences_data("Blog", true, true));
+    let with = render(
+        pages::PREFERENCES,
+        "en",
+        preferences_data("Blog", true, true),
+    );
     assert!(with.contains("Your preferences have been saved."));
     assert!(with.contains("restricted the processing"));
-    let without = render(pages::PREFERENCES, "en", preferences_data("Blog", false, false));
+    let without = render(
+        pages::PREFERENCES,
+        "en",
+        preferences_data("Blog", false, false),
+    );
     assert!(!without.contains("Your preferences have been saved."));
     assert!(!without.contains("restricted the processing"));
 }
@@ -309,8 +329,13 @@ fn unsubscribe_page_for_a_type_has_one_button_and_a_manage_link() {
     let buttons = tags(&html, "button");
     assert_eq!(buttons.len(), 1);
     assert_eq!(attribute(buttons[0], "id"), Some("unsubscribe"));
-    assert!(tags(&html, "input").is_empty(), "no block option outside a signup");
-    assert!(html.contains(&format!("<a href=\"{PREFERENCES_URL}\">Manage all subscriptions</a>")));
+    assert!(
+        tags(&html, "input").is_empty(),
+        "no block option outside a signup"
+    );
+    assert!(html.contains(&format!(
+        "<a href=\"{PREFERENCES_URL}\">Manage all subscriptions</a>"
+    )));
 }
 
 #[test]
@@ -353,15 +378,17 @@ fn unsubscribed_page_offers_resubscribing_with_the_types_as_hidden_fields() {
     assert_eq!(attribute(forms[0], "method"), Some("post"));
     assert_eq!(attribute(forms[0], "action"), Some(RESUBSCRIBE_URL));
     assert!(html.contains("<input type=\"hidden\" name=\"shown\" value=\"blog-updates\">"));
-    assert!(html.contains(
-        "<input type=\"hidden\" name=\"subscription_types\" value=\"blog-updates\">"
-    ));
+    assert!(
+        html.contains("<input type=\"hidden\" name=\"subscription_types\" value=\"blog-updates\">")
+    );
     assert!(html.contains(&format!("<a href=\"{PREFERENCES_URL}\">")));
 }
 
 #[test]
 fn unsubscribed_page_has_no_resubscribe_form_after_a_cancelled_signup_or_without_a_target() {
-    for (cancel_signup, resubscribe_action) in [(true, json!(RESUBSCRIBE_URL)), (false, Value::Null)] {
+    for (cancel_signup, resubscribe_action) in
+        [(true, json!(RESUBSCRIBE_URL)), (false, Value::Null)]
+    {
         let html = render(
             pages::UNSUBSCRIBED,
             "en",
@@ -417,14 +444,33 @@ fn error_page_shows_a_localized_message_per_key_and_nothing_it_was_not_given() {
         assert!(html.contains("503"));
         messages.insert(html);
     }
-    assert_eq!(messages.len(), ERROR_KEYS.len(), "each key has its own message");
+    assert_eq!(
+        messages.len(),
+        ERROR_KEYS.len(),
+        "each key has its own message"
+    );
 
-    let nl = render(pages::ERROR, "nl", json!({ "status": 429, "error_key": "too_many_requests" }));
+    let nl = render(
+        pages::ERROR,
+        "nl",
+        json!({ "status": 429, "error_key": "too_many_requests" }),
+    );
     assert!(nl.contains("Te veel verzoeken"), "{nl}");
 
-    let unknown = render(pages::ERROR, "en", json!({ "status": 500, "error_key": "<b>oops</b>" }));
-    let internal = render(pages::ERROR, "en", json!({ "status": 500, "error_key": "internal" }));
-    assert_eq!(unknown, internal, "an unknown key shows the generic message");
+    let unknown = render(
+        pages::ERROR,
+        "en",
+        json!({ "status": 500, "error_key": "<b>oops</b>" }),
+    );
+    let internal = render(
+        pages::ERROR,
+        "en",
+        json!({ "status": 500, "error_key": "internal" }),
+    );
+    assert_eq!(
+        unknown, internal,
+        "an unknown key shows the generic message"
+    );
 }
 
 #[test]
@@ -443,7 +489,10 @@ fn rendering_an_unknown_page_or_non_object_data_fails() {
 #[test]
 fn missing_data_is_an_error_not_an_empty_field() {
     let result = pages().render(pages::CONFIRM, "en", json!({}));
-    assert!(matches!(result, Err(PageError::Render { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(PageError::Render { .. })),
+        "{result:?}"
+    );
 }
 
 #[test]
@@ -455,10 +504,17 @@ fn an_override_dir_replaces_a_page_and_keeps_the_others() {
     )
     .unwrap();
     let pages = Pages::load(Some(dir.path()), SERVICE).unwrap();
-    let html = pages.render(pages::SIGNUP_RECEIVED, "en", json!({})).unwrap();
+    let html = pages
+        .render(pages::SIGNUP_RECEIVED, "en", json!({}))
+        .unwrap();
     assert!(html.contains("<h1>Custom Example News</h1>"), "{html}");
-    assert!(html.starts_with("<!doctype html>"), "still in the built-in layout");
-    let confirm = pages.render(pages::CONFIRM, "en", sample(pages::CONFIRM)).unwrap();
+    assert!(
+        html.starts_with("<!doctype html>"),
+        "still in the built-in layout"
+    );
+    let confirm = pages
+        .render(pages::CONFIRM, "en", sample(pages::CONFIRM))
+        .unwrap();
     assert!(confirm.contains("id=\"confirm\""));
 }
 
@@ -475,7 +531,9 @@ fn an_override_dir_replaces_strings() {
     )
     .unwrap();
     let pages = Pages::load(Some(dir.path()), SERVICE).unwrap();
-    let html = pages.render(pages::SIGNUP_RECEIVED, "nl", json!({})).unwrap();
+    let html = pages
+        .render(pages::SIGNUP_RECEIVED, "nl", json!({}))
+        .unwrap();
     assert!(html.contains("Kijk in je mailbox"));
 }
 
@@ -491,7 +549,11 @@ fn a_broken_override_template_fails_load_naming_the_file() {
 #[test]
 fn an_override_using_unknown_data_fails_load_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("confirm.hbs"), "<p>{{t.no_such_string}}</p>").unwrap();
+    fs::write(
+        dir.path().join("confirm.hbs"),
+        "<p>{{t.no_such_string}}</p>",
+    )
+    .unwrap();
     let error = Pages::load(Some(dir.path()), SERVICE).unwrap_err();
     assert!(matches!(error, PageError::Render { .. }), "{error:?}");
     assert!(error.to_string().contains("confirm.hbs"), "{error}");
@@ -518,7 +580,10 @@ fn a_string_file_missing_a_key_fails_load_naming_the_key() {
     )
     .unwrap();
     let error = Pages::load(Some(dir.path()), SERVICE).unwrap_err();
-    assert!(matches!(error, PageError::MissingStrings { .. }), "{error:?}");
+    assert!(
+        matches!(error, PageError::MissingStrings { .. }),
+        "{error:?}"
+    );
     let message = error.to_string();
     assert!(message.contains("preferences_save"), "{message}");
     assert!(message.contains("nl.json"), "{message}");
@@ -528,7 +593,11 @@ fn a_string_file_missing_a_key_fails_load_naming_the_key() {
 fn a_string_file_that_is_not_flat_json_fails_load() {
     let dir = tempfile::tempdir().unwrap();
     fs::create_dir(dir.path().join("i18n")).unwrap();
-    fs::write(dir.path().join("i18n/en.json"), "{\"a\": {\"nested\": \"no\"}}").unwrap();
+    fs::write(
+        dir.path().join("i18n/en.json"),
+        "{\"a\": {\"nested\": \"no\"}}",
+    )
+    .unwrap();
     let error = Pages::load(Some(dir.path()), SERVICE).unwrap_err();
     assert!(matches!(error, PageError::Strings { .. }), "{error:?}");
     assert!(error.to_string().contains("en.json"), "{error}");

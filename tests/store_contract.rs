@@ -98,6 +98,7 @@ contract_tests!(
     a_change_from_a_stale_version_is_refused_and_writes_nothing,
     events_come_back_oldest_first_and_their_chain_verifies,
     erasing_a_contact_removes_its_events_jobs_and_expiry_entries_and_leaves_a_tombstone,
+    an_erasure_removes_expiry_entries_even_when_the_change_does_not_list_them,
     a_returning_contact_can_clear_its_tombstone,
     counters_follow_opt_in_unsubscribe_and_erasure_exactly,
     only_expired_confirmations_are_listed_and_removed_ones_are_forgotten,
@@ -274,7 +275,10 @@ async fn claim_all(store: &SharedStore, now: DateTime<Utc>) -> Vec<OutboxJob> {
     let mut claimed = Vec::new();
     while let Some(job) = store.claim_job(now, far_future(now)).await.unwrap() {
         claimed.push(job);
-        assert!(claimed.len() <= 1_000, "claims never run dry: a leased job is handed out again");
+        assert!(
+            claimed.len() <= 1_000,
+            "claims never run dry: a leased job is handed out again"
+        );
     }
     claimed
 }
@@ -486,6 +490,29 @@ async fn erasing_a_contact_removes_its_events_jobs_and_expiry_entries_and_leaves
         vec![other_job.id],
         "only the other contact's job may remain"
     );
+}
+
+async fn an_erasure_removes_expiry_entries_even_when_the_change_does_not_list_them(
+    backend: Backend,
+) {
+    let store = backend.store;
+    let now = Utc::now();
+    let mut contact = new_contact(1, now);
+    add_pending(&mut contact, now - Duration::hours(1), now);
+    add_pending(&mut contact, now + Duration::hours(1), now);
+    let stored = save(&store, None, contact, Vec::new(), Vec::new()).await;
+
+    // The store, not the caller, knows what it holds for the contact.
+    let mut change =
+        ContactChange::between(Some(&stored), None, Vec::new(), Vec::new(), &catalog());
+    change.pending_removed.clear();
+    store.apply(change).await.unwrap();
+
+    assert!(store
+        .expired_pending(far_future(now), 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn a_returning_contact_can_clear_its_tombstone(backend: Backend) {
@@ -882,12 +909,21 @@ mod redis_only {
         false
     }
 
-    async fn fails_fast<T: std::fmt::Debug>(what: &str, call: impl std::future::Future<Output = Result<T, StoreError>>) {
+    async fn fails_fast<T: std::fmt::Debug>(
+        what: &str,
+        call: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) {
         let started = Instant::now();
         let result = call.await;
         let took = started.elapsed();
-        assert!(matches!(result, Err(StoreError::Unavailable(_))), "{what} answered {result:?} while Redis was down");
-        assert!(took < FAIL_FAST, "{what} took {took:?} to fail while Redis was down");
+        assert!(
+            matches!(result, Err(StoreError::Unavailable(_))),
+            "{what} answered {result:?} while Redis was down"
+        );
+        assert!(
+            took < FAIL_FAST,
+            "{what} took {took:?} to fail while Redis was down"
+        );
     }
 
     #[tokio::test]
@@ -908,12 +944,27 @@ mod redis_only {
         save(&store, None, returning, vec![event], vec![job.clone()]).await;
         store.dead_letter_job(&job).await.unwrap();
 
-        let keys: Vec<String> = ::redis::cmd("KEYS").arg("*").query(&mut server.connection()).unwrap();
-        let tag = format!("optin:{{s{}}}:", stored.id.bucket(optin::store::redis::SHARDS));
-        assert!(keys.len() >= 8, "expected contact, events, tombstone, jobs, queue, dead, exp and stats keys: {keys:?}");
+        let keys: Vec<String> = ::redis::cmd("KEYS")
+            .arg("*")
+            .query(&mut server.connection())
+            .unwrap();
+        let tag = format!(
+            "optin:{{s{}}}:",
+            stored.id.bucket(optin::store::redis::SHARDS)
+        );
+        assert!(
+            keys.len() >= 8,
+            "expected contact, events, tombstone, jobs, queue, dead, exp and stats keys: {keys:?}"
+        );
         for key in &keys {
-            assert!(key.starts_with(&tag), "{key} is not in the contact's slot {tag}");
-            assert!(!key.contains('@') && !key.contains("person1"), "{key} holds the address");
+            assert!(
+                key.starts_with(&tag),
+                "{key} is not in the contact's slot {tag}"
+            );
+            assert!(
+                !key.contains('@') && !key.contains("person1"),
+                "{key} holds the address"
+            );
         }
     }
 
@@ -929,11 +980,20 @@ mod redis_only {
         fails_fast("load_contact", store.load_contact(&stored.id)).await;
         fails_fast("counters", store.counters()).await;
         fails_fast("claim_job", store.claim_job(now, now)).await;
-        let change = ContactChange::between(None, Some(new_contact(2, now)), Vec::new(), Vec::new(), &catalog());
+        let change = ContactChange::between(
+            None,
+            Some(new_contact(2, now)),
+            Vec::new(),
+            Vec::new(),
+            &catalog(),
+        );
         fails_fast("apply", store.apply(change)).await;
 
         server.restart();
-        assert!(answers_again(&store, StdDuration::from_secs(10)).await, "the store did not reconnect");
+        assert!(
+            answers_again(&store, StdDuration::from_secs(10)).await,
+            "the store did not reconnect"
+        );
         // The restarted server kept nothing (no persistence in tests); writes work again.
         let again = save(&store, None, new_contact(1, now), Vec::new(), Vec::new()).await;
         assert_eq!(store.load_contact(&again.id).await.unwrap(), Some(again));
@@ -948,7 +1008,10 @@ mod redis_only {
         let pid = server.pid().to_string();
 
         let signal = |name: &str| {
-            let status = std::process::Command::new("kill").args([name, &pid]).status().unwrap();
+            let status = std::process::Command::new("kill")
+                .args([name, &pid])
+                .status()
+                .unwrap();
             assert!(status.success(), "kill {name} failed");
         };
         signal("-STOP");
@@ -956,7 +1019,10 @@ mod redis_only {
         fails_fast("counters", store.counters()).await;
         signal("-CONT");
 
-        assert!(answers_again(&store, StdDuration::from_secs(10)).await, "the store did not recover");
+        assert!(
+            answers_again(&store, StdDuration::from_secs(10)).await,
+            "the store did not recover"
+        );
         assert_eq!(store.load_contact(&stored.id).await.unwrap(), Some(stored));
     }
 
@@ -977,7 +1043,10 @@ mod redis_only {
         fails_fast("outbox_depth", store.outbox_depth()).await;
 
         cluster.nodes[1].restart();
-        assert!(answers_again(&store, StdDuration::from_secs(15)).await, "the cluster store did not reconnect");
+        assert!(
+            answers_again(&store, StdDuration::from_secs(15)).await,
+            "the cluster store did not reconnect"
+        );
         let loaded = store.load_contacts(&ids).await.unwrap();
         // The restarted node lost its data; the others kept theirs, and nothing fails.
         assert!(loaded.iter().any(Option::is_some));

@@ -138,6 +138,47 @@ impl TestApp {
         app
     }
 
+    /// Like `spawn(Backend::Redis)`, on a redis-server started with extra arguments, e.g.
+    /// `["--appendonly", "yes"]` so that what was written survives `redis().stop()` and
+    /// `redis().restart()`.
+    pub async fn spawn_with_redis_args(args: &[&str]) -> TestApp {
+        optin::telemetry::init_logging(&optin::config::LogSettings { format: "text".into(), filter: "warn".into() });
+        let server = RedisServer::start_with_args(args);
+        let store_url = server.url.clone();
+        let smtp = SmtpSink::start();
+        let port = free_port();
+        let settings = test_settings(&store_url, &smtp.url(), port);
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("an HTTP client");
+        let mut app = TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            port,
+            client,
+            smtp,
+            clock: ManualClock::starting_now(),
+            backend: Backend::Redis,
+            store_url,
+            resources: StoreResources::Redis(server),
+            settings,
+            app: None,
+        };
+        app.start().await;
+        app
+    }
+
+    /// The outbox as the store counts it: jobs waiting (or being sent) and dead letters.
+    pub async fn outbox_depth(&self) -> optin::store::OutboxDepth {
+        let app = self.app.as_ref().expect("the app is running");
+        app.state
+            .subscriptions
+            .store()
+            .outbox_depth()
+            .await
+            .expect("the store answers")
+    }
+
     pub async fn start(&mut self) {
         let config = Config::from_settings(self.settings.clone()).expect("test settings are valid");
         let application = Application::build(

@@ -5,3 +5,4 @@ pub mod app;
 pub mod browser;
 pub mod redis_server;
 pub mod smtp_sink;
+pub mod process;

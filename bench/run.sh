@@ -1,0 +1,301 @@
+#!/usr/bin/env bash
+# optin benchmark: one command, `bench/run.sh`.
+#
+# Installs wrk, redis-server and redis-tools when missing (apt-get, with sudo when not
+# root), builds the release binary, starts a private redis-server and `optin serve` on
+# free ports of 127.0.0.1, loads BENCH_CONTACTS contacts through POST /v1/imports, runs
+# the measurements below with wrk and redis-benchmark, prints a summary table, and stops
+# everything it started on exit. Nothing but 127.0.0.1 is ever contacted (apart from
+# apt-get, and only when a tool is missing).
+#
+#   1. GET /healthz                         requests/s (baseline)
+#   2. GET /v1/eligibility (random address)  requests/s        ratio to (1)  >= 0.6
+#   3. POST /v1/eligibility, 10,000 per call addresses/s       ratio to redis-benchmark GET -P 16  >= 0.3
+#   4. POST /v1/signups (new address each)   202s/s            ratio to (1)  >= 0.3
+#   5. GET /v1/eligibility at ~half of (2)   p50 / p99                       p99 <= 2 ms
+#
+# Knobs (environment): BENCH_CONTACTS (100000), BENCH_THREADS (2), BENCH_CONNECTIONS (32),
+# BENCH_DURATION (10s), BENCH_LATENCY_CONNECTIONS (16), BENCH_KEEP=1 keeps the temp dir.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BENCH="$ROOT/bench"
+
+CONTACTS="${BENCH_CONTACTS:-100000}"
+THREADS="${BENCH_THREADS:-2}"
+CONNECTIONS="${BENCH_CONNECTIONS:-32}"
+DURATION="${BENCH_DURATION:-10s}"
+LAT_CONNECTIONS="${BENCH_LATENCY_CONNECTIONS:-16}"
+BATCH=10000
+# The same load shape for every throughput run; a long timeout because a batch of
+# 10,000 addresses takes far longer than wrk's default 2 s limit allows under load.
+WRK_ARGS=(-t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 30s)
+
+say() { printf '\n== %s\n' "$*"; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------- tools
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v redis-server >/dev/null || missing+=(redis-server)
+{ command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null; } || missing+=(redis-tools)
+command -v curl >/dev/null || missing+=(curl)
+if [ "${#missing[@]}" -gt 0 ]; then
+    say "installing ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# wrk2 (a constant-rate wrk) gives honest latencies under a fixed load; use it when
+# the distribution has it (Debian 12 does not).
+WRK2=""
+if command -v wrk2 >/dev/null; then
+    WRK2="wrk2"
+elif apt-cache policy wrk2 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk2 >/dev/null && WRK2="wrk2" || true
+fi
+
+# ---------------------------------------------------------------------------- build
+say "building the release binary"
+cd "$ROOT"
+cargo build --release --locked
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
+OPTIN="$TARGET_DIR/release/optin"
+[ -x "$OPTIN" ] || die "no binary at $OPTIN"
+
+# ---------------------------------------------------------------------------- processes
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/optin-bench.XXXXXX")"
+REDIS_PID=""
+OPTIN_PID=""
+cleanup() {
+    local status=$?
+    [ -n "$OPTIN_PID" ] && kill "$OPTIN_PID" 2>/dev/null && wait "$OPTIN_PID" 2>/dev/null
+    [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then
+        echo "bench: kept $TMP"
+    else
+        rm -rf "$TMP"
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A port nobody listens on (bash's /dev/tcp: a refused connection means free).
+free_port() {
+    local port
+    for _ in $(seq 1 100); do
+        port=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return 0
+        fi
+    done
+    return 1
+}
+
+REDIS_PORT="$(free_port)" || die "no free port"
+say "starting redis-server on 127.0.0.1:$REDIS_PORT (no persistence)"
+redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+    --dir "$TMP" --daemonize no --logfile "$TMP/redis.log" &
+REDIS_PID=$!
+rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
+for _ in $(seq 1 100); do
+    [ "$(rcli ping 2>/dev/null)" = PONG ] && break
+    sleep 0.1
+done
+[ "$(rcli ping 2>/dev/null)" = PONG ] || die "redis-server did not start (see $TMP/redis.log)"
+
+# One admin key (admin may also do what a send key may).
+KEY_OUT="$("$OPTIN" keys new --scope admin --name bench)"
+API_KEY="$(printf '%s\n' "$KEY_OUT" | sed -n 's/^API key[^:]*: //p')"
+API_ENTRY="$(printf '%s\n' "$KEY_OUT" | sed -n 's/^Add this entry[^:]*: //p')"
+[ -n "$API_KEY" ] && [ -n "$API_ENTRY" ] || die "could not parse the output of 'optin keys new'"
+
+OPTIN_PORT="$(free_port)" || die "no free port"
+BASE="http://127.0.0.1:$OPTIN_PORT"
+CONFIG="$TMP/optin.bench.toml"
+mkdir -p "$TMP/mail"
+{
+    cat <<EOF
+# Written by bench/run.sh for one run; the keys are fresh and thrown away afterwards.
+[log]
+format = "text"
+filter = "warn"
+
+[server]
+bind = "127.0.0.1:$OPTIN_PORT"
+public_url = "$BASE"
+
+[store]
+url = "redis://127.0.0.1:$REDIS_PORT"
+
+[mail]
+url = "file://$TMP/mail"
+
+[security]
+signing_keys = ["bench:$(head -c32 /dev/urandom | base64)"]
+index_key = "$(head -c32 /dev/urandom | base64)"
+api_keys = ["$API_ENTRY"]
+
+EOF
+    cat "$ROOT/src/example_subscription_types.toml"
+} >"$CONFIG"
+
+say "starting optin on $BASE"
+(cd "$TMP" && unset RUST_LOG && exec "$OPTIN" serve --config "$CONFIG") >"$TMP/optin.log" 2>&1 &
+OPTIN_PID=$!
+ready=""
+for _ in $(seq 1 300); do
+    if curl -fsS -o /dev/null "$BASE/readyz" 2>/dev/null; then ready=1; break; fi
+    kill -0 "$OPTIN_PID" 2>/dev/null || break
+    sleep 0.1
+done
+[ -n "$ready" ] || { cat "$TMP/optin.log" >&2; die "optin did not become ready"; }
+
+# ---------------------------------------------------------------------------- helpers
+# wrk's output is printed and kept; these read figures back from it.
+WRK_BIN=wrk
+run_wrk() {
+    local name="$1"
+    shift
+    local shown="$*"
+    echo "\$ $WRK_BIN ${shown//$API_KEY/<key>}"
+    "$WRK_BIN" "$@" | tee "$TMP/wrk-$name.txt"
+}
+wrk_rps() { awk '/^Requests\/sec:/ {print $2}' "$TMP/wrk-$1.txt"; }
+wrk_requests() { awk '/ requests in / {print $1}' "$TMP/wrk-$1.txt"; }
+wrk_seconds() { awk '/ requests in / {d=$4; sub(/,$/, "", d); if (d ~ /ms$/) {sub(/ms$/, "", d); d/=1000} else if (d ~ /m$/) {sub(/m$/, "", d); d*=60} else {sub(/s$/, "", d)} print d}' "$TMP/wrk-$1.txt"; }
+wrk_non2xx() { awk '/Non-2xx or 3xx responses:/ {n=$NF} END {print n+0}' "$TMP/wrk-$1.txt"; }
+wrk_errors() { awk '/Socket errors:/ {gsub(/,/, ""); n=$4+$6+$8+$10} END {print n+0}' "$TMP/wrk-$1.txt"; }
+# A percentile line of --latency ("  99%  1.23ms"), in milliseconds.
+wrk_pct() {
+    awk -v p="$2%" '$1 == p {v=$2; if (v ~ /us$/) {sub(/us$/, "", v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/, "", v)} else if (v ~ /s$/) {sub(/s$/, "", v); v*=1000} print v; exit}' "$TMP/wrk-$1.txt"
+}
+calc() { awk "BEGIN {printf \"%.${2:-2}f\", $1}"; }
+verdict() { [ -n "$1" ] || { echo "n/a"; return; }; awk -v v="$1" -v t="$3" -v op="$2" 'BEGIN {ok = (op == ">=") ? (v + 0 >= t + 0) : (v + 0 <= t + 0); print ok ? "pass" : "MISS"}'; }
+used_memory() { rcli info memory | tr -d '\r' | awk -F: '$1 == "used_memory" {print $2}'; }
+
+# ---------------------------------------------------------------------------- load
+say "loading $CONTACTS contacts through POST /v1/imports"
+awk -v n="$CONTACTS" 'BEGIN {for (i = 0; i < n; i++) printf "{\"email\":\"u%d@bench.example\",\"subscription_type\":\"blog-updates\",\"status\":\"opted_in\",\"lawful_basis\":\"consent\",\"consent_evidence\":\"bench\"}\n", i}' >"$TMP/import.ndjson"
+mkdir -p "$TMP/import"
+# Four streams of 10,000-line parts at once, so that the load uses both cores and no
+# single request runs long.
+split -l 10000 -d -a 4 "$TMP/import.ndjson" "$TMP/import/part-"
+MEM_BEFORE="$(used_memory)"
+import_start="$(date +%s.%N)"
+export API_KEY BASE
+find "$TMP/import" -name 'part-*' -print0 | sort -z | xargs -0 -P 4 -I{} \
+    sh -c 'curl -sS --fail -X POST -H "Authorization: Bearer $API_KEY" -H "Content-Type: application/x-ndjson" --data-binary @"$1" "$BASE/v1/imports" -o "$1.out"' _ {}
+import_end="$(date +%s.%N)"
+MEM_AFTER="$(used_memory)"
+IMPORTED="$(cat "$TMP"/import/part-*.out | awk '/"done":true/ {match($0, /"succeeded":[0-9]+/); s += substr($0, RSTART + 12, RLENGTH - 12)} END {print s + 0}')"
+[ "$IMPORTED" -eq "$CONTACTS" ] || { tail -n 3 "$TMP"/import/part-*.out >&2; die "imported $IMPORTED of $CONTACTS contacts"; }
+IMPORT_SECS="$(calc "$import_end - $import_start" 1)"
+IMPORT_RATE="$(calc "$CONTACTS / ($import_end - $import_start)" 0)"
+BYTES_PER_CONTACT="$(calc "($MEM_AFTER - $MEM_BEFORE) / $CONTACTS" 0)"
+echo "imported $IMPORTED contacts in ${IMPORT_SECS}s ($IMPORT_RATE/s); used_memory $MEM_BEFORE -> $MEM_AFTER bytes"
+
+# One contact's keys, to see where the bytes go.
+SAMPLE_KEY="$( (rcli --scan --pattern 'optin:*:c:*' || true) | head -n 1)"
+SAMPLE_EV="${SAMPLE_KEY/:c:/:ev:}"
+SAMPLE_C_MEM="$(rcli memory usage "$SAMPLE_KEY" | tr -d '\r')"
+SAMPLE_EV_MEM="$(rcli memory usage "$SAMPLE_EV" | tr -d '\r')"
+SAMPLE_C_JSON="$(rcli hstrlen "$SAMPLE_KEY" d | tr -d '\r')"
+SAMPLE_EV_JSON="$(rcli --raw lindex "$SAMPLE_EV" 0 | tr -d '\n' | wc -c)"
+echo "sample contact: MEMORY USAGE contact hash $SAMPLE_C_MEM B (contact JSON $SAMPLE_C_JSON B), event list $SAMPLE_EV_MEM B (event JSON $SAMPLE_EV_JSON B)"
+
+# The service must answer what we loaded before we time it.
+check="$(curl -fsS -H "Authorization: Bearer $API_KEY" "$BASE/v1/eligibility?email=u42%40bench.example&subscription_type=blog-updates")"
+case "$check" in *'"eligible":true'*) ;; *) die "unexpected eligibility answer: $check" ;; esac
+
+# ---------------------------------------------------------------------------- measure
+say "1. GET /healthz"
+run_wrk warmup -t"$THREADS" -c"$CONNECTIONS" -d3s "$BASE/healthz" >/dev/null
+run_wrk healthz "${WRK_ARGS[@]}" "$BASE/healthz"
+HEALTHZ_RPS="$(wrk_rps healthz)"
+
+say "2. GET /v1/eligibility (a random one of the $CONTACTS addresses per request)"
+run_wrk elig "${WRK_ARGS[@]}" -s "$BENCH/eligibility_get.lua" "$BASE/v1/eligibility" -- "$API_KEY" "$CONTACTS"
+ELIG_RPS="$(wrk_rps elig)"
+ELIG_RATIO="$(calc "$ELIG_RPS / $HEALTHZ_RPS")"
+
+say "3. POST /v1/eligibility with $BATCH addresses per request"
+awk -v n="$BATCH" -v c="$CONTACTS" 'BEGIN {
+    step = int(c / n); if (step < 1) step = 1
+    printf "{\"subscription_type\":\"blog-updates\",\"emails\":["
+    for (i = 0; i < n; i++) printf "%s\"u%d@bench.example\"", (i ? "," : ""), (i * step) % c
+    printf "]}"
+}' >"$TMP/batch.json"
+answer="$(curl -fsS -X POST -H "Authorization: Bearer $API_KEY" -H 'Content-Type: application/json' --data-binary @"$TMP/batch.json" "$BASE/v1/eligibility" | grep -o '"eligible":true' | wc -l)"
+[ "$answer" -eq "$BATCH" ] || die "a batch answered $answer of $BATCH addresses eligible"
+run_wrk batch "${WRK_ARGS[@]}" -s "$BENCH/eligibility_batch.lua" "$BASE/v1/eligibility" -- "$API_KEY" "$TMP/batch.json"
+BATCH_RPS="$(wrk_rps batch)"
+BATCH_OK="$(( $(wrk_requests batch) - $(wrk_non2xx batch) ))"
+BATCH_ADDR="$(calc "$BATCH_OK * $BATCH / $(wrk_seconds batch)" 0)"
+echo "\$ redis-benchmark -p $REDIS_PORT -P 16 -t get -n 1000000 -q"
+redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -P 16 -t get -n 1000000 -q | tr '\r' '\n' | grep -v '^ *$' | tail -n 1 | tee "$TMP/redis-benchmark.txt"
+REDIS_GET="$(awk '/^GET:/ {print $2}' "$TMP/redis-benchmark.txt")"
+BATCH_RATIO="$(calc "$BATCH_ADDR / $REDIS_GET")"
+
+say "4. POST /v1/signups (a new address per request)"
+run_wrk signups "${WRK_ARGS[@]}" -s "$BENCH/signups.lua" "$BASE/v1/signups" -- "$(date +%s)"
+SIGNUP_NON2XX="$(wrk_non2xx signups)"
+SIGNUP_ERRORS="$(wrk_errors signups)"
+SIGNUP_202="$(calc "($(wrk_requests signups) - $SIGNUP_NON2XX) / $(wrk_seconds signups)")"
+SIGNUP_RATIO="$(calc "$SIGNUP_202 / $HEALTHZ_RPS")"
+
+say "5. GET /v1/eligibility latency at about half of the rate of (2)"
+HALF_RATE="$(calc "$ELIG_RPS / 2" 0)"
+if [ -n "$WRK2" ]; then
+    LAT_METHOD="wrk2 -R $HALF_RATE (constant rate), -t$THREADS -c$LAT_CONNECTIONS"
+    WRK_BIN="$WRK2"
+    run_wrk latency -t"$THREADS" -c"$LAT_CONNECTIONS" -d"$DURATION" -R"$HALF_RATE" --latency \
+        -s "$BENCH/eligibility_get.lua" "$BASE/v1/eligibility" -- "$API_KEY" "$CONTACTS"
+    WRK_BIN=wrk
+else
+    # No wrk2: each of the connections waits PAUSE ms after every answer (wrk's delay()
+    # hook), so that together they offer about half the saturated rate. Closed loop,
+    # so a stall delays later requests instead of queueing them (coordinated omission).
+    PAUSE="$(awk -v c="$LAT_CONNECTIONS" -v r="$HALF_RATE" 'BEGIN {p = int(c * 1000 / r + 0.5); print (p < 1 ? 1 : p)}')"
+    LAT_METHOD="wrk --latency, -t$THREADS -c$LAT_CONNECTIONS, ${PAUSE} ms pause per connection (wrk2 not available)"
+    run_wrk latency -t"$THREADS" -c"$LAT_CONNECTIONS" -d"$DURATION" --latency --timeout 30s \
+        -s "$BENCH/eligibility_get.lua" "$BASE/v1/eligibility" -- "$API_KEY" "$CONTACTS" "$PAUSE"
+fi
+LAT_RATE="$(wrk_rps latency)"
+LAT_P50="$(wrk_pct latency 50)"
+LAT_P99="$(wrk_pct latency 99)"
+
+# ---------------------------------------------------------------------------- summary
+NON2XX_ALL="healthz $(wrk_non2xx healthz), eligibility $(wrk_non2xx elig), batch $(wrk_non2xx batch), signups $SIGNUP_NON2XX, latency $(wrk_non2xx latency)"
+ERRORS_ALL="healthz $(wrk_errors healthz), eligibility $(wrk_errors elig), batch $(wrk_errors batch), signups $SIGNUP_ERRORS, latency $(wrk_errors latency)"
+{
+    echo
+    echo "== Summary"
+    echo "date:        $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "cpu:         nproc $(nproc), $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+    echo "load avg:    $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min, at the end; includes this run)"
+    echo "wrk:         -t$THREADS -c$CONNECTIONS -d$DURATION for 1-4; optin, redis-server and wrk share the same cores"
+    echo "contacts:    $CONTACTS imported in ${IMPORT_SECS}s ($IMPORT_RATE/s)"
+    echo
+    printf '%-44s %16s %10s %8s %6s\n' "measure" "raw" "ratio" "target" "result"
+    printf '%-44s %16s %10s %8s %6s\n' "--------------------------------------------" "----------------" "----------" "--------" "------"
+    printf '%-44s %16s %10s %8s %6s\n' "Redis bytes per contact (used_memory delta)" "$BYTES_PER_CONTACT B" "" "" ""
+    printf '%-44s %16s %10s %8s %6s\n' "1 GET /healthz" "$HEALTHZ_RPS/s" "" "" ""
+    printf '%-44s %16s %10s %8s %6s\n' "2 GET /v1/eligibility" "$ELIG_RPS/s" "$ELIG_RATIO" ">= 0.6" "$(verdict "$ELIG_RATIO" '>=' 0.6)"
+    printf '%-44s %16s %10s %8s %6s\n' "3 POST /v1/eligibility, $BATCH per request" "$BATCH_ADDR addr/s" "" "" ""
+    printf '%-44s %16s %10s %8s %6s\n' "  redis-benchmark GET -P 16" "$REDIS_GET/s" "$BATCH_RATIO" ">= 0.3" "$(verdict "$BATCH_RATIO" '>=' 0.3)"
+    printf '%-44s %16s %10s %8s %6s\n' "4 POST /v1/signups (202s)" "$SIGNUP_202/s" "$SIGNUP_RATIO" ">= 0.3" "$(verdict "$SIGNUP_RATIO" '>=' 0.3)"
+    printf '%-44s %16s %10s %8s %6s\n' "5 GET /v1/eligibility at $LAT_RATE/s: p50" "$LAT_P50 ms" "" "" ""
+    printf '%-44s %16s %10s %8s %6s\n' "  p99" "$LAT_P99 ms" "" "<= 2 ms" "$(verdict "$LAT_P99" '<=' 2)"
+    echo
+    echo "batch requests/s: $BATCH_RPS (× $BATCH addresses)"
+    echo "latency method:   $LAT_METHOD; target rate $HALF_RATE/s, achieved $LAT_RATE/s"
+    echo "non-2xx:          $NON2XX_ALL"
+    echo "socket errors:    $ERRORS_ALL"
+    echo "sample contact:   contact hash $SAMPLE_C_MEM B (JSON $SAMPLE_C_JSON B), event list $SAMPLE_EV_MEM B (one event, JSON $SAMPLE_EV_JSON B)"
+    echo "mail files:       $(find "$TMP/mail" -type f | wc -l) written by the outbox worker during the run"
+} | tee "$TMP/summary.txt"

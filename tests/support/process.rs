@@ -1,0 +1,203 @@
+//! The real `optin` binary as a child process, for crash and signal tests.
+//!
+//! It is configured the way an operator deploys it: every setting from `OPTIN_*`
+//! environment variables, plus a configuration file that holds only the example
+//! subscription types (the service requires types, and a list of tables does not fit in
+//! an environment variable). Its log goes to a file that failing tests print.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use tempfile::TempDir;
+
+use super::app::{ADMIN_KEY, SEND_KEY};
+
+/// How long a fresh process may take until `/readyz` answers 200.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+const EXAMPLE_TYPES: &str = include_str!("../../src/example_subscription_types.toml");
+
+/// What differs between the processes of a test.
+#[derive(Clone, Debug)]
+pub struct ProcessSettings {
+    pub store_url: String,
+    pub mail_url: String,
+    pub lease_secs: u64,
+}
+
+pub struct OptinProcess {
+    pub port: u16,
+    pub address: String,
+    child: Option<Child>,
+    log_path: PathBuf,
+    dir: TempDir,
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl OptinProcess {
+    /// Starts `optin serve` and waits until `/readyz` answers 200.
+    pub async fn start(settings: &ProcessSettings) -> OptinProcess {
+        let mut last_log = String::new();
+        // Another process may take the probed port before the child binds it: try again.
+        for _ in 0..3 {
+            let mut process = Self::spawn(settings, free_port());
+            match process.wait_ready().await {
+                Ok(()) => return process,
+                Err(log) => last_log = log,
+            }
+        }
+        panic!("optin serve did not become ready; its log:\n{last_log}");
+    }
+
+    fn spawn(settings: &ProcessSettings, port: u16) -> OptinProcess {
+        let dir = tempfile::tempdir().expect("a temporary folder for the process");
+        let config_path = dir.path().join("optin.toml");
+        std::fs::write(&config_path, EXAMPLE_TYPES).expect("write optin.toml");
+        let log_path = dir.path().join("optin.log");
+        let log = File::create(&log_path).expect("create the process log");
+        let address = format!("http://127.0.0.1:{port}");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_optin"));
+        command
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().expect("clone the log handle")))
+            .stderr(Stdio::from(log));
+        // Nothing from the test runner's environment may configure the child.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("OPTIN_") || name == "RUST_LOG" {
+                command.env_remove(name);
+            }
+        }
+        command
+            .env("OPTIN_SERVER__BIND", format!("127.0.0.1:{port}"))
+            .env("OPTIN_SERVER__PUBLIC_URL", &address)
+            .env("OPTIN_STORE__URL", &settings.store_url)
+            .env("OPTIN_MAIL__URL", &settings.mail_url)
+            .env("OPTIN_MAIL__FROM", "Optin Test <no-reply@optin.test>")
+            .env("OPTIN_MAIL__LEASE_SECS", settings.lease_secs.to_string())
+            .env(
+                "OPTIN_SECURITY__SIGNING_KEYS",
+                format!("k1:{}", STANDARD.encode([1u8; 32])),
+            )
+            .env("OPTIN_SECURITY__INDEX_KEY", STANDARD.encode([2u8; 32]))
+            .env(
+                "OPTIN_SECURITY__API_KEYS",
+                format!(
+                    "admin-test:admin:{},send-test:send:{}",
+                    sha256_hex(ADMIN_KEY),
+                    sha256_hex(SEND_KEY)
+                ),
+            )
+            .env("OPTIN_LOG__FORMAT", "text")
+            .env("OPTIN_LOG__FILTER", "info");
+        let child = command.spawn().expect("spawn the optin binary");
+        OptinProcess {
+            port,
+            address,
+            child: Some(child),
+            log_path,
+            dir,
+        }
+    }
+
+    /// Polls `/readyz`; on failure kills the child and gives its log.
+    async fn wait_ready(&mut self) -> Result<(), String> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(1000))
+            .build()
+            .expect("an HTTP client");
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(status) = self.try_status() {
+                return Err(format!("(exited with {status})\n{}", self.log()));
+            }
+            if let Ok(response) = client.get(self.url("/readyz")).send().await {
+                if response.status() == 200 {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                self.kill9();
+                return Err(format!("(not ready within {READY_TIMEOUT:?})\n{}", self.log()));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the process was started").id()
+    }
+
+    /// The exit status when the process has ended, without waiting.
+    pub fn try_status(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|child| child.try_wait().expect("query the child's status"))
+    }
+
+    /// SIGKILL, as a crash or an OOM kill would: no cleanup of any kind. Reaps the child.
+    pub fn kill9(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, as an orchestrator stopping the service sends it.
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {} failed", self.pid());
+    }
+
+    /// Waits up to `timeout` for the process to end.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_status() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Everything the process logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for OptinProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
