@@ -177,6 +177,9 @@ pub struct SignupSettings {
     pub confirmation_ttl_days: u32,
     /// Confirmation mails one address may receive in 24 hours (against subscription bombing).
     pub max_confirmation_mails_per_day: u32,
+    /// Signups one client IP may post per window; more get 429.
+    pub max_signups_per_ip: u32,
+    pub ip_window_secs: u64,
 }
 
 impl Default for SignupSettings {
@@ -185,6 +188,8 @@ impl Default for SignupSettings {
             default_locale: "en".into(),
             confirmation_ttl_days: 7,
             max_confirmation_mails_per_day: 3,
+            max_signups_per_ip: 30,
+            ip_window_secs: 600,
         }
     }
 }
@@ -209,8 +214,11 @@ impl Default for LinkSettings {
 pub struct PrivacySettings {
     /// Record IP address and user agent as consent evidence.
     pub record_ip: bool,
-    /// Seconds between runs of the expiry job.
+    /// Seconds between runs of the expiry and retention jobs.
     pub purge_interval_secs: u64,
+    /// Days a contact with no active subscription is kept before it is removed (with a
+    /// tombstone left). Unset: kept until erased.
+    pub retain_inactive_days: Option<u32>,
 }
 
 impl Default for PrivacySettings {
@@ -218,6 +226,7 @@ impl Default for PrivacySettings {
         Self {
             record_ip: true,
             purge_interval_secs: 60,
+            retain_inactive_days: None,
         }
     }
 }

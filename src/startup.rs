@@ -194,6 +194,14 @@ async fn run_scheduler(
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "expiry purge failed; will retry"),
         }
+        match state.subscriptions.purge_inactive().await {
+            Ok(0) => {}
+            Ok(removed) => {
+                tracing::info!(removed, "inactive contacts removed after their retention period");
+                metrics::counter!("optin_retention_removed_total").increment(removed as u64);
+            }
+            Err(error) => tracing::warn!(%error, "retention purge failed; will retry"),
+        }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.changed() => {}

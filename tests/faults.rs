@@ -105,6 +105,7 @@ async fn while_redis_is_down_requests_get_a_fast_503_and_once_it_is_back_everyth
         )
         .await;
         assert_eq!(response.status(), 503, "a signup for {email} while Redis is down");
+        println!("while Redis was down, a signup for {email} was answered 503 in {took:?}");
         assert!(took < FAIL_FAST, "the signup for {email} was answered after {took:?}, not within {FAIL_FAST:?}");
         assert!(is_problem_json(&response), "a 503 under /v1 is problem+json: {:?}", response.headers());
         assert!(response.headers().get("retry-after").is_some(), "a 503 tells the client when to retry");
@@ -115,6 +116,7 @@ async fn while_redis_is_down_requests_get_a_fast_503_and_once_it_is_back_everyth
 
     let (ready, took) = timed(app.client.get(app.url("/readyz"))).await;
     assert_eq!(ready.status(), 503, "/readyz reports the store is gone");
+    println!("while Redis was down, /readyz answered {} in {took:?}", ready.status());
     assert!(took < FAIL_FAST, "/readyz answered after {took:?}");
 
     let (eligibility, took) = timed(
@@ -129,6 +131,7 @@ async fn while_redis_is_down_requests_get_a_fast_503_and_once_it_is_back_everyth
         503,
         "a sender asking while Redis is down gets 503, never a guess such as eligible=false"
     );
+    println!("while Redis was down, eligibility answered {} in {took:?}", eligibility.status());
     assert!(took < FAIL_FAST, "eligibility answered after {took:?}");
     assert!(is_problem_json(&eligibility));
 
@@ -175,6 +178,69 @@ async fn while_redis_is_down_requests_get_a_fast_503_and_once_it_is_back_everyth
     let link = app.confirmation_link("after@example.com");
     assert_eq!(app.client.post(&link).send().await.unwrap().status(), 200);
     assert_eq!(app.status("after@example.com", "job-alerts").await, "opted_in");
+}
+
+/// A hung Redis (SIGSTOP: the connection stays open and nothing answers) is worse than a
+/// dead one for a client that waits; every call must still give up in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_hangs_requests_still_get_a_503_in_time_and_the_service_recovers_when_it_resumes() {
+    let mut app = TestApp::spawn(Backend::Redis).await;
+    app.subscribe_confirmed("kept@example.com", &["blog-updates"]).await;
+    let pid = app.redis().expect("a Redis backend").pid();
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {pid}");
+    };
+    signal("STOP");
+
+    let (signup, took) = timed(
+        app.client
+            .post(app.url("/v1/signups"))
+            .json(&json!({ "email": "stalled@example.com", "subscription_types": ["blog-updates"] })),
+    )
+    .await;
+    let signup_status = signup.status();
+    let (ready, ready_took) = timed(app.client.get(app.url("/readyz"))).await;
+    let (eligibility, eligibility_took) = timed(
+        app.client
+            .get(app.url("/v1/eligibility"))
+            .query(&[("email", "kept@example.com"), ("subscription_type", "blog-updates")])
+            .bearer_auth(SEND_KEY),
+    )
+    .await;
+    let eligibility_status = eligibility.status();
+    signal("CONT");
+    println!("while Redis hung: signup {signup_status} in {took:?}, /readyz {} in {ready_took:?}, eligibility {eligibility_status} in {eligibility_took:?}", ready.status());
+
+    assert_eq!(signup_status, 503, "a signup while Redis hangs");
+    assert!(is_problem_json(&signup));
+    assert!(took < FAIL_FAST, "the signup was answered after {took:?}, not within {FAIL_FAST:?}");
+    assert_eq!(ready.status(), 503, "/readyz while Redis hangs");
+    assert!(ready_took < FAIL_FAST, "/readyz answered after {ready_took:?}");
+    assert_eq!(eligibility_status, 503, "eligibility while Redis hangs");
+    assert!(eligibility_took < FAIL_FAST, "eligibility answered after {eligibility_took:?}");
+
+    let resumed = Instant::now();
+    let deadline = resumed + Duration::from_secs(10);
+    loop {
+        let status = app.client.get(app.url("/readyz")).send().await.expect("readyz answers").status();
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "/readyz still answers {status} 10 s after Redis resumed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("/readyz was 200 again {:?} after Redis resumed", resumed.elapsed());
+    assert_eq!(app.eligibility("kept@example.com", "blog-updates").await["eligible"], true);
+    assert_eq!(app.contact("stalled@example.com").await.status(), 404, "the signup answered 503 stored nothing");
+    assert_eq!(app.signup("resumed@example.com", &["blog-updates"]).await.status(), 202);
+    assert_eq!(app.drain_outbox().await, 1, "only the new signup's mail is queued");
+    assert_eq!(app.mails_to("resumed@example.com").len(), 1);
+    assert!(app.mails_to("stalled@example.com").is_empty());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -322,7 +388,7 @@ async fn a_crash_mid_traffic_loses_no_acknowledged_signup_every_one_gets_its_mai
     // never sent, so the test sees acknowledged, lost-in-flight and refused requests.
     const IN_FLIGHT: usize = 16;
 
-    let redis = RedisServer::start_with_args(&["--appendonly","yes"]);
+    let redis = RedisServer::start_with_args(DURABLE_REDIS);
     let smtp = SmtpSink::start();
     let settings = ProcessSettings {
         store_url: redis.url.clone(),
@@ -555,6 +621,14 @@ async fn on_sigterm_the_service_finishes_the_request_in_flight_and_exits_cleanly
     let (head, tail) = body.split_at(body.len() / 2);
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", process.port)).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    // A first, complete request on the same keep-alive connection proves the server has
+    // taken the connection, so the second one is surely in its hands at SIGTERM.
+    write!(stream, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n", process.port).unwrap();
+    let mut first_answer = [0u8; 512];
+    let n = stream.read(&mut first_answer).unwrap();
+    let first_answer = String::from_utf8_lossy(&first_answer[..n]);
+    assert!(first_answer.starts_with("HTTP/1.1 200"), "{first_answer}");
+    assert!(first_answer.ends_with("ok"), "the whole /healthz answer came in one read: {first_answer:?}");
     write!(
         stream,
         "POST /v1/signups HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\n\

@@ -247,7 +247,7 @@ async fn contact_with_job(
 
 async fn erase(store: &SharedStore, contact: &Contact, now: DateTime<Utc>) {
     let change = ContactChange::between(Some(contact), None, Vec::new(), Vec::new(), &catalog())
-        .with_tombstone(Tombstone { erased_at: now });
+        .with_tombstone(Tombstone { erased_at: now, reason: "erasure".into(), request_id: None });
     store.apply(change).await.unwrap();
 }
 
@@ -360,7 +360,7 @@ async fn a_change_from_a_stale_version_is_refused_and_writes_nothing(backend: Ba
     let pending = add_pending(&mut second, now - Duration::hours(1), now);
     let job = confirmation_job(&second, now);
     let stale = ContactChange::between(Some(&v1), Some(second), vec![event], vec![job], &catalog())
-        .with_tombstone(Tombstone { erased_at: now });
+        .with_tombstone(Tombstone { erased_at: now, reason: "erasure".into(), request_id: None });
     assert!(matches!(
         store.apply(stale).await,
         Err(StoreError::Conflict)
@@ -473,7 +473,7 @@ async fn erasing_a_contact_removes_its_events_jobs_and_expiry_entries_and_leaves
         .is_empty());
     assert_eq!(
         store.tombstone(&stored.id).await.unwrap(),
-        Some(Tombstone { erased_at: now })
+        Some(Tombstone { erased_at: now, reason: "erasure".into(), request_id: None })
     );
     assert!(store.dead_jobs(10).await.unwrap().is_empty());
     assert_eq!(

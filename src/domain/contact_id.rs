@@ -73,6 +73,16 @@ impl ContactIndex {
         Self { key }
     }
 
+    /// A keyed, truncated hash of any identifier (an IP address for rate limits), so
+    /// that storage keys never hold the identifier itself.
+    pub fn pseudonym(&self, label: &str, value: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC accepts keys of any length");
+        mac.update(label.as_bytes());
+        mac.update(b"\0");
+        mac.update(value.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..CONTACT_ID_BYTES])
+    }
+
     pub fn contact_id(&self, email: &EmailAddress) -> ContactId {
         let mut mac =
             Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC accepts keys of any length");

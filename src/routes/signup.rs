@@ -10,7 +10,7 @@ use super::page;
 use super::AppState;
 use crate::domain::{EmailAddress, Source};
 use crate::http::problem::Problem;
-use crate::http::request_meta::request_meta;
+use crate::http::request_meta::{client_ip, request_meta};
 use crate::subscriptions::{NoticeVersions, SignupError, SignupRequest};
 
 /// Free text we keep as evidence is capped; it is never echoed into mails.
@@ -57,6 +57,8 @@ struct RawSignup {
 
 #[derive(Debug, thiserror::Error)]
 enum InvalidSignup {
+    #[error("too many signups from this client; retry in {0} s")]
+    RateLimited(u64),
     #[error("{field}: {reason}")]
     Field { field: &'static str, reason: String },
     #[error(transparent)]
@@ -66,6 +68,7 @@ enum InvalidSignup {
 impl From<InvalidSignup> for Problem {
     fn from(error: InvalidSignup) -> Self {
         match error {
+            InvalidSignup::RateLimited(retry_after) => Problem::rate_limited(retry_after),
             InvalidSignup::Field { field, reason } => Problem::invalid_field(field, reason),
             InvalidSignup::Signup(SignupError::Store(e)) => e.into(),
             InvalidSignup::Signup(e @ (SignupError::NoTypes | SignupError::UnknownType(_))) => {
@@ -88,12 +91,30 @@ fn capped(field: &'static str, value: Option<String>) -> Result<Option<String>, 
     }
 }
 
+/// Counts the signup against its client IP's limit (shared by all instances on Redis).
+async fn check_ip_limit(state: &AppState, req: &HttpRequest) -> Result<(), InvalidSignup> {
+    let config = state.subscriptions.config();
+    let Some(ip) = client_ip(req, config) else { return Ok(()) };
+    let limits = &config.settings.signup;
+    let window = limits.ip_window_secs.max(1);
+    let key = format!("signup-ip:{}", config.index.pseudonym("ip", &ip.to_string()));
+    let now = state.subscriptions.now();
+    let hits = state.subscriptions.store().count_hit(&key, window, now).await.map_err(SignupError::Store)?;
+    if hits > u64::from(limits.max_signups_per_ip) {
+        metrics::counter!("optin_signups_rate_limited_total").increment(1);
+        let retry_after = window - (now.timestamp().max(0) as u64 % window);
+        return Err(InvalidSignup::RateLimited(retry_after));
+    }
+    Ok(())
+}
+
 /// Parses and runs a signup; shared by the JSON and the form route.
 async fn run_signup(
     state: &AppState,
     req: &HttpRequest,
     raw: RawSignup,
 ) -> Result<(), InvalidSignup> {
+    check_ip_limit(state, req).await?;
     let email = raw.email.ok_or(InvalidSignup::Field {
         field: "email",
         reason: "email is required".into(),
@@ -183,6 +204,13 @@ pub async fn subscribe_form(
             Ok(()) => {}
             Err(InvalidSignup::Signup(SignupError::Store(e))) => {
                 return page::store_error_page(&state, &req, e)
+            }
+            Err(InvalidSignup::RateLimited(retry_after)) => {
+                let mut page = page::error_page(&state, &req, StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
+                if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&retry_after.to_string()) {
+                    page.headers_mut().insert(actix_web::http::header::RETRY_AFTER, value);
+                }
+                return page;
             }
             Err(error) => {
                 tracing::debug!(%error, "form signup refused");

@@ -31,6 +31,15 @@ const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
 /// "cid:pending-id" → expiry in ms: to find an entry of `EXPIRY` when it is removed.
 const EXPIRY_BY_PENDING: TableDefinition<&str, u64> = TableDefinition::new("expiry_by_pending");
 const COUNTERS: TableDefinition<&str, i64> = TableDefinition::new("counters");
+/// (inactive since in ms, contact id) → (): contacts without an opt-in, for retention.
+const INACTIVE: TableDefinition<(u64, &str), ()> = TableDefinition::new("inactive");
+/// contact id → inactive since in ms: to find an entry of `INACTIVE` when it changes.
+const INACTIVE_BY_CONTACT: TableDefinition<&str, u64> = TableDefinition::new("inactive_by_contact");
+
+/// Rate-limit windows are kept in memory: one process owns the file anyway.
+type HitCounts = std::sync::Mutex<std::collections::HashMap<String, (u64, u64)>>;
+/// Past this many tracked keys, stale windows are dropped.
+const MAX_TRACKED_HIT_KEYS: usize = 100_000;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct StoredJob {
@@ -42,6 +51,7 @@ struct StoredJob {
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    hits: Arc<HitCounts>,
 }
 
 impl EmbeddedStore {
@@ -52,7 +62,7 @@ impl EmbeddedStore {
         let db = Database::create(path).map_err(|e| {
             anyhow::anyhow!("cannot open the embedded store at {}: {e}", path.display())
         })?;
-        let store = Self { db: Arc::new(db) };
+        let store = Self { db: Arc::new(db), hits: Arc::default() };
         store.create_tables()?;
         Ok(store)
     }
@@ -68,6 +78,8 @@ impl EmbeddedStore {
         txn.open_table(EXPIRY)?;
         txn.open_table(EXPIRY_BY_PENDING)?;
         txn.open_table(COUNTERS)?;
+        txn.open_table(INACTIVE)?;
+        txn.open_table(INACTIVE_BY_CONTACT)?;
         txn.commit()?;
         Ok(())
     }
@@ -208,6 +220,10 @@ fn apply_in(txn: &WriteTransaction, change: &ContactChange) -> Result<(), StoreE
             .insert(name.as_str(), current + delta)
             .map_err(unavailable)?;
     }
+    index_inactive(txn, id, match &change.write {
+        ContactWrite::Put(_) => change.inactive_since,
+        ContactWrite::Delete => None,
+    })?;
     let mut tombstones = txn.open_table(TOMBSTONES).map_err(unavailable)?;
     if change.clear_tombstone {
         tombstones.remove(id).map_err(unavailable)?;
@@ -216,6 +232,20 @@ fn apply_in(txn: &WriteTransaction, change: &ContactChange) -> Result<(), StoreE
         tombstones
             .insert(id, encode(tombstone)?.as_slice())
             .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+/// Moves the contact's entry in the retention index (or removes it for `None`).
+fn index_inactive(txn: &WriteTransaction, id: &str, since: Option<DateTime<Utc>>) -> Result<(), StoreError> {
+    let mut inactive = txn.open_table(INACTIVE).map_err(unavailable)?;
+    let mut by_contact = txn.open_table(INACTIVE_BY_CONTACT).map_err(unavailable)?;
+    if let Some(previous) = by_contact.remove(id).map_err(unavailable)?.map(|v| v.value()) {
+        inactive.remove((previous, id)).map_err(unavailable)?;
+    }
+    if let Some(since) = since {
+        inactive.insert((millis(since), id), ()).map_err(unavailable)?;
+        by_contact.insert(id, millis(since)).map_err(unavailable)?;
     }
     Ok(())
 }
@@ -387,6 +417,36 @@ impl Store for EmbeddedStore {
             Ok(expired)
         })
         .await
+    }
+
+    async fn inactive_contacts(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<ContactId>, StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(INACTIVE).map_err(unavailable)?;
+            let range = table.range((0, "")..(millis(before), "")).map_err(unavailable)?;
+            let mut found = Vec::new();
+            for entry in range.take(limit) {
+                let (key, _) = entry.map_err(unavailable)?;
+                let id = key.value().1;
+                found.push(ContactId::parse(id).map_err(|_| StoreError::Corrupt(format!("bad retention entry {id}")))?);
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn count_hit(&self, key: &str, window_secs: u64, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let window = (now.timestamp().max(0) as u64) / window_secs.max(1);
+        let mut hits = self.hits.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if hits.len() > MAX_TRACKED_HIT_KEYS {
+            hits.retain(|_, (w, _)| *w == window);
+        }
+        let entry = hits.entry(key.to_string()).or_insert((window, 0));
+        if entry.0 != window {
+            *entry = (window, 0);
+        }
+        entry.1 += 1;
+        Ok(entry.1)
     }
 
     async fn claim_job(

@@ -59,6 +59,10 @@ const PIPELINE_CHUNK: usize = 1000;
 /// Pipelines in flight at once over the multiplexed connection.
 const CONCURRENT_PIPELINES: usize = 32;
 
+/// A fixed-window counter: the first hit of a window starts its expiry.
+static COUNT_HIT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new("local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end return n")
+});
 static APPLY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("redis/apply.lua")));
 static CLAIM_JOB: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("redis/claim_job.lua")));
@@ -173,6 +177,10 @@ impl Shard {
 
     fn stats(self) -> String {
         self.key("stats")
+    }
+
+    fn inactive(self) -> String {
+        self.key("inactive")
     }
 }
 
@@ -310,7 +318,8 @@ impl RedisStore {
             .key(shard.dead())
             .key(shard.contact_jobs(id))
             .key(shard.expiry())
-            .key(shard.stats());
+            .key(shard.stats())
+            .key(shard.inactive());
         invocation.arg(change.expected_version).arg(id.as_str());
         match &change.write {
             ContactWrite::Put(contact) => invocation
@@ -358,6 +367,7 @@ impl RedisStore {
         for (name, delta) in &change.counters {
             invocation.arg(name).arg(*delta);
         }
+        invocation.arg(change.inactive_since.map(|at| millis(at).to_string()).unwrap_or_default());
         let mut connection = self.connection.clone();
         let written: i64 = invocation
             .invoke_async(&mut connection)
@@ -699,6 +709,52 @@ impl Store for RedisStore {
                         })
                 })
                 .collect()
+        })
+        .await
+    }
+
+    async fn inactive_contacts(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<ContactId>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.bounded(async {
+            let per_shard = self
+                .query_every_shard(|shard| {
+                    let mut range = ::redis::cmd("ZRANGEBYSCORE");
+                    range
+                        .arg(shard.inactive())
+                        .arg("-inf")
+                        .arg(format!("({}", millis(before)))
+                        .arg("WITHSCORES")
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(limit);
+                    range
+                })
+                .await?;
+            let mut found = Vec::new();
+            for (_, value) in per_shard {
+                found.extend(scored_members(value)?);
+            }
+            found.sort_by(|(a, a_at), (b, b_at)| a_at.total_cmp(b_at).then_with(|| a.cmp(b)));
+            found
+                .into_iter()
+                .take(limit)
+                .map(|(member, _)| ContactId::parse(&member).map_err(|_| StoreError::Corrupt("a retention entry is not a contact id".into())))
+                .collect()
+        })
+        .await
+    }
+
+    async fn count_hit(&self, key: &str, window_secs: u64, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        // One key per client and window; the key is already a hash, never an address.
+        let window = (now.timestamp().max(0) as u64) / window_secs.max(1);
+        let redis_key = format!("optin:rl:{{{key}}}:{window}");
+        self.bounded(async {
+            let mut invocation = COUNT_HIT.prepare_invoke();
+            invocation.key(redis_key).arg(window_secs.max(1) * 1000);
+            let mut connection = self.connection.clone();
+            invocation.invoke_async(&mut connection).await.map_err(store_error)
         })
         .await
     }

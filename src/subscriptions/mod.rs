@@ -7,6 +7,7 @@ mod eligibility;
 mod expiry;
 mod manual;
 mod preferences;
+mod retention;
 mod rights;
 mod signup;
 mod unsubscribe;

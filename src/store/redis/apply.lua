@@ -2,12 +2,13 @@
 -- Every key below carries the contact's shard tag, so this runs in one slot, atomically.
 --
 -- KEYS: 1 contact hash, 2 events list, 3 tombstone, 4 jobs hash, 5 queue zset,
---       6 dead zset, 7 contact's job ids set, 8 expiry zset, 9 stats hash
+--       6 dead zset, 7 contact's job ids set, 8 expiry zset, 9 stats hash,
+--       10 retention index zset (contact id → inactive since, ms)
 -- ARGV: 1 expected version, 2 contact id, 3 'put' or 'delete', 4 new version,
 --       5 contact JSON, 6 '1' to clear the tombstone, 7 tombstone JSON to set or '',
 --       8 #events, 9 #jobs, 10 #pending added, 11 #pending removed, 12 #counters,
 --       then event JSON..., (job id, due ms, job JSON)..., (pending id, expiry ms)...,
---       pending id..., (counter name, delta)...
+--       pending id..., (counter name, delta)..., inactive since ms or ''
 -- Returns 1 when written, 0 on a version conflict.
 
 local stored_version = redis.call('HGET', KEYS[1], 'v') or '0'
@@ -72,6 +73,14 @@ for _ = 1, counters do
     redis.call('HDEL', KEYS[9], ARGV[i])
   end
   i = i + 2
+end
+
+-- The retention index: contacts with no opt-in, scored by when they became inactive.
+local inactive_since = ARGV[i]
+if ARGV[3] == 'put' and inactive_since ~= nil and inactive_since ~= '' then
+  redis.call('ZADD', KEYS[10], inactive_since, cid)
+else
+  redis.call('ZREM', KEYS[10], cid)
 end
 
 if ARGV[6] == '1' then
