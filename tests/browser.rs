@@ -16,7 +16,7 @@ async fn a_person_confirms_manages_preferences_and_unsubscribes_in_a_real_browse
     app.drain_outbox().await;
     browser.open(&app.confirmation_link("browser@example.com")).await;
     assert_eq!(app.status("browser@example.com", "blog-updates").await, "not_subscribed", "opening the page changes nothing");
-    browser.click("#confirm").await;
+    browser.submit("#confirm").await;
     assert_eq!(app.status("browser@example.com", "blog-updates").await, "opted_in");
     assert!(browser.page_text().await.contains("Blog updates"), "the confirmed page names the type");
 
@@ -27,7 +27,7 @@ async fn a_person_confirms_manages_preferences_and_unsubscribes_in_a_real_browse
     browser.click("label[for=type-blog-updates]").await;
     let screenshot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots/preferences.png");
     browser.screenshot(&screenshot).await;
-    browser.click("#save").await;
+    browser.submit("#save").await;
     assert_eq!(app.status("browser@example.com", "marketing").await, "opted_in");
     assert_eq!(app.status("browser@example.com", "blog-updates").await, "unsubscribed");
     assert!(browser.is_checked("#type-marketing").await, "the saved page shows the new state");
@@ -36,7 +36,7 @@ async fn a_person_confirms_manages_preferences_and_unsubscribes_in_a_real_browse
     let unsubscribe = app.unsubscribe_link("browser@example.com", "marketing").await;
     browser.open(&unsubscribe).await;
     assert_eq!(app.status("browser@example.com", "marketing").await, "opted_in");
-    browser.click("#unsubscribe").await;
+    browser.submit("#unsubscribe").await;
     assert_eq!(app.status("browser@example.com", "marketing").await, "unsubscribed");
     assert!(browser.current_url().await.contains("/unsubscribe/"), "no redirect after the POST");
     browser.quit().await;

@@ -95,6 +95,24 @@ impl Browser {
         self.command(reqwest::Method::POST, &format!("/element/{element}/click"), json!({})).await;
     }
 
+    /// Clicks a submit button and waits until the page it posts to has loaded: the
+    /// document element changes and the new document is complete. Bounded to 10 s.
+    pub async fn submit(&self, css: &str) {
+        let old_document = self.find("html").await;
+        self.click(css).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let state = self
+                .command(reqwest::Method::POST, "/execute/sync", json!({ "script": "return document.readyState", "args": [] }))
+                .await;
+            if self.find("html").await != old_document && state == json!("complete") {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the page after clicking {css} did not load within 10 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn is_checked(&self, css: &str) -> bool {
         let element = self.find(css).await;
         self.command(reqwest::Method::GET, &format!("/element/{element}/selected"), Value::Null).await == json!(true)

@@ -28,6 +28,25 @@ pub struct ProcessSettings {
     pub store_url: String,
     pub mail_url: String,
     pub lease_secs: u64,
+    /// Further settings, as `OPTIN_<SECTION>__<KEY>` names and values.
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl ProcessSettings {
+    /// A 2 s lease, so that tests see a dead worker's job taken again quickly.
+    pub fn new(store_url: &str, mail_url: &str) -> Self {
+        Self {
+            store_url: store_url.to_string(),
+            mail_url: mail_url.to_string(),
+            lease_secs: 2,
+            extra_env: Vec::new(),
+        }
+    }
+
+    pub fn with_env(mut self, name: &str, value: &str) -> Self {
+        self.extra_env.push((name.to_string(), value.to_string()));
+        self
+    }
 }
 
 pub struct OptinProcess {
@@ -108,7 +127,8 @@ impl OptinProcess {
                 ),
             )
             .env("OPTIN_LOG__FORMAT", "text")
-            .env("OPTIN_LOG__FILTER", "info");
+            .env("OPTIN_LOG__FILTER", "info")
+            .envs(settings.extra_env.iter().map(|(k, v)| (k, v)));
         let child = command.spawn().expect("spawn the optin binary");
         OptinProcess {
             port,
