@@ -8,20 +8,7 @@ use chrono::Duration;
 use serde_json::{json, Value};
 use support::app::{Backend, TestApp};
 
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(super::Backend::Embedded).await } )*
-        }
-        mod redis {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(super::Backend::Redis).await } )*
-        }
-    };
-}
-
-on_every_backend!(
+on_embedded_and_redis!(
     an_ip_over_its_signup_limit_gets_429_with_retry_after,
     forwarded_for_counts_only_behind_a_trusted_proxy,
     only_allowed_origins_get_cors_headers,

@@ -8,19 +8,6 @@ use chrono::Duration;
 use serde_json::{json, Value};
 use support::app::{Backend, TestApp};
 
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(super::Backend::Embedded).await } )*
-        }
-        mod redis {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(super::Backend::Redis).await } )*
-        }
-    };
-}
-
 on_every_backend!(
     signup_mail_link_and_click_make_the_address_eligible,
     signup_answers_the_same_whatever_the_address_state,

@@ -8,20 +8,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use support::app::{urlencode, Backend, TestApp};
 
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(super::Backend::Embedded).await } )*
-        }
-        mod redis {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(super::Backend::Redis).await } )*
-        }
-    };
-}
-
-on_every_backend!(
+on_embedded_and_redis!(
     the_provenance_log_records_who_what_when_and_verifies,
     tampering_with_a_stored_event_breaks_the_chain_at_that_event,
     the_export_holds_everything_held_on_the_person,

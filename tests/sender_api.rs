@@ -7,19 +7,6 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use support::app::{urlencode, Backend, TestApp, ADMIN_KEY, SEND_KEY};
 
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(super::Backend::Embedded).await } )*
-        }
-        mod redis {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(super::Backend::Redis).await } )*
-        }
-    };
-}
-
 on_every_backend!(
     keys_and_scopes_are_enforced,
     eligibility_reflects_every_status_and_restriction,

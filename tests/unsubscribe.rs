@@ -6,19 +6,6 @@ mod support;
 use serde_json::Value;
 use support::app::{Backend, TestApp};
 
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(super::Backend::Embedded).await } )*
-        }
-        mod redis {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(super::Backend::Redis).await } )*
-        }
-    };
-}
-
 on_every_backend!(
     one_click_post_unsubscribes_without_redirect,
     one_click_works_as_multipart_too,

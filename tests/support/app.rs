@@ -218,6 +218,9 @@ impl TestApp {
             // The store (a redb file lock) must be released before it is opened again.
             drop(app.state);
             drop(app.outbox);
+            if self.backend == Backend::Embedded {
+                wait_for_file_lock_release(&self.store_url).await;
+            }
         }
     }
 
@@ -376,6 +379,21 @@ impl Drop for TestApp {
         if let Some(app) = self.app.take() {
             // Best effort: the runtime may already be shutting down.
             let _ = app.handle.stop(false);
+        }
+    }
+}
+
+/// actix's worker threads drop their copies of the app (and so the store) shortly after
+/// the server stops; wait until the file can be opened again, bounded to 10 s.
+async fn wait_for_file_lock_release(path: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match redb::Database::create(path) {
+            Ok(db) => return drop(db),
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(error) => panic!("the store file stayed locked after the app stopped: {error}"),
         }
     }
 }
