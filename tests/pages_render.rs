@@ -39,7 +39,8 @@ fn sample(page: &str) -> Value {
             "resubscribe_action": RESUBSCRIBE_URL,
         }),
         pages::PREFERENCES => preferences_data("Blog updates", true, true),
-        pages::SIGNUP_RECEIVED => json!({}),
+        pages::SIGNUP_RECEIVED | pages::ERASED => json!({}),
+        pages::ERASE_CONFIRM => json!({ "action_url": ACTION_URL, "back_url": PREFERENCES_URL }),
         pages::ERROR => json!({ "status": 404, "error_key": "not_found" }),
         other => panic!("no sample for page {other}"),
     }
@@ -72,6 +73,8 @@ fn preferences_data(name: &str, saved: bool, restricted: bool) -> Value {
         ],
         "saved": saved,
         "restricted": restricted,
+        "export_action": ACTION_URL,
+        "erase_url": PREFERENCES_URL,
     })
 }
 
@@ -250,9 +253,10 @@ fn every_visible_input_has_a_label() {
 fn preferences_page_has_a_labelled_checkbox_and_hidden_fields_per_type() {
     let html = render(pages::PREFERENCES, "en", sample(pages::PREFERENCES));
     let forms = tags(&html, "form");
-    assert_eq!(forms.len(), 1);
+    assert_eq!(forms.len(), 2, "the preferences form and the data download form");
     assert_eq!(attribute(forms[0], "method"), Some("post"));
     assert_eq!(attribute(forms[0], "action"), Some(ACTION_URL));
+    assert_eq!(attribute(forms[1], "method"), Some("post"), "the download is a POST: it is recorded");
 
     let inputs = tags(&html, "input");
     let blog = inputs

@@ -17,6 +17,7 @@ on_embedded_and_redis!(
     erasure_leaves_no_byte_of_the_address_and_blocks_silent_reimport,
     manual_changes_follow_the_consent_evidence_rules,
     imports_answer_per_line_and_are_idempotent,
+    a_person_downloads_and_erases_their_own_data_from_the_preference_center,
 );
 
 fn contact_path(email: &str, rest: &str) -> String {
@@ -364,4 +365,33 @@ async fn imports_answer_per_line_and_are_idempotent(backend: Backend) {
     assert_eq!(again[0]["outcome"], "unchanged", "re-running changes nothing");
     assert_eq!(again[1]["outcome"], "unchanged");
     assert_eq!(events(&app, "a@example.com").await["events"].as_array().unwrap().len(), 1, "no duplicate events");
+}
+
+async fn a_person_downloads_and_erases_their_own_data_from_the_preference_center(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.subscribe_confirmed("self@example.com", &["blog-updates"]).await;
+    let preferences = app.preferences_link("self@example.com");
+    let page = app.client.get(&preferences).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("id=\"export\"") && page.contains("id=\"erase\""), "the page offers both");
+
+    let export = app.client.post(format!("{preferences}/export")).send().await.unwrap();
+    assert_eq!(export.status(), 200);
+    assert!(export.headers()["content-disposition"].to_str().unwrap().contains("attachment"));
+    let export: Value = export.json().await.unwrap();
+    assert_eq!(export["contact"]["email"], "self@example.com");
+    let log = events(&app, "self@example.com").await;
+    assert_eq!(log["events"].as_array().unwrap().last().unwrap()["kind"], "exported", "the export is recorded");
+    assert_eq!(log["chain_valid"], true);
+
+    let question = app.client.get(format!("{preferences}/erase")).send().await.unwrap();
+    assert_eq!(question.status(), 200);
+    assert!(question.text().await.unwrap().contains("id=\"erase-confirm\""));
+    assert_eq!(app.contact("self@example.com").await.status(), 200, "asking changes nothing");
+
+    let erased = app.client.post(format!("{preferences}/erase")).send().await.unwrap();
+    assert_eq!(erased.status(), 200);
+    assert_eq!(app.contact("self@example.com").await.status(), 404);
+    assert_eq!(app.eligibility("self@example.com", "blog-updates").await["eligible"], false);
+    let again = app.client.get(&preferences).send().await.unwrap();
+    assert_eq!(again.status(), 410, "the link has nothing left to show");
 }

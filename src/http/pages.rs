@@ -41,9 +41,13 @@ pub const PREFERENCES: &str = "preferences";
 pub const SIGNUP_RECEIVED: &str = "signup_received";
 /// `{status, error_key}`, with `error_key` one of [`ERROR_KEYS`].
 pub const ERROR: &str = "error";
+/// Asks "delete all my data?" before the self-service erasure.
+pub const ERASE_CONFIRM: &str = "erase_confirm";
+/// After a self-service erasure.
+pub const ERASED: &str = "erased";
 
 /// Every page [`Pages::render`] knows.
-pub const PAGES: [&str; 8] = [
+pub const PAGES: [&str; 10] = [
     CONFIRM,
     CONFIRMED,
     LINK_INVALID,
@@ -52,6 +56,8 @@ pub const PAGES: [&str; 8] = [
     PREFERENCES,
     SIGNUP_RECEIVED,
     ERROR,
+    ERASE_CONFIRM,
+    ERASED,
 ];
 
 /// The `error_key`s the error page has a message for; any other shows the `internal` one.
@@ -315,10 +321,13 @@ fn samples(page: &str) -> Vec<Value> {
                     }],
                     "saved": flag,
                     "restricted": flag,
+                    "export_action": url,
+                    "erase_url": url,
                 })
             })
             .collect(),
-        SIGNUP_RECEIVED => vec![json!({})],
+        SIGNUP_RECEIVED | ERASED => vec![json!({})],
+        ERASE_CONFIRM => vec![json!({ "action_url": url, "back_url": url })],
         ERROR => ERROR_KEYS
             .into_iter()
             .map(|error_key| json!({ "status": 400, "error_key": error_key }))

@@ -72,6 +72,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
                 .route(web::get().to(preferences::show_preferences))
                 .route(web::post().to(preferences::save_preferences)),
         )
+        .service(resource("/preferences/{token}/export").route(web::post().to(preferences::export_own_data)))
+        .service(
+            resource("/preferences/{token}/erase")
+                .route(web::get().to(preferences::ask_to_erase))
+                .route(web::post().to(preferences::erase_own_data)),
+        )
         .service(
             resource("/v1/subscription-types")
                 .route(web::get().to(subscription_types::list_subscription_types)),

@@ -33,6 +33,8 @@ fn show(
         "types": view.types,
         "saved": saved,
         "restricted": view.restricted,
+        "export_action": format!("{token}/export"),
+        "erase_url": format!("{token}/erase"),
     });
     page::render(
         state,
@@ -106,6 +108,38 @@ pub async fn save_preferences(
         .await
     {
         Ok(view) => show(&state, &req, &token, &view, true),
+        Err(error) => refused(&state, &req, error),
+    }
+}
+
+/// `POST /preferences/{token}/export`: the person's own data as a JSON download.
+pub async fn export_own_data(state: web::Data<AppState>, req: HttpRequest, token: web::Path<String>) -> HttpResponse {
+    let meta = request_meta(&req, state.subscriptions.config(), None);
+    match state.subscriptions.export_own_data(&token, &meta).await {
+        Ok(export) => HttpResponse::Ok()
+            .insert_header(("Content-Disposition", "attachment; filename=\"my-data.json\""))
+            .insert_header(("Cache-Control", "no-store"))
+            .json(export),
+        Err(error) => refused(&state, &req, error),
+    }
+}
+
+/// `GET /preferences/{token}/erase`: asks first; changes nothing.
+pub async fn ask_to_erase(state: web::Data<AppState>, req: HttpRequest, token: web::Path<String>) -> HttpResponse {
+    match state.subscriptions.check_preferences_token(&token) {
+        Ok(()) => {
+            let data = json!({ "action_url": "erase", "back_url": format!("../{}", token.as_str()) });
+            page::render(&state, &req, StatusCode::OK, "erase_confirm", None, data)
+        }
+        Err(error) => refused(&state, &req, error),
+    }
+}
+
+/// `POST /preferences/{token}/erase`: erases everything held on the person.
+pub async fn erase_own_data(state: web::Data<AppState>, req: HttpRequest, token: web::Path<String>) -> HttpResponse {
+    let meta = request_meta(&req, state.subscriptions.config(), None);
+    match state.subscriptions.erase_own_data(&token, &meta).await {
+        Ok(()) => page::render(&state, &req, StatusCode::OK, "erased", None, json!({})),
         Err(error) => refused(&state, &req, error),
     }
 }

@@ -4,10 +4,10 @@
 //!
 //! Keys are spread over [`SHARDS`] shards. A contact's shard is `b = contact_id.bucket(256)`
 //! and every key of that contact carries the hash tag `{s<b>}`, e.g. `optin:{s17}:…`. So a
-//! contact's state, its events, its outbox jobs, its expiry entries and the statistics
-//! counters its change touches all live in one cluster slot, and one Lua script changes
-//! them atomically. Nothing ever needs a cross-slot operation; the outbox and the counters
-//! are spread over all shards, and so over the whole cluster.
+//! contact's state, its events, its outbox jobs, its expiry and retention entries and the
+//! statistics counters its change touches all live in one cluster slot, and one Lua
+//! script changes them atomically. Nothing ever needs a cross-slot operation; the outbox
+//! and the counters are spread over all shards, and so over the whole cluster.
 //!
 //! | key | type | holds |
 //! |---|---|---|
@@ -20,6 +20,11 @@
 //! | `optin:{s<b>}:cj:<cid>` | set | the contact's job ids, so an erasure finds them |
 //! | `optin:{s<b>}:exp` | zset | `<cid>:<pending id>` → expiry in ms |
 //! | `optin:{s<b>}:stats` | hash | counter name → count (zeros are dropped) |
+//! | `optin:{s<b>}:inactive` | zset | `<cid>` → inactive since, in ms (the retention index) |
+//! | `optin:rl:{<key>}:<window>` | string | rate-limit hits of one window; expires with it |
+//!
+//! Rate-limit keys belong to no contact: each is its own tag, so they spread over the
+//! cluster, and each is one `INCR`.
 //!
 //! Contact ids are keyed hashes of addresses, so no key (and no log line) holds an address.
 //!
@@ -367,7 +372,12 @@ impl RedisStore {
         for (name, delta) in &change.counters {
             invocation.arg(name).arg(*delta);
         }
-        invocation.arg(change.inactive_since.map(|at| millis(at).to_string()).unwrap_or_default());
+        invocation.arg(
+            change
+                .inactive_since
+                .map(|at| millis(at).to_string())
+                .unwrap_or_default(),
+        );
         let mut connection = self.connection.clone();
         let written: i64 = invocation
             .invoke_async(&mut connection)
@@ -713,7 +723,11 @@ impl Store for RedisStore {
         .await
     }
 
-    async fn inactive_contacts(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<ContactId>, StoreError> {
+    async fn inactive_contacts(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ContactId>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -740,13 +754,22 @@ impl Store for RedisStore {
             found
                 .into_iter()
                 .take(limit)
-                .map(|(member, _)| ContactId::parse(&member).map_err(|_| StoreError::Corrupt("a retention entry is not a contact id".into())))
+                .map(|(member, _)| {
+                    ContactId::parse(&member).map_err(|_| {
+                        StoreError::Corrupt("a retention entry is not a contact id".into())
+                    })
+                })
                 .collect()
         })
         .await
     }
 
-    async fn count_hit(&self, key: &str, window_secs: u64, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn count_hit(
+        &self,
+        key: &str,
+        window_secs: u64,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
         // One key per client and window; the key is already a hash, never an address.
         let window = (now.timestamp().max(0) as u64) / window_secs.max(1);
         let redis_key = format!("optin:rl:{{{key}}}:{window}");
@@ -754,7 +777,10 @@ impl Store for RedisStore {
             let mut invocation = COUNT_HIT.prepare_invoke();
             invocation.key(redis_key).arg(window_secs.max(1) * 1000);
             let mut connection = self.connection.clone();
-            invocation.invoke_async(&mut connection).await.map_err(store_error)
+            invocation
+                .invoke_async(&mut connection)
+                .await
+                .map_err(store_error)
         })
         .await
     }

@@ -24,6 +24,15 @@ pub enum PreferencesError {
     Store(#[from] StoreError),
 }
 
+impl From<super::RightsError> for PreferencesError {
+    fn from(error: super::RightsError) -> Self {
+        match error {
+            super::RightsError::Store(e) => PreferencesError::Store(e),
+            _ => PreferencesError::Gone,
+        }
+    }
+}
+
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct TypeView {
     pub id: String,
@@ -57,7 +66,7 @@ pub struct PreferenceChoice {
 }
 
 impl Subscriptions {
-    fn preferences_contact(&self, token: &str) -> Result<ContactId, PreferencesError> {
+    pub(crate) fn preferences_contact(&self, token: &str) -> Result<ContactId, PreferencesError> {
         let claims = self
             .links()
             .signer()
@@ -73,6 +82,24 @@ impl Subscriptions {
     /// "manage all subscriptions" link on the unsubscribe page).
     pub fn preferences_url_for(&self, contact: &ContactId) -> String {
         self.links().preferences(contact, self.now())
+    }
+
+    /// The person's own export, from the preference center; recorded as an event.
+    pub async fn export_own_data(&self, token: &str, meta: &RequestMeta) -> Result<super::Export, PreferencesError> {
+        let id = self.preferences_contact(token)?;
+        let contact = self.store().load_contact(&id).await?.ok_or(PreferencesError::Gone)?;
+        self.export_for_person(&contact.email, meta).await.map_err(PreferencesError::from)
+    }
+
+    /// The person's own erasure, after the confirmation page.
+    pub async fn erase_own_data(&self, token: &str, meta: &RequestMeta) -> Result<(), PreferencesError> {
+        let id = self.preferences_contact(token)?;
+        self.erase_contact(&id, "self_service", meta).await.map_err(PreferencesError::from)
+    }
+
+    /// Checks a preferences token without reading the store (for the erase question page).
+    pub fn check_preferences_token(&self, token: &str) -> Result<(), PreferencesError> {
+        self.preferences_contact(token).map(drop)
     }
 
     pub async fn view_preferences(

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::manual::tombstone;
 use super::{Plan, Planned, Subscriptions};
 use crate::domain::event::verify_chain;
-use crate::domain::{ChainCheck, Contact, ContactChange, EmailAddress, Event, EventDraft, EventKind, RequestMeta, Source};
+use crate::domain::{ChainCheck, Contact, ContactChange, ContactId, EmailAddress, Event, EventDraft, EventKind, RequestMeta, Source};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -74,14 +74,30 @@ impl Subscriptions {
         .await
     }
 
+    /// The person's own export from the preference center; recorded as an event.
+    pub async fn export_for_person(&self, email: &EmailAddress, meta: &RequestMeta) -> Result<Export, RightsError> {
+        let id = self.contact_id(email);
+        self.change_contact(&id, |before, now| {
+            let mut contact = before.ok_or(RightsError::NotFound)?.clone();
+            let event = contact.record(EventDraft::new(EventKind::Exported, Source::PreferenceCenter, meta), now);
+            Ok::<_, RightsError>(Planned::Write(Plan::keep(contact, vec![event], ())))
+        })
+        .await?;
+        self.export(email).await
+    }
+
     /// Art. 17: every piece of personal data goes; a tombstone keyed by the contact id
     /// stays, so that an import cannot quietly re-add the person.
     pub async fn erase(&self, email: &EmailAddress, meta: &RequestMeta) -> Result<(), RightsError> {
-        let id = self.contact_id(email);
-        self.change_contact(&id, |before, now| {
+        self.erase_contact(&self.contact_id(email), "erasure", meta).await
+    }
+
+    /// Erases by contact id; `reason` is kept in the tombstone (`erasure`, `self_service`).
+    pub async fn erase_contact(&self, id: &ContactId, reason: &str, meta: &RequestMeta) -> Result<(), RightsError> {
+        self.change_contact(id, |before, now| {
             before.ok_or(RightsError::NotFound)?;
             let mut plan = Plan::delete(());
-            plan.tombstone = Some(tombstone("erasure", meta, now));
+            plan.tombstone = Some(tombstone(reason, meta, now));
             Ok(Planned::Write(plan))
         })
         .await
