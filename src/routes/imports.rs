@@ -22,7 +22,7 @@ use crate::subscriptions::ManualChangeError;
 const MAX_LINE_BYTES: usize = 64 * 1024;
 
 #[derive(Deserialize)]
-struct ImportLine {
+pub(super) struct ImportLine {
     email: Option<String>,
     subscription_type: Option<String>,
     #[serde(flatten)]

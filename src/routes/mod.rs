@@ -1,6 +1,8 @@
 //! HTTP routes, one file per resource. Handlers parse the request into domain types, call
 //! one operation, and map its result; they hold no business rules.
 
+#[cfg(test)]
+mod body_parsers_proptest;
 mod confirm;
 mod contacts;
 mod eligibility;

@@ -64,7 +64,7 @@ pub async fn show_preferences(
 
 /// Reads the form: `subscription_types` (checked boxes), `shown` (the types the form
 /// covered), `notice_version.<id>` and `unsubscribe_all`.
-fn parse_choice(body: &[u8]) -> PreferenceChoice {
+pub(super) fn parse_choice(body: &[u8]) -> PreferenceChoice {
     let mut choice = PreferenceChoice::default();
     let mut shown = BTreeSet::new();
     let mut versions = BTreeMap::new();
