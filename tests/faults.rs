@@ -1,6 +1,7 @@
-//! Faults, with real processes and no mocks: Redis killed and started again under a running
-//! app, an SMTP server that refuses for a while or for good, the service killed with
-//! SIGKILL mid-traffic, a worker that dies holding a job, and SIGTERM during a request.
+//! Faults, with real processes and no mocks: Redis killed and started again, or hung with
+//! SIGSTOP, under a running app; an SMTP server that refuses for a while or for good; the
+//! service binary killed with SIGKILL mid-traffic (on Redis and on the embedded store); a
+//! worker that dies holding a job; and SIGTERM during a request.
 //!
 //! Each test asserts what a person or an operator would notice: the answer and how fast it
 //! comes, whether the confirmation mail arrives (once), what the admin API shows, and that
@@ -244,21 +245,8 @@ async fn while_redis_hangs_requests_still_get_a_503_in_time_and_the_service_reco
 }
 
 // ---------------------------------------------------------------------------------------
-// 2 and 3. The SMTP server refuses, for a while (451) or for good (550). Both stores.
+// 2 and 3. The SMTP server refuses, for a while (451) or for good (550). Every backend.
 // ---------------------------------------------------------------------------------------
-
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(super::Backend::Embedded).await } )*
-        }
-        mod redis {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(super::Backend::Redis).await } )*
-        }
-    };
-}
 
 on_every_backend!(
     a_mail_server_that_refuses_for_a_while_delays_the_mail_which_then_arrives_exactly_once,
@@ -381,18 +369,31 @@ async fn a_mail_refused_for_good_is_dead_lettered_at_once_and_an_admin_can_send_
 // ---------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_mid_traffic_loses_no_acknowledged_signup_every_one_gets_its_mail() {
+async fn a_crash_mid_traffic_on_redis_loses_no_acknowledged_signup_every_one_gets_its_mail() {
+    let redis = RedisServer::start_with_args(DURABLE_REDIS);
+    a_crash_mid_traffic_loses_no_acknowledged_signup(&redis.url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_traffic_on_the_embedded_store_loses_no_acknowledged_signup_every_one_gets_its_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("optin.redb").display().to_string();
+    a_crash_mid_traffic_loses_no_acknowledged_signup(&path).await;
+}
+
+/// 200 signups, at most 16 in flight; kill -9 after about 100 answers; a new process on
+/// the same store must mail every signup that was answered 202.
+async fn a_crash_mid_traffic_loses_no_acknowledged_signup(store_url: &str) {
     const TOTAL: usize = 200;
     const KILL_AFTER: usize = 100;
     // Requests in flight at once: a kill then lands with some in flight and the rest
     // never sent, so the test sees acknowledged, lost-in-flight and refused requests.
     const IN_FLIGHT: usize = 16;
 
-    let redis = RedisServer::start_with_args(DURABLE_REDIS);
     let smtp = SmtpSink::start();
     // One test client posts every signup, as a form backend behind one address would:
     // the per-IP signup limit is raised, as its operator would raise it.
-    let settings = ProcessSettings::new(&redis.url, &smtp.url())
+    let settings = ProcessSettings::new(store_url, &smtp.url())
         .with_env("OPTIN_SIGNUP__MAX_SIGNUPS_PER_IP", "100000");
     let mut first = OptinProcess::start(&settings).await;
 
@@ -451,8 +452,9 @@ async fn a_crash_mid_traffic_loses_no_acknowledged_signup_every_one_gets_its_mai
         other_answers.len(),
         &other_answers[..other_answers.len().min(5)]
     );
+    let label = if store_url.starts_with("redis") { "redis" } else { "embedded" };
     println!(
-        "kill -9 after {KILL_AFTER} answers: {} acknowledged, {unanswered} never answered",
+        "[{label}] kill -9 after {KILL_AFTER} answers: {} acknowledged, {unanswered} never answered",
         acknowledged.len()
     );
     assert!(
@@ -495,13 +497,13 @@ async fn a_crash_mid_traffic_loses_no_acknowledged_signup_every_one_gets_its_mai
         .collect();
     let unacknowledged_but_mailed = received.keys().filter(|a| !acknowledged.contains(*a)).count();
     println!(
-        "{mailed_before_restart} mails were sent before the kill; after the restart the first new one came \
+        "[{label}] {mailed_before_restart} mails were sent before the kill; after the restart the first new one came \
          {first_new_mail_after:?} later and the last {:?} later, {} in all",
         restarted.elapsed() - Duration::from_millis(500),
         smtp.messages().len() - mailed_before_restart
     );
     println!(
-        "{} duplicate(s): {duplicates:?}; {unacknowledged_but_mailed} signup(s) in flight at the kill \
+        "[{label}] {} duplicate(s): {duplicates:?}; {unacknowledged_but_mailed} signup(s) in flight at the kill \
          were stored and mailed though never answered",
         duplicates.len()
     );

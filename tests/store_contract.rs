@@ -110,6 +110,8 @@ contract_tests!(
     two_workers_claiming_at_once_never_get_the_same_job,
     outbox_depth_counts_queued_and_dead_jobs,
     retrying_or_dead_lettering_an_erased_job_does_not_bring_it_back,
+    the_retention_index_lists_contacts_without_an_opt_in_longest_inactive_first,
+    hits_are_counted_per_key_and_start_over_in_the_next_window,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -247,7 +249,11 @@ async fn contact_with_job(
 
 async fn erase(store: &SharedStore, contact: &Contact, now: DateTime<Utc>) {
     let change = ContactChange::between(Some(contact), None, Vec::new(), Vec::new(), &catalog())
-        .with_tombstone(Tombstone { erased_at: now, reason: "erasure".into(), request_id: None });
+        .with_tombstone(Tombstone {
+            erased_at: now,
+            reason: "erasure".into(),
+            request_id: None,
+        });
     store.apply(change).await.unwrap();
 }
 
@@ -360,7 +366,11 @@ async fn a_change_from_a_stale_version_is_refused_and_writes_nothing(backend: Ba
     let pending = add_pending(&mut second, now - Duration::hours(1), now);
     let job = confirmation_job(&second, now);
     let stale = ContactChange::between(Some(&v1), Some(second), vec![event], vec![job], &catalog())
-        .with_tombstone(Tombstone { erased_at: now, reason: "erasure".into(), request_id: None });
+        .with_tombstone(Tombstone {
+            erased_at: now,
+            reason: "erasure".into(),
+            request_id: None,
+        });
     assert!(matches!(
         store.apply(stale).await,
         Err(StoreError::Conflict)
@@ -473,7 +483,11 @@ async fn erasing_a_contact_removes_its_events_jobs_and_expiry_entries_and_leaves
         .is_empty());
     assert_eq!(
         store.tombstone(&stored.id).await.unwrap(),
-        Some(Tombstone { erased_at: now, reason: "erasure".into(), request_id: None })
+        Some(Tombstone {
+            erased_at: now,
+            reason: "erasure".into(),
+            request_id: None
+        })
     );
     assert!(store.dead_jobs(10).await.unwrap().is_empty());
     assert_eq!(
@@ -882,6 +896,111 @@ async fn retrying_or_dead_lettering_an_erased_job_does_not_bring_it_back(backend
     );
     assert!(store.dead_jobs(10).await.unwrap().is_empty());
     assert!(!store.revive_dead_job(job.id, now).await.unwrap());
+}
+
+async fn the_retention_index_lists_contacts_without_an_opt_in_longest_inactive_first(
+    backend: Backend,
+) {
+    let store = backend.store;
+    let now = Utc::now();
+    let month_ago = now - Duration::days(30);
+    let mut alice = new_contact(1, month_ago);
+    let event = set_status(&mut alice, NEWS, Status::OptedIn, month_ago);
+    save(&store, None, alice, vec![event], Vec::new()).await;
+    let mut bob = new_contact(2, month_ago);
+    let opted_in = set_status(&mut bob, NEWS, Status::OptedIn, month_ago);
+    let unsubscribed = set_status(
+        &mut bob,
+        NEWS,
+        Status::Unsubscribed,
+        now - Duration::days(10),
+    );
+    let bob = save(&store, None, bob, vec![opted_in, unsubscribed], Vec::new()).await;
+    let mut carol = new_contact(3, month_ago);
+    let event = set_status(
+        &mut carol,
+        BILLING,
+        Status::Unsubscribed,
+        now - Duration::days(5),
+    );
+    let carol = save(&store, None, carol, vec![event], Vec::new()).await;
+    let mut dave = new_contact(4, month_ago);
+    add_pending(&mut dave, now + Duration::days(1), month_ago);
+    save(&store, None, dave, Vec::new(), Vec::new()).await;
+
+    assert_eq!(
+        store.inactive_contacts(now, 10).await.unwrap(),
+        vec![bob.id.clone(), carol.id.clone()]
+    );
+    assert_eq!(
+        store.inactive_contacts(now, 1).await.unwrap(),
+        vec![bob.id.clone()]
+    );
+    assert_eq!(
+        store
+            .inactive_contacts(now - Duration::days(7), 10)
+            .await
+            .unwrap(),
+        vec![bob.id.clone()]
+    );
+    assert_eq!(
+        store
+            .inactive_contacts(now - Duration::days(10), 10)
+            .await
+            .unwrap(),
+        vec![],
+        "only contacts inactive since before the cutoff"
+    );
+
+    let mut back = bob.clone();
+    let event = set_status(&mut back, NEWS, Status::OptedIn, now);
+    save(&store, Some(&bob), back, vec![event], Vec::new()).await;
+    erase(&store, &carol, now).await;
+    assert_eq!(store.inactive_contacts(now, 10).await.unwrap(), vec![]);
+}
+
+async fn hits_are_counted_per_key_and_start_over_in_the_next_window(backend: Backend) {
+    let store = backend.store;
+    // A multiple of 60 s: the start of a window.
+    let window_start = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+
+    assert_eq!(
+        store
+            .count_hit("signup-ip:a", 60, window_start)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .count_hit("signup-ip:a", 60, window_start + Duration::seconds(1))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .count_hit("signup-ip:b", 60, window_start)
+            .await
+            .unwrap(),
+        1,
+        "another key counts apart"
+    );
+    assert_eq!(
+        store
+            .count_hit("signup-ip:a", 60, window_start + Duration::seconds(59))
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        store
+            .count_hit("signup-ip:a", 60, window_start + Duration::seconds(60))
+            .await
+            .unwrap(),
+        1,
+        "a new window starts from zero"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
