@@ -139,6 +139,8 @@ pub struct MailSettings {
     pub max_attempts: u32,
     /// First retry delay; doubles with each failure.
     pub retry_base_secs: u64,
+    /// Sends in flight at once per instance (each worker takes one job at a time).
+    pub workers: u32,
     /// How long a worker holds a job it took. A worker that dies leaves the job to be
     /// taken again after this; it must be longer than any send takes.
     pub lease_secs: u64,
@@ -154,6 +156,7 @@ impl Default for MailSettings {
             max_attempts: 8,
             retry_base_secs: 30,
             lease_secs: 120,
+            workers: 4,
         }
     }
 }
@@ -391,6 +394,9 @@ impl Config {
         }
         if settings.mail.lease_secs < 1 {
             return Err(invalid("mail.lease_secs", "must be at least 1"));
+        }
+        if !(1..=64).contains(&settings.mail.workers) {
+            return Err(invalid("mail.workers", "must be between 1 and 64"));
         }
         if settings.mail.max_attempts == 0 {
             return Err(invalid("mail.max_attempts", "must be at least 1"));

@@ -95,7 +95,10 @@ impl Application {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
         if background.outbox_worker {
-            tasks.push(tokio::spawn(worker.clone().run(shutdown_rx.clone())));
+            // Claims are atomic in the store, so workers never take the same job.
+            for _ in 0..settings.mail.workers {
+                tasks.push(tokio::spawn(worker.clone().run(shutdown_rx.clone())));
+            }
         }
         if background.scheduler {
             let interval = Duration::from_secs(settings.privacy.purge_interval_secs.max(1));
