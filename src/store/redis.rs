@@ -190,7 +190,7 @@ impl Shard {
 }
 
 impl RedisStore {
-    /// Connects to `redis://host:port[/db]`, `rediss://…` or `redis+cluster://h1:p1,h2:p2,…`
+    /// Connects to `redis://host:port[/db]` or `redis+cluster://h1:p1,h2:p2,…`
     /// (credentials, if any, as `redis+cluster://user:password@h1:p1,h2:p2`).
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         let connection = match url.strip_prefix("redis+cluster://") {
