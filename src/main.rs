@@ -9,6 +9,9 @@ use clap::{Parser, Subcommand};
 use optin::auth::{generate_key, Scope};
 use optin::clock::SystemClock;
 use optin::config::{Config, DevKeys};
+use optin::http::pages::Pages;
+use optin::mail::templates::MailTemplates;
+use optin::mail::transport::MailTransport;
 use optin::startup::{Application, Background};
 
 #[derive(Parser)]
@@ -129,23 +132,40 @@ fn new_key(scope: Scope, name: Option<String>) -> ExitCode {
 }
 
 fn check_config(config_path: Option<PathBuf>) -> ExitCode {
-    match Config::load(config_path.as_deref()) {
-        Ok(config) if config.development_setup => {
-            println!("No configuration found: `optin serve` would start the development setup.");
-            ExitCode::SUCCESS
-        }
-        Ok(config) => {
-            println!(
-                "Configuration is valid: {} subscription types, {} signing keys, {} API keys.",
-                config.catalog.all().len(),
-                config.settings.security.signing_keys.0.len(),
-                config.settings.security.api_keys.0.len()
-            );
-            ExitCode::SUCCESS
-        }
+    let config = match Config::load(config_path.as_deref()) {
+        Ok(config) => config,
         Err(error) => {
             eprintln!("optin: invalid configuration: {error}");
-            ExitCode::from(2)
+            return ExitCode::from(2);
         }
+    };
+    if let Err(error) = check_parts(&config) {
+        eprintln!("optin: invalid configuration: {error}");
+        return ExitCode::from(2);
     }
+    if config.development_setup {
+        println!("No configuration found: `optin serve` would start the development setup.");
+    } else {
+        println!(
+            "Configuration is valid: {} subscription types, {} signing keys, {} API keys.",
+            config.catalog.all().len(),
+            config.settings.security.signing_keys.0.len(),
+            config.settings.security.api_keys.0.len()
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// What `serve` would refuse at start beyond the settings themselves: the mail URL and
+/// the operator's templates. (The store is not contacted.)
+fn check_parts(config: &Config) -> anyhow::Result<()> {
+    use secrecy::ExposeSecret;
+    let settings = &config.settings;
+    MailTransport::from_url(settings.mail.url.expose_secret()).map_err(|e| anyhow::anyhow!("mail.url: {e}"))?;
+    MailTemplates::load(settings.mail.templates_dir.as_deref(), &settings.signup.default_locale)?;
+    Pages::load(settings.server.pages_dir.as_deref(), &settings.mail.service_name)?;
+    if settings.store.url.starts_with("rediss://") {
+        anyhow::bail!("store.url: rediss:// is not supported; use redis:// over a private network or a TLS tunnel");
+    }
+    Ok(())
 }
