@@ -10,8 +10,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::auth::{ApiKey, ApiKeys};
-use crate::http::client_ip::IpRange;
 use crate::domain::{Catalog, ContactIndex, SubscriptionType};
+use crate::http::client_ip::IpRange;
 use crate::tokens::{SigningKey, TokenSigner};
 
 pub const DEFAULT_CONFIG_FILE: &str = "optin.toml";
@@ -68,7 +68,13 @@ pub struct StringList(pub Vec<String>);
 impl<'de> Deserialize<'de> for StringList {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let secret = ListSetting::deserialize(deserializer)?;
-        Ok(Self(secret.0.iter().map(|s| s.expose_secret().to_string()).collect()))
+        Ok(Self(
+            secret
+                .0
+                .iter()
+                .map(|s| s.expose_secret().to_string())
+                .collect(),
+        ))
     }
 }
 
@@ -245,7 +251,10 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self { format: "json".into(), filter: "info".into() }
+        Self {
+            format: "json".into(),
+            filter: "info".into(),
+        }
     }
 }
 
@@ -406,12 +415,27 @@ impl Config {
             .trusted_proxies
             .0
             .iter()
-            .map(|entry| IpRange::parse(entry).ok_or_else(|| invalid("server.trusted_proxies", format!("'{entry}' is not an address or range"))))
+            .map(|entry| {
+                IpRange::parse(entry).ok_or_else(|| {
+                    invalid(
+                        "server.trusted_proxies",
+                        format!("'{entry}' is not an address or range"),
+                    )
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         for origin in &settings.server.cors_allowed_origins.0 {
-            let parsed = url::Url::parse(origin).map_err(|_| invalid("server.cors_allowed_origins", format!("'{origin}' is not an origin")))?;
+            let parsed = url::Url::parse(origin).map_err(|_| {
+                invalid(
+                    "server.cors_allowed_origins",
+                    format!("'{origin}' is not an origin"),
+                )
+            })?;
             if parsed.origin().ascii_serialization() != origin.trim_end_matches('/') {
-                return Err(invalid("server.cors_allowed_origins", format!("'{origin}' must be a bare origin like https://shop.example")));
+                return Err(invalid(
+                    "server.cors_allowed_origins",
+                    format!("'{origin}' must be a bare origin like https://shop.example"),
+                ));
             }
         }
         if settings.server.request_timeout_secs == 0 {

@@ -23,6 +23,15 @@ impl Links {
         }
     }
 
+    /// The links of a configured service.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self::new(
+            config.signer.clone(),
+            config.public_url.clone(),
+            config.settings.links.unsubscribe_ttl_days,
+        )
+    }
+
     pub fn signer(&self) -> &TokenSigner {
         &self.signer
     }

@@ -161,9 +161,16 @@ fn check_config(config_path: Option<PathBuf>) -> ExitCode {
 fn check_parts(config: &Config) -> anyhow::Result<()> {
     use secrecy::ExposeSecret;
     let settings = &config.settings;
-    MailTransport::from_url(settings.mail.url.expose_secret()).map_err(|e| anyhow::anyhow!("mail.url: {e}"))?;
-    MailTemplates::load(settings.mail.templates_dir.as_deref(), &settings.signup.default_locale)?;
-    Pages::load(settings.server.pages_dir.as_deref(), &settings.mail.service_name)?;
+    MailTransport::from_url(settings.mail.url.expose_secret())
+        .map_err(|e| anyhow::anyhow!("mail.url: {e}"))?;
+    MailTemplates::load(
+        settings.mail.templates_dir.as_deref(),
+        &settings.signup.default_locale,
+    )?;
+    Pages::load(
+        settings.server.pages_dir.as_deref(),
+        &settings.mail.service_name,
+    )?;
     if settings.store.url.starts_with("rediss://") {
         anyhow::bail!("store.url: rediss:// is not supported; use redis:// over a private network or a TLS tunnel");
     }

@@ -74,7 +74,10 @@ impl Application {
             settings.mail.templates_dir.as_deref(),
             &settings.signup.default_locale,
         )?);
-        let pages = Pages::load(settings.server.pages_dir.as_deref(), &settings.mail.service_name)?;
+        let pages = Pages::load(
+            settings.server.pages_dir.as_deref(),
+            &settings.mail.service_name,
+        )?;
         let transport = Arc::new(MailTransport::from_url(settings.mail.url.expose_secret())?);
         tracing::info!(store = %describe_store(&settings.store.url), mail = %transport.describe(), "starting");
 
@@ -155,7 +158,14 @@ fn http_server(
     body_limit: usize,
     listener: TcpListener,
 ) -> std::io::Result<Server> {
-    let cors_origins = state.subscriptions.config().settings.server.cors_allowed_origins.0.clone();
+    let cors_origins = state
+        .subscriptions
+        .config()
+        .settings
+        .server
+        .cors_allowed_origins
+        .0
+        .clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -200,7 +210,10 @@ async fn run_scheduler(
         match state.subscriptions.purge_inactive().await {
             Ok(0) => {}
             Ok(removed) => {
-                tracing::info!(removed, "inactive contacts removed after their retention period");
+                tracing::info!(
+                    removed,
+                    "inactive contacts removed after their retention period"
+                );
                 metrics::counter!("optin_retention_removed_total").increment(removed as u64);
             }
             Err(error) => tracing::warn!(%error, "retention purge failed; will retry"),

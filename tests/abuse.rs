@@ -16,7 +16,10 @@ on_embedded_and_redis!(
 );
 
 async fn signup_from(app: &TestApp, email: &str, forwarded_for: Option<&str>) -> reqwest::Response {
-    let mut request = app.client.post(app.url("/v1/signups")).json(&json!({ "email": email, "subscription_types": ["blog-updates"] }));
+    let mut request = app
+        .client
+        .post(app.url("/v1/signups"))
+        .json(&json!({ "email": email, "subscription_types": ["blog-updates"] }));
     if let Some(forwarded) = forwarded_for {
         request = request.header("X-Forwarded-For", forwarded);
     }
@@ -30,14 +33,30 @@ async fn an_ip_over_its_signup_limit_gets_429_with_retry_after(backend: Backend)
     })
     .await;
     for i in 0..3 {
-        assert_eq!(signup_from(&app, &format!("ok{i}@example.com"), None).await.status(), 202);
+        assert_eq!(
+            signup_from(&app, &format!("ok{i}@example.com"), None)
+                .await
+                .status(),
+            202
+        );
     }
     let refused = signup_from(&app, "fourth@example.com", None).await;
     assert_eq!(refused.status(), 429);
-    assert_eq!(refused.headers()["content-type"], "application/problem+json");
-    let retry_after: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert_eq!(
+        refused.headers()["content-type"],
+        "application/problem+json"
+    );
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=600).contains(&retry_after), "{retry_after}");
-    assert_eq!(app.contact("fourth@example.com").await.status(), 404, "nothing stored for the refused signup");
+    assert_eq!(
+        app.contact("fourth@example.com").await.status(),
+        404,
+        "nothing stored for the refused signup"
+    );
 
     let form = app
         .client
@@ -51,14 +70,27 @@ async fn an_ip_over_its_signup_limit_gets_429_with_retry_after(backend: Backend)
     assert!(form.headers().contains_key("retry-after"));
 
     app.advance_clock(Duration::seconds(601));
-    assert_eq!(signup_from(&app, "later@example.com", None).await.status(), 202, "a new window");
+    assert_eq!(
+        signup_from(&app, "later@example.com", None).await.status(),
+        202,
+        "a new window"
+    );
 }
 
 async fn forwarded_for_counts_only_behind_a_trusted_proxy(backend: Backend) {
     let untrusted = TestApp::spawn_with(backend, |s| s.signup.max_signups_per_ip = 2).await;
-    for (i, client) in ["198.51.100.1", "198.51.100.2", "198.51.100.3"].iter().enumerate() {
-        let status = signup_from(&untrusted, &format!("u{i}@example.com"), Some(client)).await.status();
-        assert_eq!(status, if i < 2 { 202 } else { 429 }, "a spoofed header does not escape the limit");
+    for (i, client) in ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
+        .iter()
+        .enumerate()
+    {
+        let status = signup_from(&untrusted, &format!("u{i}@example.com"), Some(client))
+            .await
+            .status();
+        assert_eq!(
+            status,
+            if i < 2 { 202 } else { 429 },
+            "a spoofed header does not escape the limit"
+        );
     }
 
     let behind_proxy = TestApp::spawn_with(backend, |s| {
@@ -66,20 +98,40 @@ async fn forwarded_for_counts_only_behind_a_trusted_proxy(backend: Backend) {
         s.server.trusted_proxies = optin::config::StringList(vec!["127.0.0.1".into()]);
     })
     .await;
-    for (i, client) in ["198.51.100.1", "198.51.100.2", "198.51.100.3"].iter().enumerate() {
-        assert_eq!(signup_from(&behind_proxy, &format!("p{i}@example.com"), Some(client)).await.status(), 202);
+    for (i, client) in ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(
+            signup_from(&behind_proxy, &format!("p{i}@example.com"), Some(client))
+                .await
+                .status(),
+            202
+        );
     }
     behind_proxy.drain_outbox().await;
     let link = behind_proxy.confirmation_link("p0@example.com");
-    behind_proxy.client.post(&link).header("X-Forwarded-For", "203.0.113.77").send().await.unwrap();
-    let events: Value = behind_proxy.admin_get_json("/v1/contacts/p0%40example.com/events").await;
-    assert_eq!(events["events"][0]["ip"], "203.0.113.77", "the real client is recorded as evidence");
+    behind_proxy
+        .client
+        .post(&link)
+        .header("X-Forwarded-For", "203.0.113.77")
+        .send()
+        .await
+        .unwrap();
+    let events: Value = behind_proxy
+        .admin_get_json("/v1/contacts/p0%40example.com/events")
+        .await;
+    assert_eq!(
+        events["events"][0]["ip"], "203.0.113.77",
+        "the real client is recorded as evidence"
+    );
     assert_eq!(events["events"][0]["signup"]["ip"], "198.51.100.1");
 }
 
 async fn only_allowed_origins_get_cors_headers(backend: Backend) {
     let app = TestApp::spawn_with(backend, |s| {
-        s.server.cors_allowed_origins = optin::config::StringList(vec!["https://shop.example".into()]);
+        s.server.cors_allowed_origins =
+            optin::config::StringList(vec!["https://shop.example".into()]);
     })
     .await;
     let preflight = |origin: &'static str| {
@@ -91,7 +143,10 @@ async fn only_allowed_origins_get_cors_headers(backend: Backend) {
             .send()
     };
     let allowed = preflight("https://shop.example").await.unwrap();
-    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://shop.example");
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://shop.example"
+    );
     let other = preflight("https://evil.example").await.unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
     let post = app
@@ -103,28 +158,62 @@ async fn only_allowed_origins_get_cors_headers(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(post.status(), 202);
-    assert_eq!(post.headers()["access-control-allow-origin"], "https://shop.example");
+    assert_eq!(
+        post.headers()["access-control-allow-origin"],
+        "https://shop.example"
+    );
 }
 
 async fn inactive_contacts_are_removed_after_the_retention_period(backend: Backend) {
     let app = TestApp::spawn_with(backend, |s| s.privacy.retain_inactive_days = Some(30)).await;
-    app.subscribe_confirmed("left@example.com", &["blog-updates"]).await;
-    app.subscribe_confirmed("stayed@example.com", &["blog-updates"]).await;
-    let url = app.unsubscribe_link("left@example.com", "blog-updates").await;
-    app.client.post(&url).body("List-Unsubscribe=One-Click").send().await.unwrap();
+    app.subscribe_confirmed("left@example.com", &["blog-updates"])
+        .await;
+    app.subscribe_confirmed("stayed@example.com", &["blog-updates"])
+        .await;
+    let url = app
+        .unsubscribe_link("left@example.com", "blog-updates")
+        .await;
+    app.client
+        .post(&url)
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
 
     app.advance_clock(Duration::days(29));
-    assert_eq!(app.purge_inactive().await, 0, "kept within the retention period");
+    assert_eq!(
+        app.purge_inactive().await,
+        0,
+        "kept within the retention period"
+    );
     app.advance_clock(Duration::days(2));
     assert_eq!(app.purge_inactive().await, 1);
-    assert_eq!(app.contact("left@example.com").await.status(), 404, "the inactive contact is gone");
-    assert_eq!(app.eligibility("stayed@example.com", "blog-updates").await["eligible"], true, "active ones stay");
+    assert_eq!(
+        app.contact("left@example.com").await.status(),
+        404,
+        "the inactive contact is gone"
+    );
+    assert_eq!(
+        app.eligibility("stayed@example.com", "blog-updates").await["eligible"],
+        true,
+        "active ones stay"
+    );
     let stats: Value = app.admin_get_json("/v1/stats").await;
     assert_eq!(stats["by_type"]["blog-updates"]["unsubscribed"], 0);
     assert_eq!(stats["non_marketing_contacts"], 0);
 
     let import = "{\"email\":\"left@example.com\",\"subscription_type\":\"blog-updates\",\"status\":\"opted_in\",\"lawful_basis\":\"legitimate_interests\"}\n";
-    let response = app.admin(reqwest::Method::POST, "/v1/imports").await.body(import).send().await.unwrap();
-    let first: Value = serde_json::from_str(response.text().await.unwrap().lines().next().unwrap()).unwrap();
-    assert_eq!(first["ok"], false, "the tombstone keeps an import from quietly re-adding them");
+    let response = app
+        .admin(reqwest::Method::POST, "/v1/imports")
+        .await
+        .body(import)
+        .send()
+        .await
+        .unwrap();
+    let first: Value =
+        serde_json::from_str(response.text().await.unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!(
+        first["ok"], false,
+        "the tombstone keeps an import from quietly re-adding them"
+    );
 }

@@ -39,7 +39,10 @@ fn is_problem_json(response: &reqwest::Response) -> bool {
 /// Sends one request and measures how long the answer took.
 async fn timed(request: reqwest::RequestBuilder) -> (reqwest::Response, Duration) {
     let started = Instant::now();
-    let response = request.send().await.expect("the app answers (a status, not a dropped connection)");
+    let response = request
+        .send()
+        .await
+        .expect("the app answers (a status, not a dropped connection)");
     (response, started.elapsed())
 }
 
@@ -48,7 +51,10 @@ fn mails_by_recipient(smtp: &SmtpSink) -> BTreeMap<String, Vec<ReceivedMail>> {
     let mut by_recipient: BTreeMap<String, Vec<ReceivedMail>> = BTreeMap::new();
     for mail in smtp.messages() {
         for to in &mail.to {
-            by_recipient.entry(to.to_ascii_lowercase()).or_default().push(mail.clone());
+            by_recipient
+                .entry(to.to_ascii_lowercase())
+                .or_default()
+                .push(mail.clone());
         }
     }
     by_recipient
@@ -89,7 +95,8 @@ fn on_instance(link: &str, process: &OptinProcess) -> String {
 async fn while_redis_is_down_requests_get_a_fast_503_and_once_it_is_back_everything_works_and_nothing_is_half_written(
 ) {
     let mut app = TestApp::spawn_with_redis_args(DURABLE_REDIS).await;
-    app.subscribe_confirmed("kept@example.com", &["blog-updates"]).await;
+    app.subscribe_confirmed("kept@example.com", &["blog-updates"])
+        .await;
     assert_eq!(app.mails_to("kept@example.com").len(), 1);
 
     app.redis().expect("a Redis backend").stop();
@@ -105,11 +112,25 @@ async fn while_redis_is_down_requests_get_a_fast_503_and_once_it_is_back_everyth
                 .json(&json!({ "email": email, "subscription_types": types })),
         )
         .await;
-        assert_eq!(response.status(), 503, "a signup for {email} while Redis is down");
+        assert_eq!(
+            response.status(),
+            503,
+            "a signup for {email} while Redis is down"
+        );
         println!("while Redis was down, a signup for {email} was answered 503 in {took:?}");
-        assert!(took < FAIL_FAST, "the signup for {email} was answered after {took:?}, not within {FAIL_FAST:?}");
-        assert!(is_problem_json(&response), "a 503 under /v1 is problem+json: {:?}", response.headers());
-        assert!(response.headers().get("retry-after").is_some(), "a 503 tells the client when to retry");
+        assert!(
+            took < FAIL_FAST,
+            "the signup for {email} was answered after {took:?}, not within {FAIL_FAST:?}"
+        );
+        assert!(
+            is_problem_json(&response),
+            "a 503 under /v1 is problem+json: {:?}",
+            response.headers()
+        );
+        assert!(
+            response.headers().get("retry-after").is_some(),
+            "a 503 tells the client when to retry"
+        );
         let problem: Value = response.json().await.expect("a problem body");
         assert_eq!(problem["type"], "urn:optin:problem:unavailable");
         assert_eq!(problem["status"], 503);
@@ -117,13 +138,19 @@ async fn while_redis_is_down_requests_get_a_fast_503_and_once_it_is_back_everyth
 
     let (ready, took) = timed(app.client.get(app.url("/readyz"))).await;
     assert_eq!(ready.status(), 503, "/readyz reports the store is gone");
-    println!("while Redis was down, /readyz answered {} in {took:?}", ready.status());
+    println!(
+        "while Redis was down, /readyz answered {} in {took:?}",
+        ready.status()
+    );
     assert!(took < FAIL_FAST, "/readyz answered after {took:?}");
 
     let (eligibility, took) = timed(
         app.client
             .get(app.url("/v1/eligibility"))
-            .query(&[("email", "kept@example.com"), ("subscription_type", "blog-updates")])
+            .query(&[
+                ("email", "kept@example.com"),
+                ("subscription_type", "blog-updates"),
+            ])
             .bearer_auth(SEND_KEY),
     )
     .await;
@@ -132,7 +159,10 @@ async fn while_redis_is_down_requests_get_a_fast_503_and_once_it_is_back_everyth
         503,
         "a sender asking while Redis is down gets 503, never a guess such as eligible=false"
     );
-    println!("while Redis was down, eligibility answered {} in {took:?}", eligibility.status());
+    println!(
+        "while Redis was down, eligibility answered {} in {took:?}",
+        eligibility.status()
+    );
     assert!(took < FAIL_FAST, "eligibility answered after {took:?}");
     assert!(is_problem_json(&eligibility));
 
@@ -140,7 +170,13 @@ async fn while_redis_is_down_requests_get_a_fast_503_and_once_it_is_back_everyth
     let back = Instant::now();
     let deadline = back + Duration::from_secs(10);
     loop {
-        let status = app.client.get(app.url("/readyz")).send().await.expect("readyz answers").status();
+        let status = app
+            .client
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .expect("readyz answers")
+            .status();
         if status == 200 {
             break;
         }
@@ -150,43 +186,89 @@ async fn while_redis_is_down_requests_get_a_fast_503_and_once_it_is_back_everyth
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    println!("/readyz was 200 again {:?} after Redis restarted", back.elapsed());
+    println!(
+        "/readyz was 200 again {:?} after Redis restarted",
+        back.elapsed()
+    );
 
     // What was acknowledged before the outage is intact; what failed left no trace.
-    let kept: Value = app.contact("kept@example.com").await.json().await.expect("JSON");
-    assert_eq!(kept["subscriptions"]["blog-updates"]["status"], "opted_in", "{kept}");
-    assert_eq!(kept["subscriptions"]["blog-updates"]["source"], "confirm_link", "{kept}");
+    let kept: Value = app
+        .contact("kept@example.com")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        kept["subscriptions"]["blog-updates"]["status"], "opted_in",
+        "{kept}"
+    );
+    assert_eq!(
+        kept["subscriptions"]["blog-updates"]["source"], "confirm_link",
+        "{kept}"
+    );
     assert_eq!(
         kept["subscriptions"]["job-alerts"]["status"], "not_subscribed",
         "the failed signup changed nothing: {kept}"
     );
-    assert_eq!(kept["pending_confirmations"], json!([]), "the failed signup left no pending confirmation: {kept}");
-    assert_eq!(app.eligibility("kept@example.com", "blog-updates").await["eligible"], true);
+    assert_eq!(
+        kept["pending_confirmations"],
+        json!([]),
+        "the failed signup left no pending confirmation: {kept}"
+    );
+    assert_eq!(
+        app.eligibility("kept@example.com", "blog-updates").await["eligible"],
+        true
+    );
     assert_eq!(
         app.contact("newcomer@example.com").await.status(),
         404,
         "the failed signup stored no contact"
     );
     let depth = app.outbox_depth().await;
-    assert_eq!((depth.queued, depth.dead), (0, 0), "the failed signups queued no mail");
+    assert_eq!(
+        (depth.queued, depth.dead),
+        (0, 0),
+        "the failed signups queued no mail"
+    );
 
     // And the service works again, mail included, without a restart of the app.
-    assert_eq!(app.signup("after@example.com", &["job-alerts"]).await.status(), 202);
-    assert_eq!(app.drain_outbox().await, 1, "only the new signup's mail is queued");
+    assert_eq!(
+        app.signup("after@example.com", &["job-alerts"])
+            .await
+            .status(),
+        202
+    );
+    assert_eq!(
+        app.drain_outbox().await,
+        1,
+        "only the new signup's mail is queued"
+    );
     assert_eq!(app.mails_to("after@example.com").len(), 1);
-    assert!(app.mails_to("newcomer@example.com").is_empty(), "no mail for a signup that was answered 503");
-    assert_eq!(app.mails_to("kept@example.com").len(), 1, "no second mail for the known address");
+    assert!(
+        app.mails_to("newcomer@example.com").is_empty(),
+        "no mail for a signup that was answered 503"
+    );
+    assert_eq!(
+        app.mails_to("kept@example.com").len(),
+        1,
+        "no second mail for the known address"
+    );
     let link = app.confirmation_link("after@example.com");
     assert_eq!(app.client.post(&link).send().await.unwrap().status(), 200);
-    assert_eq!(app.status("after@example.com", "job-alerts").await, "opted_in");
+    assert_eq!(
+        app.status("after@example.com", "job-alerts").await,
+        "opted_in"
+    );
 }
 
 /// A hung Redis (SIGSTOP: the connection stays open and nothing answers) is worse than a
 /// dead one for a client that waits; every call must still give up in time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn while_redis_hangs_requests_still_get_a_503_in_time_and_the_service_recovers_when_it_resumes() {
+async fn while_redis_hangs_requests_still_get_a_503_in_time_and_the_service_recovers_when_it_resumes(
+) {
     let mut app = TestApp::spawn(Backend::Redis).await;
-    app.subscribe_confirmed("kept@example.com", &["blog-updates"]).await;
+    app.subscribe_confirmed("kept@example.com", &["blog-updates"])
+        .await;
     let pid = app.redis().expect("a Redis backend").pid();
     let signal = |name: &str| {
         let status = std::process::Command::new("kill")
@@ -198,18 +280,20 @@ async fn while_redis_hangs_requests_still_get_a_503_in_time_and_the_service_reco
     };
     signal("STOP");
 
-    let (signup, took) = timed(
-        app.client
-            .post(app.url("/v1/signups"))
-            .json(&json!({ "email": "stalled@example.com", "subscription_types": ["blog-updates"] })),
-    )
-    .await;
+    let (signup, took) =
+        timed(app.client.post(app.url("/v1/signups")).json(
+            &json!({ "email": "stalled@example.com", "subscription_types": ["blog-updates"] }),
+        ))
+        .await;
     let signup_status = signup.status();
     let (ready, ready_took) = timed(app.client.get(app.url("/readyz"))).await;
     let (eligibility, eligibility_took) = timed(
         app.client
             .get(app.url("/v1/eligibility"))
-            .query(&[("email", "kept@example.com"), ("subscription_type", "blog-updates")])
+            .query(&[
+                ("email", "kept@example.com"),
+                ("subscription_type", "blog-updates"),
+            ])
             .bearer_auth(SEND_KEY),
     )
     .await;
@@ -219,27 +303,64 @@ async fn while_redis_hangs_requests_still_get_a_503_in_time_and_the_service_reco
 
     assert_eq!(signup_status, 503, "a signup while Redis hangs");
     assert!(is_problem_json(&signup));
-    assert!(took < FAIL_FAST, "the signup was answered after {took:?}, not within {FAIL_FAST:?}");
+    assert!(
+        took < FAIL_FAST,
+        "the signup was answered after {took:?}, not within {FAIL_FAST:?}"
+    );
     assert_eq!(ready.status(), 503, "/readyz while Redis hangs");
-    assert!(ready_took < FAIL_FAST, "/readyz answered after {ready_took:?}");
+    assert!(
+        ready_took < FAIL_FAST,
+        "/readyz answered after {ready_took:?}"
+    );
     assert_eq!(eligibility_status, 503, "eligibility while Redis hangs");
-    assert!(eligibility_took < FAIL_FAST, "eligibility answered after {eligibility_took:?}");
+    assert!(
+        eligibility_took < FAIL_FAST,
+        "eligibility answered after {eligibility_took:?}"
+    );
 
     let resumed = Instant::now();
     let deadline = resumed + Duration::from_secs(10);
     loop {
-        let status = app.client.get(app.url("/readyz")).send().await.expect("readyz answers").status();
+        let status = app
+            .client
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .expect("readyz answers")
+            .status();
         if status == 200 {
             break;
         }
-        assert!(Instant::now() < deadline, "/readyz still answers {status} 10 s after Redis resumed");
+        assert!(
+            Instant::now() < deadline,
+            "/readyz still answers {status} 10 s after Redis resumed"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    println!("/readyz was 200 again {:?} after Redis resumed", resumed.elapsed());
-    assert_eq!(app.eligibility("kept@example.com", "blog-updates").await["eligible"], true);
-    assert_eq!(app.contact("stalled@example.com").await.status(), 404, "the signup answered 503 stored nothing");
-    assert_eq!(app.signup("resumed@example.com", &["blog-updates"]).await.status(), 202);
-    assert_eq!(app.drain_outbox().await, 1, "only the new signup's mail is queued");
+    println!(
+        "/readyz was 200 again {:?} after Redis resumed",
+        resumed.elapsed()
+    );
+    assert_eq!(
+        app.eligibility("kept@example.com", "blog-updates").await["eligible"],
+        true
+    );
+    assert_eq!(
+        app.contact("stalled@example.com").await.status(),
+        404,
+        "the signup answered 503 stored nothing"
+    );
+    assert_eq!(
+        app.signup("resumed@example.com", &["blog-updates"])
+            .await
+            .status(),
+        202
+    );
+    assert_eq!(
+        app.drain_outbox().await,
+        1,
+        "only the new signup's mail is queued"
+    );
     assert_eq!(app.mails_to("resumed@example.com").len(), 1);
     assert!(app.mails_to("stalled@example.com").is_empty());
 }
@@ -259,16 +380,29 @@ async fn a_mail_server_that_refuses_for_a_while_delays_the_mail_which_then_arriv
     let app = TestApp::spawn(backend).await;
     app.smtp.set_rejecting(Rejection::Temporary);
 
-    assert_eq!(app.signup("later@example.com", &["blog-updates"]).await.status(), 202);
+    assert_eq!(
+        app.signup("later@example.com", &["blog-updates"])
+            .await
+            .status(),
+        202
+    );
     assert_eq!(app.drain_outbox().await, 1, "the worker tried the job");
-    assert!(app.smtp.messages().is_empty(), "the server refused with 451: nothing arrived");
+    assert!(
+        app.smtp.messages().is_empty(),
+        "the server refused with 451: nothing arrived"
+    );
     let depth = app.outbox_depth().await;
     assert_eq!(
         (depth.queued, depth.dead),
         (1, 0),
         "a 451 keeps the job queued for a retry, it is not dead-lettered"
     );
-    assert!(app.get_with_key("/v1/outbox/dead", ADMIN_KEY).await.json::<Value>().await.unwrap()["dead_letters"]
+    assert!(app
+        .get_with_key("/v1/outbox/dead", ADMIN_KEY)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["dead_letters"]
         .as_array()
         .unwrap()
         .is_empty());
@@ -282,9 +416,17 @@ async fn a_mail_server_that_refuses_for_a_while_delays_the_mail_which_then_arriv
     assert!(app.smtp.messages().is_empty());
 
     app.advance_clock(chrono::Duration::seconds(61));
-    assert_eq!(app.drain_outbox().await, 1, "after the backoff the job is sent");
+    assert_eq!(
+        app.drain_outbox().await,
+        1,
+        "after the backoff the job is sent"
+    );
     assert_eq!(app.drain_outbox().await, 0, "and then it is gone");
-    assert_eq!(app.mails_to("later@example.com").len(), 1, "the mail arrives exactly once");
+    assert_eq!(
+        app.mails_to("later@example.com").len(),
+        1,
+        "the mail arrives exactly once"
+    );
     assert_eq!(app.smtp.messages().len(), 1);
     let depth = app.outbox_depth().await;
     assert_eq!((depth.queued, depth.dead), (0, 0));
@@ -292,7 +434,10 @@ async fn a_mail_server_that_refuses_for_a_while_delays_the_mail_which_then_arriv
     // The late mail is as good as a prompt one.
     let link = app.confirmation_link("later@example.com");
     assert_eq!(app.client.post(&link).send().await.unwrap().status(), 200);
-    assert_eq!(app.status("later@example.com", "blog-updates").await, "opted_in");
+    assert_eq!(
+        app.status("later@example.com", "blog-updates").await,
+        "opted_in"
+    );
 }
 
 async fn a_mail_refused_for_good_is_dead_lettered_at_once_and_an_admin_can_send_it_again(
@@ -301,67 +446,123 @@ async fn a_mail_refused_for_good_is_dead_lettered_at_once_and_an_admin_can_send_
     let app = TestApp::spawn(backend).await;
     app.smtp.set_rejecting(Rejection::Permanent);
 
-    assert_eq!(app.signup("bounced@example.com", &["blog-updates"]).await.status(), 202);
+    assert_eq!(
+        app.signup("bounced@example.com", &["blog-updates"])
+            .await
+            .status(),
+        202
+    );
     assert_eq!(app.drain_outbox().await, 1);
-    assert!(app.smtp.messages().is_empty(), "the server refused with 550: nothing arrived");
+    assert!(
+        app.smtp.messages().is_empty(),
+        "the server refused with 550: nothing arrived"
+    );
     let depth = app.outbox_depth().await;
-    assert_eq!((depth.queued, depth.dead), (0, 1), "a 550 dead-letters the job on the first attempt");
+    assert_eq!(
+        (depth.queued, depth.dead),
+        (0, 1),
+        "a 550 dead-letters the job on the first attempt"
+    );
     app.advance_clock(chrono::Duration::days(1));
-    assert_eq!(app.drain_outbox().await, 0, "a dead letter is never retried by itself");
+    assert_eq!(
+        app.drain_outbox().await,
+        0,
+        "a dead letter is never retried by itself"
+    );
 
     let listed = app.get_with_key("/v1/outbox/dead", ADMIN_KEY).await;
     assert_eq!(listed.status(), 200);
     let listed = listed.text().await.unwrap();
-    assert!(!listed.contains("bounced@example.com"), "the dead-letter list shows no full address: {listed}");
+    assert!(
+        !listed.contains("bounced@example.com"),
+        "the dead-letter list shows no full address: {listed}"
+    );
     let listed: Value = serde_json::from_str(&listed).unwrap();
     let dead = listed["dead_letters"].as_array().expect("dead_letters");
     assert_eq!(dead.len(), 1, "{listed}");
     let letter = &dead[0];
-    assert_eq!(letter["to"], "b***@example.com", "the address is masked: {letter}");
+    assert_eq!(
+        letter["to"], "b***@example.com",
+        "the address is masked: {letter}"
+    );
     assert_eq!(letter["attempts"], 1, "{letter}");
     let last_error = letter["last_error"].as_str().unwrap_or_default();
-    assert!(last_error.contains("550"), "last_error says what the server answered: {letter}");
+    assert!(
+        last_error.contains("550"),
+        "last_error says what the server answered: {letter}"
+    );
     let id = letter["id"].as_str().expect("an id").to_string();
 
     let unknown = app
-        .admin(reqwest::Method::POST, &format!("/v1/outbox/dead/{}/retry", uuid::Uuid::new_v4()))
+        .admin(
+            reqwest::Method::POST,
+            &format!("/v1/outbox/dead/{}/retry", uuid::Uuid::new_v4()),
+        )
         .await
         .send()
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404, "retrying an unknown dead letter");
     assert!(is_problem_json(&unknown), "{:?}", unknown.headers());
-    assert_eq!(unknown.json::<Value>().await.unwrap()["type"], "urn:optin:problem:not-found");
+    assert_eq!(
+        unknown.json::<Value>().await.unwrap()["type"],
+        "urn:optin:problem:not-found"
+    );
 
     app.smtp.set_accepting();
     let retried = app
-        .admin(reqwest::Method::POST, &format!("/v1/outbox/dead/{id}/retry"))
+        .admin(
+            reqwest::Method::POST,
+            &format!("/v1/outbox/dead/{id}/retry"),
+        )
         .await
         .send()
         .await
         .unwrap();
     assert_eq!(retried.status(), 202);
-    assert_eq!(app.drain_outbox().await, 1, "the revived job is due at once");
-    assert_eq!(app.mails_to("bounced@example.com").len(), 1, "the mail arrives once");
+    assert_eq!(
+        app.drain_outbox().await,
+        1,
+        "the revived job is due at once"
+    );
+    assert_eq!(
+        app.mails_to("bounced@example.com").len(),
+        1,
+        "the mail arrives once"
+    );
     assert_eq!(app.drain_outbox().await, 0);
     assert_eq!(app.smtp.messages().len(), 1);
 
     let listed = app.admin_get_json("/v1/outbox/dead").await;
-    assert_eq!(listed["dead_letters"], json!([]), "the dead-letter list is empty again");
+    assert_eq!(
+        listed["dead_letters"],
+        json!([]),
+        "the dead-letter list is empty again"
+    );
     let depth = app.outbox_depth().await;
     assert_eq!((depth.queued, depth.dead), (0, 0));
 
     let again = app
-        .admin(reqwest::Method::POST, &format!("/v1/outbox/dead/{id}/retry"))
+        .admin(
+            reqwest::Method::POST,
+            &format!("/v1/outbox/dead/{id}/retry"),
+        )
         .await
         .send()
         .await
         .unwrap();
-    assert_eq!(again.status(), 404, "a dead letter is revived once; it is not dead any more");
+    assert_eq!(
+        again.status(),
+        404,
+        "a dead letter is revived once; it is not dead any more"
+    );
 
     let link = app.confirmation_link("bounced@example.com");
     assert_eq!(app.client.post(&link).send().await.unwrap().status(), 200);
-    assert_eq!(app.status("bounced@example.com", "blog-updates").await, "opted_in");
+    assert_eq!(
+        app.status("bounced@example.com", "blog-updates").await,
+        "opted_in"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -375,7 +576,8 @@ async fn a_crash_mid_traffic_on_redis_loses_no_acknowledged_signup_every_one_get
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_mid_traffic_on_the_embedded_store_loses_no_acknowledged_signup_every_one_gets_its_mail() {
+async fn a_crash_mid_traffic_on_the_embedded_store_loses_no_acknowledged_signup_every_one_gets_its_mail(
+) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("optin.redb").display().to_string();
     a_crash_mid_traffic_loses_no_acknowledged_signup(&path).await;
@@ -452,7 +654,11 @@ async fn a_crash_mid_traffic_loses_no_acknowledged_signup(store_url: &str) {
         other_answers.len(),
         &other_answers[..other_answers.len().min(5)]
     );
-    let label = if store_url.starts_with("redis") { "redis" } else { "embedded" };
+    let label = if store_url.starts_with("redis") {
+        "redis"
+    } else {
+        "embedded"
+    };
     println!(
         "[{label}] kill -9 after {KILL_AFTER} answers: {} acknowledged, {unanswered} never answered",
         acknowledged.len()
@@ -473,7 +679,10 @@ async fn a_crash_mid_traffic_loses_no_acknowledged_signup(store_url: &str) {
             first_new_mail_after = Some(restarted.elapsed());
         }
         let received = mails_by_recipient(&smtp);
-        let missing: Vec<&String> = acknowledged.iter().filter(|a| !received.contains_key(*a)).collect();
+        let missing: Vec<&String> = acknowledged
+            .iter()
+            .filter(|a| !received.contains_key(*a))
+            .collect();
         if missing.is_empty() || Instant::now() > deadline {
             break missing.into_iter().cloned().collect::<Vec<_>>();
         }
@@ -495,7 +704,10 @@ async fn a_crash_mid_traffic_loses_no_acknowledged_signup(store_url: &str) {
         .filter(|(_, mails)| mails.len() > 1)
         .map(|(to, mails)| (to, mails.len()))
         .collect();
-    let unacknowledged_but_mailed = received.keys().filter(|a| !acknowledged.contains(*a)).count();
+    let unacknowledged_but_mailed = received
+        .keys()
+        .filter(|a| !acknowledged.contains(*a))
+        .count();
     println!(
         "[{label}] {mailed_before_restart} mails were sent before the kill; after the restart the first new one came \
          {first_new_mail_after:?} later and the last {:?} later, {} in all",
@@ -509,7 +721,10 @@ async fn a_crash_mid_traffic_loses_no_acknowledged_signup(store_url: &str) {
     );
     // At-least-once: a job being sent at the kill may be sent again after its lease. The
     // worker sends one job at a time, so at most one mail can be doubled.
-    assert!(duplicates.len() <= 1, "more duplicates than jobs in flight at the kill: {duplicates:?}");
+    assert!(
+        duplicates.len() <= 1,
+        "more duplicates than jobs in flight at the kill: {duplicates:?}"
+    );
     assert!(
         received.values().all(|mails| mails.len() <= 2),
         "an address got more than two mails: {duplicates:?}"
@@ -546,7 +761,10 @@ async fn a_mail_held_by_an_instance_that_died_is_sent_by_another_instance_after_
 
     let black_hole_url = format!("smtp://127.0.0.1:{black_hole_port}?tls=none");
     let mut a = OptinProcess::start(&ProcessSettings::new(&redis.url, &black_hole_url)).await;
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
     let answer = client
         .post(a.url("/v1/signups"))
         .json(&json!({ "email": "orphan@example.com", "subscription_types": ["blog-updates"] }))
@@ -555,10 +773,11 @@ async fn a_mail_held_by_an_instance_that_died_is_sent_by_another_instance_after_
         .unwrap();
     assert_eq!(answer.status(), 202);
 
-    let claimed_at = tokio::task::spawn_blocking(move || connected_rx.recv_timeout(Duration::from_secs(10)))
-        .await
-        .unwrap()
-        .unwrap_or_else(|_| panic!("instance A never tried to send the mail\n{}", a.log()));
+    let claimed_at =
+        tokio::task::spawn_blocking(move || connected_rx.recv_timeout(Duration::from_secs(10)))
+            .await
+            .unwrap()
+            .unwrap_or_else(|_| panic!("instance A never tried to send the mail\n{}", a.log()));
     a.kill9();
     assert!(smtp.messages().is_empty());
 
@@ -578,7 +797,9 @@ async fn a_mail_held_by_an_instance_that_died_is_sent_by_another_instance_after_
         "B sent the job {waited:?} after A took it, before A's 2 s lease could have ended"
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let mails = mails_by_recipient(&smtp).remove("orphan@example.com").unwrap_or_default();
+    let mails = mails_by_recipient(&smtp)
+        .remove("orphan@example.com")
+        .unwrap_or_default();
     assert_eq!(mails.len(), 1, "the mail arrives exactly once");
 
     // The person can confirm with it, on the instance that is alive.
@@ -586,7 +807,10 @@ async fn a_mail_held_by_an_instance_that_died_is_sent_by_another_instance_after_
     assert_eq!(client.post(&link).send().await.unwrap().status(), 200);
     let eligibility: Value = client
         .get(b.url("/v1/eligibility"))
-        .query(&[("email", "orphan@example.com"), ("subscription_type", "blog-updates")])
+        .query(&[
+            ("email", "orphan@example.com"),
+            ("subscription_type", "blog-updates"),
+        ])
         .bearer_auth(SEND_KEY)
         .send()
         .await
@@ -610,18 +834,29 @@ async fn on_sigterm_the_service_finishes_the_request_in_flight_and_exits_cleanly
     let settings = ProcessSettings::new(&redis.url, &smtp.url());
     let mut process = OptinProcess::start(&settings).await;
 
-    let body = json!({ "email": "term@example.com", "subscription_types": ["blog-updates"] }).to_string();
+    let body =
+        json!({ "email": "term@example.com", "subscription_types": ["blog-updates"] }).to_string();
     let (head, tail) = body.split_at(body.len() / 2);
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", process.port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
     // A first, complete request on the same keep-alive connection proves the server has
     // taken the connection, so the second one is surely in its hands at SIGTERM.
-    write!(stream, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n", process.port).unwrap();
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n",
+        process.port
+    )
+    .unwrap();
     let mut first_answer = [0u8; 512];
     let n = stream.read(&mut first_answer).unwrap();
     let first_answer = String::from_utf8_lossy(&first_answer[..n]);
     assert!(first_answer.starts_with("HTTP/1.1 200"), "{first_answer}");
-    assert!(first_answer.ends_with("ok"), "the whole /healthz answer came in one read: {first_answer:?}");
+    assert!(
+        first_answer.ends_with("ok"),
+        "the whole /healthz answer came in one read: {first_answer:?}"
+    );
     write!(
         stream,
         "POST /v1/signups HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\n\
@@ -655,10 +890,20 @@ async fn on_sigterm_the_service_finishes_the_request_in_flight_and_exits_cleanly
     let status = process.wait_exit(Duration::from_secs(10)).await;
     let took = terminated.elapsed();
     let status = status.unwrap_or_else(|| {
-        panic!("the service was still running 10 s after SIGTERM\n{}", process.log())
+        panic!(
+            "the service was still running 10 s after SIGTERM\n{}",
+            process.log()
+        )
     });
-    assert!(status.success(), "the service exits with status 0 on SIGTERM, got {status}\n{}", process.log());
-    assert!(took < Duration::from_secs(5), "the service took {took:?} to stop after SIGTERM");
+    assert!(
+        status.success(),
+        "the service exits with status 0 on SIGTERM, got {status}\n{}",
+        process.log()
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "the service took {took:?} to stop after SIGTERM"
+    );
     println!("exited {status} {took:?} after SIGTERM (the request was held open 0.5 s of that)");
 
     let refused = std::net::TcpStream::connect(("127.0.0.1", process.port));
@@ -676,7 +921,11 @@ async fn on_sigterm_the_service_finishes_the_request_in_flight_and_exits_cleanly
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(mails_by_recipient(&smtp)["term@example.com"].len(), 1);
     let contact = client_get_contact(&next, "term@example.com").await;
-    assert_eq!(contact["pending_confirmations"].as_array().map(Vec::len), Some(1), "{contact}");
+    assert_eq!(
+        contact["pending_confirmations"].as_array().map(Vec::len),
+        Some(1),
+        "{contact}"
+    );
 }
 
 async fn client_get_contact(process: &OptinProcess, email: &str) -> Value {

@@ -17,20 +17,42 @@ async fn health_readiness_and_the_spec_are_served() {
     assert_eq!(health.status(), 200);
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
-    let spec = app.client.get(app.url("/openapi.yaml")).send().await.unwrap();
+    let spec = app
+        .client
+        .get(app.url("/openapi.yaml"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(spec.status(), 200);
     let served = spec.text().await.unwrap();
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml")).unwrap();
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml")).unwrap();
     assert_eq!(served, committed, "the served spec is the committed one");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_what_happened_per_route_and_source() {
     let app = TestApp::spawn(Backend::Embedded).await;
-    app.subscribe_confirmed("metrics@example.com", &["blog-updates"]).await;
-    let url = app.unsubscribe_link("metrics@example.com", "blog-updates").await;
-    app.client.post(&url).body("List-Unsubscribe=One-Click").send().await.unwrap();
-    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    app.subscribe_confirmed("metrics@example.com", &["blog-updates"])
+        .await;
+    let url = app
+        .unsubscribe_link("metrics@example.com", "blog-updates")
+        .await;
+    app.client
+        .post(&url)
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for expected in [
         "optin_signups_total",
         "optin_confirmations_total",
@@ -45,7 +67,10 @@ async fn metrics_count_what_happened_per_route_and_source() {
     ] {
         assert!(metrics.contains(expected), "/metrics lacks {expected}");
     }
-    assert!(!metrics.contains("metrics@example.com"), "no address in a metric label");
+    assert!(
+        !metrics.contains("metrics@example.com"),
+        "no address in a metric label"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,23 +89,49 @@ async fn logs_are_json_lines_with_request_ids_and_never_an_address_or_token() {
         .await
         .unwrap();
     assert_eq!(response.status(), 202);
-    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_string();
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let mails = smtp.wait_for(1, Duration::from_secs(10));
-    let link = mails[0].links().into_iter().find(|l| l.contains("/confirm/")).unwrap();
+    let link = mails[0]
+        .links()
+        .into_iter()
+        .find(|l| l.contains("/confirm/"))
+        .unwrap();
     let token = link.rsplit('/').next().unwrap().to_string();
     let link = link.replace(&link[..link.find("/confirm/").unwrap()], &process.address);
     client.get(&link).send().await.unwrap();
-    client.get(process.url(&format!("/v1/contacts/{email}"))).send().await.unwrap();
+    client
+        .get(process.url(&format!("/v1/contacts/{email}")))
+        .send()
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let log = process.log();
-    assert!(!log.contains(email) && !log.contains("secret.person"), "no address in the log:\n{log}");
+    assert!(
+        !log.contains(email) && !log.contains("secret.person"),
+        "no address in the log:\n{log}"
+    );
     assert!(!log.contains(&token), "no token in the log");
     assert!(log.contains("s***@example.com"), "addresses appear masked");
-    let lines: Vec<Value> = log.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert!(!lines.is_empty(), "JSON lines");
     let access: Vec<&Value> = lines.iter().filter(|l| l["message"] == "request").collect();
-    assert!(access.iter().any(|l| l["route"] == "/confirm/{token}"), "route patterns, not raw paths");
+    assert!(
+        access.iter().any(|l| l["route"] == "/confirm/{token}"),
+        "route patterns, not raw paths"
+    );
     assert!(access.iter().any(|l| l["route"] == "/v1/contacts/{email}"));
-    assert!(access.iter().any(|l| l["request_id"] == request_id.as_str()), "the request id of the answer is in the log");
+    assert!(
+        access
+            .iter()
+            .any(|l| l["request_id"] == request_id.as_str()),
+        "the request id of the answer is in the log"
+    );
 }

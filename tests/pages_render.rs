@@ -253,10 +253,18 @@ fn every_visible_input_has_a_label() {
 fn preferences_page_has_a_labelled_checkbox_and_hidden_fields_per_type() {
     let html = render(pages::PREFERENCES, "en", sample(pages::PREFERENCES));
     let forms = tags(&html, "form");
-    assert_eq!(forms.len(), 2, "the preferences form and the data download form");
+    assert_eq!(
+        forms.len(),
+        2,
+        "the preferences form and the data download form"
+    );
     assert_eq!(attribute(forms[0], "method"), Some("post"));
     assert_eq!(attribute(forms[0], "action"), Some(ACTION_URL));
-    assert_eq!(attribute(forms[1], "method"), Some("post"), "the download is a POST: it is recorded");
+    assert_eq!(
+        attribute(forms[1], "method"),
+        Some("post"),
+        "the download is a POST: it is recorded"
+    );
 
     let inputs = tags(&html, "input");
     let blog = inputs

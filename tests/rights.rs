@@ -35,9 +35,21 @@ async fn the_provenance_log_records_who_what_when_and_verifies(backend: Backend)
     assert_eq!(app.post_json("/v1/signups", &body).await.status(), 202);
     app.drain_outbox().await;
     let link = app.confirmation_link("proof@example.com");
-    app.client.post(&link).header("User-Agent", "ProofBrowser/1.0").send().await.unwrap();
-    let url = app.unsubscribe_link("proof@example.com", "blog-updates").await;
-    app.client.post(&url).body("List-Unsubscribe=One-Click").send().await.unwrap();
+    app.client
+        .post(&link)
+        .header("User-Agent", "ProofBrowser/1.0")
+        .send()
+        .await
+        .unwrap();
+    let url = app
+        .unsubscribe_link("proof@example.com", "blog-updates")
+        .await;
+    app.client
+        .post(&url)
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
 
     let log = events(&app, "proof@example.com").await;
     assert_eq!(log["chain_valid"], true);
@@ -51,7 +63,10 @@ async fn the_provenance_log_records_who_what_when_and_verifies(backend: Backend)
     assert_eq!(opt_in["source"], "confirm_link");
     assert_eq!(opt_in["lawful_basis"], "consent");
     assert_eq!(opt_in["consent_notice"]["version"], "2024-05-v3");
-    assert_eq!(opt_in["consent_notice"]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        opt_in["consent_notice"]["sha256"].as_str().unwrap().len(),
+        64
+    );
     assert_eq!(opt_in["ip"], "127.0.0.1");
     assert_eq!(opt_in["user_agent"], "ProofBrowser/1.0");
     assert_eq!(opt_in["signup"]["form_id"], "footer");
@@ -67,17 +82,30 @@ async fn tamper_first_event(app: &mut TestApp) {
     match app.backend {
         Backend::Redis | Backend::RedisCluster => {
             let mut connection = app.redis().unwrap().connection();
-            let keys: Vec<String> = ::redis::cmd("KEYS").arg("optin:*:ev:*").query(&mut connection).unwrap();
+            let keys: Vec<String> = ::redis::cmd("KEYS")
+                .arg("optin:*:ev:*")
+                .query(&mut connection)
+                .unwrap();
             assert_eq!(keys.len(), 1, "one contact's events");
-            let first: String = ::redis::cmd("LINDEX").arg(&keys[0]).arg(0).query(&mut connection).unwrap();
+            let first: String = ::redis::cmd("LINDEX")
+                .arg(&keys[0])
+                .arg(0)
+                .query(&mut connection)
+                .unwrap();
             let altered = first.replace("\"to\":\"opted_in\"", "\"to\":\"unsubscribed\"");
             assert_ne!(first, altered);
-            let _: () = ::redis::cmd("LSET").arg(&keys[0]).arg(0).arg(altered).query(&mut connection).unwrap();
+            let _: () = ::redis::cmd("LSET")
+                .arg(&keys[0])
+                .arg(0)
+                .arg(altered)
+                .query(&mut connection)
+                .unwrap();
         }
         Backend::Embedded => {
             app.stop().await;
             let db = redb::Database::create(app.store_url()).unwrap();
-            let table_def: redb::TableDefinition<(&str, u64), &[u8]> = redb::TableDefinition::new("events");
+            let table_def: redb::TableDefinition<(&str, u64), &[u8]> =
+                redb::TableDefinition::new("events");
             let txn = db.begin_write().unwrap();
             {
                 let mut table = txn.open_table(table_def).unwrap();
@@ -86,11 +114,16 @@ async fn tamper_first_event(app: &mut TestApp) {
                     let mut iter = table.iter().unwrap();
                     let (k, v) = iter.next().unwrap().unwrap();
                     let (cid, seq) = k.value();
-                    ((cid.to_string(), seq), String::from_utf8(v.value().to_vec()).unwrap())
+                    (
+                        (cid.to_string(), seq),
+                        String::from_utf8(v.value().to_vec()).unwrap(),
+                    )
                 };
                 let altered = value.replace("\"to\":\"opted_in\"", "\"to\":\"unsubscribed\"");
                 assert_ne!(value, altered);
-                table.insert((key.0.as_str(), key.1), altered.as_bytes()).unwrap();
+                table
+                    .insert((key.0.as_str(), key.1), altered.as_bytes())
+                    .unwrap();
             }
             txn.commit().unwrap();
             drop(db);
@@ -101,7 +134,8 @@ async fn tamper_first_event(app: &mut TestApp) {
 
 async fn tampering_with_a_stored_event_breaks_the_chain_at_that_event(backend: Backend) {
     let mut app = TestApp::spawn(backend).await;
-    app.subscribe_confirmed("tamper@example.com", &["marketing", "job-alerts"]).await;
+    app.subscribe_confirmed("tamper@example.com", &["marketing", "job-alerts"])
+        .await;
     let before = events(&app, "tamper@example.com").await;
     assert_eq!(before["chain_valid"], true);
     let first_id = before["events"][0]["id"].clone();
@@ -113,44 +147,99 @@ async fn tampering_with_a_stored_event_breaks_the_chain_at_that_event(backend: B
 
 async fn the_export_holds_everything_held_on_the_person(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    app.subscribe_confirmed("mine@example.com", &["blog-updates"]).await;
+    app.subscribe_confirmed("mine@example.com", &["blog-updates"])
+        .await;
     app.signup("mine@example.com", &["marketing"]).await;
-    let response = app.get_with_key(&contact_path("mine@example.com", "/export"), support::app::ADMIN_KEY).await;
+    let response = app
+        .get_with_key(
+            &contact_path("mine@example.com", "/export"),
+            support::app::ADMIN_KEY,
+        )
+        .await;
     assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-disposition"].to_str().unwrap().contains("attachment"));
+    assert!(response.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("attachment"));
     let export: Value = response.json().await.unwrap();
     assert_eq!(export["contact"]["email"], "mine@example.com");
-    assert_eq!(export["contact"]["subscriptions"]["blog-updates"]["status"], "opted_in");
-    assert_eq!(export["contact"]["pending"][0]["types"], json!(["marketing"]));
+    assert_eq!(
+        export["contact"]["subscriptions"]["blog-updates"]["status"],
+        "opted_in"
+    );
+    assert_eq!(
+        export["contact"]["pending"][0]["types"],
+        json!(["marketing"])
+    );
     assert_eq!(export["events"].as_array().unwrap().len(), 1);
     assert_eq!(export["chain_valid"], true);
-    let missing = app.get_with_key(&contact_path("nobody@example.com", "/export"), support::app::ADMIN_KEY).await;
+    let missing = app
+        .get_with_key(
+            &contact_path("nobody@example.com", "/export"),
+            support::app::ADMIN_KEY,
+        )
+        .await;
     assert_eq!(missing.status(), 404);
 }
 
 async fn restriction_makes_nothing_eligible_until_lifted(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    app.subscribe_confirmed("restrict@example.com", &["blog-updates"]).await;
-    let response = app.admin(Method::POST, &contact_path("restrict@example.com", "/restriction")).await.send().await.unwrap();
+    app.subscribe_confirmed("restrict@example.com", &["blog-updates"])
+        .await;
+    let response = app
+        .admin(
+            Method::POST,
+            &contact_path("restrict@example.com", "/restriction"),
+        )
+        .await
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
-    let answer = app.eligibility("restrict@example.com", "blog-updates").await;
+    let answer = app
+        .eligibility("restrict@example.com", "blog-updates")
+        .await;
     assert_eq!(answer["eligible"], false);
     assert_eq!(answer["status"], "opted_in", "the status itself is kept");
-    let response = app.admin(Method::DELETE, &contact_path("restrict@example.com", "/restriction")).await.send().await.unwrap();
+    let response = app
+        .admin(
+            Method::DELETE,
+            &contact_path("restrict@example.com", "/restriction"),
+        )
+        .await
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(app.eligibility("restrict@example.com", "blog-updates").await["eligible"], true);
+    assert_eq!(
+        app.eligibility("restrict@example.com", "blog-updates")
+            .await["eligible"],
+        true
+    );
     let log = events(&app, "restrict@example.com").await;
-    let kinds: Vec<&str> = log["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["status_changed", "restricted", "restriction_lifted"]);
+    let kinds: Vec<&str> = log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["status_changed", "restricted", "restriction_lifted"]
+    );
     assert_eq!(log["events"][1]["actor"], "admin-test");
     assert_eq!(log["chain_valid"], true);
 }
 
 async fn rectification_moves_the_history_to_the_new_address(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    app.subscribe_confirmed("old.name@example.com", &["job-alerts"]).await;
+    app.subscribe_confirmed("old.name@example.com", &["job-alerts"])
+        .await;
     let response = app
-        .admin(Method::POST, &contact_path("old.name@example.com", "/rectification"))
+        .admin(
+            Method::POST,
+            &contact_path("old.name@example.com", "/rectification"),
+        )
         .await
         .json(&json!({ "new_email": "New.Name@Example.com" }))
         .send()
@@ -158,8 +247,14 @@ async fn rectification_moves_the_history_to_the_new_address(backend: Backend) {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(app.contact("old.name@example.com").await.status(), 404);
-    assert_eq!(app.eligibility("new.name@example.com", "job-alerts").await["eligible"], true);
-    assert_eq!(app.eligibility("old.name@example.com", "job-alerts").await["eligible"], false);
+    assert_eq!(
+        app.eligibility("new.name@example.com", "job-alerts").await["eligible"],
+        true
+    );
+    assert_eq!(
+        app.eligibility("old.name@example.com", "job-alerts").await["eligible"],
+        false
+    );
     let log = events(&app, "new.name@example.com").await;
     assert_eq!(log["chain_valid"], true);
     let list = log["events"].as_array().unwrap();
@@ -167,11 +262,18 @@ async fn rectification_moves_the_history_to_the_new_address(backend: Backend) {
     assert_eq!(list[0]["source"], "confirm_link", "the history came along");
     assert_eq!(list[1]["kind"], "rectified");
     let stats: Value = app.admin_get_json("/v1/stats").await;
-    assert_eq!(stats["by_type"]["job-alerts"]["opted_in"], 1, "counted once");
+    assert_eq!(
+        stats["by_type"]["job-alerts"]["opted_in"], 1,
+        "counted once"
+    );
 
-    app.subscribe_confirmed("taken@example.com", &["job-alerts"]).await;
+    app.subscribe_confirmed("taken@example.com", &["job-alerts"])
+        .await;
     let clash = app
-        .admin(Method::POST, &contact_path("new.name@example.com", "/rectification"))
+        .admin(
+            Method::POST,
+            &contact_path("new.name@example.com", "/rectification"),
+        )
         .await
         .json(&json!({ "new_email": "taken@example.com" }))
         .send()
@@ -186,16 +288,41 @@ async fn everything_stored(app: &mut TestApp) -> String {
     match app.backend {
         Backend::Redis | Backend::RedisCluster => {
             let mut connection = app.redis().unwrap().connection();
-            let keys: Vec<String> = ::redis::cmd("KEYS").arg("*").query(&mut connection).unwrap();
+            let keys: Vec<String> = ::redis::cmd("KEYS")
+                .arg("*")
+                .query(&mut connection)
+                .unwrap();
             for key in keys {
                 all.push_str(&key);
-                let kind: String = ::redis::cmd("TYPE").arg(&key).query(&mut connection).unwrap();
+                let kind: String = ::redis::cmd("TYPE")
+                    .arg(&key)
+                    .query(&mut connection)
+                    .unwrap();
                 let values: Vec<String> = match kind.as_str() {
-                    "string" => vec![::redis::cmd("GET").arg(&key).query(&mut connection).unwrap()],
-                    "hash" => ::redis::cmd("HGETALL").arg(&key).query(&mut connection).unwrap(),
-                    "list" => ::redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query(&mut connection).unwrap(),
-                    "set" => ::redis::cmd("SMEMBERS").arg(&key).query(&mut connection).unwrap(),
-                    "zset" => ::redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).query(&mut connection).unwrap(),
+                    "string" => vec![::redis::cmd("GET")
+                        .arg(&key)
+                        .query(&mut connection)
+                        .unwrap()],
+                    "hash" => ::redis::cmd("HGETALL")
+                        .arg(&key)
+                        .query(&mut connection)
+                        .unwrap(),
+                    "list" => ::redis::cmd("LRANGE")
+                        .arg(&key)
+                        .arg(0)
+                        .arg(-1)
+                        .query(&mut connection)
+                        .unwrap(),
+                    "set" => ::redis::cmd("SMEMBERS")
+                        .arg(&key)
+                        .query(&mut connection)
+                        .unwrap(),
+                    "zset" => ::redis::cmd("ZRANGE")
+                        .arg(&key)
+                        .arg(0)
+                        .arg(-1)
+                        .query(&mut connection)
+                        .unwrap(),
                     other => panic!("unexpected key type {other}"),
                 };
                 all.push_str(&values.join("\n"));
@@ -207,7 +334,11 @@ async fn everything_stored(app: &mut TestApp) -> String {
             {
                 let db = redb::Database::create(app.store_url()).unwrap();
                 let txn = db.begin_read().unwrap();
-                let names: Vec<String> = txn.list_tables().unwrap().map(|t| t.name().to_string()).collect();
+                let names: Vec<String> = txn
+                    .list_tables()
+                    .unwrap()
+                    .map(|t| t.name().to_string())
+                    .collect();
                 assert!(names.len() >= 8, "all tables are scanned: {names:?}");
                 for name in names {
                     all.push_str(&dump_table(&txn, &name));
@@ -245,35 +376,67 @@ fn bytes_text(dump: &str) -> String {
     // Values were printed as byte lists; turn them back into text to search in.
     dump.split(|c: char| c == '[' || c == ']')
         .map(|chunk| {
-            let bytes: Vec<u8> = chunk.split(", ").filter_map(|n| n.trim().parse::<u8>().ok()).collect();
-            if bytes.is_empty() { chunk.to_string() } else { String::from_utf8_lossy(&bytes).into_owned() }
+            let bytes: Vec<u8> = chunk
+                .split(", ")
+                .filter_map(|n| n.trim().parse::<u8>().ok())
+                .collect();
+            if bytes.is_empty() {
+                chunk.to_string()
+            } else {
+                String::from_utf8_lossy(&bytes).into_owned()
+            }
         })
         .collect()
 }
 
 async fn erasure_leaves_no_byte_of_the_address_and_blocks_silent_reimport(backend: Backend) {
     let mut app = TestApp::spawn(backend).await;
-    app.subscribe_confirmed("erase-me@example.com", &["blog-updates"]).await;
+    app.subscribe_confirmed("erase-me@example.com", &["blog-updates"])
+        .await;
     app.signup("erase-me@example.com", &["marketing"]).await; // a pending record and a queued mail
-    app.subscribe_confirmed("keep-me@example.com", &["blog-updates"]).await;
+    app.subscribe_confirmed("keep-me@example.com", &["blog-updates"])
+        .await;
     let before = bytes_text(&everything_stored(&mut app).await);
-    assert!(before.contains("erase-me@example.com"), "the scan does see addresses");
+    assert!(
+        before.contains("erase-me@example.com"),
+        "the scan does see addresses"
+    );
 
-    let response = app.admin(Method::DELETE, &contact_path("erase-me@example.com", "")).await.send().await.unwrap();
+    let response = app
+        .admin(Method::DELETE, &contact_path("erase-me@example.com", ""))
+        .await
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 204);
     let after = bytes_text(&everything_stored(&mut app).await);
-    assert!(!after.contains("erase-me"), "no byte of the erased address remains");
-    assert!(after.contains("keep-me@example.com"), "others are untouched");
+    assert!(
+        !after.contains("erase-me"),
+        "no byte of the erased address remains"
+    );
+    assert!(
+        after.contains("keep-me@example.com"),
+        "others are untouched"
+    );
     assert_eq!(app.contact("erase-me@example.com").await.status(), 404);
     assert_eq!(app.drain_outbox().await, 0, "the queued mail went with it");
 
     let import = "{\"email\":\"erase-me@example.com\",\"subscription_type\":\"blog-updates\",\"status\":\"opted_in\",\"lawful_basis\":\"legitimate_interests\"}\n";
     let results = run_import(&app, import).await;
-    assert_eq!(results[0]["ok"], false, "an import cannot quietly re-add an erased person");
+    assert_eq!(
+        results[0]["ok"], false,
+        "an import cannot quietly re-add an erased person"
+    );
     assert_eq!(results[0]["field"], "consent_evidence");
 
-    app.subscribe_confirmed("erase-me@example.com", &["blog-updates"]).await;
-    assert_eq!(app.eligibility("erase-me@example.com", "blog-updates").await["eligible"], true, "their own signup works");
+    app.subscribe_confirmed("erase-me@example.com", &["blog-updates"])
+        .await;
+    assert_eq!(
+        app.eligibility("erase-me@example.com", "blog-updates")
+            .await["eligible"],
+        true,
+        "their own signup works"
+    );
 }
 
 async fn manual_changes_follow_the_consent_evidence_rules(backend: Backend) {
@@ -281,38 +444,99 @@ async fn manual_changes_follow_the_consent_evidence_rules(backend: Backend) {
     let put = |email: &str, body: Value| {
         let path = contact_path(email, "/subscriptions/marketing");
         let app = &app;
-        async move { app.admin(Method::PUT, &path).await.json(&body).send().await.unwrap() }
+        async move {
+            app.admin(Method::PUT, &path)
+                .await
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
     };
     let no_basis = put("manual@example.com", json!({ "status": "opted_in" })).await;
     assert_eq!(no_basis.status(), 422);
-    assert_eq!(no_basis.json::<Value>().await.unwrap()["field"], "lawful_basis");
-    let no_evidence = put("manual@example.com", json!({ "status": "opted_in", "lawful_basis": "consent" })).await;
+    assert_eq!(
+        no_basis.json::<Value>().await.unwrap()["field"],
+        "lawful_basis"
+    );
+    let no_evidence = put(
+        "manual@example.com",
+        json!({ "status": "opted_in", "lawful_basis": "consent" }),
+    )
+    .await;
     assert_eq!(no_evidence.status(), 422);
-    assert_eq!(no_evidence.json::<Value>().await.unwrap()["field"], "consent_evidence");
-    assert_eq!(app.contact("manual@example.com").await.status(), 404, "refused changes store nothing");
+    assert_eq!(
+        no_evidence.json::<Value>().await.unwrap()["field"],
+        "consent_evidence"
+    );
+    assert_eq!(
+        app.contact("manual@example.com").await.status(),
+        404,
+        "refused changes store nothing"
+    );
 
     let ok = put("manual@example.com", json!({ "status": "opted_in", "lawful_basis": "consent", "consent_evidence": "paper form 2024-03-02, box 7" })).await;
     assert_eq!(ok.status(), 200);
-    assert_eq!(app.status("manual@example.com", "marketing").await, "opted_in");
+    assert_eq!(
+        app.status("manual@example.com", "marketing").await,
+        "opted_in"
+    );
     let log = events(&app, "manual@example.com").await;
     assert_eq!(log["events"][0]["source"], "admin_api");
     assert_eq!(log["events"][0]["actor"], "admin-test");
-    assert_eq!(log["events"][0]["consent_evidence"], "paper form 2024-03-02, box 7");
+    assert_eq!(
+        log["events"][0]["consent_evidence"],
+        "paper form 2024-03-02, box 7"
+    );
 
-    assert_eq!(put("manual@example.com", json!({ "status": "unsubscribed" })).await.status(), 200);
-    let back = put("manual@example.com", json!({ "status": "opted_in", "lawful_basis": "contract" })).await;
-    assert_eq!(back.status(), 422, "never back to opted_in without evidence of new consent");
-    assert_eq!(app.status("manual@example.com", "marketing").await, "unsubscribed");
+    assert_eq!(
+        put("manual@example.com", json!({ "status": "unsubscribed" }))
+            .await
+            .status(),
+        200
+    );
+    let back = put(
+        "manual@example.com",
+        json!({ "status": "opted_in", "lawful_basis": "contract" }),
+    )
+    .await;
+    assert_eq!(
+        back.status(),
+        422,
+        "never back to opted_in without evidence of new consent"
+    );
+    assert_eq!(
+        app.status("manual@example.com", "marketing").await,
+        "unsubscribed"
+    );
 
-    let ask = put("ask@example.com", json!({ "status": "opted_in", "lawful_basis": "consent", "send_confirmation": true })).await;
+    let ask = put(
+        "ask@example.com",
+        json!({ "status": "opted_in", "lawful_basis": "consent", "send_confirmation": true }),
+    )
+    .await;
     assert_eq!(ask.status(), 200);
-    assert_eq!(ask.json::<Value>().await.unwrap()["outcome"], "confirmation_sent");
-    assert_eq!(app.status("ask@example.com", "marketing").await, "not_subscribed");
+    assert_eq!(
+        ask.json::<Value>().await.unwrap()["outcome"],
+        "confirmation_sent"
+    );
+    assert_eq!(
+        app.status("ask@example.com", "marketing").await,
+        "not_subscribed"
+    );
     app.drain_outbox().await;
-    app.client.post(app.confirmation_link("ask@example.com")).send().await.unwrap();
+    app.client
+        .post(app.confirmation_link("ask@example.com"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(app.status("ask@example.com", "marketing").await, "opted_in");
 
-    let bad = put("x@example.com", json!({ "status": "opted_in", "lawful_basis": "because" })).await;
+    let bad = put(
+        "x@example.com",
+        json!({ "status": "opted_in", "lawful_basis": "because" }),
+    )
+    .await;
     assert_eq!(bad.status(), 422);
     assert_eq!(bad.json::<Value>().await.unwrap()["field"], "lawful_basis");
 }
@@ -327,7 +551,13 @@ async fn run_import(app: &TestApp, ndjson: &str) -> Vec<Value> {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    response.text().await.unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    response
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 async fn imports_answer_per_line_and_are_idempotent(backend: Backend) {
@@ -343,8 +573,15 @@ async fn imports_answer_per_line_and_are_idempotent(backend: Backend) {
     ];
     let body = lines.join("\n") + "\n";
     let results = run_import(&app, &body).await;
-    assert_eq!(results.len(), lines.len() + 1, "one result per line and a summary");
-    let ok: Vec<bool> = results[..lines.len()].iter().map(|r| r["ok"] == true).collect();
+    assert_eq!(
+        results.len(),
+        lines.len() + 1,
+        "one result per line and a summary"
+    );
+    let ok: Vec<bool> = results[..lines.len()]
+        .iter()
+        .map(|r| r["ok"] == true)
+        .collect();
     assert_eq!(ok, [true, true, false, false, false, false, true]);
     assert_eq!(results[2]["field"], "email");
     assert_eq!(results[3]["field"], "subscription_type");
@@ -354,44 +591,105 @@ async fn imports_answer_per_line_and_are_idempotent(backend: Backend) {
     assert_eq!(summary["done"], true);
     assert_eq!(summary["succeeded"], 3);
     assert_eq!(summary["failed"], 4);
-    assert_eq!(app.status("a@example.com", "blog-updates").await, "opted_in");
+    assert_eq!(
+        app.status("a@example.com", "blog-updates").await,
+        "opted_in"
+    );
     assert_eq!(app.status("b@example.com", "event-info").await, "opted_in");
-    assert_eq!(app.status("e@example.com", "marketing").await, "unsubscribed");
+    assert_eq!(
+        app.status("e@example.com", "marketing").await,
+        "unsubscribed"
+    );
     let log = events(&app, "b@example.com").await;
     assert_eq!(log["events"][0]["source"], "import");
     assert_eq!(log["events"][0]["explanation"], "ticket holder");
 
     let again = run_import(&app, &body).await;
-    assert_eq!(again[0]["outcome"], "unchanged", "re-running changes nothing");
+    assert_eq!(
+        again[0]["outcome"], "unchanged",
+        "re-running changes nothing"
+    );
     assert_eq!(again[1]["outcome"], "unchanged");
-    assert_eq!(events(&app, "a@example.com").await["events"].as_array().unwrap().len(), 1, "no duplicate events");
+    assert_eq!(
+        events(&app, "a@example.com").await["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "no duplicate events"
+    );
 }
 
 async fn a_person_downloads_and_erases_their_own_data_from_the_preference_center(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    app.subscribe_confirmed("self@example.com", &["blog-updates"]).await;
+    app.subscribe_confirmed("self@example.com", &["blog-updates"])
+        .await;
     let preferences = app.preferences_link("self@example.com");
-    let page = app.client.get(&preferences).send().await.unwrap().text().await.unwrap();
-    assert!(page.contains("id=\"export\"") && page.contains("id=\"erase\""), "the page offers both");
+    let page = app
+        .client
+        .get(&preferences)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("id=\"export\"") && page.contains("id=\"erase\""),
+        "the page offers both"
+    );
 
-    let export = app.client.post(format!("{preferences}/export")).send().await.unwrap();
+    let export = app
+        .client
+        .post(format!("{preferences}/export"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(export.status(), 200);
-    assert!(export.headers()["content-disposition"].to_str().unwrap().contains("attachment"));
+    assert!(export.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("attachment"));
     let export: Value = export.json().await.unwrap();
     assert_eq!(export["contact"]["email"], "self@example.com");
     let log = events(&app, "self@example.com").await;
-    assert_eq!(log["events"].as_array().unwrap().last().unwrap()["kind"], "exported", "the export is recorded");
+    assert_eq!(
+        log["events"].as_array().unwrap().last().unwrap()["kind"],
+        "exported",
+        "the export is recorded"
+    );
     assert_eq!(log["chain_valid"], true);
 
-    let question = app.client.get(format!("{preferences}/erase")).send().await.unwrap();
+    let question = app
+        .client
+        .get(format!("{preferences}/erase"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(question.status(), 200);
-    assert!(question.text().await.unwrap().contains("id=\"erase-confirm\""));
-    assert_eq!(app.contact("self@example.com").await.status(), 200, "asking changes nothing");
+    assert!(question
+        .text()
+        .await
+        .unwrap()
+        .contains("id=\"erase-confirm\""));
+    assert_eq!(
+        app.contact("self@example.com").await.status(),
+        200,
+        "asking changes nothing"
+    );
 
-    let erased = app.client.post(format!("{preferences}/erase")).send().await.unwrap();
+    let erased = app
+        .client
+        .post(format!("{preferences}/erase"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(erased.status(), 200);
     assert_eq!(app.contact("self@example.com").await.status(), 404);
-    assert_eq!(app.eligibility("self@example.com", "blog-updates").await["eligible"], false);
+    assert_eq!(
+        app.eligibility("self@example.com", "blog-updates").await["eligible"],
+        false
+    );
     let again = app.client.get(&preferences).send().await.unwrap();
     assert_eq!(again.status(), 410, "the link has nothing left to show");
 }

@@ -37,19 +37,37 @@ async fn keys_and_scopes_are_enforced(backend: Backend) {
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), expected, "{path} with {key:?}");
         if expected >= 400 {
-            assert_eq!(response.headers()["content-type"], "application/problem+json");
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/problem+json"
+            );
         }
     }
 }
 
 async fn eligibility_reflects_every_status_and_restriction(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    app.subscribe_confirmed("in@example.com", &["marketing"]).await;
-    app.subscribe_confirmed("out@example.com", &["marketing"]).await;
+    app.subscribe_confirmed("in@example.com", &["marketing"])
+        .await;
+    app.subscribe_confirmed("out@example.com", &["marketing"])
+        .await;
     let url = app.unsubscribe_link("out@example.com", "marketing").await;
-    app.client.post(&url).body("List-Unsubscribe=One-Click").send().await.unwrap();
-    app.subscribe_confirmed("held@example.com", &["marketing"]).await;
-    app.admin(Method::POST, &format!("/v1/contacts/{}/restriction", urlencode("held@example.com"))).await.send().await.unwrap();
+    app.client
+        .post(&url)
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    app.subscribe_confirmed("held@example.com", &["marketing"])
+        .await;
+    app.admin(
+        Method::POST,
+        &format!("/v1/contacts/{}/restriction", urlencode("held@example.com")),
+    )
+    .await
+    .send()
+    .await
+    .unwrap();
     app.signup("pending@example.com", &["marketing"]).await;
 
     let expectations = [
@@ -66,29 +84,67 @@ async fn eligibility_reflects_every_status_and_restriction(backend: Backend) {
         assert_eq!(answer["email"], email);
         assert_eq!(answer["subscription_type"], "marketing");
     }
-    let unknown_type = app.get_with_key("/v1/eligibility?email=in%40example.com&subscription_type=nope", SEND_KEY).await;
+    let unknown_type = app
+        .get_with_key(
+            "/v1/eligibility?email=in%40example.com&subscription_type=nope",
+            SEND_KEY,
+        )
+        .await;
     assert_eq!(unknown_type.status(), 422);
-    assert_eq!(unknown_type.json::<Value>().await.unwrap()["field"], "subscription_type");
-    let bad_email = app.get_with_key("/v1/eligibility?email=nope&subscription_type=marketing", SEND_KEY).await;
+    assert_eq!(
+        unknown_type.json::<Value>().await.unwrap()["field"],
+        "subscription_type"
+    );
+    let bad_email = app
+        .get_with_key(
+            "/v1/eligibility?email=nope&subscription_type=marketing",
+            SEND_KEY,
+        )
+        .await;
     assert_eq!(bad_email.status(), 422);
     assert_eq!(bad_email.json::<Value>().await.unwrap()["field"], "email");
 }
 
 async fn batch(app: &TestApp, body: &Value) -> reqwest::Response {
-    app.client.post(app.url("/v1/eligibility")).bearer_auth(SEND_KEY).json(body).send().await.unwrap()
+    app.client
+        .post(app.url("/v1/eligibility"))
+        .bearer_auth(SEND_KEY)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn a_batch_of_ten_thousand_answers_in_order_with_per_item_errors(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    app.subscribe_confirmed("member-17@example.com", &["blog-updates"]).await;
-    app.subscribe_confirmed("member-9000@example.com", &["blog-updates"]).await;
-    let url = app.unsubscribe_link("member-9000@example.com", "blog-updates").await;
-    app.client.post(&url).body("List-Unsubscribe=One-Click").send().await.unwrap();
+    app.subscribe_confirmed("member-17@example.com", &["blog-updates"])
+        .await;
+    app.subscribe_confirmed("member-9000@example.com", &["blog-updates"])
+        .await;
+    let url = app
+        .unsubscribe_link("member-9000@example.com", "blog-updates")
+        .await;
+    app.client
+        .post(&url)
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
 
     let emails: Vec<String> = (0..10_000)
-        .map(|i| if i % 1000 == 500 { format!("broken-{i}") } else { format!("Member-{i}@Example.com") })
+        .map(|i| {
+            if i % 1000 == 500 {
+                format!("broken-{i}")
+            } else {
+                format!("Member-{i}@Example.com")
+            }
+        })
         .collect();
-    let response = batch(&app, &json!({ "subscription_type": "blog-updates", "emails": emails })).await;
+    let response = batch(
+        &app,
+        &json!({ "subscription_type": "blog-updates", "emails": emails }),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     let results = body["results"].as_array().unwrap();
@@ -98,7 +154,11 @@ async fn a_batch_of_ten_thousand_answers_in_order_with_per_item_errors(backend: 
             assert!(result["error"].is_string(), "item {i} has its own error");
             assert_eq!(result["email"], format!("broken-{i}"));
         } else {
-            assert_eq!(result["email"], format!("member-{i}@example.com"), "order is kept");
+            assert_eq!(
+                result["email"],
+                format!("member-{i}@example.com"),
+                "order is kept"
+            );
             let expected = match i {
                 17 => "opted_in",
                 9000 => "unsubscribed",
@@ -113,29 +173,62 @@ async fn a_batch_of_ten_thousand_answers_in_order_with_per_item_errors(backend: 
 async fn a_batch_over_ten_thousand_is_refused(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let emails: Vec<String> = (0..10_001).map(|i| format!("m{i}@example.com")).collect();
-    let response = batch(&app, &json!({ "subscription_type": "blog-updates", "emails": emails })).await;
+    let response = batch(
+        &app,
+        &json!({ "subscription_type": "blog-updates", "emails": emails }),
+    )
+    .await;
     assert_eq!(response.status(), 413);
-    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
     let missing = batch(&app, &json!({ "emails": ["a@example.com"] })).await;
     assert_eq!(missing.status(), 422);
 }
 
 async fn stats_follow_signups_confirmations_and_unsubscribes_exactly(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    app.subscribe_confirmed("one@example.com", &["blog-updates", "event-info"]).await;
-    app.subscribe_confirmed("two@example.com", &["event-info"]).await;
-    app.subscribe_confirmed("three@example.com", &["marketing"]).await;
+    app.subscribe_confirmed("one@example.com", &["blog-updates", "event-info"])
+        .await;
+    app.subscribe_confirmed("two@example.com", &["event-info"])
+        .await;
+    app.subscribe_confirmed("three@example.com", &["marketing"])
+        .await;
     let url = app.unsubscribe_link("three@example.com", "marketing").await;
-    app.client.post(&url).body("List-Unsubscribe=One-Click").send().await.unwrap();
+    app.client
+        .post(&url)
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
     app.signup("four@example.com", &["job-alerts"]).await;
     app.signup("one@example.com", &["job-alerts"]).await;
 
     let stats = app.admin_get_json("/v1/stats").await;
-    assert_eq!(stats["marketing_contacts"], 1, "only one@ is opted in to a marketing type");
-    assert_eq!(stats["non_marketing_contacts"], 2, "two@ (service only) and three@ (unsubscribed)");
+    assert_eq!(
+        stats["marketing_contacts"], 1,
+        "only one@ is opted in to a marketing type"
+    );
+    assert_eq!(
+        stats["non_marketing_contacts"], 2,
+        "two@ (service only) and three@ (unsubscribed)"
+    );
     assert_eq!(stats["pending_confirmations"], 2);
-    assert_eq!(stats["by_type"]["blog-updates"], json!({ "opted_in": 1, "not_subscribed": 2, "unsubscribed": 0 }));
-    assert_eq!(stats["by_type"]["event-info"], json!({ "opted_in": 2, "not_subscribed": 1, "unsubscribed": 0 }));
-    assert_eq!(stats["by_type"]["marketing"], json!({ "opted_in": 0, "not_subscribed": 2, "unsubscribed": 1 }));
-    assert_eq!(stats["by_type"]["job-alerts"], json!({ "opted_in": 0, "not_subscribed": 3, "unsubscribed": 0 }));
+    assert_eq!(
+        stats["by_type"]["blog-updates"],
+        json!({ "opted_in": 1, "not_subscribed": 2, "unsubscribed": 0 })
+    );
+    assert_eq!(
+        stats["by_type"]["event-info"],
+        json!({ "opted_in": 2, "not_subscribed": 1, "unsubscribed": 0 })
+    );
+    assert_eq!(
+        stats["by_type"]["marketing"],
+        json!({ "opted_in": 0, "not_subscribed": 2, "unsubscribed": 1 })
+    );
+    assert_eq!(
+        stats["by_type"]["job-alerts"],
+        json!({ "opted_in": 0, "not_subscribed": 3, "unsubscribed": 0 })
+    );
 }

@@ -161,7 +161,12 @@ impl ContactChange {
 
 /// A contact with statuses but no opt-in has been inactive since its latest change.
 fn inactive_since(contact: &Contact) -> Option<DateTime<Utc>> {
-    if contact.subscriptions.is_empty() || contact.subscriptions.values().any(|s| s.status == Status::OptedIn) {
+    if contact.subscriptions.is_empty()
+        || contact
+            .subscriptions
+            .values()
+            .any(|s| s.status == Status::OptedIn)
+    {
         return None;
     }
     contact.subscriptions.values().map(|s| s.since).max()

@@ -76,7 +76,8 @@ impl ContactIndex {
     /// A keyed, truncated hash of any identifier (an IP address for rate limits), so
     /// that storage keys never hold the identifier itself.
     pub fn pseudonym(&self, label: &str, value: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC accepts keys of any length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC accepts keys of any length");
         mac.update(label.as_bytes());
         mac.update(b"\0");
         mac.update(value.as_bytes());

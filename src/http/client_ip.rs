@@ -25,8 +25,12 @@ impl IpRange {
 
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.network, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_matches(&net.octets(), &ip.octets(), self.prefix),
-            (IpAddr::V6(net), IpAddr::V6(ip)) => prefix_matches(&net.octets(), &ip.octets(), self.prefix),
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                prefix_matches(&net.octets(), &ip.octets(), self.prefix)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                prefix_matches(&net.octets(), &ip.octets(), self.prefix)
+            }
             _ => false,
         }
     }
@@ -47,13 +51,19 @@ fn prefix_matches(network: &[u8], ip: &[u8], prefix: u8) -> bool {
 
 /// Walks `X-Forwarded-For` from the right, skipping trusted proxies: the first address
 /// that is not one of ours is the client. Garbage in the header falls back to the peer.
-pub fn resolve(peer: Option<IpAddr>, forwarded_for: Option<&str>, trusted: &[IpRange]) -> Option<IpAddr> {
+pub fn resolve(
+    peer: Option<IpAddr>,
+    forwarded_for: Option<&str>,
+    trusted: &[IpRange],
+) -> Option<IpAddr> {
     let peer = peer?;
     let is_trusted = |ip: IpAddr| trusted.iter().any(|range| range.contains(ip));
     if !is_trusted(peer) {
         return Some(peer);
     }
-    let Some(header) = forwarded_for else { return Some(peer) };
+    let Some(header) = forwarded_for else {
+        return Some(peer);
+    };
     let mut client = peer;
     for hop in header.rsplit(',').take(32) {
         match hop.trim().parse::<IpAddr>() {
@@ -90,11 +100,30 @@ mod tests {
     #[test]
     fn forwarded_for_is_used_only_behind_a_trusted_proxy() {
         let trusted = [IpRange::parse("127.0.0.1").unwrap()];
-        assert_eq!(resolve(Some(ip("203.0.113.9")), Some("1.2.3.4"), &trusted), Some(ip("203.0.113.9")));
-        assert_eq!(resolve(Some(ip("127.0.0.1")), Some("1.2.3.4, 198.51.100.7"), &trusted), Some(ip("198.51.100.7")));
-        assert_eq!(resolve(Some(ip("127.0.0.1")), Some("1.2.3.4, 127.0.0.1"), &trusted), Some(ip("1.2.3.4")));
-        assert_eq!(resolve(Some(ip("127.0.0.1")), Some("garbage"), &trusted), Some(ip("127.0.0.1")));
-        assert_eq!(resolve(Some(ip("127.0.0.1")), None, &[]), Some(ip("127.0.0.1")));
+        assert_eq!(
+            resolve(Some(ip("203.0.113.9")), Some("1.2.3.4"), &trusted),
+            Some(ip("203.0.113.9"))
+        );
+        assert_eq!(
+            resolve(
+                Some(ip("127.0.0.1")),
+                Some("1.2.3.4, 198.51.100.7"),
+                &trusted
+            ),
+            Some(ip("198.51.100.7"))
+        );
+        assert_eq!(
+            resolve(Some(ip("127.0.0.1")), Some("1.2.3.4, 127.0.0.1"), &trusted),
+            Some(ip("1.2.3.4"))
+        );
+        assert_eq!(
+            resolve(Some(ip("127.0.0.1")), Some("garbage"), &trusted),
+            Some(ip("127.0.0.1"))
+        );
+        assert_eq!(
+            resolve(Some(ip("127.0.0.1")), None, &[]),
+            Some(ip("127.0.0.1"))
+        );
     }
 
     proptest::proptest! {

@@ -64,13 +64,22 @@ impl Problem {
 
     /// The request conflicts with what is stored (e.g. the target address exists).
     pub fn conflict(field: &str, detail: impl Into<String>) -> Self {
-        let mut problem = Self::new(StatusCode::CONFLICT, "conflict", "The request conflicts with stored data").with_detail(detail);
+        let mut problem = Self::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "The request conflicts with stored data",
+        )
+        .with_detail(detail);
         problem.field = Some(field.to_string());
         problem
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed")
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+        )
     }
 
     pub fn unsupported_media_type(expected: &str) -> Self {
@@ -216,7 +225,10 @@ pub fn json_error(
 }
 
 /// Query strings that cannot be decoded are answered as problems too.
-pub fn query_error(error: actix_web::error::QueryPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+pub fn query_error(
+    error: actix_web::error::QueryPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
     Problem::malformed_body(format!("the query string could not be read: {error}")).into()
 }
 

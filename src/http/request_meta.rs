@@ -21,8 +21,15 @@ pub fn request_id(req: &HttpRequest) -> Option<String> {
 
 /// The client's address: the socket peer, or the forwarded client behind a trusted proxy.
 pub fn client_ip(req: &HttpRequest, config: &Config) -> Option<IpAddr> {
-    let forwarded = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    client_ip::resolve(req.peer_addr().map(|addr| addr.ip()), forwarded, &config.trusted_proxies)
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    client_ip::resolve(
+        req.peer_addr().map(|addr| addr.ip()),
+        forwarded,
+        &config.trusted_proxies,
+    )
 }
 
 /// Builds the metadata for events. With `privacy.record_ip` off, IP and user agent stay empty.
@@ -34,7 +41,11 @@ pub fn request_meta(req: &HttpRequest, config: &Config, actor: Option<&str>) -> 
         .and_then(|v| v.to_str().ok())
         .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect());
     RequestMeta {
-        ip: if record_ip { client_ip(req, config).map(|ip| ip.to_string()) } else { None },
+        ip: if record_ip {
+            client_ip(req, config).map(|ip| ip.to_string())
+        } else {
+            None
+        },
         user_agent: if record_ip { user_agent } else { None },
         actor: actor.map(str::to_string),
         request_id: request_id(req),

@@ -17,7 +17,14 @@ pub async fn enforce_deadline(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let limit = req
         .app_data::<web::Data<AppState>>()
-        .map(|state| state.subscriptions.config().settings.server.request_timeout_secs)
+        .map(|state| {
+            state
+                .subscriptions
+                .config()
+                .settings
+                .server
+                .request_timeout_secs
+        })
         .unwrap_or(10);
     match tokio::time::timeout(Duration::from_secs(limit), next.call(req)).await {
         Ok(result) => result,
@@ -25,7 +32,9 @@ pub async fn enforce_deadline(
             tracing::warn!("request timed out");
             metrics::counter!("optin_request_timeouts_total").increment(1);
             // Returned as an error: actix answers it with the problem's own response.
-            Err(Problem::unavailable().with_detail("the request took too long").into())
+            Err(Problem::unavailable()
+                .with_detail("the request took too long")
+                .into())
         }
     }
 }

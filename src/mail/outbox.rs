@@ -56,11 +56,7 @@ impl OutboxWorker {
         clock: SharedClock,
         wakeup: Arc<Notify>,
     ) -> Self {
-        let links = Links::new(
-            config.signer.clone(),
-            config.public_url.clone(),
-            config.settings.links.unsubscribe_ttl_days,
-        );
+        let links = Links::from_config(&config);
         Self {
             store,
             templates,

@@ -44,11 +44,7 @@ pub async fn confirm(
     req: HttpRequest,
     token: web::Path<String>,
 ) -> HttpResponse {
-    let meta = request_meta(
-        &req,
-        state.subscriptions.config(),
-        None,
-    );
+    let meta = request_meta(&req, state.subscriptions.config(), None);
     match state.subscriptions.confirm(&token, &meta).await {
         Ok(confirmed) => {
             metrics::counter!("optin_confirmations_total")

@@ -50,14 +50,28 @@ enum LineResult {
 
 impl Import {
     async fn apply(&self, raw: &[u8]) -> Result<serde_json::Value, (Problem, bool)> {
-        let line: ImportLine = serde_json::from_slice(raw).map_err(|e| (Problem::malformed_body(e.to_string()), false))?;
-        let email = line.email.ok_or_else(|| (Problem::invalid_field("email", "email is required"), false))?;
+        let line: ImportLine = serde_json::from_slice(raw)
+            .map_err(|e| (Problem::malformed_body(e.to_string()), false))?;
+        let email = line
+            .email
+            .ok_or_else(|| (Problem::invalid_field("email", "email is required"), false))?;
         let email = parse_email(&email, "email").map_err(|p| (p, false))?;
-        let type_id = line
-            .subscription_type
-            .ok_or_else(|| (Problem::invalid_field("subscription_type", "subscription_type is required"), false))?;
-        let change = line.change.parse(&self.state, &type_id).map_err(|p| (p, false))?;
-        match self.state.subscriptions.change_manually(&email, &change, Source::Import, &self.meta).await {
+        let type_id = line.subscription_type.ok_or_else(|| {
+            (
+                Problem::invalid_field("subscription_type", "subscription_type is required"),
+                false,
+            )
+        })?;
+        let change = line
+            .change
+            .parse(&self.state, &type_id)
+            .map_err(|p| (p, false))?;
+        match self
+            .state
+            .subscriptions
+            .change_manually(&email, &change, Source::Import, &self.meta)
+            .await
+        {
             Ok(result) => Ok(json!({ "outcome": result.outcome, "status": result.status })),
             Err(ManualChangeError::Store(e @ StoreError::Unavailable(_))) => Err((e.into(), true)),
             Err(other) => Err((other.into(), false)),
@@ -95,8 +109,16 @@ impl Import {
 
     fn summary(&mut self, aborted: bool) -> Bytes {
         self.finished = true;
-        tracing::info!(lines = self.line, succeeded = self.succeeded, failed = self.failed, aborted, "import finished");
-        ndjson(&json!({ "done": true, "aborted": aborted, "processed": self.succeeded + self.failed, "succeeded": self.succeeded, "failed": self.failed }))
+        tracing::info!(
+            lines = self.line,
+            succeeded = self.succeeded,
+            failed = self.failed,
+            aborted,
+            "import finished"
+        );
+        ndjson(
+            &json!({ "done": true, "aborted": aborted, "processed": self.succeeded + self.failed, "succeeded": self.succeeded, "failed": self.failed }),
+        )
     }
 
     /// The next output line: reads until a whole input line is buffered, applies it.
@@ -125,7 +147,9 @@ impl Import {
                 self.skipping = true;
                 self.line += 1;
                 self.failed += 1;
-                return Some(ndjson(&json!({ "line": self.line, "ok": false, "error": format!("the line is longer than {MAX_LINE_BYTES} bytes") })));
+                return Some(ndjson(
+                    &json!({ "line": self.line, "ok": false, "error": format!("the line is longer than {MAX_LINE_BYTES} bytes") }),
+                ));
             }
             match self.payload.next().await {
                 Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
@@ -136,7 +160,9 @@ impl Import {
                 None => {
                     let rest = std::mem::take(&mut self.buffer);
                     if !self.skipping {
-                        if let Some(LineResult::Output(value) | LineResult::Abort(value)) = self.process(rest).await {
+                        if let Some(LineResult::Output(value) | LineResult::Abort(value)) =
+                            self.process(rest).await
+                        {
                             let mut bytes = ndjson(&value).to_vec();
                             bytes.extend_from_slice(&self.summary(false));
                             return Some(Bytes::from(bytes));
@@ -155,11 +181,31 @@ fn ndjson(value: &serde_json::Value) -> Bytes {
     Bytes::from(line)
 }
 
-pub async fn import(state: web::Data<AppState>, req: HttpRequest, caller: AdminKey, payload: web::Payload) -> HttpResponse {
+pub async fn import(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: AdminKey,
+    payload: web::Payload,
+) -> HttpResponse {
     let meta = request_meta(&req, state.subscriptions.config(), Some(&caller.0.name));
-    let import = Import { state, payload, meta, buffer: Vec::new(), skipping: false, line: 0, succeeded: 0, failed: 0, finished: false };
+    let import = Import {
+        state,
+        payload,
+        meta,
+        buffer: Vec::new(),
+        skipping: false,
+        line: 0,
+        succeeded: 0,
+        failed: 0,
+        finished: false,
+    };
     let body = futures_util::stream::unfold(import, |mut import| async move {
-        import.next_output().await.map(|bytes| (Ok::<_, actix_web::Error>(bytes), import))
+        import
+            .next_output()
+            .await
+            .map(|bytes| (Ok::<_, actix_web::Error>(bytes), import))
     });
-    HttpResponse::Ok().content_type("application/x-ndjson").streaming(body)
+    HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .streaming(body)
 }

@@ -38,7 +38,9 @@ pub const MAX_BATCH: usize = 10_000;
 fn signup_cors(origins: &[String]) -> actix_web::middleware::Condition<actix_cors::Cors> {
     let cors = origins
         .iter()
-        .fold(actix_cors::Cors::default(), |cors, origin| cors.allowed_origin(origin.trim_end_matches('/')))
+        .fold(actix_cors::Cors::default(), |cors, origin| {
+            cors.allowed_origin(origin.trim_end_matches('/'))
+        })
         .allowed_methods(["POST"])
         .allowed_header(actix_web::http::header::CONTENT_TYPE)
         .max_age(3600);
@@ -56,7 +58,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
     cfg.app_data(json)
         .app_data(web::QueryConfig::default().error_handler(crate::http::problem::query_error))
         .app_data(web::PayloadConfig::new(body_limit))
-        .service(resource("/v1/signups").wrap(signup_cors(cors_origins)).route(web::post().to(signup::subscribe_json)))
+        .service(
+            resource("/v1/signups")
+                .wrap(signup_cors(cors_origins))
+                .route(web::post().to(signup::subscribe_json)),
+        )
         .service(resource("/signup").route(web::post().to(signup::subscribe_form)))
         .service(resource("/signup/received").route(web::get().to(signup::signup_received)))
         .service(
@@ -74,7 +80,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
                 .route(web::get().to(preferences::show_preferences))
                 .route(web::post().to(preferences::save_preferences)),
         )
-        .service(resource("/preferences/{token}/export").route(web::post().to(preferences::export_own_data)))
+        .service(
+            resource("/preferences/{token}/export")
+                .route(web::post().to(preferences::export_own_data)),
+        )
         .service(
             resource("/preferences/{token}/erase")
                 .route(web::get().to(preferences::ask_to_erase))
@@ -95,10 +104,15 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
                 .route(web::get().to(contacts::show_contact))
                 .route(web::delete().to(rights::erase)),
         )
-        .service(resource("/v1/contacts/{email}/subscriptions/{type}").route(web::put().to(rights::change_subscription)))
+        .service(
+            resource("/v1/contacts/{email}/subscriptions/{type}")
+                .route(web::put().to(rights::change_subscription)),
+        )
         .service(resource("/v1/contacts/{email}/events").route(web::get().to(rights::show_events)))
         .service(resource("/v1/contacts/{email}/export").route(web::get().to(rights::export)))
-        .service(resource("/v1/contacts/{email}/rectification").route(web::post().to(rights::rectify)))
+        .service(
+            resource("/v1/contacts/{email}/rectification").route(web::post().to(rights::rectify)),
+        )
         .service(
             resource("/v1/contacts/{email}/restriction")
                 .route(web::post().to(rights::restrict))
@@ -108,8 +122,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
         .service(resource("/v1/stats").route(web::get().to(contacts::show_stats)))
         .service(resource("/v1/outbox/dead").route(web::get().to(outbox::list_dead_letters)))
         .service(
-            resource("/v1/outbox/dead/{id}/retry")
-                .route(web::post().to(outbox::retry_dead_letter)),
+            resource("/v1/outbox/dead/{id}/retry").route(web::post().to(outbox::retry_dead_letter)),
         )
         .service(resource("/healthz").route(web::get().to(ops::healthz)))
         .service(resource("/readyz").route(web::get().to(ops::readyz)))
@@ -122,12 +135,20 @@ fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(method_not_allowed))
 }
 
-async fn method_not_allowed(state: web::Data<AppState>, req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+async fn method_not_allowed(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+) -> actix_web::HttpResponse {
     use actix_web::ResponseError;
     if req.path().starts_with("/v1/") {
         crate::http::problem::Problem::method_not_allowed().error_response()
     } else {
-        page::error_page(&state, &req, actix_web::http::StatusCode::METHOD_NOT_ALLOWED, "bad_request")
+        page::error_page(
+            &state,
+            &req,
+            actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+            "bad_request",
+        )
     }
 }
 

@@ -97,11 +97,7 @@ pub async fn save_preferences(
 ) -> HttpResponse {
     let choice = parse_choice(&body);
     let locale = page::request_locale(&state, &req, None);
-    let meta = request_meta(
-        &req,
-        state.subscriptions.config(),
-        None,
-    );
+    let meta = request_meta(&req, state.subscriptions.config(), None);
     match state
         .subscriptions
         .save_preferences(&token, &choice, Some(&locale), &meta)
@@ -113,11 +109,18 @@ pub async fn save_preferences(
 }
 
 /// `POST /preferences/{token}/export`: the person's own data as a JSON download.
-pub async fn export_own_data(state: web::Data<AppState>, req: HttpRequest, token: web::Path<String>) -> HttpResponse {
+pub async fn export_own_data(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+) -> HttpResponse {
     let meta = request_meta(&req, state.subscriptions.config(), None);
     match state.subscriptions.export_own_data(&token, &meta).await {
         Ok(export) => HttpResponse::Ok()
-            .insert_header(("Content-Disposition", "attachment; filename=\"my-data.json\""))
+            .insert_header((
+                "Content-Disposition",
+                "attachment; filename=\"my-data.json\"",
+            ))
             .insert_header(("Cache-Control", "no-store"))
             .json(export),
         Err(error) => refused(&state, &req, error),
@@ -125,10 +128,15 @@ pub async fn export_own_data(state: web::Data<AppState>, req: HttpRequest, token
 }
 
 /// `GET /preferences/{token}/erase`: asks first; changes nothing.
-pub async fn ask_to_erase(state: web::Data<AppState>, req: HttpRequest, token: web::Path<String>) -> HttpResponse {
+pub async fn ask_to_erase(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+) -> HttpResponse {
     match state.subscriptions.check_preferences_token(&token) {
         Ok(()) => {
-            let data = json!({ "action_url": "erase", "back_url": format!("../{}", token.as_str()) });
+            let data =
+                json!({ "action_url": "erase", "back_url": format!("../{}", token.as_str()) });
             page::render(&state, &req, StatusCode::OK, "erase_confirm", None, data)
         }
         Err(error) => refused(&state, &req, error),
@@ -136,7 +144,11 @@ pub async fn ask_to_erase(state: web::Data<AppState>, req: HttpRequest, token: w
 }
 
 /// `POST /preferences/{token}/erase`: erases everything held on the person.
-pub async fn erase_own_data(state: web::Data<AppState>, req: HttpRequest, token: web::Path<String>) -> HttpResponse {
+pub async fn erase_own_data(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+) -> HttpResponse {
     let meta = request_meta(&req, state.subscriptions.config(), None);
     match state.subscriptions.erase_own_data(&token, &meta).await {
         Ok(()) => page::render(&state, &req, StatusCode::OK, "erased", None, json!({})),

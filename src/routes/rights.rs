@@ -27,7 +27,9 @@ impl From<ManualChangeError> for Problem {
     fn from(error: ManualChangeError) -> Self {
         let field = match &error {
             ManualChangeError::BasisRequired => "lawful_basis",
-            ManualChangeError::EvidenceRequired | ManualChangeError::Unsubscribed | ManualChangeError::Erased => "consent_evidence",
+            ManualChangeError::EvidenceRequired
+            | ManualChangeError::Unsubscribed
+            | ManualChangeError::Erased => "consent_evidence",
             ManualChangeError::ConfirmationNeedsOptIn => "send_confirmation",
             ManualChangeError::Store(_) => "",
         };
@@ -42,7 +44,11 @@ pub fn parse_email(raw: &str, field: &str) -> Result<EmailAddress, Problem> {
     EmailAddress::parse(raw).map_err(|e| Problem::invalid_field(field, e.to_string()))
 }
 
-fn admin_meta(state: &AppState, req: &HttpRequest, caller: &AdminKey) -> crate::domain::RequestMeta {
+fn admin_meta(
+    state: &AppState,
+    req: &HttpRequest,
+    caller: &AdminKey,
+) -> crate::domain::RequestMeta {
     request_meta(req, state.subscriptions.config(), Some(&caller.0.name))
 }
 
@@ -60,20 +66,41 @@ pub struct ManualChangeBody {
 impl ManualChangeBody {
     /// Parses into a domain change for `type_id`, naming the field at fault.
     pub fn parse(self, state: &AppState, type_id: &str) -> Result<ManualChange, Problem> {
-        let subscription_type =
-            state.subscriptions.known_type(type_id).map_err(|e| Problem::invalid_field("subscription_type", e.to_string()))?;
-        let status = self.status.ok_or_else(|| Problem::invalid_field("status", "status is required"))?;
-        let status: Status = status
-            .parse()
-            .map_err(|_| Problem::invalid_field("status", "status is one of opted_in, not_subscribed, unsubscribed"))?;
+        let subscription_type = state
+            .subscriptions
+            .known_type(type_id)
+            .map_err(|e| Problem::invalid_field("subscription_type", e.to_string()))?;
+        let status = self
+            .status
+            .ok_or_else(|| Problem::invalid_field("status", "status is required"))?;
+        let status: Status = status.parse().map_err(|_| {
+            Problem::invalid_field(
+                "status",
+                "status is one of opted_in, not_subscribed, unsubscribed",
+            )
+        })?;
         let lawful_basis = self
             .lawful_basis
             .map(|b| b.parse::<LawfulBasis>())
             .transpose()
-            .map_err(|_| Problem::invalid_field("lawful_basis", "lawful_basis is one of the six bases of GDPR Art. 6(1)"))?;
-        for (field, value) in [("explanation", &self.explanation), ("consent_evidence", &self.consent_evidence)] {
-            if value.as_ref().is_some_and(|v| v.chars().count() > MAX_EVIDENCE_CHARS) {
-                return Err(Problem::invalid_field(field, format!("at most {MAX_EVIDENCE_CHARS} characters")));
+            .map_err(|_| {
+                Problem::invalid_field(
+                    "lawful_basis",
+                    "lawful_basis is one of the six bases of GDPR Art. 6(1)",
+                )
+            })?;
+        for (field, value) in [
+            ("explanation", &self.explanation),
+            ("consent_evidence", &self.consent_evidence),
+        ] {
+            if value
+                .as_ref()
+                .is_some_and(|v| v.chars().count() > MAX_EVIDENCE_CHARS)
+            {
+                return Err(Problem::invalid_field(
+                    field,
+                    format!("at most {MAX_EVIDENCE_CHARS} characters"),
+                ));
             }
         }
         let non_empty = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
@@ -99,20 +126,34 @@ pub async fn change_subscription(
     let email = parse_email(&email, "email")?;
     let change = body.into_inner().parse(&state, &type_id)?;
     let meta = admin_meta(&state, &req, &caller);
-    let result = state.subscriptions.change_manually(&email, &change, Source::AdminApi, &meta).await?;
+    let result = state
+        .subscriptions
+        .change_manually(&email, &change, Source::AdminApi, &meta)
+        .await?;
     Ok(HttpResponse::Ok().json(result))
 }
 
-pub async fn show_events(state: web::Data<AppState>, _caller: AdminKey, email: web::Path<String>) -> Result<HttpResponse, Problem> {
+pub async fn show_events(
+    state: web::Data<AppState>,
+    _caller: AdminKey,
+    email: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
     let email = parse_email(&email, "email")?;
     Ok(HttpResponse::Ok().json(state.subscriptions.provenance(&email).await?))
 }
 
-pub async fn export(state: web::Data<AppState>, _caller: AdminKey, email: web::Path<String>) -> Result<HttpResponse, Problem> {
+pub async fn export(
+    state: web::Data<AppState>,
+    _caller: AdminKey,
+    email: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
     let email = parse_email(&email, "email")?;
     let export = state.subscriptions.export(&email).await?;
     Ok(HttpResponse::Ok()
-        .insert_header(("Content-Disposition", "attachment; filename=\"optin-export.json\""))
+        .insert_header((
+            "Content-Disposition",
+            "attachment; filename=\"optin-export.json\"",
+        ))
         .json(export))
 }
 
@@ -129,29 +170,62 @@ pub async fn rectify(
     body: web::Json<RectificationBody>,
 ) -> Result<HttpResponse, Problem> {
     let old = parse_email(&email, "email")?;
-    let new = body.into_inner().new_email.ok_or_else(|| Problem::invalid_field("new_email", "new_email is required"))?;
+    let new = body
+        .into_inner()
+        .new_email
+        .ok_or_else(|| Problem::invalid_field("new_email", "new_email is required"))?;
     let new = parse_email(&new, "new_email")?;
-    state.subscriptions.rectify(&old, &new, &admin_meta(&state, &req, &caller)).await?;
+    state
+        .subscriptions
+        .rectify(&old, &new, &admin_meta(&state, &req, &caller))
+        .await?;
     Ok(HttpResponse::Ok().json(json!({ "status": "rectified", "email": new })))
 }
 
-pub async fn restrict(state: web::Data<AppState>, req: HttpRequest, caller: AdminKey, email: web::Path<String>) -> Result<HttpResponse, Problem> {
+pub async fn restrict(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: AdminKey,
+    email: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
     set_restriction(&state, &req, &caller, &email, true).await
 }
 
-pub async fn lift_restriction(state: web::Data<AppState>, req: HttpRequest, caller: AdminKey, email: web::Path<String>) -> Result<HttpResponse, Problem> {
+pub async fn lift_restriction(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: AdminKey,
+    email: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
     set_restriction(&state, &req, &caller, &email, false).await
 }
 
-async fn set_restriction(state: &AppState, req: &HttpRequest, caller: &AdminKey, email: &str, restricted: bool) -> Result<HttpResponse, Problem> {
+async fn set_restriction(
+    state: &AppState,
+    req: &HttpRequest,
+    caller: &AdminKey,
+    email: &str,
+    restricted: bool,
+) -> Result<HttpResponse, Problem> {
     let email = parse_email(email, "email")?;
-    let contact = state.subscriptions.set_restriction(&email, restricted, &admin_meta(state, req, caller)).await?;
+    let contact = state
+        .subscriptions
+        .set_restriction(&email, restricted, &admin_meta(state, req, caller))
+        .await?;
     Ok(HttpResponse::Ok().json(json!({ "restricted": contact.is_restricted(), "restricted_since": contact.restricted_since })))
 }
 
-pub async fn erase(state: web::Data<AppState>, req: HttpRequest, caller: AdminKey, email: web::Path<String>) -> Result<HttpResponse, Problem> {
+pub async fn erase(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: AdminKey,
+    email: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
     let email = parse_email(&email, "email")?;
-    state.subscriptions.erase(&email, &admin_meta(&state, &req, &caller)).await?;
+    state
+        .subscriptions
+        .erase(&email, &admin_meta(&state, &req, &caller))
+        .await?;
     tracing::info!(to = %email.masked(), "contact erased");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -94,12 +94,22 @@ fn capped(field: &'static str, value: Option<String>) -> Result<Option<String>, 
 /// Counts the signup against its client IP's limit (shared by all instances on Redis).
 async fn check_ip_limit(state: &AppState, req: &HttpRequest) -> Result<(), InvalidSignup> {
     let config = state.subscriptions.config();
-    let Some(ip) = client_ip(req, config) else { return Ok(()) };
+    let Some(ip) = client_ip(req, config) else {
+        return Ok(());
+    };
     let limits = &config.settings.signup;
     let window = limits.ip_window_secs.max(1);
-    let key = format!("signup-ip:{}", config.index.pseudonym("ip", &ip.to_string()));
+    let key = format!(
+        "signup-ip:{}",
+        config.index.pseudonym("ip", &ip.to_string())
+    );
     let now = state.subscriptions.now();
-    let hits = state.subscriptions.store().count_hit(&key, window, now).await.map_err(SignupError::Store)?;
+    let hits = state
+        .subscriptions
+        .store()
+        .count_hit(&key, window, now)
+        .await
+        .map_err(SignupError::Store)?;
     if hits > u64::from(limits.max_signups_per_ip) {
         metrics::counter!("optin_signups_rate_limited_total").increment(1);
         let retry_after = window - (now.timestamp().max(0) as u64 % window);
@@ -206,9 +216,17 @@ pub async fn subscribe_form(
                 return page::store_error_page(&state, &req, e)
             }
             Err(InvalidSignup::RateLimited(retry_after)) => {
-                let mut page = page::error_page(&state, &req, StatusCode::TOO_MANY_REQUESTS, "too_many_requests");
-                if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&retry_after.to_string()) {
-                    page.headers_mut().insert(actix_web::http::header::RETRY_AFTER, value);
+                let mut page = page::error_page(
+                    &state,
+                    &req,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_requests",
+                );
+                if let Ok(value) =
+                    actix_web::http::header::HeaderValue::from_str(&retry_after.to_string())
+                {
+                    page.headers_mut()
+                        .insert(actix_web::http::header::RETRY_AFTER, value);
                 }
                 return page;
             }

@@ -84,11 +84,7 @@ pub async fn unsubscribe(
         Source::UnsubscribePage
     };
     let block = !one_click && urlencoded_field(&body, "block").is_some_and(|v| v == "1");
-    let meta = request_meta(
-        &req,
-        state.subscriptions.config(),
-        None,
-    );
+    let meta = request_meta(&req, state.subscriptions.config(), None);
     match state
         .subscriptions
         .unsubscribe(&token, source, block, &meta)

@@ -62,7 +62,10 @@ impl EmbeddedStore {
         let db = Database::create(path).map_err(|e| {
             anyhow::anyhow!("cannot open the embedded store at {}: {e}", path.display())
         })?;
-        let store = Self { db: Arc::new(db), hits: Arc::default() };
+        let store = Self {
+            db: Arc::new(db),
+            hits: Arc::default(),
+        };
         store.create_tables()?;
         Ok(store)
     }
@@ -220,10 +223,14 @@ fn apply_in(txn: &WriteTransaction, change: &ContactChange) -> Result<(), StoreE
             .insert(name.as_str(), current + delta)
             .map_err(unavailable)?;
     }
-    index_inactive(txn, id, match &change.write {
-        ContactWrite::Put(_) => change.inactive_since,
-        ContactWrite::Delete => None,
-    })?;
+    index_inactive(
+        txn,
+        id,
+        match &change.write {
+            ContactWrite::Put(_) => change.inactive_since,
+            ContactWrite::Delete => None,
+        },
+    )?;
     let mut tombstones = txn.open_table(TOMBSTONES).map_err(unavailable)?;
     if change.clear_tombstone {
         tombstones.remove(id).map_err(unavailable)?;
@@ -237,14 +244,24 @@ fn apply_in(txn: &WriteTransaction, change: &ContactChange) -> Result<(), StoreE
 }
 
 /// Moves the contact's entry in the retention index (or removes it for `None`).
-fn index_inactive(txn: &WriteTransaction, id: &str, since: Option<DateTime<Utc>>) -> Result<(), StoreError> {
+fn index_inactive(
+    txn: &WriteTransaction,
+    id: &str,
+    since: Option<DateTime<Utc>>,
+) -> Result<(), StoreError> {
     let mut inactive = txn.open_table(INACTIVE).map_err(unavailable)?;
     let mut by_contact = txn.open_table(INACTIVE_BY_CONTACT).map_err(unavailable)?;
-    if let Some(previous) = by_contact.remove(id).map_err(unavailable)?.map(|v| v.value()) {
+    if let Some(previous) = by_contact
+        .remove(id)
+        .map_err(unavailable)?
+        .map(|v| v.value())
+    {
         inactive.remove((previous, id)).map_err(unavailable)?;
     }
     if let Some(since) = since {
-        inactive.insert((millis(since), id), ()).map_err(unavailable)?;
+        inactive
+            .insert((millis(since), id), ())
+            .map_err(unavailable)?;
         by_contact.insert(id, millis(since)).map_err(unavailable)?;
     }
     Ok(())
@@ -419,25 +436,42 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn inactive_contacts(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<ContactId>, StoreError> {
+    async fn inactive_contacts(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ContactId>, StoreError> {
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(INACTIVE).map_err(unavailable)?;
-            let range = table.range((0, "")..(millis(before), "")).map_err(unavailable)?;
+            let range = table
+                .range((0, "")..(millis(before), ""))
+                .map_err(unavailable)?;
             let mut found = Vec::new();
             for entry in range.take(limit) {
                 let (key, _) = entry.map_err(unavailable)?;
                 let id = key.value().1;
-                found.push(ContactId::parse(id).map_err(|_| StoreError::Corrupt(format!("bad retention entry {id}")))?);
+                found.push(
+                    ContactId::parse(id)
+                        .map_err(|_| StoreError::Corrupt(format!("bad retention entry {id}")))?,
+                );
             }
             Ok(found)
         })
         .await
     }
 
-    async fn count_hit(&self, key: &str, window_secs: u64, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn count_hit(
+        &self,
+        key: &str,
+        window_secs: u64,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
         let window = (now.timestamp().max(0) as u64) / window_secs.max(1);
-        let mut hits = self.hits.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut hits = self
+            .hits
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if hits.len() > MAX_TRACKED_HIT_KEYS {
             hits.retain(|_, (w, _)| *w == window);
         }

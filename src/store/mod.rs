@@ -69,12 +69,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// Contacts with no opt-in whose latest status change is older than `before`
     /// (the retention index, kept from `ContactChange::inactive_since`), at most `limit`.
-    async fn inactive_contacts(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<ContactId>, StoreError>;
+    async fn inactive_contacts(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ContactId>, StoreError>;
 
     /// Counts one hit for `key` in the current fixed window of `window_secs` and returns
     /// the count so far. Used for rate limits: on Redis the count is shared by every
     /// instance; the embedded store counts in memory.
-    async fn count_hit(&self, key: &str, window_secs: u64, now: DateTime<Utc>) -> Result<u64, StoreError>;
+    async fn count_hit(
+        &self,
+        key: &str,
+        window_secs: u64,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
 
     /// Takes one job that is due at `now` and hides it from other workers until
     /// `lease_until`. A worker that dies leaves the job to be taken again after that.

@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use super::{Plan, Planned, Subscriptions};
 use crate::domain::{
-    Contact, EmailAddress, LawfulBasis, MailKind, OutboxJob, PendingConfirmation, RequestMeta, SignupEvidence, Source,
-    Status, StatusChange, SubscriptionTypeId, Tombstone,
+    Contact, EmailAddress, LawfulBasis, MailKind, OutboxJob, PendingConfirmation, RequestMeta,
+    SignupEvidence, Source, Status, StatusChange, SubscriptionTypeId, Tombstone,
 };
 use crate::store::StoreError;
 
@@ -63,12 +63,18 @@ impl ManualChange {
     /// Rules that need no stored state.
     pub fn check(&self) -> Result<(), ManualChangeError> {
         if self.send_confirmation {
-            return if self.status == Status::OptedIn { Ok(()) } else { Err(ManualChangeError::ConfirmationNeedsOptIn) };
+            return if self.status == Status::OptedIn {
+                Ok(())
+            } else {
+                Err(ManualChangeError::ConfirmationNeedsOptIn)
+            };
         }
         if self.status == Status::OptedIn {
             match self.lawful_basis {
                 None => return Err(ManualChangeError::BasisRequired),
-                Some(LawfulBasis::Consent) if self.consent_evidence.is_none() => return Err(ManualChangeError::EvidenceRequired),
+                Some(LawfulBasis::Consent) if self.consent_evidence.is_none() => {
+                    return Err(ManualChangeError::EvidenceRequired)
+                }
                 _ => {}
             }
         }
@@ -88,13 +94,21 @@ impl Subscriptions {
         change.check()?;
         let id = self.contact_id(email);
         let tombstoned = self.store().tombstone(&id).await?.is_some();
-        let ttl = Duration::days(i64::from(self.config().settings.signup.confirmation_ttl_days));
+        let ttl = Duration::days(i64::from(
+            self.config().settings.signup.confirmation_ttl_days,
+        ));
         let catalog = &self.config().catalog;
         self.change_contact(&id, |before, now| {
-            if before.is_none() && tombstoned && change.consent_evidence.is_none() && change.status == Status::OptedIn {
+            if before.is_none()
+                && tombstoned
+                && change.consent_evidence.is_none()
+                && change.status == Status::OptedIn
+            {
                 return Err(ManualChangeError::Erased);
             }
-            let contact = before.cloned().unwrap_or_else(|| Contact::new(id.clone(), email.clone(), catalog.default_locale(), now));
+            let contact = before.cloned().unwrap_or_else(|| {
+                Contact::new(id.clone(), email.clone(), catalog.default_locale(), now)
+            });
             let mut planned = plan_manual(contact, change, source, meta, ttl, catalog, now)?;
             if let Planned::Write(plan) = &mut planned {
                 plan.clear_tombstone = tombstoned && change.consent_evidence.is_some();
@@ -117,10 +131,15 @@ fn plan_manual(
     let type_id = &change.subscription_type;
     let current = contact.status(type_id);
     if current == change.status {
-        return Ok(Planned::Nothing(ManualResult { outcome: ManualOutcome::Unchanged, status: current }));
+        return Ok(Planned::Nothing(ManualResult {
+            outcome: ManualOutcome::Unchanged,
+            status: current,
+        }));
     }
     if change.send_confirmation {
-        let subscription_type = catalog.get(type_id.as_str()).expect("the route checked the type");
+        let subscription_type = catalog
+            .get(type_id.as_str())
+            .expect("the route checked the type");
         let (locale, notice) = subscription_type
             .current_notice(&contact.locale, catalog.default_locale())
             .expect("the catalog guarantees a notice in the default locale");
@@ -130,28 +149,69 @@ fn plan_manual(
             notices: vec![subscription_type.notice_ref(&locale, notice)],
             locale: contact.locale.clone(),
             expires_at: now + ttl,
-            signup: SignupEvidence { at: now, source, ip: meta.ip.clone(), user_agent: meta.user_agent.clone(), form_id: None, page_url: None },
+            signup: SignupEvidence {
+                at: now,
+                source,
+                ip: meta.ip.clone(),
+                user_agent: meta.user_agent.clone(),
+                form_id: None,
+                page_url: None,
+            },
         };
-        let mail = MailKind::Confirmation { pending_id: pending.id, types: vec![type_id.clone()], expires_at: pending.expires_at };
-        let job = OutboxJob::new(contact.id.clone(), contact.email.clone(), &contact.locale, mail, now);
+        let mail = MailKind::Confirmation {
+            pending_id: pending.id,
+            types: vec![type_id.clone()],
+            expires_at: pending.expires_at,
+        };
+        let job = OutboxJob::new(
+            contact.id.clone(),
+            contact.email.clone(),
+            &contact.locale,
+            mail,
+            now,
+        );
         contact.pending.push(pending);
         contact.confirmation_mails.push(now);
-        let mut plan = Plan::keep(contact, Vec::new(), ManualResult { outcome: ManualOutcome::ConfirmationSent, status: current });
+        let mut plan = Plan::keep(
+            contact,
+            Vec::new(),
+            ManualResult {
+                outcome: ManualOutcome::ConfirmationSent,
+                status: current,
+            },
+        );
         plan.jobs.push(job);
         return Ok(Planned::Write(plan));
     }
-    if change.status == Status::OptedIn && current == Status::Unsubscribed && change.consent_evidence.is_none() {
+    if change.status == Status::OptedIn
+        && current == Status::Unsubscribed
+        && change.consent_evidence.is_none()
+    {
         return Err(ManualChangeError::Unsubscribed);
     }
     let mut status_change = StatusChange::new(change.status, source);
     status_change.lawful_basis = change.lawful_basis;
     status_change.explanation = change.explanation.clone();
     status_change.consent_evidence = change.consent_evidence.clone();
-    let events: Vec<_> = contact.change_status(type_id, status_change, meta, now).into_iter().collect();
-    Ok(Planned::Write(Plan::keep(contact, events, ManualResult { outcome: ManualOutcome::Changed, status: change.status })))
+    let events: Vec<_> = contact
+        .change_status(type_id, status_change, meta, now)
+        .into_iter()
+        .collect();
+    Ok(Planned::Write(Plan::keep(
+        contact,
+        events,
+        ManualResult {
+            outcome: ManualOutcome::Changed,
+            status: change.status,
+        },
+    )))
 }
 
 /// A tombstone for an erasure or a retention purge.
 pub fn tombstone(reason: &str, meta: &RequestMeta, now: DateTime<Utc>) -> Tombstone {
-    Tombstone { erased_at: now, reason: reason.to_string(), request_id: meta.request_id.clone() }
+    Tombstone {
+        erased_at: now,
+        reason: reason.to_string(),
+        request_id: meta.request_id.clone(),
+    }
 }

@@ -20,9 +20,11 @@ use tokio::sync::Notify;
 pub use confirm::{ConfirmError, Confirmed};
 pub use eligibility::{Eligibility, EligibilityError};
 pub use expiry::PurgeReport;
-pub use manual::{ManualChange, ManualChangeError, ManualOutcome, ManualResult, MAX_EVIDENCE_CHARS};
-pub use rights::{Export, Provenance, RightsError};
+pub use manual::{
+    ManualChange, ManualChangeError, ManualOutcome, ManualResult, MAX_EVIDENCE_CHARS,
+};
 pub use preferences::{PreferenceChoice, PreferencesError, PreferencesView, TypeView};
+pub use rights::{Export, Provenance, RightsError};
 pub use signup::{NoticeVersions, SignupError, SignupRequest};
 pub use unsubscribe::{UnsubscribeError, UnsubscribeTarget, Unsubscribed};
 
@@ -90,11 +92,7 @@ impl Subscriptions {
         clock: SharedClock,
         outbox_wakeup: Arc<Notify>,
     ) -> Self {
-        let links = Links::new(
-            config.signer.clone(),
-            config.public_url.clone(),
-            config.settings.links.unsubscribe_ttl_days,
-        );
+        let links = Links::from_config(&config);
         Self {
             store,
             config,

@@ -85,16 +85,32 @@ impl Subscriptions {
     }
 
     /// The person's own export, from the preference center; recorded as an event.
-    pub async fn export_own_data(&self, token: &str, meta: &RequestMeta) -> Result<super::Export, PreferencesError> {
+    pub async fn export_own_data(
+        &self,
+        token: &str,
+        meta: &RequestMeta,
+    ) -> Result<super::Export, PreferencesError> {
         let id = self.preferences_contact(token)?;
-        let contact = self.store().load_contact(&id).await?.ok_or(PreferencesError::Gone)?;
-        self.export_for_person(&contact.email, meta).await.map_err(PreferencesError::from)
+        let contact = self
+            .store()
+            .load_contact(&id)
+            .await?
+            .ok_or(PreferencesError::Gone)?;
+        self.export_for_person(&contact.email, meta)
+            .await
+            .map_err(PreferencesError::from)
     }
 
     /// The person's own erasure, after the confirmation page.
-    pub async fn erase_own_data(&self, token: &str, meta: &RequestMeta) -> Result<(), PreferencesError> {
+    pub async fn erase_own_data(
+        &self,
+        token: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), PreferencesError> {
         let id = self.preferences_contact(token)?;
-        self.erase_contact(&id, "self_service", meta).await.map_err(PreferencesError::from)
+        self.erase_contact(&id, "self_service", meta)
+            .await
+            .map_err(PreferencesError::from)
     }
 
     /// Checks a preferences token without reading the store (for the erase question page).

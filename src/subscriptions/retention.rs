@@ -15,11 +15,16 @@ impl Subscriptions {
     /// Removes contacts inactive for longer than the configured retention. Returns how
     /// many were removed; does nothing when no retention is configured.
     pub async fn purge_inactive(&self) -> Result<usize, StoreError> {
-        let Some(days) = self.config().settings.privacy.retain_inactive_days else { return Ok(0) };
+        let Some(days) = self.config().settings.privacy.retain_inactive_days else {
+            return Ok(0);
+        };
         let cutoff = self.now() - Duration::days(i64::from(days));
         let mut removed = 0;
         loop {
-            let candidates = self.store().inactive_contacts(cutoff, RETENTION_BATCH).await?;
+            let candidates = self
+                .store()
+                .inactive_contacts(cutoff, RETENTION_BATCH)
+                .await?;
             let mut removed_now = 0;
             for id in &candidates {
                 removed_now += usize::from(self.purge_if_inactive(id, cutoff).await?);
@@ -32,7 +37,11 @@ impl Subscriptions {
         }
     }
 
-    async fn purge_if_inactive(&self, id: &ContactId, cutoff: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn purge_if_inactive(
+        &self,
+        id: &ContactId,
+        cutoff: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         self.change_contact(id, |before, now| {
             Ok::<_, StoreError>(match before {
                 Some(contact) if inactive_before(contact, cutoff) => {
@@ -50,7 +59,13 @@ impl Subscriptions {
 /// No opt-in, no signup in progress, no restriction, and no change since `cutoff`.
 /// (A restricted contact is kept: the restriction itself is a request to hold the data.)
 fn inactive_before(contact: &Contact, cutoff: DateTime<Utc>) -> bool {
-    let no_opt_in = contact.subscriptions.values().all(|s| s.status != Status::OptedIn);
+    let no_opt_in = contact
+        .subscriptions
+        .values()
+        .all(|s| s.status != Status::OptedIn);
     let last_change = contact.subscriptions.values().map(|s| s.since).max();
-    no_opt_in && contact.pending.is_empty() && !contact.is_restricted() && last_change.is_some_and(|at| at < cutoff)
+    no_opt_in
+        && contact.pending.is_empty()
+        && !contact.is_restricted()
+        && last_change.is_some_and(|at| at < cutoff)
 }

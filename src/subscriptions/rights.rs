@@ -6,7 +6,10 @@ use chrono::{DateTime, Utc};
 use super::manual::tombstone;
 use super::{Plan, Planned, Subscriptions};
 use crate::domain::event::verify_chain;
-use crate::domain::{ChainCheck, Contact, ContactChange, ContactId, EmailAddress, Event, EventDraft, EventKind, RequestMeta, Source};
+use crate::domain::{
+    ChainCheck, Contact, ContactChange, ContactId, EmailAddress, Event, EventDraft, EventKind,
+    RequestMeta, Source,
+};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -54,11 +57,21 @@ impl Subscriptions {
         let contact = self.existing(email).await?;
         let events = self.store().events(&contact.id).await?;
         let chain_valid = verify_chain(&events, &contact.head).chain_valid;
-        Ok(Export { exported_at: self.now(), contact, events, chain_valid })
+        Ok(Export {
+            exported_at: self.now(),
+            contact,
+            events,
+            chain_valid,
+        })
     }
 
     /// Art. 18: while restricted, nothing is eligible. `restricted = false` lifts it.
-    pub async fn set_restriction(&self, email: &EmailAddress, restricted: bool, meta: &RequestMeta) -> Result<Contact, RightsError> {
+    pub async fn set_restriction(
+        &self,
+        email: &EmailAddress,
+        restricted: bool,
+        meta: &RequestMeta,
+    ) -> Result<Contact, RightsError> {
         let id = self.contact_id(email);
         self.change_contact(&id, |before, now| {
             let before = before.ok_or(RightsError::NotFound)?;
@@ -67,19 +80,34 @@ impl Subscriptions {
             }
             let mut contact = before.clone();
             contact.restricted_since = restricted.then_some(now);
-            let kind = if restricted { EventKind::Restricted } else { EventKind::RestrictionLifted };
+            let kind = if restricted {
+                EventKind::Restricted
+            } else {
+                EventKind::RestrictionLifted
+            };
             let event = contact.record(EventDraft::new(kind, Source::Restriction, meta), now);
-            Ok(Planned::Write(Plan::keep(contact.clone(), vec![event], contact)))
+            Ok(Planned::Write(Plan::keep(
+                contact.clone(),
+                vec![event],
+                contact,
+            )))
         })
         .await
     }
 
     /// The person's own export from the preference center; recorded as an event.
-    pub async fn export_for_person(&self, email: &EmailAddress, meta: &RequestMeta) -> Result<Export, RightsError> {
+    pub async fn export_for_person(
+        &self,
+        email: &EmailAddress,
+        meta: &RequestMeta,
+    ) -> Result<Export, RightsError> {
         let id = self.contact_id(email);
         self.change_contact(&id, |before, now| {
             let mut contact = before.ok_or(RightsError::NotFound)?.clone();
-            let event = contact.record(EventDraft::new(EventKind::Exported, Source::PreferenceCenter, meta), now);
+            let event = contact.record(
+                EventDraft::new(EventKind::Exported, Source::PreferenceCenter, meta),
+                now,
+            );
             Ok::<_, RightsError>(Planned::Write(Plan::keep(contact, vec![event], ())))
         })
         .await?;
@@ -89,11 +117,17 @@ impl Subscriptions {
     /// Art. 17: every piece of personal data goes; a tombstone keyed by the contact id
     /// stays, so that an import cannot quietly re-add the person.
     pub async fn erase(&self, email: &EmailAddress, meta: &RequestMeta) -> Result<(), RightsError> {
-        self.erase_contact(&self.contact_id(email), "erasure", meta).await
+        self.erase_contact(&self.contact_id(email), "erasure", meta)
+            .await
     }
 
     /// Erases by contact id; `reason` is kept in the tombstone (`erasure`, `self_service`).
-    pub async fn erase_contact(&self, id: &ContactId, reason: &str, meta: &RequestMeta) -> Result<(), RightsError> {
+    pub async fn erase_contact(
+        &self,
+        id: &ContactId,
+        reason: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), RightsError> {
         self.change_contact(id, |before, now| {
             before.ok_or(RightsError::NotFound)?;
             let mut plan = Plan::delete(());
@@ -106,7 +140,12 @@ impl Subscriptions {
     /// Art. 16: moves the contact and its history to a new address. The history is
     /// copied unchanged (the chain still verifies) and a `rectified` event is added.
     /// Pending confirmations are dropped: their links were sent to the old address.
-    pub async fn rectify(&self, old: &EmailAddress, new: &EmailAddress, meta: &RequestMeta) -> Result<(), RightsError> {
+    pub async fn rectify(
+        &self,
+        old: &EmailAddress,
+        new: &EmailAddress,
+        meta: &RequestMeta,
+    ) -> Result<(), RightsError> {
         if old == new {
             return Err(RightsError::SameAddress);
         }
@@ -122,15 +161,30 @@ impl Subscriptions {
         moved.email = new.clone();
         moved.pending.clear();
         moved.version = 0;
-        let rectified = moved.record(EventDraft::new(EventKind::Rectified, Source::Rectification, meta), now);
+        let rectified = moved.record(
+            EventDraft::new(EventKind::Rectified, Source::Rectification, meta),
+            now,
+        );
         let mut events = history;
         events.push(rectified);
         // Two contacts live in different shards, so the move is two atomic steps: the
         // new one is written first, then the old one removed. A failure in between
         // leaves both, never neither; repeating the request finishes it.
-        let create = ContactChange::between(None, Some(moved), events, Vec::new(), &self.config().catalog);
+        let create = ContactChange::between(
+            None,
+            Some(moved),
+            events,
+            Vec::new(),
+            &self.config().catalog,
+        );
         self.store().apply(create).await?;
-        self.change_contact(&before.id, |old, _| Ok::<_, RightsError>(if old.is_some() { Planned::Write(Plan::delete(())) } else { Planned::Nothing(()) }))
-            .await
+        self.change_contact(&before.id, |old, _| {
+            Ok::<_, RightsError>(if old.is_some() {
+                Planned::Write(Plan::delete(()))
+            } else {
+                Planned::Nothing(())
+            })
+        })
+        .await
     }
 }

@@ -98,7 +98,10 @@ impl TestApp {
 
     /// Spawns with settings changed by `adjust` first.
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
-        optin::telemetry::init_logging(&optin::config::LogSettings { format: "text".into(), filter: "warn".into() });
+        optin::telemetry::init_logging(&optin::config::LogSettings {
+            format: "text".into(),
+            filter: "warn".into(),
+        });
         let (resources, store_url) = match backend {
             Backend::Embedded => {
                 let dir = tempfile::tempdir().expect("a temporary folder");
@@ -144,7 +147,10 @@ impl TestApp {
     /// `["--appendonly", "yes"]` so that what was written survives `redis().stop()` and
     /// `redis().restart()`.
     pub async fn spawn_with_redis_args(args: &[&str]) -> TestApp {
-        optin::telemetry::init_logging(&optin::config::LogSettings { format: "text".into(), filter: "warn".into() });
+        optin::telemetry::init_logging(&optin::config::LogSettings {
+            format: "text".into(),
+            filter: "warn".into(),
+        });
         let server = RedisServer::start_with_args(args);
         let store_url = server.url.clone();
         let smtp = SmtpSink::start();
@@ -260,23 +266,36 @@ impl TestApp {
         let app = self.app.as_ref().expect("the app is running");
         let subscriptions = &app.state.subscriptions;
         let email = optin::domain::EmailAddress::parse(email).expect("a valid address");
-        subscriptions.links().preferences(&subscriptions.contact_id(&email), subscriptions.now())
+        subscriptions
+            .links()
+            .preferences(&subscriptions.contact_id(&email), subscriptions.now())
     }
 
     /// The one-click unsubscribe URL a sender gets from the eligibility answer.
     pub async fn unsubscribe_link(&self, email: &str, subscription_type: &str) -> String {
         let answer = self.eligibility(email, subscription_type).await;
-        answer["list_unsubscribe"].as_str().expect("list_unsubscribe").trim_matches(['<', '>']).to_string()
+        answer["list_unsubscribe"]
+            .as_str()
+            .expect("list_unsubscribe")
+            .trim_matches(['<', '>'])
+            .to_string()
     }
 
     pub async fn status(&self, email: &str, subscription_type: &str) -> String {
-        self.eligibility(email, subscription_type).await["status"].as_str().unwrap_or_default().to_string()
+        self.eligibility(email, subscription_type).await["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Runs the retention purge now, as the scheduler would.
     pub async fn purge_inactive(&self) -> usize {
         let app = self.app.as_ref().expect("the app is running");
-        app.state.subscriptions.purge_inactive().await.expect("the store answers")
+        app.state
+            .subscriptions
+            .purge_inactive()
+            .await
+            .expect("the store answers")
     }
 
     pub async fn signup(&self, email: &str, types: &[&str]) -> reqwest::Response {
@@ -297,7 +316,9 @@ impl TestApp {
     }
 
     pub async fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.client.request(method, self.url(path)).bearer_auth(ADMIN_KEY)
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_KEY)
     }
 
     pub async fn get_with_key(&self, path: &str, key: &str) -> reqwest::Response {
@@ -390,7 +411,9 @@ async fn wait_for_file_lock_release(path: &str) {
     loop {
         match redb::Database::create(path) {
             Ok(db) => return drop(db),
-            Err(redb::DatabaseError::DatabaseAlreadyOpen) if std::time::Instant::now() < deadline => {
+            Err(redb::DatabaseError::DatabaseAlreadyOpen)
+                if std::time::Instant::now() < deadline =>
+            {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
             Err(error) => panic!("the store file stayed locked after the app stopped: {error}"),

@@ -23,7 +23,10 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium session. Panics with a clear message
     /// when either is missing: the README's test command installs them.
     pub async fn start() -> Browser {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -34,7 +37,10 @@ impl Browser {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(15);
         while http.get(format!("{base}/status")).send().await.is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not answer within 15 s");
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not answer within 15 s"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let profile = tempfile::tempdir().expect("a profile folder");
@@ -65,7 +71,13 @@ impl Browser {
             .as_str()
             .unwrap_or_else(|| panic!("chromium did not start: {response}"))
             .to_string();
-        Browser { driver, base, session, http, _profile: profile }
+        Browser {
+            driver,
+            base,
+            session,
+            http,
+            _profile: profile,
+        }
     }
 
     async fn command(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
@@ -74,7 +86,13 @@ impl Browser {
         if method == reqwest::Method::POST {
             request = request.json(&body);
         }
-        let answer: Value = request.send().await.expect("webdriver request").json().await.expect("webdriver answer");
+        let answer: Value = request
+            .send()
+            .await
+            .expect("webdriver request")
+            .json()
+            .await
+            .expect("webdriver answer");
         if answer["value"].get("error").is_some() {
             panic!("webdriver {path} failed: {}", answer["value"]);
         }
@@ -82,17 +100,32 @@ impl Browser {
     }
 
     pub async fn open(&self, url: &str) {
-        self.command(reqwest::Method::POST, "/url", json!({ "url": url })).await;
+        self.command(reqwest::Method::POST, "/url", json!({ "url": url }))
+            .await;
     }
 
     async fn find(&self, css: &str) -> String {
-        let element = self.command(reqwest::Method::POST, "/element", json!({ "using": "css selector", "value": css })).await;
-        element[ELEMENT_KEY].as_str().expect("an element id").to_string()
+        let element = self
+            .command(
+                reqwest::Method::POST,
+                "/element",
+                json!({ "using": "css selector", "value": css }),
+            )
+            .await;
+        element[ELEMENT_KEY]
+            .as_str()
+            .expect("an element id")
+            .to_string()
     }
 
     pub async fn click(&self, css: &str) {
         let element = self.find(css).await;
-        self.command(reqwest::Method::POST, &format!("/element/{element}/click"), json!({})).await;
+        self.command(
+            reqwest::Method::POST,
+            &format!("/element/{element}/click"),
+            json!({}),
+        )
+        .await;
     }
 
     /// Clicks a submit button and waits until the page it posts to has loaded: the
@@ -103,34 +136,63 @@ impl Browser {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let state = self
-                .command(reqwest::Method::POST, "/execute/sync", json!({ "script": "return document.readyState", "args": [] }))
+                .command(
+                    reqwest::Method::POST,
+                    "/execute/sync",
+                    json!({ "script": "return document.readyState", "args": [] }),
+                )
                 .await;
             if self.find("html").await != old_document && state == json!("complete") {
                 return;
             }
-            assert!(Instant::now() < deadline, "the page after clicking {css} did not load within 10 s");
+            assert!(
+                Instant::now() < deadline,
+                "the page after clicking {css} did not load within 10 s"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     pub async fn is_checked(&self, css: &str) -> bool {
         let element = self.find(css).await;
-        self.command(reqwest::Method::GET, &format!("/element/{element}/selected"), Value::Null).await == json!(true)
+        self.command(
+            reqwest::Method::GET,
+            &format!("/element/{element}/selected"),
+            Value::Null,
+        )
+        .await
+            == json!(true)
     }
 
     pub async fn page_text(&self) -> String {
         let body = self.find("body").await;
-        self.command(reqwest::Method::GET, &format!("/element/{body}/text"), Value::Null).await.as_str().unwrap_or_default().to_string()
+        self.command(
+            reqwest::Method::GET,
+            &format!("/element/{body}/text"),
+            Value::Null,
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
     }
 
     pub async fn current_url(&self) -> String {
-        self.command(reqwest::Method::GET, "/url", Value::Null).await.as_str().unwrap_or_default().to_string()
+        self.command(reqwest::Method::GET, "/url", Value::Null)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Saves a PNG of the viewport.
     pub async fn screenshot(&self, path: &std::path::Path) {
-        let png = self.command(reqwest::Method::GET, "/screenshot", Value::Null).await;
-        let bytes = STANDARD.decode(png.as_str().expect("base64 PNG")).expect("valid base64");
+        let png = self
+            .command(reqwest::Method::GET, "/screenshot", Value::Null)
+            .await;
+        let bytes = STANDARD
+            .decode(png.as_str().expect("base64 PNG"))
+            .expect("valid base64");
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).expect("screenshot folder");
         }
@@ -138,7 +200,11 @@ impl Browser {
     }
 
     pub async fn quit(mut self) {
-        let _ = self.http.delete(format!("{}/session/{}", self.base, self.session)).send().await;
+        let _ = self
+            .http
+            .delete(format!("{}/session/{}", self.base, self.session))
+            .send()
+            .await;
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }

@@ -3,9 +3,9 @@
 
 pub mod app;
 pub mod browser;
+pub mod process;
 pub mod redis_server;
 pub mod smtp_sink;
-pub mod process;
 
 /// Runs each named `async fn(Backend)` as a test on the embedded store and on a real
 /// redis-server.

@@ -157,7 +157,10 @@ impl OptinProcess {
             }
             if Instant::now() > deadline {
                 self.kill9();
-                return Err(format!("(not ready within {READY_TIMEOUT:?})\n{}", self.log()));
+                return Err(format!(
+                    "(not ready within {READY_TIMEOUT:?})\n{}",
+                    self.log()
+                ));
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }

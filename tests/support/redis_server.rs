@@ -118,8 +118,10 @@ impl RedisCluster {
                     "nodes.conf",
                     "--cluster-port",
                     &bus_port,
+                    // Long enough that a node stopped briefly in a fault test is not
+                    // marked failed, even on a loaded machine.
                     "--cluster-node-timeout",
-                    "5000",
+                    "15000",
                 ])
             })
             .collect();
@@ -141,8 +143,19 @@ impl RedisCluster {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
-        let deadline = Instant::now() + START_TIMEOUT;
-        for node in &nodes {
+        let cluster = Self {
+            url: format!("redis+cluster://{}", addresses.join(",")),
+            nodes,
+        };
+        cluster.wait_until_ok(START_TIMEOUT);
+        cluster
+    }
+
+    /// Waits until every node reports `cluster_state:ok`: after `create`, or after a node
+    /// was restarted, the cluster itself needs a moment before it serves all slots.
+    pub fn wait_until_ok(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        for node in &self.nodes {
             loop {
                 let info: String = redis::cmd("CLUSTER")
                     .arg("INFO")
@@ -153,14 +166,10 @@ impl RedisCluster {
                 }
                 assert!(
                     Instant::now() < deadline,
-                    "the test cluster did not reach cluster_state:ok: {info}"
+                    "the test cluster did not reach cluster_state:ok within {within:?}: {info}"
                 );
                 std::thread::sleep(Duration::from_millis(50));
             }
-        }
-        Self {
-            url: format!("redis+cluster://{}", addresses.join(",")),
-            nodes,
         }
     }
 }
