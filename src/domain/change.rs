@@ -28,7 +28,8 @@ pub mod counter {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Tombstone {
     pub erased_at: DateTime<Utc>,
-    /// Why the data went: `erasure` (Art. 17 request) or `retention`.
+    /// Why the data went: `erasure` (an admin's Art. 17 request), `self_service` (the
+    /// person's own, from the preference center) or `retention`.
     #[serde(default = "default_reason")]
     pub reason: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

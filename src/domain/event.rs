@@ -33,8 +33,6 @@ pub enum Source {
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     StatusChanged,
-    /// A pending confirmation was withdrawn from the unsubscribe link of the confirmation mail.
-    SignupCancelled,
     Restricted,
     RestrictionLifted,
     Rectified,

@@ -99,11 +99,8 @@ impl Subscriptions {
         ));
         let catalog = &self.config().catalog;
         self.change_contact(&id, |before, now| {
-            if before.is_none()
-                && tombstoned
-                && change.consent_evidence.is_none()
-                && change.status == Status::OptedIn
-            {
+            // Whatever the status: storing the address again is re-adding the person.
+            if before.is_none() && tombstoned && change.consent_evidence.is_none() {
                 return Err(ManualChangeError::Erased);
             }
             let contact = before.cloned().unwrap_or_else(|| {
