@@ -1,4 +1,4 @@
-"""Schemathesis hooks for .ci/schemathesis.sh: NDJSON (`POST /v1/imports`).
+"""Schemathesis hooks for .ci/schemathesis.sh: NDJSON (`POST /v1/imports`) and HTML pages.
 
 The spec describes an NDJSON body or answer as an array whose items are the lines.
 Schemathesis has no serializer for `application/x-ndjson`, so these two hooks write a
@@ -29,4 +29,32 @@ def to_ndjson(ctx, value):
 
 @schemathesis.deserializer(NDJSON)
 def from_ndjson(ctx, response):
-    return [json.loads(line) for line in response.content.decode("utf-8").splitlines() if line.strip()]
+    # Only "\n" ends a line: JSON strings may hold U+0085 or U+2028 unescaped.
+    lines = response.content.decode("utf-8").split("\n")
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+@schemathesis.deserializer("text/html")
+def from_html(ctx, response):
+    # Pages are declared as `type: string`; reading them as text lets schemathesis check
+    # that an HTML answer is where the spec says one is.
+    return response.content.decode("utf-8")
+
+
+# Stateful runs start from operations that schemathesis guesses will succeed, by their
+# names. It reads `source.form_id` of POST /v1/signups as a reference to a "Form" that
+# nothing creates, and so never starts from a signup. These two operations write a
+# contact; the links from their answers then read, change, restrict, export and erase it.
+STATEFUL_ROOTS = {"POST /v1/signups", "PUT /v1/contacts/{email}/subscriptions/{type}"}
+
+try:
+    from schemathesis.specs.openapi import stateful as _stateful
+
+    _guess_root = _stateful.is_likely_root_transition
+
+    def _is_root(operation, node, produced_anywhere):
+        return operation.label in STATEFUL_ROOTS or _guess_root(operation, node, produced_anywhere)
+
+    _stateful.is_likely_root_transition = _is_root
+except (ImportError, AttributeError):  # another schemathesis version: keep its own guess
+    pass

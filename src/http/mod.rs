@@ -4,6 +4,7 @@
 pub mod access_log;
 pub mod api_key;
 pub mod client_ip;
+pub mod json_body;
 pub mod locale;
 pub mod pages;
 pub mod problem;

@@ -233,7 +233,7 @@ pub fn query_error(
 }
 
 /// Pulls the field name out of serde's "missing field `x`" message.
-fn missing_field(message: &str) -> Option<String> {
+pub fn missing_field(message: &str) -> Option<String> {
     let rest = message.strip_prefix("missing field `")?;
     rest.split('`').next().map(str::to_string)
 }

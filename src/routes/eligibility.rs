@@ -7,6 +7,7 @@ use serde_json::json;
 use super::{AppState, MAX_BATCH};
 use crate::domain::EmailAddress;
 use crate::http::api_key::SendKey;
+use crate::http::json_body::JsonObject;
 use crate::http::problem::Problem;
 use crate::subscriptions::EligibilityError;
 
@@ -56,7 +57,7 @@ pub struct BatchBody {
 pub async fn check_eligibility_batch(
     state: web::Data<AppState>,
     _caller: SendKey,
-    body: web::Json<BatchBody>,
+    body: JsonObject<BatchBody>,
 ) -> Result<HttpResponse, Problem> {
     let body = body.into_inner();
     let type_id = body.subscription_type.ok_or_else(|| {

@@ -13,6 +13,7 @@ use super::rights::{parse_email, ManualChangeBody};
 use super::AppState;
 use crate::domain::{RequestMeta, Source};
 use crate::http::api_key::AdminKey;
+use crate::http::json_body::from_object;
 use crate::http::problem::Problem;
 use crate::http::request_meta::request_meta;
 use crate::store::StoreError;
@@ -50,8 +51,9 @@ enum LineResult {
 
 impl Import {
     async fn apply(&self, raw: &[u8]) -> Result<serde_json::Value, (Problem, bool)> {
-        let line: ImportLine = serde_json::from_slice(raw)
-            .map_err(|e| (Problem::malformed_body(e.to_string()), false))?;
+        let value: serde_json::Value =
+            serde_json::from_slice(raw).map_err(|e| (Problem::malformed_body(e.to_string()), false))?;
+        let line: ImportLine = from_object(value, "line").map_err(|p| (p, false))?;
         let email = line
             .email
             .ok_or_else(|| (Problem::invalid_field("email", "email is required"), false))?;

@@ -59,97 +59,93 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
         .app_data(web::QueryConfig::default().error_handler(crate::http::problem::query_error))
         .app_data(web::PayloadConfig::new(body_limit))
         .service(
-            resource("/v1/signups")
+            resource("/v1/signups", "POST")
                 .wrap(signup_cors(cors_origins))
                 .route(web::post().to(signup::subscribe_json)),
         )
-        .service(resource("/signup").route(web::post().to(signup::subscribe_form)))
-        .service(resource("/signup/received").route(web::get().to(signup::signup_received)))
+        .service(resource("/signup", "POST").route(web::post().to(signup::subscribe_form)))
+        .service(resource("/signup/received", "GET").route(web::get().to(signup::signup_received)))
         .service(
-            resource("/confirm/{token}")
+            resource("/confirm/{token}", "GET, POST")
                 .route(web::get().to(confirm::show_confirm_page))
                 .route(web::post().to(confirm::confirm)),
         )
         .service(
-            resource("/unsubscribe/{token}")
+            resource("/unsubscribe/{token}", "GET, POST")
                 .route(web::get().to(unsubscribe::show_unsubscribe_page))
                 .route(web::post().to(unsubscribe::unsubscribe)),
         )
         .service(
-            resource("/preferences/{token}")
+            resource("/preferences/{token}", "GET, POST")
                 .route(web::get().to(preferences::show_preferences))
                 .route(web::post().to(preferences::save_preferences)),
         )
         .service(
-            resource("/preferences/{token}/export")
+            resource("/preferences/{token}/export", "POST")
                 .route(web::post().to(preferences::export_own_data)),
         )
         .service(
-            resource("/preferences/{token}/erase")
+            resource("/preferences/{token}/erase", "GET, POST")
                 .route(web::get().to(preferences::ask_to_erase))
                 .route(web::post().to(preferences::erase_own_data)),
         )
         .service(
-            resource("/v1/subscription-types")
+            resource("/v1/subscription-types", "GET")
                 .route(web::get().to(subscription_types::list_subscription_types)),
         )
         .service(
-            resource("/v1/eligibility")
+            resource("/v1/eligibility", "GET, POST")
                 .app_data(batch_json)
                 .route(web::get().to(eligibility::check_eligibility))
                 .route(web::post().to(eligibility::check_eligibility_batch)),
         )
         .service(
-            resource("/v1/contacts/{email}")
+            resource("/v1/contacts/{email}", "GET, DELETE")
                 .route(web::get().to(contacts::show_contact))
                 .route(web::delete().to(rights::erase)),
         )
         .service(
-            resource("/v1/contacts/{email}/subscriptions/{type}")
+            resource("/v1/contacts/{email}/subscriptions/{type}", "PUT")
                 .route(web::put().to(rights::change_subscription)),
         )
-        .service(resource("/v1/contacts/{email}/events").route(web::get().to(rights::show_events)))
-        .service(resource("/v1/contacts/{email}/export").route(web::get().to(rights::export)))
+        .service(resource("/v1/contacts/{email}/events", "GET").route(web::get().to(rights::show_events)))
+        .service(resource("/v1/contacts/{email}/export", "GET").route(web::get().to(rights::export)))
         .service(
-            resource("/v1/contacts/{email}/rectification").route(web::post().to(rights::rectify)),
+            resource("/v1/contacts/{email}/rectification", "POST").route(web::post().to(rights::rectify)),
         )
         .service(
-            resource("/v1/contacts/{email}/restriction")
+            resource("/v1/contacts/{email}/restriction", "POST, DELETE")
                 .route(web::post().to(rights::restrict))
                 .route(web::delete().to(rights::lift_restriction)),
         )
-        .service(resource("/v1/imports").route(web::post().to(imports::import)))
-        .service(resource("/v1/stats").route(web::get().to(contacts::show_stats)))
-        .service(resource("/v1/outbox/dead").route(web::get().to(outbox::list_dead_letters)))
+        .service(resource("/v1/imports", "POST").route(web::post().to(imports::import)))
+        .service(resource("/v1/stats", "GET").route(web::get().to(contacts::show_stats)))
+        .service(resource("/v1/outbox/dead", "GET").route(web::get().to(outbox::list_dead_letters)))
         .service(
-            resource("/v1/outbox/dead/{id}/retry").route(web::post().to(outbox::retry_dead_letter)),
+            resource("/v1/outbox/dead/{id}/retry", "POST").route(web::post().to(outbox::retry_dead_letter)),
         )
-        .service(resource("/healthz").route(web::get().to(ops::healthz)))
-        .service(resource("/readyz").route(web::get().to(ops::readyz)))
-        .service(resource("/metrics").route(web::get().to(ops::metrics)))
-        .service(resource("/openapi.yaml").route(web::get().to(ops::openapi)));
+        .service(resource("/healthz", "GET").route(web::get().to(ops::healthz)))
+        .service(resource("/readyz", "GET").route(web::get().to(ops::readyz)))
+        .service(resource("/metrics", "GET").route(web::get().to(ops::metrics)))
+        .service(resource("/openapi.yaml", "GET").route(web::get().to(ops::openapi)));
 }
 
-/// A resource that answers methods it does not know with 405 in our error shapes.
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
+/// A resource that answers other methods with 405, the `Allow` header and our error shapes.
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move |state: web::Data<AppState>, req: actix_web::HttpRequest| {
+        method_not_allowed(state, req, allow)
+    }))
 }
 
-async fn method_not_allowed(
-    state: web::Data<AppState>,
-    req: actix_web::HttpRequest,
-) -> actix_web::HttpResponse {
+async fn method_not_allowed(state: web::Data<AppState>, req: actix_web::HttpRequest, allow: &'static str) -> actix_web::HttpResponse {
     use actix_web::ResponseError;
-    if req.path().starts_with("/v1/") {
+    let mut response = if req.path().starts_with("/v1/") {
         crate::http::problem::Problem::method_not_allowed().error_response()
     } else {
-        page::error_page(
-            &state,
-            &req,
-            actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
-            "bad_request",
-        )
-    }
+        page::error_page(&state, &req, actix_web::http::StatusCode::METHOD_NOT_ALLOWED, "bad_request")
+    };
+    response.headers_mut().insert(actix_web::http::header::ALLOW, actix_web::http::header::HeaderValue::from_static(allow));
+    response
 }
 
 /// Unknown paths: problem+json under `/v1`, a page elsewhere.

@@ -8,6 +8,7 @@ use serde_json::json;
 use super::AppState;
 use crate::domain::{EmailAddress, LawfulBasis, Source, Status};
 use crate::http::api_key::AdminKey;
+use crate::http::json_body::JsonObject;
 use crate::http::problem::Problem;
 use crate::http::request_meta::request_meta;
 use crate::subscriptions::{ManualChange, ManualChangeError, RightsError, MAX_EVIDENCE_CHARS};
@@ -120,7 +121,7 @@ pub async fn change_subscription(
     req: HttpRequest,
     caller: AdminKey,
     path: web::Path<(String, String)>,
-    body: web::Json<ManualChangeBody>,
+    body: JsonObject<ManualChangeBody>,
 ) -> Result<HttpResponse, Problem> {
     let (email, type_id) = path.into_inner();
     let email = parse_email(&email, "email")?;
@@ -167,7 +168,7 @@ pub async fn rectify(
     req: HttpRequest,
     caller: AdminKey,
     email: web::Path<String>,
-    body: web::Json<RectificationBody>,
+    body: JsonObject<RectificationBody>,
 ) -> Result<HttpResponse, Problem> {
     let old = parse_email(&email, "email")?;
     let new = body

@@ -9,6 +9,7 @@ use serde_json::json;
 use super::page;
 use super::AppState;
 use crate::domain::{EmailAddress, Source};
+use crate::http::json_body::{from_object, JsonObject};
 use crate::http::problem::Problem;
 use crate::http::request_meta::{client_ip, request_meta};
 use crate::subscriptions::{NoticeVersions, SignupError, SignupRequest};
@@ -28,7 +29,8 @@ pub struct SignupBody {
     subscription_types: Option<Vec<String>>,
     locale: Option<String>,
     notice_version: Option<NoticeVersions>,
-    source: Option<SignupSource>,
+    /// Read as a value first: it must be an object (or absent/null), never an array.
+    source: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -156,12 +158,14 @@ async fn run_signup(
 pub async fn subscribe_json(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<SignupBody>,
+    body: JsonObject<SignupBody>,
 ) -> Result<HttpResponse, Problem> {
     let body = body.into_inner();
-    let (form_id, page_url) = body
-        .source
-        .map_or((None, None), |s| (s.form_id, s.page_url));
+    let source: Option<SignupSource> = match body.source {
+        None | Some(serde_json::Value::Null) => None,
+        Some(value) => Some(from_object(value, "source")?),
+    };
+    let (form_id, page_url) = source.map_or((None, None), |s| (s.form_id, s.page_url));
     let raw = RawSignup {
         email: body.email,
         types: body.subscription_types.ok_or_else(|| {
