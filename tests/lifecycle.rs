@@ -20,6 +20,7 @@ on_every_backend!(
     the_html_form_redirects_and_the_honeypot_sends_nothing,
     the_confirmation_mail_carries_one_click_unsubscribe_headers,
     an_unknown_notice_version_is_refused,
+    a_type_without_double_opt_in_is_opted_in_at_signup,
 );
 
 async fn signup_mail_link_and_click_make_the_address_eligible(backend: Backend) {
@@ -431,4 +432,25 @@ async fn an_unknown_notice_version_is_refused(backend: Backend) {
     );
     let ok = json!({ "email": "v@example.com", "subscription_types": ["blog-updates"], "notice_version": "2024-05-v3", "locale": "en" });
     assert_eq!(app.post_json("/v1/signups", &ok).await.status(), 202);
+}
+
+async fn a_type_without_double_opt_in_is_opted_in_at_signup(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |settings| {
+        for subscription_type in &mut settings.subscription_types {
+            if subscription_type.id.as_str() == "event-info" {
+                subscription_type.double_opt_in = false;
+            }
+        }
+    })
+    .await;
+    assert_eq!(app.signup("single@example.com", &["event-info", "blog-updates"]).await.status(), 202);
+    assert_eq!(app.status("single@example.com", "event-info").await, "opted_in", "no confirmation needed");
+    assert_eq!(app.status("single@example.com", "blog-updates").await, "not_subscribed", "the double opt-in type waits");
+    let contact: Value = app.contact("single@example.com").await.json().await.unwrap();
+    assert_eq!(contact["subscriptions"]["event-info"]["source"], "signup_api");
+    assert_eq!(contact["subscriptions"]["event-info"]["lawful_basis"], "consent");
+    app.drain_outbox().await;
+    let mails = app.mails_to("single@example.com");
+    assert_eq!(mails.len(), 1, "one confirmation mail, for the double opt-in type only");
+    assert!(!mails[0].text_body().contains("Event information"));
 }
