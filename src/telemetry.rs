@@ -14,7 +14,10 @@ pub fn init_logging(settings: &LogSettings) {
         .or_else(|_| EnvFilter::try_new(&settings.filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let text = settings.format == "text";
+    use std::io::IsTerminal;
+    // Colour codes only for a person at a terminal, never into a file or a log collector.
     let builder = tracing_subscriber::fmt()
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     // A second initialisation (tests start several apps) is harmless and ignored.

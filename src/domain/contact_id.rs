@@ -65,19 +65,21 @@ impl std::fmt::Display for ContactId {
 /// with it, anyone holding a list of addresses could find them in a store dump.
 #[derive(Clone)]
 pub struct ContactIndex {
-    key: Vec<u8>,
+    /// Keyed once; each use clones this state instead of re-keying.
+    keyed: Hmac<Sha256>,
 }
 
 impl ContactIndex {
     pub fn new(key: Vec<u8>) -> Self {
-        Self { key }
+        Self {
+            keyed: Hmac::<Sha256>::new_from_slice(&key).expect("HMAC accepts keys of any length"),
+        }
     }
 
     /// A keyed, truncated hash of any identifier (an IP address for rate limits), so
     /// that storage keys never hold the identifier itself.
     pub fn pseudonym(&self, label: &str, value: &str) -> String {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC accepts keys of any length");
+        let mut mac = self.keyed.clone();
         mac.update(label.as_bytes());
         mac.update(b"\0");
         mac.update(value.as_bytes());
@@ -85,8 +87,7 @@ impl ContactIndex {
     }
 
     pub fn contact_id(&self, email: &EmailAddress) -> ContactId {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC accepts keys of any length");
+        let mut mac = self.keyed.clone();
         mac.update(email.as_str().as_bytes());
         let digest = mac.finalize().into_bytes();
         ContactId(hex::encode(&digest[..CONTACT_ID_BYTES]))

@@ -17,9 +17,15 @@ impl<T> JsonObject<T> {
 }
 
 /// Parses a JSON value that must be an object into `T`, naming the field at fault.
-pub fn from_object<T: serde::de::DeserializeOwned>(value: serde_json::Value, what: &str) -> Result<T, Problem> {
+pub fn from_object<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+    what: &str,
+) -> Result<T, Problem> {
     if !value.is_object() {
-        return Err(Problem::invalid_field(what, format!("{what} must be a JSON object")));
+        return Err(Problem::invalid_field(
+            what,
+            format!("{what} must be a JSON object"),
+        ));
     }
     serde_json::from_value(value).map_err(|error| match missing_field(&error.to_string()) {
         Some(field) => Problem::invalid_field(&field, format!("{field} is required")),

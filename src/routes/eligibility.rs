@@ -2,7 +2,6 @@
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::{AppState, MAX_BATCH};
 use crate::domain::EmailAddress;
@@ -48,6 +47,25 @@ pub async fn check_eligibility(
     Ok(HttpResponse::Ok().json(answer))
 }
 
+/// One item of a batch answer: an eligibility, or the reason the address was refused.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum BatchItem {
+    Answer(crate::subscriptions::Eligibility),
+    Invalid {
+        email: String,
+        error: String,
+    },
+    /// Cannot happen (one answer per valid address); kept as null rather than a panic.
+    Missing,
+}
+
+#[derive(serde::Serialize)]
+struct BatchAnswer<'a> {
+    subscription_type: &'a str,
+    results: Vec<BatchItem>,
+}
+
 #[derive(Deserialize)]
 pub struct BatchBody {
     subscription_type: Option<String>,
@@ -87,21 +105,22 @@ pub async fn check_eligibility_batch(
         .eligibility_batch(&valid, &type_id)
         .await?
         .into_iter();
-    let results: Vec<serde_json::Value> = parsed
+    let results: Vec<BatchItem> = parsed
         .iter()
         .zip(&emails)
         .map(|(item, raw)| match item {
-            Ok(_) => answers
-                .next()
-                .map(|a| json!(a))
-                .unwrap_or(serde_json::Value::Null),
-            Err(reason) => {
-                json!({ "email": raw.chars().take(320).collect::<String>(), "error": reason })
-            }
+            Ok(_) => answers.next().map_or(BatchItem::Missing, BatchItem::Answer),
+            Err(reason) => BatchItem::Invalid {
+                email: raw.chars().take(320).collect(),
+                error: reason.clone(),
+            },
         })
         .collect();
     metrics::counter!("optin_eligibility_checks_total", "mode" => "batch")
         .increment(emails.len() as u64);
-    Ok(HttpResponse::Ok()
-        .json(json!({ "subscription_type": type_id.as_str(), "results": results })))
+    // Serialized straight from these types: no intermediate JSON tree for 10,000 items.
+    Ok(HttpResponse::Ok().json(BatchAnswer {
+        subscription_type: type_id.as_str(),
+        results,
+    }))
 }

@@ -51,8 +51,8 @@ enum LineResult {
 
 impl Import {
     async fn apply(&self, raw: &[u8]) -> Result<serde_json::Value, (Problem, bool)> {
-        let value: serde_json::Value =
-            serde_json::from_slice(raw).map_err(|e| (Problem::malformed_body(e.to_string()), false))?;
+        let value: serde_json::Value = serde_json::from_slice(raw)
+            .map_err(|e| (Problem::malformed_body(e.to_string()), false))?;
         let line: ImportLine = from_object(value, "line").map_err(|p| (p, false))?;
         let email = line
             .email

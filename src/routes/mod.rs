@@ -108,10 +108,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
             resource("/v1/contacts/{email}/subscriptions/{type}", "PUT")
                 .route(web::put().to(rights::change_subscription)),
         )
-        .service(resource("/v1/contacts/{email}/events", "GET").route(web::get().to(rights::show_events)))
-        .service(resource("/v1/contacts/{email}/export", "GET").route(web::get().to(rights::export)))
         .service(
-            resource("/v1/contacts/{email}/rectification", "POST").route(web::post().to(rights::rectify)),
+            resource("/v1/contacts/{email}/events", "GET")
+                .route(web::get().to(rights::show_events)),
+        )
+        .service(
+            resource("/v1/contacts/{email}/export", "GET").route(web::get().to(rights::export)),
+        )
+        .service(
+            resource("/v1/contacts/{email}/rectification", "POST")
+                .route(web::post().to(rights::rectify)),
         )
         .service(
             resource("/v1/contacts/{email}/restriction", "POST, DELETE")
@@ -122,7 +128,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
         .service(resource("/v1/stats", "GET").route(web::get().to(contacts::show_stats)))
         .service(resource("/v1/outbox/dead", "GET").route(web::get().to(outbox::list_dead_letters)))
         .service(
-            resource("/v1/outbox/dead/{id}/retry", "POST").route(web::post().to(outbox::retry_dead_letter)),
+            resource("/v1/outbox/dead/{id}/retry", "POST")
+                .route(web::post().to(outbox::retry_dead_letter)),
         )
         .service(resource("/healthz", "GET").route(web::get().to(ops::healthz)))
         .service(resource("/readyz", "GET").route(web::get().to(ops::readyz)))
@@ -132,19 +139,33 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
 
 /// A resource that answers other methods with 405, the `Allow` header and our error shapes.
 fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(move |state: web::Data<AppState>, req: actix_web::HttpRequest| {
-        method_not_allowed(state, req, allow)
-    }))
+    web::resource(path).default_service(web::to(
+        move |state: web::Data<AppState>, req: actix_web::HttpRequest| {
+            method_not_allowed(state, req, allow)
+        },
+    ))
 }
 
-async fn method_not_allowed(state: web::Data<AppState>, req: actix_web::HttpRequest, allow: &'static str) -> actix_web::HttpResponse {
+async fn method_not_allowed(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    allow: &'static str,
+) -> actix_web::HttpResponse {
     use actix_web::ResponseError;
     let mut response = if req.path().starts_with("/v1/") {
         crate::http::problem::Problem::method_not_allowed().error_response()
     } else {
-        page::error_page(&state, &req, actix_web::http::StatusCode::METHOD_NOT_ALLOWED, "bad_request")
+        page::error_page(
+            &state,
+            &req,
+            actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+            "bad_request",
+        )
     };
-    response.headers_mut().insert(actix_web::http::header::ALLOW, actix_web::http::header::HeaderValue::from_static(allow));
+    response.headers_mut().insert(
+        actix_web::http::header::ALLOW,
+        actix_web::http::header::HeaderValue::from_static(allow),
+    );
     response
 }
 

@@ -34,7 +34,7 @@
 //! gets [`StoreError::Unavailable`] within about two seconds, and the connection is set up
 //! again on a later call once Redis is back.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::LazyLock;
@@ -84,6 +84,9 @@ pub struct RedisStore {
     connection: Connection,
     /// Where the next claim starts looking, so that instances do not all drain shard 0.
     claim_offset: AtomicUsize,
+    /// Shards known to have had due jobs (written here, or seen in the last scan): a
+    /// claim tries these before it scans all 256 queues.
+    busy_shards: std::sync::Mutex<BTreeSet<Shard>>,
 }
 
 /// One Redis or a cluster; both reconnect by themselves after an outage.
@@ -203,6 +206,7 @@ impl RedisStore {
             claim_offset: AtomicUsize::new(
                 (Uuid::new_v4().as_u128() % u128::from(SHARDS)) as usize,
             ),
+            busy_shards: std::sync::Mutex::default(),
         };
         store.ping().await.context("Redis does not answer PING")?;
         Ok(store)
@@ -384,10 +388,40 @@ impl RedisStore {
             .await
             .map_err(store_error)?;
         if written == 1 {
+            if !change.new_jobs.is_empty() {
+                self.busy().insert(shard);
+            }
             Ok(())
         } else {
             Err(StoreError::Conflict)
         }
+    }
+
+    fn busy(&self) -> std::sync::MutexGuard<'_, BTreeSet<Shard>> {
+        self.busy_shards
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs the claim script on one shard.
+    async fn claim_in(
+        &self,
+        shard: Shard,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<OutboxJob>, StoreError> {
+        let mut invocation = CLAIM_JOB.prepare_invoke();
+        invocation
+            .key(shard.queue())
+            .key(shard.jobs())
+            .arg(now_ms)
+            .arg(lease_ms);
+        let mut connection = self.connection.clone();
+        let claimed: Option<Vec<u8>> = invocation
+            .invoke_async(&mut connection)
+            .await
+            .map_err(store_error)?;
+        claimed.map(|json| decode(&json)).transpose()
     }
 
     async fn claim(
@@ -395,11 +429,21 @@ impl RedisStore {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Option<OutboxJob>, StoreError> {
+        let (now_ms, lease_ms) = (millis(now), millis(lease_until));
+        // Shards that had work first: no scan while a burst of mail drains.
+        let hinted: Vec<Shard> = self.busy().iter().copied().collect();
+        for shard in hinted {
+            match self.claim_in(shard, now_ms, lease_ms).await? {
+                Some(job) => return Ok(Some(job)),
+                None => {
+                    self.busy().remove(&shard);
+                }
+            }
+        }
         // One cheap look at every shard (one round trip on a single Redis) finds the
         // shards with due jobs; only those run the claim script, one at a time, so a
         // claim never takes more jobs than it returns.
         let first = self.claim_offset.fetch_add(1, Ordering::Relaxed) % usize::from(SHARDS);
-        let now_ms = millis(now);
         let shards: Vec<Shard> = Shard::all_from(first).collect();
         let due_counts = self
             .query_each(
@@ -413,25 +457,19 @@ impl RedisStore {
                     .collect(),
             )
             .await?;
+        let mut due_shards = Vec::new();
         for (shard, due) in shards.into_iter().zip(due_counts) {
-            if parse::<u64>(due)? == 0 {
-                continue;
+            if parse::<u64>(due)? > 0 {
+                due_shards.push(shard);
             }
-            let mut invocation = CLAIM_JOB.prepare_invoke();
-            invocation
-                .key(shard.queue())
-                .key(shard.jobs())
-                .arg(now_ms)
-                .arg(millis(lease_until));
-            let mut connection = self.connection.clone();
-            let claimed: Option<Vec<u8>> = invocation
-                .invoke_async(&mut connection)
-                .await
-                .map_err(store_error)?;
-            if let Some(json) = claimed {
-                return decode(&json).map(Some);
+        }
+        self.busy().extend(due_shards.iter().copied());
+        for shard in due_shards {
+            if let Some(job) = self.claim_in(shard, now_ms, lease_ms).await? {
+                return Ok(Some(job));
             }
             // Another worker took it between our look and our claim: try the next shard.
+            self.busy().remove(&shard);
         }
         Ok(None)
     }
