@@ -443,14 +443,42 @@ async fn a_type_without_double_opt_in_is_opted_in_at_signup(backend: Backend) {
         }
     })
     .await;
-    assert_eq!(app.signup("single@example.com", &["event-info", "blog-updates"]).await.status(), 202);
-    assert_eq!(app.status("single@example.com", "event-info").await, "opted_in", "no confirmation needed");
-    assert_eq!(app.status("single@example.com", "blog-updates").await, "not_subscribed", "the double opt-in type waits");
-    let contact: Value = app.contact("single@example.com").await.json().await.unwrap();
-    assert_eq!(contact["subscriptions"]["event-info"]["source"], "signup_api");
-    assert_eq!(contact["subscriptions"]["event-info"]["lawful_basis"], "consent");
+    assert_eq!(
+        app.signup("single@example.com", &["event-info", "blog-updates"])
+            .await
+            .status(),
+        202
+    );
+    assert_eq!(
+        app.status("single@example.com", "event-info").await,
+        "opted_in",
+        "no confirmation needed"
+    );
+    assert_eq!(
+        app.status("single@example.com", "blog-updates").await,
+        "not_subscribed",
+        "the double opt-in type waits"
+    );
+    let contact: Value = app
+        .contact("single@example.com")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        contact["subscriptions"]["event-info"]["source"],
+        "signup_api"
+    );
+    assert_eq!(
+        contact["subscriptions"]["event-info"]["lawful_basis"],
+        "consent"
+    );
     app.drain_outbox().await;
     let mails = app.mails_to("single@example.com");
-    assert_eq!(mails.len(), 1, "one confirmation mail, for the double opt-in type only");
+    assert_eq!(
+        mails.len(),
+        1,
+        "one confirmation mail, for the double opt-in type only"
+    );
     assert!(!mails[0].text_body().contains("Event information"));
 }

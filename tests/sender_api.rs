@@ -239,18 +239,41 @@ async fn json_bodies_must_be_objects_not_arrays() {
     let signup = app.post_json("/v1/signups", &json!({ "email": "a@example.com", "subscription_types": ["blog-updates"], "source": [null, null] })).await;
     assert_eq!(signup.status(), 422);
     assert_eq!(signup.json::<Value>().await.unwrap()["field"], "source");
-    let batch = app.client.post(app.url("/v1/eligibility")).bearer_auth(SEND_KEY).json(&json!(["blog-updates", ["a@example.com"]])).send().await.unwrap();
+    let batch = app
+        .client
+        .post(app.url("/v1/eligibility"))
+        .bearer_auth(SEND_KEY)
+        .json(&json!(["blog-updates", ["a@example.com"]]))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(batch.status(), 422);
     let put = app
-        .admin(Method::PUT, &format!("/v1/contacts/{}/subscriptions/blog-updates", urlencode("x@example.com")))
+        .admin(
+            Method::PUT,
+            &format!(
+                "/v1/contacts/{}/subscriptions/blog-updates",
+                urlencode("x@example.com")
+            ),
+        )
         .await
         .json(&json!(["unsubscribed", null, null, null, false]))
         .send()
         .await
         .unwrap();
     assert_eq!(put.status(), 422);
-    assert_eq!(app.contact("x@example.com").await.status(), 404, "nothing stored");
-    let wrong_method = app.client.patch(app.url("/v1/stats")).bearer_auth(ADMIN_KEY).send().await.unwrap();
+    assert_eq!(
+        app.contact("x@example.com").await.status(),
+        404,
+        "nothing stored"
+    );
+    let wrong_method = app
+        .client
+        .patch(app.url("/v1/stats"))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong_method.status(), 405);
     assert_eq!(wrong_method.headers()["allow"], "GET");
 }
