@@ -6,6 +6,9 @@
 //! Each test asserts what a person or an operator would notice: the answer and how fast it
 //! comes, whether the confirmation mail arrives (once), what the admin API shows, and that
 //! nothing acknowledged is lost and nothing half-written appears.
+//!
+//! The tests that run the service binary as separate processes are named `slow_…`. CI
+//! runs them all; locally `cargo test --test faults -- --skip slow_` leaves them out.
 
 mod support;
 
@@ -570,13 +573,13 @@ async fn a_mail_refused_for_good_is_dead_lettered_at_once_and_an_admin_can_send_
 // ---------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_mid_traffic_on_redis_loses_no_acknowledged_signup_every_one_gets_its_mail() {
+async fn slow_a_crash_mid_traffic_on_redis_loses_no_acknowledged_signup_every_one_gets_its_mail() {
     let redis = RedisServer::start_with_args(DURABLE_REDIS);
     a_crash_mid_traffic_loses_no_acknowledged_signup(&redis.url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_mid_traffic_on_the_embedded_store_loses_no_acknowledged_signup_every_one_gets_its_mail(
+async fn slow_a_crash_mid_traffic_on_the_embedded_store_loses_no_acknowledged_signup_every_one_gets_its_mail(
 ) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("optin.redb").display().to_string();
@@ -742,7 +745,7 @@ async fn a_crash_mid_traffic_loses_no_acknowledged_signup(store_url: &str) {
 /// acknowledging or releasing anything. Instance B, on the same Redis with the real SMTP
 /// sink, must send the job once A's lease ends (and not before), exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_mail_held_by_an_instance_that_died_is_sent_by_another_instance_after_the_lease() {
+async fn slow_a_mail_held_by_an_instance_that_died_is_sent_by_another_instance_after_the_lease() {
     let redis = RedisServer::start();
     let smtp = SmtpSink::start();
 
@@ -828,7 +831,7 @@ async fn a_mail_held_by_an_instance_that_died_is_sent_by_another_instance_after_
 /// The request is made in flight deterministically: the test sends the headers and half of
 /// the body, sends SIGTERM, and only then the rest of the body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_sigterm_the_service_finishes_the_request_in_flight_and_exits_cleanly() {
+async fn slow_on_sigterm_the_service_finishes_the_request_in_flight_and_exits_cleanly() {
     let redis = RedisServer::start_with_args(DURABLE_REDIS);
     let smtp = SmtpSink::start();
     let settings = ProcessSettings::new(&redis.url, &smtp.url());
