@@ -35,15 +35,8 @@ async fn metrics_count_what_happened_per_route_and_source() {
     let app = TestApp::spawn(Backend::Embedded).await;
     app.subscribe_confirmed("metrics@example.com", &["blog-updates"])
         .await;
-    let url = app
-        .unsubscribe_link("metrics@example.com", "blog-updates")
+    app.one_click_unsubscribe("metrics@example.com", "blog-updates")
         .await;
-    app.client
-        .post(&url)
-        .body("List-Unsubscribe=One-Click")
-        .send()
-        .await
-        .unwrap();
     let metrics = app
         .client
         .get(app.url("/metrics"))

@@ -51,13 +51,8 @@ async fn eligibility_reflects_every_status_and_restriction(backend: Backend) {
         .await;
     app.subscribe_confirmed("out@example.com", &["marketing"])
         .await;
-    let url = app.unsubscribe_link("out@example.com", "marketing").await;
-    app.client
-        .post(&url)
-        .body("List-Unsubscribe=One-Click")
-        .send()
-        .await
-        .unwrap();
+    app.one_click_unsubscribe("out@example.com", "marketing")
+        .await;
     app.subscribe_confirmed("held@example.com", &["marketing"])
         .await;
     app.admin(
@@ -121,15 +116,8 @@ async fn a_batch_of_ten_thousand_answers_in_order_with_per_item_errors(backend: 
         .await;
     app.subscribe_confirmed("member-9000@example.com", &["blog-updates"])
         .await;
-    let url = app
-        .unsubscribe_link("member-9000@example.com", "blog-updates")
+    app.one_click_unsubscribe("member-9000@example.com", "blog-updates")
         .await;
-    app.client
-        .post(&url)
-        .body("List-Unsubscribe=One-Click")
-        .send()
-        .await
-        .unwrap();
 
     let emails: Vec<String> = (0..10_000)
         .map(|i| {
@@ -195,13 +183,8 @@ async fn stats_follow_signups_confirmations_and_unsubscribes_exactly(backend: Ba
         .await;
     app.subscribe_confirmed("three@example.com", &["marketing"])
         .await;
-    let url = app.unsubscribe_link("three@example.com", "marketing").await;
-    app.client
-        .post(&url)
-        .body("List-Unsubscribe=One-Click")
-        .send()
-        .await
-        .unwrap();
+    app.one_click_unsubscribe("three@example.com", "marketing")
+        .await;
     app.signup("four@example.com", &["job-alerts"]).await;
     app.signup("one@example.com", &["job-alerts"]).await;
 

@@ -187,13 +187,8 @@ async fn a_plain_signup_does_not_reopen_an_unsubscribed_type_until_confirmed(bac
     let app = TestApp::spawn(backend).await;
     app.subscribe_confirmed("back@example.com", &["marketing"])
         .await;
-    let url = app.unsubscribe_link("back@example.com", "marketing").await;
-    app.client
-        .post(&url)
-        .body("List-Unsubscribe=One-Click")
-        .send()
-        .await
-        .unwrap();
+    app.one_click_unsubscribe("back@example.com", "marketing")
+        .await;
     assert_eq!(
         app.signup("back@example.com", &["marketing"])
             .await

@@ -281,6 +281,20 @@ impl TestApp {
             .to_string()
     }
 
+    /// Unsubscribes the way a mail client does (RFC 8058 one-click) and checks the answer.
+    pub async fn one_click_unsubscribe(&self, email: &str, subscription_type: &str) {
+        let url = self.unsubscribe_link(email, subscription_type).await;
+        let response = self
+            .client
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("List-Unsubscribe=One-Click")
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(response.status(), 200, "one-click unsubscribe answers 200");
+    }
+
     pub async fn status(&self, email: &str, subscription_type: &str) -> String {
         self.eligibility(email, subscription_type).await["status"]
             .as_str()
