@@ -31,6 +31,8 @@ fn sample(page: &str) -> Value {
             "types": [blog()],
             "cancel_signup": true,
             "preferences_url": PREFERENCES_URL,
+            "resubscribe_action": RESUBSCRIBE_URL,
+            "already_unsubscribed": false,
         }),
         pages::UNSUBSCRIBED => json!({
             "types": [blog()],
@@ -161,7 +163,7 @@ fn data_is_html_escaped_everywhere() {
         ),
         (
             pages::UNSUBSCRIBE,
-            json!({ "action_url": ACTION_URL, "types": [evil_type], "cancel_signup": false, "preferences_url": null }),
+            json!({ "action_url": ACTION_URL, "types": [evil_type], "cancel_signup": false, "preferences_url": null, "resubscribe_action": null, "already_unsubscribed": false }),
         ),
         (
             pages::UNSUBSCRIBED,
@@ -333,6 +335,8 @@ fn unsubscribe_page_for_a_type_has_one_button_and_a_manage_link() {
         "types": [blog()],
         "cancel_signup": false,
         "preferences_url": PREFERENCES_URL,
+        "resubscribe_action": RESUBSCRIBE_URL,
+        "already_unsubscribed": false,
     });
     let html = render(pages::UNSUBSCRIBE, "en", data);
     assert!(html.contains("Unsubscribe from these emails?"));
@@ -376,7 +380,7 @@ fn pages_hide_links_they_were_not_given() {
     let unsubscribe = render(
         pages::UNSUBSCRIBE,
         "en",
-        json!({ "action_url": ACTION_URL, "types": [blog()], "cancel_signup": false, "preferences_url": null }),
+        json!({ "action_url": ACTION_URL, "types": [blog()], "cancel_signup": false, "preferences_url": null, "resubscribe_action": null, "already_unsubscribed": false }),
     );
     assert!(!unsubscribe.contains("<a "), "{unsubscribe}");
 }

@@ -16,6 +16,7 @@ on_every_backend!(
     unsubscribe_from_all_leaves_every_type,
     eligibility_gives_the_exact_headers_for_the_mail,
     pages_carry_security_headers,
+    the_unsubscribe_page_offers_to_resubscribe_once_unsubscribed,
 );
 
 async fn one_click_post_unsubscribes_without_redirect(backend: Backend) {
@@ -333,4 +334,69 @@ async fn pages_carry_security_headers(backend: Backend) {
         .contains("default-src 'none'"));
     let html = response.text().await.unwrap();
     assert!(!html.contains("<script"), "no JavaScript needed");
+}
+
+async fn the_unsubscribe_page_offers_to_resubscribe_once_unsubscribed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.subscribe_confirmed("again@example.com", &["blog-updates"])
+        .await;
+    let url = app
+        .unsubscribe_link("again@example.com", "blog-updates")
+        .await;
+    let before = app
+        .client
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !before.contains("id=\"resubscribe\""),
+        "no resubscribe offer while subscribed"
+    );
+    app.one_click_unsubscribe("again@example.com", "blog-updates")
+        .await;
+
+    let page = app
+        .client
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("id=\"resubscribe\""),
+        "the GET page now offers to resubscribe"
+    );
+    let action = page
+        .split("action=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the resubscribe form's action")
+        .to_string();
+    let target = reqwest::Url::parse(&url).unwrap().join(&action).unwrap();
+    assert!(target.path().starts_with("/preferences/"), "{target}");
+    let form = "shown=blog-updates&subscription_types=blog-updates";
+    let response = app
+        .client
+        .post(target)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let contact: Value = app.contact("again@example.com").await.json().await.unwrap();
+    assert_eq!(
+        contact["subscriptions"]["blog-updates"]["status"],
+        "opted_in"
+    );
+    assert_eq!(
+        contact["subscriptions"]["blog-updates"]["source"],
+        "preference_center"
+    );
 }

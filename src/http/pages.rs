@@ -289,6 +289,8 @@ fn samples(page: &str) -> Vec<Value> {
                     "types": types,
                     "cancel_signup": flag,
                     "preferences_url": if flag { Value::Null } else { json!(url) },
+                    "resubscribe_action": if flag { Value::Null } else { json!(url) },
+                    "already_unsubscribed": !flag,
                 })
             })
             .collect(),

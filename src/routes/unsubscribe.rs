@@ -42,6 +42,7 @@ fn page_data(
         "cancel_signup": cancel_signup,
         "preferences_url": preferences_path,
         "resubscribe_action": if cancel_signup { None } else { preferences_path.clone() },
+        "already_unsubscribed": outcome.already_unsubscribed,
     })
 }
 

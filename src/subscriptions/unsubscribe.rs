@@ -36,6 +36,8 @@ pub struct Unsubscribed {
     /// The types the link concerns (for a cancelled signup, the types it asked for).
     pub types: Vec<SubscriptionTypeId>,
     pub locale: Option<String>,
+    /// Every type the link concerns is already unsubscribed (as read before any change).
+    pub already_unsubscribed: bool,
 }
 
 impl Subscriptions {
@@ -107,11 +109,18 @@ fn describe(
             .map(|p| p.types.clone())
             .unwrap_or_default(),
     };
+    let already_unsubscribed = !types.is_empty()
+        && contact.is_some_and(|c| {
+            types
+                .iter()
+                .all(|t| c.status(t) == crate::domain::Status::Unsubscribed)
+        });
     Unsubscribed {
         contact_id: contact_id.clone(),
         target,
         types,
         locale: contact.map(|c| c.locale.clone()),
+        already_unsubscribed,
     }
 }
 
