@@ -941,3 +941,53 @@ async fn client_get_contact(process: &OptinProcess, email: &str) -> Value {
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
+
+/// The request deadline answers before anything slower does: a page with the localized
+/// error page, the API with problem+json, both 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_its_deadline_gets_a_503_page_or_problem() {
+    let mut app = TestApp::spawn_with(Backend::Redis, |s| s.server.request_timeout_secs = 1).await;
+    app.subscribe_confirmed("late@example.com", &["blog-updates"])
+        .await;
+    let preferences = app.preferences_link("late@example.com");
+    let pid = app.redis().expect("a Redis backend").pid();
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {pid}");
+    };
+    signal("STOP");
+    let (page, page_took) =
+        timed(app.client.get(&preferences).header("Accept-Language", "nl")).await;
+    let (api, api_took) = timed(
+        app.client
+            .get(app.url("/v1/eligibility"))
+            .query(&[
+                ("email", "late@example.com"),
+                ("subscription_type", "blog-updates"),
+            ])
+            .bearer_auth(SEND_KEY),
+    )
+    .await;
+    signal("CONT");
+    assert_eq!(page.status(), 503);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(
+        page.text().await.unwrap().contains("lang=\"nl\""),
+        "the localized error page"
+    );
+    assert_eq!(api.status(), 503);
+    assert!(is_problem_json(&api));
+    for took in [page_took, api_took] {
+        assert!(
+            took < Duration::from_millis(1400),
+            "answered at the 1 s deadline, not the store's: {took:?}"
+        );
+    }
+}

@@ -5,8 +5,13 @@ use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::error::InternalError;
+use actix_web::http::header::ACCEPT_LANGUAGE;
 use actix_web::middleware::Next;
-use actix_web::web;
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use super::locale;
 
 use super::problem::Problem;
 use crate::routes::AppState;
@@ -15,26 +20,53 @@ pub async fn enforce_deadline(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let limit = req
-        .app_data::<web::Data<AppState>>()
-        .map(|state| {
-            state
-                .subscriptions
-                .config()
-                .settings
-                .server
-                .request_timeout_secs
-        })
-        .unwrap_or(10);
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let limit = state.as_ref().map_or(10, |s| {
+        s.subscriptions
+            .config()
+            .settings
+            .server
+            .request_timeout_secs
+    });
+    // What the answer needs if time runs out: the request itself is gone by then.
+    let page_locale = (!req.path().starts_with("/v1/")).then(|| {
+        let accept = req
+            .headers()
+            .get(ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok());
+        let default = state
+            .as_ref()
+            .map_or("en", |s| s.subscriptions.config().catalog.default_locale());
+        locale::negotiate(accept, None, default)
+    });
     match tokio::time::timeout(Duration::from_secs(limit), next.call(req)).await {
         Ok(result) => result,
         Err(_) => {
             tracing::warn!("request timed out");
             metrics::counter!("optin_request_timeouts_total").increment(1);
-            // Returned as an error: actix answers it with the problem's own response.
-            Err(Problem::unavailable()
-                .with_detail("the request took too long")
-                .into())
+            Err(timed_out(
+                state.as_ref().map(|s| s.get_ref()),
+                page_locale.as_deref(),
+            ))
         }
+    }
+}
+
+/// A 503: problem+json under `/v1`, the localized error page elsewhere.
+fn timed_out(state: Option<&AppState>, page_locale: Option<&str>) -> actix_web::Error {
+    let problem = Problem::unavailable().with_detail("the request took too long");
+    let (Some(state), Some(locale)) = (state, page_locale) else {
+        return problem.into();
+    };
+    let data = json!({ "status": 503, "error_key": "unavailable" });
+    match state.pages.render("error", locale, data) {
+        Ok(html) => {
+            let response = HttpResponse::ServiceUnavailable()
+                .content_type("text/html; charset=utf-8")
+                .insert_header(("Retry-After", "2"))
+                .body(html);
+            InternalError::from_response("the request took too long", response).into()
+        }
+        Err(_) => problem.into(),
     }
 }
