@@ -23,6 +23,7 @@ use rust_embed::RustEmbed;
 use serde_json::{json, Map, Value};
 
 use super::locale::{self, SUPPORTED_LOCALES};
+use crate::mail::templates::with_position;
 
 /// `{action_url}`: one button that confirms. A GET of this page changes nothing.
 pub const CONFIRM: &str = "confirm";
@@ -499,13 +500,6 @@ fn parse_strings(
             (locale, Value::Object(object))
         })
         .collect())
-}
-
-fn with_position(position: Option<(usize, usize)>, reason: &str) -> String {
-    match position {
-        Some((line, column)) => format!("line {line}, column {column}: {reason}"),
-        None => reason.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -516,7 +516,9 @@ fn describe_render_error(error: &handlebars::RenderError) -> String {
     with_position(position, &error.reason().to_string())
 }
 
-fn with_position(position: Option<(usize, usize)>, reason: &str) -> String {
+/// A template error's reason with its line and column, when handlebars knows them.
+/// Shared with the page templates.
+pub(crate) fn with_position(position: Option<(usize, usize)>, reason: &str) -> String {
     match position {
         Some((line, column)) => format!("line {line}, column {column}: {reason}"),
         None => reason.to_string(),
