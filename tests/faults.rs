@@ -31,6 +31,38 @@ const FAIL_FAST: Duration = Duration::from_millis(2500);
 /// Redis as the README asks for when no acknowledged change may be lost.
 const DURABLE_REDIS: &[&str] = &["--appendonly", "yes", "--appendfsync", "always"];
 
+/// Sends a signal (`STOP`, `CONT`, …) to a process, as `kill -NAME PID` would.
+fn send_signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+/// Polls `/readyz` until it answers 200; fails after 10 s, naming what should have healed.
+async fn wait_until_ready(app: &TestApp, after_what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = app
+            .client
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .expect("readyz answers")
+            .status();
+        if status == 200 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz still answers {status} 10 s after Redis {after_what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn is_problem_json(response: &reqwest::Response) -> bool {
     response
         .headers()
@@ -171,24 +203,7 @@ async fn while_redis_is_down_requests_get_a_fast_503_and_once_it_is_back_everyth
 
     app.redis().expect("a Redis backend").restart();
     let back = Instant::now();
-    let deadline = back + Duration::from_secs(10);
-    loop {
-        let status = app
-            .client
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .expect("readyz answers")
-            .status();
-        if status == 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/readyz still answers {status} 10 s after Redis came back: the app does not reconnect by itself"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_ready(&app, "came back: the app does not reconnect by itself").await;
     println!(
         "/readyz was 200 again {:?} after Redis restarted",
         back.elapsed()
@@ -273,14 +288,7 @@ async fn while_redis_hangs_requests_still_get_a_503_in_time_and_the_service_reco
     app.subscribe_confirmed("kept@example.com", &["blog-updates"])
         .await;
     let pid = app.redis().expect("a Redis backend").pid();
-    let signal = |name: &str| {
-        let status = std::process::Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(pid.to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{name} {pid}");
-    };
+    let signal = |name: &str| send_signal(pid, name);
     signal("STOP");
 
     let (signup, took) =
@@ -322,24 +330,7 @@ async fn while_redis_hangs_requests_still_get_a_503_in_time_and_the_service_reco
     );
 
     let resumed = Instant::now();
-    let deadline = resumed + Duration::from_secs(10);
-    loop {
-        let status = app
-            .client
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .expect("readyz answers")
-            .status();
-        if status == 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/readyz still answers {status} 10 s after Redis resumed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_ready(&app, "resumed").await;
     println!(
         "/readyz was 200 again {:?} after Redis resumed",
         resumed.elapsed()
@@ -951,14 +942,7 @@ async fn a_request_past_its_deadline_gets_a_503_page_or_problem() {
         .await;
     let preferences = app.preferences_link("late@example.com");
     let pid = app.redis().expect("a Redis backend").pid();
-    let signal = |name: &str| {
-        let status = std::process::Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(pid.to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{name} {pid}");
-    };
+    let signal = |name: &str| send_signal(pid, name);
     signal("STOP");
     let (page, page_took) =
         timed(app.client.get(&preferences).header("Accept-Language", "nl")).await;
