@@ -206,14 +206,23 @@ impl Default for SignupSettings {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LinkSettings {
-    /// Days an unsubscribe or preferences link stays valid: long, so old mails still work.
+    /// Days an unsubscribe or manage link stays valid: long, so old mails still work.
     pub unsubscribe_ttl_days: u32,
+    /// Days a preferences link stays valid. It only ever travels in mail to the address.
+    pub preferences_ttl_days: u32,
+    /// Self-service export and erasure need a preferences link at most this old.
+    pub rights_max_age_minutes: u32,
+    /// State-changing or export POSTs per contact and hour on the token routes.
+    pub max_posts_per_hour: u32,
 }
 
 impl Default for LinkSettings {
     fn default() -> Self {
         Self {
             unsubscribe_ttl_days: 5 * 366,
+            preferences_ttl_days: 30,
+            rights_max_age_minutes: 60,
+            max_posts_per_hour: 20,
         }
     }
 }

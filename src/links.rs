@@ -1,5 +1,8 @@
-//! The public links we hand out: confirmation, unsubscribe and preference center URLs,
-//! each carrying a signed token.
+//! The public links we hand out, each carrying a signed token. What each purpose may do
+//! is set by where it is shown (DESIGN.md, "What each link may do"):
+//! - `confirm` and `preferences` go only into mails optin sends to the address itself;
+//! - `unsubscribe` and `manage` appear in newsletter headers and footers, so they reach
+//!   no further than one type's unsubscribe and "mail me a preferences link".
 
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
@@ -12,23 +15,32 @@ pub struct Links {
     signer: TokenSigner,
     public_url: url::Url,
     long_lived: Duration,
+    preferences_ttl: Duration,
 }
 
 impl Links {
-    pub fn new(signer: TokenSigner, public_url: url::Url, unsubscribe_ttl_days: u32) -> Self {
+    pub fn new(
+        signer: TokenSigner,
+        public_url: url::Url,
+        unsubscribe_ttl_days: u32,
+        preferences_ttl_days: u32,
+    ) -> Self {
         Self {
             signer,
             public_url,
             long_lived: Duration::days(i64::from(unsubscribe_ttl_days)),
+            preferences_ttl: Duration::days(i64::from(preferences_ttl_days)),
         }
     }
 
     /// The links of a configured service.
     pub fn from_config(config: &crate::config::Config) -> Self {
+        let links = &config.settings.links;
         Self::new(
             config.signer.clone(),
             config.public_url.clone(),
-            config.settings.links.unsubscribe_ttl_days,
+            links.unsubscribe_ttl_days,
+            links.preferences_ttl_days,
         )
     }
 
@@ -36,69 +48,125 @@ impl Links {
         &self.signer
     }
 
-    fn url(&self, path: &str, token: &str) -> String {
+    fn url(&self, path: &str, claims: &Claims) -> String {
         format!(
-            "{}/{path}/{token}",
-            self.public_url.as_str().trim_end_matches('/')
+            "{}/{path}/{}",
+            self.public_url.as_str().trim_end_matches('/'),
+            self.signer.sign(claims)
         )
     }
 
     /// Expiries of long-lived links are rounded to the day, so the link for a
-    /// (contact, type) stays the same all day and senders can cache it.
+    /// (contact, type) stays the same all day and senders can cache it. For the same
+    /// reason these links carry no issue time.
     fn long_lived_expiry(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         let day = (now + self.long_lived).date_naive();
         day.and_hms_opt(0, 0, 0)
             .map_or(now + self.long_lived, |midnight| midnight.and_utc())
     }
 
-    pub fn confirm(&self, contact: &ContactId, pending: Uuid, expires_at: DateTime<Utc>) -> String {
-        let token = self.signer.sign(&Claims {
+    fn long_lived(
+        &self,
+        purpose: Purpose,
+        contact: &ContactId,
+        subscription_type: Option<&SubscriptionTypeId>,
+        pending: Option<Uuid>,
+        locale: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Claims {
+        Claims {
+            purpose,
+            contact_id: contact.clone(),
+            subscription_type: subscription_type.cloned(),
+            expires_at: self.long_lived_expiry(now),
+            pending_id: pending,
+            issued_at: None,
+            locale: locale.map(str::to_string),
+        }
+    }
+
+    pub fn confirm(
+        &self,
+        contact: &ContactId,
+        pending: Uuid,
+        expires_at: DateTime<Utc>,
+        locale: &str,
+        now: DateTime<Utc>,
+    ) -> String {
+        let claims = Claims {
             purpose: Purpose::Confirm,
             contact_id: contact.clone(),
             subscription_type: None,
             expires_at,
             pending_id: Some(pending),
-        });
-        self.url("confirm", &token)
+            issued_at: Some(now),
+            locale: Some(locale.to_string()),
+        };
+        self.url("confirm", &claims)
     }
 
-    /// One-click unsubscribe from one type.
+    /// One-click unsubscribe from one type. `locale` is the mail's language, where known.
     pub fn unsubscribe(
         &self,
         contact: &ContactId,
         subscription_type: &SubscriptionTypeId,
+        locale: Option<&str>,
         now: DateTime<Utc>,
     ) -> String {
-        let token = self.signer.sign(&Claims {
-            purpose: Purpose::Unsubscribe,
-            contact_id: contact.clone(),
-            subscription_type: Some(subscription_type.clone()),
-            expires_at: self.long_lived_expiry(now),
-            pending_id: None,
-        });
-        self.url("unsubscribe", &token)
+        let claims = self.long_lived(
+            Purpose::Unsubscribe,
+            contact,
+            Some(subscription_type),
+            None,
+            locale,
+            now,
+        );
+        self.url("unsubscribe", &claims)
     }
 
     /// The unsubscribe link of a confirmation mail: it cancels that pending signup.
-    pub fn cancel_signup(&self, contact: &ContactId, pending: Uuid, now: DateTime<Utc>) -> String {
-        let token = self.signer.sign(&Claims {
-            purpose: Purpose::Unsubscribe,
-            contact_id: contact.clone(),
-            subscription_type: None,
-            expires_at: self.long_lived_expiry(now),
-            pending_id: Some(pending),
-        });
-        self.url("unsubscribe", &token)
+    pub fn cancel_signup(
+        &self,
+        contact: &ContactId,
+        pending: Uuid,
+        locale: &str,
+        now: DateTime<Utc>,
+    ) -> String {
+        let claims = self.long_lived(
+            Purpose::Unsubscribe,
+            contact,
+            None,
+            Some(pending),
+            Some(locale),
+            now,
+        );
+        self.url("unsubscribe", &claims)
     }
 
-    pub fn preferences(&self, contact: &ContactId, now: DateTime<Utc>) -> String {
-        let token = self.signer.sign(&Claims {
+    /// The unsubscribe link of a mail that someone else's request caused (a preferences
+    /// link asked for on the manage page): it stops such mails by recording a signup block.
+    pub fn stop_requests(&self, contact: &ContactId, locale: &str, now: DateTime<Utc>) -> String {
+        let claims = self.long_lived(Purpose::Unsubscribe, contact, None, None, Some(locale), now);
+        self.url("unsubscribe", &claims)
+    }
+
+    /// For newsletter footers: only asks for a preferences link to be mailed.
+    pub fn manage(&self, contact: &ContactId, locale: Option<&str>, now: DateTime<Utc>) -> String {
+        let claims = self.long_lived(Purpose::Manage, contact, None, None, locale, now);
+        self.url("manage", &claims)
+    }
+
+    /// Only for mails optin sends to the address itself, and pages reached from them.
+    pub fn preferences(&self, contact: &ContactId, locale: &str, now: DateTime<Utc>) -> String {
+        let claims = Claims {
             purpose: Purpose::Preferences,
             contact_id: contact.clone(),
             subscription_type: None,
-            expires_at: self.long_lived_expiry(now),
+            expires_at: now + self.preferences_ttl,
             pending_id: None,
-        });
-        self.url("preferences", &token)
+            issued_at: Some(now),
+            locale: Some(locale.to_string()),
+        };
+        self.url("preferences", &claims)
     }
 }

@@ -1,8 +1,10 @@
 //! Signed links: `base64url(payload) "." base64url(HMAC-SHA256(key, payload))`.
 //!
-//! The payload is `version|key id|purpose|contact id|type|expiry|pending id`, with empty
-//! fields where a purpose has none. Several keys may be configured: the first signs, all
-//! verify, so keys rotate without breaking links already sent.
+//! The payload is `version|key id|purpose|contact id|type|expiry|pending id|issued|locale`,
+//! with empty fields where a purpose has none. Version 1 payloads (without the issue time
+//! and the locale) still verify, so links mailed before version 2 keep working; purposes
+//! that need the issue time refuse them. Several keys may be configured: the first signs,
+//! all verify, so keys rotate without breaking links already sent.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -13,7 +15,11 @@ use uuid::Uuid;
 
 use crate::domain::{ContactId, SubscriptionTypeId};
 
-const FORMAT_VERSION: &str = "1";
+const FORMAT_VERSION: &str = "2";
+/// The first format, without issue time and locale: still verified, never signed.
+const FORMAT_VERSION_1: &str = "1";
+/// Locales in tokens are short tags such as `en` or `pt-BR`.
+const MAX_LOCALE_LEN: usize = 16;
 /// Tokens longer than this are refused before any decoding work.
 const MAX_TOKEN_LEN: usize = 512;
 
@@ -21,6 +27,8 @@ const MAX_TOKEN_LEN: usize = 512;
 pub enum Purpose {
     Confirm,
     Unsubscribe,
+    /// Only asks for a preferences link to be mailed to the address.
+    Manage,
     Preferences,
 }
 
@@ -29,14 +37,20 @@ impl Purpose {
         match self {
             Purpose::Confirm => "c",
             Purpose::Unsubscribe => "u",
+            Purpose::Manage => "m",
             Purpose::Preferences => "p",
         }
     }
 
     fn from_code(code: &str) -> Option<Self> {
-        [Purpose::Confirm, Purpose::Unsubscribe, Purpose::Preferences]
-            .into_iter()
-            .find(|p| p.code() == code)
+        [
+            Purpose::Confirm,
+            Purpose::Unsubscribe,
+            Purpose::Manage,
+            Purpose::Preferences,
+        ]
+        .into_iter()
+        .find(|p| p.code() == code)
     }
 }
 
@@ -50,6 +64,10 @@ pub struct Claims {
     /// For `confirm`, the pending confirmation it confirms (so the link is single-use);
     /// for an unsubscribe link in a confirmation mail, the signup it cancels.
     pub pending_id: Option<Uuid>,
+    /// When the link was made; `None` only for version 1 links, which predate the field.
+    pub issued_at: Option<DateTime<Utc>>,
+    /// The language of the mail that carried the link, so its pages speak it too.
+    pub locale: Option<String>,
 }
 
 /// Why a token was refused. Logged at debug level only; callers answer one generic page.
@@ -110,6 +128,11 @@ impl TokenSigner {
                 .pending_id
                 .map(|p| p.simple().to_string())
                 .unwrap_or_default(),
+            &claims
+                .issued_at
+                .map(|at| at.timestamp().to_string())
+                .unwrap_or_default(),
+            claims.locale.as_deref().unwrap_or_default(),
         ]
         .join("|");
         let signature = mac(&key.secret, payload.as_bytes()).finalize().into_bytes();
@@ -138,12 +161,15 @@ impl TokenSigner {
             .map_err(|_| TokenError::Malformed)?;
         let payload = String::from_utf8(payload).map_err(|_| TokenError::Malformed)?;
         let fields: Vec<&str> = payload.split('|').collect();
-        let [version, key_id, purpose_code, contact, type_id, expiry, pending] = fields[..] else {
-            return Err(TokenError::Malformed);
-        };
-        if version != FORMAT_VERSION {
-            return Err(TokenError::UnsupportedVersion);
-        }
+        let (key_id, purpose_code, contact, type_id, expiry, pending, issued, locale) =
+            match fields[..] {
+                [FORMAT_VERSION, k, p, c, t, e, pe, i, l] => (k, p, c, t, e, pe, i, l),
+                [FORMAT_VERSION_1, k, p, c, t, e, pe] => (k, p, c, t, e, pe, "", ""),
+                [v, ..] if v != FORMAT_VERSION && v != FORMAT_VERSION_1 => {
+                    return Err(TokenError::UnsupportedVersion)
+                }
+                _ => return Err(TokenError::Malformed),
+            };
         let key = self
             .keys
             .iter()
@@ -158,11 +184,7 @@ impl TokenSigner {
         if Purpose::from_code(purpose_code) != Some(purpose) {
             return Err(TokenError::WrongPurpose);
         }
-        let expires_at = expiry
-            .parse::<i64>()
-            .ok()
-            .and_then(|secs| Utc.timestamp_opt(secs, 0).single())
-            .ok_or(TokenError::Malformed)?;
+        let expires_at = timestamp(expiry).ok_or(TokenError::Malformed)?;
         if expires_at <= now {
             return Err(TokenError::Expired);
         }
@@ -172,8 +194,21 @@ impl TokenSigner {
             subscription_type: optional(type_id, |t| SubscriptionTypeId::parse(t).ok())?,
             expires_at,
             pending_id: optional(pending, |p| Uuid::parse_str(p).ok())?,
+            issued_at: optional(issued, timestamp)?,
+            locale: optional(locale, |l| {
+                (l.len() <= MAX_LOCALE_LEN
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+                .then(|| l.to_string())
+            })?,
         })
     }
+}
+
+fn timestamp(seconds: &str) -> Option<DateTime<Utc>> {
+    seconds
+        .parse::<i64>()
+        .ok()
+        .and_then(|secs| Utc.timestamp_opt(secs, 0).single())
 }
 
 fn optional<T>(
@@ -212,6 +247,8 @@ mod tests {
             subscription_type: Some(SubscriptionTypeId::parse("blog-updates").unwrap()),
             expires_at: Utc.timestamp_opt(Utc::now().timestamp() + 3600, 0).unwrap(),
             pending_id: Some(Uuid::new_v4()),
+            issued_at: Some(Utc.timestamp_opt(Utc::now().timestamp(), 0).unwrap()),
+            locale: Some("nl".to_string()),
         }
     }
 
@@ -296,6 +333,36 @@ mod tests {
         assert!(old
             .verify(&fresh, Purpose::Unsubscribe, Utc::now())
             .is_err());
+    }
+
+    #[test]
+    fn a_version_1_token_still_verifies_without_issue_time_or_locale() {
+        let signer = TokenSigner::new(vec![key("k1", 1)]).unwrap();
+        let expiry = Utc::now().timestamp() + 3600;
+        let payload = format!("1|k1|u|0123456789abcdef0123456789abcdef|blog-updates|{expiry}|");
+        let signature = mac(&[1; 32], payload.as_bytes()).finalize().into_bytes();
+        let token = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(&payload),
+            URL_SAFE_NO_PAD.encode(signature)
+        );
+        let claims = signer
+            .verify(&token, Purpose::Unsubscribe, Utc::now())
+            .unwrap();
+        assert_eq!(claims.issued_at, None);
+        assert_eq!(claims.locale, None);
+        assert_eq!(claims.subscription_type.unwrap().as_str(), "blog-updates");
+    }
+
+    #[test]
+    fn a_manage_token_is_not_a_preferences_token() {
+        let signer = TokenSigner::new(vec![key("k1", 1)]).unwrap();
+        let token = signer.sign(&claims(Purpose::Manage));
+        assert_eq!(
+            signer.verify(&token, Purpose::Preferences, Utc::now()),
+            Err(TokenError::WrongPurpose)
+        );
+        assert!(signer.verify(&token, Purpose::Manage, Utc::now()).is_ok());
     }
 
     proptest::proptest! {

@@ -18,6 +18,7 @@ use smtp_sink::{find_links, Rejection, SmtpSink};
 
 const CONFIRM_URL: &str = "https://optin.example.com/confirm/eyJ2IjoxfQ.c2ln";
 const UNSUBSCRIBE_URL: &str = "https://optin.example.com/unsubscribe/eyJ2IjoyfQ.c2ln";
+const PREFERENCES_URL: &str = "https://optin.example.com/preferences/eyJ2IjozfQ.c2ln";
 const MESSAGE_ID: &str = "<0190f0a8-7c1e-7000-8000-000000000001@optin.example.com>";
 const ARRIVAL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -37,6 +38,7 @@ fn confirmation_data(type_name: &str) -> ConfirmationData {
         ],
         confirm_url: CONFIRM_URL.into(),
         unsubscribe_url: UNSUBSCRIBE_URL.into(),
+        preferences_url: PREFERENCES_URL.into(),
         valid_for_days: 7,
         expires_at: "2025-06-08T10:00:00Z".into(),
         service_name: "Example News".into(),

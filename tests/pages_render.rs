@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 const SERVICE: &str = "Example News";
 const ACTION_URL: &str = "https://news.example.com/confirm/abc.def";
 const PREFERENCES_URL: &str = "https://news.example.com/preferences/ghi.jkl";
-const RESUBSCRIBE_URL: &str = "https://news.example.com/preferences/mno.pqr";
+const RESUBSCRIBE_URL: &str = "https://news.example.com/unsubscribe/mno.pqr/resubscribe";
+const MANAGE_URL: &str = "https://news.example.com/manage/stu.vwx";
 const SIGNUP_URL: &str = "https://www.example.com/newsletter";
 
 fn pages() -> Pages {
@@ -26,26 +27,31 @@ fn sample(page: &str) -> Value {
         pages::CONFIRM => json!({ "action_url": ACTION_URL }),
         pages::CONFIRMED => json!({ "types": [blog()], "preferences_url": PREFERENCES_URL }),
         pages::LINK_INVALID => json!({ "expired": true, "signup_url": SIGNUP_URL }),
-        pages::UNSUBSCRIBE => json!({
-            "action_url": ACTION_URL,
-            "types": [blog()],
-            "cancel_signup": true,
-            "preferences_url": PREFERENCES_URL,
-            "resubscribe_action": RESUBSCRIBE_URL,
-            "already_unsubscribed": false,
-        }),
-        pages::UNSUBSCRIBED => json!({
-            "types": [blog()],
-            "cancel_signup": false,
-            "preferences_url": PREFERENCES_URL,
-            "resubscribe_action": RESUBSCRIBE_URL,
-        }),
+        pages::UNSUBSCRIBE => unsubscribe_data(blog(), true, false),
+        pages::UNSUBSCRIBED => unsubscribe_data(blog(), false, false),
+        pages::MANAGE | pages::FRESH_LINK_NEEDED => json!({ "action_url": ACTION_URL }),
+        pages::LINK_SENT => json!({}),
         pages::PREFERENCES => preferences_data("Blog updates", true, true),
         pages::SIGNUP_RECEIVED | pages::ERASED => json!({}),
         pages::ERASE_CONFIRM => json!({ "action_url": ACTION_URL, "back_url": PREFERENCES_URL }),
         pages::ERROR => json!({ "status": 404, "error_key": "not_found" }),
         other => panic!("no sample for page {other}"),
     }
+}
+
+/// The unsubscribe pages' data: a cancelled signup, or one type's link (which offers to
+/// resubscribe and to mail a preferences link).
+fn unsubscribe_data(subscription_type: Value, cancel_signup: bool, already: bool) -> Value {
+    json!({
+        "action_url": ACTION_URL,
+        "types": [subscription_type],
+        "cancel_signup": cancel_signup,
+        "stop_requests": false,
+        "requests_blocked": false,
+        "resubscribe_action": if cancel_signup { Value::Null } else { json!(RESUBSCRIBE_URL) },
+        "manage_action": MANAGE_URL,
+        "already_unsubscribed": already,
+    })
 }
 
 fn preferences_data(name: &str, saved: bool, restricted: bool) -> Value {
@@ -75,6 +81,9 @@ fn preferences_data(name: &str, saved: bool, restricted: bool) -> Value {
         ],
         "saved": saved,
         "restricted": restricted,
+        "signups_blocked": false,
+        "rights_allowed": true,
+        "fresh_link_action": ACTION_URL,
         "export_action": ACTION_URL,
         "erase_url": PREFERENCES_URL,
     })
@@ -163,11 +172,11 @@ fn data_is_html_escaped_everywhere() {
         ),
         (
             pages::UNSUBSCRIBE,
-            json!({ "action_url": ACTION_URL, "types": [evil_type], "cancel_signup": false, "preferences_url": null, "resubscribe_action": null, "already_unsubscribed": false }),
+            unsubscribe_data(evil_type.clone(), false, false),
         ),
         (
             pages::UNSUBSCRIBED,
-            json!({ "types": [evil_type], "cancel_signup": false, "preferences_url": null, "resubscribe_action": null }),
+            unsubscribe_data(evil_type, false, false),
         ),
     ];
     for (page, data) in cases {
@@ -329,29 +338,29 @@ fn preferences_page_shows_saved_and_restricted_notes_only_when_set() {
 }
 
 #[test]
-fn unsubscribe_page_for_a_type_has_one_button_and_a_manage_link() {
-    let data = json!({
-        "action_url": ACTION_URL,
-        "types": [blog()],
-        "cancel_signup": false,
-        "preferences_url": PREFERENCES_URL,
-        "resubscribe_action": RESUBSCRIBE_URL,
-        "already_unsubscribed": false,
-    });
-    let html = render(pages::UNSUBSCRIBE, "en", data);
+fn unsubscribe_page_for_a_type_offers_unsubscribe_resubscribe_and_a_mailed_link_only() {
+    let html = render(
+        pages::UNSUBSCRIBE,
+        "en",
+        unsubscribe_data(blog(), false, false),
+    );
     assert!(html.contains("Unsubscribe from these emails?"));
     assert!(html.contains("Blog updates"));
-    assert_eq!(attribute(tags(&html, "form")[0], "method"), Some("post"));
+    let forms = tags(&html, "form");
+    let actions: Vec<_> = forms.iter().map(|f| attribute(f, "action")).collect();
+    assert_eq!(
+        actions,
+        [Some(ACTION_URL), Some(RESUBSCRIBE_URL), Some(MANAGE_URL)]
+    );
+    assert!(forms.iter().all(|f| attribute(f, "method") == Some("post")));
     let buttons = tags(&html, "button");
-    assert_eq!(buttons.len(), 1);
     assert_eq!(attribute(buttons[0], "id"), Some("unsubscribe"));
     assert!(
         tags(&html, "input").is_empty(),
         "no block option outside a signup"
     );
-    assert!(html.contains(&format!(
-        "<a href=\"{PREFERENCES_URL}\">Manage all subscriptions</a>"
-    )));
+    assert!(!html.contains("/preferences/"), "never a preferences link");
+    assert!(html.contains("Email me a link to my preferences"));
 }
 
 #[test]
@@ -377,46 +386,49 @@ fn pages_hide_links_they_were_not_given() {
     assert!(!confirmed.contains("<a "), "{confirmed}");
     assert!(confirmed.contains("Blog updates"));
 
-    let unsubscribe = render(
-        pages::UNSUBSCRIBE,
-        "en",
-        json!({ "action_url": ACTION_URL, "types": [blog()], "cancel_signup": false, "preferences_url": null, "resubscribe_action": null, "already_unsubscribed": false }),
-    );
+    let mut bare = unsubscribe_data(blog(), false, false);
+    bare["resubscribe_action"] = Value::Null;
+    bare["manage_action"] = Value::Null;
+    let unsubscribe = render(pages::UNSUBSCRIBE, "en", bare);
     assert!(!unsubscribe.contains("<a "), "{unsubscribe}");
+    assert_eq!(tags(&unsubscribe, "form").len(), 1, "{unsubscribe}");
 }
 
 #[test]
-fn unsubscribed_page_offers_resubscribing_with_the_types_as_hidden_fields() {
+fn unsubscribed_page_offers_resubscribing_by_a_new_confirmation() {
     let html = render(pages::UNSUBSCRIBED, "en", sample(pages::UNSUBSCRIBED));
     assert!(html.contains("You&#x27;re unsubscribed"));
     let forms = tags(&html, "form");
-    assert_eq!(forms.len(), 1);
+    assert_eq!(forms.len(), 2);
     assert_eq!(attribute(forms[0], "method"), Some("post"));
     assert_eq!(attribute(forms[0], "action"), Some(RESUBSCRIBE_URL));
-    assert!(html.contains("<input type=\"hidden\" name=\"shown\" value=\"blog-updates\">"));
     assert!(
-        html.contains("<input type=\"hidden\" name=\"subscription_types\" value=\"blog-updates\">")
+        html.contains("we&#x27;ll email you a link to confirm"),
+        "{html}"
     );
-    assert!(html.contains(&format!("<a href=\"{PREFERENCES_URL}\">")));
+    assert!(!html.contains("/preferences/"));
 }
 
 #[test]
-fn unsubscribed_page_has_no_resubscribe_form_after_a_cancelled_signup_or_without_a_target() {
-    for (cancel_signup, resubscribe_action) in
-        [(true, json!(RESUBSCRIBE_URL)), (false, Value::Null)]
-    {
-        let html = render(
-            pages::UNSUBSCRIBED,
-            "en",
-            json!({
-                "types": [blog()],
-                "cancel_signup": cancel_signup,
-                "preferences_url": null,
-                "resubscribe_action": resubscribe_action,
-            }),
-        );
-        assert!(tags(&html, "form").is_empty(), "{html}");
-    }
+fn unsubscribed_page_has_no_resubscribe_form_after_a_cancelled_signup() {
+    let html = render(
+        pages::UNSUBSCRIBED,
+        "en",
+        unsubscribe_data(blog(), true, false),
+    );
+    assert!(html.contains("Signup cancelled"), "{html}");
+    assert!(!html.contains("id=\"resubscribe\""), "{html}");
+}
+
+#[test]
+fn the_stop_requests_page_has_one_button_and_nothing_else() {
+    let mut data = unsubscribe_data(Value::Null, false, false);
+    data["types"] = json!([]);
+    data["stop_requests"] = json!(true);
+    let html = render(pages::UNSUBSCRIBE, "en", data);
+    assert!(html.contains("Stop these emails?"), "{html}");
+    assert_eq!(tags(&html, "form").len(), 1);
+    assert_eq!(tags(&html, "button").len(), 1);
 }
 
 #[test]

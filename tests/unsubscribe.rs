@@ -111,9 +111,10 @@ async fn a_get_of_the_unsubscribe_link_changes_nothing(backend: Backend) {
             "the page has the button"
         );
         assert!(
-            html.contains("../preferences/"),
-            "and a link to manage all subscriptions"
+            html.contains("action=\"../manage/"),
+            "and a form that mails a link to manage all subscriptions"
         );
+        assert!(!html.contains("/preferences/"), "never the preferences");
     }
     assert_eq!(
         app.status("scanned@example.com", "blog-updates").await,
@@ -374,22 +375,28 @@ async fn the_unsubscribe_page_offers_to_resubscribe_once_unsubscribed(backend: B
     );
     let action = page
         .split("action=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
+        .find_map(|rest| {
+            rest.split('"')
+                .next()
+                .filter(|a| a.ends_with("/resubscribe"))
+        })
         .expect("the resubscribe form's action")
         .to_string();
     let target = reqwest::Url::parse(&url).unwrap().join(&action).unwrap();
-    assert!(target.path().starts_with("/preferences/"), "{target}");
-    let form = "shown=blog-updates&subscription_types=blog-updates";
-    let response = app
-        .client
-        .post(target)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form)
-        .send()
-        .await
-        .unwrap();
+    assert!(target.path().starts_with("/unsubscribe/"), "{target}");
+    let response = app.client.post(target).send().await.unwrap();
     assert_eq!(response.status(), 200);
+    assert_eq!(
+        app.status("again@example.com", "blog-updates").await,
+        "unsubscribed",
+        "rejoining waits for the new confirmation"
+    );
+    assert_eq!(app.drain_outbox().await, 1);
+    let confirm = app.confirmation_link("again@example.com");
+    assert_eq!(
+        app.client.post(&confirm).send().await.unwrap().status(),
+        200
+    );
     let contact: Value = app.contact("again@example.com").await.json().await.unwrap();
     assert_eq!(
         contact["subscriptions"]["blog-updates"]["status"],
@@ -397,6 +404,6 @@ async fn the_unsubscribe_page_offers_to_resubscribe_once_unsubscribed(backend: B
     );
     assert_eq!(
         contact["subscriptions"]["blog-updates"]["source"],
-        "preference_center"
+        "confirm_link"
     );
 }

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::contact_id::ContactId;
 use super::email::EmailAddress;
 use super::event::{ChainHead, Event, EventDraft, EventKind, SignupEvidence, Source};
+use super::outbox_job::{MailKind, OutboxJob};
 use super::status::{LawfulBasis, Status};
 use super::subscription_type::{NoticeRef, SubscriptionTypeId};
 
@@ -48,12 +49,25 @@ pub struct Contact {
     pub restricted_since: Option<DateTime<Utc>>,
     #[serde(default)]
     pub head: ChainHead,
-    /// When confirmation mails were queued, for the per-address limit. Pruned as it goes.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub confirmation_mails: Vec<DateTime<Utc>>,
+    /// Since when the person has asked not to be sent confirmation requests: public
+    /// signups then store nothing and mail nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signup_blocked_since: Option<DateTime<Utc>>,
     /// Bumped by every write; the store refuses a write based on an older version.
     #[serde(default)]
     pub version: u64,
+}
+
+/// What a double opt-in asks the person to confirm, and the evidence of the request.
+#[derive(Clone, Debug)]
+pub struct ConfirmationRequest {
+    pub types: Vec<SubscriptionTypeId>,
+    /// The notice shown for each type, in the order of `types`.
+    pub notices: Vec<NoticeRef>,
+    /// The language of the mail, and of the pages its links open.
+    pub locale: String,
+    pub ttl: Duration,
+    pub signup: SignupEvidence,
 }
 
 /// A status change to make, with the evidence that justifies it.
@@ -98,7 +112,7 @@ impl Contact {
             pending: Vec::new(),
             restricted_since: None,
             head: ChainHead::default(),
-            confirmation_mails: Vec::new(),
+            signup_blocked_since: None,
             version: 0,
         }
     }
@@ -111,11 +125,6 @@ impl Contact {
 
     pub fn is_restricted(&self) -> bool {
         self.restricted_since.is_some()
-    }
-
-    /// May this contact be mailed this type? Only when opted in and not restricted.
-    pub fn is_eligible(&self, subscription_type: &SubscriptionTypeId) -> bool {
-        !self.is_restricted() && self.status(subscription_type) == Status::OptedIn
     }
 
     pub fn pending(&self, pending_id: Uuid) -> Option<&PendingConfirmation> {
@@ -165,23 +174,83 @@ impl Contact {
         Some(self.record(draft, now))
     }
 
-    /// Confirmation mails queued within the last `window`.
-    pub fn confirmation_mails_within(&self, window: Duration, now: DateTime<Utc>) -> usize {
-        self.confirmation_mails
-            .iter()
-            .filter(|at| **at > now - window)
-            .count()
+    /// Starts a double opt-in: stores a pending confirmation and returns the confirmation
+    /// mail to queue in the same write. No status changes until the link is clicked.
+    pub fn request_confirmation(
+        &mut self,
+        request: ConfirmationRequest,
+        now: DateTime<Utc>,
+    ) -> OutboxJob {
+        let pending = PendingConfirmation {
+            id: Uuid::now_v7(),
+            types: request.types,
+            notices: request.notices,
+            locale: request.locale,
+            expires_at: now + request.ttl,
+            signup: request.signup,
+        };
+        let mail = MailKind::Confirmation {
+            pending_id: pending.id,
+            types: pending.types.clone(),
+            expires_at: pending.expires_at,
+        };
+        let job = OutboxJob::new(
+            self.id.clone(),
+            self.email.clone(),
+            &pending.locale,
+            mail,
+            now,
+        );
+        self.pending.push(pending);
+        job
     }
 
-    /// Drops mail timestamps older than `window` so the list stays small.
-    pub fn prune_confirmation_mails(&mut self, window: Duration, now: DateTime<Utc>) {
-        self.confirmation_mails.retain(|at| *at > now - window);
+    /// A "here is your preferences link" mail, in the contact's language.
+    pub fn preferences_link_mail(&self, now: DateTime<Utc>) -> OutboxJob {
+        OutboxJob::new(
+            self.id.clone(),
+            self.email.clone(),
+            &self.locale,
+            MailKind::PreferencesLink,
+            now,
+        )
+    }
+
+    /// Records the person's wish not to be asked again. `None` when already blocked.
+    pub fn block_signups(
+        &mut self,
+        source: Source,
+        meta: &super::event::RequestMeta,
+        now: DateTime<Utc>,
+    ) -> Option<Event> {
+        if self.signup_blocked_since.is_some() {
+            return None;
+        }
+        self.signup_blocked_since = Some(now);
+        Some(self.record(EventDraft::new(EventKind::SignupBlocked, source, meta), now))
+    }
+
+    /// Allows signups again. `None` when they were not blocked.
+    pub fn lift_signup_block(
+        &mut self,
+        source: Source,
+        meta: &super::event::RequestMeta,
+        now: DateTime<Utc>,
+    ) -> Option<Event> {
+        self.signup_blocked_since.take()?;
+        Some(self.record(
+            EventDraft::new(EventKind::SignupBlockLifted, source, meta),
+            now,
+        ))
     }
 
     /// True when nothing but the address and its pending signups is held: such a contact
     /// is removed entirely when its last pending confirmation expires.
     pub fn holds_only_pending(&self) -> bool {
-        self.subscriptions.is_empty() && self.head.events == 0 && self.restricted_since.is_none()
+        self.subscriptions.is_empty()
+            && self.head.events == 0
+            && self.restricted_since.is_none()
+            && self.signup_blocked_since.is_none()
     }
 
     /// Whether any type of the given purpose set is opted in: the "marketing contact" test.

@@ -38,6 +38,10 @@ pub enum EventKind {
     Rectified,
     /// Personal data was exported to the person (Art. 15/20).
     Exported,
+    /// The person asked not to be sent confirmation requests again.
+    SignupBlocked,
+    /// The person (through a preferences link) or an admin allowed them again.
+    SignupBlockLifted,
 }
 
 /// Who asked for a change, from where. Filled from the request; IP and user agent are
@@ -68,6 +72,20 @@ pub struct SignupEvidence {
     pub form_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page_url: Option<String>,
+}
+
+impl SignupEvidence {
+    /// Evidence of a request with no form behind it (an API call, a page button).
+    pub fn from_request(source: Source, meta: &RequestMeta, now: DateTime<Utc>) -> Self {
+        Self {
+            at: now,
+            source,
+            ip: meta.ip.clone(),
+            user_agent: meta.user_agent.clone(),
+            form_id: None,
+            page_url: None,
+        }
+    }
 }
 
 /// Everything about a change except its place in the chain.

@@ -10,7 +10,7 @@ pub mod status;
 pub mod subscription_type;
 
 pub use change::{ContactChange, ContactWrite, Stats, Tombstone};
-pub use contact::{Contact, PendingConfirmation, StatusChange, Subscription};
+pub use contact::{ConfirmationRequest, Contact, PendingConfirmation, StatusChange, Subscription};
 pub use contact_id::{ContactId, ContactIndex};
 pub use email::{EmailAddress, EmailError};
 pub use event::{

@@ -17,6 +17,18 @@ pub enum MailKind {
         types: Vec<SubscriptionTypeId>,
         expires_at: DateTime<Utc>,
     },
+    /// "Here is the link to your preferences", asked for on a manage or unsubscribe page.
+    PreferencesLink,
+}
+
+impl MailKind {
+    /// Mails that someone else's request may cause: they count against the per-address
+    /// cap, so that nobody can flood an address through our forms.
+    pub fn is_requested_by_others(&self) -> bool {
+        match self {
+            MailKind::Confirmation { .. } | MailKind::PreferencesLink => true,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

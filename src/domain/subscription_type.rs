@@ -155,6 +155,12 @@ impl SubscriptionType {
             })
     }
 
+    /// The reference to the notice shown today in `locale` (or the fallback).
+    pub fn current_notice_ref(&self, locale: &str, fallback: &str) -> Option<NoticeRef> {
+        self.current_notice(locale, fallback)
+            .map(|(locale, notice)| self.notice_ref(&locale, notice))
+    }
+
     pub fn notice_ref(&self, locale: &str, notice: &ConsentNotice) -> NoticeRef {
         NoticeRef {
             id: self.id.clone(),

@@ -31,13 +31,21 @@ pub const CONFIRM: &str = "confirm";
 pub const CONFIRMED: &str = "confirmed";
 /// `{expired, signup_url}`.
 pub const LINK_INVALID: &str = "link_invalid";
-/// `{action_url, types: [{id, name}], cancel_signup, preferences_url}`.
+/// `{action_url, types: [{id, name}], cancel_signup, stop_requests, requests_blocked,
+/// already_unsubscribed, resubscribe_action, manage_action}`. Never a preferences link.
 pub const UNSUBSCRIBE: &str = "unsubscribe";
-/// `{types: [{id, name}], cancel_signup, preferences_url, resubscribe_action}`.
+/// The same data as [`UNSUBSCRIBE`], after the POST.
 pub const UNSUBSCRIBED: &str = "unsubscribed";
 /// `{action_url, types: [{id, name, description, purpose, opted_in, status,
-/// notice_version, notice_text}], saved, restricted}`.
+/// notice_version, notice_text}], saved, restricted, signups_blocked, rights_allowed,
+/// export_action, erase_url, fresh_link_action}`.
 pub const PREFERENCES: &str = "preferences";
+/// `{action_url}`: one button that mails a preferences link. The same for every address.
+pub const MANAGE: &str = "manage";
+/// `{}`: "if we have your address, a link is on its way".
+pub const LINK_SENT: &str = "link_sent";
+/// `{action_url}`: export or erasure asked with an aged preferences link.
+pub const FRESH_LINK_NEEDED: &str = "fresh_link_needed";
 /// `{}`: the same page whatever state the address is in.
 pub const SIGNUP_RECEIVED: &str = "signup_received";
 /// `{status, error_key}`, with `error_key` one of [`ERROR_KEYS`].
@@ -48,13 +56,16 @@ pub const ERASE_CONFIRM: &str = "erase_confirm";
 pub const ERASED: &str = "erased";
 
 /// Every page [`Pages::render`] knows.
-pub const PAGES: [&str; 10] = [
+pub const PAGES: [&str; 13] = [
     CONFIRM,
     CONFIRMED,
     LINK_INVALID,
     UNSUBSCRIBE,
     UNSUBSCRIBED,
     PREFERENCES,
+    MANAGE,
+    LINK_SENT,
+    FRESH_LINK_NEEDED,
     SIGNUP_RECEIVED,
     ERROR,
     ERASE_CONFIRM,
@@ -73,6 +84,8 @@ pub const ERROR_KEYS: [&str; 6] = [
 
 /// The partial every page wraps itself in; not a page of its own.
 const LAYOUT: &str = "layout";
+/// The resubscribe and "mail me a preferences link" forms of the unsubscribe pages.
+const LINK_ACTIONS: &str = "link_actions";
 
 /// The locale whose strings every other locale must match key for key, and the one shown
 /// when a requested locale is unknown.
@@ -282,28 +295,19 @@ fn samples(page: &str) -> Vec<Value> {
             json!({ "expired": true, "signup_url": url }),
             json!({ "expired": false, "signup_url": null }),
         ],
-        UNSUBSCRIBE => [true, false]
+        UNSUBSCRIBE | UNSUBSCRIBED => [(true, false), (false, true), (false, false)]
             .into_iter()
-            .map(|flag| {
+            .map(|(cancel_signup, stop_requests)| {
+                let type_link = !cancel_signup && !stop_requests;
                 json!({
                     "action_url": url,
                     "types": types,
-                    "cancel_signup": flag,
-                    "preferences_url": if flag { Value::Null } else { json!(url) },
-                    "resubscribe_action": if flag { Value::Null } else { json!(url) },
-                    "already_unsubscribed": !flag,
-                })
-            })
-            .collect(),
-        UNSUBSCRIBED => [true, false]
-            .into_iter()
-            .map(|flag| {
-                let url_or_null = if flag { Value::Null } else { json!(url) };
-                json!({
-                    "types": types,
-                    "cancel_signup": flag,
-                    "preferences_url": url_or_null,
-                    "resubscribe_action": url_or_null,
+                    "cancel_signup": cancel_signup,
+                    "stop_requests": stop_requests,
+                    "requests_blocked": cancel_signup,
+                    "resubscribe_action": if type_link { json!(url) } else { Value::Null },
+                    "manage_action": if stop_requests { Value::Null } else { json!(url) },
+                    "already_unsubscribed": type_link,
                 })
             })
             .collect(),
@@ -324,12 +328,16 @@ fn samples(page: &str) -> Vec<Value> {
                     }],
                     "saved": flag,
                     "restricted": flag,
+                    "signups_blocked": flag,
+                    "rights_allowed": flag,
                     "export_action": url,
                     "erase_url": url,
+                    "fresh_link_action": url,
                 })
             })
             .collect(),
-        SIGNUP_RECEIVED | ERASED => vec![json!({})],
+        SIGNUP_RECEIVED | ERASED | LINK_SENT => vec![json!({})],
+        MANAGE | FRESH_LINK_NEEDED => vec![json!({ "action_url": url })],
         ERASE_CONFIRM => vec![json!({ "action_url": url, "back_url": url })],
         ERROR => ERROR_KEYS
             .into_iter()
@@ -340,7 +348,7 @@ fn samples(page: &str) -> Vec<Value> {
 }
 
 fn template_names() -> impl Iterator<Item = &'static str> {
-    PAGES.into_iter().chain([LAYOUT])
+    PAGES.into_iter().chain([LAYOUT, LINK_ACTIONS])
 }
 
 fn builtin_templates() -> Result<BTreeMap<String, Source>, PageError> {

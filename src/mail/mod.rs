@@ -16,5 +16,6 @@ pub use compose::{
 };
 pub use templates::{
     ConfirmationData, MailTemplates, RenderedMail, TemplateError, TypeSummary, CONFIRMATION_MAIL,
+    PREFERENCES_LINK_MAIL,
 };
 pub use transport::{MailTransport, TransportError};

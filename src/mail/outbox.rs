@@ -12,6 +12,7 @@ use tokio::sync::{watch, Notify};
 use super::compose::{compose_message, Envelope};
 use super::templates::{
     ConfirmationData, MailTemplates, RenderedMail, TypeSummary, CONFIRMATION_MAIL,
+    PREFERENCES_LINK_MAIL,
 };
 use super::transport::MailTransport;
 use crate::clock::SharedClock;
@@ -176,13 +177,20 @@ impl OutboxWorker {
                         description: t.description_in(&job.locale, fallback),
                     })
                     .collect();
-                let unsubscribe_url = self.links.cancel_signup(&job.contact_id, *pending_id, now);
+                let unsubscribe_url =
+                    self.links
+                        .cancel_signup(&job.contact_id, *pending_id, &job.locale, now);
                 let data = ConfirmationData {
                     types: summaries,
-                    confirm_url: self
-                        .links
-                        .confirm(&job.contact_id, *pending_id, *expires_at),
+                    confirm_url: self.links.confirm(
+                        &job.contact_id,
+                        *pending_id,
+                        *expires_at,
+                        &job.locale,
+                        now,
+                    ),
                     unsubscribe_url: unsubscribe_url.clone(),
+                    preferences_url: self.links.preferences(&job.contact_id, &job.locale, now),
                     valid_for_days: valid_for_days(*expires_at, now),
                     expires_at: expires_at.format("%Y-%m-%d").to_string(),
                     service_name: self.config.settings.mail.service_name.clone(),
@@ -200,6 +208,20 @@ impl OutboxWorker {
                         type_override,
                         &data.to_json(),
                     )
+                    .map_err(|e| SendError::Permanent(e.to_string()))?;
+                Ok((rendered, unsubscribe_url))
+            }
+            MailKind::PreferencesLink => {
+                let unsubscribe_url = self.links.stop_requests(&job.contact_id, &job.locale, now);
+                let data = serde_json::json!({
+                    "preferences_url": self.links.preferences(&job.contact_id, &job.locale, now),
+                    "unsubscribe_url": unsubscribe_url,
+                    "valid_for_days": self.config.settings.links.preferences_ttl_days,
+                    "service_name": self.config.settings.mail.service_name,
+                });
+                let rendered = self
+                    .templates
+                    .render(PREFERENCES_LINK_MAIL, &job.locale, None, &data)
                     .map_err(|e| SendError::Permanent(e.to_string()))?;
                 Ok((rendered, unsubscribe_url))
             }

@@ -18,6 +18,9 @@ use rust_embed::RustEmbed;
 
 /// The double opt-in mail: "please confirm your subscription".
 pub const CONFIRMATION_MAIL: &str = "confirmation";
+/// "Here is your link to manage your subscriptions", asked for on a manage page.
+/// Data: `{preferences_url, unsubscribe_url, valid_for_days, service_name}`.
+pub const PREFERENCES_LINK_MAIL: &str = "preferences_link";
 
 /// `<locale>/<type-id>/<name>.<part>.hbs` is as deep as a template file can sit.
 const MAX_DIR_DEPTH: usize = 2;
@@ -82,6 +85,8 @@ pub struct ConfirmationData {
     pub confirm_url: String,
     /// Cancels this pending signup.
     pub unsubscribe_url: String,
+    /// The person's preference center: this mail goes to the address itself.
+    pub preferences_url: String,
     pub valid_for_days: i64,
     /// RFC 3339.
     pub expires_at: String,
@@ -109,6 +114,7 @@ impl ConfirmationData {
             "types": types,
             "confirm_url": self.confirm_url,
             "unsubscribe_url": self.unsubscribe_url,
+            "preferences_url": self.preferences_url,
             "valid_for_days": self.valid_for_days,
             "expires_at": self.expires_at,
             "service_name": self.service_name,

@@ -1,5 +1,6 @@
 //! `GET /confirm/{token}` shows one button and changes nothing (mail scanners fetch every
-//! link); `POST` confirms. A repeated POST shows the same page.
+//! link); `POST` confirms. A repeated POST shows the same page. Both speak the language
+//! of the confirmation mail.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -7,16 +8,8 @@ use serde_json::json;
 
 use super::page;
 use super::AppState;
+use crate::http::pages;
 use crate::http::request_meta::request_meta;
-use crate::subscriptions::ConfirmError;
-
-fn refused(state: &AppState, req: &HttpRequest, error: ConfirmError) -> HttpResponse {
-    match error {
-        ConfirmError::InvalidToken(_) => page::link_invalid(state, req, false),
-        ConfirmError::Expired => page::link_invalid(state, req, true),
-        ConfirmError::Store(e) => page::store_error_page(state, req, e),
-    }
-}
 
 pub async fn show_confirm_page(
     state: web::Data<AppState>,
@@ -24,18 +17,15 @@ pub async fn show_confirm_page(
     token: web::Path<String>,
 ) -> HttpResponse {
     match state.subscriptions.check_confirm_token(&token) {
-        Ok(_) => {
-            let action_url = page::same_page_action(&token);
-            page::render(
-                &state,
-                &req,
-                StatusCode::OK,
-                "confirm",
-                None,
-                json!({ "action_url": action_url }),
-            )
-        }
-        Err(error) => refused(&state, &req, error),
+        Ok((claims, _)) => page::render(
+            &state,
+            &req,
+            StatusCode::OK,
+            pages::CONFIRM,
+            claims.locale.as_deref(),
+            json!({ "action_url": page::same_page_action(&token) }),
+        ),
+        Err(error) => page::link_refused(&state, &req, error, None),
     }
 }
 
@@ -57,11 +47,11 @@ pub async fn confirm(
                 &state,
                 &req,
                 StatusCode::OK,
-                "confirmed",
-                confirmed.locale.as_deref(),
+                pages::CONFIRMED,
+                Some(&locale),
                 data,
             )
         }
-        Err(error) => refused(&state, &req, error),
+        Err(error) => page::link_refused(&state, &req, error, None),
     }
 }

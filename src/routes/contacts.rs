@@ -45,6 +45,7 @@ pub async fn show_contact(
         "pending_confirmations": pending,
         "restricted": contact.is_restricted(),
         "restricted_since": contact.restricted_since,
+        "signup_blocked_since": contact.signup_blocked_since,
     })))
 }
 

@@ -7,6 +7,7 @@ mod confirm;
 mod contacts;
 mod eligibility;
 mod imports;
+mod manage;
 mod one_click;
 mod ops;
 mod outbox;
@@ -76,6 +77,15 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
                 .route(web::post().to(unsubscribe::unsubscribe)),
         )
         .service(
+            resource("/unsubscribe/{token}/resubscribe", "POST")
+                .route(web::post().to(unsubscribe::resubscribe)),
+        )
+        .service(
+            resource("/manage/{token}", "GET, POST")
+                .route(web::get().to(manage::show_manage_page))
+                .route(web::post().to(manage::mail_preferences_link)),
+        )
+        .service(
             resource("/preferences/{token}", "GET, POST")
                 .route(web::get().to(preferences::show_preferences))
                 .route(web::post().to(preferences::save_preferences)),
@@ -88,6 +98,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
             resource("/preferences/{token}/erase", "GET, POST")
                 .route(web::get().to(preferences::ask_to_erase))
                 .route(web::post().to(preferences::erase_own_data)),
+        )
+        .service(
+            resource("/preferences/{token}/fresh-link", "POST")
+                .route(web::post().to(preferences::mail_fresh_link)),
         )
         .service(
             resource("/v1/subscription-types", "GET")

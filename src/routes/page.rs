@@ -6,7 +6,9 @@ use serde_json::{json, Value};
 
 use super::AppState;
 use crate::http::locale;
+use crate::http::pages;
 use crate::store::StoreError;
+use crate::subscriptions::LinkError;
 
 /// Renders `page` with `data` in the best locale for this request.
 pub fn render(
@@ -62,10 +64,42 @@ pub fn link_invalid(state: &AppState, req: &HttpRequest, expired: bool) -> HttpR
         state,
         req,
         status,
-        "link_invalid",
+        pages::LINK_INVALID,
         None,
         json!({ "expired": expired, "signup_url": signup_url }),
     )
+}
+
+/// The one mapping from a refused link to the page that explains it.
+pub fn link_refused(
+    state: &AppState,
+    req: &HttpRequest,
+    error: LinkError,
+    locale: Option<&str>,
+) -> HttpResponse {
+    match error {
+        LinkError::Invalid(_) => link_invalid(state, req, false),
+        LinkError::Expired | LinkError::Gone => link_invalid(state, req, true),
+        LinkError::TooManyRequests => render(
+            state,
+            req,
+            StatusCode::TOO_MANY_REQUESTS,
+            pages::ERROR,
+            locale,
+            json!({ "status": 429, "error_key": "too_many_requests" }),
+        ),
+        // Export and erasure are refused on an aged link; the page offers a fresh one,
+        // posted to `/preferences/{token}/fresh-link` (relative to `…/export` or `…/erase`).
+        LinkError::NeedsFreshLink => render(
+            state,
+            req,
+            StatusCode::FORBIDDEN,
+            pages::FRESH_LINK_NEEDED,
+            locale,
+            json!({ "action_url": "fresh-link" }),
+        ),
+        LinkError::Store(e) => store_error_page(state, req, e),
+    }
 }
 
 pub fn error_page(
@@ -78,7 +112,7 @@ pub fn error_page(
         state,
         req,
         status,
-        "error",
+        pages::ERROR,
         None,
         json!({ "status": status.as_u16(), "error_key": error_key }),
     )

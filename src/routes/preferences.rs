@@ -1,5 +1,6 @@
 //! `GET /preferences/{token}` shows every type with its status; `POST` saves the choices
-//! of the form (or "unsubscribe from all") in one go.
+//! of the form (or "unsubscribe from all") in one go. Export and erasure need a link
+//! issued within `links.rights_max_age_minutes`; an older one is offered a fresh link.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,17 +10,9 @@ use serde_json::json;
 
 use super::page;
 use super::AppState;
+use crate::http::pages;
 use crate::http::request_meta::request_meta;
-use crate::subscriptions::{PreferenceChoice, PreferencesError, PreferencesView};
-
-fn refused(state: &AppState, req: &HttpRequest, error: PreferencesError) -> HttpResponse {
-    match error {
-        PreferencesError::InvalidToken(crate::tokens::TokenError::Expired)
-        | PreferencesError::Gone => page::link_invalid(state, req, true),
-        PreferencesError::InvalidToken(_) => page::link_invalid(state, req, false),
-        PreferencesError::Store(e) => page::store_error_page(state, req, e),
-    }
-}
+use crate::subscriptions::{PreferenceChoice, PreferencesView};
 
 fn show(
     state: &AppState,
@@ -33,14 +26,17 @@ fn show(
         "types": view.types,
         "saved": saved,
         "restricted": view.restricted,
+        "signups_blocked": view.signups_blocked,
+        "rights_allowed": view.rights_allowed,
         "export_action": format!("{token}/export"),
         "erase_url": format!("{token}/erase"),
+        "fresh_link_action": format!("{token}/fresh-link"),
     });
     page::render(
         state,
         req,
         StatusCode::OK,
-        "preferences",
+        pages::PREFERENCES,
         Some(&view.locale),
         data,
     )
@@ -52,18 +48,14 @@ pub async fn show_preferences(
     token: web::Path<String>,
 ) -> HttpResponse {
     let locale = page::request_locale(&state, &req, None);
-    match state
-        .subscriptions
-        .view_preferences(&token, Some(&locale))
-        .await
-    {
+    match state.subscriptions.view_preferences(&token, &locale).await {
         Ok(view) => show(&state, &req, &token, &view, false),
-        Err(error) => refused(&state, &req, error),
+        Err(error) => page::link_refused(&state, &req, error, None),
     }
 }
 
 /// Reads the form: `subscription_types` (checked boxes), `shown` (the types the form
-/// covered), `notice_version.<id>` and `unsubscribe_all`.
+/// covered), `notice_version.<id>`, `unsubscribe_all` and `allow_signups`.
 pub(super) fn parse_choice(body: &[u8]) -> PreferenceChoice {
     let mut choice = PreferenceChoice::default();
     let mut shown = BTreeSet::new();
@@ -77,6 +69,7 @@ pub(super) fn parse_choice(body: &[u8]) -> PreferenceChoice {
                 shown.insert(value.into_owned());
             }
             "unsubscribe_all" => choice.unsubscribe_all = value == "1",
+            "allow_signups" => choice.allow_signups = value == "1",
             other => {
                 if let Some(type_id) = other.strip_prefix("notice_version.") {
                     versions.insert(type_id.to_string(), value.into_owned());
@@ -100,11 +93,11 @@ pub async fn save_preferences(
     let meta = request_meta(&req, state.subscriptions.config(), None);
     match state
         .subscriptions
-        .save_preferences(&token, &choice, Some(&locale), &meta)
+        .save_preferences(&token, &choice, &locale, &meta)
         .await
     {
         Ok(view) => show(&state, &req, &token, &view, true),
-        Err(error) => refused(&state, &req, error),
+        Err(error) => page::link_refused(&state, &req, error, None),
     }
 }
 
@@ -123,7 +116,7 @@ pub async fn export_own_data(
             ))
             .insert_header(("Cache-Control", "no-store"))
             .json(export),
-        Err(error) => refused(&state, &req, error),
+        Err(error) => page::link_refused(&state, &req, error, None),
     }
 }
 
@@ -133,13 +126,20 @@ pub async fn ask_to_erase(
     req: HttpRequest,
     token: web::Path<String>,
 ) -> HttpResponse {
-    match state.subscriptions.check_preferences_token(&token) {
+    match state.subscriptions.check_rights_link(&token) {
         Ok(()) => {
             let data =
                 json!({ "action_url": "erase", "back_url": format!("../{}", token.as_str()) });
-            page::render(&state, &req, StatusCode::OK, "erase_confirm", None, data)
+            page::render(
+                &state,
+                &req,
+                StatusCode::OK,
+                pages::ERASE_CONFIRM,
+                None,
+                data,
+            )
         }
-        Err(error) => refused(&state, &req, error),
+        Err(error) => page::link_refused(&state, &req, error, None),
     }
 }
 
@@ -151,7 +151,31 @@ pub async fn erase_own_data(
 ) -> HttpResponse {
     let meta = request_meta(&req, state.subscriptions.config(), None);
     match state.subscriptions.erase_own_data(&token, &meta).await {
-        Ok(()) => page::render(&state, &req, StatusCode::OK, "erased", None, json!({})),
-        Err(error) => refused(&state, &req, error),
+        Ok(()) => page::render(&state, &req, StatusCode::OK, pages::ERASED, None, json!({})),
+        Err(error) => page::link_refused(&state, &req, error, None),
+    }
+}
+
+/// `POST /preferences/{token}/fresh-link`: mails a new preferences link, for export and
+/// erasure from an aged one.
+pub async fn mail_fresh_link(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+) -> HttpResponse {
+    match state
+        .subscriptions
+        .mail_fresh_preferences_link(&token)
+        .await
+    {
+        Ok(()) => page::render(
+            &state,
+            &req,
+            StatusCode::OK,
+            pages::LINK_SENT,
+            None,
+            json!({}),
+        ),
+        Err(error) => page::link_refused(&state, &req, error, None),
     }
 }

@@ -31,11 +31,17 @@ impl From<ManualChangeError> for Problem {
             ManualChangeError::EvidenceRequired
             | ManualChangeError::Unsubscribed
             | ManualChangeError::Erased => "consent_evidence",
-            ManualChangeError::ConfirmationNeedsOptIn => "send_confirmation",
+            ManualChangeError::ConfirmationNeedsOptIn | ManualChangeError::MailLimitReached => {
+                "send_confirmation"
+            }
+            ManualChangeError::UnknownType(_) => "subscription_type",
             ManualChangeError::Store(_) => "",
         };
         match error {
             ManualChangeError::Store(e) => e.into(),
+            ManualChangeError::MailLimitReached => {
+                Problem::rate_limited(24 * 3600).with_detail(error.to_string())
+            }
             other => Problem::invalid_field(field, other.to_string()),
         }
     }

@@ -36,6 +36,9 @@ const INACTIVE: TableDefinition<(u64, &str), ()> = TableDefinition::new("inactiv
 /// contact id → inactive since in ms: to find an entry of `INACTIVE` when it changes.
 const INACTIVE_BY_CONTACT: TableDefinition<&str, u64> = TableDefinition::new("inactive_by_contact");
 
+/// contact id → JSON list of the times (ms) mails were caused for it by others' requests.
+const MAIL_ALLOWANCE: TableDefinition<&str, &[u8]> = TableDefinition::new("mail_allowance");
+
 /// Rate-limit windows are kept in memory: one process owns the file anyway.
 type HitCounts = std::sync::Mutex<std::collections::HashMap<String, (u64, u64)>>;
 /// Past this many tracked keys, stale windows are dropped.
@@ -83,6 +86,7 @@ impl EmbeddedStore {
         txn.open_table(COUNTERS)?;
         txn.open_table(INACTIVE)?;
         txn.open_table(INACTIVE_BY_CONTACT)?;
+        txn.open_table(MAIL_ALLOWANCE)?;
         txn.commit()?;
         Ok(())
     }
@@ -481,6 +485,41 @@ impl Store for EmbeddedStore {
         }
         entry.1 += 1;
         Ok(entry.1)
+    }
+
+    async fn take_mail_allowance(
+        &self,
+        id: &ContactId,
+        limit: u32,
+        window_secs: u64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        let now_ms = millis(now);
+        let oldest_kept = now_ms.saturating_sub(window_secs.saturating_mul(1000));
+        self.blocking(move |db| {
+            write(db, |txn| {
+                let mut table = txn.open_table(MAIL_ALLOWANCE).map_err(unavailable)?;
+                let mut sent: Vec<u64> = match table.get(id.as_str()).map_err(unavailable)? {
+                    Some(bytes) => decode(bytes.value())?,
+                    None => Vec::new(),
+                };
+                sent.retain(|at| *at > oldest_kept);
+                let granted = sent.len() < limit as usize;
+                if granted {
+                    sent.push(now_ms);
+                }
+                if sent.is_empty() {
+                    table.remove(id.as_str()).map_err(unavailable)?;
+                } else {
+                    table
+                        .insert(id.as_str(), encode(&sent)?.as_slice())
+                        .map_err(unavailable)?;
+                }
+                Ok(granted)
+            })
+        })
+        .await
     }
 
     async fn claim_job(

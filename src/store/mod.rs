@@ -85,6 +85,18 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
 
+    /// Takes one mail from the contact's allowance of mails that someone else's request
+    /// caused: at most `limit` in any rolling `window_secs`. Returns false, taking nothing,
+    /// when none is left. Kept apart from the contact record (a small entry that expires
+    /// with the window), so that cancelling, expiry or erasure does not reset it.
+    async fn take_mail_allowance(
+        &self,
+        id: &ContactId,
+        limit: u32,
+        window_secs: u64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
     /// Takes one job that is due at `now` and hides it from other workers until
     /// `lease_until`. A worker that dies leaves the job to be taken again after that.
     async fn claim_job(

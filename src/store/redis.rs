@@ -21,6 +21,7 @@
 //! | `optin:{s<b>}:exp` | zset | `<cid>:<pending id>` → expiry in ms |
 //! | `optin:{s<b>}:stats` | hash | counter name → count (zeros are dropped) |
 //! | `optin:{s<b>}:inactive` | zset | `<cid>` → inactive since, in ms (the retention index) |
+//! | `optin:{s<b>}:ma:<cid>` | zset | times (ms) of mails others' requests caused; expires after the window |
 //! | `optin:rl:{<key>}:<window>` | string | rate-limit hits of one window; expires with it |
 //!
 //! Rate-limit keys belong to no contact: each is its own tag, so they spread over the
@@ -67,6 +68,16 @@ const CONCURRENT_PIPELINES: usize = 32;
 /// A fixed-window counter: the first hit of a window starts its expiry.
 static COUNT_HIT: LazyLock<Script> = LazyLock::new(|| {
     Script::new("local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end return n")
+});
+/// A rolling-window allowance: drop entries older than the window, then take one if any
+/// is left. The key expires with its newest entry, so it never outlives the window.
+static TAKE_ALLOWANCE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1] - ARGV[2]) \
+         if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end \
+         redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4]) \
+         redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1",
+    )
 });
 static APPLY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("redis/apply.lua")));
 static CLAIM_JOB: LazyLock<Script> =
@@ -819,6 +830,32 @@ impl Store for RedisStore {
                 .invoke_async(&mut connection)
                 .await
                 .map_err(store_error)
+        })
+        .await
+    }
+
+    async fn take_mail_allowance(
+        &self,
+        id: &ContactId,
+        limit: u32,
+        window_secs: u64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let key = Shard::of(id).key(&format!("ma:{id}"));
+        self.bounded(async {
+            let mut invocation = TAKE_ALLOWANCE.prepare_invoke();
+            invocation
+                .key(key)
+                .arg(now.timestamp_millis())
+                .arg(window_secs.saturating_mul(1000))
+                .arg(limit)
+                .arg(Uuid::now_v7().simple().to_string());
+            let mut connection = self.connection.clone();
+            let granted: i64 = invocation
+                .invoke_async(&mut connection)
+                .await
+                .map_err(store_error)?;
+            Ok(granted == 1)
         })
         .await
     }

@@ -4,22 +4,12 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::LinkError;
 use super::{Plan, Planned, Subscriptions};
 use crate::domain::{
     Contact, LawfulBasis, RequestMeta, Source, Status, StatusChange, SubscriptionTypeId,
 };
-use crate::store::StoreError;
 use crate::tokens::{Claims, Purpose, TokenError};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfirmError {
-    #[error("the confirmation link is not valid")]
-    InvalidToken(#[source] TokenError),
-    #[error("the confirmation link has expired")]
-    Expired,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
 
 /// What the person confirmed; also answered for a repeated click.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,36 +21,35 @@ pub struct Confirmed {
 }
 
 impl Subscriptions {
-    /// Checks a confirmation token without changing anything (for the GET page).
-    pub fn check_confirm_token(&self, token: &str) -> Result<Claims, ConfirmError> {
-        match self
-            .links()
-            .signer()
-            .verify(token, Purpose::Confirm, self.now())
-        {
-            Ok(claims) if claims.pending_id.is_some() => Ok(claims),
-            Ok(_) => Err(ConfirmError::InvalidToken(TokenError::Malformed)),
-            Err(TokenError::Expired) => Err(ConfirmError::Expired),
-            Err(other) => {
-                tracing::debug!(reason = %other, "confirmation token refused");
-                Err(ConfirmError::InvalidToken(other))
-            }
+    /// Checks a confirmation token without changing anything (for the GET page), and
+    /// gives the pending confirmation it is for.
+    pub fn check_confirm_token(&self, token: &str) -> Result<(Claims, Uuid), LinkError> {
+        let claims = self.verify_link(token, Purpose::Confirm)?;
+        match claims.pending_id {
+            Some(pending_id) => Ok((claims, pending_id)),
+            None => Err(LinkError::Invalid(TokenError::Malformed)),
         }
     }
 
-    pub async fn confirm(
-        &self,
-        token: &str,
-        meta: &RequestMeta,
-    ) -> Result<Confirmed, ConfirmError> {
-        let claims = self.check_confirm_token(token)?;
-        let pending_id = claims.pending_id.expect("checked by check_confirm_token");
+    pub async fn confirm(&self, token: &str, meta: &RequestMeta) -> Result<Confirmed, LinkError> {
+        let (claims, pending_id) = self.check_confirm_token(token)?;
+        self.spend_post(&claims.contact_id).await?;
         let confirmed = self
-            .change_contact(&claims.contact_id, |before, now| {
+            .change_contact(&claims.contact_id, |before, now, _| {
                 plan_confirm(before, pending_id, meta, now)
             })
             .await?;
-        let preferences_url = Some(self.links().preferences(&claims.contact_id, self.now()));
+        // The confirmation mail went to the address itself, so its page may link there.
+        let locale = confirmed
+            .locale
+            .clone()
+            .or(claims.locale)
+            .unwrap_or_else(|| self.config().catalog.default_locale().to_string());
+        let preferences_url = Some(self.links().preferences(
+            &claims.contact_id,
+            &locale,
+            self.now(),
+        ));
         Ok(Confirmed {
             preferences_url,
             ..confirmed
@@ -73,10 +62,10 @@ fn plan_confirm(
     pending_id: Uuid,
     meta: &RequestMeta,
     now: DateTime<Utc>,
-) -> Result<Planned<Confirmed>, ConfirmError> {
+) -> Result<Planned<Confirmed>, LinkError> {
     // The contact is gone (expired and purged, or erased): the link can do nothing more.
     let Some(before) = before else {
-        return Err(ConfirmError::Expired);
+        return Err(LinkError::Expired);
     };
     let Some(pending) = before.pending(pending_id).cloned() else {
         // Already confirmed: a second click is harmless and shows the same page.
@@ -97,6 +86,8 @@ fn plan_confirm(
         events.extend(contact.change_status(type_id, change, meta, now));
     }
     contact.pending.retain(|p| p.id != pending_id);
+    // The language of the mail they answered becomes theirs.
+    contact.locale = pending.locale.clone();
     let confirmed = Confirmed {
         types: pending.types.clone(),
         locale: Some(pending.locale.clone()),

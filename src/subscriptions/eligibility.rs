@@ -16,16 +16,45 @@ pub enum EligibilityError {
     Store(#[from] StoreError),
 }
 
+/// Why an address may not be mailed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IneligibleReason {
+    NotOptedIn,
+    Unsubscribed,
+    Restricted,
+}
+
+impl IneligibleReason {
+    /// `None` when the contact may be mailed this type.
+    fn of(contact: Option<&Contact>, type_id: &SubscriptionTypeId) -> Option<Self> {
+        let Some(contact) = contact else {
+            return Some(Self::NotOptedIn);
+        };
+        match contact.status(type_id) {
+            Status::Unsubscribed => Some(Self::Unsubscribed),
+            Status::NotSubscribed => Some(Self::NotOptedIn),
+            Status::OptedIn if contact.is_restricted() => Some(Self::Restricted),
+            Status::OptedIn => None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Eligibility {
     pub email: String,
     pub subscription_type: String,
     pub eligible: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<IneligibleReason>,
     pub status: Status,
     pub since: Option<DateTime<Utc>>,
     pub lawful_basis: Option<LawfulBasis>,
     pub list_unsubscribe: String,
     pub list_unsubscribe_post: &'static str,
+    /// For newsletter footers: a page that can only mail a preferences link to the
+    /// address, never show the preferences themselves.
+    pub manage_preferences_url: String,
 }
 
 impl Subscriptions {
@@ -71,19 +100,21 @@ impl Subscriptions {
         let id = contact
             .map(|c| c.id.clone())
             .unwrap_or_else(|| self.contact_id(email));
+        let now = self.now();
+        let reason = IneligibleReason::of(contact, type_id);
         Eligibility {
             email: email.as_str().to_string(),
             subscription_type: type_id.to_string(),
-            eligible: contact.is_some_and(|c| c.is_eligible(type_id)),
+            eligible: reason.is_none(),
+            reason,
             status: subscription.map_or(Status::NotSubscribed, |s| s.status),
             since: subscription.map(|s| s.since),
             lawful_basis: subscription.and_then(|s| s.lawful_basis),
-            list_unsubscribe: list_unsubscribe_value(&self.links().unsubscribe(
-                &id,
-                type_id,
-                self.now(),
-            )),
+            list_unsubscribe: list_unsubscribe_value(
+                &self.links().unsubscribe(&id, type_id, None, now),
+            ),
             list_unsubscribe_post: LIST_UNSUBSCRIBE_POST,
+            manage_preferences_url: self.links().manage(&id, None, now),
         }
     }
 }

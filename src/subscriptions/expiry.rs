@@ -55,7 +55,7 @@ impl Subscriptions {
     }
 
     async fn purge_pending(&self, id: &ContactId, pending: Uuid) -> Result<Purged, StoreError> {
-        self.change_contact(id, |before, _now| {
+        self.change_contact(id, |before, _now, _| {
             Ok::<_, StoreError>(plan_purge(before, pending))
         })
         .await

@@ -4,12 +4,11 @@
 //! again without evidence of new consent; an erased person is not quietly re-added.
 
 use chrono::{DateTime, Duration, Utc};
-use uuid::Uuid;
 
 use super::{Plan, Planned, Subscriptions};
 use crate::domain::{
-    Contact, EmailAddress, LawfulBasis, MailKind, OutboxJob, PendingConfirmation, RequestMeta,
-    SignupEvidence, Source, Status, StatusChange, SubscriptionTypeId, Tombstone,
+    ConfirmationRequest, Contact, EmailAddress, LawfulBasis, RequestMeta, SignupEvidence, Source,
+    Status, StatusChange, SubscriptionTypeId, Tombstone,
 };
 use crate::store::StoreError;
 
@@ -40,6 +39,10 @@ pub enum ManualChangeError {
     Erased,
     #[error("send_confirmation: a confirmation can only be sent for status opted_in")]
     ConfirmationNeedsOptIn,
+    #[error("subscription_type: unknown subscription type '{0}'")]
+    UnknownType(String),
+    #[error("send_confirmation: this address has had as many confirmation mails as allowed today")]
+    MailLimitReached,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -98,7 +101,7 @@ impl Subscriptions {
             self.config().settings.signup.confirmation_ttl_days,
         ));
         let catalog = &self.config().catalog;
-        self.change_contact(&id, |before, now| {
+        self.change_contact(&id, |before, now, may_mail| {
             // Whatever the status: storing the address again is re-adding the person.
             if before.is_none() && tombstoned && change.consent_evidence.is_none() {
                 return Err(ManualChangeError::Erased);
@@ -106,7 +109,8 @@ impl Subscriptions {
             let contact = before.cloned().unwrap_or_else(|| {
                 Contact::new(id.clone(), email.clone(), catalog.default_locale(), now)
             });
-            let mut planned = plan_manual(contact, change, source, meta, ttl, catalog, now)?;
+            let mut planned =
+                plan_manual(contact, change, source, meta, ttl, catalog, may_mail, now)?;
             if let Planned::Write(plan) = &mut planned {
                 plan.clear_tombstone = tombstoned && change.consent_evidence.is_some();
             }
@@ -116,6 +120,7 @@ impl Subscriptions {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn plan_manual(
     mut contact: Contact,
     change: &ManualChange,
@@ -123,6 +128,7 @@ fn plan_manual(
     meta: &RequestMeta,
     ttl: Duration,
     catalog: &crate::domain::Catalog,
+    may_mail: bool,
     now: DateTime<Utc>,
 ) -> Result<Planned<ManualResult>, ManualChangeError> {
     let type_id = &change.subscription_type;
@@ -133,45 +139,38 @@ fn plan_manual(
             status: current,
         }));
     }
+    // An admin who opts someone in, or asks them to confirm, acts on their request: a
+    // block on confirmation requests no longer stands.
+    let mut events: Vec<_> = if change.status == Status::OptedIn {
+        contact
+            .lift_signup_block(source, meta, now)
+            .into_iter()
+            .collect()
+    } else {
+        Vec::new()
+    };
     if change.send_confirmation {
-        let subscription_type = catalog
+        if !may_mail {
+            return Err(ManualChangeError::MailLimitReached);
+        }
+        let notice = catalog
             .get(type_id.as_str())
-            .expect("the route checked the type");
-        let (locale, notice) = subscription_type
-            .current_notice(&contact.locale, catalog.default_locale())
-            .expect("the catalog guarantees a notice in the default locale");
-        let pending = PendingConfirmation {
-            id: Uuid::now_v7(),
-            types: vec![type_id.clone()],
-            notices: vec![subscription_type.notice_ref(&locale, notice)],
-            locale: contact.locale.clone(),
-            expires_at: now + ttl,
-            signup: SignupEvidence {
-                at: now,
-                source,
-                ip: meta.ip.clone(),
-                user_agent: meta.user_agent.clone(),
-                form_id: None,
-                page_url: None,
+            .and_then(|t| t.current_notice_ref(&contact.locale, catalog.default_locale()))
+            .ok_or_else(|| ManualChangeError::UnknownType(type_id.to_string()))?;
+        let locale = contact.locale.clone();
+        let job = contact.request_confirmation(
+            ConfirmationRequest {
+                types: vec![type_id.clone()],
+                notices: vec![notice],
+                locale,
+                ttl,
+                signup: SignupEvidence::from_request(source, meta, now),
             },
-        };
-        let mail = MailKind::Confirmation {
-            pending_id: pending.id,
-            types: vec![type_id.clone()],
-            expires_at: pending.expires_at,
-        };
-        let job = OutboxJob::new(
-            contact.id.clone(),
-            contact.email.clone(),
-            &contact.locale,
-            mail,
             now,
         );
-        contact.pending.push(pending);
-        contact.confirmation_mails.push(now);
         let mut plan = Plan::keep(
             contact,
-            Vec::new(),
+            events,
             ManualResult {
                 outcome: ManualOutcome::ConfirmationSent,
                 status: current,
@@ -190,10 +189,7 @@ fn plan_manual(
     status_change.lawful_basis = change.lawful_basis;
     status_change.explanation = change.explanation.clone();
     status_change.consent_evidence = change.consent_evidence.clone();
-    let events: Vec<_> = contact
-        .change_status(type_id, status_change, meta, now)
-        .into_iter()
-        .collect();
+    events.extend(contact.change_status(type_id, status_change, meta, now));
     Ok(Planned::Write(Plan::keep(
         contact,
         events,

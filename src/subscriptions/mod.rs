@@ -5,6 +5,8 @@
 mod confirm;
 mod eligibility;
 mod expiry;
+mod link_access;
+mod manage;
 mod manual;
 mod preferences;
 mod retention;
@@ -17,16 +19,17 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
-pub use confirm::{ConfirmError, Confirmed};
+pub use confirm::Confirmed;
 pub use eligibility::{Eligibility, EligibilityError};
 pub use expiry::PurgeReport;
+pub use link_access::LinkError;
 pub use manual::{
     ManualChange, ManualChangeError, ManualOutcome, ManualResult, MAX_EVIDENCE_CHARS,
 };
-pub use preferences::{PreferenceChoice, PreferencesError, PreferencesView, TypeView};
+pub use preferences::{PreferenceChoice, PreferencesView, TypeView};
 pub use rights::{Export, Provenance, RightsError};
 pub use signup::{NoticeVersions, SignupError, SignupRequest};
-pub use unsubscribe::{UnsubscribeError, UnsubscribeTarget, Unsubscribed};
+pub use unsubscribe::{ResubscribeRequested, UnsubscribeTarget, Unsubscribed};
 
 use crate::clock::SharedClock;
 use crate::config::Config;
@@ -133,18 +136,33 @@ impl Subscriptions {
 
     /// Reads the contact, plans, writes; re-reads and re-plans when the contact changed
     /// in between, so concurrent requests never overwrite each other.
+    ///
+    /// The plan is told whether it may queue mails that someone else's request causes
+    /// (see [`crate::domain::MailKind::is_requested_by_others`]). It is first asked as if
+    /// it may; when its plan holds such a mail, one is taken from the address's rolling
+    /// allowance, and when none is left the plan is asked again with `may_mail = false`.
     pub(crate) async fn change_contact<T, E>(
         &self,
         id: &ContactId,
-        plan: impl Fn(Option<&Contact>, DateTime<Utc>) -> Result<Planned<T>, E>,
+        plan: impl Fn(Option<&Contact>, DateTime<Utc>, bool) -> Result<Planned<T>, E>,
     ) -> Result<T, E>
     where
         E: From<StoreError>,
     {
+        // Asked of the store at most once per request, and kept across conflict retries.
+        let mut may_mail: Option<bool> = None;
         for _ in 0..MAX_CONFLICT_RETRIES {
             let before = self.store.load_contact(id).await?;
             let now = self.clock.now();
-            let plan = match plan(before.as_ref(), now)? {
+            let mut planned = plan(before.as_ref(), now, may_mail.unwrap_or(true))?;
+            if may_mail.is_none() && mails_others_requested(&planned) {
+                let granted = self.take_mail_allowance(id, now).await?;
+                may_mail = Some(granted);
+                if !granted {
+                    planned = plan(before.as_ref(), now, false)?;
+                }
+            }
+            let plan = match planned {
                 Planned::Nothing(value) => return Ok(value),
                 Planned::Write(plan) => plan,
             };
@@ -176,5 +194,26 @@ impl Subscriptions {
             }
         }
         Err(StoreError::Conflict.into())
+    }
+
+    async fn take_mail_allowance(
+        &self,
+        id: &ContactId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let limit = self.config.settings.signup.max_confirmation_mails_per_day;
+        self.store
+            .take_mail_allowance(id, limit, MAIL_ALLOWANCE_WINDOW_SECS, now)
+            .await
+    }
+}
+
+/// The per-address mail cap counts over a rolling day.
+const MAIL_ALLOWANCE_WINDOW_SECS: u64 = 24 * 3600;
+
+fn mails_others_requested<T>(planned: &Planned<T>) -> bool {
+    match planned {
+        Planned::Write(plan) => plan.jobs.iter().any(|j| j.mail.is_requested_by_others()),
+        Planned::Nothing(_) => false,
     }
 }

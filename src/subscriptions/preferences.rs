@@ -3,32 +3,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
-use super::{Plan, Planned, Subscriptions};
+use super::{LinkError, Plan, Planned, Subscriptions};
 use crate::domain::{
-    Catalog, ConsentNotice, Contact, ContactId, LawfulBasis, Purpose, RequestMeta, Source, Status,
-    StatusChange,
+    Catalog, Contact, ContactId, LawfulBasis, Purpose, RequestMeta, Source, Status, StatusChange,
 };
-use crate::store::StoreError;
-use crate::tokens::{Purpose as TokenPurpose, TokenError};
+use crate::tokens::Purpose as TokenPurpose;
 
-#[derive(Debug, thiserror::Error)]
-pub enum PreferencesError {
-    #[error("the preferences link is not valid")]
-    InvalidToken(#[source] TokenError),
-    /// The contact no longer exists (erased, or its only signup expired).
-    #[error("there is nothing stored for this link any more")]
-    Gone,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<super::RightsError> for PreferencesError {
+impl From<super::RightsError> for LinkError {
     fn from(error: super::RightsError) -> Self {
         match error {
-            super::RightsError::Store(e) => PreferencesError::Store(e),
-            _ => PreferencesError::Gone,
+            super::RightsError::Store(e) => LinkError::Store(e),
+            _ => LinkError::Gone,
         }
     }
 }
@@ -51,6 +38,10 @@ pub struct PreferencesView {
     pub locale: String,
     pub types: Vec<TypeView>,
     pub restricted: bool,
+    /// The person asked not to be sent confirmation requests.
+    pub signups_blocked: bool,
+    /// The link is fresh enough for export and erasure.
+    pub rights_allowed: bool,
 }
 
 /// What the person chose on the page.
@@ -63,25 +54,40 @@ pub struct PreferenceChoice {
     /// The types the form covered; others keep their status. A post that names none
     /// changes nothing (except "unsubscribe from all").
     pub shown: BTreeSet<String>,
+    /// Lift the person's own block on confirmation requests.
+    pub allow_signups: bool,
+}
+
+/// A verified preferences link: whose it is, its language, and whether it is fresh
+/// enough for export and erasure.
+struct PreferencesLink {
+    contact_id: ContactId,
+    locale: Option<String>,
+    rights_allowed: bool,
 }
 
 impl Subscriptions {
-    pub(crate) fn preferences_contact(&self, token: &str) -> Result<ContactId, PreferencesError> {
-        let claims = self
-            .links()
-            .signer()
-            .verify(token, TokenPurpose::Preferences, self.now())
-            .map_err(|reason| {
-                tracing::debug!(%reason, "preferences token refused");
-                PreferencesError::InvalidToken(reason)
-            })?;
-        Ok(claims.contact_id)
+    /// Preferences links must carry their issue time (version 1 links, which could be
+    /// reached from an unsubscribe page, are treated as expired).
+    fn preferences_link(&self, token: &str) -> Result<PreferencesLink, LinkError> {
+        let claims = self.verify_link(token, TokenPurpose::Preferences)?;
+        let issued_at = claims.issued_at.ok_or(LinkError::Expired)?;
+        let max_age = Duration::minutes(i64::from(
+            self.config().settings.links.rights_max_age_minutes,
+        ));
+        Ok(PreferencesLink {
+            contact_id: claims.contact_id,
+            locale: claims.locale,
+            rights_allowed: self.now() - issued_at <= max_age,
+        })
     }
 
-    /// A preferences link for a contact whose unsubscribe link was used (for the
-    /// "manage all subscriptions" link on the unsubscribe page).
-    pub fn preferences_url_for(&self, contact: &ContactId) -> String {
-        self.links().preferences(contact, self.now())
+    fn fresh_preferences_link(&self, token: &str) -> Result<ContactId, LinkError> {
+        let link = self.preferences_link(token)?;
+        if !link.rights_allowed {
+            return Err(LinkError::NeedsFreshLink);
+        }
+        Ok(link.contact_id)
     }
 
     /// The person's own export, from the preference center; recorded as an event.
@@ -89,61 +95,79 @@ impl Subscriptions {
         &self,
         token: &str,
         meta: &RequestMeta,
-    ) -> Result<super::Export, PreferencesError> {
-        let id = self.preferences_contact(token)?;
+    ) -> Result<super::Export, LinkError> {
+        let id = self.fresh_preferences_link(token)?;
+        self.spend_post(&id).await?;
         let contact = self
             .store()
             .load_contact(&id)
             .await?
-            .ok_or(PreferencesError::Gone)?;
-        self.export_for_person(&contact.email, meta)
-            .await
-            .map_err(PreferencesError::from)
+            .ok_or(LinkError::Gone)?;
+        Ok(self.export_for_person(&contact.email, meta).await?)
     }
 
     /// The person's own erasure, after the confirmation page.
-    pub async fn erase_own_data(
-        &self,
-        token: &str,
-        meta: &RequestMeta,
-    ) -> Result<(), PreferencesError> {
-        let id = self.preferences_contact(token)?;
-        self.erase_contact(&id, "self_service", meta)
-            .await
-            .map_err(PreferencesError::from)
+    pub async fn erase_own_data(&self, token: &str, meta: &RequestMeta) -> Result<(), LinkError> {
+        let id = self.fresh_preferences_link(token)?;
+        self.spend_post(&id).await?;
+        Ok(self.erase_contact(&id, "self_service", meta).await?)
     }
 
-    /// Checks a preferences token without reading the store (for the erase question page).
-    pub fn check_preferences_token(&self, token: &str) -> Result<(), PreferencesError> {
-        self.preferences_contact(token).map(drop)
+    /// Checks that a link may ask for erasure, without reading the store (for the
+    /// question page).
+    pub fn check_rights_link(&self, token: &str) -> Result<(), LinkError> {
+        self.fresh_preferences_link(token).map(drop)
     }
 
+    /// "Mail me a fresh link", offered where an aged link cannot export or erase.
+    pub async fn mail_fresh_preferences_link(&self, token: &str) -> Result<(), LinkError> {
+        let link = self.preferences_link(token)?;
+        self.mail_preferences_link(&link.contact_id).await
+    }
+
+    /// `locale`: the browser's language, used only when the link carries none.
     pub async fn view_preferences(
         &self,
         token: &str,
-        locale: Option<&str>,
-    ) -> Result<PreferencesView, PreferencesError> {
-        let id = self.preferences_contact(token)?;
+        locale: &str,
+    ) -> Result<PreferencesView, LinkError> {
+        let link = self.preferences_link(token)?;
         let contact = self
             .store()
-            .load_contact(&id)
+            .load_contact(&link.contact_id)
             .await?
-            .ok_or(PreferencesError::Gone)?;
-        Ok(view(&self.config().catalog, &contact, locale))
+            .ok_or(LinkError::Gone)?;
+        let locale = link.locale.as_deref().unwrap_or(locale);
+        Ok(view(
+            &self.config().catalog,
+            &contact,
+            locale,
+            link.rights_allowed,
+        ))
     }
 
     pub async fn save_preferences(
         &self,
         token: &str,
         choice: &PreferenceChoice,
-        locale: Option<&str>,
+        locale: &str,
         meta: &RequestMeta,
-    ) -> Result<PreferencesView, PreferencesError> {
-        let id = self.preferences_contact(token)?;
+    ) -> Result<PreferencesView, LinkError> {
+        let link = self.preferences_link(token)?;
+        self.spend_post(&link.contact_id).await?;
         let catalog = &self.config().catalog;
-        self.change_contact(&id, |before, now| {
-            let before = before.ok_or(PreferencesError::Gone)?;
-            Ok(plan_preferences(catalog, before, choice, locale, meta, now))
+        let locale = link.locale.as_deref().unwrap_or(locale);
+        self.change_contact(&link.contact_id, |before, now, _| {
+            let before = before.ok_or(LinkError::Gone)?;
+            Ok(plan_preferences(
+                catalog,
+                before,
+                choice,
+                locale,
+                link.rights_allowed,
+                meta,
+                now,
+            ))
         })
         .await
     }
@@ -153,12 +177,16 @@ fn plan_preferences(
     catalog: &Catalog,
     before: &Contact,
     choice: &PreferenceChoice,
-    locale: Option<&str>,
+    locale: &str,
+    rights_allowed: bool,
     meta: &RequestMeta,
     now: DateTime<Utc>,
 ) -> Planned<PreferencesView> {
     let mut contact = before.clone();
     let mut events = Vec::new();
+    if choice.allow_signups {
+        events.extend(contact.lift_signup_block(Source::PreferenceCenter, meta, now));
+    }
     for subscription_type in catalog.all() {
         let id = &subscription_type.id;
         let covered = choice.unsubscribe_all || choice.shown.contains(id.as_str());
@@ -168,17 +196,20 @@ fn plan_preferences(
         let wanted = !choice.unsubscribe_all && choice.opted_in.contains(id.as_str());
         let current = contact.status(id);
         let change = if wanted && current != Status::OptedIn {
-            let (locale, current_notice) = subscription_type
-                .current_notice(&contact.locale, catalog.default_locale())
-                .expect("the catalog guarantees a notice in the default locale");
-            let shown: ConsentNotice = choice
-                .notice_versions
-                .get(id.as_str())
-                .and_then(|version| subscription_type.notice_version(&locale, version))
-                .unwrap_or_else(|| current_notice.clone());
+            // The notice beside the checkbox: the version the form names, else today's.
+            let shown = subscription_type
+                .current_notice(locale, catalog.default_locale())
+                .map(|(notice_locale, current)| {
+                    let notice = choice
+                        .notice_versions
+                        .get(id.as_str())
+                        .and_then(|v| subscription_type.notice_version(&notice_locale, v))
+                        .unwrap_or_else(|| current.clone());
+                    subscription_type.notice_ref(&notice_locale, &notice)
+                });
             let mut change = StatusChange::new(Status::OptedIn, Source::PreferenceCenter)
                 .with_basis(LawfulBasis::Consent);
-            change.consent_notice = Some(subscription_type.notice_ref(&locale, &shown));
+            change.consent_notice = shown;
             Some(change)
         } else if !wanted && current == Status::OptedIn {
             Some(StatusChange::new(
@@ -192,25 +223,27 @@ fn plan_preferences(
             events.extend(contact.change_status(id, change, meta, now));
         }
     }
-    let shown = view(catalog, &contact, locale);
+    let shown = view(catalog, &contact, locale, rights_allowed);
     if events.is_empty() {
         return Planned::Nothing(shown);
     }
     Planned::Write(Plan::keep(contact, events, shown))
 }
 
-fn view(catalog: &Catalog, contact: &Contact, locale: Option<&str>) -> PreferencesView {
-    let locale = locale.unwrap_or(&contact.locale).to_string();
+fn view(
+    catalog: &Catalog,
+    contact: &Contact,
+    locale: &str,
+    rights_allowed: bool,
+) -> PreferencesView {
     let fallback = catalog.default_locale();
     let types = catalog
         .all()
         .iter()
-        .map(|t| {
-            let (_, notice) = t
-                .current_notice(&locale, fallback)
-                .expect("the catalog guarantees a notice in the default locale");
+        .filter_map(|t| {
+            let (_, notice) = t.current_notice(locale, fallback)?;
             let status = contact.status(&t.id);
-            TypeView {
+            Some(TypeView {
                 id: t.id.to_string(),
                 name: t.name_in(&locale, fallback),
                 description: t.description_in(&locale, fallback),
@@ -219,13 +252,15 @@ fn view(catalog: &Catalog, contact: &Contact, locale: Option<&str>) -> Preferenc
                 opted_in: status == Status::OptedIn,
                 notice_version: notice.version.clone(),
                 notice_text: notice.text.clone(),
-            }
+            })
         })
         .collect();
     PreferencesView {
         contact_id: contact.id.clone(),
-        locale,
+        locale: locale.to_string(),
         types,
         restricted: contact.is_restricted(),
+        signups_blocked: contact.signup_blocked_since.is_some(),
+        rights_allowed,
     }
 }

@@ -42,7 +42,7 @@ impl Subscriptions {
         id: &ContactId,
         cutoff: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        self.change_contact(id, |before, now| {
+        self.change_contact(id, |before, now, _| {
             Ok::<_, StoreError>(match before {
                 Some(contact) if inactive_before(contact, cutoff) => {
                     let mut plan = Plan::delete(true);

@@ -73,7 +73,7 @@ impl Subscriptions {
         meta: &RequestMeta,
     ) -> Result<Contact, RightsError> {
         let id = self.contact_id(email);
-        self.change_contact(&id, |before, now| {
+        self.change_contact(&id, |before, now, _| {
             let before = before.ok_or(RightsError::NotFound)?;
             if before.is_restricted() == restricted {
                 return Ok(Planned::Nothing(before.clone()));
@@ -102,7 +102,7 @@ impl Subscriptions {
         meta: &RequestMeta,
     ) -> Result<Export, RightsError> {
         let id = self.contact_id(email);
-        self.change_contact(&id, |before, now| {
+        self.change_contact(&id, |before, now, _| {
             let mut contact = before.ok_or(RightsError::NotFound)?.clone();
             let event = contact.record(
                 EventDraft::new(EventKind::Exported, Source::PreferenceCenter, meta),
@@ -128,7 +128,7 @@ impl Subscriptions {
         reason: &str,
         meta: &RequestMeta,
     ) -> Result<(), RightsError> {
-        self.change_contact(id, |before, now| {
+        self.change_contact(id, |before, now, _| {
             before.ok_or(RightsError::NotFound)?;
             let mut plan = Plan::delete(());
             plan.tombstone = Some(tombstone(reason, meta, now));
@@ -178,7 +178,7 @@ impl Subscriptions {
             &self.config().catalog,
         );
         self.store().apply(create).await?;
-        self.change_contact(&before.id, |old, _| {
+        self.change_contact(&before.id, |old, _, _| {
             Ok::<_, RightsError>(if old.is_some() {
                 Planned::Write(Plan::delete(()))
             } else {

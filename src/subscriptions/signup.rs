@@ -3,19 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
-use uuid::Uuid;
-
 use super::{Plan, Planned, Subscriptions};
 use crate::domain::LawfulBasis;
 use crate::domain::{
-    Contact, EmailAddress, MailKind, NoticeRef, OutboxJob, PendingConfirmation, RequestMeta,
-    SignupEvidence, Source, Status, StatusChange, SubscriptionType, SubscriptionTypeId,
+    ConfirmationRequest, Contact, ContactId, EmailAddress, NoticeRef, RequestMeta, SignupEvidence,
+    Source, Status, StatusChange, SubscriptionType, SubscriptionTypeId,
 };
 use crate::store::StoreError;
-
-/// The window of the per-address confirmation mail limit.
-const MAIL_LIMIT_WINDOW_HOURS: i64 = 24;
+use chrono::{DateTime, Duration, Utc};
 
 /// The notice version a person saw: one for all requested types, or one per type.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
@@ -110,31 +105,47 @@ impl Subscriptions {
         let id = self.contact_id(&request.email);
         let settings = &self.config().settings.signup;
         let ttl = Duration::days(i64::from(settings.confirmation_ttl_days));
-        let mail_limit = settings.max_confirmation_mails_per_day as usize;
-        self.change_contact(&id, |before, now| {
-            let contact = before.cloned().unwrap_or_else(|| {
-                Contact::new(id.clone(), request.email.clone(), &request.locale, now)
-            });
-            Ok::<_, SignupError>(plan_signup(contact, &request, self, ttl, mail_limit, now))
+        self.change_contact(&id, |before, now, may_mail| {
+            Ok::<_, SignupError>(plan_signup(before, &id, &request, self, ttl, may_mail, now))
         })
         .await
     }
 }
 
 /// Always writes (at least a version bump), so that every kind of address costs the same
-/// work and the answer's timing tells nothing.
+/// work and the answer's timing tells nothing. A public signup never undoes a no: an
+/// unsubscribed person is asked to confirm even on a type without double opt-in, and a
+/// person who blocked signups is neither stored nor mailed.
 fn plan_signup(
+    before: Option<&Contact>,
+    id: &ContactId,
+    request: &SignupRequest,
+    service: &Subscriptions,
+    ttl: Duration,
+    may_mail: bool,
+    now: DateTime<Utc>,
+) -> Planned<()> {
+    let contact = match before {
+        None => Contact::new(id.clone(), request.email.clone(), &request.locale, now),
+        // Stored as it is: the version bump keeps the work the same.
+        Some(blocked) if blocked.signup_blocked_since.is_some() => {
+            return Planned::Write(Plan::keep(blocked.clone(), Vec::new(), ()));
+        }
+        // A known contact's language changes only when they confirm.
+        Some(known) => known.clone(),
+    };
+    plan_signup_of(contact, request, service, ttl, may_mail, now)
+}
+
+fn plan_signup_of(
     mut contact: Contact,
     request: &SignupRequest,
     service: &Subscriptions,
     ttl: Duration,
-    mail_limit: usize,
+    may_mail: bool,
     now: DateTime<Utc>,
 ) -> Planned<()> {
     let catalog = &service.config().catalog;
-    let window = Duration::hours(MAIL_LIMIT_WINDOW_HOURS);
-    contact.prune_confirmation_mails(window, now);
-    contact.locale = request.locale.clone();
     let evidence = SignupEvidence {
         at: now,
         source: request.origin,
@@ -147,13 +158,14 @@ fn plan_signup(
     let mut to_confirm = Vec::new();
     let mut notices = Vec::new();
     for (type_id, notice) in request.types.iter().zip(&request.notices) {
-        if contact.status(type_id) == Status::OptedIn {
+        let current = contact.status(type_id);
+        if current == Status::OptedIn {
             continue; // never lower or disturb an opt-in
         }
         let single_opt_in = catalog
             .get(type_id.as_str())
             .is_some_and(|t| !t.double_opt_in);
-        if single_opt_in {
+        if single_opt_in && current == Status::NotSubscribed {
             let mut change =
                 StatusChange::new(Status::OptedIn, request.origin).with_basis(LawfulBasis::Consent);
             change.consent_notice = Some(notice.clone());
@@ -165,29 +177,17 @@ fn plan_signup(
         }
     }
     let mut jobs = Vec::new();
-    if !to_confirm.is_empty() && contact.confirmation_mails_within(window, now) < mail_limit {
-        let pending = PendingConfirmation {
-            id: Uuid::now_v7(),
-            types: to_confirm.clone(),
-            notices,
-            locale: request.locale.clone(),
-            expires_at: now + ttl,
-            signup: evidence,
-        };
-        let mail = MailKind::Confirmation {
-            pending_id: pending.id,
-            types: to_confirm,
-            expires_at: pending.expires_at,
-        };
-        jobs.push(OutboxJob::new(
-            contact.id.clone(),
-            contact.email.clone(),
-            &request.locale,
-            mail,
+    if !to_confirm.is_empty() && may_mail {
+        jobs.push(contact.request_confirmation(
+            ConfirmationRequest {
+                types: to_confirm,
+                notices,
+                locale: request.locale.clone(),
+                ttl,
+                signup: evidence,
+            },
             now,
         ));
-        contact.pending.push(pending);
-        contact.confirmation_mails.push(now);
     }
     let mut plan = Plan::keep(contact, events, ());
     plan.jobs = jobs;

@@ -1,25 +1,20 @@
 //! Unsubscribe: RFC 8058 one-click and the unsubscribe page. Honoured at once, with an
-//! event. The unsubscribe link of a confirmation mail cancels that pending signup instead,
-//! recording nothing as unsubscribed that was never subscribed unless the person asks to
-//! block further signups.
+//! event. An unsubscribe link reaches no further than its one type: it can leave it, ask
+//! to rejoin it through a new confirmation mail, and ask for a preferences link by mail.
+//!
+//! Two unsubscribe links carry no type: the one in a confirmation mail cancels that
+//! pending signup (and may block further confirmation requests), and the one in a
+//! "your preferences link" mail blocks further confirmation requests.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use super::{Plan, Planned, Subscriptions};
+use super::{LinkError, Plan, Planned, Subscriptions};
 use crate::domain::{
-    Contact, ContactId, RequestMeta, Source, Status, StatusChange, SubscriptionTypeId,
+    ConfirmationRequest, Contact, ContactId, RequestMeta, SignupEvidence, Source, Status,
+    StatusChange, SubscriptionTypeId,
 };
-use crate::store::StoreError;
-use crate::tokens::{Claims, Purpose, TokenError};
-
-#[derive(Debug, thiserror::Error)]
-pub enum UnsubscribeError {
-    #[error("the unsubscribe link is not valid")]
-    InvalidToken(#[source] TokenError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
+use crate::tokens::{Claims, Purpose};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UnsubscribeTarget {
@@ -27,6 +22,8 @@ pub enum UnsubscribeTarget {
     Type(SubscriptionTypeId),
     /// Withdraw the pending signup a confirmation mail was about.
     Signup(Uuid),
+    /// Stop confirmation requests (the link of a mail someone else asked for).
+    Requests,
 }
 
 #[derive(Clone, Debug)]
@@ -35,9 +32,20 @@ pub struct Unsubscribed {
     pub target: UnsubscribeTarget,
     /// The types the link concerns (for a cancelled signup, the types it asked for).
     pub types: Vec<SubscriptionTypeId>,
+    /// The language of the mail that carried the link, else the contact's.
     pub locale: Option<String>,
     /// Every type the link concerns is already unsubscribed (as read before any change).
     pub already_unsubscribed: bool,
+    /// Confirmation requests are blocked (after the change, if any).
+    pub requests_blocked: bool,
+}
+
+/// The answer to "resubscribe": whether a confirmation mail was queued is not told, so
+/// that the page says the same whatever the address's state.
+#[derive(Clone, Debug)]
+pub struct ResubscribeRequested {
+    pub types: Vec<SubscriptionTypeId>,
+    pub locale: Option<String>,
 }
 
 impl Subscriptions {
@@ -45,87 +53,123 @@ impl Subscriptions {
     pub fn check_unsubscribe_token(
         &self,
         token: &str,
-    ) -> Result<(Claims, UnsubscribeTarget), UnsubscribeError> {
-        let claims = self
-            .links()
-            .signer()
-            .verify(token, Purpose::Unsubscribe, self.now())
-            .map_err(|reason| {
-                tracing::debug!(%reason, "unsubscribe token refused");
-                UnsubscribeError::InvalidToken(reason)
-            })?;
+    ) -> Result<(Claims, UnsubscribeTarget), LinkError> {
+        let claims = self.verify_link(token, Purpose::Unsubscribe)?;
         let target = match (&claims.subscription_type, claims.pending_id) {
             (Some(type_id), _) => UnsubscribeTarget::Type(type_id.clone()),
             (None, Some(pending)) => UnsubscribeTarget::Signup(pending),
-            (None, None) => return Err(UnsubscribeError::InvalidToken(TokenError::Malformed)),
+            (None, None) => UnsubscribeTarget::Requests,
         };
         Ok((claims, target))
     }
 
-    /// What the page shows before anything is done: the contact's locale and the types.
-    pub async fn describe_unsubscribe(
-        &self,
-        token: &str,
-    ) -> Result<Unsubscribed, UnsubscribeError> {
+    /// What the page shows before anything is done.
+    pub async fn describe_unsubscribe(&self, token: &str) -> Result<Unsubscribed, LinkError> {
         let (claims, target) = self.check_unsubscribe_token(token)?;
         let contact = self.store().load_contact(&claims.contact_id).await?;
-        Ok(describe(&claims.contact_id, target, contact.as_ref()))
+        Ok(describe(&claims, target, contact.as_ref()))
     }
 
-    /// `block`: also mark never-subscribed types as unsubscribed, so the person's choice
-    /// not to be asked again is on record.
+    /// `one_click`: RFC 8058, never refused. `block`: on a cancelled signup, also stop
+    /// further confirmation requests.
     pub async fn unsubscribe(
         &self,
         token: &str,
-        source: Source,
+        one_click: bool,
         block: bool,
         meta: &RequestMeta,
-    ) -> Result<Unsubscribed, UnsubscribeError> {
+    ) -> Result<Unsubscribed, LinkError> {
         let (claims, target) = self.check_unsubscribe_token(token)?;
-        self.change_contact(&claims.contact_id, |before, now| {
-            Ok::<_, UnsubscribeError>(plan_unsubscribe(
-                &claims.contact_id,
-                before,
-                &target,
-                source,
-                block,
-                meta,
-                now,
+        let source = if one_click {
+            Source::OneClick
+        } else {
+            self.spend_post(&claims.contact_id).await?;
+            Source::UnsubscribePage
+        };
+        self.change_contact(&claims.contact_id, |before, now, _| {
+            Ok::<_, LinkError>(plan_unsubscribe(
+                &claims, before, &target, source, block, meta, now,
             ))
+        })
+        .await
+    }
+
+    /// "Resubscribe" on the unsubscribe page: a new confirmation mail for the link's type,
+    /// never a direct opt-in, since whoever holds the link need not own the address.
+    pub async fn resubscribe(
+        &self,
+        token: &str,
+        meta: &RequestMeta,
+    ) -> Result<ResubscribeRequested, LinkError> {
+        let (claims, target) = self.check_unsubscribe_token(token)?;
+        let UnsubscribeTarget::Type(type_id) = target else {
+            return Err(LinkError::Invalid(crate::tokens::TokenError::WrongPurpose));
+        };
+        self.spend_post(&claims.contact_id).await?;
+        let catalog = &self.config().catalog;
+        let ttl = Duration::days(i64::from(
+            self.config().settings.signup.confirmation_ttl_days,
+        ));
+        let locale = claims.locale.as_deref().unwrap_or(catalog.default_locale());
+        let notice = catalog
+            .get(type_id.as_str())
+            .and_then(|t| t.current_notice_ref(locale, catalog.default_locale()))
+            .ok_or(LinkError::Gone)?;
+        let answer = ResubscribeRequested {
+            types: vec![type_id.clone()],
+            locale: claims.locale.clone(),
+        };
+        self.change_contact(&claims.contact_id, |before, now, may_mail| {
+            let before = before.ok_or(LinkError::Gone)?;
+            let blocked = before.signup_blocked_since.is_some();
+            if !may_mail || blocked || before.status(&type_id) == Status::OptedIn {
+                return Ok(Planned::Nothing(answer.clone()));
+            }
+            let mut contact = before.clone();
+            let job = contact.request_confirmation(
+                ConfirmationRequest {
+                    types: vec![type_id.clone()],
+                    notices: vec![notice.clone()],
+                    locale: claims.locale.clone().unwrap_or(contact.locale.clone()),
+                    ttl,
+                    signup: SignupEvidence::from_request(Source::UnsubscribePage, meta, now),
+                },
+                now,
+            );
+            let mut plan = Plan::keep(contact, Vec::new(), answer.clone());
+            plan.jobs.push(job);
+            Ok(Planned::Write(plan))
         })
         .await
     }
 }
 
-fn describe(
-    contact_id: &ContactId,
-    target: UnsubscribeTarget,
-    contact: Option<&Contact>,
-) -> Unsubscribed {
+fn describe(claims: &Claims, target: UnsubscribeTarget, contact: Option<&Contact>) -> Unsubscribed {
     let types = match &target {
         UnsubscribeTarget::Type(type_id) => vec![type_id.clone()],
         UnsubscribeTarget::Signup(pending) => contact
             .and_then(|c| c.pending(*pending))
             .map(|p| p.types.clone())
             .unwrap_or_default(),
+        UnsubscribeTarget::Requests => Vec::new(),
     };
     let already_unsubscribed = !types.is_empty()
-        && contact.is_some_and(|c| {
-            types
-                .iter()
-                .all(|t| c.status(t) == crate::domain::Status::Unsubscribed)
-        });
+        && contact.is_some_and(|c| types.iter().all(|t| c.status(t) == Status::Unsubscribed));
     Unsubscribed {
-        contact_id: contact_id.clone(),
+        contact_id: claims.contact_id.clone(),
         target,
         types,
-        locale: contact.map(|c| c.locale.clone()),
+        locale: claims
+            .locale
+            .clone()
+            .or_else(|| contact.map(|c| c.locale.clone())),
         already_unsubscribed,
+        requests_blocked: contact.is_some_and(|c| c.signup_blocked_since.is_some()),
     }
 }
 
 fn plan_unsubscribe(
-    contact_id: &ContactId,
+    claims: &Claims,
     before: Option<&Contact>,
     target: &UnsubscribeTarget,
     source: Source,
@@ -133,7 +177,7 @@ fn plan_unsubscribe(
     meta: &RequestMeta,
     now: DateTime<Utc>,
 ) -> Planned<Unsubscribed> {
-    let outcome = describe(contact_id, target.clone(), before);
+    let mut outcome = describe(claims, target.clone(), before);
     let Some(before) = before else {
         return Planned::Nothing(outcome);
     };
@@ -141,9 +185,7 @@ fn plan_unsubscribe(
     let mut events = Vec::new();
     for type_id in &outcome.types {
         withdraw_pending(&mut contact, type_id, target);
-        let leave = contact.status(type_id) == Status::OptedIn
-            || (block && contact.status(type_id) == Status::NotSubscribed);
-        if leave {
+        if contact.status(type_id) == Status::OptedIn {
             events.extend(contact.change_status(
                 type_id,
                 StatusChange::new(Status::Unsubscribed, source),
@@ -152,6 +194,15 @@ fn plan_unsubscribe(
             ));
         }
     }
+    let blocks = match target {
+        UnsubscribeTarget::Requests => true,
+        UnsubscribeTarget::Signup(_) => block,
+        UnsubscribeTarget::Type(_) => false,
+    };
+    if blocks {
+        events.extend(contact.block_signups(source, meta, now));
+    }
+    outcome.requests_blocked = contact.signup_blocked_since.is_some();
     if &contact == before {
         return Planned::Nothing(outcome);
     }

@@ -266,9 +266,11 @@ impl TestApp {
         let app = self.app.as_ref().expect("the app is running");
         let subscriptions = &app.state.subscriptions;
         let email = optin::domain::EmailAddress::parse(email).expect("a valid address");
-        subscriptions
-            .links()
-            .preferences(&subscriptions.contact_id(&email), subscriptions.now())
+        subscriptions.links().preferences(
+            &subscriptions.contact_id(&email),
+            "en",
+            subscriptions.now(),
+        )
     }
 
     /// The one-click unsubscribe URL a sender gets from the eligibility answer.
