@@ -8,7 +8,7 @@ mod contacts;
 mod eligibility;
 mod imports;
 mod one_click;
-mod ops;
+pub mod ops;
 mod outbox;
 mod page;
 mod preferences;
