@@ -96,7 +96,8 @@ pub struct RedisStore {
 /// How to reach Redis: checked at start, connected on first use.
 enum Client {
     Single(::redis::Client),
-    Cluster(ClusterClient),
+    // Boxed: it is several times the size of the single client.
+    Cluster(Box<ClusterClient>),
 }
 
 /// One Redis or a cluster; once made, both reconnect by themselves after an outage.
@@ -209,7 +210,7 @@ impl RedisStore {
     /// and until Redis answers every call fails with [`StoreError::Unavailable`].
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         let client = match url.strip_prefix("redis+cluster://") {
-            Some(nodes) => Client::Cluster(cluster_client(nodes)?),
+            Some(nodes) => Client::Cluster(Box::new(cluster_client(nodes)?)),
             // The URL may hold a password: never repeat it in an error.
             None => {
                 Client::Single(::redis::Client::open(url).context("the Redis URL is not valid")?)

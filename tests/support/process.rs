@@ -102,25 +102,10 @@ impl OptinProcess {
         let dir = tempfile::tempdir().expect("a temporary folder for the process");
         let config_path = dir.path().join("optin.toml");
         std::fs::write(&config_path, EXAMPLE_TYPES).expect("write optin.toml");
-        let log_path = dir.path().join("optin.log");
-        let log = File::create(&log_path).expect("create the process log");
-        let address = format!("http://127.0.0.1:{port}");
-        let mut command = optin_command(dir.path());
-        command
-            .arg("serve")
-            .arg("--config")
-            .arg(&config_path)
-            .stdout(Stdio::from(log.try_clone().expect("clone the log handle")))
-            .stderr(Stdio::from(log));
-        deployed_env(&mut command, settings, port);
-        let child = command.spawn().expect("spawn the optin binary");
-        OptinProcess {
-            port,
-            address,
-            child: Some(child),
-            log_path,
-            dir,
-        }
+        Self::launch(dir, port, |command| {
+            command.arg("--config").arg(&config_path);
+            deployed_env(command, settings, port);
+        })
     }
 
     /// Spawns `optin serve` in an empty folder with no configuration file and only `env`
@@ -129,22 +114,33 @@ impl OptinProcess {
     pub fn spawn_bare(env: &[(&str, &str)]) -> OptinProcess {
         let port = free_port();
         let dir = tempfile::tempdir().expect("a temporary folder for the process");
+        Self::launch(dir, port, |command| {
+            command
+                .env("OPTIN_SERVER__BIND", format!("127.0.0.1:{port}"))
+                .env(
+                    "OPTIN_SERVER__PUBLIC_URL",
+                    format!("http://127.0.0.1:{port}"),
+                )
+                .env("OPTIN_LOG__FORMAT", "text")
+                .envs(env.iter().copied());
+        })
+    }
+
+    /// Spawns `optin serve` in `dir`, logging to `dir/optin.log`; `configure` adds the
+    /// arguments and environment.
+    fn launch(dir: TempDir, port: u16, configure: impl FnOnce(&mut Command)) -> OptinProcess {
         let log_path = dir.path().join("optin.log");
         let log = File::create(&log_path).expect("create the process log");
-        let address = format!("http://127.0.0.1:{port}");
         let mut command = optin_command(dir.path());
         command
             .arg("serve")
             .stdout(Stdio::from(log.try_clone().expect("clone the log handle")))
-            .stderr(Stdio::from(log))
-            .env("OPTIN_SERVER__BIND", format!("127.0.0.1:{port}"))
-            .env("OPTIN_SERVER__PUBLIC_URL", &address)
-            .env("OPTIN_LOG__FORMAT", "text")
-            .envs(env.iter().copied());
+            .stderr(Stdio::from(log));
+        configure(&mut command);
         let child = command.spawn().expect("spawn the optin binary");
         OptinProcess {
             port,
-            address,
+            address: format!("http://127.0.0.1:{port}"),
             child: Some(child),
             log_path,
             dir,
@@ -158,6 +154,19 @@ impl OptinProcess {
             panic!("optin serve did not become ready; its log:\n{log}");
         }
         process
+    }
+
+    /// `GET /v1/eligibility` of one address for one type, as a sender asks it.
+    pub async fn eligibility(&self, email: &str, subscription_type: &str) -> serde_json::Value {
+        let response = reqwest::Client::new()
+            .get(self.url("/v1/eligibility"))
+            .query(&[("email", email), ("subscription_type", subscription_type)])
+            .bearer_auth(SEND_KEY)
+            .send()
+            .await
+            .expect("eligibility answers");
+        assert_eq!(response.status(), 200, "eligibility of {subscription_type}");
+        response.json().await.expect("an eligibility answer")
     }
 
     /// The folder the process runs in (its `./data` is there).
