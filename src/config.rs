@@ -27,6 +27,8 @@ pub enum ConfigError {
         setting: &'static str,
         reason: String,
     },
+    #[error("missing {}: a production setup never falls back to generated keys (the development setup needs no configuration file, the embedded store and no OPTIN_SECURITY__* variable)", .0.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", "))]
+    Missing(Vec<&'static str>),
 }
 
 fn invalid(setting: &'static str, reason: impl ToString) -> ConfigError {
@@ -178,6 +180,20 @@ pub struct SecuritySettings {
     pub api_keys: ListSetting,
 }
 
+impl SecuritySettings {
+    /// The keys every setup needs that are not configured.
+    fn missing_keys(&self) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        if self.signing_keys.0.is_empty() {
+            missing.push("security.signing_keys");
+        }
+        if self.index_key.is_none() {
+            missing.push("security.index_key");
+        }
+        missing
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SignupSettings {
@@ -313,6 +329,27 @@ impl Settings {
         Ok((settings, file_used))
     }
 
+    /// Settings where 0 makes no sense (a link dead on arrival, a job never tried, …),
+    /// by name. A new lifetime, limit or count setting belongs here.
+    fn at_least_one(&self) -> [(&'static str, u64); 5] {
+        [
+            (
+                "signup.confirmation_ttl_days",
+                self.signup.confirmation_ttl_days.into(),
+            ),
+            (
+                "links.unsubscribe_ttl_days",
+                self.links.unsubscribe_ttl_days.into(),
+            ),
+            (
+                "server.request_timeout_secs",
+                self.server.request_timeout_secs,
+            ),
+            ("mail.lease_secs", self.mail.lease_secs),
+            ("mail.max_attempts", self.mail.max_attempts.into()),
+        ]
+    }
+
     /// The four example subscription types used by the development setup and tests.
     pub fn example_subscription_types() -> Vec<SubscriptionType> {
         #[derive(Deserialize)]
@@ -362,19 +399,17 @@ impl Config {
             .from
             .parse()
             .map_err(|e| invalid("mail.from", e))?;
+        let missing = settings.security.missing_keys();
+        if !missing.is_empty() {
+            return Err(ConfigError::Missing(missing));
+        }
         let signer = TokenSigner::new(parse_signing_keys(&settings.security.signing_keys)?)
-            .ok_or_else(|| {
-                invalid(
-                    "security.signing_keys",
-                    "at least one key is required (id:base64key)",
-                )
-            })?;
-        let index_key = settings.security.index_key.as_ref().ok_or_else(|| {
-            invalid(
-                "security.index_key",
-                "is required (base64 of 32 random bytes)",
-            )
-        })?;
+            .ok_or(ConfigError::Missing(vec!["security.signing_keys"]))?;
+        let index_key = settings
+            .security
+            .index_key
+            .as_ref()
+            .ok_or(ConfigError::Missing(vec!["security.index_key"]))?;
         let index = ContactIndex::new(decode_key("security.index_key", index_key.expose_secret())?);
         let api_keys = settings
             .security
@@ -390,11 +425,10 @@ impl Config {
                 "must be one of the shipped locales: en, nl",
             ));
         }
-        if settings.signup.confirmation_ttl_days == 0 {
-            return Err(invalid(
-                "signup.confirmation_ttl_days",
-                "must be at least 1",
-            ));
+        for (setting, value) in settings.at_least_one() {
+            if value == 0 {
+                return Err(invalid(setting, "must be at least 1"));
+            }
         }
         for (setting, value) in [
             ("server.thank_you_url", &settings.server.thank_you_url),
@@ -410,14 +444,8 @@ impl Config {
         if !["json", "text"].contains(&settings.log.format.as_str()) {
             return Err(invalid("log.format", "must be json or text"));
         }
-        if settings.mail.lease_secs < 1 {
-            return Err(invalid("mail.lease_secs", "must be at least 1"));
-        }
         if !(1..=64).contains(&settings.mail.workers) {
             return Err(invalid("mail.workers", "must be between 1 and 64"));
-        }
-        if settings.mail.max_attempts == 0 {
-            return Err(invalid("mail.max_attempts", "must be at least 1"));
         }
         let trusted_proxies = settings
             .server
@@ -447,9 +475,6 @@ impl Config {
                 ));
             }
         }
-        if settings.server.request_timeout_secs == 0 {
-            return Err(invalid("server.request_timeout_secs", "must be at least 1"));
-        }
         let catalog = Catalog::new(
             settings.subscription_types.clone(),
             &settings.signup.default_locale,
@@ -472,14 +497,23 @@ impl Config {
     /// development setup: keys generated once into `./data`, and the example types.
     pub fn load(explicit: Option<&Path>) -> Result<Self, ConfigError> {
         let (mut settings, file) = Settings::load(explicit)?;
-        let unconfigured = file.is_none() && settings.security.signing_keys.0.is_empty();
-        if !unconfigured {
+        let security_env = std::env::vars_os().any(|(name, _)| {
+            name.to_string_lossy()
+                .to_ascii_uppercase()
+                .starts_with("OPTIN_SECURITY__")
+        });
+        if !development_setup_allowed(&settings, file.is_some(), security_env) {
             return Self::build(settings, false);
         }
         let dev = DevKeys::load_or_create(Path::new("./data"))?;
         settings.security.signing_keys =
             ListSetting(vec![SecretString::from(format!("dev:{}", dev.signing_key))]);
-        settings.security.index_key = Some(SecretString::from(dev.index_key.clone()));
+        // Unreachable with an index key set (that is configuration), but an operator's
+        // index key must never be swapped for a generated one: it derives every contact id.
+        settings
+            .security
+            .index_key
+            .get_or_insert_with(|| SecretString::from(dev.index_key.clone()));
         if settings.security.api_keys.0.is_empty() {
             settings.security.api_keys = ListSetting(vec![
                 SecretString::from(dev.admin_entry.clone()),
@@ -491,6 +525,17 @@ impl Config {
         }
         Self::build(settings, true)
     }
+}
+
+/// The development setup (generated keys, example types) only where it cannot be
+/// mistaken for production: no configuration file, no signing keys, the embedded store,
+/// and no `OPTIN_SECURITY__*` variable. Anything else must configure its keys.
+fn development_setup_allowed(settings: &Settings, has_file: bool, security_env: bool) -> bool {
+    !has_file
+        && !security_env
+        && settings.security.signing_keys.0.is_empty()
+        && settings.security.index_key.is_none()
+        && crate::store::is_embedded(&settings.store.url)
 }
 
 fn decode_key(setting: &'static str, b64: &str) -> Result<Vec<u8>, ConfigError> {
@@ -508,7 +553,8 @@ fn decode_key(setting: &'static str, b64: &str) -> Result<Vec<u8>, ConfigError> 
 
 fn parse_signing_keys(list: &ListSetting) -> Result<Vec<SigningKey>, ConfigError> {
     const SETTING: &str = "security.signing_keys";
-    list.0
+    let keys: Vec<SigningKey> = list
+        .0
         .iter()
         .map(|entry| {
             let (id, b64) = entry
@@ -531,7 +577,17 @@ fn parse_signing_keys(list: &ListSetting) -> Result<Vec<SigningKey>, ConfigError
                 secret: decode_key(SETTING, b64)?,
             })
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    // A token names the key that signed it: two keys with one id would make a token
+    // verify against whichever comes first, and a rotation silently break links.
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(duplicate) = keys.iter().find(|key| !seen.insert(key.id.as_str())) {
+        return Err(invalid(
+            SETTING,
+            format!("the key id '{}' appears more than once", duplicate.id),
+        ));
+    }
+    Ok(keys)
 }
 
 /// Keys of the development setup, generated on first start and kept in `./data`.

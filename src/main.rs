@@ -1,17 +1,19 @@
-//! The `optin` command line: `serve`, `keys new`, `check-config`.
+//! The `optin` command line: `serve`, `keys new`, `check-config`, `health`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
 use optin::auth::{generate_key, Scope};
 use optin::clock::SystemClock;
-use optin::config::{Config, DevKeys};
+use optin::config::{Config, DevKeys, Settings};
 use optin::http::pages::Pages;
 use optin::mail::templates::MailTemplates;
 use optin::mail::transport::MailTransport;
+use optin::routes::ops::probe_readiness;
 use optin::startup::{Application, Background};
 
 #[derive(Parser)]
@@ -43,6 +45,12 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Exit 0 when the service on the configured `server.bind` answers `GET /readyz` with
+    /// 200 within 3 seconds, non-zero otherwise (for a container HEALTHCHECK).
+    Health {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -65,6 +73,7 @@ fn main() -> ExitCode {
             command: KeysCommand::New { scope, name },
         } => new_key(scope, name),
         Command::CheckConfig { config } => check_config(config),
+        Command::Health { config } => health(config),
     }
 }
 
@@ -104,6 +113,29 @@ fn serve(config_path: Option<PathBuf>) -> ExitCode {
         Err(error) => {
             tracing::error!(error = %error, "optin stopped with an error");
             eprintln!("optin: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A health probe needs only the bind address: it reads the settings without building
+/// the configuration, so it never generates development keys or needs the secrets.
+fn health(config_path: Option<PathBuf>) -> ExitCode {
+    const TIMEOUT: Duration = Duration::from_secs(3);
+    let settings = match Settings::load(config_path.as_deref()) {
+        Ok((settings, _)) => settings,
+        Err(error) => {
+            eprintln!("optin: invalid configuration: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match probe_readiness(&settings.server.bind, TIMEOUT) {
+        Ok(()) => {
+            println!("ready");
+            ExitCode::SUCCESS
+        }
+        Err(reason) => {
+            eprintln!("optin: not ready: {reason}");
             ExitCode::FAILURE
         }
     }
@@ -171,8 +203,5 @@ fn check_parts(config: &Config) -> anyhow::Result<()> {
         settings.server.pages_dir.as_deref(),
         &settings.mail.service_name,
     )?;
-    if settings.store.url.starts_with("rediss://") {
-        anyhow::bail!("store.url: rediss:// is not supported; use redis:// over a private network or a TLS tunnel");
-    }
-    Ok(())
+    optin::store::check_url(&settings.store.url)
 }

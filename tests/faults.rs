@@ -799,19 +799,7 @@ async fn slow_a_mail_held_by_an_instance_that_died_is_sent_by_another_instance_a
     // The person can confirm with it, on the instance that is alive.
     let link = on_instance(&confirmation_link(&mails[0]), &b);
     assert_eq!(client.post(&link).send().await.unwrap().status(), 200);
-    let eligibility: Value = client
-        .get(b.url("/v1/eligibility"))
-        .query(&[
-            ("email", "orphan@example.com"),
-            ("subscription_type", "blog-updates"),
-        ])
-        .bearer_auth(SEND_KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let eligibility = b.eligibility("orphan@example.com", "blog-updates").await;
     assert_eq!(eligibility["status"], "opted_in", "{eligibility}");
 }
 

@@ -9,7 +9,7 @@ mod eligibility;
 mod imports;
 mod manage;
 mod one_click;
-mod ops;
+pub mod ops;
 mod outbox;
 mod page;
 mod preferences;

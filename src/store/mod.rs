@@ -123,14 +123,27 @@ pub trait Store: Send + Sync + 'static {
     async fn outbox_depth(&self) -> Result<OutboxDepth, StoreError>;
 }
 
-/// Opens the store named by `url`: `redis://`, `redis+cluster://h1:p1,h2:p2`, or else a
-/// file path for the embedded store.
-pub async fn open(url: &str) -> anyhow::Result<SharedStore> {
+/// True when `url` names the embedded store (a file path), not Redis.
+pub fn is_embedded(url: &str) -> bool {
+    !["redis://", "redis+cluster://", "rediss://"]
+        .iter()
+        .any(|scheme| url.starts_with(scheme))
+}
+
+/// Refuses a store URL that `open` could never use, without contacting the store.
+pub fn check_url(url: &str) -> anyhow::Result<()> {
     if url.starts_with("rediss://") {
         // TLS to Redis is not built in (it would pull a second TLS stack into the build).
         anyhow::bail!("store.url: rediss:// is not supported; reach Redis over a private network or a TLS tunnel (stunnel, spiped) and use redis://");
     }
-    if url.starts_with("redis://") || url.starts_with("redis+cluster://") {
+    Ok(())
+}
+
+/// Opens the store named by `url`: `redis://`, `redis+cluster://h1:p1,h2:p2`, or else a
+/// file path for the embedded store.
+pub async fn open(url: &str) -> anyhow::Result<SharedStore> {
+    check_url(url)?;
+    if !is_embedded(url) {
         Ok(Arc::new(redis::RedisStore::connect(url).await?))
     } else {
         let path = url.strip_prefix("file://").unwrap_or(url);

@@ -33,7 +33,8 @@
 //!
 //! Every operation is bounded by [`DEADLINE`]: when Redis is down or stalls, the caller
 //! gets [`StoreError::Unavailable`] within about two seconds, and the connection is set up
-//! again on a later call once Redis is back.
+//! again on a later call once Redis is back. The same holds at start: the first
+//! connection is made on first use, so a Redis that is not up yet does not stop the start.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -42,7 +43,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use ::redis::cluster::ClusterClientBuilder;
+use ::redis::cluster::{ClusterClient, ClusterClientBuilder};
 use ::redis::cluster_async::ClusterConnection;
 use ::redis::{Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, RedisFuture, Script, Value};
 use anyhow::Context;
@@ -92,7 +93,10 @@ static REVIVE_JOB: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("redis/revive_job.lua")));
 
 pub struct RedisStore {
-    connection: Connection,
+    /// Made on first use, not at start: a Redis that is down when the service starts
+    /// must not stop the start (orchestrators start services in any order).
+    connection: tokio::sync::OnceCell<Connection>,
+    client: Client,
     /// Where the next claim starts looking, so that instances do not all drain shard 0.
     claim_offset: AtomicUsize,
     /// Shards known to have had due jobs (written here, or seen in the last scan): a
@@ -100,7 +104,14 @@ pub struct RedisStore {
     busy_shards: std::sync::Mutex<BTreeSet<Shard>>,
 }
 
-/// One Redis or a cluster; both reconnect by themselves after an outage.
+/// How to reach Redis: checked at start, connected on first use.
+enum Client {
+    Single(::redis::Client),
+    // Boxed: it is several times the size of the single client.
+    Cluster(Box<ClusterClient>),
+}
+
+/// One Redis or a cluster; once made, both reconnect by themselves after an outage.
 #[derive(Clone)]
 enum Connection {
     Single(ConnectionManager),
@@ -204,23 +215,54 @@ impl Shard {
 }
 
 impl RedisStore {
-    /// Connects to `redis://host:port[/db]` or `redis+cluster://h1:p1,h2:p2,…`
-    /// (credentials, if any, as `redis+cluster://user:password@h1:p1,h2:p2`).
+    /// Reads `redis://host:port[/db]` or `redis+cluster://h1:p1,h2:p2,…`
+    /// (credentials, if any, as `redis+cluster://user:password@h1:p1,h2:p2`). A URL that
+    /// is not valid fails here; an unreachable Redis does not: the first call connects,
+    /// and until Redis answers every call fails with [`StoreError::Unavailable`].
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let connection = match url.strip_prefix("redis+cluster://") {
-            Some(nodes) => Connection::Cluster(connect_cluster(nodes).await?),
-            None => Connection::Single(connect_single(url).await?),
+        let client = match url.strip_prefix("redis+cluster://") {
+            Some(nodes) => Client::Cluster(Box::new(cluster_client(nodes)?)),
+            // The URL may hold a password: never repeat it in an error.
+            None => {
+                Client::Single(::redis::Client::open(url).context("the Redis URL is not valid")?)
+            }
         };
         let store = Self {
-            connection,
+            connection: tokio::sync::OnceCell::new(),
+            client,
             // Instances started together must not all begin at the same shard.
             claim_offset: AtomicUsize::new(
                 (Uuid::new_v4().as_u128() % u128::from(SHARDS)) as usize,
             ),
             busy_shards: std::sync::Mutex::default(),
         };
-        store.ping().await.context("Redis does not answer PING")?;
+        if let Err(error) = store.ping().await {
+            tracing::warn!(%error, "Redis does not answer yet; starting anyway, not ready until it does");
+        }
         Ok(store)
+    }
+
+    /// The shared connection, made on first use. While Redis cannot be reached each
+    /// call tries again (bounded by the caller's deadline), so the service heals without
+    /// a restart.
+    async fn connection(&self) -> Result<Connection, StoreError> {
+        self.connection
+            .get_or_try_init(|| async {
+                let connection = match &self.client {
+                    Client::Single(client) => Connection::Single(
+                        ConnectionManager::new_with_config(client.clone(), manager_config())
+                            .await
+                            .map_err(store_error)?,
+                    ),
+                    Client::Cluster(client) => Connection::Cluster(
+                        client.get_async_connection().await.map_err(store_error)?,
+                    ),
+                };
+                tracing::info!("connected to Redis");
+                Ok(connection)
+            })
+            .await
+            .cloned()
     }
 
     /// Runs one store operation under [`DEADLINE`].
@@ -240,8 +282,8 @@ impl RedisStore {
     async fn query_each(&self, commands: Vec<(Shard, Cmd)>) -> Result<Vec<Value>, StoreError> {
         let total = commands.len();
         let mut batches: Vec<(Vec<usize>, Pipeline)> = Vec::new();
-        match self.connection {
-            Connection::Single(_) => {
+        match self.client {
+            Client::Single(_) => {
                 let mut commands = commands.into_iter().enumerate().peekable();
                 while commands.peek().is_some() {
                     let chunk: Vec<(usize, (Shard, Cmd))> =
@@ -251,7 +293,7 @@ impl RedisStore {
                     ));
                 }
             }
-            Connection::Cluster(_) => {
+            Client::Cluster(_) => {
                 let mut by_shard: BTreeMap<Shard, Vec<(usize, Cmd)>> = BTreeMap::new();
                 for (index, (shard, cmd)) in commands.into_iter().enumerate() {
                     by_shard.entry(shard).or_default().push((index, cmd));
@@ -264,9 +306,10 @@ impl RedisStore {
                 }
             }
         }
+        let connection = self.connection().await?;
         let answers: Vec<(Vec<usize>, Vec<Value>)> = futures_util::stream::iter(batches)
             .map(|(indexes, pipeline)| {
-                let mut connection = self.connection.clone();
+                let mut connection = connection.clone();
                 async move {
                     let values: Vec<Value> = pipeline
                         .query_async(&mut connection)
@@ -317,7 +360,7 @@ impl RedisStore {
         for arg in args {
             invocation.arg(arg);
         }
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection().await?;
         let done: i64 = invocation
             .invoke_async(&mut connection)
             .await
@@ -393,7 +436,7 @@ impl RedisStore {
                 .map(|at| millis(at).to_string())
                 .unwrap_or_default(),
         );
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection().await?;
         let written: i64 = invocation
             .invoke_async(&mut connection)
             .await
@@ -427,7 +470,7 @@ impl RedisStore {
             .key(shard.jobs())
             .arg(now_ms)
             .arg(lease_ms);
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection().await?;
         let claimed: Option<Vec<u8>> = invocation
             .invoke_async(&mut connection)
             .await
@@ -526,37 +569,27 @@ impl RedisStore {
     }
 }
 
-async fn connect_single(url: &str) -> anyhow::Result<ConnectionManager> {
-    // The URL may hold a password: never repeat it in an error.
-    let client = ::redis::Client::open(url).context("the Redis URL is not valid")?;
+fn manager_config() -> ConnectionManagerConfig {
     // Few reconnection retries: a call must fail fast while Redis is down; the next call
     // after an I/O error starts a new connection attempt anyway.
-    let config = ConnectionManagerConfig::new()
+    ConnectionManagerConfig::new()
         .set_connection_timeout(Some(CONNECTION_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT))
         .set_number_of_retries(1)
         .set_min_delay(Duration::from_millis(50))
-        .set_max_delay(Duration::from_millis(200));
-    tokio::time::timeout(DEADLINE, ConnectionManager::new_with_config(client, config))
-        .await
-        .map_err(|_| anyhow::anyhow!("Redis did not answer within {DEADLINE:?}"))?
-        .context("cannot connect to Redis")
+        .set_max_delay(Duration::from_millis(200))
 }
 
-async fn connect_cluster(nodes: &str) -> anyhow::Result<ClusterConnection> {
+fn cluster_client(nodes: &str) -> anyhow::Result<ClusterClient> {
     let nodes = cluster_nodes(nodes)?;
-    let client = ClusterClientBuilder::new(nodes)
+    ClusterClientBuilder::new(nodes)
         .connection_timeout(CONNECTION_TIMEOUT)
         .response_timeout(RESPONSE_TIMEOUT)
         .retries(2)
         .min_retry_wait(50)
         .max_retry_wait(300)
         .build()
-        .context("the Redis Cluster URL is not valid")?;
-    tokio::time::timeout(DEADLINE, client.get_async_connection())
-        .await
-        .map_err(|_| anyhow::anyhow!("Redis Cluster did not answer within {DEADLINE:?}"))?
-        .context("cannot connect to Redis Cluster")
+        .context("the Redis Cluster URL is not valid")
 }
 
 /// `h1:p1,h2:p2` (optionally `user:password@h1:p1,…`) → `redis://h1:p1`, `redis://h2:p2`.
@@ -634,7 +667,7 @@ fn scored_members(value: Value) -> Result<Vec<(String, f64)>, StoreError> {
 impl Store for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.bounded(async {
-            let mut connection = self.connection.clone();
+            let mut connection = self.connection().await?;
             let _: () = ::redis::cmd("PING")
                 .query_async(&mut connection)
                 .await
@@ -674,7 +707,7 @@ impl Store for RedisStore {
 
     async fn events(&self, id: &ContactId) -> Result<Vec<Event>, StoreError> {
         self.bounded(async {
-            let mut connection = self.connection.clone();
+            let mut connection = self.connection().await?;
             let mut lrange = ::redis::cmd("LRANGE");
             lrange.arg(Shard::of(id).events(id)).arg(0).arg(-1);
             let events: Vec<Vec<u8>> = lrange
@@ -688,7 +721,7 @@ impl Store for RedisStore {
 
     async fn tombstone(&self, id: &ContactId) -> Result<Option<Tombstone>, StoreError> {
         self.bounded(async {
-            let mut connection = self.connection.clone();
+            let mut connection = self.connection().await?;
             let mut get = ::redis::cmd("GET");
             get.arg(Shard::of(id).tombstone(id));
             let tombstone: Option<Vec<u8>> = get
@@ -825,7 +858,7 @@ impl Store for RedisStore {
         self.bounded(async {
             let mut invocation = COUNT_HIT.prepare_invoke();
             invocation.key(redis_key).arg(window_secs.max(1) * 1000);
-            let mut connection = self.connection.clone();
+            let mut connection = self.connection().await?;
             invocation
                 .invoke_async(&mut connection)
                 .await

@@ -8,8 +8,8 @@
 
 use std::fs::File;
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
@@ -62,7 +62,7 @@ fn sha256_hex(text: &str) -> String {
     hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -84,63 +84,103 @@ impl OptinProcess {
         panic!("optin serve did not become ready; its log:\n{last_log}");
     }
 
+    /// Starts `optin serve` and waits only until it listens (`/healthz` answers 200), for
+    /// tests of a service whose store is not there yet.
+    pub async fn start_unready(settings: &ProcessSettings) -> OptinProcess {
+        let mut last_log = String::new();
+        for _ in 0..3 {
+            let mut process = Self::spawn(settings, free_port());
+            match process.wait_for("/healthz").await {
+                Ok(()) => return process,
+                Err(log) => last_log = log,
+            }
+        }
+        panic!("optin serve did not listen; its log:\n{last_log}");
+    }
+
     fn spawn(settings: &ProcessSettings, port: u16) -> OptinProcess {
         let dir = tempfile::tempdir().expect("a temporary folder for the process");
         let config_path = dir.path().join("optin.toml");
         std::fs::write(&config_path, EXAMPLE_TYPES).expect("write optin.toml");
+        Self::launch(dir, port, |command| {
+            command.arg("--config").arg(&config_path);
+            deployed_env(command, settings, port);
+        })
+    }
+
+    /// Spawns `optin serve` in an empty folder with no configuration file and only `env`
+    /// (plus the bind address and public URL of a free port), without waiting: for tests
+    /// of what the service does with little or no configuration.
+    pub fn spawn_bare(env: &[(&str, &str)]) -> OptinProcess {
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("a temporary folder for the process");
+        Self::launch(dir, port, |command| {
+            command
+                .env("OPTIN_SERVER__BIND", format!("127.0.0.1:{port}"))
+                .env(
+                    "OPTIN_SERVER__PUBLIC_URL",
+                    format!("http://127.0.0.1:{port}"),
+                )
+                .env("OPTIN_LOG__FORMAT", "text")
+                .envs(env.iter().copied());
+        })
+    }
+
+    /// Spawns `optin serve` in `dir`, logging to `dir/optin.log`; `configure` adds the
+    /// arguments and environment.
+    fn launch(dir: TempDir, port: u16, configure: impl FnOnce(&mut Command)) -> OptinProcess {
         let log_path = dir.path().join("optin.log");
         let log = File::create(&log_path).expect("create the process log");
-        let address = format!("http://127.0.0.1:{port}");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_optin"));
+        let mut command = optin_command(dir.path());
         command
             .arg("serve")
-            .arg("--config")
-            .arg(&config_path)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone().expect("clone the log handle")))
             .stderr(Stdio::from(log));
-        // Nothing from the test runner's environment may configure the child.
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("OPTIN_") || name == "RUST_LOG" {
-                command.env_remove(name);
-            }
-        }
-        command
-            .env("OPTIN_SERVER__BIND", format!("127.0.0.1:{port}"))
-            .env("OPTIN_SERVER__PUBLIC_URL", &address)
-            .env("OPTIN_STORE__URL", &settings.store_url)
-            .env("OPTIN_MAIL__URL", &settings.mail_url)
-            .env("OPTIN_MAIL__FROM", "Optin Test <no-reply@optin.test>")
-            .env("OPTIN_MAIL__LEASE_SECS", settings.lease_secs.to_string())
-            .env(
-                "OPTIN_SECURITY__SIGNING_KEYS",
-                format!("k1:{}", STANDARD.encode([1u8; 32])),
-            )
-            .env("OPTIN_SECURITY__INDEX_KEY", STANDARD.encode([2u8; 32]))
-            .env(
-                "OPTIN_SECURITY__API_KEYS",
-                format!(
-                    "admin-test:admin:{},send-test:send:{}",
-                    sha256_hex(ADMIN_KEY),
-                    sha256_hex(SEND_KEY)
-                ),
-            )
-            .env("OPTIN_LOG__FORMAT", "text")
-            .env("OPTIN_LOG__FILTER", "info")
-            .envs(settings.extra_env.iter().map(|(k, v)| (k, v)));
+        configure(&mut command);
         let child = command.spawn().expect("spawn the optin binary");
         OptinProcess {
             port,
-            address,
+            address: format!("http://127.0.0.1:{port}"),
             child: Some(child),
             log_path,
             dir,
         }
     }
 
+    /// As [`Self::spawn_bare`], then waits until `/readyz` answers 200.
+    pub async fn start_bare(env: &[(&str, &str)]) -> OptinProcess {
+        let mut process = Self::spawn_bare(env);
+        if let Err(log) = process.wait_ready().await {
+            panic!("optin serve did not become ready; its log:\n{log}");
+        }
+        process
+    }
+
+    /// `GET /v1/eligibility` of one address for one type, as a sender asks it.
+    pub async fn eligibility(&self, email: &str, subscription_type: &str) -> serde_json::Value {
+        let response = reqwest::Client::new()
+            .get(self.url("/v1/eligibility"))
+            .query(&[("email", email), ("subscription_type", subscription_type)])
+            .bearer_auth(SEND_KEY)
+            .send()
+            .await
+            .expect("eligibility answers");
+        assert_eq!(response.status(), 200, "eligibility of {subscription_type}");
+        response.json().await.expect("an eligibility answer")
+    }
+
+    /// The folder the process runs in (its `./data` is there).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// Polls `/readyz`; on failure kills the child and gives its log.
     async fn wait_ready(&mut self) -> Result<(), String> {
+        self.wait_for("/readyz").await
+    }
+
+    /// Polls `path` until it answers 200; on failure kills the child and gives its log.
+    async fn wait_for(&mut self, path: &str) -> Result<(), String> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_millis(1000))
             .build()
@@ -150,7 +190,7 @@ impl OptinProcess {
             if let Some(status) = self.try_status() {
                 return Err(format!("(exited with {status})\n{}", self.log()));
             }
-            if let Ok(response) = client.get(self.url("/readyz")).send().await {
+            if let Ok(response) = client.get(self.url(path)).send().await {
                 if response.status() == 200 {
                     return Ok(());
                 }
@@ -223,4 +263,60 @@ impl Drop for OptinProcess {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// The `optin` binary, run in `dir`, with nothing from the test runner's environment
+/// that could configure it.
+pub fn optin_command(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_optin"));
+    command.current_dir(dir).stdin(Stdio::null());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("OPTIN_") || name == "RUST_LOG" {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// Every setting as an operator deploys it, from `OPTIN_*` variables; `extra_env` last,
+/// so that it can override any of them.
+fn deployed_env(command: &mut Command, settings: &ProcessSettings, port: u16) {
+    command
+        .env("OPTIN_SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env(
+            "OPTIN_SERVER__PUBLIC_URL",
+            format!("http://127.0.0.1:{port}"),
+        )
+        .env("OPTIN_STORE__URL", &settings.store_url)
+        .env("OPTIN_MAIL__URL", &settings.mail_url)
+        .env("OPTIN_MAIL__FROM", "Optin Test <no-reply@optin.test>")
+        .env("OPTIN_MAIL__LEASE_SECS", settings.lease_secs.to_string())
+        .env(
+            "OPTIN_SECURITY__SIGNING_KEYS",
+            format!("k1:{}", STANDARD.encode([1u8; 32])),
+        )
+        .env("OPTIN_SECURITY__INDEX_KEY", STANDARD.encode([2u8; 32]))
+        .env(
+            "OPTIN_SECURITY__API_KEYS",
+            format!(
+                "admin-test:admin:{},send-test:send:{}",
+                sha256_hex(ADMIN_KEY),
+                sha256_hex(SEND_KEY)
+            ),
+        )
+        .env("OPTIN_LOG__FORMAT", "text")
+        .env("OPTIN_LOG__FILTER", "info")
+        .envs(settings.extra_env.iter().map(|(k, v)| (k, v)));
+}
+
+/// Runs one `optin` command (`check-config`, `health`, …) configured as [`OptinProcess`]
+/// is, with the example types in `--config`, on `port`; answers its exit status and output.
+pub fn run_configured(settings: &ProcessSettings, port: u16, args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().expect("a temporary folder for the command");
+    let config_path = dir.path().join("optin.toml");
+    std::fs::write(&config_path, EXAMPLE_TYPES).expect("write optin.toml");
+    let mut command = optin_command(dir.path());
+    command.args(args).arg("--config").arg(&config_path);
+    deployed_env(&mut command, settings, port);
+    command.output().expect("run the optin binary")
 }
