@@ -399,11 +399,8 @@ async fn a_dead_letter_keeps_no_address_from_the_servers_refusal() {
     assert_eq!(app.drain_outbox().await, 1);
 
     let listed = app
-        .admin(Method::GET, "/v1/outbox/dead")
+        .get_with_key("/v1/outbox/dead", ADMIN_KEY)
         .await
-        .send()
-        .await
-        .unwrap()
         .text()
         .await
         .unwrap();
