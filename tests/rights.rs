@@ -233,6 +233,7 @@ async fn restriction_makes_nothing_eligible_until_lifted(backend: Backend) {
         kinds,
         ["status_changed", "restricted", "restriction_lifted"]
     );
+    let log = events(&app, "restrict@example.com").await;
     assert_eq!(log["events"][1]["actor"], "admin-test");
     assert_eq!(log["chain_valid"], true);
 }
