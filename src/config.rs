@@ -331,7 +331,7 @@ impl Settings {
 
     /// Settings where 0 makes no sense (a link dead on arrival, a job never tried, …),
     /// by name. A new lifetime, limit or count setting belongs here.
-    fn at_least_one(&self) -> [(&'static str, u64); 5] {
+    fn at_least_one(&self) -> [(&'static str, u64); 8] {
         [
             (
                 "signup.confirmation_ttl_days",
@@ -340,6 +340,18 @@ impl Settings {
             (
                 "links.unsubscribe_ttl_days",
                 self.links.unsubscribe_ttl_days.into(),
+            ),
+            (
+                "links.preferences_ttl_days",
+                self.links.preferences_ttl_days.into(),
+            ),
+            (
+                "links.rights_max_age_minutes",
+                self.links.rights_max_age_minutes.into(),
+            ),
+            (
+                "links.max_posts_per_hour",
+                self.links.max_posts_per_hour.into(),
             ),
             (
                 "server.request_timeout_secs",

@@ -1,6 +1,6 @@
-//! Abuse limits and retention: per-IP signup limits (and whom `X-Forwarded-For` is
-//! believed from), the CORS allow-list, and removal of inactive contacts after their
-//! retention period, on both stores.
+//! Abuse limits and retention: per-IP signup limits (IPv6 by its /64, and whom every
+//! `X-Forwarded-For` line is believed from), the CORS allow-list, and removal of
+//! inactive contacts after their retention period, on both stores.
 
 mod support;
 
@@ -11,6 +11,7 @@ use support::app::{Backend, TestApp};
 on_embedded_and_redis!(
     an_ip_over_its_signup_limit_gets_429_with_retry_after,
     forwarded_for_counts_only_behind_a_trusted_proxy,
+    every_forwarded_for_line_counts_and_ipv6_clients_count_by_their_64,
     only_allowed_origins_get_cors_headers,
     inactive_contacts_are_removed_after_the_retention_period,
 );
@@ -126,6 +127,73 @@ async fn forwarded_for_counts_only_behind_a_trusted_proxy(backend: Backend) {
         "the real client is recorded as evidence"
     );
     assert_eq!(events["events"][0]["signup"]["ip"], "198.51.100.1");
+}
+
+/// A signup through a proxy that adds its own `X-Forwarded-For` line after the one the
+/// client sent.
+async fn signup_with_forwarded_lines(app: &TestApp, email: &str, lines: &[&str]) -> u16 {
+    let mut request = app
+        .client
+        .post(app.url("/v1/signups"))
+        .json(&json!({ "email": email, "subscription_types": ["blog-updates"] }));
+    for line in lines {
+        request = request.header("X-Forwarded-For", *line);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+async fn every_forwarded_for_line_counts_and_ipv6_clients_count_by_their_64(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| {
+        s.signup.max_signups_per_ip = 2;
+        s.server.trusted_proxies =
+            optin::config::StringList(vec!["127.0.0.1".into(), "10.0.0.0/8".into()]);
+    })
+    .await;
+    // The client wrote its own first line; the trusted proxy 10.0.0.2 added the second.
+    for (i, spoofed) in ["203.0.113.5", "203.0.113.6", "203.0.113.7"]
+        .iter()
+        .enumerate()
+    {
+        let status = signup_with_forwarded_lines(
+            &app,
+            &format!("x{i}@example.com"),
+            &[spoofed, "198.51.100.20, 10.0.0.2"],
+        )
+        .await;
+        assert_eq!(
+            status,
+            if i < 2 { 202 } else { 429 },
+            "the client's own line does not make it a new client"
+        );
+    }
+    app.drain_outbox().await;
+    let link = app.confirmation_link("x0@example.com");
+    app.client.post(&link).send().await.unwrap();
+    let events: Value = app
+        .admin_get_json("/v1/contacts/x0%40example.com/events")
+        .await;
+    assert_eq!(
+        events["events"][0]["signup"]["ip"], "198.51.100.20",
+        "the address the trusted proxy saw is the evidence: {events}"
+    );
+
+    for (i, client) in ["2001:db8:7:7::1", "2001:db8:7:7:ffff::2", "2001:db8:7:7::3"]
+        .iter()
+        .enumerate()
+    {
+        let status =
+            signup_with_forwarded_lines(&app, &format!("v6-{i}@example.com"), &[client]).await;
+        assert_eq!(
+            status,
+            if i < 2 { 202 } else { 429 },
+            "addresses of one /64 share the limit"
+        );
+    }
+    assert_eq!(
+        signup_with_forwarded_lines(&app, "v6-other@example.com", &["2001:db8:7:8::1"]).await,
+        202,
+        "the next /64 is another client"
+    );
 }
 
 async fn only_allowed_origins_get_cors_headers(backend: Backend) {

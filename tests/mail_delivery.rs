@@ -401,6 +401,26 @@ async fn permanent_smtp_refusal_is_permanent() {
 }
 
 #[tokio::test]
+async fn a_refusal_quoting_the_recipient_is_reported_with_the_address_masked() {
+    let sink = SmtpSink::start();
+    let transport = MailTransport::from_url(&sink.url()).unwrap();
+    sink.set_rejecting(Rejection::PermanentEchoingRecipient);
+
+    let error = transport
+        .send(confirmation_message("en"))
+        .await
+        .unwrap_err()
+        .to_string();
+
+    assert!(error.contains("550"), "{error}");
+    assert!(
+        error.contains("<j***@example.org>"),
+        "the masked address stays for correlation: {error}"
+    );
+    assert!(!error.contains(recipient().as_str()), "{error}");
+}
+
+#[tokio::test]
 async fn unreachable_smtp_server_is_transient() {
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -14,6 +14,7 @@ on_embedded_and_redis!(
     the_export_holds_everything_held_on_the_person,
     restriction_makes_nothing_eligible_until_lifted,
     rectification_moves_the_history_to_the_new_address,
+    an_interrupted_rectification_is_finished_by_repeating_it,
     erasure_leaves_no_byte_of_the_address_and_blocks_silent_reimport,
     manual_changes_follow_the_consent_evidence_rules,
     imports_answer_per_line_and_are_idempotent,
@@ -22,6 +23,24 @@ on_embedded_and_redis!(
 
 fn contact_path(email: &str, rest: &str) -> String {
     format!("/v1/contacts/{}{rest}", urlencode(email))
+}
+
+async fn event_kinds(app: &TestApp, email: &str) -> Vec<String> {
+    events(app, email).await["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn rectify(app: &TestApp, old: &str, new: &str) -> reqwest::Response {
+    app.admin(Method::POST, &contact_path(old, "/rectification"))
+        .await
+        .json(&json!({ "new_email": new }))
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn events(app: &TestApp, email: &str) -> Value {
@@ -209,17 +228,12 @@ async fn restriction_makes_nothing_eligible_until_lifted(backend: Backend) {
             .await["eligible"],
         true
     );
-    let log = events(&app, "restrict@example.com").await;
-    let kinds: Vec<&str> = log["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds = event_kinds(&app, "restrict@example.com").await;
     assert_eq!(
         kinds,
         ["status_changed", "restricted", "restriction_lifted"]
     );
+    let log = events(&app, "restrict@example.com").await;
     assert_eq!(log["events"][1]["actor"], "admin-test");
     assert_eq!(log["chain_valid"], true);
 }
@@ -228,16 +242,7 @@ async fn rectification_moves_the_history_to_the_new_address(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.subscribe_confirmed("old.name@example.com", &["job-alerts"])
         .await;
-    let response = app
-        .admin(
-            Method::POST,
-            &contact_path("old.name@example.com", "/rectification"),
-        )
-        .await
-        .json(&json!({ "new_email": "New.Name@Example.com" }))
-        .send()
-        .await
-        .unwrap();
+    let response = rectify(&app, "old.name@example.com", "New.Name@Example.com").await;
     assert_eq!(response.status(), 200);
     assert_eq!(app.contact("old.name@example.com").await.status(), 404);
     assert_eq!(
@@ -262,17 +267,81 @@ async fn rectification_moves_the_history_to_the_new_address(backend: Backend) {
 
     app.subscribe_confirmed("taken@example.com", &["job-alerts"])
         .await;
-    let clash = app
-        .admin(
-            Method::POST,
-            &contact_path("new.name@example.com", "/rectification"),
-        )
-        .await
-        .json(&json!({ "new_email": "taken@example.com" }))
-        .send()
+    let clash = rectify(&app, "new.name@example.com", "taken@example.com").await;
+    assert_eq!(clash.status(), 409);
+}
+
+/// Leaves the state an interrupted rectification leaves behind: the first of its two
+/// atomic steps (the contact written under the new address, with the old history and a
+/// `rectified` event) done, the second (removing the old contact) not.
+async fn leave_a_half_done_rectification(app: &mut TestApp, old: &str, new: &str) {
+    use optin::domain::{ContactChange, EmailAddress, EventDraft, EventKind, RequestMeta, Source};
+    app.stop().await;
+    let settings = support::app::test_settings(app.store_url(), "smtp://127.0.0.1:25", app.port);
+    let config = optin::config::Config::from_settings(settings).unwrap();
+    let store = optin::store::open(app.store_url()).await.unwrap();
+    let old_id = config.index.contact_id(&EmailAddress::parse(old).unwrap());
+    let new_email = EmailAddress::parse(new).unwrap();
+    let mut moved = store.load_contact(&old_id).await.unwrap().unwrap();
+    let mut events = store.events(&old_id).await.unwrap();
+    moved.id = config.index.contact_id(&new_email);
+    moved.email = new_email;
+    moved.pending.clear();
+    moved.version = 0;
+    let draft = EventDraft::new(
+        EventKind::Rectified,
+        Source::Rectification,
+        &RequestMeta::default(),
+    );
+    events.push(moved.record(draft, chrono::Utc::now()));
+    store
+        .apply(ContactChange::between(
+            None,
+            Some(moved),
+            events,
+            Vec::new(),
+            &config.catalog,
+        ))
         .await
         .unwrap();
-    assert_eq!(clash.status(), 409);
+    drop(store);
+    app.start().await;
+}
+
+async fn an_interrupted_rectification_is_finished_by_repeating_it(backend: Backend) {
+    let mut app = TestApp::spawn(backend).await;
+    app.subscribe_confirmed("half.old@example.com", &["job-alerts"])
+        .await;
+    leave_a_half_done_rectification(&mut app, "half.old@example.com", "half.new@example.com").await;
+    assert_eq!(
+        app.contact("half.old@example.com").await.status(),
+        200,
+        "the interruption left both contacts"
+    );
+    assert_eq!(app.contact("half.new@example.com").await.status(), 200);
+
+    let repeated = rectify(&app, "half.old@example.com", "half.new@example.com").await;
+    assert_eq!(repeated.status(), 200, "the repeat finishes the move");
+    assert_eq!(app.contact("half.old@example.com").await.status(), 404);
+    assert_eq!(
+        events(&app, "half.new@example.com").await["chain_valid"],
+        true
+    );
+    let kinds = event_kinds(&app, "half.new@example.com").await;
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "rectified").count(),
+        1,
+        "finishing adds no second rectified event: {kinds:?}"
+    );
+    assert_eq!(
+        app.eligibility("half.new@example.com", "job-alerts").await["eligible"],
+        true
+    );
+    let stats: Value = app.admin_get_json("/v1/stats").await;
+    assert_eq!(
+        stats["by_type"]["job-alerts"]["opted_in"], 1,
+        "counted once after the move"
+    );
 }
 
 /// Every stored value, as text, to look for personal data in.

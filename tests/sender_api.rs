@@ -260,3 +260,160 @@ async fn json_bodies_must_be_objects_not_arrays() {
     assert_eq!(wrong_method.status(), 405);
     assert_eq!(wrong_method.headers()["allow"], "GET");
 }
+
+/// Every answer that carries personal data tells caches not to keep it, errors included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_with_personal_data_are_never_cached() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    app.subscribe_confirmed("cached@example.com", &["blog-updates"])
+        .await;
+    app.subscribe_confirmed("cached2@example.com", &["blog-updates"])
+        .await;
+    let contact = |email: &str, rest: &str| format!("/v1/contacts/{}{rest}", urlencode(email));
+    let import = "{\"email\":\"imported@example.com\",\"subscription_type\":\"blog-updates\",\"status\":\"not_subscribed\"}\n";
+    let requests: Vec<(&str, reqwest::RequestBuilder)> = vec![
+        (
+            "eligibility",
+            app.client
+                .get(app.url(
+                    "/v1/eligibility?email=cached%40example.com&subscription_type=blog-updates",
+                ))
+                .bearer_auth(SEND_KEY),
+        ),
+        (
+            "eligibility batch",
+            app.client
+                .post(app.url("/v1/eligibility"))
+                .bearer_auth(SEND_KEY)
+                .json(&json!({ "subscription_type": "blog-updates", "emails": ["cached@example.com"] })),
+        ),
+        (
+            "contact",
+            app.admin(Method::GET, &contact("cached@example.com", ""))
+                .await,
+        ),
+        (
+            "unknown contact",
+            app.admin(Method::GET, &contact("nobody@example.com", ""))
+                .await,
+        ),
+        (
+            "events",
+            app.admin(Method::GET, &contact("cached@example.com", "/events"))
+                .await,
+        ),
+        (
+            "export",
+            app.admin(Method::GET, &contact("cached@example.com", "/export"))
+                .await,
+        ),
+        (
+            "manual change",
+            app.admin(
+                Method::PUT,
+                &contact("cached@example.com", "/subscriptions/blog-updates"),
+            )
+            .await
+            .json(&json!({ "status": "unsubscribed" })),
+        ),
+        (
+            "restriction",
+            app.admin(Method::POST, &contact("cached@example.com", "/restriction"))
+                .await,
+        ),
+        (
+            "lifting a restriction",
+            app.admin(
+                Method::DELETE,
+                &contact("cached@example.com", "/restriction"),
+            )
+            .await,
+        ),
+        (
+            "rectification",
+            app.admin(
+                Method::POST,
+                &contact("cached@example.com", "/rectification"),
+            )
+            .await
+            .json(&json!({ "new_email": "moved@example.com" })),
+        ),
+        (
+            "erasure",
+            app.admin(Method::DELETE, &contact("cached2@example.com", ""))
+                .await,
+        ),
+        (
+            "imports",
+            app.admin(Method::POST, "/v1/imports").await.body(import),
+        ),
+        (
+            "dead letters",
+            app.admin(Method::GET, "/v1/outbox/dead").await,
+        ),
+        (
+            "dead letter retry",
+            app.admin(
+                Method::POST,
+                &format!("/v1/outbox/dead/{}/retry", uuid::Uuid::new_v4()),
+            )
+            .await,
+        ),
+        (
+            "wrong method on a contact",
+            app.admin(Method::PATCH, &contact("cached@example.com", ""))
+                .await,
+        ),
+    ];
+    for (what, request) in requests {
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        assert!(
+            status.is_success() || status.is_client_error(),
+            "{what}: {status}"
+        );
+        assert_eq!(
+            response
+                .headers()
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap()),
+            Some("no-store"),
+            "{what} ({status})"
+        );
+    }
+}
+
+/// A server's 550 that quotes the recipient must not put the address into the dead
+/// letter an admin reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_keeps_no_address_from_the_servers_refusal() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    app.smtp
+        .set_rejecting(support::smtp_sink::Rejection::PermanentEchoingRecipient);
+    assert_eq!(
+        app.signup("refused.person@example.com", &["blog-updates"])
+            .await
+            .status(),
+        202
+    );
+    assert_eq!(app.drain_outbox().await, 1);
+
+    let listed = app
+        .get_with_key("/v1/outbox/dead", ADMIN_KEY)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !listed.contains("refused.person"),
+        "no address in the dead letters: {listed}"
+    );
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let last_error = listed["dead_letters"][0]["last_error"]
+        .as_str()
+        .expect("the dead letter says why");
+    assert!(
+        last_error.contains("550") && last_error.contains("r***@example.com"),
+        "the refusal is kept, its address masked: {last_error}"
+    );
+}

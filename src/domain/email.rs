@@ -87,21 +87,68 @@ pub fn mask(address: &str) -> String {
     }
 }
 
+/// Masks every address-looking part of a free text, such as an SMTP server's reply
+/// (`550 5.1.1 <jane@example.com>: Recipient address rejected`), before the text is
+/// logged or stored. Every `@` with address characters on both sides is taken for an
+/// address; over-masking a harmless `@` costs nothing, a missed address is a leak.
+pub fn mask_addresses(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut masked = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut at = 0;
+    while at < chars.len() {
+        if chars[at] != '@' {
+            at += 1;
+            continue;
+        }
+        let mut start = at;
+        while start > copied && is_local_char(chars[start - 1]) {
+            start -= 1;
+        }
+        let mut end = at + 1;
+        while end < chars.len() && is_domain_char(chars[end]) {
+            end += 1;
+        }
+        if start == at || end == at + 1 {
+            at += 1;
+            continue;
+        }
+        masked.extend(&chars[copied..start]);
+        let local: String = chars[start..at].iter().collect();
+        let domain: String = chars[at + 1..end].iter().collect();
+        masked.push_str(&mask(&format!("{local}@{domain}")));
+        copied = end;
+        at = end;
+    }
+    masked.extend(&chars[copied..]);
+    masked
+}
+
 /// RFC 5322 dot-atom, plus any non-ASCII character (RFC 6531 allows UTF-8 local parts).
 fn is_valid_local_part(local: &str) -> bool {
-    const SPECIALS: &str = "!#$%&'*+/=?^_`{|}~-";
     if local.is_empty() || local.len() > MAX_LOCAL_LEN {
         return false;
     }
     if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
         return false;
     }
-    local.chars().all(|c| {
-        c.is_ascii_alphanumeric()
-            || c == '.'
-            || SPECIALS.contains(c)
-            || (!c.is_ascii() && !c.is_control() && !c.is_whitespace())
-    })
+    local.chars().all(is_local_char)
+}
+
+fn is_local_char(c: char) -> bool {
+    const SPECIALS: &str = "!#$%&'*+/=?^_`{|}~-";
+    c.is_ascii_alphanumeric()
+        || c == '.'
+        || SPECIALS.contains(c)
+        || (!c.is_ascii() && !c.is_control() && !c.is_whitespace())
+}
+
+/// Domain characters as they may appear in free text: IDNA ASCII or still in Unicode.
+fn is_domain_char(c: char) -> bool {
+    c.is_ascii_alphanumeric()
+        || c == '.'
+        || c == '-'
+        || (!c.is_ascii() && !c.is_control() && !c.is_whitespace())
 }
 
 fn normalize_domain(domain: &str) -> Result<String, EmailError> {
@@ -183,7 +230,39 @@ mod tests {
         assert!(!format!("{email:?}").contains("jane"));
     }
 
+    #[test]
+    fn masks_every_address_in_a_free_text() {
+        assert_eq!(
+            mask_addresses("550 5.1.1 <jane.doe@example.com>: Recipient address rejected"),
+            "550 5.1.1 <j***@example.com>: Recipient address rejected"
+        );
+        assert_eq!(
+            mask_addresses("from bob+x@a.example to ana@bücher.example, done"),
+            "from b***@a.example to a***@bücher.example, done"
+        );
+        assert_eq!(
+            mask_addresses("no address @ here, nor@ here, nor @there"),
+            "no address @ here, nor@ here, nor @there"
+        );
+        let masked = mask_addresses("j***@example.com");
+        assert_eq!(masked, "j***@example.com", "masking twice changes nothing");
+    }
+
     proptest::proptest! {
+        #[test]
+        fn masked_text_keeps_no_local_part(local in "[a-z0-9._+-]{2,20}", before in "[ <:;,]{0,3}", after in "[ >:;,]{0,3}") {
+            let local = local.trim_matches('.').to_string();
+            proptest::prop_assume!(local.len() >= 2 && !local.contains(".."));
+            let text = format!("550{before}{local}@example.com{after}rejected");
+            let masked = mask_addresses(&text);
+            proptest::prop_assert!(!masked.contains(&format!("{local}@")), "{}", masked);
+        }
+
+        #[test]
+        fn masking_arbitrary_text_never_panics(text in ".{0,300}") {
+            let _ = mask_addresses(&text);
+        }
+
         #[test]
         fn parse_never_panics_and_output_is_normal(raw in ".{0,300}") {
             if let Ok(email) = EmailAddress::parse(&raw) {

@@ -6,6 +6,7 @@ pub mod api_key;
 pub mod client_ip;
 pub mod json_body;
 pub mod locale;
+pub mod no_store;
 pub mod pages;
 pub mod problem;
 pub mod request_meta;

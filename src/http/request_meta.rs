@@ -21,13 +21,18 @@ pub fn request_id(req: &HttpRequest) -> Option<String> {
 
 /// The client's address: the socket peer, or the forwarded client behind a trusted proxy.
 pub fn client_ip(req: &HttpRequest, config: &Config) -> Option<IpAddr> {
-    let forwarded = req
+    // Every header line counts: a proxy may append its own line instead of extending the
+    // first, and reading only one line would let a client's own line pass as the proxy's.
+    // An unreadable line stays in place as garbage, so the walk stops there.
+    let lines: Vec<&str> = req
         .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
+        .get_all("x-forwarded-for")
+        .map(|v| v.to_str().unwrap_or("unreadable"))
+        .collect();
+    let forwarded = (!lines.is_empty()).then(|| lines.join(","));
     client_ip::resolve(
         req.peer_addr().map(|addr| addr.ip()),
-        forwarded,
+        forwarded.as_deref(),
         &config.trusted_proxies,
     )
 }

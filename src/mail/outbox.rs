@@ -17,6 +17,7 @@ use super::templates::{
 use super::transport::MailTransport;
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::domain::email::mask_addresses;
 use crate::domain::{MailKind, OutboxJob};
 use crate::links::Links;
 use crate::store::{SharedStore, StoreError};
@@ -121,12 +122,19 @@ impl OutboxWorker {
         Ok(true)
     }
 
-    async fn record_failure(&self, mut job: OutboxJob, error: SendError) -> Result<(), StoreError> {
+    async fn record_failure(
+        &self,
+        mut job: OutboxJob,
+        failure: SendError,
+    ) -> Result<(), StoreError> {
         job.attempts += 1;
-        job.last_error = Some(error.to_string());
+        // The transport masks SMTP replies already; this also covers rendering and
+        // composing errors, which may quote the address too.
+        let error = mask_addresses(&failure.to_string());
+        job.last_error = Some(error.clone());
         metrics::counter!("optin_outbox_failed_total").increment(1);
         let out_of_attempts = job.attempts >= self.config.settings.mail.max_attempts;
-        if matches!(error, SendError::Permanent(_)) || out_of_attempts {
+        if matches!(failure, SendError::Permanent(_)) || out_of_attempts {
             tracing::warn!(job = %job.id, attempts = job.attempts, %error, "mail dead-lettered");
             metrics::counter!("optin_outbox_dead_total").increment(1);
             return self.store.dead_letter_job(&job).await;

@@ -26,6 +26,8 @@ use lettre::transport::smtp::{AsyncSmtpTransportBuilder, PoolConfig};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use url::Url;
 
+use crate::domain::email::mask_addresses;
+
 /// Bounds connecting and every SMTP command, so a dead server holds a worker for
 /// seconds, not for lettre's default minute.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -122,11 +124,15 @@ impl MailTransport {
     }
 }
 
+/// An SMTP server's reply often echoes the recipient (`550 5.1.1 <jane@example.com>:
+/// ...`), so its addresses are masked here, before the text can reach a log line or a
+/// dead letter.
 fn classify_smtp_error(error: lettre::transport::smtp::Error) -> TransportError {
+    let text = mask_addresses(&error.to_string());
     if error.is_permanent() {
-        TransportError::Permanent(error.to_string())
+        TransportError::Permanent(text)
     } else {
-        TransportError::Transient(error.to_string())
+        TransportError::Transient(text)
     }
 }
 

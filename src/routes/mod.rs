@@ -108,47 +108,67 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
                 .route(web::get().to(subscription_types::list_subscription_types)),
         )
         .service(
-            resource("/v1/eligibility", "GET, POST")
+            personal_resource("/v1/eligibility", "GET, POST")
                 .app_data(batch_json)
                 .route(web::get().to(eligibility::check_eligibility))
                 .route(web::post().to(eligibility::check_eligibility_batch)),
         )
         .service(
-            resource("/v1/contacts/{email}", "GET, DELETE")
+            personal_resource("/v1/contacts/{email}", "GET, DELETE")
                 .route(web::get().to(contacts::show_contact))
                 .route(web::delete().to(rights::erase)),
         )
         .service(
-            resource("/v1/contacts/{email}/subscriptions/{type}", "PUT")
+            personal_resource("/v1/contacts/{email}/subscriptions/{type}", "PUT")
                 .route(web::put().to(rights::change_subscription)),
         )
         .service(
-            resource("/v1/contacts/{email}/events", "GET")
+            personal_resource("/v1/contacts/{email}/events", "GET")
                 .route(web::get().to(rights::show_events)),
         )
         .service(
-            resource("/v1/contacts/{email}/export", "GET").route(web::get().to(rights::export)),
+            personal_resource("/v1/contacts/{email}/export", "GET")
+                .route(web::get().to(rights::export)),
         )
         .service(
-            resource("/v1/contacts/{email}/rectification", "POST")
+            personal_resource("/v1/contacts/{email}/rectification", "POST")
                 .route(web::post().to(rights::rectify)),
         )
         .service(
-            resource("/v1/contacts/{email}/restriction", "POST, DELETE")
+            personal_resource("/v1/contacts/{email}/restriction", "POST, DELETE")
                 .route(web::post().to(rights::restrict))
                 .route(web::delete().to(rights::lift_restriction)),
         )
-        .service(resource("/v1/imports", "POST").route(web::post().to(imports::import)))
+        .service(personal_resource("/v1/imports", "POST").route(web::post().to(imports::import)))
         .service(resource("/v1/stats", "GET").route(web::get().to(contacts::show_stats)))
-        .service(resource("/v1/outbox/dead", "GET").route(web::get().to(outbox::list_dead_letters)))
         .service(
-            resource("/v1/outbox/dead/{id}/retry", "POST")
+            personal_resource("/v1/outbox/dead", "GET")
+                .route(web::get().to(outbox::list_dead_letters)),
+        )
+        .service(
+            personal_resource("/v1/outbox/dead/{id}/retry", "POST")
                 .route(web::post().to(outbox::retry_dead_letter)),
         )
         .service(resource("/healthz", "GET").route(web::get().to(ops::healthz)))
         .service(resource("/readyz", "GET").route(web::get().to(ops::readyz)))
         .service(resource("/metrics", "GET").route(web::get().to(ops::metrics)))
         .service(resource("/openapi.yaml", "GET").route(web::get().to(ops::openapi)));
+}
+
+/// A resource whose answers carry personal data: never to be kept by a cache.
+fn personal_resource(
+    path: &str,
+    allow: &'static str,
+) -> actix_web::Resource<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    resource(path, allow).wrap(crate::http::no_store::no_store())
 }
 
 /// A resource that answers other methods with 405, the `Allow` header and our error shapes.

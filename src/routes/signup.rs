@@ -9,6 +9,7 @@ use serde_json::json;
 use super::page;
 use super::AppState;
 use crate::domain::{EmailAddress, Source};
+use crate::http::client_ip::limit_network;
 use crate::http::json_body::{from_object, JsonObject};
 use crate::http::problem::Problem;
 use crate::http::request_meta::{client_ip, request_meta};
@@ -103,7 +104,7 @@ async fn check_ip_limit(state: &AppState, req: &HttpRequest) -> Result<(), Inval
     let window = limits.ip_window_secs.max(1);
     let key = format!(
         "signup-ip:{}",
-        config.index.pseudonym("ip", &ip.to_string())
+        config.index.pseudonym("ip", &limit_network(ip))
     );
     let now = state.subscriptions.now();
     let hits = state

@@ -883,7 +883,7 @@ impl Store for RedisStore {
                 .arg(window_secs.saturating_mul(1000))
                 .arg(limit)
                 .arg(Uuid::now_v7().simple().to_string());
-            let mut connection = self.connection.clone();
+            let mut connection = self.connection().await?;
             let granted: i64 = invocation
                 .invoke_async(&mut connection)
                 .await

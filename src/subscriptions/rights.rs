@@ -151,11 +151,17 @@ impl Subscriptions {
         }
         let before = self.existing(old).await?;
         let new_id = self.contact_id(new);
+        let history = self.store().events(&before.id).await?;
         if self.store().load_contact(&new_id).await?.is_some() {
-            return Err(RightsError::TargetExists);
+            let target_history = self.store().events(&new_id).await?;
+            if !is_half_done_move(&history, &target_history) {
+                return Err(RightsError::TargetExists);
+            }
+            // An earlier request wrote the new contact and failed before removing the
+            // old one: finish that move instead of refusing it.
+            return self.remove_moved_contact(&before.id).await;
         }
         let now = self.now();
-        let history = self.store().events(&before.id).await?;
         let mut moved = before.clone();
         moved.id = new_id.clone();
         moved.email = new.clone();
@@ -178,7 +184,13 @@ impl Subscriptions {
             &self.config().catalog,
         );
         self.store().apply(create).await?;
-        self.change_contact(&before.id, |old, _, _| {
+        self.remove_moved_contact(&before.id).await
+    }
+
+    /// The second step of a rectification: the old contact goes, without a tombstone,
+    /// since the person's data lives on under the new address.
+    async fn remove_moved_contact(&self, old_id: &ContactId) -> Result<(), RightsError> {
+        self.change_contact(old_id, |old, _, _| {
             Ok::<_, RightsError>(if old.is_some() {
                 Planned::Write(Plan::delete(()))
             } else {
@@ -186,5 +198,56 @@ impl Subscriptions {
             })
         })
         .await
+    }
+}
+
+/// Whether the target holds exactly the old contact's history followed by a
+/// `rectified` event: the trace of a move that wrote the new contact but did not get to
+/// remove the old one. Anything else at the target is someone else's data.
+fn is_half_done_move(old_history: &[Event], target_history: &[Event]) -> bool {
+    target_history.len() > old_history.len()
+        && target_history[..old_history.len()] == *old_history
+        && target_history[old_history.len()].kind == EventKind::Rectified
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: EventKind) -> Event {
+        Event::from_draft(
+            EventDraft::new(kind, Source::Rectification, &RequestMeta::default()),
+            0,
+            Utc::now(),
+            String::new(),
+        )
+    }
+
+    #[test]
+    fn only_the_old_history_plus_rectified_counts_as_a_half_done_move() {
+        let old = vec![
+            event(EventKind::Restricted),
+            event(EventKind::RestrictionLifted),
+        ];
+        let mut moved = old.clone();
+        moved.push(event(EventKind::Rectified));
+        assert!(is_half_done_move(&old, &moved));
+
+        let mut later = moved.clone();
+        later.push(event(EventKind::Restricted));
+        assert!(
+            is_half_done_move(&old, &later),
+            "changes at the new address after the move keep it finishable"
+        );
+
+        assert!(!is_half_done_move(&old, &old), "no rectified event");
+        let other = vec![event(EventKind::Restricted), event(EventKind::Rectified)];
+        assert!(!is_half_done_move(&old, &other), "a different history");
+        let mut diverged = old.clone();
+        diverged.push(event(EventKind::Restricted));
+        assert!(
+            !is_half_done_move(&diverged, &moved),
+            "the old contact changed after the copy"
+        );
     }
 }

@@ -24,11 +24,17 @@ pub enum Rejection {
     Temporary,
     /// 550: a well-behaved client gives up.
     Permanent,
+    /// 550 quoting the recipient, as many real servers do.
+    PermanentEchoingRecipient,
 }
 
 impl Rejection {
-    fn response(self) -> Response {
+    fn response(self, to: &str) -> Response {
         match self {
+            Rejection::PermanentEchoingRecipient => Response::custom(
+                550,
+                format!("5.1.1 <{to}>: Recipient address rejected (smtp sink)"),
+            ),
             Rejection::Temporary => {
                 Response::custom(451, "4.3.0 Try again later (smtp sink)".into())
             }
@@ -170,7 +176,7 @@ impl Handler for SessionHandler {
 
     fn rcpt(&mut self, to: &str) -> Response {
         if let Some(rejection) = lock(&self.state).rejecting {
-            return rejection.response();
+            return rejection.response(to);
         }
         self.to.push(to.to_string());
         mailin_embedded::response::OK
