@@ -26,6 +26,8 @@ use lettre::transport::smtp::{AsyncSmtpTransportBuilder, PoolConfig};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use url::Url;
 
+use super::smtp_pool::{SmtpPool, StartTls};
+
 /// Bounds connecting and every SMTP command, so a dead server holds a worker for
 /// seconds, not for lettre's default minute.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -65,6 +67,7 @@ pub struct MailTransport {
 }
 
 enum Sender {
+    /// Implicit TLS (`smtps://`), through lettre's own pool.
     Smtp {
         builder: AsyncSmtpTransportBuilder,
         /// Built on the first send, because lettre's pool spawns its cleanup task on the
@@ -72,6 +75,8 @@ enum Sender {
         /// synchronous config check).
         pool: OnceLock<AsyncSmtpTransport<Tokio1Executor>>,
     },
+    /// Plain TCP, upgraded by STARTTLS when asked: our pool, with `TCP_NODELAY`.
+    Pooled(SmtpPool),
     File(AsyncFileTransport<Tokio1Executor>),
 }
 
@@ -115,6 +120,7 @@ impl MailTransport {
                     .map(drop)
                     .map_err(classify_smtp_error)
             }
+            Sender::Pooled(pool) => pool.send(message.envelope(), &message.formatted()).await,
             Sender::File(file) => file.send(message).await.map(drop).map_err(|error| {
                 TransportError::Transient(format!("cannot write the mail file: {error}"))
             }),
@@ -122,7 +128,7 @@ impl MailTransport {
     }
 }
 
-fn classify_smtp_error(error: lettre::transport::smtp::Error) -> TransportError {
+pub(super) fn classify_smtp_error(error: lettre::transport::smtp::Error) -> TransportError {
     if error.is_permanent() {
         TransportError::Permanent(error.to_string())
     } else {
@@ -212,26 +218,45 @@ fn smtp_transport(raw: &str) -> Result<MailTransport, TransportError> {
     let security = Security::from_url(&url, credentials.is_some())?;
     let port = url.port().unwrap_or(security.default_port());
 
-    let mut builder: AsyncSmtpTransportBuilder =
-        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-            .port(port)
-            .tls(security.lettre_tls(host)?)
-            .timeout(Some(SMTP_TIMEOUT))
-            // lettre's default pool: up to 10 connections, idle ones closed after 60 s.
-            .pool_config(PoolConfig::new());
     let authenticated = if credentials.is_some() {
         ", authenticated"
     } else {
         ""
     };
-    if let Some(credentials) = credentials {
-        builder = builder.credentials(credentials);
-    }
+    let sender = match security {
+        Security::ImplicitTls => {
+            let mut builder: AsyncSmtpTransportBuilder =
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+                    .port(port)
+                    .tls(security.lettre_tls(host)?)
+                    .timeout(Some(SMTP_TIMEOUT))
+                    // lettre's default pool: up to 10 connections, idle ones closed after 60 s.
+                    .pool_config(PoolConfig::new());
+            if let Some(credentials) = credentials {
+                builder = builder.credentials(credentials);
+            }
+            Sender::Smtp {
+                builder,
+                pool: OnceLock::new(),
+            }
+        }
+        Security::Plain | Security::Opportunistic | Security::StartTls => {
+            let starttls = match security.lettre_tls(host)? {
+                Tls::Opportunistic(parameters) => StartTls::IfOffered(parameters),
+                Tls::Required(parameters) => StartTls::Required(parameters),
+                _ => StartTls::Never,
+            };
+            Sender::Pooled(SmtpPool::new(
+                host.to_string(),
+                port,
+                starttls,
+                credentials,
+                SMTP_TIMEOUT,
+            ))
+        }
+    };
     Ok(MailTransport {
-        sender: Sender::Smtp {
-            builder,
-            pool: OnceLock::new(),
-        },
+        sender,
         description: format!(
             "{}://{host}:{port} ({}{authenticated})",
             url.scheme(),
