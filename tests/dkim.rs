@@ -8,7 +8,6 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
 
 use optin::mail::dkim::DkimSettings;
 use rsa::pkcs1::EncodeRsaPrivateKey;
@@ -225,7 +224,7 @@ async fn a_retried_job_is_signed_again_at_its_second_send() {
     app.drain_outbox().await;
     assert!(app.mails_to("retry@example.com").is_empty());
     app.smtp.set_accepting();
-    app.advance_clock(Duration::from_secs(3600));
+    app.advance_clock(chrono::Duration::hours(1));
     assert_eq!(app.drain_outbox().await, 1);
     let mails = app.mails_to("retry@example.com");
     assert_eq!(mails.len(), 1);
@@ -279,10 +278,11 @@ fn config_file(dir: &Path, dkim: &str, from: &str) -> PathBuf {
         &path,
         format!(
             "[mail]\nfrom = \"{from}\"\nurl = \"file://{}\"\n\n{dkim}\n\n[security]\n\
-             signing_keys = [\"k1:{}\"]\nindex_key = \"{}\"\n",
+             signing_keys = [\"k1:{}\"]\nindex_key = \"{}\"\n\n{}",
             dir.join("mail").display(),
             b64(1),
-            b64(2)
+            b64(2),
+            include_str!("../src/example_subscription_types.toml")
         ),
     )
     .unwrap();
@@ -344,7 +344,7 @@ fn check_config_prints_the_record_and_refuses_bad_keys_and_misaligned_from() {
     std::fs::write(
         &weak,
         weak_key
-            .to_pkcs1_pem(Default::default())
+            .to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)
             .unwrap()
             .as_bytes(),
     )

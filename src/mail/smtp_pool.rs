@@ -75,14 +75,17 @@ impl SmtpPool {
             None => self.connect().await?,
         };
         let sent = tokio::time::timeout(self.timeout, connection.send(envelope, email)).await;
-        // lettre marks a connection broken after any error on it; only sound ones return.
-        if !connection.has_broken() {
-            self.put_idle(connection);
-        }
         match sent {
-            Ok(result) => result
-                .map(drop)
-                .map_err(super::transport::classify_smtp_error),
+            Ok(result) => {
+                // lettre marks a connection broken after any error on it; sound ones return.
+                if !connection.has_broken() {
+                    self.put_idle(connection);
+                }
+                result
+                    .map(drop)
+                    .map_err(super::transport::classify_smtp_error)
+            }
+            // Cut off mid-command: the session's state is unknown, so it is dropped.
             Err(_) => Err(self.timed_out()),
         }
     }
