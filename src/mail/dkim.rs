@@ -216,7 +216,7 @@ fn checked_domain_name(setting: &str, value: &str) -> Result<String, DkimError> 
 
 enum PrivateKey {
     Rsa(Box<RsaPrivateKey>),
-    Ed25519(ed25519_dalek::SigningKey),
+    Ed25519(Box<ed25519_dalek::SigningKey>),
 }
 
 impl PrivateKey {
@@ -233,7 +233,7 @@ impl PrivateKey {
                 PrivateKey::Rsa(Box::new(key))
             } else {
                 ed25519_dalek::SigningKey::from_pkcs8_pem(pem)
-                    .map(PrivateKey::Ed25519)
+                    .map(|key| PrivateKey::Ed25519(Box::new(key)))
                     .map_err(|_| {
                         "a PKCS#8 key that is neither RSA nor Ed25519, or is damaged".to_string()
                     })?
@@ -316,7 +316,7 @@ pub fn generate_key(algorithm: KeyAlgorithm) -> Result<GeneratedKey, DkimError> 
             let mut seed = [0u8; 32];
             getrandom::fill(&mut seed)
                 .map_err(|e| invalid(format!("no randomness available: {e}")))?;
-            PrivateKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(&seed))
+            PrivateKey::Ed25519(Box::new(ed25519_dalek::SigningKey::from_bytes(&seed)))
         }
     };
     let pem = match &key {

@@ -48,9 +48,10 @@ struct StoredJob {
     dead: bool,
 }
 
-/// Completed jobs waiting for the commit that removes them, each with whom to tell.
-type Completions =
-    std::sync::Mutex<Vec<(String, tokio::sync::oneshot::Sender<Result<(), StoreError>>)>>;
+/// A completed job's id, and whom to tell once its removal is committed.
+type Completion = (String, tokio::sync::oneshot::Sender<Result<(), StoreError>>);
+/// Completed jobs waiting for the commit that removes them.
+type Completions = std::sync::Mutex<Vec<Completion>>;
 
 #[derive(Clone)]
 pub struct EmbeddedStore {
@@ -358,10 +359,7 @@ fn write_with<T>(
     Ok(result)
 }
 
-fn lock_completions(
-    completions: &Completions,
-) -> std::sync::MutexGuard<'_, Vec<(String, tokio::sync::oneshot::Sender<Result<(), StoreError>>)>>
-{
+fn lock_completions(completions: &Completions) -> std::sync::MutexGuard<'_, Vec<Completion>> {
     // Nothing panics while holding it; a poisoned list must not stop the outbox.
     completions
         .lock()
