@@ -152,6 +152,8 @@ pub struct MailSettings {
     /// How long a worker holds a job it took. A worker that dies leaves the job to be
     /// taken again after this; it must be longer than any send takes.
     pub lease_secs: u64,
+    /// `[mail.dkim]`: sign every mail when set.
+    pub dkim: Option<crate::mail::dkim::DkimSettings>,
 }
 
 impl Default for MailSettings {
@@ -165,6 +167,7 @@ impl Default for MailSettings {
             retry_base_secs: 30,
             lease_secs: 120,
             workers: 4,
+            dkim: None,
         }
     }
 }
@@ -392,6 +395,8 @@ pub struct Config {
     pub api_keys: ApiKeys,
     pub catalog: Catalog,
     pub trusted_proxies: Vec<IpRange>,
+    /// Signs outgoing mail when `[mail.dkim]` is set.
+    pub dkim: Option<std::sync::Arc<crate::mail::dkim::DkimSigner>>,
     /// True when started with no configuration: generated keys and example types.
     pub development_setup: bool,
 }
@@ -492,9 +497,18 @@ impl Config {
             &settings.signup.default_locale,
         )
         .map_err(|e| invalid("subscription_types", e))?;
+        let dkim = settings
+            .mail
+            .dkim
+            .as_ref()
+            .map(|dkim| crate::mail::dkim::DkimSigner::load(dkim, &mail_from))
+            .transpose()
+            .map_err(|e| invalid("mail.dkim", e))?
+            .map(std::sync::Arc::new);
         Ok(Self {
             public_url,
             mail_from,
+            dkim,
             signer,
             index,
             api_keys: ApiKeys::new(api_keys),
@@ -658,7 +672,7 @@ impl DevKeys {
 }
 
 /// Writes a file readable by its owner only.
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()

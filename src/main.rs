@@ -1,4 +1,4 @@
-//! The `optin` command line: `serve`, `keys new`, `check-config`, `health`.
+//! The `optin` command line: `serve`, `keys new`, `keys dkim`, `check-config`, `health`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,6 +11,7 @@ use optin::auth::{generate_key, Scope};
 use optin::clock::SystemClock;
 use optin::config::{Config, DevKeys, Settings};
 use optin::http::pages::Pages;
+use optin::mail::dkim::KeyAlgorithm;
 use optin::mail::templates::MailTemplates;
 use optin::mail::transport::MailTransport;
 use optin::routes::ops::probe_readiness;
@@ -63,6 +64,20 @@ enum KeysCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Generate a DKIM key (mode 0600) and print the DNS TXT record to publish.
+    Dkim {
+        /// The signing domain: the From domain or a parent of it.
+        #[arg(long)]
+        domain: String,
+        /// The selector; the record goes to <selector>._domainkey.<domain>.
+        #[arg(long)]
+        selector: String,
+        #[arg(long, value_enum, default_value = "rsa")]
+        algorithm: KeyAlgorithm,
+        /// Where to write the private key (PEM); an existing file is never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -72,6 +87,24 @@ fn main() -> ExitCode {
         Command::Keys {
             command: KeysCommand::New { scope, name },
         } => new_key(scope, name),
+        Command::Keys {
+            command:
+                KeysCommand::Dkim {
+                    domain,
+                    selector,
+                    algorithm,
+                    out,
+                },
+        } => match optin::mail::dkim::generate_key_file(&domain, &selector, algorithm, &out) {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("optin: {error}");
+                ExitCode::FAILURE
+            }
+        },
         Command::CheckConfig { config } => check_config(config),
         Command::Health { config } => health(config),
     }
@@ -183,6 +216,13 @@ fn check_config(config_path: Option<PathBuf>) -> ExitCode {
             config.catalog.all().len(),
             config.settings.security.signing_keys.0.len(),
             config.settings.security.api_keys.0.len()
+        );
+    }
+    if let Some(dkim) = &config.dkim {
+        println!(
+            "DKIM: publish this TXT record at {}:\n{}",
+            dkim.record_name(),
+            dkim.txt_record()
         );
     }
     ExitCode::SUCCESS

@@ -5,8 +5,10 @@
 //! The header strings are public so that the eligibility API hands senders exactly what
 //! our own mails carry.
 
-use lettre::message::header::{Header, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::{
+    self, ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue,
+};
+use lettre::message::{Body, Mailbox, MessageBuilder, MultiPart};
 use lettre::{Address, Message};
 
 use super::templates::RenderedMail;
@@ -60,7 +62,32 @@ pub fn compose_message(
             .header(ListUnsubscribePost);
     }
     let body = MultiPart::alternative_plain_html(mail.text.clone(), mail.html.clone());
-    Ok(builder.multipart(body)?)
+    Ok(with_content_type_in_headers(builder, &body)?)
+}
+
+/// Builds the message with the multipart's `Content-Type` among the message headers.
+/// lettre's `multipart()` keeps that header with the body, where its DKIM signer does
+/// not see it: a signature naming `Content-Type` would then fail everywhere. The bytes
+/// on the wire are the same but for an added `Content-Transfer-Encoding: 7bit`, which
+/// holds because lettre encodes every part as 7-bit, quoted-printable or base64.
+fn with_content_type_in_headers(
+    builder: MessageBuilder,
+    body: &MultiPart,
+) -> Result<Message, lettre::error::Error> {
+    let formatted = body.formatted();
+    // The multipart formats as its headers, a blank line, then its body.
+    let body_start = formatted
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .map_or(0, |at| at + 4);
+    let mut builder = builder.header(header::MIME_VERSION_1_0);
+    if let Some(content_type) = body.headers().get::<ContentType>() {
+        builder = builder.header(content_type);
+    }
+    builder.body(Body::dangerous_pre_encoded(
+        formatted[body_start..].to_vec(),
+        ContentTransferEncoding::SevenBit,
+    ))
 }
 
 fn recipient(to: &EmailAddress) -> Result<Mailbox, ComposeError> {

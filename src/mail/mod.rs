@@ -6,7 +6,9 @@
 //! delivers it, telling a permanent refusal from a failure worth retrying.
 
 pub mod compose;
+pub mod dkim;
 pub mod outbox;
+mod smtp_pool;
 pub mod templates;
 pub mod transport;
 

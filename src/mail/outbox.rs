@@ -154,8 +154,12 @@ impl OutboxWorker {
             message_id: &message_id,
             list_unsubscribe: Some(&list_unsubscribe),
         };
-        let message = compose_message(&rendered, &envelope)
+        let mut message = compose_message(&rendered, &envelope)
             .map_err(|e| SendError::Permanent(e.to_string()))?;
+        // Signed here, per attempt: a retry signs the same headers and body again.
+        if let Some(dkim) = &self.config.dkim {
+            dkim.sign(&mut message);
+        }
         self.transport.send(message).await.map_err(|e| {
             if e.is_permanent() {
                 SendError::Permanent(e.to_string())

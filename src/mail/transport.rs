@@ -26,6 +26,7 @@ use lettre::transport::smtp::{AsyncSmtpTransportBuilder, PoolConfig};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use url::Url;
 
+use super::smtp_pool::{SmtpPool, StartTls};
 use crate::domain::email::mask_addresses;
 
 /// Bounds connecting and every SMTP command, so a dead server holds a worker for
@@ -67,6 +68,7 @@ pub struct MailTransport {
 }
 
 enum Sender {
+    /// Implicit TLS (`smtps://`), through lettre's own pool.
     Smtp {
         builder: AsyncSmtpTransportBuilder,
         /// Built on the first send, because lettre's pool spawns its cleanup task on the
@@ -74,6 +76,8 @@ enum Sender {
         /// synchronous config check).
         pool: OnceLock<AsyncSmtpTransport<Tokio1Executor>>,
     },
+    /// Plain TCP, upgraded by STARTTLS when asked: our pool, with `TCP_NODELAY`.
+    Pooled(SmtpPool),
     File(AsyncFileTransport<Tokio1Executor>),
 }
 
@@ -117,6 +121,7 @@ impl MailTransport {
                     .map(drop)
                     .map_err(classify_smtp_error)
             }
+            Sender::Pooled(pool) => pool.send(message.envelope(), &message.formatted()).await,
             Sender::File(file) => file.send(message).await.map(drop).map_err(|error| {
                 TransportError::Transient(format!("cannot write the mail file: {error}"))
             }),
@@ -127,7 +132,7 @@ impl MailTransport {
 /// An SMTP server's reply often echoes the recipient (`550 5.1.1 <jane@example.com>:
 /// ...`), so its addresses are masked here, before the text can reach a log line or a
 /// dead letter.
-fn classify_smtp_error(error: lettre::transport::smtp::Error) -> TransportError {
+pub(super) fn classify_smtp_error(error: lettre::transport::smtp::Error) -> TransportError {
     let text = mask_addresses(&error.to_string());
     if error.is_permanent() {
         TransportError::Permanent(text)
@@ -218,26 +223,45 @@ fn smtp_transport(raw: &str) -> Result<MailTransport, TransportError> {
     let security = Security::from_url(&url, credentials.is_some())?;
     let port = url.port().unwrap_or(security.default_port());
 
-    let mut builder: AsyncSmtpTransportBuilder =
-        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-            .port(port)
-            .tls(security.lettre_tls(host)?)
-            .timeout(Some(SMTP_TIMEOUT))
-            // lettre's default pool: up to 10 connections, idle ones closed after 60 s.
-            .pool_config(PoolConfig::new());
     let authenticated = if credentials.is_some() {
         ", authenticated"
     } else {
         ""
     };
-    if let Some(credentials) = credentials {
-        builder = builder.credentials(credentials);
-    }
+    let sender = match security {
+        Security::ImplicitTls => {
+            let mut builder: AsyncSmtpTransportBuilder =
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+                    .port(port)
+                    .tls(security.lettre_tls(host)?)
+                    .timeout(Some(SMTP_TIMEOUT))
+                    // lettre's default pool: up to 10 connections, idle ones closed after 60 s.
+                    .pool_config(PoolConfig::new());
+            if let Some(credentials) = credentials {
+                builder = builder.credentials(credentials);
+            }
+            Sender::Smtp {
+                builder,
+                pool: OnceLock::new(),
+            }
+        }
+        Security::Plain | Security::Opportunistic | Security::StartTls => {
+            let starttls = match security.lettre_tls(host)? {
+                Tls::Opportunistic(parameters) => StartTls::IfOffered(parameters),
+                Tls::Required(parameters) => StartTls::Required(parameters),
+                _ => StartTls::Never,
+            };
+            Sender::Pooled(SmtpPool::new(
+                host.to_string(),
+                port,
+                starttls,
+                credentials,
+                SMTP_TIMEOUT,
+            ))
+        }
+    };
     Ok(MailTransport {
-        sender: Sender::Smtp {
-            builder,
-            pool: OnceLock::new(),
-        },
+        sender,
         description: format!(
             "{}://{host}:{port} ({}{authenticated})",
             url.scheme(),

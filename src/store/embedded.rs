@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use redb::{
-    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
     WriteTransaction,
 };
 use uuid::Uuid;
@@ -51,10 +51,16 @@ struct StoredJob {
     dead: bool,
 }
 
+/// A completed job's id, and whom to tell once its removal is committed.
+type Completion = (String, tokio::sync::oneshot::Sender<Result<(), StoreError>>);
+/// Completed jobs waiting for the commit that removes them.
+type Completions = std::sync::Mutex<Vec<Completion>>;
+
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
     hits: Arc<HitCounts>,
+    completions: Arc<Completions>,
 }
 
 impl EmbeddedStore {
@@ -68,6 +74,7 @@ impl EmbeddedStore {
         let store = Self {
             db: Arc::new(db),
             hits: Arc::default(),
+            completions: Arc::default(),
         };
         store.create_tables()?;
         Ok(store)
@@ -332,10 +339,77 @@ fn write<T>(
     db: &Database,
     work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    let txn = db.begin_write().map_err(unavailable)?;
+    write_with(db, Durability::Immediate, work)
+}
+
+/// A write that reaches the disk with the next durable commit rather than its own. Only
+/// for changes whose loss in a crash is harmless; it saves an fsync.
+fn write_volatile<T>(
+    db: &Database,
+    work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    write_with(db, Durability::None, work)
+}
+
+fn write_with<T>(
+    db: &Database,
+    durability: Durability,
+    work: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut txn = db.begin_write().map_err(unavailable)?;
+    txn.set_durability(durability).map_err(unavailable)?;
     let result = work(&txn)?;
     txn.commit().map_err(unavailable)?;
     Ok(result)
+}
+
+fn lock_completions(completions: &Completions) -> std::sync::MutexGuard<'_, Vec<Completion>> {
+    // Nothing panics while holding it; a poisoned list must not stop the outbox.
+    completions
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Removes every queued completed job in one durable commit and tells each caller.
+fn commit_completions(db: &Database, completions: &Completions) {
+    let txn = db.begin_write().map_err(unavailable);
+    // Taken once the write lock is ours, so jobs completed meanwhile share this commit.
+    let batch = std::mem::take(&mut *lock_completions(completions));
+    let txn = match txn {
+        Ok(txn) => txn,
+        Err(error) => {
+            for (_, done) in batch {
+                let _ = done.send(Err(error.clone()));
+            }
+            return;
+        }
+    };
+    // A job that fails to decode fails alone; the others are still removed.
+    let outcomes: Vec<_> = batch
+        .iter()
+        .map(|(job_id, _)| remove_job(&txn, job_id))
+        .collect();
+    let committed = txn.commit().map_err(unavailable);
+    for ((_, done), outcome) in batch.into_iter().zip(outcomes) {
+        let _ = done.send(committed.clone().and(outcome));
+    }
+}
+
+/// Removes a job and its queue entry (a dead-lettered job has none).
+fn remove_job(txn: &WriteTransaction, job_id: &str) -> Result<(), StoreError> {
+    let mut jobs = txn.open_table(JOBS).map_err(unavailable)?;
+    let removed = jobs
+        .remove(job_id)
+        .map_err(unavailable)?
+        .map(|v| decode::<StoredJob>(v.value()))
+        .transpose()?;
+    if let Some(stored) = removed.filter(|s| !s.dead) {
+        txn.open_table(QUEUE)
+            .map_err(unavailable)?
+            .remove((stored.due_ms, job_id))
+            .map_err(unavailable)?;
+    }
+    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -527,8 +601,10 @@ impl Store for EmbeddedStore {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Option<OutboxJob>, StoreError> {
+        // A claim lost in a crash leaves the job due, as the end of its lease would: the
+        // process that held it is gone either way. So it need not wait for the disk.
         self.blocking(move |db| {
-            write(db, |txn| {
+            write_volatile(db, |txn| {
                 let first_due = {
                     let queue = txn.open_table(QUEUE).map_err(unavailable)?;
                     let mut range = queue
@@ -560,26 +636,29 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    /// Group commit: every fsync costs about a millisecond, and one per sent mail capped
+    /// the drain near that rate. Completions that arrive while a commit is under way
+    /// wait for the next one and share it; each call still returns only once its job's
+    /// removal is on disk.
     async fn complete_job(&self, job: &OutboxJob) -> Result<(), StoreError> {
-        let job_id = job.id.to_string();
-        self.blocking(move |db| {
-            write(db, |txn| {
-                let mut jobs = txn.open_table(JOBS).map_err(unavailable)?;
-                let removed = jobs
-                    .remove(job_id.as_str())
-                    .map_err(unavailable)?
-                    .map(|v| decode::<StoredJob>(v.value()))
-                    .transpose()?;
-                if let Some(stored) = removed.filter(|s| !s.dead) {
-                    txn.open_table(QUEUE)
-                        .map_err(unavailable)?
-                        .remove((stored.due_ms, job_id.as_str()))
-                        .map_err(unavailable)?;
-                }
+        let (done, result) = tokio::sync::oneshot::channel();
+        let leads = {
+            let mut pending = lock_completions(&self.completions);
+            pending.push((job.id.to_string(), done));
+            // The first to queue commits for everyone queued until its transaction starts.
+            pending.len() == 1
+        };
+        if leads {
+            let completions = self.completions.clone();
+            self.blocking(move |db| {
+                commit_completions(db, &completions);
                 Ok(())
             })
-        })
-        .await
+            .await?;
+        }
+        result
+            .await
+            .map_err(|_| StoreError::Unavailable("the completing commit was abandoned".into()))?
     }
 
     async fn retry_job_later(&self, job: &OutboxJob, due: DateTime<Utc>) -> Result<(), StoreError> {

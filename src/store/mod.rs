@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::domain::{Contact, ContactChange, ContactId, Event, OutboxJob, Tombstone};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     /// The backend cannot be reached or timed out. Maps to 503.
     #[error("the store is unavailable: {0}")]
