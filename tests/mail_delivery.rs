@@ -88,7 +88,10 @@ fn english_confirmation_names_the_types_the_button_the_expiry_and_the_cancel_lin
         );
         assert!(part.contains("ignore this email"), "{part}");
     }
-    assert_eq!(find_links(&mail.text), [CONFIRM_URL, UNSUBSCRIBE_URL]);
+    assert_eq!(
+        find_links(&mail.text),
+        [CONFIRM_URL, UNSUBSCRIBE_URL, PREFERENCES_URL]
+    );
     assert!(mail
         .text
         .contains(&format!("Cancel this signup: {UNSUBSCRIBE_URL}")));
@@ -114,7 +117,10 @@ fn dutch_confirmation_is_in_dutch() {
         );
         assert!(part.contains("Aanmelding annuleren"), "{part}");
     }
-    assert_eq!(find_links(&mail.text), [CONFIRM_URL, UNSUBSCRIBE_URL]);
+    assert_eq!(
+        find_links(&mail.text),
+        [CONFIRM_URL, UNSUBSCRIBE_URL, PREFERENCES_URL]
+    );
     assert!(mail.html.contains(r#"<html lang="nl">"#));
 }
 
@@ -337,7 +343,10 @@ async fn confirmation_sent_over_smtp_arrives_with_unsubscribe_headers_and_link()
     assert!(mail.header("Date").is_some());
     assert_eq!(mail.content_type(), "multipart/alternative");
     assert_eq!(mail.part_types(), ["text/plain", "text/html"]);
-    assert_eq!(mail.links(), [CONFIRM_URL, UNSUBSCRIBE_URL]);
+    assert_eq!(
+        mail.links(),
+        [CONFIRM_URL, UNSUBSCRIBE_URL, PREFERENCES_URL]
+    );
     assert!(mail.text_body().contains("Aanmelding annuleren"));
     assert!(mail.html_body().contains(&html_escaped(UNSUBSCRIBE_URL)));
 }
@@ -361,7 +370,10 @@ async fn file_transport_writes_one_eml_file_with_the_link() {
         to: Vec::new(),
         raw: std::fs::read(&files[0]).unwrap(),
     };
-    assert_eq!(stored.links(), [CONFIRM_URL, UNSUBSCRIBE_URL]);
+    assert_eq!(
+        stored.links(),
+        [CONFIRM_URL, UNSUBSCRIBE_URL, PREFERENCES_URL]
+    );
     assert_eq!(stored.header("Message-ID").as_deref(), Some(MESSAGE_ID));
 }
 

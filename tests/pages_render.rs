@@ -220,7 +220,13 @@ fn unknown_locales_fall_back_to_english_and_regions_to_their_language() {
 fn pages_load_no_external_assets() {
     // The data's own URLs are links and form targets; nothing else may point off-site,
     // and nothing may be fetched at all (CSP `default-src 'none'`).
-    let ours = [ACTION_URL, PREFERENCES_URL, RESUBSCRIBE_URL, SIGNUP_URL];
+    let ours = [
+        ACTION_URL,
+        PREFERENCES_URL,
+        RESUBSCRIBE_URL,
+        MANAGE_URL,
+        SIGNUP_URL,
+    ];
     for page in PAGES {
         for locale in ["en", "nl"] {
             let mut html = render(page, locale, sample(page));
