@@ -13,6 +13,8 @@
 #   3. POST /v1/eligibility, 10,000 per call addresses/s       ratio to redis-benchmark GET -P 16  >= 0.3
 #   4. POST /v1/signups (new address each)   202s/s            ratio to (1)  >= 0.3
 #   5. GET /v1/eligibility at ~half of (2)   p50 / p99                       p99 <= 2 ms
+#   6. outbox drain to a local SMTP sink     mails/s, unsigned / RSA-2048 / Ed25519  unsigned >= 1,000
+#      (bench/drain.sh, on its own embedded store)
 #
 # Knobs (environment): BENCH_CONTACTS (100000), BENCH_THREADS (2), BENCH_CONNECTIONS (32),
 # BENCH_DURATION (10s), BENCH_LATENCY_CONNECTIONS (16), BENCH_KEEP=1 keeps the temp dir.
@@ -321,6 +323,14 @@ SIGNUP_NON2XX="$(wrk_non2xx signups)"
 SIGNUP_202="$(calc "$(wrk_status signups 202) / $(wrk_seconds signups)")"
 SIGNUP_RATIO="$(calc "$SIGNUP_202 / $HEALTHZ_RPS")"
 
+say "6. Outbox drain (bench/drain.sh): mails/s to a local SMTP sink"
+OPTIN_BIN="$OPTIN" bash "$BENCH/drain.sh" | tee "$TMP/drain.txt"
+# "drain unsigned: 5000 mails in 3.57 s = 1,399 mails/s from …" → 1399
+drain_rate() { sed -n "s/^drain $1: .* = \([0-9,]*\) mails\/s.*/\1/p" "$TMP/drain.txt" | tr -d ,; }
+DRAIN_NONE="$(drain_rate unsigned)"
+DRAIN_RSA="$(drain_rate RSA-2048)"
+DRAIN_ED="$(drain_rate Ed25519)"
+
 # ---------------------------------------------------------------------------- summary
 {
     echo
@@ -341,6 +351,9 @@ SIGNUP_RATIO="$(calc "$SIGNUP_202 / $HEALTHZ_RPS")"
     printf '%-44s %16s %8s %8s %6s\n' "4 POST /v1/signups (202s)" "$SIGNUP_202/s" "$SIGNUP_RATIO" ">= 0.3" "$(verdict "$SIGNUP_RATIO" '>=' 0.3)"
     printf '%-44s %16s %8s %8s %6s\n' "5 GET /v1/eligibility at $LAT_RATE/s: p50" "$LAT_P50 ms" "" "" ""
     printf '%-44s %16s %8s %8s %6s\n' "  p99" "$LAT_P99 ms" "" "<= 2 ms" "$(verdict "$LAT_P99" '<=' 2)"
+    printf '%-44s %16s %8s %8s %6s\n' "6 outbox drain, unsigned" "$DRAIN_NONE mails/s" "" ">= 1000" "$(verdict "$DRAIN_NONE" '>=' 1000)"
+    printf '%-44s %16s %8s %8s %6s\n' "  DKIM RSA-2048" "$DRAIN_RSA mails/s" "" "" ""
+    printf '%-44s %16s %8s %8s %6s\n' "  DKIM Ed25519" "$DRAIN_ED mails/s" "" "" ""
     echo
     echo "latency method:   $LAT_METHOD; aimed at $HALF_RATE/s"
     echo "batch:            $BATCH_RPS requests/s; statuses $(wrk_statuses batch)"
