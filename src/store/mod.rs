@@ -4,6 +4,7 @@
 //! computed by the domain, and the store writes all of it (contact, events, outbox jobs,
 //! expiry index, counters, tombstone) in one atomic step, or none of it.
 
+mod codec;
 pub mod embedded;
 pub mod redis;
 
