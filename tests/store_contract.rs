@@ -278,6 +278,28 @@ fn far_future(now: DateTime<Utc>) -> DateTime<Utc> {
 
 /// Claims until nothing is due at `now`, with a lease far beyond it. A store that hands
 /// out a leased job again would loop forever; this stops it with a clear failure.
+/// After an erasure: the queue holds exactly `other_job`, and no dead letter.
+async fn only_the_other_contacts_job_remains(
+    store: &SharedStore,
+    other_job: &OutboxJob,
+    now: DateTime<Utc>,
+) {
+    assert_eq!(
+        store.outbox_depth().await.unwrap(),
+        OutboxDepth { queued: 1, dead: 0 }
+    );
+    let claimed: Vec<Uuid> = claim_all(store, far_future(now))
+        .await
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(
+        claimed,
+        vec![other_job.id],
+        "only the other contact's job may remain"
+    );
+}
+
 async fn claim_all(store: &SharedStore, now: DateTime<Utc>) -> Vec<OutboxJob> {
     let mut claimed = Vec::new();
     while let Some(job) = store.claim_job(now, far_future(now)).await.unwrap() {
@@ -491,20 +513,7 @@ async fn erasing_a_contact_removes_its_events_jobs_and_expiry_entries_and_leaves
         })
     );
     assert!(store.dead_jobs(10).await.unwrap().is_empty());
-    assert_eq!(
-        store.outbox_depth().await.unwrap(),
-        OutboxDepth { queued: 1, dead: 0 }
-    );
-    let claimed: Vec<Uuid> = claim_all(&store, far_future(now))
-        .await
-        .iter()
-        .map(|j| j.id)
-        .collect();
-    assert_eq!(
-        claimed,
-        vec![other_job.id],
-        "only the other contact's job may remain"
-    );
+    only_the_other_contacts_job_remains(&store, &other_job, now).await;
 }
 
 async fn an_erasure_removes_expiry_entries_even_when_the_change_does_not_list_them(
@@ -1076,16 +1085,7 @@ mod embedded_only {
         let store: SharedStore = Arc::new(EmbeddedStore::open(&path).unwrap());
         erase(&store, &erased, now).await;
 
-        assert_eq!(
-            store.outbox_depth().await.unwrap(),
-            OutboxDepth { queued: 1, dead: 0 }
-        );
-        let claimed: Vec<Uuid> = claim_all(&store, far_future(now))
-            .await
-            .iter()
-            .map(|j| j.id)
-            .collect();
-        assert_eq!(claimed, vec![other_job.id]);
+        only_the_other_contacts_job_remains(&store, &other_job, now).await;
     }
 }
 

@@ -755,7 +755,7 @@ impl Store for EmbeddedStore {
                 .map_err(unavailable)?;
             Ok(OutboxDepth {
                 queued,
-                dead: all - queued,
+                dead: all.saturating_sub(queued),
             })
         })
         .await
