@@ -100,8 +100,17 @@ impl EmbeddedStore {
             if by_contact.is_empty()? && !jobs.is_empty()? {
                 for entry in jobs.iter()? {
                     let (job_id, value) = entry?;
-                    let stored: StoredJob = decode(value.value())?;
-                    by_contact.insert((stored.job.contact_id.as_str(), job_id.value()), ())?;
+                    // A job that does not decode names no contact (and could never be
+                    // sent); it must not stop the start.
+                    match decode::<StoredJob>(value.value()) {
+                        Ok(stored) => {
+                            by_contact
+                                .insert((stored.job.contact_id.as_str(), job_id.value()), ())?;
+                        }
+                        Err(error) => {
+                            tracing::warn!(job = job_id.value(), %error, "a stored job does not decode; it is left out of the index by contact");
+                        }
+                    }
                 }
             }
         }
@@ -229,7 +238,7 @@ fn apply_in(txn: &WriteTransaction, change: &ContactChange) -> Result<(), StoreE
         )
         .map_err(unavailable)?;
         jobs_by_contact
-            .insert((id, job_id.as_str()), ())
+            .insert((job.contact_id.as_str(), job_id.as_str()), ())
             .map_err(unavailable)?;
         queue
             .insert((due_ms, job_id.as_str()), ())
