@@ -429,6 +429,7 @@ fn dump_table(txn: &redb::ReadTransaction, name: &str) -> String {
     dump!(&str, &[u8]);
     dump!((&str, u64), &[u8]);
     dump!((u64, &str), ());
+    dump!((&str, &str), ());
     dump!(&str, u64);
     dump!(&str, i64);
     panic!("table {name} has a type this scan does not know");

@@ -107,6 +107,7 @@ contract_tests!(
     a_completed_job_is_never_claimed_again,
     a_job_retried_later_keeps_its_attempts_and_error_and_waits_until_due,
     a_dead_letter_is_listed_not_claimable_and_revived_with_zero_attempts,
+    dead_letters_are_listed_oldest_job_first_whatever_order_they_died_in,
     two_workers_claiming_at_once_never_get_the_same_job,
     outbox_depth_counts_queued_and_dead_jobs,
     retrying_or_dead_lettering_an_erased_job_does_not_bring_it_back,
@@ -277,6 +278,28 @@ fn far_future(now: DateTime<Utc>) -> DateTime<Utc> {
 
 /// Claims until nothing is due at `now`, with a lease far beyond it. A store that hands
 /// out a leased job again would loop forever; this stops it with a clear failure.
+/// After an erasure: the queue holds exactly `other_job`, and no dead letter.
+async fn only_the_other_contacts_job_remains(
+    store: &SharedStore,
+    other_job: &OutboxJob,
+    now: DateTime<Utc>,
+) {
+    assert_eq!(
+        store.outbox_depth().await.unwrap(),
+        OutboxDepth { queued: 1, dead: 0 }
+    );
+    let claimed: Vec<Uuid> = claim_all(store, far_future(now))
+        .await
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(
+        claimed,
+        vec![other_job.id],
+        "only the other contact's job may remain"
+    );
+}
+
 async fn claim_all(store: &SharedStore, now: DateTime<Utc>) -> Vec<OutboxJob> {
     let mut claimed = Vec::new();
     while let Some(job) = store.claim_job(now, far_future(now)).await.unwrap() {
@@ -490,20 +513,7 @@ async fn erasing_a_contact_removes_its_events_jobs_and_expiry_entries_and_leaves
         })
     );
     assert!(store.dead_jobs(10).await.unwrap().is_empty());
-    assert_eq!(
-        store.outbox_depth().await.unwrap(),
-        OutboxDepth { queued: 1, dead: 0 }
-    );
-    let claimed: Vec<Uuid> = claim_all(&store, far_future(now))
-        .await
-        .iter()
-        .map(|j| j.id)
-        .collect();
-    assert_eq!(
-        claimed,
-        vec![other_job.id],
-        "only the other contact's job may remain"
-    );
+    only_the_other_contacts_job_remains(&store, &other_job, now).await;
 }
 
 async fn an_erasure_removes_expiry_entries_even_when_the_change_does_not_list_them(
@@ -808,6 +818,45 @@ async fn a_dead_letter_is_listed_not_claimable_and_revived_with_zero_attempts(ba
     assert!(!store.revive_dead_job(Uuid::new_v4(), now).await.unwrap());
 }
 
+/// The order the trait promises: by the job's creation time (to the millisecond), then by
+/// job id; not by when, or on which shard, a job died.
+async fn dead_letters_are_listed_oldest_job_first_whatever_order_they_died_in(backend: Backend) {
+    let store = backend.store;
+    let now = Utc::now();
+    let at = |seconds_ago: i64| now - Duration::seconds(seconds_ago);
+    // Made in this order, so job ids (time-ordered) disagree with the creation times.
+    let mut jobs = Vec::new();
+    for (n, created) in [(1, at(1)), (2, at(3)), (3, at(2)), (4, at(5)), (5, at(5))] {
+        let (_, job) = contact_with_job(&store, n, created).await;
+        jobs.push(job);
+    }
+    let [one, three, two, tied_a, tied_b] = <[OutboxJob; 5]>::try_from(jobs).unwrap();
+    for job in [&two, &one, &tied_b, &three, &tied_a] {
+        store.dead_letter_job(job).await.unwrap();
+    }
+    let (first_tied, second_tied) = if tied_a.id < tied_b.id {
+        (tied_a, tied_b)
+    } else {
+        (tied_b, tied_a)
+    };
+
+    assert_eq!(
+        store.dead_jobs(10).await.unwrap(),
+        vec![
+            first_tied.clone(),
+            second_tied.clone(),
+            three.clone(),
+            two.clone(),
+            one.clone()
+        ]
+    );
+    assert_eq!(
+        store.dead_jobs(3).await.unwrap(),
+        vec![first_tied, second_tied, three],
+        "a shorter page is the start of the same order"
+    );
+}
+
 async fn two_workers_claiming_at_once_never_get_the_same_job(backend: Backend) {
     let now = Utc::now();
     let mut all = BTreeSet::new();
@@ -1001,6 +1050,43 @@ async fn hits_are_counted_per_key_and_start_over_in_the_next_window(backend: Bac
         1,
         "a new window starts from zero"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// What only the embedded store has to promise: files written by earlier versions open.
+
+mod embedded_only {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn jobs_written_before_the_index_by_contact_existed_are_still_erased() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("optin.redb");
+        let now = Utc::now();
+        let (erased, other_job) = {
+            let store: SharedStore = Arc::new(EmbeddedStore::open(&path).unwrap());
+            let (erased, _) = contact_with_job(&store, 1, now).await;
+            let (_, other_job) = contact_with_job(&store, 2, now).await;
+            (erased, other_job)
+        };
+        // What a file from before the index looks like: the same data, no such table.
+        {
+            let db = redb::Database::open(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            let index: redb::TableDefinition<(&str, &str), ()> =
+                redb::TableDefinition::new("jobs_by_contact");
+            assert!(
+                txn.delete_table(index).unwrap(),
+                "the store keeps an index of jobs by contact"
+            );
+            txn.commit().unwrap();
+        }
+
+        let store: SharedStore = Arc::new(EmbeddedStore::open(&path).unwrap());
+        erase(&store, &erased, now).await;
+
+        only_the_other_contacts_job_remains(&store, &other_job, now).await;
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -15,6 +15,10 @@ use redb::{
 };
 use uuid::Uuid;
 
+use super::codec::{
+    dead_letter_order, decode, encode, fixed_window, millis, parse_contact_member,
+    parse_pending_member, pending_member, pending_members_prefix,
+};
 use super::{OutboxDepth, Store, StoreError};
 use crate::domain::{Contact, ContactChange, ContactId, ContactWrite, Event, OutboxJob, Tombstone};
 
@@ -24,11 +28,13 @@ const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events
 const TOMBSTONES: TableDefinition<&str, &[u8]> = TableDefinition::new("tombstones");
 /// job id → [`StoredJob`] JSON.
 const JOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("jobs");
+/// (contact id, job id) → (): a contact's jobs, so an erasure touches only those.
+const JOBS_BY_CONTACT: TableDefinition<(&str, &str), ()> = TableDefinition::new("jobs_by_contact");
 /// (due in ms, job id) → (): the queue of live jobs, earliest first.
 const QUEUE: TableDefinition<(u64, &str), ()> = TableDefinition::new("queue");
-/// (expiry in ms, "cid:pending-id") → (): pending confirmations by expiry.
+/// (expiry in ms, [`pending_member`]) → (): pending confirmations by expiry.
 const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
-/// "cid:pending-id" → expiry in ms: to find an entry of `EXPIRY` when it is removed.
+/// [`pending_member`] → expiry in ms: to find an entry of `EXPIRY` when it is removed.
 const EXPIRY_BY_PENDING: TableDefinition<&str, u64> = TableDefinition::new("expiry_by_pending");
 const COUNTERS: TableDefinition<&str, i64> = TableDefinition::new("counters");
 /// (inactive since in ms, contact id) → (): contacts without an opt-in, for retention.
@@ -86,7 +92,28 @@ impl EmbeddedStore {
         txn.open_table(CONTACTS)?;
         txn.open_table(EVENTS)?;
         txn.open_table(TOMBSTONES)?;
-        txn.open_table(JOBS)?;
+        {
+            let jobs = txn.open_table(JOBS)?;
+            let mut by_contact = txn.open_table(JOBS_BY_CONTACT)?;
+            // Every job has an entry in the index, so an empty index beside jobs means a
+            // store written before the index existed: build it once from the jobs.
+            if by_contact.is_empty()? && !jobs.is_empty()? {
+                for entry in jobs.iter()? {
+                    let (job_id, value) = entry?;
+                    // A job that does not decode names no contact (and could never be
+                    // sent); it must not stop the start.
+                    match decode::<StoredJob>(value.value()) {
+                        Ok(stored) => {
+                            by_contact
+                                .insert((stored.job.contact_id.as_str(), job_id.value()), ())?;
+                        }
+                        Err(error) => {
+                            tracing::warn!(job = job_id.value(), %error, "a stored job does not decode; it is left out of the index by contact");
+                        }
+                    }
+                }
+            }
+        }
         txn.open_table(QUEUE)?;
         txn.open_table(EXPIRY)?;
         txn.open_table(EXPIRY_BY_PENDING)?;
@@ -115,22 +142,6 @@ fn unavailable(error: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(error.to_string())
 }
 
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn millis(at: DateTime<Utc>) -> u64 {
-    at.timestamp_millis().max(0) as u64
-}
-
-fn pending_key(contact: &ContactId, pending: Uuid) -> String {
-    format!("{contact}:{pending}")
-}
-
 fn read_contact(
     table: &impl ReadableTable<&'static str, &'static [u8]>,
     id: &ContactId,
@@ -150,6 +161,7 @@ fn apply_in(txn: &WriteTransaction, change: &ContactChange) -> Result<(), StoreE
     }
     let mut events = txn.open_table(EVENTS).map_err(unavailable)?;
     let mut jobs = txn.open_table(JOBS).map_err(unavailable)?;
+    let mut jobs_by_contact = txn.open_table(JOBS_BY_CONTACT).map_err(unavailable)?;
     let mut queue = txn.open_table(QUEUE).map_err(unavailable)?;
     let mut expiry = txn.open_table(EXPIRY).map_err(unavailable)?;
     let mut expiry_by_pending = txn.open_table(EXPIRY_BY_PENDING).map_err(unavailable)?;
@@ -157,7 +169,7 @@ fn apply_in(txn: &WriteTransaction, change: &ContactChange) -> Result<(), StoreE
     let mut removed_pending: Vec<String> = change
         .pending_removed
         .iter()
-        .map(|p| pending_key(&change.contact_id, *p))
+        .map(|p| pending_member(&change.contact_id, *p))
         .collect();
     match &change.write {
         ContactWrite::Put(contact) => {
@@ -171,8 +183,13 @@ fn apply_in(txn: &WriteTransaction, change: &ContactChange) -> Result<(), StoreE
                 .extract_from_if((id, 0)..=(id, u64::MAX), |_, _| true)
                 .map_err(unavailable)?
                 .for_each(drop);
-            delete_jobs_of(&mut jobs, &mut queue, &change.contact_id)?;
-            let prefix = format!("{id}:");
+            delete_jobs_of(
+                &mut jobs,
+                &mut jobs_by_contact,
+                &mut queue,
+                &change.contact_id,
+            )?;
+            let prefix = pending_members_prefix(&change.contact_id);
             let all: Vec<String> = expiry_by_pending
                 .range(prefix.as_str()..)
                 .map_err(unavailable)?
@@ -194,7 +211,7 @@ fn apply_in(txn: &WriteTransaction, change: &ContactChange) -> Result<(), StoreE
         }
     }
     for (pending, expires_at) in &change.pending_added {
-        let key = pending_key(&change.contact_id, *pending);
+        let key = pending_member(&change.contact_id, *pending);
         expiry
             .insert((millis(*expires_at), key.as_str()), ())
             .map_err(unavailable)?;
@@ -220,6 +237,9 @@ fn apply_in(txn: &WriteTransaction, change: &ContactChange) -> Result<(), StoreE
             .as_slice(),
         )
         .map_err(unavailable)?;
+        jobs_by_contact
+            .insert((job.contact_id.as_str(), job_id.as_str()), ())
+            .map_err(unavailable)?;
         queue
             .insert((due_ms, job_id.as_str()), ())
             .map_err(unavailable)?;
@@ -278,24 +298,30 @@ fn index_inactive(
     Ok(())
 }
 
+/// Removes the contact's jobs (queued, leased or dead), found through its index entries.
 fn delete_jobs_of(
     jobs: &mut redb::Table<&str, &[u8]>,
+    jobs_by_contact: &mut redb::Table<(&str, &str), ()>,
     queue: &mut redb::Table<(u64, &str), ()>,
     contact: &ContactId,
 ) -> Result<(), StoreError> {
-    let mut doomed = Vec::new();
-    for entry in jobs.iter().map_err(unavailable)? {
-        let (key, value) = entry.map_err(unavailable)?;
-        let stored: StoredJob = decode(value.value())?;
-        if &stored.job.contact_id == contact {
-            doomed.push((key.value().to_string(), stored.due_ms, stored.dead));
-        }
-    }
-    for (job_id, due_ms, dead) in doomed {
-        jobs.remove(job_id.as_str()).map_err(unavailable)?;
-        if !dead {
+    let id = contact.as_str();
+    // Job ids are hyphenated UUIDs, so every one sorts between "" and "~".
+    let doomed: Vec<String> = jobs_by_contact
+        .extract_from_if((id, "")..=(id, "~"), |_, _| true)
+        .map_err(unavailable)?
+        .map(|entry| entry.map(|(key, _)| key.value().1.to_string()))
+        .collect::<Result<_, _>>()
+        .map_err(unavailable)?;
+    for job_id in doomed {
+        let removed = jobs
+            .remove(job_id.as_str())
+            .map_err(unavailable)?
+            .map(|v| decode::<StoredJob>(v.value()))
+            .transpose()?;
+        if let Some(stored) = removed.filter(|s| !s.dead) {
             queue
-                .remove((due_ms, job_id.as_str()))
+                .remove((stored.due_ms, job_id.as_str()))
                 .map_err(unavailable)?;
         }
     }
@@ -403,6 +429,12 @@ fn remove_job(txn: &WriteTransaction, job_id: &str) -> Result<(), StoreError> {
         .map_err(unavailable)?
         .map(|v| decode::<StoredJob>(v.value()))
         .transpose()?;
+    if let Some(stored) = &removed {
+        txn.open_table(JOBS_BY_CONTACT)
+            .map_err(unavailable)?
+            .remove((stored.job.contact_id.as_str(), job_id))
+            .map_err(unavailable)?;
+    }
     if let Some(stored) = removed.filter(|s| !s.dead) {
         txn.open_table(QUEUE)
             .map_err(unavailable)?
@@ -500,14 +532,7 @@ impl Store for EmbeddedStore {
             let mut expired = Vec::new();
             for entry in range.take(limit) {
                 let (key, _) = entry.map_err(unavailable)?;
-                let (_, name) = key.value();
-                let parsed = name.split_once(':').and_then(|(cid, pid)| {
-                    Some((ContactId::parse(cid).ok()?, Uuid::parse_str(pid).ok()?))
-                });
-                expired.push(
-                    parsed
-                        .ok_or_else(|| StoreError::Corrupt(format!("bad expiry entry {name}")))?,
-                );
+                expired.push(parse_pending_member(key.value().1)?);
             }
             Ok(expired)
         })
@@ -528,11 +553,7 @@ impl Store for EmbeddedStore {
             let mut found = Vec::new();
             for entry in range.take(limit) {
                 let (key, _) = entry.map_err(unavailable)?;
-                let id = key.value().1;
-                found.push(
-                    ContactId::parse(id)
-                        .map_err(|_| StoreError::Corrupt(format!("bad retention entry {id}")))?,
-                );
+                found.push(parse_contact_member(key.value().1)?);
             }
             Ok(found)
         })
@@ -545,7 +566,7 @@ impl Store for EmbeddedStore {
         window_secs: u64,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let window = (now.timestamp().max(0) as u64) / window_secs.max(1);
+        let window = fixed_window(now, window_secs);
         let mut hits = self
             .hits
             .lock()
@@ -698,11 +719,10 @@ impl Store for EmbeddedStore {
                 let stored: StoredJob = decode(entry.map_err(unavailable)?.1.value())?;
                 if stored.dead {
                     dead.push(stored.job);
-                    if dead.len() == limit {
-                        break;
-                    }
                 }
             }
+            dead.sort_by_key(dead_letter_order);
+            dead.truncate(limit);
             Ok(dead)
         })
         .await
@@ -744,7 +764,7 @@ impl Store for EmbeddedStore {
                 .map_err(unavailable)?;
             Ok(OutboxDepth {
                 queued,
-                dead: all - queued,
+                dead: all.saturating_sub(queued),
             })
         })
         .await

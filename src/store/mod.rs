@@ -4,6 +4,7 @@
 //! computed by the domain, and the store writes all of it (contact, events, outbox jobs,
 //! expiry index, counters, tombstone) in one atomic step, or none of it.
 
+mod codec;
 pub mod embedded;
 pub mod redis;
 
@@ -114,6 +115,9 @@ pub trait Store: Send + Sync + 'static {
     /// Moves the job to the dead letters, where only an admin retry revives it.
     async fn dead_letter_job(&self, job: &OutboxJob) -> Result<(), StoreError>;
 
+    /// The first `limit` dead letters, oldest job first: by the job's creation time to
+    /// the millisecond, then by job id. The same order on every backend, and never by
+    /// when a job died, so that no store needs a clock to dead-letter a job.
     async fn dead_jobs(&self, limit: usize) -> Result<Vec<OutboxJob>, StoreError>;
 
     /// Puts a dead job back in the queue, due at `now`, with its attempts reset.
@@ -123,17 +127,21 @@ pub trait Store: Send + Sync + 'static {
     async fn outbox_depth(&self) -> Result<OutboxDepth, StoreError>;
 }
 
+/// Redis over TLS. Not built in (it would pull a second TLS stack into the build), but
+/// still a Redis URL: refused as such, never mistaken for a file path.
+const REDIS_TLS_SCHEME: &str = "rediss://";
+
 /// True when `url` names the embedded store (a file path), not Redis.
 pub fn is_embedded(url: &str) -> bool {
-    !["redis://", "redis+cluster://", "rediss://"]
+    !["redis://", "redis+cluster://", REDIS_TLS_SCHEME]
         .iter()
         .any(|scheme| url.starts_with(scheme))
 }
 
-/// Refuses a store URL that `open` could never use, without contacting the store.
+/// Refuses a store URL that `open` could never use, without contacting the store. The
+/// only place that refuses `rediss://`: `check-config` and `open` both ask here.
 pub fn check_url(url: &str) -> anyhow::Result<()> {
-    if url.starts_with("rediss://") {
-        // TLS to Redis is not built in (it would pull a second TLS stack into the build).
+    if url.starts_with(REDIS_TLS_SCHEME) {
         anyhow::bail!("store.url: rediss:// is not supported; reach Redis over a private network or a TLS tunnel (stunnel, spiped) and use redis://");
     }
     Ok(())

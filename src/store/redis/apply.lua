@@ -7,8 +7,10 @@
 -- ARGV: 1 expected version, 2 contact id, 3 'put' or 'delete', 4 new version,
 --       5 contact JSON, 6 '1' to clear the tombstone, 7 tombstone JSON to set or '',
 --       8 #events, 9 #jobs, 10 #pending added, 11 #pending removed, 12 #counters,
---       then event JSON..., (job id, due ms, job JSON)..., (pending id, expiry ms)...,
---       pending id..., (counter name, delta)..., inactive since ms or ''
+--       then event JSON..., (job id, due ms, job JSON)..., (expiry member, expiry ms)...,
+--       expiry member..., (counter name, delta)..., inactive since ms or ''
+-- Expiry members come built by Rust (store/codec.rs); for a delete the removed ones
+-- include every pending confirmation of the stored contact, read just before.
 -- Returns 1 when written, 0 on a version conflict.
 
 local stored_version = redis.call('HGET', KEYS[1], 'v') or '0'
@@ -21,19 +23,6 @@ local cid = ARGV[2]
 if ARGV[3] == 'put' then
   redis.call('HSET', KEYS[1], 'v', ARGV[4], 'd', ARGV[5])
 else
-  -- The expiry entries of every pending confirmation still held, even those the
-  -- change does not list, so that an erased contact leaves nothing behind.
-  local current = redis.call('HGET', KEYS[1], 'd')
-  if current then
-    local decoded, contact = pcall(cjson.decode, current)
-    if decoded and type(contact) == 'table' and type(contact.pending) == 'table' then
-      for _, pending in ipairs(contact.pending) do
-        if type(pending) == 'table' and pending.id then
-          redis.call('ZREM', KEYS[8], cid .. ':' .. tostring(pending.id))
-        end
-      end
-    end
-  end
   for _, job_id in ipairs(redis.call('SMEMBERS', KEYS[7])) do
     redis.call('HDEL', KEYS[4], job_id)
     redis.call('ZREM', KEYS[5], job_id)
@@ -60,11 +49,11 @@ for _ = 1, jobs do
   i = i + 3
 end
 for _ = 1, added do
-  redis.call('ZADD', KEYS[8], ARGV[i + 1], cid .. ':' .. ARGV[i])
+  redis.call('ZADD', KEYS[8], ARGV[i + 1], ARGV[i])
   i = i + 2
 end
 for _ = 1, removed do
-  redis.call('ZREM', KEYS[8], cid .. ':' .. ARGV[i])
+  redis.call('ZREM', KEYS[8], ARGV[i])
   i = i + 1
 end
 for _ = 1, counters do

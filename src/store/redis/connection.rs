@@ -1,0 +1,346 @@
+//! The way to Redis: one Redis or a cluster, connected on first use, every call bounded
+//! by [`DEADLINE`], and reconnected by the client after an outage.
+//!
+//! When Redis is down or stalls, the caller gets [`StoreError::Unavailable`] within about
+//! two seconds, and the connection is set up again on a later call once Redis is back.
+//! The same holds at start: the first connection is made on first use, so a Redis that is
+//! not up yet does not stop the start.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use ::redis::cluster::{ClusterClient, ClusterClientBuilder};
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::{
+    Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, RedisFuture, ScriptInvocation, Value,
+};
+use anyhow::Context;
+use futures_util::{StreamExt, TryStreamExt};
+
+use super::keys::Shard;
+use crate::store::StoreError;
+
+/// The longest any store call may take before it answers [`StoreError::Unavailable`].
+pub const DEADLINE: Duration = Duration::from_secs(2);
+const CONNECTION_TIMEOUT: Duration = Duration::from_millis(1000);
+const RESPONSE_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Commands per pipeline: large enough to save round trips, small enough not to block
+/// the connection for other callers.
+const PIPELINE_CHUNK: usize = 1000;
+/// Pipelines in flight at once over the multiplexed connection.
+const CONCURRENT_PIPELINES: usize = 32;
+
+pub(super) struct Redis {
+    /// Made on first use, not at start: a Redis that is down when the service starts
+    /// must not stop the start (orchestrators start services in any order).
+    connection: tokio::sync::OnceCell<Connection>,
+    client: Client,
+}
+
+/// How to reach Redis: checked at start, connected on first use.
+enum Client {
+    Single(::redis::Client),
+    // Boxed: it is several times the size of the single client.
+    Cluster(Box<ClusterClient>),
+}
+
+/// One Redis or a cluster; once made, both reconnect by themselves after an outage.
+#[derive(Clone)]
+pub(super) enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Single(connection) => connection.req_packed_command(cmd),
+            Connection::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Single(connection) => {
+                connection.req_packed_commands(pipeline, offset, count)
+            }
+            Connection::Cluster(connection) => {
+                connection.req_packed_commands(pipeline, offset, count)
+            }
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(connection) => connection.get_db(),
+            Connection::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
+impl Redis {
+    /// Reads `redis://host:port[/db]` or `redis+cluster://h1:p1,h2:p2,…`; connects later.
+    pub(super) fn new(url: &str) -> anyhow::Result<Self> {
+        let client = match url.strip_prefix("redis+cluster://") {
+            Some(nodes) => Client::Cluster(Box::new(cluster_client(nodes)?)),
+            // The URL may hold a password: never repeat it in an error.
+            None => {
+                Client::Single(::redis::Client::open(url).context("the Redis URL is not valid")?)
+            }
+        };
+        Ok(Self {
+            connection: tokio::sync::OnceCell::new(),
+            client,
+        })
+    }
+
+    /// The shared connection, made on first use. While Redis cannot be reached each
+    /// call tries again (bounded by the caller's deadline), so the service heals without
+    /// a restart.
+    pub(super) async fn connection(&self) -> Result<Connection, StoreError> {
+        self.connection
+            .get_or_try_init(|| async {
+                let connection = match &self.client {
+                    Client::Single(client) => Connection::Single(
+                        ConnectionManager::new_with_config(client.clone(), manager_config())
+                            .await
+                            .map_err(store_error)?,
+                    ),
+                    Client::Cluster(client) => Connection::Cluster(
+                        client.get_async_connection().await.map_err(store_error)?,
+                    ),
+                };
+                tracing::info!("connected to Redis");
+                Ok(connection)
+            })
+            .await
+            .cloned()
+    }
+
+    /// Runs one store operation under [`DEADLINE`].
+    pub(super) async fn bounded<T>(
+        &self,
+        operation: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(DEADLINE, operation)
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable(format!("Redis did not answer within {DEADLINE:?}"))
+            })?
+    }
+
+    /// Runs one command and reads its answer as `T`.
+    pub(super) async fn query<T: FromRedisValue>(&self, cmd: Cmd) -> Result<T, StoreError> {
+        let mut connection = self.connection().await?;
+        cmd.query_async(&mut connection).await.map_err(store_error)
+    }
+
+    /// Runs one prepared script and reads its answer as `T`.
+    pub(super) async fn invoke<T: FromRedisValue>(
+        &self,
+        invocation: ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        let mut connection = self.connection().await?;
+        invocation
+            .invoke_async(&mut connection)
+            .await
+            .map_err(store_error)
+    }
+
+    /// Runs one command per entry and answers in the order asked: a pipeline per chunk
+    /// on one Redis, a pipeline per shard (slot) on a cluster, several in flight at once.
+    pub(super) async fn query_each(
+        &self,
+        commands: Vec<(Shard, Cmd)>,
+    ) -> Result<Vec<Value>, StoreError> {
+        let total = commands.len();
+        let mut batches: Vec<(Vec<usize>, Pipeline)> = Vec::new();
+        match self.client {
+            Client::Single(_) => {
+                let mut commands = commands.into_iter().enumerate().peekable();
+                while commands.peek().is_some() {
+                    let chunk: Vec<(usize, (Shard, Cmd))> =
+                        commands.by_ref().take(PIPELINE_CHUNK).collect();
+                    batches.push(batch(
+                        chunk.into_iter().map(|(index, (_, cmd))| (index, cmd)),
+                    ));
+                }
+            }
+            Client::Cluster(_) => {
+                let mut by_shard: BTreeMap<Shard, Vec<(usize, Cmd)>> = BTreeMap::new();
+                for (index, (shard, cmd)) in commands.into_iter().enumerate() {
+                    by_shard.entry(shard).or_default().push((index, cmd));
+                }
+                for (_, mut commands) in by_shard {
+                    while !commands.is_empty() {
+                        let rest = commands.split_off(commands.len().min(PIPELINE_CHUNK));
+                        batches.push(batch(std::mem::replace(&mut commands, rest)));
+                    }
+                }
+            }
+        }
+        let connection = self.connection().await?;
+        let answers: Vec<(Vec<usize>, Vec<Value>)> = futures_util::stream::iter(batches)
+            .map(|(indexes, pipeline)| {
+                let mut connection = connection.clone();
+                async move {
+                    let values: Vec<Value> = pipeline
+                        .query_async(&mut connection)
+                        .await
+                        .map_err(store_error)?;
+                    Ok::<_, StoreError>((indexes, values))
+                }
+            })
+            .buffer_unordered(CONCURRENT_PIPELINES)
+            .try_collect()
+            .await?;
+        let mut ordered: Vec<Value> = vec![Value::Nil; total];
+        for (indexes, values) in answers {
+            if indexes.len() != values.len() {
+                return Err(StoreError::Corrupt(
+                    "a pipeline answered the wrong number of replies".into(),
+                ));
+            }
+            for (index, value) in indexes.into_iter().zip(values) {
+                // Every index came from enumerating `commands`, so it is below `total`.
+                if let Some(slot) = ordered.get_mut(index) {
+                    *slot = value;
+                }
+            }
+        }
+        Ok(ordered)
+    }
+
+    /// The same command on every shard, answered per shard.
+    pub(super) async fn query_every_shard(
+        &self,
+        command: impl Fn(Shard) -> Cmd,
+    ) -> Result<Vec<(Shard, Value)>, StoreError> {
+        let values = self
+            .query_each(Shard::all().map(|shard| (shard, command(shard))).collect())
+            .await?;
+        Ok(Shard::all().zip(values).collect())
+    }
+}
+
+fn manager_config() -> ConnectionManagerConfig {
+    // Few reconnection retries: a call must fail fast while Redis is down; the next call
+    // after an I/O error starts a new connection attempt anyway.
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_millis(200))
+}
+
+fn cluster_client(nodes: &str) -> anyhow::Result<ClusterClient> {
+    let nodes = cluster_nodes(nodes)?;
+    ClusterClientBuilder::new(nodes)
+        .connection_timeout(CONNECTION_TIMEOUT)
+        .response_timeout(RESPONSE_TIMEOUT)
+        .retries(2)
+        .min_retry_wait(50)
+        .max_retry_wait(300)
+        .build()
+        .context("the Redis Cluster URL is not valid")
+}
+
+/// `h1:p1,h2:p2` (optionally `user:password@h1:p1,…`) → `redis://h1:p1`, `redis://h2:p2`.
+fn cluster_nodes(spec: &str) -> anyhow::Result<Vec<String>> {
+    let (credentials, hosts) = match spec.rsplit_once('@') {
+        Some((credentials, hosts)) => (format!("{credentials}@"), hosts),
+        None => (String::new(), spec),
+    };
+    let hosts = hosts.trim_end_matches('/');
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .map(str::trim)
+        .filter(|host| !host.is_empty())
+        .map(|host| format!("redis://{credentials}{host}"))
+        .collect();
+    anyhow::ensure!(
+        !nodes.is_empty(),
+        "a redis+cluster:// URL needs at least one host:port"
+    );
+    Ok(nodes)
+}
+
+fn batch(commands: impl IntoIterator<Item = (usize, Cmd)>) -> (Vec<usize>, Pipeline) {
+    let mut pipeline = ::redis::pipe();
+    let mut indexes = Vec::new();
+    for (index, cmd) in commands {
+        indexes.push(index);
+        pipeline.add_command(cmd);
+    }
+    (indexes, pipeline)
+}
+
+/// An unreachable or stalled Redis is [`StoreError::Unavailable`]; data of the wrong shape
+/// is [`StoreError::Corrupt`].
+fn store_error(error: RedisError) -> StoreError {
+    let wrong_shape = matches!(
+        error.kind(),
+        ErrorKind::Parse | ErrorKind::UnexpectedReturnType
+    ) || error.code() == Some("WRONGTYPE");
+    if wrong_shape {
+        StoreError::Corrupt(error.to_string())
+    } else {
+        StoreError::Unavailable(error.to_string())
+    }
+}
+
+/// Reads one answer of a pipeline as `T`.
+pub(super) fn parse<T: FromRedisValue>(value: Value) -> Result<T, StoreError> {
+    ::redis::from_redis_value(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub(super) fn hget(key: String, field: &str) -> Cmd {
+    let mut cmd = ::redis::cmd("HGET");
+    cmd.arg(key).arg(field);
+    cmd
+}
+
+/// Reads the members of a `… WITHSCORES` answer from every shard, merged in score order
+/// (ties by member) and cut to `limit`: each shard answered its own first `limit`.
+pub(super) fn merge_scored(
+    per_shard: Vec<(Shard, Value)>,
+    limit: usize,
+) -> Result<Vec<(Shard, String)>, StoreError> {
+    let mut all: Vec<(Shard, String, f64)> = Vec::new();
+    for (shard, value) in per_shard {
+        let members: Vec<(String, f64)> = parse(value)?;
+        all.extend(members.into_iter().map(|(member, at)| (shard, member, at)));
+    }
+    all.sort_by(|(_, a, a_at), (_, b, b_at)| a_at.total_cmp(b_at).then_with(|| a.cmp(b)));
+    all.truncate(limit);
+    Ok(all
+        .into_iter()
+        .map(|(shard, member, _)| (shard, member))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_urls_name_every_node_and_keep_credentials() {
+        assert_eq!(
+            cluster_nodes("10.0.0.1:7000,10.0.0.2:7001").expect("valid"),
+            vec!["redis://10.0.0.1:7000", "redis://10.0.0.2:7001"]
+        );
+        assert_eq!(
+            cluster_nodes("u:p@a:1,b:2").expect("valid"),
+            vec!["redis://u:p@a:1", "redis://u:p@b:2"]
+        );
+        assert!(cluster_nodes("").is_err());
+    }
+}

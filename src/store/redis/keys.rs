@@ -1,0 +1,138 @@
+//! The key schema of the Redis store.
+//!
+//! Keys are spread over [`SHARDS`] shards. A contact's shard is `b = contact_id.bucket(256)`
+//! and every key of that contact carries the hash tag `{s<b>}`, e.g. `optin:{s17}:…`. So a
+//! contact's state, its events, its outbox jobs, its expiry and retention entries and the
+//! statistics counters its change touches all live in one cluster slot, and one Lua
+//! script changes them atomically. Nothing ever needs a cross-slot operation; the outbox
+//! and the counters are spread over all shards, and so over the whole cluster.
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `optin:{s<b>}:c:<cid>` | hash | `v`: version; `d`: contact JSON |
+//! | `optin:{s<b>}:ev:<cid>` | list | event JSON, oldest first |
+//! | `optin:{s<b>}:t:<cid>` | string | tombstone JSON |
+//! | `optin:{s<b>}:jobs` | hash | job id → job JSON (queued, leased and dead jobs) |
+//! | `optin:{s<b>}:queue` | zset | job id → due in ms (a leased job: its lease end) |
+//! | `optin:{s<b>}:dead` | zset | job id → the job's creation time in ms (the listing order) |
+//! | `optin:{s<b>}:cj:<cid>` | set | the contact's job ids, so an erasure finds them |
+//! | `optin:{s<b>}:exp` | zset | `<cid>:<pending id>` → expiry in ms |
+//! | `optin:{s<b>}:stats` | hash | counter name → count (zeros are dropped) |
+//! | `optin:{s<b>}:inactive` | zset | `<cid>` → inactive since, in ms (the retention index) |
+//! | `optin:{s<b>}:ma:<cid>` | zset | times (ms) of mails others' requests caused; expires after the window |
+//! | `optin:rl:{<key>}:<window>` | string | rate-limit hits of one window; expires with it |
+//!
+//! Rate-limit keys belong to no contact: each is its own tag, so they spread over the
+//! cluster, and each is one `INCR`.
+//!
+//! Contact ids are keyed hashes of addresses, so no key (and no log line) holds an address.
+
+use crate::domain::ContactId;
+
+/// Number of shards (hash tags). Fixed forever: changing it would move every key.
+pub const SHARDS: u16 = 256;
+
+/// The keys of one shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) struct Shard(u16);
+
+impl Shard {
+    pub(super) fn of(contact: &ContactId) -> Self {
+        Shard(contact.bucket(SHARDS))
+    }
+
+    /// All shards, starting at `first` and wrapping around.
+    pub(super) fn all_from(first: usize) -> impl Iterator<Item = Shard> {
+        let shards = usize::from(SHARDS);
+        (0..shards).map(move |i| Shard(((first + i) % shards) as u16))
+    }
+
+    pub(super) fn all() -> impl Iterator<Item = Shard> {
+        Self::all_from(0)
+    }
+
+    fn key(self, name: &str) -> String {
+        format!("optin:{{s{}}}:{name}", self.0)
+    }
+
+    pub(super) fn contact(self, id: &ContactId) -> String {
+        self.key(&format!("c:{id}"))
+    }
+
+    pub(super) fn events(self, id: &ContactId) -> String {
+        self.key(&format!("ev:{id}"))
+    }
+
+    pub(super) fn tombstone(self, id: &ContactId) -> String {
+        self.key(&format!("t:{id}"))
+    }
+
+    pub(super) fn contact_jobs(self, id: &ContactId) -> String {
+        self.key(&format!("cj:{id}"))
+    }
+
+    pub(super) fn mail_allowance(self, id: &ContactId) -> String {
+        self.key(&format!("ma:{id}"))
+    }
+
+    pub(super) fn jobs(self) -> String {
+        self.key("jobs")
+    }
+
+    pub(super) fn queue(self) -> String {
+        self.key("queue")
+    }
+
+    pub(super) fn dead(self) -> String {
+        self.key("dead")
+    }
+
+    pub(super) fn expiry(self) -> String {
+        self.key("exp")
+    }
+
+    pub(super) fn stats(self) -> String {
+        self.key("stats")
+    }
+
+    pub(super) fn inactive(self) -> String {
+        self.key("inactive")
+    }
+}
+
+/// The counter of one rate-limit key in one fixed window. The key is already a hash of
+/// the client, never an address.
+pub(super) fn rate_limit(key: &str, window: u64) -> String {
+    format!("optin:rl:{{{key}}}:{window}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_of_a_contact_shares_its_shard_tag() {
+        let id = ContactId::parse("0011aabbccddeeff0011aabbccddeeff").expect("a valid id");
+        let shard = Shard::of(&id);
+        let keys = [
+            shard.contact(&id),
+            shard.events(&id),
+            shard.tombstone(&id),
+            shard.contact_jobs(&id),
+            shard.mail_allowance(&id),
+            shard.jobs(),
+            shard.queue(),
+            shard.dead(),
+            shard.expiry(),
+            shard.stats(),
+            shard.inactive(),
+        ];
+        let tag = format!("{{s{}}}", 0x0011 % SHARDS);
+        for key in keys {
+            assert!(
+                key.starts_with(&format!("optin:{tag}:")),
+                "{key} lacks the tag {tag}"
+            );
+        }
+    }
+}
