@@ -99,7 +99,7 @@ impl TestApp {
     /// Spawns with settings changed by `adjust` first.
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
         optin::telemetry::init_logging(&optin::config::LogSettings {
-            format: "text".into(),
+            format: optin::config::LogFormat::Text,
             filter: "warn".into(),
         });
         let (resources, store_url) = match backend {
@@ -148,7 +148,7 @@ impl TestApp {
     /// `redis().restart()`.
     pub async fn spawn_with_redis_args(args: &[&str]) -> TestApp {
         optin::telemetry::init_logging(&optin::config::LogSettings {
-            format: "text".into(),
+            format: optin::config::LogFormat::Text,
             filter: "warn".into(),
         });
         let server = RedisServer::start_with_args(args);
