@@ -8,7 +8,9 @@ use base64::Engine;
 use ipnet::IpNet;
 use secrecy::ExposeSecret;
 
-use super::{invalid, Config, ConfigError, ListSetting, SecuritySettings, Settings};
+use super::{
+    invalid, Config, ConfigError, ListSetting, SecuritySettings, ServerSettings, Settings,
+};
 use crate::auth::{ApiKey, ApiKeys};
 use crate::domain::{Catalog, ContactIndex};
 use crate::tokens::{SigningKey, TokenSigner};
@@ -60,6 +62,36 @@ impl Settings {
             ("mail.max_attempts", self.mail.max_attempts.into()),
         ]
     }
+
+    /// The checks of single values, which need nothing built first.
+    fn check_values(&self) -> Result<(), ConfigError> {
+        if !["en", "nl"].contains(&self.signup.default_locale.as_str()) {
+            return Err(invalid(
+                "signup.default_locale",
+                "must be one of the shipped locales: en, nl",
+            ));
+        }
+        for (setting, value) in self.at_least_one() {
+            if value == 0 {
+                return Err(invalid(setting, "must be at least 1"));
+            }
+        }
+        for (setting, value) in [
+            ("server.thank_you_url", &self.server.thank_you_url),
+            ("server.signup_page_url", &self.server.signup_page_url),
+        ] {
+            if let Some(url) = value {
+                let parsed = url::Url::parse(url).map_err(|e| invalid(setting, e))?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(invalid(setting, "must be an http(s) URL"));
+                }
+            }
+        }
+        if !(1..=64).contains(&self.mail.workers) {
+            return Err(invalid("mail.workers", "must be between 1 and 64"));
+        }
+        Ok(())
+    }
 }
 
 impl Config {
@@ -97,59 +129,9 @@ impl Config {
             .map(|entry| ApiKey::parse(entry.expose_secret()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| invalid("security.api_keys", e))?;
-        if !["en", "nl"].contains(&settings.signup.default_locale.as_str()) {
-            return Err(invalid(
-                "signup.default_locale",
-                "must be one of the shipped locales: en, nl",
-            ));
-        }
-        for (setting, value) in settings.at_least_one() {
-            if value == 0 {
-                return Err(invalid(setting, "must be at least 1"));
-            }
-        }
-        for (setting, value) in [
-            ("server.thank_you_url", &settings.server.thank_you_url),
-            ("server.signup_page_url", &settings.server.signup_page_url),
-        ] {
-            if let Some(url) = value {
-                let parsed = url::Url::parse(url).map_err(|e| invalid(setting, e))?;
-                if !matches!(parsed.scheme(), "http" | "https") {
-                    return Err(invalid(setting, "must be an http(s) URL"));
-                }
-            }
-        }
-        if !(1..=64).contains(&settings.mail.workers) {
-            return Err(invalid("mail.workers", "must be between 1 and 64"));
-        }
-        let trusted_proxies = settings
-            .server
-            .trusted_proxies
-            .0
-            .iter()
-            .map(|entry| {
-                parse_ip_range(entry).ok_or_else(|| {
-                    invalid(
-                        "server.trusted_proxies",
-                        format!("'{entry}' is not an address or range"),
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        for origin in &settings.server.cors_allowed_origins.0 {
-            let parsed = url::Url::parse(origin).map_err(|_| {
-                invalid(
-                    "server.cors_allowed_origins",
-                    format!("'{origin}' is not an origin"),
-                )
-            })?;
-            if parsed.origin().ascii_serialization() != origin.trim_end_matches('/') {
-                return Err(invalid(
-                    "server.cors_allowed_origins",
-                    format!("'{origin}' must be a bare origin like https://shop.example"),
-                ));
-            }
-        }
+        settings.check_values()?;
+        let trusted_proxies = trusted_proxies(&settings.server)?;
+        check_cors_origins(&settings.server)?;
         let catalog = Catalog::new(
             settings.subscription_types.clone(),
             &settings.signup.default_locale,
@@ -176,6 +158,42 @@ impl Config {
             settings,
         })
     }
+}
+
+/// `server.trusted_proxies` as ranges.
+fn trusted_proxies(server: &ServerSettings) -> Result<Vec<IpNet>, ConfigError> {
+    server
+        .trusted_proxies
+        .0
+        .iter()
+        .map(|entry| {
+            parse_ip_range(entry).ok_or_else(|| {
+                invalid(
+                    "server.trusted_proxies",
+                    format!("'{entry}' is not an address or range"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+}
+
+/// Each CORS origin must be a bare origin, as browsers send it.
+fn check_cors_origins(server: &ServerSettings) -> Result<(), ConfigError> {
+    for origin in &server.cors_allowed_origins.0 {
+        let parsed = url::Url::parse(origin).map_err(|_| {
+            invalid(
+                "server.cors_allowed_origins",
+                format!("'{origin}' is not an origin"),
+            )
+        })?;
+        if parsed.origin().ascii_serialization() != origin.trim_end_matches('/') {
+            return Err(invalid(
+                "server.cors_allowed_origins",
+                format!("'{origin}' must be a bare origin like https://shop.example"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn decode_key(setting: &'static str, b64: &str) -> Result<Vec<u8>, ConfigError> {
