@@ -62,11 +62,34 @@ impl Application {
         Self::build_with_store(config, store, clock, background).await
     }
 
+    /// As [`Self::build`], serving on a listener the caller bound: tests bind port 0 and
+    /// keep the listener, so no other process can take the port in between.
+    pub async fn build_on(
+        config: Config,
+        clock: SharedClock,
+        background: Background,
+        listener: TcpListener,
+    ) -> anyhow::Result<Self> {
+        let store = crate::store::open(&config.settings.store.url).await?;
+        Self::assemble(config, store, clock, background, Some(listener)).await
+    }
+
     pub async fn build_with_store(
         config: Config,
         store: SharedStore,
         clock: SharedClock,
         background: Background,
+    ) -> anyhow::Result<Self> {
+        Self::assemble(config, store, clock, background, None).await
+    }
+
+    /// Builds everything; binds `server.bind` unless given a listener.
+    async fn assemble(
+        config: Config,
+        store: SharedStore,
+        clock: SharedClock,
+        background: Background,
+        listener: Option<TcpListener>,
     ) -> anyhow::Result<Self> {
         let config = Arc::new(config);
         let settings = &config.settings;
@@ -91,7 +114,10 @@ impl Application {
             metrics: crate::telemetry::metrics_handle(),
         });
 
-        let listener = TcpListener::bind(&settings.server.bind)?;
+        let listener = match listener {
+            Some(listener) => listener,
+            None => TcpListener::bind(&settings.server.bind)?,
+        };
         let port = listener.local_addr()?.port();
         let server = http_server(state.clone(), settings.server.body_limit_bytes, listener)?;
 

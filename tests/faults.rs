@@ -63,6 +63,29 @@ async fn wait_until_ready(app: &TestApp, after_what: &str) {
     }
 }
 
+/// Waits (up to 10 s) until the instance's outbox holds no job, queued or being sent:
+/// from then on it sends nothing more, so a duplicate would already have arrived.
+async fn wait_for_empty_outbox(process: &OptinProcess) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = reqwest::get(process.url("/metrics"))
+            .await
+            .expect("/metrics answers")
+            .text()
+            .await
+            .expect("/metrics text");
+        if metrics.lines().any(|line| line == "optin_outbox_queued 0") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the outbox was not empty 10 s later\n{}",
+            process.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn is_problem_json(response: &reqwest::Response) -> bool {
     response
         .headers()
@@ -690,8 +713,9 @@ async fn a_crash_mid_traffic_loses_no_acknowledged_signup(store_url: &str) {
         missing.iter().take(10).collect::<Vec<_>>(),
         second.log()
     );
-    // Give the second instance a moment to send anything it still would (a duplicate).
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Whatever the second instance still would send (a duplicate) is sent once its outbox
+    // is empty.
+    wait_for_empty_outbox(&second).await;
     let received = mails_by_recipient(&smtp);
     let duplicates: Vec<(&String, usize)> = received
         .iter()
@@ -704,8 +728,8 @@ async fn a_crash_mid_traffic_loses_no_acknowledged_signup(store_url: &str) {
         .count();
     println!(
         "[{label}] {mailed_before_restart} mails were sent before the kill; after the restart the first new one came \
-         {first_new_mail_after:?} later and the last {:?} later, {} in all",
-        restarted.elapsed() - Duration::from_millis(500),
+         {first_new_mail_after:?} later and the outbox was empty {:?} later, {} in all",
+        restarted.elapsed(),
         smtp.messages().len() - mailed_before_restart
     );
     println!(
@@ -790,7 +814,7 @@ async fn slow_a_mail_held_by_an_instance_that_died_is_sent_by_another_instance_a
         waited >= Duration::from_millis(1500),
         "B sent the job {waited:?} after A took it, before A's 2 s lease could have ended"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_for_empty_outbox(&b).await;
     let mails = mails_by_recipient(&smtp)
         .remove("orphan@example.com")
         .unwrap_or_default();
@@ -852,9 +876,11 @@ async fn slow_on_sigterm_the_service_finishes_the_request_in_flight_and_exits_cl
 
     process.sigterm();
     let terminated = Instant::now();
-    tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
-        process.try_status().is_none(),
+        process
+            .wait_exit(Duration::from_millis(500))
+            .await
+            .is_none(),
         "the service exited with a request in flight\n{}",
         process.log()
     );
@@ -900,7 +926,7 @@ async fn slow_on_sigterm_the_service_finishes_the_request_in_flight_and_exits_cl
         "the signup acknowledged during shutdown never got its mail\n--- next instance ---\n{}",
         next.log()
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for_empty_outbox(&next).await;
     assert_eq!(mails_by_recipient(&smtp)["term@example.com"].len(), 1);
     let contact = client_get_contact(&next, "term@example.com").await;
     assert_eq!(

@@ -100,9 +100,10 @@ async fn logs_are_json_lines_with_request_ids_and_never_an_address_or_token() {
         .send()
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-
-    let log = process.log();
+    // The access line of the last request is the last thing this test waits for.
+    let log = process
+        .wait_for_log("/v1/contacts/{email}", Duration::from_secs(10))
+        .await;
     assert!(
         !log.contains(email) && !log.contains("secret.person"),
         "no address in the log:\n{log}"

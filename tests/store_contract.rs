@@ -1,8 +1,9 @@
 //! The storage contract: what every store promises, run against the embedded store, a
 //! single Redis and a Redis Cluster. A backend that passes this suite can serve the app.
 
-#[path = "support/redis_server.rs"]
-mod redis_server;
+mod support;
+
+use support::redis_server;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -62,37 +63,13 @@ async fn redis_cluster_backend() -> Backend {
     }
 }
 
-/// Runs every listed contract test once per backend, as `<backend>::<test name>`.
-macro_rules! contract_tests {
-    ($($test:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(super::embedded_backend().await).await;
-                }
-            )*
-        }
-        mod redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(super::redis_backend().await).await;
-                }
-            )*
-        }
-        mod redis_cluster {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(super::redis_cluster_backend().await).await;
-                }
-            )*
-        }
-    };
-}
-
-contract_tests!(
+// Every listed contract test once per backend, as `<backend>::<test name>`.
+on_backends!(
+    [
+        embedded => embedded_backend().await,
+        redis => redis_backend().await,
+        redis_cluster => redis_cluster_backend().await,
+    ],
     a_stored_contact_loads_back_exactly,
     an_unknown_contact_loads_as_nothing,
     a_change_from_a_stale_version_is_refused_and_writes_nothing,

@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::transport::smtp::{AsyncSmtpTransportBuilder, PoolConfig};
+use lettre::transport::smtp::{
+    AsyncSmtpTransportBuilder, PoolConfig, SMTP_PORT, SUBMISSIONS_PORT, SUBMISSION_PORT,
+};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use url::Url;
 
@@ -32,10 +34,6 @@ use crate::domain::email::mask_addresses;
 /// Bounds connecting and every SMTP command, so a dead server holds a worker for
 /// seconds, not for lettre's default minute.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
-
-const SMTP_PORT: u16 = 25;
-const SUBMISSION_PORT: u16 = 587;
-const SUBMISSIONS_PORT: u16 = 465;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -209,6 +207,10 @@ fn invalid(reason: &str) -> TransportError {
     TransportError::InvalidUrl(reason.to_string())
 }
 
+/// Not lettre's `AsyncSmtpTransport::from_url`: it spells the modes `tls=required`, sends
+/// in clear when `tls` is left out even with credentials, ignores unknown parameters, and
+/// always builds lettre's pool, while plain and STARTTLS connections go through ours.
+/// Its ports and its percent-decoding of the credentials are the ones used here.
 fn smtp_transport(raw: &str) -> Result<MailTransport, TransportError> {
     // `url::ParseError` describes the problem without echoing the URL and its password.
     let url = Url::parse(raw).map_err(|error| invalid(&error.to_string()))?;
@@ -287,21 +289,20 @@ fn credentials(url: &Url) -> Result<Option<Credentials>, TransportError> {
 }
 
 /// `url` leaves user and password percent-encoded; a password may well contain `@` or `:`.
+/// `percent_decode_str` passes a malformed escape (`%4`, `%zz`) through as it is; such a
+/// URL was written wrongly, so it is refused rather than sent as a different password.
 fn percent_decode(raw: &str) -> Option<String> {
-    let bytes = raw.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = raw.get(i + 1..i + 3)?;
-            decoded.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            decoded.push(bytes[i]);
-            i += 1;
-        }
+    let well_formed = raw.match_indices('%').all(|(at, _)| {
+        raw.get(at + 1..at + 3)
+            .is_some_and(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    });
+    if !well_formed {
+        return None;
     }
-    String::from_utf8(decoded).ok()
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()
+        .map(|decoded| decoded.into_owned())
 }
 
 fn file_transport(dir: &str) -> Result<MailTransport, TransportError> {
@@ -411,5 +412,8 @@ mod tests {
     fn decodes_percent_encoded_credentials() {
         assert_eq!(percent_decode("p%40ss%3Aw").as_deref(), Some("p@ss:w"));
         assert_eq!(percent_decode("bad%4"), None);
+        assert_eq!(percent_decode("bad%zz1"), None);
+        assert_eq!(percent_decode("%C3%A9t%C3%A9").as_deref(), Some("été"));
+        assert_eq!(percent_decode("%FF"), None, "not UTF-8");
     }
 }

@@ -45,6 +45,9 @@ pub struct TestApp {
     store_url: String,
     resources: StoreResources,
     settings: Settings,
+    /// Bound on port 0 at spawn and kept until the app serves on it, so that no other
+    /// process can take the port in between. A restart binds the same port again.
+    listener: Option<TcpListener>,
     app: Option<RunningApp>,
 }
 
@@ -58,13 +61,6 @@ struct RunningApp {
 fn sha256_hex(text: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(text.as_bytes()))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// Settings as an operator would write them, for the given store and SMTP sink.
@@ -98,10 +94,6 @@ impl TestApp {
 
     /// Spawns with settings changed by `adjust` first.
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
-        optin::telemetry::init_logging(&optin::config::LogSettings {
-            format: "text".into(),
-            filter: "warn".into(),
-        });
         let (resources, store_url) = match backend {
             Backend::Embedded => {
                 let dir = tempfile::tempdir().expect("a temporary folder");
@@ -119,8 +111,38 @@ impl TestApp {
                 (StoreResources::Cluster(cluster), url)
             }
         };
+        Self::spawn_on(backend, resources, store_url, adjust).await
+    }
+
+    /// Like `spawn(Backend::Redis)`, on a redis-server started with extra arguments, e.g.
+    /// `["--appendonly", "yes"]` so that what was written survives `redis().stop()` and
+    /// `redis().restart()`.
+    pub async fn spawn_with_redis_args(args: &[&str]) -> TestApp {
+        let server = RedisServer::start_with_args(args);
+        let store_url = server.url.clone();
+        Self::spawn_on(
+            Backend::Redis,
+            StoreResources::Redis(server),
+            store_url,
+            |_| {},
+        )
+        .await
+    }
+
+    /// Starts the app on a store that is already running.
+    async fn spawn_on(
+        backend: Backend,
+        resources: StoreResources,
+        store_url: String,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> TestApp {
+        optin::telemetry::init_logging(&optin::config::LogSettings {
+            format: optin::config::LogFormat::Text,
+            filter: "warn".into(),
+        });
         let smtp = SmtpSink::start();
-        let port = free_port();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a local port");
+        let port = listener.local_addr().expect("a bound address").port();
         let mut settings = test_settings(&store_url, &smtp.url(), port);
         adjust(&mut settings);
         let client = reqwest::Client::builder()
@@ -137,39 +159,7 @@ impl TestApp {
             store_url,
             resources,
             settings,
-            app: None,
-        };
-        app.start().await;
-        app
-    }
-
-    /// Like `spawn(Backend::Redis)`, on a redis-server started with extra arguments, e.g.
-    /// `["--appendonly", "yes"]` so that what was written survives `redis().stop()` and
-    /// `redis().restart()`.
-    pub async fn spawn_with_redis_args(args: &[&str]) -> TestApp {
-        optin::telemetry::init_logging(&optin::config::LogSettings {
-            format: "text".into(),
-            filter: "warn".into(),
-        });
-        let server = RedisServer::start_with_args(args);
-        let store_url = server.url.clone();
-        let smtp = SmtpSink::start();
-        let port = free_port();
-        let settings = test_settings(&store_url, &smtp.url(), port);
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("an HTTP client");
-        let mut app = TestApp {
-            address: format!("http://127.0.0.1:{port}"),
-            port,
-            client,
-            smtp,
-            clock: ManualClock::starting_now(),
-            backend: Backend::Redis,
-            store_url,
-            resources: StoreResources::Redis(server),
-            settings,
+            listener: Some(listener),
             app: None,
         };
         app.start().await;
@@ -189,13 +179,20 @@ impl TestApp {
 
     pub async fn start(&mut self) {
         let config = Config::from_settings(self.settings.clone()).expect("test settings are valid");
-        let application = Application::build(
+        // The first start serves on the listener bound at spawn; a restart binds the
+        // same port again, since the links already mailed point at it.
+        let listener = match self.listener.take() {
+            Some(listener) => listener,
+            None => TcpListener::bind(("127.0.0.1", self.port)).expect("the app's port again"),
+        };
+        let application = Application::build_on(
             config,
             self.clock.clone(),
             Background {
                 outbox_worker: false,
                 scheduler: false,
             },
+            listener,
         )
         .await
         .expect("the app builds");

@@ -7,19 +7,34 @@ pub mod process;
 pub mod redis_server;
 pub mod smtp_sink;
 
-/// Runs each named `async fn(Backend)` as a test on the embedded store and on a real
-/// redis-server.
+pub use redis_server::free_port;
+
+/// Runs each named `async fn(B)` as a test once per listed backend, as
+/// `<module>::<test name>`: `on_backends!([embedded => Backend::Embedded, redis =>
+/// Backend::Redis], my_test)`. The backend expression is evaluated inside the test
+/// (it may `.await`), with the calling module's items in scope.
+#[macro_export]
+macro_rules! on_backends {
+    ([$module:ident => $backend:expr $(, $rest:ident => $rest_backend:expr)* $(,)?], $($name:ident),* $(,)?) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name($backend).await } )*
+        }
+        $crate::on_backends!([$($rest => $rest_backend),*], $($name),*);
+    };
+    ([], $($name:ident),* $(,)?) => {};
+}
+
+/// The embedded store and a real redis-server.
 #[macro_export]
 macro_rules! on_embedded_and_redis {
     ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(super::Backend::Embedded).await } )*
-        }
-        mod redis {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(super::Backend::Redis).await } )*
-        }
+        $crate::on_backends!(
+            [embedded => Backend::Embedded, redis => Backend::Redis],
+            $($name),*
+        );
     };
 }
 
@@ -27,10 +42,13 @@ macro_rules! on_embedded_and_redis {
 #[macro_export]
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
-        $crate::on_embedded_and_redis!($($name),*);
-        mod redis_cluster {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(super::Backend::RedisCluster).await } )*
-        }
+        $crate::on_backends!(
+            [
+                embedded => Backend::Embedded,
+                redis => Backend::Redis,
+                redis_cluster => Backend::RedisCluster,
+            ],
+            $($name),*
+        );
     };
 }

@@ -7,7 +7,6 @@
 #![allow(dead_code)]
 
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -17,6 +16,7 @@ use base64::Engine;
 use tempfile::TempDir;
 
 use super::app::{ADMIN_KEY, SEND_KEY};
+pub use super::free_port;
 
 /// How long a fresh process may take until `/readyz` answers 200.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -60,13 +60,6 @@ pub struct OptinProcess {
 fn sha256_hex(text: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(text.as_bytes()))
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 impl OptinProcess {
@@ -249,6 +242,22 @@ impl OptinProcess {
             if Instant::now() > deadline {
                 return None;
             }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits up to `timeout` until the log contains `needle`; answers the whole log.
+    pub async fn wait_for_log(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{needle}` not in the log within {timeout:?}:\n{log}"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }

@@ -174,9 +174,17 @@ impl RedisCluster {
     }
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a free local port");
-    listener.local_addr().expect("a bound address").port()
+/// A local port free at the moment of asking, for a child process (`optin serve`,
+/// `redis-server`) that must be told its port. The port is released again, so another
+/// process may take it before the child binds it: callers start the child again on a
+/// fresh port when it cannot bind. In-process servers bind port 0 and keep the listener
+/// instead (see `app::TestApp`). The one such helper; it lives here because
+/// `store_contract` includes only this file.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free local port")
 }
 
 fn binary(name: &str) -> PathBuf {

@@ -1,0 +1,66 @@
+//! Settings: `optin.toml` (or `--config PATH`), then `OPTIN_<SECTION>__<KEY>` environment
+//! variables. Parsed once into a [`Config`] whose parts are ready to use; every mistake is
+//! reported naming the setting.
+
+//!
+//! - [`schema`]: the settings as written, with their defaults;
+//! - [`load`]: reading the file and the environment;
+//! - [`validate`]: checking them and building the ready parts;
+//! - [`dev`]: the development setup (generated keys) when nothing is configured.
+
+mod dev;
+mod load;
+mod schema;
+mod validate;
+
+use ipnet::IpNet;
+
+use crate::auth::ApiKeys;
+use crate::domain::{Catalog, ContactIndex};
+use crate::tokens::TokenSigner;
+
+pub(crate) use dev::write_private;
+pub use dev::DevKeys;
+pub use schema::{
+    LinkSettings, ListSetting, LogFormat, LogSettings, MailSettings, PrivacySettings,
+    SecuritySettings, ServerSettings, Settings, SignupSettings, StoreSettings, StringList,
+};
+
+pub const DEFAULT_CONFIG_FILE: &str = "optin.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration: {0}")]
+    Read(String),
+    #[error("setting `{setting}`: {reason}")]
+    Invalid {
+        setting: &'static str,
+        reason: String,
+    },
+    #[error("missing {}: a production setup never falls back to generated keys (the development setup needs no configuration file, the embedded store and no OPTIN_SECURITY__* variable)", .0.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", "))]
+    Missing(Vec<&'static str>),
+}
+
+fn invalid(setting: &'static str, reason: impl ToString) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        reason: reason.to_string(),
+    }
+}
+
+/// Settings turned into ready parts. Building one checks everything.
+#[derive(Clone)]
+pub struct Config {
+    pub settings: Settings,
+    pub public_url: url::Url,
+    pub mail_from: lettre::message::Mailbox,
+    pub signer: TokenSigner,
+    pub index: ContactIndex,
+    pub api_keys: ApiKeys,
+    pub catalog: Catalog,
+    pub trusted_proxies: Vec<IpNet>,
+    /// Signs outgoing mail when `[mail.dkim]` is set.
+    pub dkim: Option<std::sync::Arc<crate::mail::dkim::DkimSigner>>,
+    /// True when started with no configuration: generated keys and example types.
+    pub development_setup: bool,
+}

@@ -1,0 +1,296 @@
+//! The settings as written: serde structs with their defaults. Nothing here checks a
+//! value beyond its type; [`super::validate`] does that.
+
+use std::path::PathBuf;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::domain::SubscriptionType;
+
+const EXAMPLE_TYPES: &str = include_str!("../example_subscription_types.toml");
+
+/// A list written either as a TOML array or as one comma-separated string (the form an
+/// environment variable takes).
+#[derive(Clone, Debug, Default)]
+pub struct ListSetting(pub Vec<SecretString>);
+
+impl<'de> Deserialize<'de> for ListSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(String),
+            Many(Vec<String>),
+        }
+        let items = match Raw::deserialize(deserializer)? {
+            Raw::One(joined) => joined.split(',').map(str::to_string).collect(),
+            Raw::Many(items) => items,
+        };
+        let items = items
+            .into_iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+        Ok(Self(items.map(SecretString::from).collect()))
+    }
+}
+
+/// A list of plain strings, written as a TOML array or one comma-separated string.
+#[derive(Clone, Debug, Default)]
+pub struct StringList(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for StringList {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let secret = ListSetting::deserialize(deserializer)?;
+        Ok(Self(
+            secret
+                .0
+                .iter()
+                .map(|s| s.expose_secret().to_string())
+                .collect(),
+        ))
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    pub bind: String,
+    /// The address people and mail clients reach us at; links in mails start with it.
+    pub public_url: String,
+    pub body_limit_bytes: usize,
+    /// Where `POST /signup` sends the browser afterwards. Never taken from the request.
+    pub thank_you_url: Option<String>,
+    /// Where an expired link's page sends people to sign up again.
+    pub signup_page_url: Option<String>,
+    /// Seconds a request may take before it is answered 503.
+    pub request_timeout_secs: u64,
+    /// Proxies (addresses or ranges like `10.0.0.0/8`) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: StringList,
+    /// Our own page templates (`<page>.hbs`, `layout.hbs`, `i18n/<locale>.json`).
+    pub pages_dir: Option<PathBuf>,
+    /// Origins whose pages may post to `POST /v1/signups` from a browser (CORS).
+    pub cors_allowed_origins: StringList,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            body_limit_bytes: 1024 * 1024,
+            thank_you_url: None,
+            signup_page_url: None,
+            request_timeout_secs: 10,
+            trusted_proxies: StringList::default(),
+            pages_dir: None,
+            cors_allowed_origins: StringList::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `redis://…`, `redis+cluster://h1:p1,h2:p2`, or a file path for the embedded store.
+    pub url: String,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            url: "./data/optin.redb".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailSettings {
+    /// `smtp://…`, `smtps://…` or `file://DIR`.
+    pub url: SecretString,
+    pub from: String,
+    /// Our own mail templates (`<locale>/<name>.<part>.hbs`); they override the built-in
+    /// ones of the same name.
+    pub templates_dir: Option<PathBuf>,
+    /// Shown in mails and pages.
+    pub service_name: String,
+    /// Sends tried before a job is dead-lettered.
+    pub max_attempts: u32,
+    /// First retry delay; doubles with each failure.
+    pub retry_base_secs: u64,
+    /// Sends in flight at once per instance (each worker takes one job at a time).
+    pub workers: u32,
+    /// How long a worker holds a job it took. A worker that dies leaves the job to be
+    /// taken again after this; it must be longer than any send takes.
+    pub lease_secs: u64,
+    /// `[mail.dkim]`: sign every mail when set.
+    pub dkim: Option<crate::mail::dkim::DkimSettings>,
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from("file://./data/mail"),
+            from: "optin <no-reply@localhost.localdomain>".into(),
+            templates_dir: None,
+            service_name: "optin".into(),
+            max_attempts: 8,
+            retry_base_secs: 30,
+            lease_secs: 120,
+            workers: 4,
+            dkim: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecuritySettings {
+    /// `id:base64key,…`; the first signs, all verify.
+    pub signing_keys: ListSetting,
+    /// Base64 of 32 random bytes; derives contact ids.
+    pub index_key: Option<SecretString>,
+    /// `name:scope:sha256hex,…`.
+    pub api_keys: ListSetting,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SignupSettings {
+    pub default_locale: String,
+    /// Days a confirmation link stays valid.
+    pub confirmation_ttl_days: u32,
+    /// Confirmation mails one address may receive in 24 hours (against subscription bombing).
+    pub max_confirmation_mails_per_day: u32,
+    /// Signups one client IP may post per window; more get 429.
+    pub max_signups_per_ip: u32,
+    pub ip_window_secs: u64,
+}
+
+impl Default for SignupSettings {
+    fn default() -> Self {
+        Self {
+            default_locale: "en".into(),
+            confirmation_ttl_days: 7,
+            max_confirmation_mails_per_day: 3,
+            max_signups_per_ip: 30,
+            ip_window_secs: 600,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LinkSettings {
+    /// Days an unsubscribe or manage link stays valid: long, so old mails still work.
+    pub unsubscribe_ttl_days: u32,
+    /// Days a preferences link stays valid. It only ever travels in mail to the address.
+    pub preferences_ttl_days: u32,
+    /// Self-service export and erasure need a preferences link at most this old.
+    pub rights_max_age_minutes: u32,
+    /// State-changing or export POSTs per contact and hour on the token routes.
+    pub max_posts_per_hour: u32,
+}
+
+impl Default for LinkSettings {
+    fn default() -> Self {
+        Self {
+            unsubscribe_ttl_days: 5 * 366,
+            preferences_ttl_days: 30,
+            rights_max_age_minutes: 60,
+            max_posts_per_hour: 20,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacySettings {
+    /// Record IP address and user agent as consent evidence.
+    pub record_ip: bool,
+    /// Seconds between runs of the expiry and retention jobs.
+    pub purge_interval_secs: u64,
+    /// Days a contact with no active subscription is kept before it is removed (with a
+    /// tombstone left). Unset: kept until erased.
+    pub retain_inactive_days: Option<u32>,
+}
+
+impl Default for PrivacySettings {
+    fn default() -> Self {
+        Self {
+            record_ip: true,
+            purge_interval_secs: 60,
+            retain_inactive_days: None,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum LogFormat {
+    /// One JSON object per line, for a log collector.
+    #[default]
+    Json,
+    /// Lines for people.
+    Text,
+}
+
+impl TryFrom<String> for LogFormat {
+    type Error = &'static str;
+
+    // Spelled out rather than `rename_all`, so that a wrong value gets the same message
+    // naming the setting that the validation used to give.
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.as_str() {
+            "json" => Ok(Self::Json),
+            "text" => Ok(Self::Text),
+            _ => Err("setting `log.format`: must be json or text"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `optin=debug,info`; `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Json,
+            filter: "info".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub log: LogSettings,
+    pub server: ServerSettings,
+    pub store: StoreSettings,
+    pub mail: MailSettings,
+    pub security: SecuritySettings,
+    pub signup: SignupSettings,
+    pub links: LinkSettings,
+    pub privacy: PrivacySettings,
+    pub subscription_types: Vec<SubscriptionType>,
+}
+
+impl Settings {
+    /// The four example subscription types used by the development setup and tests.
+    pub fn example_subscription_types() -> Vec<SubscriptionType> {
+        #[derive(Deserialize)]
+        struct Types {
+            subscription_types: Vec<SubscriptionType>,
+        }
+        let parsed: Types =
+            super::load::toml_from_str(EXAMPLE_TYPES).expect("the bundled example types parse");
+        parsed.subscription_types
+    }
+}

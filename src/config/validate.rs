@@ -1,0 +1,274 @@
+//! Checking the settings and turning them into ready parts ([`Config`]): every mistake
+//! is reported naming the setting.
+
+use std::net::IpAddr;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use ipnet::IpNet;
+use secrecy::ExposeSecret;
+
+use super::{
+    invalid, Config, ConfigError, ListSetting, SecuritySettings, ServerSettings, Settings,
+};
+use crate::auth::{ApiKey, ApiKeys};
+use crate::domain::{Catalog, ContactIndex};
+use crate::tokens::{SigningKey, TokenSigner};
+
+impl SecuritySettings {
+    /// The keys every setup needs that are not configured.
+    fn missing_keys(&self) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        if self.signing_keys.0.is_empty() {
+            missing.push("security.signing_keys");
+        }
+        if self.index_key.is_none() {
+            missing.push("security.index_key");
+        }
+        missing
+    }
+}
+
+impl Settings {
+    /// Settings where 0 makes no sense (a link dead on arrival, a job never tried, …),
+    /// by name. A new lifetime, limit or count setting belongs here.
+    fn at_least_one(&self) -> [(&'static str, u64); 8] {
+        [
+            (
+                "signup.confirmation_ttl_days",
+                self.signup.confirmation_ttl_days.into(),
+            ),
+            (
+                "links.unsubscribe_ttl_days",
+                self.links.unsubscribe_ttl_days.into(),
+            ),
+            (
+                "links.preferences_ttl_days",
+                self.links.preferences_ttl_days.into(),
+            ),
+            (
+                "links.rights_max_age_minutes",
+                self.links.rights_max_age_minutes.into(),
+            ),
+            (
+                "links.max_posts_per_hour",
+                self.links.max_posts_per_hour.into(),
+            ),
+            (
+                "server.request_timeout_secs",
+                self.server.request_timeout_secs,
+            ),
+            ("mail.lease_secs", self.mail.lease_secs),
+            ("mail.max_attempts", self.mail.max_attempts.into()),
+        ]
+    }
+
+    /// The checks of single values, which need nothing built first.
+    fn check_values(&self) -> Result<(), ConfigError> {
+        if !["en", "nl"].contains(&self.signup.default_locale.as_str()) {
+            return Err(invalid(
+                "signup.default_locale",
+                "must be one of the shipped locales: en, nl",
+            ));
+        }
+        for (setting, value) in self.at_least_one() {
+            if value == 0 {
+                return Err(invalid(setting, "must be at least 1"));
+            }
+        }
+        for (setting, value) in [
+            ("server.thank_you_url", &self.server.thank_you_url),
+            ("server.signup_page_url", &self.server.signup_page_url),
+        ] {
+            if let Some(url) = value {
+                let parsed = url::Url::parse(url).map_err(|e| invalid(setting, e))?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(invalid(setting, "must be an http(s) URL"));
+                }
+            }
+        }
+        if !(1..=64).contains(&self.mail.workers) {
+            return Err(invalid("mail.workers", "must be between 1 and 64"));
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    pub fn from_settings(settings: Settings) -> Result<Self, ConfigError> {
+        Self::build(settings, false)
+    }
+
+    pub(super) fn build(settings: Settings, development_setup: bool) -> Result<Self, ConfigError> {
+        let public_url = url::Url::parse(settings.server.public_url.trim_end_matches('/'))
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| invalid("server.public_url", "must be an absolute http(s) URL"))?;
+        let mail_from = settings
+            .mail
+            .from
+            .parse()
+            .map_err(|e| invalid("mail.from", e))?;
+        let missing = settings.security.missing_keys();
+        if !missing.is_empty() {
+            return Err(ConfigError::Missing(missing));
+        }
+        let signer = TokenSigner::new(parse_signing_keys(&settings.security.signing_keys)?)
+            .ok_or(ConfigError::Missing(vec!["security.signing_keys"]))?;
+        let index_key = settings
+            .security
+            .index_key
+            .as_ref()
+            .ok_or(ConfigError::Missing(vec!["security.index_key"]))?;
+        let index = ContactIndex::new(decode_key("security.index_key", index_key.expose_secret())?);
+        let api_keys = settings
+            .security
+            .api_keys
+            .0
+            .iter()
+            .map(|entry| ApiKey::parse(entry.expose_secret()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid("security.api_keys", e))?;
+        settings.check_values()?;
+        let trusted_proxies = trusted_proxies(&settings.server)?;
+        check_cors_origins(&settings.server)?;
+        let catalog = Catalog::new(
+            settings.subscription_types.clone(),
+            &settings.signup.default_locale,
+        )
+        .map_err(|e| invalid("subscription_types", e))?;
+        let dkim = settings
+            .mail
+            .dkim
+            .as_ref()
+            .map(|dkim| crate::mail::dkim::DkimSigner::load(dkim, &mail_from))
+            .transpose()
+            .map_err(|e| invalid("mail.dkim", e))?
+            .map(std::sync::Arc::new);
+        Ok(Self {
+            public_url,
+            mail_from,
+            dkim,
+            signer,
+            index,
+            api_keys: ApiKeys::new(api_keys),
+            catalog,
+            trusted_proxies,
+            development_setup,
+            settings,
+        })
+    }
+}
+
+/// `server.trusted_proxies` as ranges.
+fn trusted_proxies(server: &ServerSettings) -> Result<Vec<IpNet>, ConfigError> {
+    server
+        .trusted_proxies
+        .0
+        .iter()
+        .map(|entry| {
+            parse_ip_range(entry).ok_or_else(|| {
+                invalid(
+                    "server.trusted_proxies",
+                    format!("'{entry}' is not an address or range"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+}
+
+/// Each CORS origin must be a bare origin, as browsers send it.
+fn check_cors_origins(server: &ServerSettings) -> Result<(), ConfigError> {
+    for origin in &server.cors_allowed_origins.0 {
+        let parsed = url::Url::parse(origin).map_err(|_| {
+            invalid(
+                "server.cors_allowed_origins",
+                format!("'{origin}' is not an origin"),
+            )
+        })?;
+        if parsed.origin().ascii_serialization() != origin.trim_end_matches('/') {
+            return Err(invalid(
+                "server.cors_allowed_origins",
+                format!("'{origin}' must be a bare origin like https://shop.example"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn decode_key(setting: &'static str, b64: &str) -> Result<Vec<u8>, ConfigError> {
+    let bytes = STANDARD
+        .decode(b64.trim())
+        .map_err(|_| invalid(setting, "is not valid standard base64"))?;
+    if bytes.len() < 32 {
+        return Err(invalid(
+            setting,
+            "must be at least 32 bytes (44 base64 characters)",
+        ));
+    }
+    Ok(bytes)
+}
+
+fn parse_signing_keys(list: &ListSetting) -> Result<Vec<SigningKey>, ConfigError> {
+    const SETTING: &str = "security.signing_keys";
+    let keys: Vec<SigningKey> = list
+        .0
+        .iter()
+        .map(|entry| {
+            let (id, b64) = entry
+                .expose_secret()
+                .split_once(':')
+                .ok_or_else(|| invalid(SETTING, "each entry is id:base64key"))?;
+            let id_ok = !id.is_empty()
+                && id.len() <= 32
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !id_ok {
+                return Err(invalid(
+                    SETTING,
+                    "a key id is 1 to 32 characters of A-Z, a-z, 0-9, '-' and '_'",
+                ));
+            }
+            Ok(SigningKey {
+                id: id.to_string(),
+                secret: decode_key(SETTING, b64)?,
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    // A token names the key that signed it: two keys with one id would make a token
+    // verify against whichever comes first, and a rotation silently break links.
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(duplicate) = keys.iter().find(|key| !seen.insert(key.id.as_str())) {
+        return Err(invalid(
+            SETTING,
+            format!("the key id '{}' appears more than once", duplicate.id),
+        ));
+    }
+    Ok(keys)
+}
+
+/// An address range such as `10.0.0.0/8`, or a single address (`::1`) as its own range.
+fn parse_ip_range(text: &str) -> Option<IpNet> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trusted_proxies_are_ranges_or_single_addresses() {
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        let range = parse_ip_range("10.1.0.0/16").unwrap();
+        assert!(range.contains(&ip("10.1.200.3")));
+        assert!(!range.contains(&ip("10.2.0.1")));
+        assert!(parse_ip_range(" ::1 ").unwrap().contains(&ip("::1")));
+        assert!(!parse_ip_range("::1").unwrap().contains(&ip("::2")));
+        assert!(parse_ip_range("10.0.0.0/33").is_none());
+        assert!(parse_ip_range("nonsense").is_none());
+    }
+}
