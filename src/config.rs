@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use crate::auth::{ApiKey, ApiKeys};
 use crate::domain::{Catalog, ContactIndex, SubscriptionType};
-use crate::http::client_ip::IpRange;
 use crate::tokens::{SigningKey, TokenSigner};
+use crate::web::extract::client_ip::IpRange;
 
 pub const DEFAULT_CONFIG_FILE: &str = "optin.toml";
 const DEV_KEYS_FILE: &str = "dev-keys.toml";
