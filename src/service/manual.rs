@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::{Plan, Planned, Subscriptions};
 use crate::domain::{
     ConfirmationRequest, Contact, EmailAddress, LawfulBasis, RequestMeta, SignupEvidence, Source,
-    Status, StatusChange, SubscriptionTypeId, Tombstone,
+    Status, StatusChange, SubscriptionTypeId,
 };
 use crate::store::StoreError;
 
@@ -198,13 +198,4 @@ fn plan_manual(
             status: change.status,
         },
     )))
-}
-
-/// A tombstone for an erasure or a retention purge.
-pub fn tombstone(reason: &str, meta: &RequestMeta, now: DateTime<Utc>) -> Tombstone {
-    Tombstone {
-        erased_at: now,
-        reason: reason.to_string(),
-        request_id: meta.request_id.clone(),
-    }
 }

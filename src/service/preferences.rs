@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Duration, Utc};
 
 use super::{LinkError, Plan, Planned, Subscriptions};
+use crate::domain::ErasureReason;
 use crate::domain::{
     Catalog, Contact, ContactId, LawfulBasis, Purpose, RequestMeta, Source, Status, StatusChange,
 };
@@ -106,7 +107,9 @@ impl Subscriptions {
     pub async fn erase_own_data(&self, token: &str, meta: &RequestMeta) -> Result<(), LinkError> {
         let id = self.fresh_preferences_link(token)?;
         self.spend_post(&id).await?;
-        Ok(self.erase_contact(&id, "self_service", meta).await?)
+        Ok(self
+            .erase_contact(&id, ErasureReason::SelfService, meta)
+            .await?)
     }
 
     /// Checks that a link may ask for erasure, without reading the store (for the

@@ -4,9 +4,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::manual::tombstone;
 use super::{Plan, Planned, Subscriptions};
-use crate::domain::{Contact, ContactId, RequestMeta, Status};
+use crate::domain::{ContactId, RequestMeta};
+use crate::domain::{ErasureReason, Tombstone};
 use crate::store::StoreError;
 
 const RETENTION_BATCH: usize = 500;
@@ -44,9 +44,13 @@ impl Subscriptions {
     ) -> Result<bool, StoreError> {
         self.change_contact(id, |before, now, _| {
             Ok::<_, StoreError>(match before {
-                Some(contact) if inactive_before(contact, cutoff) => {
+                Some(contact) if contact.is_inactive_before(cutoff) => {
                     let mut plan = Plan::delete(true);
-                    plan.tombstone = Some(tombstone("retention", &RequestMeta::default(), now));
+                    plan.tombstone = Some(Tombstone::new(
+                        ErasureReason::Retention,
+                        &RequestMeta::default(),
+                        now,
+                    ));
                     Planned::Write(plan)
                 }
                 _ => Planned::Nothing(false),
@@ -54,18 +58,4 @@ impl Subscriptions {
         })
         .await
     }
-}
-
-/// No opt-in, no signup in progress, no restriction, and no change since `cutoff`.
-/// (A restricted contact is kept: the restriction itself is a request to hold the data.)
-fn inactive_before(contact: &Contact, cutoff: DateTime<Utc>) -> bool {
-    let no_opt_in = contact
-        .subscriptions
-        .values()
-        .all(|s| s.status != Status::OptedIn);
-    let last_change = contact.subscriptions.values().map(|s| s.since).max();
-    no_opt_in
-        && contact.pending.is_empty()
-        && !contact.is_restricted()
-        && last_change.is_some_and(|at| at < cutoff)
 }

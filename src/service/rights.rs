@@ -3,13 +3,13 @@
 
 use chrono::{DateTime, Utc};
 
-use super::manual::tombstone;
 use super::{Plan, Planned, Subscriptions};
 use crate::domain::event::verify_chain;
 use crate::domain::{
     ChainCheck, Contact, ContactChange, ContactId, EmailAddress, Event, EventDraft, EventKind,
     RequestMeta, Source,
 };
+use crate::domain::{ErasureReason, Tombstone};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -117,21 +117,21 @@ impl Subscriptions {
     /// Art. 17: every piece of personal data goes; a tombstone keyed by the contact id
     /// stays, so that an import cannot quietly re-add the person.
     pub async fn erase(&self, email: &EmailAddress, meta: &RequestMeta) -> Result<(), RightsError> {
-        self.erase_contact(&self.contact_id(email), "erasure", meta)
+        self.erase_contact(&self.contact_id(email), ErasureReason::Erasure, meta)
             .await
     }
 
-    /// Erases by contact id; `reason` is kept in the tombstone (`erasure`, `self_service`).
+    /// Erases by contact id; `reason` is kept in the tombstone.
     pub async fn erase_contact(
         &self,
         id: &ContactId,
-        reason: &str,
+        reason: ErasureReason,
         meta: &RequestMeta,
     ) -> Result<(), RightsError> {
         self.change_contact(id, |before, now, _| {
             before.ok_or(RightsError::NotFound)?;
             let mut plan = Plan::delete(());
-            plan.tombstone = Some(tombstone(reason, meta, now));
+            plan.tombstone = Some(Tombstone::new(reason, meta, now));
             Ok(Planned::Write(plan))
         })
         .await
