@@ -12,5 +12,6 @@ pub mod service;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod templating;
 pub mod tokens;
 pub mod web;

@@ -5,6 +5,7 @@ pub mod contact;
 pub mod contact_id;
 pub mod email;
 pub mod event;
+pub mod locale;
 pub mod outbox_job;
 pub mod status;
 pub mod subscription_type;

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::Subscriptions;
 use crate::domain::{Contact, EmailAddress, LawfulBasis, Status, SubscriptionTypeId};
-use crate::mail::compose::{list_unsubscribe_value, LIST_UNSUBSCRIBE_POST};
+use crate::links::{list_unsubscribe_value, LIST_UNSUBSCRIBE_POST};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]

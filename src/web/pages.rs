@@ -22,7 +22,7 @@ use handlebars::Handlebars;
 use rust_embed::RustEmbed;
 use serde_json::{json, Map, Value};
 
-use crate::mail::templates::with_position;
+use crate::templating::{describe_render_error, describe_syntax_error};
 use crate::web::extract::locale::{self, SUPPORTED_LOCALES};
 
 /// `{action_url}`: one button that confirms. A GET of this page changes nothing.
@@ -201,7 +201,7 @@ impl Pages {
                 .register_template_string(name, &source.text)
                 .map_err(|error| PageError::Syntax {
                     origin: source.origin.to_string(),
-                    reason: with_position(error.pos(), &error.reason().to_string()),
+                    reason: describe_syntax_error(&error),
                 })?;
             origins.insert(name.to_string(), source.origin.to_string());
         }
@@ -259,10 +259,7 @@ impl Pages {
                         .get(template)
                         .cloned()
                         .unwrap_or_else(|| format!("{template}.hbs")),
-                    reason: with_position(
-                        error.line_no.zip(error.column_no),
-                        &error.reason().to_string(),
-                    ),
+                    reason: describe_render_error(&error),
                 }
             })
     }

@@ -1,8 +1,7 @@
 //! Picks the locale a page is shown in: the contact's own choice, else the browser's
 //! `Accept-Language`, else the service default.
 
-/// The locales that pages and mails ship in.
-pub const SUPPORTED_LOCALES: [&str; 2] = ["en", "nl"];
+pub use crate::domain::locale::SUPPORTED_LOCALES;
 
 /// `Accept-Language` entries beyond this many are ignored, so that a hostile header costs
 /// no more than a normal one.

@@ -5,4 +5,5 @@ pub mod api_key;
 pub mod client_ip;
 pub mod json_body;
 pub mod locale;
+pub mod manual_change;
 pub mod request_meta;

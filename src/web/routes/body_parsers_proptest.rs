@@ -43,7 +43,7 @@ proptest! {
     fn json_bodies_never_panic(body in json_like()) {
         let _ = serde_json::from_slice::<signup::SignupBody>(&body);
         let _ = serde_json::from_slice::<eligibility::BatchBody>(&body);
-        let _ = serde_json::from_slice::<rights::ManualChangeBody>(&body);
+        let _ = serde_json::from_slice::<crate::web::extract::manual_change::ManualChangeBody>(&body);
         let _ = serde_json::from_slice::<imports::ImportLine>(&body);
     }
 

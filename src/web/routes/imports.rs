@@ -9,12 +9,12 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::rights::{parse_email, ManualChangeBody};
 use crate::domain::{RequestMeta, Source};
 use crate::service::ManualChangeError;
 use crate::store::StoreError;
 use crate::web::extract::api_key::AdminKey;
 use crate::web::extract::json_body::from_object;
+use crate::web::extract::manual_change::{parse_email, ManualChangeBody};
 use crate::web::extract::request_meta::request_meta;
 use crate::web::problem::Problem;
 use crate::web::AppState;
@@ -66,7 +66,7 @@ impl Import {
         })?;
         let change = line
             .change
-            .parse(&self.state, &type_id)
+            .parse(&self.state.subscriptions, &type_id)
             .map_err(|p| (p, false))?;
         match self
             .state

@@ -5,10 +5,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::domain::{EmailAddress, LawfulBasis, Source, Status};
-use crate::service::{ManualChange, ManualChangeError, RightsError, MAX_EVIDENCE_CHARS};
+use crate::domain::Source;
+use crate::service::{ManualChangeError, RightsError};
 use crate::web::extract::api_key::AdminKey;
 use crate::web::extract::json_body::JsonObject;
+use crate::web::extract::manual_change::{parse_email, ManualChangeBody};
 use crate::web::extract::request_meta::request_meta;
 use crate::web::problem::Problem;
 use crate::web::AppState;
@@ -47,79 +48,12 @@ impl From<ManualChangeError> for Problem {
     }
 }
 
-pub fn parse_email(raw: &str, field: &str) -> Result<EmailAddress, Problem> {
-    EmailAddress::parse(raw).map_err(|e| Problem::invalid_field(field, e.to_string()))
-}
-
 fn admin_meta(
     state: &AppState,
     req: &HttpRequest,
     caller: &AdminKey,
 ) -> crate::domain::RequestMeta {
     request_meta(req, state.subscriptions.config(), Some(&caller.0.name))
-}
-
-/// The body of a manual change, as the PUT route and each import line carry it.
-#[derive(Deserialize)]
-pub struct ManualChangeBody {
-    pub status: Option<String>,
-    pub lawful_basis: Option<String>,
-    pub explanation: Option<String>,
-    pub consent_evidence: Option<String>,
-    #[serde(default)]
-    pub send_confirmation: bool,
-}
-
-impl ManualChangeBody {
-    /// Parses into a domain change for `type_id`, naming the field at fault.
-    pub fn parse(self, state: &AppState, type_id: &str) -> Result<ManualChange, Problem> {
-        let subscription_type = state
-            .subscriptions
-            .known_type(type_id)
-            .map_err(|e| Problem::invalid_field("subscription_type", e.to_string()))?;
-        let status = self
-            .status
-            .ok_or_else(|| Problem::invalid_field("status", "status is required"))?;
-        let status: Status = status.parse().map_err(|_| {
-            Problem::invalid_field(
-                "status",
-                "status is one of opted_in, not_subscribed, unsubscribed",
-            )
-        })?;
-        let lawful_basis = self
-            .lawful_basis
-            .map(|b| b.parse::<LawfulBasis>())
-            .transpose()
-            .map_err(|_| {
-                Problem::invalid_field(
-                    "lawful_basis",
-                    "lawful_basis is one of the six bases of GDPR Art. 6(1)",
-                )
-            })?;
-        for (field, value) in [
-            ("explanation", &self.explanation),
-            ("consent_evidence", &self.consent_evidence),
-        ] {
-            if value
-                .as_ref()
-                .is_some_and(|v| v.chars().count() > MAX_EVIDENCE_CHARS)
-            {
-                return Err(Problem::invalid_field(
-                    field,
-                    format!("at most {MAX_EVIDENCE_CHARS} characters"),
-                ));
-            }
-        }
-        let non_empty = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
-        Ok(ManualChange {
-            subscription_type,
-            status,
-            lawful_basis,
-            explanation: non_empty(self.explanation),
-            consent_evidence: non_empty(self.consent_evidence),
-            send_confirmation: self.send_confirmation,
-        })
-    }
 }
 
 pub async fn change_subscription(
@@ -131,7 +65,7 @@ pub async fn change_subscription(
 ) -> Result<HttpResponse, Problem> {
     let (email, type_id) = path.into_inner();
     let email = parse_email(&email, "email")?;
-    let change = body.into_inner().parse(&state, &type_id)?;
+    let change = body.into_inner().parse(&state.subscriptions, &type_id)?;
     let meta = admin_meta(&state, &req, &caller);
     let result = state
         .subscriptions

@@ -8,15 +8,12 @@ use serde_json::json;
 
 use super::page;
 use crate::domain::{EmailAddress, Source};
-use crate::service::{NoticeVersions, SignupError, SignupRequest};
+use crate::service::{NoticeVersions, SignupError, SignupRequest, MAX_EVIDENCE_CHARS};
 use crate::web::extract::client_ip::limit_network;
 use crate::web::extract::json_body::{from_object, JsonObject};
 use crate::web::extract::request_meta::{client_ip, request_meta};
 use crate::web::problem::Problem;
 use crate::web::AppState;
-
-/// Free text we keep as evidence is capped; it is never echoed into mails.
-const MAX_EVIDENCE_CHARS: usize = 2048;
 
 #[derive(Deserialize)]
 pub struct SignupSource {
