@@ -133,7 +133,9 @@ fn catalog() -> Catalog {
                 version: "v1".into(),
                 text: format!("We send you {id} mail."),
             },
-        )]),
+        )])
+        .try_into()
+        .unwrap(),
         past_notices: Vec::new(),
     };
     Catalog::new(

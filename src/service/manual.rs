@@ -155,7 +155,7 @@ fn plan_manual(
         }
         let notice = catalog
             .get(type_id.as_str())
-            .and_then(|t| t.current_notice_ref(&contact.locale, catalog.default_locale()))
+            .map(|t| t.current_notice_ref(&contact.locale, catalog.default_locale()))
             .ok_or_else(|| ManualChangeError::UnknownType(type_id.to_string()))?;
         let locale = contact.locale.clone();
         let job = contact.request_confirmation(

@@ -196,16 +196,14 @@ fn plan_preferences(
         let current = contact.status(id);
         let change = if wanted && current != Status::OptedIn {
             // The notice beside the checkbox: the version the form names, else today's.
-            let shown = subscription_type
-                .current_notice(locale, catalog.default_locale())
-                .map(|(notice_locale, current)| {
-                    let notice = choice
-                        .notice_versions
-                        .get(id.as_str())
-                        .and_then(|v| subscription_type.notice_version(&notice_locale, v))
-                        .unwrap_or_else(|| current.clone());
-                    subscription_type.notice_ref(&notice_locale, &notice)
-                });
+            let (notice_locale, current) =
+                subscription_type.current_notice(locale, catalog.default_locale());
+            let notice = choice
+                .notice_versions
+                .get(id.as_str())
+                .and_then(|v| subscription_type.notice_version(&notice_locale, v))
+                .unwrap_or_else(|| current.clone());
+            let shown = Some(subscription_type.notice_ref(&notice_locale, &notice));
             let mut change = StatusChange::new(Status::OptedIn, Source::PreferenceCenter)
                 .with_basis(LawfulBasis::Consent);
             change.consent_notice = shown;
@@ -239,10 +237,10 @@ fn view(
     let types = catalog
         .all()
         .iter()
-        .filter_map(|t| {
-            let (_, notice) = t.current_notice(locale, fallback)?;
+        .map(|t| {
+            let (_, notice) = t.current_notice(locale, fallback);
             let status = contact.status(&t.id);
-            Some(TypeView {
+            TypeView {
                 id: t.id.to_string(),
                 name: t.name_in(&locale, fallback),
                 description: t.description_in(&locale, fallback),
@@ -251,7 +249,7 @@ fn view(
                 opted_in: status == Status::OptedIn,
                 notice_version: notice.version.clone(),
                 notice_text: notice.text.clone(),
-            })
+            }
         })
         .collect();
     PreferencesView {

@@ -96,9 +96,7 @@ impl Subscriptions {
         let notices = types
             .iter()
             .map(|t| {
-                let (notice_locale, current) = t
-                    .current_notice(locale, catalog.default_locale())
-                    .expect("the catalog guarantees a notice in the default locale");
+                let (notice_locale, current) = t.current_notice(locale, catalog.default_locale());
                 let wanted = match versions {
                     NoticeVersions::Current => None,
                     NoticeVersions::All(v) => Some(v.as_str()),

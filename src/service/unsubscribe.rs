@@ -113,7 +113,7 @@ impl Subscriptions {
         let locale = claims.locale.as_deref().unwrap_or(catalog.default_locale());
         let notice = catalog
             .get(type_id.as_str())
-            .and_then(|t| t.current_notice_ref(locale, catalog.default_locale()))
+            .map(|t| t.current_notice_ref(locale, catalog.default_locale()))
             .ok_or(LinkError::Gone)?;
         let answer = ResubscribeRequested {
             types: vec![type_id.clone()],
