@@ -242,8 +242,8 @@ fn view(
             let status = contact.status(&t.id);
             TypeView {
                 id: t.id.to_string(),
-                name: t.name_in(&locale, fallback),
-                description: t.description_in(&locale, fallback),
+                name: t.name_in(locale, fallback),
+                description: t.description_in(locale, fallback),
                 purpose: t.purpose,
                 status,
                 opted_in: status == Status::OptedIn,

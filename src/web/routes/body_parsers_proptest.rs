@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 
-use super::{eligibility, imports, one_click, preferences, rights, signup};
+use super::{eligibility, imports, one_click, preferences, signup};
 
 /// JSON-ish text: arbitrary values in the shapes our bodies use, and garbage.
 fn json_like() -> impl Strategy<Value = Vec<u8>> {
