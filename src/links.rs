@@ -10,6 +10,15 @@ use uuid::Uuid;
 use crate::domain::{ContactId, SubscriptionTypeId};
 use crate::tokens::{Claims, Purpose, TokenSigner};
 
+/// The only value RFC 8058 allows for `List-Unsubscribe-Post`. A fact about the one-click
+/// link, so the mail headers and the eligibility answer take it from here.
+pub const LIST_UNSUBSCRIBE_POST: &str = "List-Unsubscribe=One-Click";
+
+/// The `List-Unsubscribe` header value for `url`: the URL in angle brackets (RFC 2369).
+pub fn list_unsubscribe_value(url: &str) -> String {
+    format!("<{url}>")
+}
+
 #[derive(Clone)]
 pub struct Links {
     signer: TokenSigner,

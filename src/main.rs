@@ -10,12 +10,12 @@ use clap::{Parser, Subcommand};
 use optin::auth::{generate_key, Scope};
 use optin::clock::SystemClock;
 use optin::config::{Config, DevKeys, Settings};
-use optin::http::pages::Pages;
 use optin::mail::dkim::KeyAlgorithm;
 use optin::mail::templates::MailTemplates;
 use optin::mail::transport::MailTransport;
-use optin::routes::ops::probe_readiness;
 use optin::startup::{Application, Background};
+use optin::web::pages::Pages;
+use optin::web::routes::ops::probe_readiness;
 
 #[derive(Parser)]
 #[command(

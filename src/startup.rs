@@ -12,14 +12,15 @@ use tokio::sync::{watch, Notify};
 
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::http::access_log::log_request;
-use crate::http::pages::Pages;
 use crate::mail::outbox::OutboxWorker;
 use crate::mail::templates::MailTemplates;
 use crate::mail::transport::MailTransport;
-use crate::routes::{self, AppState};
+use crate::service::Subscriptions;
 use crate::store::SharedStore;
-use crate::subscriptions::Subscriptions;
+use crate::web::middleware::access_log::log_request;
+use crate::web::middleware::timeout::Deadline;
+use crate::web::pages::Pages;
+use crate::web::AppState;
 use secrecy::ExposeSecret;
 
 /// Pages never need more than this; a strict CSP keeps injected markup inert.
@@ -97,10 +98,10 @@ impl Application {
             settings.mail.templates_dir.as_deref(),
             &settings.signup.default_locale,
         )?);
-        let pages = Pages::load(
+        let pages = web::Data::new(Pages::load(
             settings.server.pages_dir.as_deref(),
             &settings.mail.service_name,
-        )?;
+        )?);
         let transport = Arc::new(MailTransport::from_url(settings.mail.url.expose_secret())?);
         tracing::info!(store = %describe_store(&settings.store.url), mail = %transport.describe(), "starting");
 
@@ -192,9 +193,19 @@ fn http_server(
         .cors_allowed_origins
         .0
         .clone();
+    let config = state.subscriptions.config();
+    // The extractors and middleware take only what they need, not the whole state.
+    let api_keys = web::Data::new(config.api_keys.clone());
+    let deadline = web::Data::new(Deadline {
+        limit: Duration::from_secs(config.settings.server.request_timeout_secs),
+        default_locale: config.catalog.default_locale().to_string(),
+    });
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(state.pages.clone())
+            .app_data(api_keys.clone())
+            .app_data(deadline.clone())
             .wrap(
                 DefaultHeaders::new()
                     .add(("X-Content-Type-Options", "nosniff"))
@@ -202,10 +213,10 @@ fn http_server(
                     .add(("X-Frame-Options", "DENY"))
                     .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY)),
             )
-            .wrap(from_fn(crate::http::timeout::enforce_deadline))
+            .wrap(from_fn(crate::web::middleware::timeout::enforce_deadline))
             .wrap(from_fn(log_request))
-            .configure(|cfg| routes::configure(cfg, body_limit, &cors_origins))
-            .default_service(web::to(routes::not_found))
+            .configure(|cfg| crate::web::configure(cfg, body_limit, &cors_origins))
+            .default_service(web::to(crate::web::not_found))
     })
     .listen(listener)?
     .shutdown_timeout(30)

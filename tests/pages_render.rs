@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use optin::http::pages::{self, PageError, Pages, ERROR_KEYS, PAGES};
+use optin::web::pages::{self, PageError, Pages, ERROR_KEYS, PAGES};
 use serde_json::{json, Value};
 
 const SERVICE: &str = "Example News";

@@ -111,7 +111,9 @@ fn catalog() -> Catalog {
                 version: "v1".into(),
                 text: format!("We send you {id} mail."),
             },
-        )]),
+        )])
+        .try_into()
+        .unwrap(),
         past_notices: Vec::new(),
     };
     Catalog::new(
@@ -229,7 +231,7 @@ async fn erase(store: &SharedStore, contact: &Contact, now: DateTime<Utc>) {
     let change = ContactChange::between(Some(contact), None, Vec::new(), Vec::new(), &catalog())
         .with_tombstone(Tombstone {
             erased_at: now,
-            reason: "erasure".into(),
+            reason: optin::domain::ErasureReason::Erasure,
             request_id: None,
         });
     store.apply(change).await.unwrap();
@@ -368,7 +370,7 @@ async fn a_change_from_a_stale_version_is_refused_and_writes_nothing(backend: Ba
     let stale = ContactChange::between(Some(&v1), Some(second), vec![event], vec![job], &catalog())
         .with_tombstone(Tombstone {
             erased_at: now,
-            reason: "erasure".into(),
+            reason: optin::domain::ErasureReason::Erasure,
             request_id: None,
         });
     assert!(matches!(
@@ -485,7 +487,7 @@ async fn erasing_a_contact_removes_its_events_jobs_and_expiry_entries_and_leaves
         store.tombstone(&stored.id).await.unwrap(),
         Some(Tombstone {
             erased_at: now,
-            reason: "erasure".into(),
+            reason: optin::domain::ErasureReason::Erasure,
             request_id: None
         })
     );

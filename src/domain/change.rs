@@ -12,6 +12,7 @@ use super::event::Event;
 use super::outbox_job::OutboxJob;
 use super::status::Status;
 use super::subscription_type::Catalog;
+use super::tombstone::Tombstone;
 
 /// Counter names shared by both stores.
 pub mod counter {
@@ -22,22 +23,6 @@ pub mod counter {
     pub fn by_type(type_id: &str, status: super::Status) -> String {
         format!("type:{type_id}:{}", status.as_str())
     }
-}
-
-/// What is left of an erased contact: enough to refuse a silent re-import, nothing more.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Tombstone {
-    pub erased_at: DateTime<Utc>,
-    /// Why the data went: `erasure` (an admin's Art. 17 request), `self_service` (the
-    /// person's own, from the preference center) or `retention`.
-    #[serde(default = "default_reason")]
-    pub reason: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
-}
-
-fn default_reason() -> String {
-    "erasure".to_string()
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,7 +94,7 @@ impl ContactChange {
             .cloned()
             .collect();
 
-        let inactive_since = after.as_ref().and_then(inactive_since);
+        let inactive_since = after.as_ref().and_then(Contact::inactive_since);
         let write = match after {
             Some(mut contact) => {
                 contact.version = expected_version + 1;
@@ -158,19 +143,6 @@ impl ContactChange {
         self.clear_tombstone = true;
         self
     }
-}
-
-/// A contact with statuses but no opt-in has been inactive since its latest change.
-fn inactive_since(contact: &Contact) -> Option<DateTime<Utc>> {
-    if contact.subscriptions.is_empty()
-        || contact
-            .subscriptions
-            .values()
-            .any(|s| s.status == Status::OptedIn)
-    {
-        return None;
-    }
-    contact.subscriptions.values().map(|s| s.since).max()
 }
 
 /// A contact is counted once it holds a status for any type; marketing contacts are those

@@ -127,6 +127,28 @@ impl Contact {
         self.restricted_since.is_some()
     }
 
+    /// A contact with statuses but no opt-in has been inactive since its latest change.
+    /// The stores index contacts by this; retention reads it through
+    /// [`Self::is_inactive_before`].
+    pub fn inactive_since(&self) -> Option<DateTime<Utc>> {
+        if self
+            .subscriptions
+            .values()
+            .any(|s| s.status == Status::OptedIn)
+        {
+            return None;
+        }
+        self.subscriptions.values().map(|s| s.since).max()
+    }
+
+    /// Retention may remove the contact: inactive since before `cutoff`, no signup in
+    /// progress and no restriction (a restriction is itself a request to hold the data).
+    pub fn is_inactive_before(&self, cutoff: DateTime<Utc>) -> bool {
+        self.pending.is_empty()
+            && !self.is_restricted()
+            && self.inactive_since().is_some_and(|at| at < cutoff)
+    }
+
     pub fn pending(&self, pending_id: Uuid) -> Option<&PendingConfirmation> {
         self.pending.iter().find(|p| p.id == pending_id)
     }

@@ -5,11 +5,13 @@ pub mod contact;
 pub mod contact_id;
 pub mod email;
 pub mod event;
+pub mod locale;
 pub mod outbox_job;
 pub mod status;
 pub mod subscription_type;
+pub mod tombstone;
 
-pub use change::{ContactChange, ContactWrite, Stats, Tombstone};
+pub use change::{ContactChange, ContactWrite, Stats};
 pub use contact::{ConfirmationRequest, Contact, PendingConfirmation, StatusChange, Subscription};
 pub use contact_id::{ContactId, ContactIndex};
 pub use email::{EmailAddress, EmailError};
@@ -21,3 +23,4 @@ pub use status::{LawfulBasis, Status};
 pub use subscription_type::{
     Catalog, ConsentNotice, NoticeRef, Purpose, SubscriptionType, SubscriptionTypeId,
 };
+pub use tombstone::{ErasureReason, Tombstone};

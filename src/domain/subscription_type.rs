@@ -59,6 +59,44 @@ pub enum Purpose {
     Service,
 }
 
+/// A type's current notices by locale: never empty, so that a type always has a notice
+/// to show, and asking for one needs no `Option`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(
+    try_from = "BTreeMap<String, ConsentNotice>",
+    into = "BTreeMap<String, ConsentNotice>"
+)]
+pub struct ConsentNotices {
+    by_locale: BTreeMap<String, ConsentNotice>,
+    /// The first locale's notice, kept apart so that a last resort needs no lookup.
+    first: (String, ConsentNotice),
+}
+
+impl TryFrom<BTreeMap<String, ConsentNotice>> for ConsentNotices {
+    type Error = String;
+    fn try_from(by_locale: BTreeMap<String, ConsentNotice>) -> Result<Self, String> {
+        let first = by_locale
+            .iter()
+            .next()
+            .map(|(locale, notice)| (locale.clone(), notice.clone()))
+            .ok_or("a subscription type needs at least one consent notice")?;
+        Ok(Self { by_locale, first })
+    }
+}
+
+impl From<ConsentNotices> for BTreeMap<String, ConsentNotice> {
+    fn from(notices: ConsentNotices) -> Self {
+        notices.by_locale
+    }
+}
+
+impl std::ops::Deref for ConsentNotices {
+    type Target = BTreeMap<String, ConsentNotice>;
+    fn deref(&self) -> &Self::Target {
+        &self.by_locale
+    }
+}
+
 /// The exact text shown beside a signup checkbox, and its version.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConsentNotice {
@@ -101,7 +139,7 @@ pub struct SubscriptionType {
     pub name: BTreeMap<String, String>,
     #[serde(default)]
     pub description: BTreeMap<String, String>,
-    pub consent_notice: BTreeMap<String, ConsentNotice>,
+    pub consent_notice: ConsentNotices,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub past_notices: Vec<PastConsentNotice>,
 }
@@ -125,15 +163,13 @@ impl SubscriptionType {
     }
 
     /// The notice currently shown in `locale` (falling back like names do).
-    pub fn current_notice(&self, locale: &str, fallback: &str) -> Option<(String, &ConsentNotice)> {
+    pub fn current_notice(&self, locale: &str, fallback: &str) -> (String, &ConsentNotice) {
         [locale, fallback]
             .into_iter()
             .find_map(|l| self.consent_notice.get(l).map(|n| (l.to_string(), n)))
-            .or_else(|| {
-                self.consent_notice
-                    .iter()
-                    .next()
-                    .map(|(l, n)| (l.clone(), n))
+            .unwrap_or_else(|| {
+                let (l, n) = &self.consent_notice.first;
+                (l.clone(), n)
             })
     }
 
@@ -156,9 +192,9 @@ impl SubscriptionType {
     }
 
     /// The reference to the notice shown today in `locale` (or the fallback).
-    pub fn current_notice_ref(&self, locale: &str, fallback: &str) -> Option<NoticeRef> {
-        self.current_notice(locale, fallback)
-            .map(|(locale, notice)| self.notice_ref(&locale, notice))
+    pub fn current_notice_ref(&self, locale: &str, fallback: &str) -> NoticeRef {
+        let (locale, notice) = self.current_notice(locale, fallback);
+        self.notice_ref(&locale, notice)
     }
 
     pub fn notice_ref(&self, locale: &str, notice: &ConsentNotice) -> NoticeRef {

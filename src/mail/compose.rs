@@ -13,14 +13,7 @@ use lettre::{Address, Message};
 
 use super::templates::RenderedMail;
 use crate::domain::EmailAddress;
-
-/// The only value RFC 8058 allows for `List-Unsubscribe-Post`.
-pub const LIST_UNSUBSCRIBE_POST: &str = "List-Unsubscribe=One-Click";
-
-/// The `List-Unsubscribe` header value for `url`: the URL in angle brackets (RFC 2369).
-pub fn list_unsubscribe_value(url: &str) -> String {
-    format!("<{url}>")
-}
+pub use crate::links::{list_unsubscribe_value, LIST_UNSUBSCRIBE_POST};
 
 /// Who a message is from and to, and the headers that identify it.
 #[derive(Clone, Copy, Debug)]

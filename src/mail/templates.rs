@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use handlebars::Handlebars;
 use rust_embed::RustEmbed;
 
+use crate::templating::{describe_render_error, describe_syntax_error};
+
 /// The double opt-in mail: "please confirm your subscription".
 pub const CONFIRMATION_MAIL: &str = "confirmation";
 /// "Here is your link to manage your subscriptions", asked for on a manage page.
@@ -511,24 +513,6 @@ fn require_default_locale(
 /// Subjects go into a header: one line, no surrounding whitespace.
 fn single_line(raw: &str) -> String {
     raw.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn describe_syntax_error(error: &handlebars::TemplateError) -> String {
-    with_position(error.pos(), &error.reason().to_string())
-}
-
-fn describe_render_error(error: &handlebars::RenderError) -> String {
-    let position = error.line_no.zip(error.column_no);
-    with_position(position, &error.reason().to_string())
-}
-
-/// A template error's reason with its line and column, when handlebars knows them.
-/// Shared with the page templates.
-pub(crate) fn with_position(position: Option<(usize, usize)>, reason: &str) -> String {
-    match position {
-        Some((line, column)) => format!("line {line}, column {column}: {reason}"),
-        None => reason.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -54,7 +54,7 @@ pub struct TestApp {
 struct RunningApp {
     handle: actix_web::dev::ServerHandle,
     outbox: optin::mail::outbox::OutboxWorker,
-    state: actix_web::web::Data<optin::routes::AppState>,
+    state: actix_web::web::Data<optin::web::AppState>,
     join: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -171,7 +171,6 @@ impl TestApp {
         let app = self.app.as_ref().expect("the app is running");
         app.state
             .subscriptions
-            .store()
             .outbox_depth()
             .await
             .expect("the store answers")
@@ -249,7 +248,7 @@ impl TestApp {
     }
 
     /// Runs the expiry purge now, as the scheduler would.
-    pub async fn purge_expired(&self) -> optin::subscriptions::PurgeReport {
+    pub async fn purge_expired(&self) -> optin::service::PurgeReport {
         let app = self.app.as_ref().expect("the app is running");
         app.state
             .subscriptions

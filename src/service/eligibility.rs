@@ -1,0 +1,120 @@
+//! Eligibility: may a sender mail this address this type? Only when opted in and not
+//! restricted. Unknown addresses answer `not_subscribed`, like anyone never seen.
+
+use chrono::{DateTime, Utc};
+
+use super::Subscriptions;
+use crate::domain::{Contact, EmailAddress, LawfulBasis, Status, SubscriptionTypeId};
+use crate::links::{list_unsubscribe_value, LIST_UNSUBSCRIBE_POST};
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EligibilityError {
+    #[error("subscription_type: unknown subscription type '{0}'")]
+    UnknownType(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why an address may not be mailed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IneligibleReason {
+    NotOptedIn,
+    Unsubscribed,
+    Restricted,
+}
+
+impl IneligibleReason {
+    /// `None` when the contact may be mailed this type.
+    fn of(contact: Option<&Contact>, type_id: &SubscriptionTypeId) -> Option<Self> {
+        let Some(contact) = contact else {
+            return Some(Self::NotOptedIn);
+        };
+        match contact.status(type_id) {
+            Status::Unsubscribed => Some(Self::Unsubscribed),
+            Status::NotSubscribed => Some(Self::NotOptedIn),
+            Status::OptedIn if contact.is_restricted() => Some(Self::Restricted),
+            Status::OptedIn => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Eligibility {
+    pub email: String,
+    pub subscription_type: String,
+    pub eligible: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<IneligibleReason>,
+    pub status: Status,
+    pub since: Option<DateTime<Utc>>,
+    pub lawful_basis: Option<LawfulBasis>,
+    pub list_unsubscribe: String,
+    pub list_unsubscribe_post: &'static str,
+    /// For newsletter footers: a page that can only mail a preferences link to the
+    /// address, never show the preferences themselves.
+    pub manage_preferences_url: String,
+}
+
+impl Subscriptions {
+    pub fn known_type(&self, type_id: &str) -> Result<SubscriptionTypeId, EligibilityError> {
+        self.config()
+            .catalog
+            .get(type_id)
+            .map(|t| t.id.clone())
+            .ok_or_else(|| EligibilityError::UnknownType(type_id.chars().take(64).collect()))
+    }
+
+    pub async fn eligibility(
+        &self,
+        email: &EmailAddress,
+        type_id: &SubscriptionTypeId,
+    ) -> Result<Eligibility, EligibilityError> {
+        let contact = self.contact(email).await?;
+        Ok(self.answer(email, type_id, contact.as_ref()))
+    }
+
+    /// Many addresses of one type: one batched read for all of them.
+    pub async fn eligibility_batch(
+        &self,
+        emails: &[EmailAddress],
+        type_id: &SubscriptionTypeId,
+    ) -> Result<Vec<Eligibility>, EligibilityError> {
+        let ids: Vec<_> = emails.iter().map(|e| self.contact_id(e)).collect();
+        let contacts = self.store.load_contacts(&ids).await?;
+        Ok(emails
+            .iter()
+            .zip(&contacts)
+            .map(|(email, contact)| self.answer(email, type_id, contact.as_ref()))
+            .collect())
+    }
+
+    fn answer(
+        &self,
+        email: &EmailAddress,
+        type_id: &SubscriptionTypeId,
+        contact: Option<&Contact>,
+    ) -> Eligibility {
+        let subscription = contact.and_then(|c| c.subscriptions.get(type_id));
+        let id = contact
+            .map(|c| c.id.clone())
+            .unwrap_or_else(|| self.contact_id(email));
+        let now = self.now();
+        let reason = IneligibleReason::of(contact, type_id);
+        Eligibility {
+            email: email.as_str().to_string(),
+            subscription_type: type_id.to_string(),
+            eligible: reason.is_none(),
+            reason,
+            status: subscription.map_or(Status::NotSubscribed, |s| s.status),
+            since: subscription.map(|s| s.since),
+            lawful_basis: subscription.and_then(|s| s.lawful_basis),
+            list_unsubscribe: list_unsubscribe_value(
+                &self.links().unsubscribe(&id, type_id, None, now),
+            ),
+            list_unsubscribe_post: LIST_UNSUBSCRIBE_POST,
+            manage_preferences_url: self.links().manage(&id, None, now),
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Expiry: pending confirmations not confirmed in time are purged, together with every
+//! piece of personal data that was held only for them (data minimisation).
+
+use uuid::Uuid;
+
+use super::{Plan, Planned, Subscriptions};
+use crate::domain::{Contact, ContactId};
+use crate::store::StoreError;
+
+/// How many expired confirmations one run looks at.
+const PURGE_BATCH: usize = 500;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    pub pending_removed: usize,
+    pub contacts_removed: usize,
+}
+
+impl Subscriptions {
+    /// Purges everything that has expired by now. Runs until nothing is left.
+    pub async fn purge_expired(&self) -> Result<PurgeReport, StoreError> {
+        let mut report = PurgeReport::default();
+        loop {
+            let expired = self.store.expired_pending(self.now(), PURGE_BATCH).await?;
+            if expired.is_empty() {
+                return Ok(report);
+            }
+            let mut stale_entries = 0;
+            for (contact, pending) in &expired {
+                match self.purge_pending(contact, *pending).await? {
+                    Purged::Pending => report.pending_removed += 1,
+                    Purged::Contact => {
+                        report.pending_removed += 1;
+                        report.contacts_removed += 1;
+                    }
+                    Purged::NotFound => stale_entries += 1,
+                }
+            }
+            if stale_entries > 0 {
+                // The index and the contacts are written atomically together, so this
+                // means a bug; stop rather than loop over the same entries.
+                tracing::warn!(
+                    stale_entries,
+                    "expiry index lists pending confirmations that do not exist"
+                );
+                return Ok(report);
+            }
+            if expired.len() < PURGE_BATCH {
+                return Ok(report);
+            }
+        }
+    }
+
+    async fn purge_pending(&self, id: &ContactId, pending: Uuid) -> Result<Purged, StoreError> {
+        self.change_contact(id, |before, _now, _| {
+            Ok::<_, StoreError>(plan_purge(before, pending))
+        })
+        .await
+    }
+}
+
+enum Purged {
+    Pending,
+    /// The contact held nothing else, so it went entirely.
+    Contact,
+    NotFound,
+}
+
+fn plan_purge(before: Option<&Contact>, pending: Uuid) -> Planned<Purged> {
+    let Some(before) = before.filter(|c| c.pending(pending).is_some()) else {
+        return Planned::Nothing(Purged::NotFound);
+    };
+    let mut contact = before.clone();
+    contact.pending.retain(|p| p.id != pending);
+    if contact.holds_only_pending() && contact.pending.is_empty() {
+        return Planned::Write(Plan::delete(Purged::Contact));
+    }
+    Planned::Write(Plan::keep(contact, Vec::new(), Purged::Pending))
+}

@@ -1,0 +1,61 @@
+//! Retention: a contact with no active subscription is kept (with its proof) for
+//! `privacy.retain_inactive_days`, then removed. A tombstone keyed by the contact id stays,
+//! so that an import cannot quietly re-add someone who left.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::{Plan, Planned, Subscriptions};
+use crate::domain::{ContactId, RequestMeta};
+use crate::domain::{ErasureReason, Tombstone};
+use crate::store::StoreError;
+
+const RETENTION_BATCH: usize = 500;
+
+impl Subscriptions {
+    /// Removes contacts inactive for longer than the configured retention. Returns how
+    /// many were removed; does nothing when no retention is configured.
+    pub async fn purge_inactive(&self) -> Result<usize, StoreError> {
+        let Some(days) = self.config().settings.privacy.retain_inactive_days else {
+            return Ok(0);
+        };
+        let cutoff = self.now() - Duration::days(i64::from(days));
+        let mut removed = 0;
+        loop {
+            let candidates = self
+                .store
+                .inactive_contacts(cutoff, RETENTION_BATCH)
+                .await?;
+            let mut removed_now = 0;
+            for id in &candidates {
+                removed_now += usize::from(self.purge_if_inactive(id, cutoff).await?);
+            }
+            removed += removed_now;
+            // Stop when a batch removed nothing (all were kept for a reason) or was the last.
+            if candidates.len() < RETENTION_BATCH || removed_now == 0 {
+                return Ok(removed);
+            }
+        }
+    }
+
+    async fn purge_if_inactive(
+        &self,
+        id: &ContactId,
+        cutoff: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.change_contact(id, |before, now, _| {
+            Ok::<_, StoreError>(match before {
+                Some(contact) if contact.is_inactive_before(cutoff) => {
+                    let mut plan = Plan::delete(true);
+                    plan.tombstone = Some(Tombstone::new(
+                        ErasureReason::Retention,
+                        &RequestMeta::default(),
+                        now,
+                    ));
+                    Planned::Write(plan)
+                }
+                _ => Planned::Nothing(false),
+            })
+        })
+        .await
+    }
+}

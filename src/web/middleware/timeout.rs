@@ -1,0 +1,77 @@
+//! Every request gets a deadline: past it the client gets a 503 instead of a hang. A
+//! streamed answer (imports) only needs its first bytes within the deadline.
+
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::error::InternalError;
+use actix_web::http::header::ACCEPT_LANGUAGE;
+use actix_web::middleware::Next;
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use crate::web::extract::locale;
+
+use crate::web::pages::Pages;
+use crate::web::problem::Problem;
+
+/// What the deadline middleware needs, registered as app data of its own so that it
+/// does not depend on the whole application state.
+pub struct Deadline {
+    pub limit: Duration,
+    /// The page language when the request names none we have.
+    pub default_locale: String,
+}
+
+pub async fn enforce_deadline(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let deadline = req.app_data::<web::Data<Deadline>>().cloned();
+    let pages = req.app_data::<web::Data<Pages>>().cloned();
+    let limit = deadline
+        .as_ref()
+        .map_or(Duration::from_secs(10), |d| d.limit);
+    // What the answer needs if time runs out: the request itself is gone by then.
+    let page_locale = (!req.path().starts_with("/v1/")).then(|| {
+        let accept = req
+            .headers()
+            .get(ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok());
+        let default = deadline
+            .as_ref()
+            .map_or("en", |d| d.default_locale.as_str());
+        locale::negotiate(accept, None, default)
+    });
+    match tokio::time::timeout(limit, next.call(req)).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!("request timed out");
+            metrics::counter!("optin_request_timeouts_total").increment(1);
+            Err(timed_out(
+                pages.as_ref().map(|p| p.get_ref()),
+                page_locale.as_deref(),
+            ))
+        }
+    }
+}
+
+/// A 503: problem+json under `/v1`, the localized error page elsewhere.
+fn timed_out(pages: Option<&Pages>, page_locale: Option<&str>) -> actix_web::Error {
+    let problem = Problem::unavailable().with_detail("the request took too long");
+    let (Some(pages), Some(locale)) = (pages, page_locale) else {
+        return problem.into();
+    };
+    let data = json!({ "status": 503, "error_key": "unavailable" });
+    match pages.render("error", locale, data) {
+        Ok(html) => {
+            let response = HttpResponse::ServiceUnavailable()
+                .content_type("text/html; charset=utf-8")
+                .insert_header(("Retry-After", "2"))
+                .body(html);
+            InternalError::from_response("the request took too long", response).into()
+        }
+        Err(_) => problem.into(),
+    }
+}

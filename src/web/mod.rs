@@ -1,0 +1,218 @@
+//! Everything actix: the shared [`AppState`], the route table ([`configure`]), request
+//! extractors, problem answers, middleware, typed pages and one route file per resource.
+//! Routes parse the request, call one service operation and map its result; they hold
+//! no business rules and never reach the store.
+
+pub mod extract;
+pub mod middleware;
+pub mod pages;
+pub mod problem;
+pub mod routes;
+
+use actix_web::web;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::service::Subscriptions;
+use crate::web::pages::Pages;
+use routes::{
+    confirm, contacts, eligibility, imports, manage, ops, outbox, page, preferences, rights,
+    signup, subscription_types, unsubscribe,
+};
+
+/// Everything handlers need, shared by all workers.
+pub struct AppState {
+    pub subscriptions: Subscriptions,
+    /// Also registered on its own, for the deadline middleware.
+    pub pages: web::Data<Pages>,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+/// Largest batch of addresses one eligibility request may carry.
+pub const MAX_BATCH: usize = 10_000;
+
+/// Browsers on the allowed origins may post signups from their own pages. With no
+/// origins configured no CORS headers are sent and browsers keep to the same origin.
+fn signup_cors(origins: &[String]) -> actix_web::middleware::Condition<actix_cors::Cors> {
+    let cors = origins
+        .iter()
+        .fold(actix_cors::Cors::default(), |cors, origin| {
+            cors.allowed_origin(origin.trim_end_matches('/'))
+        })
+        .allowed_methods(["POST"])
+        .allowed_header(actix_web::http::header::CONTENT_TYPE)
+        .max_age(3600);
+    actix_web::middleware::Condition::new(!origins.is_empty(), cors)
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: &[String]) {
+    let json = web::JsonConfig::default()
+        .limit(body_limit)
+        .error_handler(crate::web::problem::json_error);
+    // A full batch of 10,000 long addresses is larger than the default body limit.
+    let batch_json = web::JsonConfig::default()
+        .limit(body_limit.max(MAX_BATCH * 300))
+        .error_handler(crate::web::problem::json_error);
+    cfg.app_data(json)
+        .app_data(web::QueryConfig::default().error_handler(crate::web::problem::query_error))
+        .app_data(web::PayloadConfig::new(body_limit))
+        .service(
+            resource("/v1/signups", "POST")
+                .wrap(signup_cors(cors_origins))
+                .route(web::post().to(signup::subscribe_json)),
+        )
+        .service(resource("/signup", "POST").route(web::post().to(signup::subscribe_form)))
+        .service(resource("/signup/received", "GET").route(web::get().to(signup::signup_received)))
+        .service(
+            resource("/confirm/{token}", "GET, POST")
+                .route(web::get().to(confirm::show_confirm_page))
+                .route(web::post().to(confirm::confirm)),
+        )
+        .service(
+            resource("/unsubscribe/{token}", "GET, POST")
+                .route(web::get().to(unsubscribe::show_unsubscribe_page))
+                .route(web::post().to(unsubscribe::unsubscribe)),
+        )
+        .service(
+            resource("/unsubscribe/{token}/resubscribe", "POST")
+                .route(web::post().to(unsubscribe::resubscribe)),
+        )
+        .service(
+            resource("/manage/{token}", "GET, POST")
+                .route(web::get().to(manage::show_manage_page))
+                .route(web::post().to(manage::mail_preferences_link)),
+        )
+        .service(
+            resource("/preferences/{token}", "GET, POST")
+                .route(web::get().to(preferences::show_preferences))
+                .route(web::post().to(preferences::save_preferences)),
+        )
+        .service(
+            resource("/preferences/{token}/export", "POST")
+                .route(web::post().to(preferences::export_own_data)),
+        )
+        .service(
+            resource("/preferences/{token}/erase", "GET, POST")
+                .route(web::get().to(preferences::ask_to_erase))
+                .route(web::post().to(preferences::erase_own_data)),
+        )
+        .service(
+            resource("/preferences/{token}/fresh-link", "POST")
+                .route(web::post().to(preferences::mail_fresh_link)),
+        )
+        .service(
+            resource("/v1/subscription-types", "GET")
+                .route(web::get().to(subscription_types::list_subscription_types)),
+        )
+        .service(
+            personal_resource("/v1/eligibility", "GET, POST")
+                .app_data(batch_json)
+                .route(web::get().to(eligibility::check_eligibility))
+                .route(web::post().to(eligibility::check_eligibility_batch)),
+        )
+        .service(
+            personal_resource("/v1/contacts/{email}", "GET, DELETE")
+                .route(web::get().to(contacts::show_contact))
+                .route(web::delete().to(rights::erase)),
+        )
+        .service(
+            personal_resource("/v1/contacts/{email}/subscriptions/{type}", "PUT")
+                .route(web::put().to(rights::change_subscription)),
+        )
+        .service(
+            personal_resource("/v1/contacts/{email}/events", "GET")
+                .route(web::get().to(rights::show_events)),
+        )
+        .service(
+            personal_resource("/v1/contacts/{email}/export", "GET")
+                .route(web::get().to(rights::export)),
+        )
+        .service(
+            personal_resource("/v1/contacts/{email}/rectification", "POST")
+                .route(web::post().to(rights::rectify)),
+        )
+        .service(
+            personal_resource("/v1/contacts/{email}/restriction", "POST, DELETE")
+                .route(web::post().to(rights::restrict))
+                .route(web::delete().to(rights::lift_restriction)),
+        )
+        .service(personal_resource("/v1/imports", "POST").route(web::post().to(imports::import)))
+        .service(resource("/v1/stats", "GET").route(web::get().to(contacts::show_stats)))
+        .service(
+            personal_resource("/v1/outbox/dead", "GET")
+                .route(web::get().to(outbox::list_dead_letters)),
+        )
+        .service(
+            personal_resource("/v1/outbox/dead/{id}/retry", "POST")
+                .route(web::post().to(outbox::retry_dead_letter)),
+        )
+        .service(resource("/healthz", "GET").route(web::get().to(ops::healthz)))
+        .service(resource("/readyz", "GET").route(web::get().to(ops::readyz)))
+        .service(resource("/metrics", "GET").route(web::get().to(ops::metrics)))
+        .service(resource("/openapi.yaml", "GET").route(web::get().to(ops::openapi)));
+}
+
+/// A resource whose answers carry personal data: never to be kept by a cache.
+fn personal_resource(
+    path: &str,
+    allow: &'static str,
+) -> actix_web::Resource<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    resource(path, allow).wrap(crate::web::middleware::no_store::no_store())
+}
+
+/// A resource that answers other methods with 405, the `Allow` header and our error shapes.
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(
+        move |state: web::Data<AppState>, req: actix_web::HttpRequest| {
+            method_not_allowed(state, req, allow)
+        },
+    ))
+}
+
+async fn method_not_allowed(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    allow: &'static str,
+) -> actix_web::HttpResponse {
+    use actix_web::ResponseError;
+    let mut response = if req.path().starts_with("/v1/") {
+        crate::web::problem::Problem::method_not_allowed().error_response()
+    } else {
+        page::error_page(
+            &state,
+            &req,
+            actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+            "bad_request",
+        )
+    };
+    response.headers_mut().insert(
+        actix_web::http::header::ALLOW,
+        actix_web::http::header::HeaderValue::from_static(allow),
+    );
+    response
+}
+
+/// Unknown paths: problem+json under `/v1`, a page elsewhere.
+pub async fn not_found(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+) -> actix_web::HttpResponse {
+    use actix_web::ResponseError;
+    if req.path().starts_with("/v1/") {
+        crate::web::problem::Problem::not_found().error_response()
+    } else {
+        page::error_page(
+            &state,
+            &req,
+            actix_web::http::StatusCode::NOT_FOUND,
+            "not_found",
+        )
+    }
+}

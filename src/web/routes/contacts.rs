@@ -1,0 +1,57 @@
+//! Admin reads: `GET /v1/contacts/{email}` and `GET /v1/stats`.
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use crate::domain::{EmailAddress, Status};
+use crate::web::extract::api_key::AdminKey;
+use crate::web::problem::Problem;
+use crate::web::AppState;
+
+pub async fn show_contact(
+    state: web::Data<AppState>,
+    _caller: AdminKey,
+    email: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let email =
+        EmailAddress::parse(&email).map_err(|e| Problem::invalid_field("email", e.to_string()))?;
+    let contact = state
+        .subscriptions
+        .contact(&email)
+        .await?
+        .ok_or_else(Problem::not_found)?;
+    let catalog = &state.subscriptions.config().catalog;
+    let subscriptions: serde_json::Map<String, serde_json::Value> = catalog
+        .all()
+        .iter()
+        .map(|t| {
+            let value = match contact.subscriptions.get(&t.id) {
+                Some(s) => json!({ "status": s.status, "since": s.since, "lawful_basis": s.lawful_basis, "source": s.source }),
+                None => json!({ "status": Status::NotSubscribed, "since": null, "lawful_basis": null, "source": null }),
+            };
+            (t.id.to_string(), value)
+        })
+        .collect();
+    let pending: Vec<serde_json::Value> = contact
+        .pending
+        .iter()
+        .map(|p| json!({ "id": p.id, "subscription_types": p.types, "created_at": p.signup.at, "expires_at": p.expires_at }))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "email": contact.email,
+        "locale": contact.locale,
+        "created_at": contact.created_at,
+        "subscriptions": subscriptions,
+        "pending_confirmations": pending,
+        "restricted": contact.is_restricted(),
+        "restricted_since": contact.restricted_since,
+        "signup_blocked_since": contact.signup_blocked_since,
+    })))
+}
+
+pub async fn show_stats(
+    state: web::Data<AppState>,
+    _caller: AdminKey,
+) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(state.subscriptions.stats().await?))
+}

@@ -1,0 +1,19 @@
+//! One file per resource. Handlers parse the request into domain types, call one
+//! service operation, and map its result to an answer.
+
+#[cfg(test)]
+mod body_parsers_proptest;
+pub(super) mod confirm;
+pub(super) mod contacts;
+pub(super) mod eligibility;
+pub(super) mod imports;
+pub(super) mod manage;
+pub(super) mod one_click;
+pub mod ops;
+pub(super) mod outbox;
+pub(super) mod page;
+pub(super) mod preferences;
+pub(super) mod rights;
+pub(super) mod signup;
+pub(super) mod subscription_types;
+pub(super) mod unsubscribe;

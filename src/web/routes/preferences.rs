@@ -1,0 +1,181 @@
+//! `GET /preferences/{token}` shows every type with its status; `POST` saves the choices
+//! of the form (or "unsubscribe from all") in one go. Export and erasure need a link
+//! issued within `links.rights_max_age_minutes`; an older one is offered a fresh link.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use super::page;
+use crate::service::{PreferenceChoice, PreferencesView};
+use crate::web::extract::request_meta::request_meta;
+use crate::web::pages;
+use crate::web::AppState;
+
+fn show(
+    state: &AppState,
+    req: &HttpRequest,
+    token: &str,
+    view: &PreferencesView,
+    saved: bool,
+) -> HttpResponse {
+    let data = json!({
+        "action_url": page::same_page_action(token),
+        "types": view.types,
+        "saved": saved,
+        "restricted": view.restricted,
+        "signups_blocked": view.signups_blocked,
+        "rights_allowed": view.rights_allowed,
+        "export_action": format!("{token}/export"),
+        "erase_url": format!("{token}/erase"),
+        "fresh_link_action": format!("{token}/fresh-link"),
+    });
+    page::render(
+        state,
+        req,
+        StatusCode::OK,
+        pages::PREFERENCES,
+        Some(&view.locale),
+        data,
+    )
+}
+
+pub async fn show_preferences(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+) -> HttpResponse {
+    let locale = page::request_locale(&state, &req, None);
+    match state.subscriptions.view_preferences(&token, &locale).await {
+        Ok(view) => show(&state, &req, &token, &view, false),
+        Err(error) => page::link_refused(&state, &req, error, None),
+    }
+}
+
+/// Reads the form: `subscription_types` (checked boxes), `shown` (the types the form
+/// covered), `notice_version.<id>`, `unsubscribe_all` and `allow_signups`.
+pub(super) fn parse_choice(body: &[u8]) -> PreferenceChoice {
+    let mut choice = PreferenceChoice::default();
+    let mut shown = BTreeSet::new();
+    let mut versions = BTreeMap::new();
+    for (key, value) in url::form_urlencoded::parse(body) {
+        match key.as_ref() {
+            "subscription_types" => {
+                choice.opted_in.insert(value.into_owned());
+            }
+            "shown" => {
+                shown.insert(value.into_owned());
+            }
+            "unsubscribe_all" => choice.unsubscribe_all = value == "1",
+            "allow_signups" => choice.allow_signups = value == "1",
+            other => {
+                if let Some(type_id) = other.strip_prefix("notice_version.") {
+                    versions.insert(type_id.to_string(), value.into_owned());
+                }
+            }
+        }
+    }
+    choice.notice_versions = versions;
+    choice.shown = shown;
+    choice
+}
+
+pub async fn save_preferences(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let choice = parse_choice(&body);
+    let locale = page::request_locale(&state, &req, None);
+    let meta = request_meta(&req, state.subscriptions.config(), None);
+    match state
+        .subscriptions
+        .save_preferences(&token, &choice, &locale, &meta)
+        .await
+    {
+        Ok(view) => show(&state, &req, &token, &view, true),
+        Err(error) => page::link_refused(&state, &req, error, None),
+    }
+}
+
+/// `POST /preferences/{token}/export`: the person's own data as a JSON download.
+pub async fn export_own_data(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+) -> HttpResponse {
+    let meta = request_meta(&req, state.subscriptions.config(), None);
+    match state.subscriptions.export_own_data(&token, &meta).await {
+        Ok(export) => HttpResponse::Ok()
+            .insert_header((
+                "Content-Disposition",
+                "attachment; filename=\"my-data.json\"",
+            ))
+            .insert_header(("Cache-Control", "no-store"))
+            .json(export),
+        Err(error) => page::link_refused(&state, &req, error, None),
+    }
+}
+
+/// `GET /preferences/{token}/erase`: asks first; changes nothing.
+pub async fn ask_to_erase(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+) -> HttpResponse {
+    match state.subscriptions.check_rights_link(&token) {
+        Ok(()) => {
+            let data =
+                json!({ "action_url": "erase", "back_url": format!("../{}", token.as_str()) });
+            page::render(
+                &state,
+                &req,
+                StatusCode::OK,
+                pages::ERASE_CONFIRM,
+                None,
+                data,
+            )
+        }
+        Err(error) => page::link_refused(&state, &req, error, None),
+    }
+}
+
+/// `POST /preferences/{token}/erase`: erases everything held on the person.
+pub async fn erase_own_data(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+) -> HttpResponse {
+    let meta = request_meta(&req, state.subscriptions.config(), None);
+    match state.subscriptions.erase_own_data(&token, &meta).await {
+        Ok(()) => page::render(&state, &req, StatusCode::OK, pages::ERASED, None, json!({})),
+        Err(error) => page::link_refused(&state, &req, error, None),
+    }
+}
+
+/// `POST /preferences/{token}/fresh-link`: mails a new preferences link, for export and
+/// erasure from an aged one.
+pub async fn mail_fresh_link(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+) -> HttpResponse {
+    match state
+        .subscriptions
+        .mail_fresh_preferences_link(&token)
+        .await
+    {
+        Ok(()) => page::render(
+            &state,
+            &req,
+            StatusCode::OK,
+            pages::LINK_SENT,
+            None,
+            json!({}),
+        ),
+        Err(error) => page::link_refused(&state, &req, error, None),
+    }
+}

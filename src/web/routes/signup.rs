@@ -1,0 +1,251 @@
+//! `POST /v1/signups` (JSON) and `POST /signup` (HTML form). Both answer the same way
+//! whatever the address's state, so nobody can learn who is subscribed.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::page;
+use crate::domain::{EmailAddress, Source};
+use crate::service::{NoticeVersions, SignupError, SignupRequest, MAX_EVIDENCE_CHARS};
+use crate::web::extract::client_ip::limit_network;
+use crate::web::extract::json_body::{from_object, JsonObject};
+use crate::web::extract::request_meta::{client_ip, request_meta};
+use crate::web::problem::Problem;
+use crate::web::AppState;
+
+#[derive(Deserialize)]
+pub struct SignupSource {
+    form_id: Option<String>,
+    page_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct SignupBody {
+    email: Option<String>,
+    subscription_types: Option<Vec<String>>,
+    locale: Option<String>,
+    notice_version: Option<NoticeVersions>,
+    /// Read as a value first: it must be an object (or absent/null), never an array.
+    source: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+pub struct SignupForm {
+    email: Option<String>,
+    #[serde(default)]
+    subscription_types: Vec<String>,
+    locale: Option<String>,
+    notice_version: Option<String>,
+    form_id: Option<String>,
+    page_url: Option<String>,
+    /// Honeypot: hidden from people, filled in by naive bots.
+    #[serde(default)]
+    website: String,
+}
+
+struct RawSignup {
+    email: Option<String>,
+    types: Vec<String>,
+    locale: Option<String>,
+    notice_version: NoticeVersions,
+    form_id: Option<String>,
+    page_url: Option<String>,
+    origin: Source,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum InvalidSignup {
+    #[error("{field}: {reason}")]
+    Field { field: &'static str, reason: String },
+    #[error(transparent)]
+    Signup(#[from] SignupError),
+}
+
+impl From<InvalidSignup> for Problem {
+    fn from(error: InvalidSignup) -> Self {
+        match error {
+            InvalidSignup::Field { field, reason } => Problem::invalid_field(field, reason),
+            InvalidSignup::Signup(SignupError::RateLimited { retry_after_secs }) => {
+                Problem::rate_limited(retry_after_secs)
+            }
+            InvalidSignup::Signup(SignupError::Store(e)) => e.into(),
+            InvalidSignup::Signup(e @ (SignupError::NoTypes | SignupError::UnknownType(_))) => {
+                Problem::invalid_field("subscription_types", e.to_string())
+            }
+            InvalidSignup::Signup(e @ SignupError::UnknownNoticeVersion { .. }) => {
+                Problem::invalid_field("notice_version", e.to_string())
+            }
+        }
+    }
+}
+
+fn capped(field: &'static str, value: Option<String>) -> Result<Option<String>, InvalidSignup> {
+    match value {
+        Some(v) if v.chars().count() > MAX_EVIDENCE_CHARS => Err(InvalidSignup::Field {
+            field,
+            reason: format!("at most {MAX_EVIDENCE_CHARS} characters"),
+        }),
+        other => Ok(other.filter(|v| !v.is_empty())),
+    }
+}
+
+/// Counts the signup against its client network's limit, when the client is known.
+async fn check_ip_limit(state: &AppState, req: &HttpRequest) -> Result<(), InvalidSignup> {
+    let subscriptions = &state.subscriptions;
+    match client_ip(req, subscriptions.config()) {
+        Some(ip) => Ok(subscriptions.count_signup_from(&limit_network(ip)).await?),
+        None => Ok(()),
+    }
+}
+
+/// Parses and runs a signup; shared by the JSON and the form route.
+async fn run_signup(
+    state: &AppState,
+    req: &HttpRequest,
+    raw: RawSignup,
+) -> Result<(), InvalidSignup> {
+    check_ip_limit(state, req).await?;
+    let email = raw.email.ok_or(InvalidSignup::Field {
+        field: "email",
+        reason: "email is required".into(),
+    })?;
+    let email = EmailAddress::parse(&email).map_err(|e| InvalidSignup::Field {
+        field: "email",
+        reason: e.to_string(),
+    })?;
+    let subscriptions = &state.subscriptions;
+    let locale = page::request_locale(state, req, raw.locale.as_deref());
+    let (types, notices) =
+        subscriptions.resolve_signup_types(&raw.types, &locale, &raw.notice_version)?;
+    let request = SignupRequest {
+        email,
+        types,
+        locale,
+        notices,
+        origin: raw.origin,
+        form_id: capped("source.form_id", raw.form_id)?,
+        page_url: capped("source.page_url", raw.page_url)?,
+        meta: request_meta(req, subscriptions.config(), None),
+    };
+    tracing::info!(to = %request.email.masked(), types = request.types.len(), "signup");
+    metrics::counter!("optin_signups_total", "source" => if raw.origin == Source::SignupForm { "form" } else { "api" }).increment(1);
+    subscriptions.sign_up(request).await?;
+    Ok(())
+}
+
+pub async fn subscribe_json(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: JsonObject<SignupBody>,
+) -> Result<HttpResponse, Problem> {
+    let body = body.into_inner();
+    let source: Option<SignupSource> = match body.source {
+        None | Some(serde_json::Value::Null) => None,
+        Some(value) => Some(from_object(value, "source")?),
+    };
+    let (form_id, page_url) = source.map_or((None, None), |s| (s.form_id, s.page_url));
+    let raw = RawSignup {
+        email: body.email,
+        types: body.subscription_types.ok_or_else(|| {
+            Problem::invalid_field("subscription_types", "subscription_types is required")
+        })?,
+        locale: body.locale,
+        notice_version: body.notice_version.unwrap_or_default(),
+        form_id,
+        page_url,
+        origin: Source::SignupApi,
+    };
+    run_signup(&state, &req, raw).await?;
+    Ok(HttpResponse::Accepted().json(json!({ "status": "pending_confirmation" })))
+}
+
+pub async fn subscribe_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let is_form = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return page::error_page(
+            &state,
+            &req,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "bad_request",
+        );
+    }
+    let Ok(form) = serde_html_form::from_bytes::<SignupForm>(&body) else {
+        return page::error_page(&state, &req, StatusCode::BAD_REQUEST, "bad_request");
+    };
+    if form.website.is_empty() {
+        let raw = RawSignup {
+            email: form.email,
+            types: form.subscription_types,
+            locale: form.locale,
+            notice_version: form
+                .notice_version
+                .map_or(NoticeVersions::Current, NoticeVersions::All),
+            form_id: form.form_id,
+            page_url: form.page_url,
+            origin: Source::SignupForm,
+        };
+        match run_signup(&state, &req, raw).await {
+            Ok(()) => {}
+            Err(InvalidSignup::Signup(SignupError::Store(e))) => {
+                return page::store_error_page(&state, &req, e)
+            }
+            Err(InvalidSignup::Signup(SignupError::RateLimited {
+                retry_after_secs: retry_after,
+            })) => {
+                let mut page = page::error_page(
+                    &state,
+                    &req,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_requests",
+                );
+                if let Ok(value) =
+                    actix_web::http::header::HeaderValue::from_str(&retry_after.to_string())
+                {
+                    page.headers_mut()
+                        .insert(actix_web::http::header::RETRY_AFTER, value);
+                }
+                return page;
+            }
+            Err(error) => {
+                tracing::debug!(%error, "form signup refused");
+                return page::error_page(&state, &req, StatusCode::BAD_REQUEST, "bad_request");
+            }
+        }
+    } else {
+        // A bot filled the honeypot: answer exactly as for a person, do nothing.
+        tracing::debug!("signup honeypot filled; ignored");
+        metrics::counter!("optin_signups_ignored_total", "reason" => "honeypot").increment(1);
+    }
+    let target = state
+        .subscriptions
+        .config()
+        .settings
+        .server
+        .thank_you_url
+        .clone()
+        .unwrap_or_else(|| "/signup/received".to_string());
+    HttpResponse::SeeOther()
+        .insert_header((actix_web::http::header::LOCATION, target))
+        .finish()
+}
+
+pub async fn signup_received(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    page::render(
+        &state,
+        &req,
+        StatusCode::OK,
+        "signup_received",
+        None,
+        json!({}),
+    )
+}
