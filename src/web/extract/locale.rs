@@ -1,6 +1,8 @@
 //! Picks the locale a page is shown in: the contact's own choice, else the browser's
 //! `Accept-Language`, else the service default.
 
+use actix_web::http::header::{AcceptLanguage, LanguageTag, Preference, Quality, QualityItem};
+
 pub use crate::domain::locale::SUPPORTED_LOCALES;
 
 /// `Accept-Language` entries beyond this many are ignored, so that a hostile header costs
@@ -10,10 +12,6 @@ const MAX_ENTRIES: usize = 32;
 /// No real language range is this long (RFC 5646 tags in practice stay under 35); longer
 /// ones are garbage and skipped without being scanned.
 const MAX_RANGE_LEN: usize = 64;
-
-/// Quality values in thousandths, as RFC 9110 gives them three decimals at most.
-type Quality = u16;
-const FULL_QUALITY: Quality = 1000;
 
 /// Chooses the locale to show: `preferred` (the contact's stored locale) when it is
 /// supported, else the best supported match in the `Accept-Language` header, else
@@ -43,121 +41,62 @@ pub fn match_supported(tag: &str) -> Option<&'static str> {
         .find(|locale| locale.eq_ignore_ascii_case(tag) || locale.eq_ignore_ascii_case(language))
 }
 
-/// One supported locale's standing in the header: its quality and where it was first
-/// named, so that equal qualities go to the earlier entry as browsers intend.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Standing {
-    quality: Quality,
-    position: usize,
-}
-
+/// The best supported locale the header asks for. The header is read by actix-web's
+/// typed `Accept-Language`, whose `ranked()` orders entries by quality and keeps header
+/// order among equal qualities, so the first supported match is the one to serve.
 fn best_from_header(header: &str, default: &str) -> Option<&'static str> {
-    let mut explicit: [Option<Standing>; SUPPORTED_LOCALES.len()] = [None; SUPPORTED_LOCALES.len()];
-    let mut wildcard: Option<Standing> = None;
-
-    for (position, entry) in header.split(',').take(MAX_ENTRIES).enumerate() {
-        let Some((range, quality)) = parse_entry(entry) else {
-            continue;
-        };
-        let standing = Standing { quality, position };
-        if range == "*" {
-            wildcard = Some(wildcard.map_or(standing, |w| better(w, standing)));
-            continue;
-        }
-        let Some(locale) = match_supported(range) else {
-            continue;
-        };
-        let slot = SUPPORTED_LOCALES
-            .iter()
-            .position(|supported| *supported == locale);
-        if let Some(slot) = slot.and_then(|index| explicit.get_mut(index)) {
-            // Several ranges can name one locale (`nl-BE;q=0.9, nl;q=0.2`): serving `nl`
-            // satisfies the most wanted of them.
-            *slot = Some(slot.map_or(standing, |s| better(s, standing)));
-        }
-    }
-
-    // `*` stands for every locale the header did not name; among those the default
-    // comes first.
-    let mut candidates: Vec<(&'static str, Standing)> = Vec::new();
-    for (locale, standing) in SUPPORTED_LOCALES.into_iter().zip(explicit) {
-        if let Some(standing) = standing.or(wildcard) {
-            candidates.push((locale, standing));
-        }
-    }
-    candidates
-        .into_iter()
-        .filter(|(_, standing)| standing.quality > 0)
-        .min_by_key(|(locale, standing)| {
-            (
-                std::cmp::Reverse(standing.quality),
-                standing.position,
-                *locale != default,
-            )
+    let entries: Vec<QualityItem<Preference<LanguageTag>>> = header
+        .split(',')
+        .take(MAX_ENTRIES)
+        .filter_map(parse_entry)
+        .collect();
+    // Every locale the header names, even with `q=0`: `*` stands only for the others.
+    let named: Vec<&'static str> = entries
+        .iter()
+        .filter_map(|entry| match &entry.item {
+            Preference::Specific(tag) => match_supported(tag.as_str()),
+            Preference::Any => None,
         })
-        .map(|(locale, _)| locale)
+        .collect();
+    // `q=0` means "not acceptable"; several ranges can name one locale
+    // (`nl-BE;q=0.9, nl;q=0`) and serving it satisfies the most wanted of them.
+    let acceptable = AcceptLanguage(
+        entries
+            .into_iter()
+            .filter(|entry| entry.quality > Quality::ZERO)
+            .collect(),
+    );
+    acceptable
+        .ranked()
+        .into_iter()
+        .find_map(|preference| match preference {
+            Preference::Specific(tag) => match_supported(tag.as_str()),
+            // Among the locales `*` stands for, the default comes first.
+            Preference::Any => SUPPORTED_LOCALES
+                .into_iter()
+                .filter(|locale| !named.contains(locale))
+                .min_by_key(|locale| *locale != default),
+        })
 }
 
-/// The higher quality wins; at equal quality, the earlier entry.
-fn better(a: Standing, b: Standing) -> Standing {
-    if (b.quality, std::cmp::Reverse(b.position)) > (a.quality, std::cmp::Reverse(a.position)) {
-        b
-    } else {
-        a
-    }
-}
-
-/// `range[;q=value][;other=params]` → the range and its quality, or `None` when the
-/// entry is unreadable.
-fn parse_entry(entry: &str) -> Option<(&str, Quality)> {
+/// One header entry, leniently: `None` when unreadable. Before actix-web parses it, `_`
+/// (which some clients send) becomes `-`, and parameters other than `q` are dropped,
+/// because actix-web keeps them in the language tag and the tag then fails to parse.
+fn parse_entry(entry: &str) -> Option<QualityItem<Preference<LanguageTag>>> {
     let mut parts = entry.split(';');
     let range = parts.next()?.trim();
-    if range.is_empty() || range.len() > MAX_RANGE_LEN || !is_language_range(range) {
+    if range.len() > MAX_RANGE_LEN {
         return None;
     }
-    let mut quality = FULL_QUALITY;
+    let mut normalized = range.replace('_', "-");
     for param in parts.take(MAX_ENTRIES) {
-        let Some((name, value)) = param.split_once('=') else {
-            continue;
-        };
-        if name.trim().eq_ignore_ascii_case("q") {
-            quality = parse_quality(value.trim())?;
+        let param = param.trim();
+        if param.starts_with("q=") || param.starts_with("Q=") {
+            normalized.push(';');
+            normalized.push_str(param);
         }
     }
-    Some((range, quality))
-}
-
-/// RFC 9110 `qvalue`: `0`, `1` or a decimal between them with up to three digits. Longer
-/// fractions are tolerated and truncated; anything else makes the entry unreadable.
-fn parse_quality(value: &str) -> Option<Quality> {
-    let (whole, fraction) = value.split_once('.').unwrap_or((value, ""));
-    let whole: Quality = match whole {
-        "0" => 0,
-        "1" => 1,
-        _ => return None,
-    };
-    if fraction.len() > 8 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let thousandths = fraction
-        .bytes()
-        .chain(std::iter::repeat(b'0'))
-        .take(3)
-        .fold(0, |acc: Quality, digit| {
-            acc * 10 + Quality::from(digit - b'0')
-        });
-    let quality = whole * FULL_QUALITY + thousandths;
-    (quality <= FULL_QUALITY).then_some(quality)
-}
-
-/// RFC 4647 `language-range`: `*`, or alphanumeric subtags of 1 to 8 characters joined
-/// by `-` (we also accept `_`, which some clients send).
-fn is_language_range(range: &str) -> bool {
-    range == "*"
-        || range.split(['-', '_']).all(|subtag| {
-            (1..=8).contains(&subtag.len())
-                && (subtag.bytes().all(|b| b.is_ascii_alphanumeric()) || subtag == "*")
-        })
+    normalized.parse().ok()
 }
 
 #[cfg(test)]
@@ -244,16 +183,11 @@ mod tests {
     }
 
     #[test]
-    fn quality_values_parse_to_thousandths() {
-        assert_eq!(parse_quality("1"), Some(1000));
-        assert_eq!(parse_quality("1.000"), Some(1000));
-        assert_eq!(parse_quality("0.5"), Some(500));
-        assert_eq!(parse_quality("0.125"), Some(125));
-        assert_eq!(parse_quality("0."), Some(0));
-        assert_eq!(parse_quality("1.001"), None);
-        assert_eq!(parse_quality("2"), None);
-        assert_eq!(parse_quality(".5"), None);
-        assert_eq!(parse_quality("0.5e1"), None);
+    fn quality_values_are_read_to_three_decimals() {
+        assert_eq!(from_header("en;q=0.12, nl;q=0.125"), "nl");
+        assert_eq!(from_header("nl;q=1.000, en;q=1"), "nl");
+        assert_eq!(from_header("nl;q=1.001, en;q=0.5"), "en");
+        assert_eq!(from_header("nl;q=.5, en;q=0.1"), "en");
     }
 
     #[test]
