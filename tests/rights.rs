@@ -681,6 +681,21 @@ async fn imports_answer_per_line_and_are_idempotent(backend: Backend) {
         1,
         "no duplicate events"
     );
+
+    // An overlong line is refused on its own, blank lines are skipped, and a last line
+    // without a newline still counts.
+    let overlong = format!(r#"{{"email":"{}@example.com"}}"#, "x".repeat(70 * 1024));
+    let body = format!("\n{overlong}\n\n{}", lines[6]);
+    let results = run_import(&app, &body).await;
+    assert_eq!(results.len(), 3, "{results:?}");
+    assert_eq!(results[0]["ok"], false);
+    assert_eq!(results[0]["line"], 1);
+    assert_eq!(results[0]["error"], "the line is longer than 65536 bytes");
+    assert_eq!(results[1]["ok"], true, "the import goes on: {results:?}");
+    assert_eq!(results[1]["line"], 2);
+    assert_eq!(results[1]["outcome"], "unchanged");
+    assert_eq!(results[2]["succeeded"], 1);
+    assert_eq!(results[2]["failed"], 1);
 }
 
 async fn a_person_downloads_and_erases_their_own_data_from_the_preference_center(backend: Backend) {

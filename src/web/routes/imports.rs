@@ -5,9 +5,11 @@
 
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use serde_json::json;
+use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
+use tokio_util::io::StreamReader;
 
 use crate::domain::{RequestMeta, Source};
 use crate::service::ManualChangeError;
@@ -22,6 +24,17 @@ use crate::web::AppState;
 /// A longer line is refused on its own, without reading it whole.
 const MAX_LINE_BYTES: usize = 64 * 1024;
 
+/// The body framed into lines. `AnyDelimiterCodec` on `\n` is `LinesCodec` without its
+/// UTF-8 check, so a line that is not UTF-8 is answered by the JSON parser as before.
+type Lines =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, AnyDelimiterCodecError>>>>;
+
+fn frame_lines(payload: web::Payload) -> Lines {
+    let reader = StreamReader::new(payload.map_err(std::io::Error::other));
+    let codec = AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), MAX_LINE_BYTES);
+    Box::pin(FramedRead::new(reader, codec))
+}
+
 #[derive(Deserialize)]
 pub(super) struct ImportLine {
     email: Option<String>,
@@ -32,11 +45,11 @@ pub(super) struct ImportLine {
 
 struct Import {
     state: web::Data<AppState>,
-    payload: web::Payload,
+    lines: Lines,
     meta: RequestMeta,
-    buffer: Vec<u8>,
-    /// Set while the rest of an oversized line is skipped.
-    skipping: bool,
+    /// Set after an overlong line: `FramedRead` then answers one `None` that does not
+    /// mean the end of the body, and reading goes on with the next line.
+    resume: bool,
     line: u64,
     succeeded: u64,
     failed: u64,
@@ -123,18 +136,14 @@ impl Import {
         )
     }
 
-    /// The next output line: reads until a whole input line is buffered, applies it.
+    /// The next output line: reads the next input line, applies it.
     async fn next_output(&mut self) -> Option<Bytes> {
         if self.finished {
             return None;
         }
         loop {
-            if let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
-                let raw: Vec<u8> = self.buffer.drain(..=end).collect();
-                if std::mem::take(&mut self.skipping) {
-                    continue;
-                }
-                match self.process(raw).await {
+            match self.lines.next().await {
+                Some(Ok(raw)) => match self.process(raw.to_vec()).await {
                     Some(LineResult::Output(value)) => return Some(ndjson(&value)),
                     Some(LineResult::Abort(value)) => {
                         let mut bytes = ndjson(&value).to_vec();
@@ -142,36 +151,22 @@ impl Import {
                         return Some(Bytes::from(bytes));
                     }
                     None => continue,
+                },
+                Some(Err(AnyDelimiterCodecError::MaxChunkLengthExceeded)) => {
+                    // The codec skips the rest of the line itself.
+                    self.resume = true;
+                    self.line += 1;
+                    self.failed += 1;
+                    return Some(ndjson(
+                        &json!({ "line": self.line, "ok": false, "error": format!("the line is longer than {MAX_LINE_BYTES} bytes") }),
+                    ));
                 }
-            }
-            if self.buffer.len() > MAX_LINE_BYTES {
-                self.buffer.clear();
-                self.skipping = true;
-                self.line += 1;
-                self.failed += 1;
-                return Some(ndjson(
-                    &json!({ "line": self.line, "ok": false, "error": format!("the line is longer than {MAX_LINE_BYTES} bytes") }),
-                ));
-            }
-            match self.payload.next().await {
-                Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
-                Some(Err(error)) => {
+                Some(Err(AnyDelimiterCodecError::Io(error))) => {
                     tracing::warn!(%error, "import body could not be read");
                     return Some(self.summary(true));
                 }
-                None => {
-                    let rest = std::mem::take(&mut self.buffer);
-                    if !self.skipping {
-                        if let Some(LineResult::Output(value) | LineResult::Abort(value)) =
-                            self.process(rest).await
-                        {
-                            let mut bytes = ndjson(&value).to_vec();
-                            bytes.extend_from_slice(&self.summary(false));
-                            return Some(Bytes::from(bytes));
-                        }
-                    }
-                    return Some(self.summary(false));
-                }
+                None if std::mem::take(&mut self.resume) => continue,
+                None => return Some(self.summary(false)),
             }
         }
     }
@@ -192,10 +187,9 @@ pub async fn import(
     let meta = request_meta(&req, state.subscriptions.config(), Some(&caller.0.name));
     let import = Import {
         state,
-        payload,
+        lines: frame_lines(payload),
         meta,
-        buffer: Vec::new(),
-        skipping: false,
+        resume: false,
         line: 0,
         succeeded: 0,
         failed: 0,
