@@ -1,67 +1,96 @@
-//! Arbitrary bodies never panic any feedback parser: JSON in the shapes providers send,
-//! mail in the shape of reports, and garbage.
+//! Arbitrary bodies never panic any feedback parser: the providers' published examples
+//! bent out of shape, mail in the shape of reports, and garbage.
 
 use proptest::prelude::*;
 
 use super::{message, own, postmark, sendgrid, ses};
 
-/// JSON built from the field names the parsers look for, so that deep paths are
-/// reached, plus raw bytes.
-fn json_like() -> impl Strategy<Value = Vec<u8>> {
+const JSON_FIXTURES: [&str; 8] = [
+    include_str!("../../tests/fixtures/feedback/ses-bounce-permanent.json"),
+    include_str!("../../tests/fixtures/feedback/ses-complaint.json"),
+    include_str!("../../tests/fixtures/feedback/ses-event-bounce-transient.json"),
+    include_str!("../../tests/fixtures/feedback/ses-subscription-confirmation.json"),
+    include_str!("../../tests/fixtures/feedback/postmark-bounce.json"),
+    include_str!("../../tests/fixtures/feedback/postmark-spam-complaint.json"),
+    include_str!("../../tests/fixtures/feedback/sendgrid-events.json"),
+    r#"[{"email":"a@example.com","kind":"hard_bounce","reason":"x","at":"2026-01-01T00:00:00Z"}]"#,
+];
+
+/// How many leaves (scalars and empty containers) a JSON tree has.
+fn leaf_count(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::Array(items) if !items.is_empty() => items.iter().map(leaf_count).sum(),
+        serde_json::Value::Object(map) if !map.is_empty() => map.values().map(leaf_count).sum(),
+        _ => 1,
+    }
+}
+
+/// Puts `replacement` at the `n`th leaf, depth first; true once done.
+fn replace_leaf(
+    value: &mut serde_json::Value,
+    n: &mut usize,
+    replacement: &serde_json::Value,
+) -> bool {
+    let children: Vec<&mut serde_json::Value> = match value {
+        serde_json::Value::Array(items) => items.iter_mut().collect(),
+        serde_json::Value::Object(map) => map.values_mut().collect(),
+        _ => Vec::new(),
+    };
+    if !children.is_empty() {
+        return children
+            .into_iter()
+            .any(|child| replace_leaf(child, n, replacement));
+    }
+    if *n == 0 {
+        *value = replacement.clone();
+        return true;
+    }
+    *n -= 1;
+    false
+}
+
+/// The published examples with a few leaves swapped for odd values (including the
+/// SES message inside the SNS envelope), or with raw bytes flipped, plus garbage.
+fn bent_examples() -> impl Strategy<Value = Vec<u8>> {
     let leaf = prop_oneof![
         Just(serde_json::Value::Null),
         any::<bool>().prop_map(serde_json::Value::from),
         any::<i64>().prop_map(serde_json::Value::from),
-        prop_oneof![
-            Just("Bounce".to_string()),
-            Just("Complaint".to_string()),
-            Just("Notification".to_string()),
-            Just("SubscriptionConfirmation".to_string()),
-            Just("Permanent".to_string()),
-            Just("HardBounce".to_string()),
-            Just("SpamComplaint".to_string()),
-            Just("bounce".to_string()),
-            Just("dropped".to_string()),
-            Just("Bounced Address".to_string()),
-            Just("hard_bounce".to_string()),
-            Just("2".to_string()),
-            ".{0,40}",
-        ]
-        .prop_map(serde_json::Value::from),
+        ".{0,40}".prop_map(serde_json::Value::from),
+        Just(serde_json::Value::from("Permanent")),
+        Just(serde_json::Value::from(
+            "{\"notificationType\":\"Bounce\",\"bounce\":{}}"
+        )),
+        Just(serde_json::json!([{}])),
     ];
-    let value = leaf.prop_recursive(4, 40, 6, |inner| {
-        prop_oneof![
-            proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
-            proptest::collection::btree_map(
-                prop_oneof![
-                    Just("email".to_string()),
-                    Just("kind".to_string()),
-                    Just("at".to_string()),
-                    Just("event".to_string()),
-                    Just("type".to_string()),
-                    Just("reason".to_string()),
-                    Just("timestamp".to_string()),
-                    Just("Type".to_string()),
-                    Just("Message".to_string()),
-                    Just("SubscribeURL".to_string()),
-                    Just("RecordType".to_string()),
-                    Just("ID".to_string()),
-                    Just("Email".to_string()),
-                    Just("notificationType".to_string()),
-                    Just("bounce".to_string()),
-                    Just("bounceType".to_string()),
-                    Just("bouncedRecipients".to_string()),
-                    Just("emailAddress".to_string()),
-                    ".{0,8}"
-                ],
-                inner,
-                0..6
-            )
-            .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
-        ]
-    });
+    let edited = (
+        0..JSON_FIXTURES.len(),
+        proptest::collection::vec((any::<proptest::sample::Index>(), leaf), 0..4),
+    )
+        .prop_map(|(fixture, edits)| {
+            let mut value: serde_json::Value =
+                serde_json::from_str(JSON_FIXTURES[fixture]).unwrap_or_default();
+            for (at, replacement) in edits {
+                let mut n = at.index(leaf_count(&value));
+                replace_leaf(&mut value, &mut n, &replacement);
+            }
+            serde_json::to_vec(&value).unwrap_or_default()
+        });
+    let flipped = (
+        0..JSON_FIXTURES.len(),
+        proptest::collection::vec((any::<proptest::sample::Index>(), any::<u8>()), 1..6),
+    )
+        .prop_map(|(fixture, flips)| {
+            let mut bytes = JSON_FIXTURES[fixture].as_bytes().to_vec();
+            for (at, byte) in flips {
+                let index = at.index(bytes.len());
+                bytes[index] = byte;
+            }
+            bytes
+        });
     prop_oneof![
-        value.prop_map(|v| serde_json::to_vec(&v).unwrap_or_default()),
+        edited,
+        flipped,
         proptest::collection::vec(any::<u8>(), 0..300),
     ]
 }
@@ -98,7 +127,7 @@ fn mail_like() -> impl Strategy<Value = Vec<u8>> {
 
 proptest! {
     #[test]
-    fn json_feedback_bodies_never_panic(body in json_like()) {
+    fn json_feedback_bodies_never_panic(body in bent_examples()) {
         let _ = own::parse_own(&body);
         let _ = postmark::parse_postmark(&body);
         let _ = sendgrid::parse_sendgrid(&body);
