@@ -6,6 +6,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod feedback;
 pub mod links;
 pub mod mail;
 pub mod service;
