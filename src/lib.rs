@@ -15,3 +15,4 @@ pub mod store;
 pub mod subscriptions;
 pub mod telemetry;
 pub mod tokens;
+pub mod webhooks;
