@@ -6,6 +6,7 @@ pub mod browser;
 pub mod process;
 pub mod redis_server;
 pub mod smtp_sink;
+pub mod webhook_receiver;
 
 /// Runs each named `async fn(Backend)` as a test on the embedded store and on a real
 /// redis-server.
