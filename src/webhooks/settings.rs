@@ -339,8 +339,10 @@ mod tests {
 
     #[test]
     fn zero_limits_are_refused() {
-        let mut settings = WebhookSettings::default();
-        settings.timeout_secs = 0;
+        let settings = WebhookSettings {
+            timeout_secs: 0,
+            ..WebhookSettings::default()
+        };
         assert_eq!(error(settings), "webhooks.timeout_secs: must be at least 1");
     }
 }
