@@ -52,7 +52,9 @@ async fn setup(timeout: Duration) -> Setup {
 }
 
 fn test_body() -> Vec<u8> {
-    WebhookEvent::new(EventData::WebhookTest(Empty {}), chrono::Utc::now()).to_body()
+    WebhookEvent::new(EventData::WebhookTest(Empty {}), chrono::Utc::now())
+        .to_body()
+        .unwrap()
 }
 
 /// The Python package's verdict on a received request: `Ok` or `Err(why)`.

@@ -249,11 +249,10 @@ impl WebhookEvent {
         Self { data, timestamp }
     }
 
-    /// The JSON body as sent.
-    pub fn to_body(&self) -> Vec<u8> {
-        // Serializing these plain structs cannot fail: no maps with non-string keys,
-        // no foreign Serialize impls.
-        serde_json::to_vec(self).unwrap_or_default()
+    /// The JSON body as sent. Render it once, when queueing: every retry must send the
+    /// same bytes, or the receiver's deduplication by `webhook-id` sees two payloads.
+    pub fn to_body(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
     }
 }
 
@@ -331,7 +330,7 @@ mod tests {
     #[test]
     fn a_subscription_event_serializes_with_type_timestamp_and_data() {
         let event = WebhookEvent::new(opted_in("blog"), at());
-        let json: serde_json::Value = serde_json::from_slice(&event.to_body()).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&event.to_body().unwrap()).unwrap();
         assert_eq!(
             json,
             serde_json::json!({
