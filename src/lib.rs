@@ -16,3 +16,4 @@ pub mod telemetry;
 pub mod templating;
 pub mod tokens;
 pub mod web;
+pub mod webhooks;

@@ -6,6 +6,7 @@ pub mod browser;
 pub mod process;
 pub mod redis_server;
 pub mod smtp_sink;
+pub mod webhook_receiver;
 
 pub use redis_server::free_port;
 
