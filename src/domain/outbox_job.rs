@@ -106,6 +106,16 @@ impl OutboxJob {
         }
     }
 
+    /// A copy owned by another contact, under a new id: a rectification carries the old
+    /// contact's undelivered webhook notices over to the new one, whose write queues it.
+    pub fn moved_to(&self, contact_id: ContactId) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            contact_id,
+            ..self.clone()
+        }
+    }
+
     /// The mail of a mail job.
     pub fn as_mail(&self) -> Option<&MailTask> {
         match &self.task {

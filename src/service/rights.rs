@@ -183,6 +183,16 @@ impl Subscriptions {
             Vec::new(),
             &self.config().catalog,
         );
+        // Removing the old contact removes its jobs: its undelivered webhook notices
+        // move to the new one (a notice delivered in between may arrive twice, under
+        // two ids). Its mail jobs go, like its pending confirmations.
+        let undelivered = self.store.contact_jobs(&before.id).await?;
+        create.new_jobs.extend(
+            undelivered
+                .iter()
+                .filter(|job| job.as_webhook().is_some())
+                .map(|job| job.moved_to(new_id.clone())),
+        );
         if let ContactWrite::Put(written) = &create.write {
             let notices = self.rectification_jobs(written, old, &rectified);
             create.new_jobs.extend(notices);

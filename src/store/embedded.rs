@@ -788,6 +788,29 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn contact_jobs(&self, id: &ContactId) -> Result<Vec<OutboxJob>, StoreError> {
+        let id = id.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let by_contact = txn.open_table(JOBS_BY_CONTACT).map_err(unavailable)?;
+            let jobs = txn.open_table(JOBS).map_err(unavailable)?;
+            let cid = id.as_str();
+            let mut found = Vec::new();
+            // Job ids are hyphenated UUIDs, so every one sorts between "" and "~".
+            for entry in by_contact
+                .range((cid, "")..=(cid, "~"))
+                .map_err(unavailable)?
+            {
+                let (key, _) = entry.map_err(unavailable)?;
+                if let Some(value) = jobs.get(key.value().1).map_err(unavailable)? {
+                    found.push(decode::<StoredJob>(value.value())?.job);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
     async fn queue_job(&self, job: &OutboxJob) -> Result<(), StoreError> {
         let job = job.clone();
         self.blocking(move |db| {

@@ -174,6 +174,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn outbox_depth(&self) -> Result<OutboxDepth, StoreError>;
 
+    /// The contact's jobs, queued, leased or dead, in no particular order.
+    async fn contact_jobs(&self, id: &ContactId) -> Result<Vec<OutboxJob>, StoreError>;
+
     /// Queues a job that belongs to no contact change (a `webhook.test` delivery), due now.
     async fn queue_job(&self, job: &OutboxJob) -> Result<(), StoreError>;
 

@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -195,4 +197,32 @@ async fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Re
         headers,
         body,
     })
+}
+
+/// The Python package's verdict on a received request: `Ok` or `Err(why)`.
+pub fn python_verify(secret: &str, request: &ReceivedRequest) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("request.json");
+    let json = serde_json::json!({
+        "secret": secret,
+        "headers": request.headers,
+        "body": String::from_utf8(request.body.clone()).unwrap(),
+    });
+    std::fs::write(&file, json.to_string()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/webhooks/verify.sh");
+    let output = Command::new("bash")
+        .arg(script)
+        .arg(&file)
+        .output()
+        .expect("run tests/webhooks/verify.sh");
+    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    match output.status.code() {
+        Some(0) if stdout == "pass" => Ok(()),
+        Some(1) => Err(stdout),
+        _ => panic!(
+            "verify.sh could not run the check ({}): {stdout} {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    }
 }

@@ -406,6 +406,12 @@ impl Store for RedisStore {
             .await
     }
 
+    async fn contact_jobs(&self, id: &ContactId) -> Result<Vec<OutboxJob>, StoreError> {
+        self.redis
+            .bounded(webhooks::contact_jobs(&self.redis, id))
+            .await
+    }
+
     async fn queue_job(&self, job: &OutboxJob) -> Result<(), StoreError> {
         self.redis
             .bounded(webhooks::queue_job(&self.redis, job))

@@ -1,5 +1,5 @@
-//! Webhook bookkeeping on Redis: queueing a job outside a contact change, the backlog
-//! per endpoint, and each endpoint's delivery state (one small hash per endpoint).
+//! Webhook bookkeeping on Redis: queueing a job outside a contact change, one contact's
+//! jobs, the backlog per endpoint, and each endpoint's delivery state (one small hash per endpoint).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::LazyLock;
@@ -9,7 +9,7 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use super::connection::{parse, Redis};
 use super::keys::{self, Shard};
-use crate::domain::OutboxJob;
+use crate::domain::{ContactId, OutboxJob};
 use crate::store::codec::{decode, encode, millis};
 use crate::store::{EndpointAttempt, EndpointState, OutboxDepth, StoreError};
 
@@ -32,6 +32,27 @@ pub(super) async fn queue_job(redis: &Redis, job: &OutboxJob) -> Result<(), Stor
         .arg(millis(job.created_at));
     let _: i64 = redis.invoke(invocation).await?;
     Ok(())
+}
+
+pub(super) async fn contact_jobs(
+    redis: &Redis,
+    id: &ContactId,
+) -> Result<Vec<OutboxJob>, StoreError> {
+    let shard = Shard::of(id);
+    let mut members = ::redis::cmd("SMEMBERS");
+    members.arg(shard.contact_jobs(id));
+    let job_ids: Vec<String> = redis.query(members).await?;
+    if job_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut hmget = ::redis::cmd("HMGET");
+    hmget.arg(shard.jobs()).arg(&job_ids);
+    let bodies: Vec<Option<Vec<u8>>> = redis.query(hmget).await?;
+    bodies
+        .into_iter()
+        .flatten()
+        .map(|json| decode(&json))
+        .collect()
 }
 
 pub(super) async fn backlog(redis: &Redis) -> Result<BTreeMap<String, OutboxDepth>, StoreError> {
