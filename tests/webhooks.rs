@@ -22,11 +22,14 @@ on_every_backend!(
     a_410_holds_the_endpoints_jobs_until_it_is_enabled,
     an_erasure_drops_undelivered_notices_and_announces_itself,
 );
-// Retries and leases are outbox mechanics the cluster runs the same way (the outbox
-// tests cover it there); these two spare the slower cluster start.
 on_backends!(
-    [embedded_retries => Backend::Embedded, redis_retries => Backend::Redis],
+    [
+        embedded_retries => Backend::Embedded,
+        redis_retries => Backend::Redis,
+        cluster_retries => Backend::RedisCluster,
+    ],
     failed_deliveries_are_retried_with_one_id_then_dead_lettered,
+    a_timed_out_delivery_is_retried,
     a_worker_that_dies_mid_delivery_leaves_the_job_to_be_taken_again,
 );
 
@@ -385,6 +388,34 @@ async fn an_erasure_drops_undelivered_notices_and_announces_itself(backend: Back
     assert_eq!(endpoint_view(&app, "crm").await["pending"], 0);
 }
 
+async fn a_timed_out_delivery_is_retried(backend: Backend) {
+    let receiver = WebhookReceiver::start().await;
+    receiver.answer(Answer::Hang);
+    let (app, _secret) = app_with_endpoint(backend, &receiver).await;
+    app.subscribe_confirmed(ANN, &["blog-updates"]).await;
+
+    // `webhooks.timeout_secs` is 2 here: the attempt gives up, and the job waits.
+    let started = std::time::Instant::now();
+    app.drain_outbox().await;
+    assert!(
+        started.elapsed() < StdDuration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    let crm = endpoint_view(&app, "crm").await;
+    assert_eq!(crm["last_status"], Value::Null, "no answer came");
+    assert!(crm["last_failure_at"].is_string());
+    assert_eq!(crm["pending"], 1);
+
+    receiver.answer(Answer::Status(200));
+    app.advance_clock(Duration::seconds(11));
+    app.drain_outbox().await;
+    let received = receiver.wait_for(2, WAIT).await;
+    assert_eq!(webhook_id(&received[0]), webhook_id(&received[1]));
+    assert_eq!(received[1].answered, Some(200));
+    assert_eq!(endpoint_view(&app, "crm").await["pending"], 0);
+}
+
 async fn a_worker_that_dies_mid_delivery_leaves_the_job_to_be_taken_again(backend: Backend) {
     let receiver = WebhookReceiver::start().await;
     let (app, _secret) = app_with_endpoint(backend, &receiver).await;
@@ -582,4 +613,93 @@ fn keys_webhook_prints_a_secret_that_endpoints_accept() {
         .output()
         .unwrap();
     assert_ne!(String::from_utf8(again.stdout).unwrap().trim(), secret);
+}
+
+/// Real processes on one Redis: instance A is killed with SIGKILL while its notices are
+/// undelivered (the receiver fails them); B and C, running together, deliver every one,
+/// and no notice is acknowledged twice, so no two instances delivered it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_a_killed_instance_loses_no_notice_and_two_instances_deliver_each_once() {
+    use support::process::{OptinProcess, ProcessSettings};
+    use support::redis_server::RedisServer;
+    use support::smtp_sink::SmtpSink;
+
+    const CHANGES: usize = 20;
+    let redis = RedisServer::start();
+    let smtp = SmtpSink::start();
+    let receiver = WebhookReceiver::start().await;
+    receiver.answer(Answer::Status(500));
+    let secret = SigningKey::generate().unwrap();
+    let mut settings = ProcessSettings::new(&redis.url, &smtp.url())
+        .with_env("OPTIN_WEBHOOKS__RETRY_BASE_SECS", "1")
+        .with_env("OPTIN_WEBHOOKS__MAX_ATTEMPTS", "100");
+    settings.extra_toml = format!(
+        "[[webhooks.endpoints]]\nid = \"crm\"\nurl = \"{}\"\nsecret = \"{secret}\"\n",
+        receiver.url("/hook")
+    );
+    let mut a = OptinProcess::start(&settings).await;
+    let client = reqwest::Client::new();
+    for i in 0..CHANGES {
+        let path = format!(
+            "/v1/contacts/{}/subscriptions/blog-updates",
+            urlencode(&format!("person{i}@example.com"))
+        );
+        let answer = client
+            .put(a.url(&path))
+            .bearer_auth(support::app::ADMIN_KEY)
+            .json(&json!({
+                "status": "opted_in",
+                "lawful_basis": "consent",
+                "consent_evidence": "signed paper form"
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+    }
+    // A has tried (and failed) at least one delivery: it holds jobs when it dies.
+    receiver.wait_for(1, StdDuration::from_secs(10)).await;
+    a.kill9();
+
+    let b = OptinProcess::start(&settings).await;
+    let c = OptinProcess::start(&settings).await;
+    receiver.answer(Answer::Status(200));
+    let deadline = std::time::Instant::now() + StdDuration::from_secs(60);
+    while receiver
+        .received()
+        .iter()
+        .filter(|r| r.answered == Some(200))
+        .count()
+        < CHANGES
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+    // Give any double delivery the time to show up.
+    tokio::time::sleep(StdDuration::from_secs(3)).await;
+    let acknowledged: Vec<ReceivedRequest> = receiver
+        .received()
+        .into_iter()
+        .filter(|r| r.answered == Some(200))
+        .collect();
+    let mut emails: Vec<String> = acknowledged
+        .iter()
+        .map(|r| body(r)["data"]["email"].as_str().unwrap().to_string())
+        .collect();
+    emails.sort();
+    let mut expected: Vec<String> = (0..CHANGES)
+        .map(|i| format!("person{i}@example.com"))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        emails,
+        expected,
+        "every notice acknowledged exactly once\n--- B ---\n{}\n--- C ---\n{}",
+        b.log(),
+        c.log()
+    );
+    let mut ids: Vec<String> = acknowledged.iter().map(webhook_id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), CHANGES);
 }

@@ -168,11 +168,22 @@ impl OutboxWorker {
         if hopeless || job.attempts >= policy.max_attempts {
             tracing::warn!(job = %job.id, kind, attempts = job.attempts, %error, "job dead-lettered");
             metrics::counter!("optin_outbox_dead_total", "kind" => kind).increment(1);
+            forget_erased_address(&mut job);
             return self.store.dead_letter_job(&job).await;
         }
         let due = self.clock.now() + backoff(policy.base_secs, job.attempts);
         tracing::info!(job = %job.id, kind, attempts = job.attempts, %error, retry_at = %due, "job failed; will retry");
         self.store.retry_job_later(&job, due).await
+    }
+}
+
+/// An erasure notice holds the erased address only until it is delivered or given up
+/// (DESIGN.md, "Webhooks"): its dead letter keeps the notice without it.
+fn forget_erased_address(job: &mut OutboxJob) {
+    if let Task::Webhook { webhook } = &mut job.task {
+        if let Some(body) = crate::webhooks::event::without_erased_address(&webhook.body) {
+            webhook.body = body;
+        }
     }
 }
 

@@ -50,13 +50,11 @@ impl OutboxWorker {
         let at = self.clock.now();
         let (attempt, result) = match outcome {
             DeliveryOutcome::Delivered(status) => {
-                metrics::counter!("optin_webhook_delivered_total").increment(1);
                 tracing::info!(job = %job.id, endpoint = %endpoint.id, event = %task.event_type, status, "webhook delivered");
                 (EndpointAttempt::Delivered { status }, Outcome::Done)
             }
             DeliveryOutcome::Gone => {
                 tracing::warn!(job = %job.id, endpoint = %endpoint.id, "webhook endpoint answered 410: disabled until enabled again");
-                metrics::counter!("optin_webhook_endpoint_disabled_total").increment(1);
                 (
                     EndpointAttempt::Gone,
                     Outcome::Held(at + Duration::seconds(DISABLED_RECHECK_SECS)),
@@ -67,6 +65,17 @@ impl OutboxWorker {
                 Outcome::Failed(format!("endpoint `{}`: {reason}", endpoint.id)),
             ),
         };
+        let outcome_name = match attempt {
+            EndpointAttempt::Delivered { .. } => "delivered",
+            EndpointAttempt::Failed { .. } => "failed",
+            EndpointAttempt::Gone => "gone",
+        };
+        metrics::counter!(
+            "optin_webhook_attempts_total",
+            "endpoint" => endpoint.id.clone(),
+            "outcome" => outcome_name
+        )
+        .increment(1);
         self.store
             .record_endpoint_attempt(&endpoint.id, attempt, at)
             .await?;

@@ -31,6 +31,8 @@ pub struct ReceivedRequest {
     /// Names in lower case.
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
+    /// The status the receiver answered; `None` when it hung.
+    pub answered: Option<u16>,
 }
 
 impl ReceivedRequest {
@@ -130,10 +132,15 @@ impl Drop for WebhookReceiver {
 async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
     let mut buffer = Vec::new();
     loop {
-        let Some(request) = read_request(&mut stream, &mut buffer).await else {
+        let Some(mut request) = read_request(&mut stream, &mut buffer).await else {
             return;
         };
         let answer = shared.answer.lock().unwrap().clone();
+        request.answered = match &answer {
+            Answer::Status(code) => Some(*code),
+            Answer::Redirect(_) => Some(302),
+            Answer::Hang => None,
+        };
         shared.received.lock().unwrap().push(request);
         shared.arrived.notify_waiters();
         let response = match answer {
@@ -196,6 +203,7 @@ async fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Re
         path,
         headers,
         body,
+        answered: None,
     })
 }
 
