@@ -26,7 +26,7 @@ The write cases run with no endpoint and with 3, alternately, `--repeat` times e
 the best rate of each is compared (the VM is shared, so the best is the least disturbed).
 
 Prints lines such as
-  write put, 0 endpoints: 3000 changes in 4.10 s = 732 changes/s
+  write put, 0 endpoints: 3000 changes in 4.10 s = 732 changes/s (optin CPU 900 µs each)
   write ratio put: 3 endpoints / none = 0.93 (701 / 753 changes/s, best of 2; goal >= 0.8)
   fanout 3 endpoints: 9000 deliveries in 5.01 s = 1,796 deliveries/s from the first to the last (...)
 """
@@ -266,6 +266,16 @@ class Optin:
             self.kill()
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_secs(pid):
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
 def change_line(email):
     return {"email": email, "subscription_type": SUBSCRIPTION_TYPE, "status": "opted_in",
             "lawful_basis": "consent", "consent_evidence": "bench"}
@@ -368,13 +378,15 @@ def case(binary, via, endpoints, n, drain, workers):
         # a 1 s lease, so the hung job is due again as soon as optin is restarted.
         optin.serve(hole_port, 600, {"OPTIN_MAIL__WORKERS": "1", "OPTIN_MAIL__LEASE_SECS": "1"})
         tag = f"{int(time.time() * 1000)}-{endpoints}"
+        cpu0 = cpu_secs(optin.proc.pid)
         secs = write(optin, via, n, tag)
+        cpu = cpu_secs(optin.proc.pid) - cpu0
         optin.kill()
         hole.close()
         rate = n / secs
         noun = "signups" if via == "signup" else "changes"
         print(f"write {via}, {endpoints} endpoint{'s' if endpoints != 1 else ''}: {n} {noun} in "
-              f"{secs:.2f} s = {rate:,.0f} {noun}/s", flush=True)
+              f"{secs:.2f} s = {rate:,.0f} {noun}/s (optin CPU {cpu / n * 1e6:,.0f} µs each)", flush=True)
         if not drain:
             return rate, None
         time.sleep(1.2)  # the hung job's 1 s lease ends, so it is due again too
@@ -386,6 +398,7 @@ def case(binary, via, endpoints, n, drain, workers):
         optin.serve(receiver.port, 10, {"OPTIN_MAIL__WORKERS": str(workers)})
         arrived = receiver.done.wait(timeout=max(60, expected / 20))
         total_secs = time.monotonic() - started
+        cpu = cpu_secs(optin.proc.pid)  # since it started: the start is in it
         optin.stop()
         if receiver.bad:
             sys.exit(f"{len(receiver.bad)} bad deliveries, e.g. {receiver.bad[:3]}")
@@ -397,8 +410,9 @@ def case(binary, via, endpoints, n, drain, workers):
         drate = (expected - 1) / secs
         line = (f"fanout {endpoints} endpoint{'s' if endpoints != 1 else ''}: {expected} deliveries in "
                 f"{secs:.2f} s = {drate:,.0f} deliveries/s from the first to the last "
-                f"({workers} workers; {total_secs:.2f} s including the start; every signature "
-                f"verified; {receiver.duplicates} repeated)")
+                f"({workers} workers; {total_secs:.2f} s including the start; optin CPU "
+                f"{cpu / expected * 1e6:,.0f} µs each, with its start; every signature verified; "
+                f"{receiver.duplicates} repeated)")
         print(line, flush=True)
         return rate, line
     finally:
