@@ -13,15 +13,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-command -v python3 >/dev/null || { echo "fanout.sh: python3 is missing" >&2; exit 1; }
-BIN="${OPTIN_BIN:-}"
-if [ -z "$BIN" ]; then
-    cargo build --release --locked >&2
-    TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-    case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
-    BIN="$TARGET_DIR/release/optin"
-fi
-[ -x "$BIN" ] || { echo "fanout.sh: no binary at $BIN" >&2; exit 1; }
+NAME=fanout.sh
+. "$ROOT/bench/optin_bin.sh"
 python3 bench/fanout.py --bin "$BIN" --changes "${FANOUT_CHANGES:-3000}" \
     --repeat "${FANOUT_REPEAT:-2}" --workers "${FANOUT_WORKERS:-4}" \
     --via "${FANOUT_VIA:-put,import,signup}"
