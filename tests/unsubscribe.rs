@@ -9,6 +9,7 @@ use support::app::{Backend, TestApp};
 on_every_backend!(
     one_click_post_unsubscribes_without_redirect,
     one_click_works_as_multipart_too,
+    one_click_multipart_with_a_quoted_boundary_and_other_fields,
     a_get_of_the_unsubscribe_link_changes_nothing,
     the_confirmation_mail_link_cancels_the_pending_signup,
     a_plain_signup_does_not_reopen_an_unsubscribed_type_until_confirmed,
@@ -92,6 +93,51 @@ async fn one_click_works_as_multipart_too(backend: Backend) {
     assert_eq!(
         contact["subscriptions"]["job-alerts"]["source"],
         "one_click"
+    );
+}
+
+/// A multipart body written out by hand, as some mail clients send it: the boundary is
+/// quoted in the header (it holds characters that must be), and another field comes first.
+async fn one_click_multipart_with_a_quoted_boundary_and_other_fields(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.subscribe_confirmed("quoted@example.com", &["job-alerts"])
+        .await;
+    let url = app
+        .unsubscribe_link("quoted@example.com", "job-alerts")
+        .await;
+    let body = "--=_Part 7:x\r\n\
+                Content-Disposition: form-data; name=\"client\"\r\n\r\n\
+                webmail\r\n\
+                --=_Part 7:x\r\n\
+                Content-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\
+                Content-Type: text/plain; charset=utf-8\r\n\r\n\
+                One-Click\r\n\
+                --=_Part 7:x--\r\n";
+    let response = app
+        .client
+        .post(&url)
+        .header(
+            "content-type",
+            "multipart/form-data; boundary=\"=_Part 7:x\"",
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let contact: Value = app
+        .contact("quoted@example.com")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        contact["subscriptions"]["job-alerts"]["status"],
+        "unsubscribed"
+    );
+    assert_eq!(
+        contact["subscriptions"]["job-alerts"]["source"], "one_click",
+        "recognized as one-click, not as the page's button"
     );
 }
 
