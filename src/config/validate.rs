@@ -145,7 +145,13 @@ impl Config {
             .transpose()
             .map_err(|e| invalid("mail.dkim", e))?
             .map(std::sync::Arc::new);
+        let known_types: Vec<&str> = catalog.all().iter().map(|t| t.id.as_str()).collect();
+        let webhook_endpoints = settings
+            .webhooks
+            .endpoints(&known_types)
+            .map_err(ConfigError::Webhooks)?;
         Ok(Self {
+            webhook_endpoints: std::sync::Arc::new(webhook_endpoints),
             public_url,
             mail_from,
             dkim,
