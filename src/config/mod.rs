@@ -63,4 +63,6 @@ pub struct Config {
     pub dkim: Option<std::sync::Arc<crate::mail::dkim::DkimSigner>>,
     /// True when started with no configuration: generated keys and example types.
     pub development_setup: bool,
+    /// `[feedback]`, checked.
+    pub feedback: crate::feedback::settings::FeedbackConfig,
 }

@@ -280,6 +280,8 @@ pub struct Settings {
     pub links: LinkSettings,
     pub privacy: PrivacySettings,
     pub subscription_types: Vec<SubscriptionType>,
+    /// `[feedback]`: bounces and complaints (issue 12).
+    pub feedback: crate::feedback::settings::FeedbackSettings,
 }
 
 impl Settings {

@@ -145,7 +145,12 @@ impl Config {
             .transpose()
             .map_err(|e| invalid("mail.dkim", e))?
             .map(std::sync::Arc::new);
+        let feedback = settings
+            .feedback
+            .check()
+            .map_err(|e| invalid(e.setting, e.reason))?;
         Ok(Self {
+            feedback,
             public_url,
             mail_from,
             dkim,

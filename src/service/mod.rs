@@ -6,6 +6,7 @@ mod admin;
 mod confirm;
 mod eligibility;
 mod expiry;
+mod feedback;
 mod link_access;
 mod manage;
 mod manual;
@@ -23,6 +24,7 @@ use tokio::sync::Notify;
 pub use confirm::Confirmed;
 pub use eligibility::{Eligibility, EligibilityError};
 pub use expiry::PurgeReport;
+pub use feedback::{FeedbackError, SnsClient};
 pub use link_access::LinkError;
 pub use manual::{
     ManualChange, ManualChangeError, ManualOutcome, ManualResult, MAX_EVIDENCE_CHARS,
@@ -87,6 +89,8 @@ pub struct Subscriptions {
     clock: SharedClock,
     links: Links,
     outbox_wakeup: Arc<Notify>,
+    /// For `POST /v1/feedback/ses` (issue 12).
+    sns: SnsClient,
 }
 
 impl Subscriptions {
@@ -103,7 +107,13 @@ impl Subscriptions {
             clock,
             links,
             outbox_wakeup,
+            sns: SnsClient::default(),
         }
+    }
+
+    /// The SES input's fetcher; tests point it at their own server through its hook.
+    pub fn sns(&self) -> &SnsClient {
+        &self.sns
     }
 
     pub fn config(&self) -> &Config {
