@@ -47,6 +47,8 @@ pub struct OutboxWorker {
     links: Links,
     clock: SharedClock,
     wakeup: Arc<Notify>,
+    /// feedback2 (issue 12): records own SMTP rejections through the service.
+    feedback: Arc<crate::service::Subscriptions>,
 }
 
 impl OutboxWorker {
@@ -59,7 +61,15 @@ impl OutboxWorker {
         wakeup: Arc<Notify>,
     ) -> Self {
         let links = Links::from_config(&config);
+        // feedback2 (issue 12)
+        let feedback = Arc::new(crate::service::Subscriptions::new(
+            store.clone(),
+            config.clone(),
+            clock.clone(),
+            wakeup.clone(),
+        ));
         Self {
+            feedback,
             store,
             templates,
             transport,
@@ -160,7 +170,19 @@ impl OutboxWorker {
         if let Some(dkim) = &self.config.dkim {
             dkim.sign(&mut message);
         }
-        self.transport.send(message).await.map_err(|e| {
+        let sent = self.transport.send(message).await;
+        // --- feedback2 (issue 12): a permanent 5.1.x answer marks the address
+        // unreachable. A store failure here retries the job instead of losing the mark.
+        if let Err(e) = &sent {
+            if e.is_mailbox_unavailable() {
+                self.feedback
+                    .note_smtp_rejection(&job.contact_id, &e.to_string())
+                    .await
+                    .map_err(|e| SendError::Transient(e.to_string()))?;
+            }
+        }
+        // --- end feedback2
+        sent.map_err(|e| {
             if e.is_permanent() {
                 SendError::Permanent(e.to_string())
             } else {
