@@ -880,6 +880,31 @@ async fn the_mark_stops_every_type_until_a_confirmed_signup_or_an_admin_clears_i
         .unwrap();
     assert_eq!(erased.status(), 204);
     assert_eq!(stats(&app).await["unreachable_contacts"], 0);
+
+    // A rectified address is another mailbox: the mark stays with the old one.
+    let (old, new) = ("moving@example.com", "moved@example.com");
+    opt_in(&app, old).await;
+    let hard = json!({ "email": old, "kind": "hard_bounce" });
+    accepted(&app, "/v1/feedback", "application/json", hard.to_string()).await;
+    let moved = app
+        .admin(
+            Method::POST,
+            &format!("/v1/contacts/{}/rectification", urlencode(old)),
+        )
+        .await
+        .json(&json!({ "new_email": new }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), 200);
+    assert_eq!(contact_view(&app, new).await["unreachable"], Value::Null);
+    assert_eq!(reason(&app, new, "marketing").await, None);
+    let kinds = event_kinds(&app, new).await;
+    assert_eq!(
+        kinds[kinds.len() - 2..],
+        ["rectified", "unreachable_cleared"]
+    );
+    assert_eq!(stats(&app).await["unreachable_contacts"], 0);
 }
 
 // ---------------------------------------------------------------- our own SMTP answer

@@ -287,8 +287,6 @@ impl Contact {
             && self.head.events == 0
             && self.restricted_since.is_none()
             && self.signup_blocked_since.is_none()
-            && self.unreachable.is_none()
-            && self.soft_bounces.is_empty()
     }
 
     /// Whether any type of the given purpose set is opted in: the "marketing contact" test.
