@@ -949,72 +949,38 @@ async fn an_smtp_550_5_1_1_for_one_address_makes_only_that_address_unreachable(b
 async fn feedback_needs_its_key_and_the_providers_format() {
     let app = spawn(Backend::Embedded, |s| s.server.body_limit_bytes = 64 * 1024).await;
     let own = json!({ "email": "a@example.com", "kind": "hard_bounce" }).to_string();
-    let url = app.url("/v1/feedback");
-    let status = |r: reqwest::Response| r.status().as_u16();
+    let status_with = |credentials: Option<(&str, &str)>, method: Method, path: &str| {
+        let mut request = app.client.request(method, app.url(path)).body(own.clone());
+        request = match credentials {
+            Some(("bearer", key)) => request.bearer_auth(key),
+            Some((user, password)) => request.basic_auth(user, Some(password)),
+            None => request,
+        };
+        async move {
+            request
+                .send()
+                .await
+                .expect("request sent")
+                .status()
+                .as_u16()
+        }
+    };
 
     // Bearer and Basic (any user name) both work; others do not.
-    let bearer = app
-        .client
-        .post(&url)
-        .bearer_auth(FEEDBACK_KEY)
-        .body(own.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(status(bearer), 200);
-    let basic = app
-        .client
-        .post(&url)
-        .basic_auth("anything", Some(FEEDBACK_KEY))
-        .body(own.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(status(basic), 200);
-    let none = app
-        .client
-        .post(&url)
-        .body(own.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(status(none), 401);
-    let wrong = app
-        .client
-        .post(&url)
-        .basic_auth("feedback", Some("nope"))
-        .body(own.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(status(wrong), 401);
-    let send_key = app
-        .client
-        .post(&url)
-        .bearer_auth(SEND_KEY)
-        .body(own.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(status(send_key), 403);
-    let admin_key = app
-        .client
-        .post(&url)
-        .bearer_auth(ADMIN_KEY)
-        .body(own.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(status(admin_key), 200, "admin may do everything");
+    for (credentials, expected) in [
+        (Some(("bearer", FEEDBACK_KEY)), 200),
+        (Some(("anything", FEEDBACK_KEY)), 200),
+        (None, 401),
+        (Some(("feedback", "nope")), 401),
+        (Some(("bearer", SEND_KEY)), 403),
+        (Some(("bearer", ADMIN_KEY)), 200), // admin may do everything
+    ] {
+        let got = status_with(credentials, Method::POST, "/v1/feedback").await;
+        assert_eq!(got, expected, "{credentials:?}");
+    }
     // The feedback key reads nothing.
-    let reading = app
-        .client
-        .get(app.url("/v1/stats"))
-        .bearer_auth(FEEDBACK_KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(status(reading), 403);
+    let reading = status_with(Some(("bearer", FEEDBACK_KEY)), Method::GET, "/v1/stats").await;
+    assert_eq!(reading, 403);
 
     // Another provider's body, or none that parses: 400 problem+json naming the input.
     for (path, content_type, body) in [
@@ -1079,12 +1045,6 @@ async fn feedback_needs_its_key_and_the_providers_format() {
     let response = post_feedback(&app, "/v1/feedback", "application/json", big).await;
     assert_eq!(response.status(), 413);
     // Only POST.
-    let get = app
-        .client
-        .get(&url)
-        .bearer_auth(FEEDBACK_KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(status(get), 405);
+    let get = status_with(Some(("bearer", FEEDBACK_KEY)), Method::GET, "/v1/feedback").await;
+    assert_eq!(get, 405);
 }

@@ -26,6 +26,8 @@ pub mod counter {
     }
 }
 
+// One per write, never kept in bulk: boxing the contact would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ContactWrite {
     /// Write the contact if its stored version is still `expected_version` (0: absent).

@@ -78,6 +78,8 @@ impl<T> Plan<T> {
 }
 
 /// The result of planning: write something, or answer without writing.
+// One per planning step, never kept: boxing the plan would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Planned<T> {
     Write(Plan<T>),
     Nothing(T),

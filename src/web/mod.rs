@@ -154,7 +154,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
 
 /// Bounces and complaints (issue 12): the provider inputs and the admin's clearing.
 fn feedback_routes(cfg: &mut web::ServiceConfig) {
-    let inputs: [(&str, fn() -> actix_web::Route); 5] = [
+    type MakeRoute = fn() -> actix_web::Route;
+    let inputs: [(&str, MakeRoute); 5] = [
         ("/v1/feedback", || web::post().to(feedback::receive_own)),
         ("/v1/feedback/ses", || web::post().to(feedback::receive_ses)),
         ("/v1/feedback/postmark", || {

@@ -169,7 +169,7 @@ pub async fn clear_unreachable(
     email: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let email = parse_email(&email, "email")?;
-    let meta = request_meta(&req, state.subscriptions.config(), Some(&caller.0.name));
+    let meta = super::rights::admin_meta(&state, &req, &caller);
     let contact = state.subscriptions.clear_unreachable(&email, &meta).await?;
     Ok(HttpResponse::Ok().json(json!({
         "unreachable": contact.unreachable,
