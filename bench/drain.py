@@ -112,7 +112,10 @@ def blackhole(port):
 
     def accept():
         while True:
-            conn, _ = listener.accept()
+            try:
+                conn, _ = listener.accept()
+            except OSError:  # the listener was closed: stop quietly
+                return
             held.append(conn)
 
     threading.Thread(target=accept, daemon=True).start()

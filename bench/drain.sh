@@ -10,15 +10,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-command -v python3 >/dev/null || { echo "drain.sh: python3 is missing" >&2; exit 1; }
-BIN="${OPTIN_BIN:-}"
-if [ -z "$BIN" ]; then
-    cargo build --release --locked >&2
-    TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-    case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
-    BIN="$TARGET_DIR/release/optin"
-fi
-[ -x "$BIN" ] || { echo "drain.sh: no binary at $BIN" >&2; exit 1; }
+NAME=drain.sh
+. "$ROOT/bench/optin_bin.sh"
 for dkim in none rsa ed25519; do
     python3 bench/drain.py --bin "$BIN" --mails "${DRAIN_MAILS:-5000}" \
         --workers "${DRAIN_WORKERS:-4}" --dkim "$dkim"

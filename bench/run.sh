@@ -15,7 +15,10 @@
 #   5. GET /v1/eligibility at ~half of (2)   p50 / p99                       p99 <= 2 ms
 #   6. outbox drain to a local SMTP sink     mails/s, unsigned / RSA-2048 / Ed25519  unsigned >= 1,000
 #      (bench/drain.sh, on its own embedded store)
-#   7. POST /v1/feedback, 1,000 per call      items/s           ratio to (3)  >= 0.3
+#   7. webhook fan-out to a local receiver   deliveries/s, 1 and 3 endpoints
+#      writes with 3 endpoints / none        ratio for PUT changes, imports, signups  each >= 0.8
+#      (bench/fanout.sh, on its own embedded stores)
+#   8. POST /v1/feedback, 1,000 per call      items/s           ratio to (3)  >= 0.3
 #      (soft bounces of loaded contacts: every item is a read and a write)
 #
 # Knobs (environment): BENCH_CONTACTS (100000), BENCH_THREADS (2), BENCH_CONNECTIONS (32),
@@ -266,9 +269,9 @@ check="$(curl -fsS -H "Authorization: Bearer $API_KEY" "$BASE/v1/eligibility?ema
 case "$check" in *'"eligible":true'*) ;; *) die "unexpected eligibility answer: $check" ;; esac
 
 # ---------------------------------------------------------------------------- measure
-# Run order: 1, 2, 5, 3, 4, 7. The latency run follows (2) directly, and the signups run
+# Run order: 1, 2, 5, 3, 4, 8. The latency run follows (2) directly, and the signups run
 # late, because the mail it queues keeps the outbox worker busy for a while after it.
-# The feedback run (7) changes the loaded contacts, so it comes after every read.
+# The feedback run (8) changes the loaded contacts, so it comes after every read.
 say "1. GET /healthz"
 run_wrk warmup -t"$THREADS" -c"$CONNECTIONS" -d3s "$BASE/healthz" >/dev/null
 run_wrk healthz "${WRK_ARGS[@]}" "$BASE/healthz"
@@ -332,7 +335,7 @@ SIGNUP_NON2XX="$(wrk_non2xx signups)"
 SIGNUP_202="$(calc "$(wrk_status signups 202) / $(wrk_seconds signups)")"
 SIGNUP_RATIO="$(calc "$SIGNUP_202 / $HEALTHZ_RPS")"
 
-say "7. POST /v1/feedback with $FEEDBACK_BATCH soft bounces per request"
+say "8. POST /v1/feedback with $FEEDBACK_BATCH soft bounces per request"
 check="$(curl -fsS -X POST -H "Authorization: Bearer $API_KEY" -H 'Content-Type: application/json' --data '[{"email":"u7@bench.example","kind":"soft_bounce"}]' "$BASE/v1/feedback")"
 case "$check" in *'"accepted":1'*) ;; *) die "unexpected feedback answer: $check" ;; esac
 run_wrk feedback "${WRK_ARGS[@]}" -s "$BENCH/feedback.lua" "$BASE/v1/feedback" -- "$API_KEY" "$CONTACTS" "$FEEDBACK_BATCH"
@@ -347,6 +350,18 @@ drain_rate() { sed -n "s/^drain $1: .* = \([0-9,]*\) mails\/s.*/\1/p" "$TMP/drai
 DRAIN_NONE="$(drain_rate unsigned)"
 DRAIN_RSA="$(drain_rate RSA-2048)"
 DRAIN_ED="$(drain_rate Ed25519)"
+
+say "7. Webhook fan-out (bench/fanout.sh): deliveries/s to a local receiver; writes with 3 endpoints / none"
+OPTIN_BIN="$OPTIN" bash "$BENCH/fanout.sh" | tee "$TMP/fanout.txt"
+# "fanout 3 endpoints: 9000 deliveries in 13.45 s = 669 deliveries/s from …" → 669
+fanout_rate() { sed -n "s/^fanout $1 endpoints\{0,1\}: .* = \([0-9,]*\) deliveries\/s.*/\1/p" "$TMP/fanout.txt" | tr -d ,; }
+# "write ratio put: 3 endpoints / none = 0.73 (546 / 749 changes/s, …" → 0.73
+write_ratio() { sed -n "s/^write ratio $1: 3 endpoints \/ none = \([0-9.]*\) .*/\1/p" "$TMP/fanout.txt"; }
+FANOUT_1="$(fanout_rate 1)"
+FANOUT_3="$(fanout_rate 3)"
+WRITE_PUT="$(write_ratio put)"
+WRITE_IMPORT="$(write_ratio import)"
+WRITE_SIGNUP="$(write_ratio signup)"
 
 # ---------------------------------------------------------------------------- summary
 {
@@ -368,14 +383,20 @@ DRAIN_ED="$(drain_rate Ed25519)"
     printf '%-44s %16s %8s %8s %6s\n' "4 POST /v1/signups (202s)" "$SIGNUP_202/s" "$SIGNUP_RATIO" ">= 0.3" "$(verdict "$SIGNUP_RATIO" '>=' 0.3)"
     printf '%-44s %16s %8s %8s %6s\n' "5 GET /v1/eligibility at $LAT_RATE/s: p50" "$LAT_P50 ms" "" "" ""
     printf '%-44s %16s %8s %8s %6s\n' "  p99" "$LAT_P99 ms" "" "<= 2 ms" "$(verdict "$LAT_P99" '<=' 2)"
-    printf '%-44s %16s %8s %8s %6s\n' "7 POST /v1/feedback, $FEEDBACK_BATCH per request" "$FEEDBACK_ITEMS items/s" "$FEEDBACK_RATIO" ">= 0.3" "$(verdict "$FEEDBACK_RATIO" '>=' 0.3)"
+    printf '%-44s %16s %8s %8s %6s\n' "8 POST /v1/feedback, $FEEDBACK_BATCH per request" "$FEEDBACK_ITEMS items/s" "$FEEDBACK_RATIO" ">= 0.3" "$(verdict "$FEEDBACK_RATIO" '>=' 0.3)"
     printf '%-44s %16s %8s %8s %6s\n' "6 outbox drain, unsigned" "$DRAIN_NONE mails/s" "" ">= 1000" "$(verdict "$DRAIN_NONE" '>=' 1000)"
     printf '%-44s %16s %8s %8s %6s\n' "  DKIM RSA-2048" "$DRAIN_RSA mails/s" "" "" ""
     printf '%-44s %16s %8s %8s %6s\n' "  DKIM Ed25519" "$DRAIN_ED mails/s" "" "" ""
+    printf '%-44s %16s %8s %8s %6s\n' "7 webhook fan-out, 1 endpoint" "$FANOUT_1 deliv/s" "" "" ""
+    printf '%-44s %16s %8s %8s %6s\n' "  3 endpoints" "$FANOUT_3 deliv/s" "" "" ""
+    printf '%-44s %16s %8s %8s %6s\n' "  PUT opt-ins, 3 endpoints / none" "" "$WRITE_PUT" ">= 0.8" "$(verdict "$WRITE_PUT" '>=' 0.8)"
+    printf '%-44s %16s %8s %8s %6s\n' "  imports, 3 endpoints / none" "" "$WRITE_IMPORT" ">= 0.8" "$(verdict "$WRITE_IMPORT" '>=' 0.8)"
+    printf '%-44s %16s %8s %8s %6s\n' "  signups, 3 endpoints / none" "" "$WRITE_SIGNUP" ">= 0.8" "$(verdict "$WRITE_SIGNUP" '>=' 0.8)"
     echo
     echo "latency method:   $LAT_METHOD; aimed at $HALF_RATE/s"
     echo "batch:            $BATCH_RPS requests/s; statuses $(wrk_statuses batch)"
     echo "signups:          statuses $(wrk_statuses signups); $((MAIL_AFTER - MAIL_BEFORE)) mails written meanwhile"
+    echo "writes (7):       3 endpoints / none: $(sed -n 's/^write ratio \([a-z]*\): .* (\(.*\), best of .*/\1 \2/p' "$TMP/fanout.txt" | paste -sd '|' | sed 's/|/; /g')"
     echo "non-2xx (wrk):    healthz $(wrk_non2xx healthz), eligibility $(wrk_non2xx elig), latency $(wrk_non2xx latency), batch $(wrk_non2xx batch), signups $SIGNUP_NON2XX"
     echo "socket errors:    healthz $(wrk_errors healthz), eligibility $(wrk_errors elig), latency $(wrk_errors latency), batch $(wrk_errors batch), signups $(wrk_errors signups)"
     echo "CPU µs/request:   healthz: $(cpu_per healthz "$(wrk_requests healthz)")"

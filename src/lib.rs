@@ -9,6 +9,7 @@ pub mod domain;
 pub mod feedback;
 pub mod links;
 pub mod mail;
+pub mod outbox;
 pub mod service;
 pub mod startup;
 pub mod store;

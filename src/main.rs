@@ -1,4 +1,5 @@
-//! The `optin` command line: `serve`, `keys new`, `keys dkim`, `check-config`, `health`.
+//! The `optin` command line: `serve`, `keys new`, `keys dkim`, `keys webhook`,
+//! `check-config`, `health`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,6 +79,8 @@ enum KeysCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Print a new webhook signing secret (`whsec_…`) for `[[webhooks.endpoints]]`.
+    Webhook,
 }
 
 fn main() -> ExitCode {
@@ -102,6 +105,19 @@ fn main() -> ExitCode {
             }
             Err(error) => {
                 eprintln!("optin: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Keys {
+            command: KeysCommand::Webhook,
+        } => match optin::webhooks::SigningKey::generate() {
+            Ok(secret) => {
+                println!("{secret}");
+                eprintln!("Set it as `secret` of the endpoint in [[webhooks.endpoints]], and give the same secret to the receiver, which verifies with it.");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("optin: no randomness for a secret: {error}");
                 ExitCode::FAILURE
             }
         },
@@ -212,10 +228,11 @@ fn check_config(config_path: Option<PathBuf>) -> ExitCode {
         println!("No configuration found: `optin serve` would start the development setup.");
     } else {
         println!(
-            "Configuration is valid: {} subscription types, {} signing keys, {} API keys.",
+            "Configuration is valid: {} subscription types, {} signing keys, {} API keys, {} webhook endpoints.",
             config.catalog.all().len(),
             config.settings.security.signing_keys.0.len(),
-            config.settings.security.api_keys.0.len()
+            config.settings.security.api_keys.0.len(),
+            config.webhook_endpoints.len()
         );
     }
     if let Some(dkim) = &config.dkim {

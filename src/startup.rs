@@ -12,15 +12,17 @@ use tokio::sync::{watch, Notify};
 
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::mail::outbox::OutboxWorker;
+use crate::mail::sender::MailSender;
 use crate::mail::templates::MailTemplates;
 use crate::mail::transport::MailTransport;
+use crate::outbox::OutboxWorker;
 use crate::service::Subscriptions;
 use crate::store::SharedStore;
 use crate::web::middleware::access_log::log_request;
 use crate::web::middleware::timeout::Deadline;
 use crate::web::pages::Pages;
 use crate::web::AppState;
+use crate::webhooks::WebhookClient;
 use secrecy::ExposeSecret;
 
 /// Pages never need more than this; a strict CSP keeps injected markup inert.
@@ -108,7 +110,18 @@ impl Application {
         let wakeup = Arc::new(Notify::new());
         let subscriptions =
             Subscriptions::new(store.clone(), config.clone(), clock.clone(), wakeup.clone());
-        let worker = OutboxWorker::new(store, templates, transport, config.clone(), clock, wakeup);
+        let mail = Arc::new(MailSender::new(
+            templates,
+            transport,
+            config.clone(),
+            clock.clone(),
+        ));
+        // One client for the process: it pools connections per endpoint for all workers.
+        let webhooks = WebhookClient::new(
+            Duration::from_secs(settings.webhooks.timeout_secs),
+            clock.clone(),
+        )?;
+        let worker = OutboxWorker::new(store, mail, webhooks, config.clone(), clock, wakeup);
         let state = web::Data::new(AppState {
             subscriptions,
             pages,

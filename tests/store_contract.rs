@@ -14,11 +14,11 @@ use optin::domain::event::verify_chain;
 use optin::domain::{
     Catalog, ConsentNotice, Contact, ContactChange, ContactId, ContactIndex, EmailAddress, Event,
     LawfulBasis, MailKind, OutboxJob, PendingConfirmation, Purpose, RequestMeta, SignupEvidence,
-    Source, Status, StatusChange, SubscriptionType, SubscriptionTypeId, Tombstone,
+    Source, Status, StatusChange, SubscriptionType, SubscriptionTypeId, Tombstone, WebhookTask,
 };
 use optin::store::embedded::EmbeddedStore;
 use optin::store::redis::RedisStore;
-use optin::store::{OutboxDepth, SharedStore, StoreError};
+use optin::store::{EndpointAttempt, EndpointState, OutboxDepth, SharedStore, StoreError};
 use uuid::Uuid;
 
 use redis_server::{RedisCluster, RedisServer};
@@ -90,6 +90,8 @@ on_backends!(
     retrying_or_dead_lettering_an_erased_job_does_not_bring_it_back,
     the_retention_index_lists_contacts_without_an_opt_in_longest_inactive_first,
     hits_are_counted_per_key_and_start_over_in_the_next_window,
+    webhook_jobs_are_counted_per_endpoint_and_a_contacts_jobs_are_listed,
+    an_endpoints_state_records_each_attempt_and_only_enable_clears_a_410,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -186,7 +188,7 @@ fn confirmation_job(contact: &Contact, now: DateTime<Utc>) -> OutboxJob {
         types: vec![type_id(NEWS)],
         expires_at: now,
     };
-    OutboxJob::new(contact.id.clone(), contact.email.clone(), "en", mail, now)
+    OutboxJob::mail(contact.id.clone(), contact.email.clone(), "en", mail, now)
 }
 
 /// Applies the change from `before` to `after` and returns the contact as stored.
@@ -1239,4 +1241,112 @@ mod redis_only {
         let again = save(&store, None, again, vec![event], Vec::new()).await;
         assert_eq!(store.events(&again.id).await.unwrap().len(), 1);
     }
+}
+
+fn webhook_job(owner: &ContactId, endpoint: &str, now: DateTime<Utc>) -> OutboxJob {
+    let task = WebhookTask {
+        endpoint: endpoint.into(),
+        event_type: "subscription.opted_in".into(),
+        body: "{}".into(),
+    };
+    OutboxJob::webhook(owner.clone(), task, now)
+}
+
+async fn webhook_jobs_are_counted_per_endpoint_and_a_contacts_jobs_are_listed(backend: Backend) {
+    let store = backend.store;
+    let now = Utc::now();
+    let contact = new_contact(1, now);
+    let mail = confirmation_job(&contact, now);
+    let to_crm = webhook_job(&contact.id, "crm", now);
+    let to_warehouse = webhook_job(&contact.id, "warehouse", now);
+    let jobs = vec![mail.clone(), to_crm.clone(), to_warehouse.clone()];
+    save(&store, None, contact.clone(), Vec::new(), jobs).await;
+    let test = webhook_job(&ContactId::for_test_delivery(), "crm", now);
+    store.queue_job(&test).await.unwrap();
+
+    let backlog = store.webhook_backlog().await.unwrap();
+    assert_eq!(backlog["crm"], OutboxDepth { queued: 2, dead: 0 });
+    assert_eq!(backlog["warehouse"], OutboxDepth { queued: 1, dead: 0 });
+    assert_eq!(backlog.len(), 2, "mail jobs are not webhook backlog");
+    let mut listed: Vec<Uuid> = store
+        .contact_jobs(&contact.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    listed.sort();
+    let mut expected = vec![mail.id, to_crm.id, to_warehouse.id];
+    expected.sort();
+    assert_eq!(
+        listed, expected,
+        "the contact's jobs, not the test delivery"
+    );
+
+    // The test delivery is claimable like any job, and can die like one.
+    let mut claimed = Vec::new();
+    while let Some(job) = store
+        .claim_job(now, now + Duration::seconds(60))
+        .await
+        .unwrap()
+    {
+        claimed.push(job);
+    }
+    assert_eq!(claimed.len(), 4);
+    let claimed_test = claimed.iter().find(|j| j.id == test.id).expect("claimed");
+    assert_eq!(claimed_test, &test);
+    store.dead_letter_job(claimed_test).await.unwrap();
+    let backlog = store.webhook_backlog().await.unwrap();
+    assert_eq!(backlog["crm"], OutboxDepth { queued: 1, dead: 1 });
+}
+
+async fn an_endpoints_state_records_each_attempt_and_only_enable_clears_a_410(backend: Backend) {
+    let (store, second) = (backend.store, backend.second);
+    // Stored to the millisecond.
+    let at = |s: i64| DateTime::from_timestamp_millis(1_767_225_600_000 + s * 1000).unwrap();
+    assert_eq!(
+        store.endpoint_state("crm").await.unwrap(),
+        EndpointState::default()
+    );
+
+    store
+        .record_endpoint_attempt("crm", EndpointAttempt::Delivered { status: 200 }, at(1))
+        .await
+        .unwrap();
+    store
+        .record_endpoint_attempt("crm", EndpointAttempt::Failed { status: None }, at(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        second.endpoint_state("crm").await.unwrap(),
+        EndpointState {
+            disabled_at: None,
+            last_success_at: Some(at(1)),
+            last_failure_at: Some(at(2)),
+            last_status: None,
+        }
+    );
+    store
+        .record_endpoint_attempt("crm", EndpointAttempt::Gone, at(3))
+        .await
+        .unwrap();
+    // A success recorded after the 410 (an attempt that was already under way) does not
+    // enable the endpoint again.
+    second
+        .record_endpoint_attempt("crm", EndpointAttempt::Delivered { status: 204 }, at(4))
+        .await
+        .unwrap();
+    let state = store.endpoint_state("crm").await.unwrap();
+    assert_eq!(state.disabled_at, Some(at(3)));
+    assert_eq!(state.last_success_at, Some(at(4)));
+    assert_eq!(state.last_status, Some(204));
+    assert_eq!(
+        store.endpoint_state("other").await.unwrap(),
+        EndpointState::default()
+    );
+
+    second.enable_endpoint("crm").await.unwrap();
+    let state = store.endpoint_state("crm").await.unwrap();
+    assert_eq!(state.disabled_at, None);
+    assert_eq!(state.last_failure_at, Some(at(3)), "the history stays");
 }

@@ -4,8 +4,6 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +15,7 @@ use optin::webhooks::{
     WebhookSettings,
 };
 use secrecy::SecretString;
-use support::webhook_receiver::{Answer, ReceivedRequest, WebhookReceiver};
+use support::webhook_receiver::{python_verify, Answer, WebhookReceiver};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -55,34 +53,6 @@ fn test_body() -> Vec<u8> {
     WebhookEvent::new(EventData::WebhookTest(Empty {}), chrono::Utc::now())
         .to_body()
         .unwrap()
-}
-
-/// The Python package's verdict on a received request: `Ok` or `Err(why)`.
-fn python_verify(secret: &str, request: &ReceivedRequest) -> Result<(), String> {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("request.json");
-    let json = serde_json::json!({
-        "secret": secret,
-        "headers": request.headers,
-        "body": String::from_utf8(request.body.clone()).unwrap(),
-    });
-    std::fs::write(&file, json.to_string()).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/webhooks/verify.sh");
-    let output = Command::new("bash")
-        .arg(script)
-        .arg(&file)
-        .output()
-        .expect("run tests/webhooks/verify.sh");
-    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    match output.status.code() {
-        Some(0) if stdout == "pass" => Ok(()),
-        Some(1) => Err(stdout),
-        _ => panic!(
-            "verify.sh could not run the check ({}): {stdout} {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ),
-    }
 }
 
 #[tokio::test]

@@ -37,6 +37,9 @@ pub enum ConfigError {
         setting: &'static str,
         reason: String,
     },
+    /// A `[webhooks]` setting; the error names it, e.g. `webhooks.endpoints[crm].url`.
+    #[error("setting `{}`: {}", .0.setting, .0.reason)]
+    Webhooks(crate::webhooks::WebhookConfigError),
     #[error("missing {}: a production setup never falls back to generated keys (the development setup needs no configuration file, the embedded store and no OPTIN_SECURITY__* variable)", .0.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", "))]
     Missing(Vec<&'static str>),
 }
@@ -61,6 +64,8 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// Signs outgoing mail when `[mail.dkim]` is set.
     pub dkim: Option<std::sync::Arc<crate::mail::dkim::DkimSigner>>,
+    /// `[[webhooks.endpoints]]`, checked: HTTPS (or loopback) URLs and parsed secrets.
+    pub webhook_endpoints: std::sync::Arc<Vec<crate::webhooks::Endpoint>>,
     /// True when started with no configuration: generated keys and example types.
     pub development_setup: bool,
     /// `[feedback]`, checked.

@@ -279,6 +279,7 @@ pub struct Settings {
     pub signup: SignupSettings,
     pub links: LinkSettings,
     pub privacy: PrivacySettings,
+    pub webhooks: crate::webhooks::WebhookSettings,
     pub subscription_types: Vec<SubscriptionType>,
     /// `[feedback]`: bounces and complaints (issue 12).
     pub feedback: crate::feedback::settings::FeedbackSettings,

@@ -230,7 +230,7 @@ impl Contact {
             types: pending.types.clone(),
             expires_at: pending.expires_at,
         };
-        let job = OutboxJob::new(
+        let job = OutboxJob::mail(
             self.id.clone(),
             self.email.clone(),
             &pending.locale,
@@ -243,7 +243,7 @@ impl Contact {
 
     /// A "here is your preferences link" mail, in the contact's language.
     pub fn preferences_link_mail(&self, now: DateTime<Utc>) -> OutboxJob {
-        OutboxJob::new(
+        OutboxJob::mail(
             self.id.clone(),
             self.email.clone(),
             &self.locale,

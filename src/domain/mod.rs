@@ -19,7 +19,7 @@ pub use email::{EmailAddress, EmailError};
 pub use event::{
     ChainCheck, ChainHead, Event, EventDraft, EventKind, RequestMeta, SignupEvidence, Source,
 };
-pub use outbox_job::{MailKind, OutboxJob};
+pub use outbox_job::{MailKind, MailTask, OutboxJob, Task, WebhookTask};
 pub use reachability::{
     BounceType, FeedbackKind, FeedbackNote, FeedbackPolicy, SeenFeedback, Unreachable,
 };

@@ -7,7 +7,7 @@
 
 pub mod compose;
 pub mod dkim;
-pub mod outbox;
+pub mod sender;
 mod smtp_pool;
 pub mod templates;
 pub mod transport;

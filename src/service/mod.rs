@@ -10,11 +10,13 @@ mod feedback;
 mod link_access;
 mod manage;
 mod manual;
+mod notices;
 mod preferences;
 mod retention;
 mod rights;
 mod signup;
 mod unsubscribe;
+mod webhook_endpoints;
 
 use std::sync::Arc;
 
@@ -33,6 +35,7 @@ pub use preferences::{PreferenceChoice, PreferencesView, TypeView};
 pub use rights::{Export, Provenance, RightsError};
 pub use signup::{NoticeVersions, SignupError, SignupRequest};
 pub use unsubscribe::{ResubscribeRequested, UnsubscribeTarget, Unsubscribed};
+pub use webhook_endpoints::EndpointView;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
@@ -178,7 +181,6 @@ impl Subscriptions {
             if before.is_none() && plan.after.is_none() && plan.tombstone.is_none() {
                 return Ok(plan.value);
             }
-            let queues_mail = !plan.jobs.is_empty();
             let mut change = match (before.as_ref(), plan.after) {
                 (None, None) => ContactChange::tombstone_only(id.clone()),
                 (before, after) => ContactChange::between(
@@ -189,11 +191,13 @@ impl Subscriptions {
                     &self.config.catalog,
                 ),
             };
+            self.add_webhook_jobs(&mut change, before.as_ref(), plan.tombstone.as_ref(), now);
             change.set_tombstone = plan.tombstone;
             change.clear_tombstone = plan.clear_tombstone;
+            let queues_work = !change.new_jobs.is_empty();
             match self.store.apply(change).await {
                 Ok(()) => {
-                    if queues_mail {
+                    if queues_work {
                         self.outbox_wakeup.notify_one();
                     }
                     return Ok(plan.value);
@@ -222,7 +226,7 @@ const MAIL_ALLOWANCE_WINDOW_SECS: u64 = 24 * 3600;
 
 fn mails_others_requested<T>(planned: &Planned<T>) -> bool {
     match planned {
-        Planned::Write(plan) => plan.jobs.iter().any(|j| j.mail.is_requested_by_others()),
+        Planned::Write(plan) => plan.jobs.iter().any(OutboxJob::is_requested_by_others),
         Planned::Nothing(_) => false,
     }
 }

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use super::{Plan, Planned, Subscriptions};
 use crate::domain::event::verify_chain;
 use crate::domain::{
-    ChainCheck, Contact, ContactChange, ContactId, EmailAddress, Event, EventDraft, EventKind,
-    RequestMeta, Source,
+    ChainCheck, Contact, ContactChange, ContactId, ContactWrite, EmailAddress, Event, EventDraft,
+    EventKind, RequestMeta, Source,
 };
 use crate::domain::{ErasureReason, Tombstone};
 use crate::store::StoreError;
@@ -177,19 +177,37 @@ impl Subscriptions {
         moved.soft_bounces.clear();
         moved.feedback_seen.clear();
         let mut events = history;
-        events.push(rectified);
+        events.push(rectified.clone());
         events.extend(cleared);
         // Two contacts live in different shards, so the move is two atomic steps: the
         // new one is written first, then the old one removed. A failure in between
         // leaves both, never neither; repeating the request finishes it.
-        let create = ContactChange::between(
+        let mut create = ContactChange::between(
             None,
             Some(moved),
             events,
             Vec::new(),
             &self.config().catalog,
         );
+        // Removing the old contact removes its jobs: its undelivered webhook notices
+        // move to the new one (a notice delivered in between may arrive twice, under
+        // two ids). Its mail jobs go, like its pending confirmations.
+        let undelivered = self.store.contact_jobs(&before.id).await?;
+        create.new_jobs.extend(
+            undelivered
+                .iter()
+                .filter(|job| job.as_webhook().is_some())
+                .map(|job| job.moved_to(new_id.clone())),
+        );
+        if let ContactWrite::Put(written) = &create.write {
+            let notices = self.rectification_jobs(written, old, &rectified);
+            create.new_jobs.extend(notices);
+        }
+        let queues_work = !create.new_jobs.is_empty();
         self.store.apply(create).await?;
+        if queues_work {
+            self.wake_outbox();
+        }
         self.remove_moved_contact(&before.id).await
     }
 

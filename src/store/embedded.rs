@@ -19,7 +19,7 @@ use super::codec::{
     dead_letter_order, decode, encode, fixed_window, millis, parse_contact_member,
     parse_pending_member, pending_member, pending_members_prefix,
 };
-use super::{OutboxDepth, Store, StoreError};
+use super::{EndpointAttempt, EndpointState, OutboxDepth, Store, StoreError};
 use crate::domain::{Contact, ContactChange, ContactId, ContactWrite, Event, OutboxJob, Tombstone};
 
 const CONTACTS: TableDefinition<&str, &[u8]> = TableDefinition::new("contacts");
@@ -44,6 +44,9 @@ const INACTIVE_BY_CONTACT: TableDefinition<&str, u64> = TableDefinition::new("in
 
 /// contact id → JSON list of the times (ms) mails were caused for it by others' requests.
 const MAIL_ALLOWANCE: TableDefinition<&str, &[u8]> = TableDefinition::new("mail_allowance");
+
+/// webhook endpoint id → [`EndpointState`] JSON.
+const ENDPOINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhook_endpoints");
 
 /// Rate-limit windows are kept in memory: one process owns the file anyway.
 type HitCounts = std::sync::Mutex<std::collections::HashMap<String, (u64, u64)>>;
@@ -121,6 +124,7 @@ impl EmbeddedStore {
         txn.open_table(INACTIVE)?;
         txn.open_table(INACTIVE_BY_CONTACT)?;
         txn.open_table(MAIL_ALLOWANCE)?;
+        txn.open_table(ENDPOINTS)?;
         txn.commit()?;
         Ok(())
     }
@@ -225,24 +229,7 @@ fn apply_in(txn: &WriteTransaction, change: &ContactChange) -> Result<(), StoreE
             .map_err(unavailable)?;
     }
     for job in &change.new_jobs {
-        let due_ms = millis(job.created_at);
-        let job_id = job.id.to_string();
-        jobs.insert(
-            job_id.as_str(),
-            encode(&StoredJob {
-                job: job.clone(),
-                due_ms,
-                dead: false,
-            })?
-            .as_slice(),
-        )
-        .map_err(unavailable)?;
-        jobs_by_contact
-            .insert((job.contact_id.as_str(), job_id.as_str()), ())
-            .map_err(unavailable)?;
-        queue
-            .insert((due_ms, job_id.as_str()), ())
-            .map_err(unavailable)?;
+        insert_job(&mut jobs, &mut jobs_by_contact, &mut queue, job)?;
     }
     let mut counters = txn.open_table(COUNTERS).map_err(unavailable)?;
     for (name, delta) in &change.counters {
@@ -299,6 +286,58 @@ fn index_inactive(
 }
 
 /// Removes the contact's jobs (queued, leased or dead), found through its index entries.
+/// Queues a new job, due at its creation time.
+fn insert_job(
+    jobs: &mut redb::Table<&str, &[u8]>,
+    jobs_by_contact: &mut redb::Table<(&str, &str), ()>,
+    queue: &mut redb::Table<(u64, &str), ()>,
+    job: &OutboxJob,
+) -> Result<(), StoreError> {
+    let due_ms = millis(job.created_at);
+    let job_id = job.id.to_string();
+    let stored = StoredJob {
+        job: job.clone(),
+        due_ms,
+        dead: false,
+    };
+    jobs.insert(job_id.as_str(), encode(&stored)?.as_slice())
+        .map_err(unavailable)?;
+    jobs_by_contact
+        .insert((job.contact_id.as_str(), job_id.as_str()), ())
+        .map_err(unavailable)?;
+    queue
+        .insert((due_ms, job_id.as_str()), ())
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+fn read_endpoint_state(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    endpoint: &str,
+) -> Result<EndpointState, StoreError> {
+    match table.get(endpoint).map_err(unavailable)? {
+        Some(bytes) => decode(bytes.value()),
+        None => Ok(EndpointState::default()),
+    }
+}
+
+/// Rewrites one endpoint's state in a write transaction: one process owns the file, so
+/// read-modify-write cannot interleave with another writer.
+fn update_endpoint_state(
+    db: &Database,
+    endpoint: &str,
+    update: impl FnOnce(EndpointState) -> EndpointState,
+) -> Result<(), StoreError> {
+    write(db, |txn| {
+        let mut table = txn.open_table(ENDPOINTS).map_err(unavailable)?;
+        let state = update(read_endpoint_state(&table, endpoint)?);
+        table
+            .insert(endpoint, encode(&state)?.as_slice())
+            .map_err(unavailable)?;
+        Ok(())
+    })
+}
+
 fn delete_jobs_of(
     jobs: &mut redb::Table<&str, &[u8]>,
     jobs_by_contact: &mut redb::Table<(&str, &str), ()>,
@@ -744,6 +783,97 @@ impl Store for EmbeddedStore {
                     }),
                     _ => Ok(false),
                 }
+            })
+        })
+        .await
+    }
+
+    async fn contact_jobs(&self, id: &ContactId) -> Result<Vec<OutboxJob>, StoreError> {
+        let id = id.clone();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let by_contact = txn.open_table(JOBS_BY_CONTACT).map_err(unavailable)?;
+            let jobs = txn.open_table(JOBS).map_err(unavailable)?;
+            let cid = id.as_str();
+            let mut found = Vec::new();
+            // Job ids are hyphenated UUIDs, so every one sorts between "" and "~".
+            for entry in by_contact
+                .range((cid, "")..=(cid, "~"))
+                .map_err(unavailable)?
+            {
+                let (key, _) = entry.map_err(unavailable)?;
+                if let Some(value) = jobs.get(key.value().1).map_err(unavailable)? {
+                    found.push(decode::<StoredJob>(value.value())?.job);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn queue_job(&self, job: &OutboxJob) -> Result<(), StoreError> {
+        let job = job.clone();
+        self.blocking(move |db| {
+            write(db, |txn| {
+                let mut jobs = txn.open_table(JOBS).map_err(unavailable)?;
+                let mut by_contact = txn.open_table(JOBS_BY_CONTACT).map_err(unavailable)?;
+                let mut queue = txn.open_table(QUEUE).map_err(unavailable)?;
+                insert_job(&mut jobs, &mut by_contact, &mut queue, &job)
+            })
+        })
+        .await
+    }
+
+    async fn webhook_backlog(&self) -> Result<BTreeMap<String, OutboxDepth>, StoreError> {
+        self.blocking(|db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(JOBS).map_err(unavailable)?;
+            let mut backlog: BTreeMap<String, OutboxDepth> = BTreeMap::new();
+            for entry in table.iter().map_err(unavailable)? {
+                let stored: StoredJob = decode(entry.map_err(unavailable)?.1.value())?;
+                if let Some(webhook) = stored.job.as_webhook() {
+                    let depth = backlog.entry(webhook.endpoint.clone()).or_default();
+                    if stored.dead {
+                        depth.dead += 1;
+                    } else {
+                        depth.queued += 1;
+                    }
+                }
+            }
+            Ok(backlog)
+        })
+        .await
+    }
+
+    async fn endpoint_state(&self, endpoint: &str) -> Result<EndpointState, StoreError> {
+        let endpoint = endpoint.to_string();
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(ENDPOINTS).map_err(unavailable)?;
+            read_endpoint_state(&table, &endpoint)
+        })
+        .await
+    }
+
+    async fn record_endpoint_attempt(
+        &self,
+        endpoint: &str,
+        attempt: EndpointAttempt,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let endpoint = endpoint.to_string();
+        self.blocking(move |db| {
+            update_endpoint_state(db, &endpoint, |state| state.after(attempt, at))
+        })
+        .await
+    }
+
+    async fn enable_endpoint(&self, endpoint: &str) -> Result<(), StoreError> {
+        let endpoint = endpoint.to_string();
+        self.blocking(move |db| {
+            update_endpoint_state(db, &endpoint, |state| EndpointState {
+                disabled_at: None,
+                ..state
             })
         })
         .await

@@ -36,6 +36,54 @@ pub struct OutboxDepth {
     pub dead: u64,
 }
 
+/// What the store keeps about one webhook endpoint; the rest is configuration. Each
+/// field is written on its own, so that two instances recording attempts at once never
+/// undo each other's 410 (which sets `disabled_at`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EndpointState {
+    /// Set by a 410 answer; cleared by `POST /v1/webhooks/{id}/enable`.
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub last_failure_at: Option<DateTime<Utc>>,
+    /// The HTTP status of the last attempt; `None` when it got no answer.
+    pub last_status: Option<u16>,
+}
+
+/// The result of one delivery attempt, as the endpoint's state records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndpointAttempt {
+    Delivered {
+        status: u16,
+    },
+    Failed {
+        status: Option<u16>,
+    },
+    /// A 410: the endpoint is disabled until an admin enables it.
+    Gone,
+}
+
+impl EndpointState {
+    /// The state after `attempt` at `at`: the one rule both stores follow.
+    pub fn after(mut self, attempt: EndpointAttempt, at: DateTime<Utc>) -> Self {
+        match attempt {
+            EndpointAttempt::Delivered { status } => {
+                self.last_success_at = Some(at);
+                self.last_status = Some(status);
+            }
+            EndpointAttempt::Failed { status } => {
+                self.last_failure_at = Some(at);
+                self.last_status = status;
+            }
+            EndpointAttempt::Gone => {
+                self.last_failure_at = Some(at);
+                self.last_status = Some(410);
+                self.disabled_at = Some(at);
+            }
+        }
+        self
+    }
+}
+
 pub type SharedStore = Arc<dyn Store>;
 
 #[async_trait::async_trait]
@@ -125,6 +173,31 @@ pub trait Store: Send + Sync + 'static {
     async fn revive_dead_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
 
     async fn outbox_depth(&self) -> Result<OutboxDepth, StoreError>;
+
+    /// The contact's jobs, queued, leased or dead, in no particular order.
+    async fn contact_jobs(&self, id: &ContactId) -> Result<Vec<OutboxJob>, StoreError>;
+
+    /// Queues a job that belongs to no contact change (a `webhook.test` delivery), due now.
+    async fn queue_job(&self, job: &OutboxJob) -> Result<(), StoreError>;
+
+    /// Webhook jobs per endpoint id: `queued` (waiting, leased or held by a disabled
+    /// endpoint) and `dead`. Reads every job: its cost grows with the backlog, which is
+    /// why only the admin listing asks for it.
+    async fn webhook_backlog(&self) -> Result<BTreeMap<String, OutboxDepth>, StoreError>;
+
+    /// The stored state of one endpoint; the default when nothing was recorded yet.
+    async fn endpoint_state(&self, endpoint: &str) -> Result<EndpointState, StoreError>;
+
+    /// Records one attempt's result (see [`EndpointState::after`]).
+    async fn record_endpoint_attempt(
+        &self,
+        endpoint: &str,
+        attempt: EndpointAttempt,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Clears `disabled_at`.
+    async fn enable_endpoint(&self, endpoint: &str) -> Result<(), StoreError>;
 }
 
 /// Redis over TLS. Not built in (it would pull a second TLS stack into the build), but

@@ -16,7 +16,7 @@ use crate::service::Subscriptions;
 use crate::web::pages::Pages;
 use routes::{
     confirm, contacts, eligibility, feedback, imports, manage, ops, outbox, page, preferences,
-    rights, signup, subscription_types, unsubscribe,
+    rights, signup, subscription_types, unsubscribe, webhooks,
 };
 
 /// Everything handlers need, shared by all workers.
@@ -145,6 +145,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
         .service(
             personal_resource("/v1/outbox/dead/{id}/retry", "POST")
                 .route(web::post().to(outbox::retry_dead_letter)),
+        )
+        .service(resource("/v1/webhooks", "GET").route(web::get().to(webhooks::list_webhooks)))
+        .service(
+            resource("/v1/webhooks/{id}/test", "POST").route(web::post().to(webhooks::send_test)),
+        )
+        .service(
+            resource("/v1/webhooks/{id}/enable", "POST").route(web::post().to(webhooks::enable)),
         )
         .service(resource("/healthz", "GET").route(web::get().to(ops::healthz)))
         .service(resource("/readyz", "GET").route(web::get().to(ops::readyz)))

@@ -238,6 +238,18 @@ impl WebhookEvent {
     }
 }
 
+/// The body of a `contact.erased` notice with its address removed (`"email": null`), as
+/// it is kept once it is dead-lettered: the erased person's address stays only until the
+/// notice is delivered or given up. `None` for any other body.
+pub fn without_erased_address(body: &str) -> Option<String> {
+    let mut notice: serde_json::Value = serde_json::from_str(body).ok()?;
+    if notice.get("type")?.as_str()? != EventType::ContactErased.as_str() {
+        return None;
+    }
+    *notice.get_mut("data")?.get_mut("email")? = serde_json::Value::Null;
+    serde_json::to_string(&notice).ok()
+}
+
 /// What one endpoint asked for. `None` means "all".
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EndpointFilter {
@@ -272,6 +284,30 @@ impl EndpointFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_erasure_notice_loses_its_address_when_given_up() {
+        let erased = WebhookEvent::new(
+            EventData::ContactErased(ContactErased {
+                email: "ann@example.com".into(),
+                reason: ErasureReason::Retention,
+                at: at(),
+            }),
+            at(),
+        );
+        let body = String::from_utf8(erased.to_body().unwrap()).unwrap();
+        let kept = without_erased_address(&body).expect("an erasure notice");
+        assert!(!kept.contains("ann@example.com"), "{kept}");
+        let kept: serde_json::Value = serde_json::from_str(&kept).unwrap();
+        assert_eq!(kept["data"]["email"], serde_json::Value::Null);
+        assert_eq!(kept["data"]["reason"], "retention");
+        let other = String::from_utf8(opted_in_event().to_body().unwrap()).unwrap();
+        assert_eq!(without_erased_address(&other), None);
+    }
+
+    fn opted_in_event() -> WebhookEvent {
+        WebhookEvent::new(opted_in("blog-updates"), at())
+    }
     use chrono::TimeZone;
 
     fn at() -> DateTime<Utc> {

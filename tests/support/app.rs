@@ -53,7 +53,7 @@ pub struct TestApp {
 
 struct RunningApp {
     handle: actix_web::dev::ServerHandle,
-    outbox: optin::mail::outbox::OutboxWorker,
+    outbox: optin::outbox::OutboxWorker,
     state: actix_web::web::Data<optin::web::AppState>,
     join: tokio::task::JoinHandle<std::io::Result<()>>,
 }

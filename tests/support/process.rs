@@ -30,6 +30,9 @@ pub struct ProcessSettings {
     pub lease_secs: u64,
     /// Further settings, as `OPTIN_<SECTION>__<KEY>` names and values.
     pub extra_env: Vec<(String, String)>,
+    /// Appended to the configuration file: tables that do not fit in a variable, such
+    /// as `[[webhooks.endpoints]]`.
+    pub extra_toml: String,
 }
 
 impl ProcessSettings {
@@ -40,6 +43,7 @@ impl ProcessSettings {
             mail_url: mail_url.to_string(),
             lease_secs: 2,
             extra_env: Vec::new(),
+            extra_toml: String::new(),
         }
     }
 
@@ -94,7 +98,8 @@ impl OptinProcess {
     fn spawn(settings: &ProcessSettings, port: u16) -> OptinProcess {
         let dir = tempfile::tempdir().expect("a temporary folder for the process");
         let config_path = dir.path().join("optin.toml");
-        std::fs::write(&config_path, EXAMPLE_TYPES).expect("write optin.toml");
+        let config = format!("{}\n{EXAMPLE_TYPES}", settings.extra_toml);
+        std::fs::write(&config_path, config).expect("write optin.toml");
         Self::launch(dir, port, |command| {
             command.arg("--config").arg(&config_path);
             deployed_env(command, settings, port);

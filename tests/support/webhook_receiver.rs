@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,6 +31,8 @@ pub struct ReceivedRequest {
     /// Names in lower case.
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
+    /// The status the receiver answered; `None` when it hung.
+    pub answered: Option<u16>,
 }
 
 impl ReceivedRequest {
@@ -128,10 +132,15 @@ impl Drop for WebhookReceiver {
 async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
     let mut buffer = Vec::new();
     loop {
-        let Some(request) = read_request(&mut stream, &mut buffer).await else {
+        let Some(mut request) = read_request(&mut stream, &mut buffer).await else {
             return;
         };
         let answer = shared.answer.lock().unwrap().clone();
+        request.answered = match &answer {
+            Answer::Status(code) => Some(*code),
+            Answer::Redirect(_) => Some(302),
+            Answer::Hang => None,
+        };
         shared.received.lock().unwrap().push(request);
         shared.arrived.notify_waiters();
         let response = match answer {
@@ -194,5 +203,34 @@ async fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Re
         path,
         headers,
         body,
+        answered: None,
     })
+}
+
+/// The Python package's verdict on a received request: `Ok` or `Err(why)`.
+pub fn python_verify(secret: &str, request: &ReceivedRequest) -> Result<(), String> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("request.json");
+    let json = serde_json::json!({
+        "secret": secret,
+        "headers": request.headers,
+        "body": String::from_utf8(request.body.clone()).unwrap(),
+    });
+    std::fs::write(&file, json.to_string()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/webhooks/verify.sh");
+    let output = Command::new("bash")
+        .arg(script)
+        .arg(&file)
+        .output()
+        .expect("run tests/webhooks/verify.sh");
+    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    match output.status.code() {
+        Some(0) if stdout == "pass" => Ok(()),
+        Some(1) => Err(stdout),
+        _ => panic!(
+            "verify.sh could not run the check ({}): {stdout} {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    }
 }

@@ -21,6 +21,7 @@
 //! | `optin:{s<b>}:inactive` | zset | `<cid>` → inactive since, in ms (the retention index) |
 //! | `optin:{s<b>}:ma:<cid>` | zset | times (ms) of mails others' requests caused; expires after the window |
 //! | `optin:rl:{<key>}:<window>` | string | rate-limit hits of one window; expires with it |
+//! | `optin:wh:<endpoint id>` | hash | `disabled_at`, `last_success_at`, `last_failure_at` (ms), `last_status` |
 //!
 //! Rate-limit keys belong to no contact: each is its own tag, so they spread over the
 //! cluster, and each is one `INCR`.
@@ -98,6 +99,12 @@ impl Shard {
     pub(super) fn inactive(self) -> String {
         self.key("inactive")
     }
+}
+
+/// One webhook endpoint's delivery state. Endpoint ids are configured names, never
+/// personal data; the key stands alone, outside every shard.
+pub(super) fn webhook_endpoint(id: &str) -> String {
+    format!("optin:wh:{id}")
 }
 
 /// The counter of one rate-limit key in one fixed window. The key is already a hash of

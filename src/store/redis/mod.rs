@@ -11,6 +11,7 @@
 mod connection;
 mod keys;
 mod outbox;
+mod webhooks;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
@@ -29,7 +30,7 @@ use super::codec::{
     decode, encode, fixed_window, millis, parse_contact_member, parse_pending_member,
     pending_member,
 };
-use super::{OutboxDepth, Store, StoreError};
+use super::{EndpointAttempt, EndpointState, OutboxDepth, Store, StoreError};
 use crate::domain::{Contact, ContactChange, ContactId, ContactWrite, Event, OutboxJob, Tombstone};
 
 /// A fixed-window counter: the first hit of a window starts its expiry.
@@ -402,6 +403,47 @@ impl Store for RedisStore {
     async fn revive_dead_job(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
         self.redis
             .bounded(outbox::revive(&self.redis, id, now))
+            .await
+    }
+
+    async fn contact_jobs(&self, id: &ContactId) -> Result<Vec<OutboxJob>, StoreError> {
+        self.redis
+            .bounded(webhooks::contact_jobs(&self.redis, id))
+            .await
+    }
+
+    async fn queue_job(&self, job: &OutboxJob) -> Result<(), StoreError> {
+        self.redis
+            .bounded(webhooks::queue_job(&self.redis, job))
+            .await?;
+        self.outbox.mark_busy(Shard::of(&job.contact_id));
+        Ok(())
+    }
+
+    async fn webhook_backlog(&self) -> Result<BTreeMap<String, OutboxDepth>, StoreError> {
+        self.redis.bounded(webhooks::backlog(&self.redis)).await
+    }
+
+    async fn endpoint_state(&self, endpoint: &str) -> Result<EndpointState, StoreError> {
+        self.redis
+            .bounded(webhooks::state(&self.redis, endpoint))
+            .await
+    }
+
+    async fn record_endpoint_attempt(
+        &self,
+        endpoint: &str,
+        attempt: EndpointAttempt,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.redis
+            .bounded(webhooks::record_attempt(&self.redis, endpoint, attempt, at))
+            .await
+    }
+
+    async fn enable_endpoint(&self, endpoint: &str) -> Result<(), StoreError> {
+        self.redis
+            .bounded(webhooks::enable(&self.redis, endpoint))
             .await
     }
 

@@ -18,3 +18,4 @@ pub(super) mod rights;
 pub(super) mod signup;
 pub(super) mod subscription_types;
 pub(super) mod unsubscribe;
+pub(super) mod webhooks;

@@ -1,8 +1,10 @@
-//! Dead letters: mail that could not be sent after all retries, listed and retryable.
+//! Dead letters: mail and webhook deliveries that failed after all retries, listed and
+//! retryable.
 
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
+use crate::domain::{OutboxJob, Task};
 use crate::web::extract::api_key::AdminKey;
 use crate::web::problem::Problem;
 use crate::web::AppState;
@@ -12,19 +14,7 @@ pub async fn list_dead_letters(
     _caller: AdminKey,
 ) -> Result<HttpResponse, Problem> {
     let jobs = state.subscriptions.dead_letters().await?;
-    let items: Vec<serde_json::Value> = jobs
-        .iter()
-        .map(|job| {
-            json!({
-                "id": job.id,
-                "to": job.to.masked(),
-                "kind": job.mail,
-                "created_at": job.created_at,
-                "attempts": job.attempts,
-                "last_error": job.last_error,
-            })
-        })
-        .collect();
+    let items: Vec<serde_json::Value> = jobs.iter().map(dead_letter_view).collect();
     Ok(HttpResponse::Ok().json(json!({ "dead_letters": items })))
 }
 
@@ -40,4 +30,28 @@ pub async fn retry_dead_letter(
     } else {
         Err(Problem::not_found().with_detail("no dead letter with that id"))
     }
+}
+
+/// One dead letter as listed: `kind` says whether it is a mail or a webhook delivery. A
+/// mail shows its masked recipient; a webhook shows its endpoint and event type, never
+/// its body (which holds the address).
+fn dead_letter_view(job: &OutboxJob) -> serde_json::Value {
+    let (to, mail, webhook) = match &job.task {
+        Task::Mail(mail) => (Some(mail.to.masked()), Some(json!(mail.mail)), None),
+        Task::Webhook { webhook } => (
+            None,
+            None,
+            Some(json!({ "endpoint": webhook.endpoint, "event_type": webhook.event_type })),
+        ),
+    };
+    json!({
+        "id": job.id,
+        "kind": job.kind_name(),
+        "to": to,
+        "mail": mail,
+        "webhook": webhook,
+        "created_at": job.created_at,
+        "attempts": job.attempts,
+        "last_error": job.last_error,
+    })
 }
