@@ -21,6 +21,7 @@ on_every_backend!(
     duplicates_count_once_and_soft_bounces_mark_at_the_limit,
     the_mark_stops_every_type_until_a_confirmed_signup_or_an_admin_clears_it,
     an_smtp_550_5_1_1_for_one_address_makes_only_that_address_unreachable,
+    bounces_and_complaints_are_announced_by_webhook,
 );
 
 const FEEDBACK_KEY: &str = "test-feedback-key";
@@ -1047,4 +1048,51 @@ async fn feedback_needs_its_key_and_the_providers_format() {
     // Only POST.
     let get = status_with(Some(("bearer", FEEDBACK_KEY)), Method::GET, "/v1/feedback").await;
     assert_eq!(get, 405);
+}
+
+// ---------------------------------------------------------------------------- webhooks
+
+async fn bounces_and_complaints_are_announced_by_webhook(backend: Backend) {
+    use optin::webhooks::signature::SigningKey;
+    let receiver = support::webhook_receiver::WebhookReceiver::start().await;
+    let url = receiver.url("/hook");
+    let secret = SigningKey::generate().unwrap();
+    let app = spawn(backend, move |settings| {
+        settings.webhooks.endpoints = vec![optin::webhooks::EndpointSettings {
+            id: "crm".into(),
+            url,
+            secret: secrecy::SecretString::from(secret),
+            events: Some(vec!["contact.bounced".into(), "contact.complained".into()]),
+            subscription_types: None,
+        }];
+    })
+    .await;
+    opt_in(&app, "jane@example.com").await;
+    opt_in(&app, "richard@example.com").await;
+    for name in ["ses-bounce-permanent.json", "ses-complaint.json"] {
+        accepted(&app, "/v1/feedback/ses", "text/plain", fixture(name)).await;
+    }
+    // A redelivery announces nothing new.
+    accepted(
+        &app,
+        "/v1/feedback/ses",
+        "text/plain",
+        fixture("ses-complaint.json"),
+    )
+    .await;
+    app.drain_outbox().await;
+    let received = receiver
+        .wait_for(2, std::time::Duration::from_secs(5))
+        .await;
+    let mut bodies: Vec<Value> = received
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    bodies.sort_by_key(|b| b["type"].as_str().unwrap().to_string());
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    assert_eq!(bodies[0]["type"], "contact.bounced");
+    assert_eq!(bodies[0]["data"]["email"], "jane@example.com");
+    assert_eq!(bodies[0]["data"]["bounce_type"], "hard_bounce");
+    assert_eq!(bodies[1]["type"], "contact.complained");
+    assert_eq!(bodies[1]["data"]["email"], "richard@example.com");
 }
