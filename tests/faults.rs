@@ -135,11 +135,15 @@ async fn wait_for_mail_to(smtp: &SmtpSink, address: &str, timeout: Duration) -> 
     }
 }
 
-fn confirmation_link(mail: &ReceivedMail) -> String {
-    mail.links()
-        .into_iter()
-        .find(|l| l.contains("/confirm/"))
-        .expect("a confirmation link in the text part")
+/// After an outage, a new signup is answered 202 and its mail is the only one queued.
+async fn a_new_signup_gets_only_its_own_mail(app: &TestApp, email: &str, subscription_type: &str) {
+    assert_eq!(app.signup(email, &[subscription_type]).await.status(), 202);
+    assert_eq!(
+        app.drain_outbox().await,
+        1,
+        "only the new signup's mail is queued"
+    );
+    assert_eq!(app.mails_to(email).len(), 1);
 }
 
 /// The same link on another instance: every instance shares the signing keys.
@@ -276,18 +280,7 @@ async fn while_redis_is_down_requests_get_a_fast_503_and_once_it_is_back_everyth
     );
 
     // And the service works again, mail included, without a restart of the app.
-    assert_eq!(
-        app.signup("after@example.com", &["job-alerts"])
-            .await
-            .status(),
-        202
-    );
-    assert_eq!(
-        app.drain_outbox().await,
-        1,
-        "only the new signup's mail is queued"
-    );
-    assert_eq!(app.mails_to("after@example.com").len(), 1);
+    a_new_signup_gets_only_its_own_mail(&app, "after@example.com", "job-alerts").await;
     assert!(
         app.mails_to("newcomer@example.com").is_empty(),
         "no mail for a signup that was answered 503"
@@ -297,8 +290,7 @@ async fn while_redis_is_down_requests_get_a_fast_503_and_once_it_is_back_everyth
         1,
         "no second mail for the known address"
     );
-    let link = app.confirmation_link("after@example.com");
-    assert_eq!(app.client.post(&link).send().await.unwrap().status(), 200);
+    app.confirm_mailed_link("after@example.com").await;
     assert_eq!(
         app.status("after@example.com", "job-alerts").await,
         "opted_in"
@@ -370,18 +362,7 @@ async fn while_redis_hangs_requests_still_get_a_503_in_time_and_the_service_reco
         404,
         "the signup answered 503 stored nothing"
     );
-    assert_eq!(
-        app.signup("resumed@example.com", &["blog-updates"])
-            .await
-            .status(),
-        202
-    );
-    assert_eq!(
-        app.drain_outbox().await,
-        1,
-        "only the new signup's mail is queued"
-    );
-    assert_eq!(app.mails_to("resumed@example.com").len(), 1);
+    a_new_signup_gets_only_its_own_mail(&app, "resumed@example.com", "blog-updates").await;
     assert!(app.mails_to("stalled@example.com").is_empty());
 }
 
@@ -452,8 +433,7 @@ async fn a_mail_server_that_refuses_for_a_while_delays_the_mail_which_then_arriv
     assert_eq!((depth.queued, depth.dead), (0, 0));
 
     // The late mail is as good as a prompt one.
-    let link = app.confirmation_link("later@example.com");
-    assert_eq!(app.client.post(&link).send().await.unwrap().status(), 200);
+    app.confirm_mailed_link("later@example.com").await;
     assert_eq!(
         app.status("later@example.com", "blog-updates").await,
         "opted_in"
@@ -531,14 +511,11 @@ async fn a_mail_refused_for_good_is_dead_lettered_at_once_and_an_admin_can_send_
 
     app.smtp.set_accepting();
     let retried = app
-        .admin(
+        .admin_send(
             reqwest::Method::POST,
             &format!("/v1/outbox/dead/{id}/retry"),
         )
-        .await
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(retried.status(), 202);
     assert_eq!(
         app.drain_outbox().await,
@@ -563,22 +540,18 @@ async fn a_mail_refused_for_good_is_dead_lettered_at_once_and_an_admin_can_send_
     assert_eq!((depth.queued, depth.dead), (0, 0));
 
     let again = app
-        .admin(
+        .admin_send(
             reqwest::Method::POST,
             &format!("/v1/outbox/dead/{id}/retry"),
         )
-        .await
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(
         again.status(),
         404,
         "a dead letter is revived once; it is not dead any more"
     );
 
-    let link = app.confirmation_link("bounced@example.com");
-    assert_eq!(app.client.post(&link).send().await.unwrap().status(), 200);
+    app.confirm_mailed_link("bounced@example.com").await;
     assert_eq!(
         app.status("bounced@example.com", "blog-updates").await,
         "opted_in"
@@ -828,7 +801,7 @@ async fn slow_a_mail_held_by_an_instance_that_died_is_sent_by_another_instance_a
     assert_eq!(mails.len(), 1, "the mail arrives exactly once");
 
     // The person can confirm with it, on the instance that is alive.
-    let link = on_instance(&confirmation_link(&mails[0]), &b);
+    let link = on_instance(&mails[0].confirmation_link(), &b);
     assert_eq!(client.post(&link).send().await.unwrap().status(), 200);
     let eligibility = b.eligibility("orphan@example.com", "blog-updates").await;
     assert_eq!(eligibility["status"], "opted_in", "{eligibility}");

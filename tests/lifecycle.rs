@@ -88,12 +88,7 @@ async fn signup_mail_link_and_click_make_the_address_eligible(backend: Backend) 
 
     let again = app.client.post(&link).send().await.unwrap();
     assert_eq!(again.status(), 200, "a second POST is harmless");
-    let contact: Value = app
-        .contact("jane.doe@example.com")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let contact: Value = app.contact_json("jane.doe@example.com").await;
     assert_eq!(
         contact["subscriptions"]["blog-updates"]["status"],
         "opted_in"
@@ -173,8 +168,7 @@ async fn state_survives_a_restart(backend: Backend) {
     );
     // The mail queued before the restart is still sent after it.
     assert_eq!(app.drain_outbox().await, 1);
-    let link = app.confirmation_link("later@example.com");
-    assert_eq!(app.client.post(&link).send().await.unwrap().status(), 200);
+    app.confirm_mailed_link("later@example.com").await;
     assert_eq!(
         app.eligibility("later@example.com", "marketing").await["eligible"],
         true
@@ -260,7 +254,7 @@ async fn expired_pending_confirmations_are_purged_with_the_address(backend: Back
         404,
         "no personal data left for it"
     );
-    let kept: Value = app.contact("stays@example.com").await.json().await.unwrap();
+    let kept: Value = app.contact_json("stays@example.com").await;
     assert_eq!(kept["pending_confirmations"], json!([]));
     assert_eq!(kept["subscriptions"]["blog-updates"]["status"], "opted_in");
     let stats: Value = app.admin_get_json("/v1/stats").await;
@@ -459,20 +453,9 @@ async fn a_type_without_double_opt_in_is_opted_in_at_signup(backend: Backend) {
         "not_subscribed",
         "the double opt-in type waits"
     );
-    let contact: Value = app
-        .contact("single@example.com")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        contact["subscriptions"]["event-info"]["source"],
-        "signup_api"
-    );
-    assert_eq!(
-        contact["subscriptions"]["event-info"]["lawful_basis"],
-        "consent"
-    );
+    let event_info = app.subscription("single@example.com", "event-info").await;
+    assert_eq!(event_info["source"], "signup_api");
+    assert_eq!(event_info["lawful_basis"], "consent");
     app.drain_outbox().await;
     let mails = app.mails_to("single@example.com");
     assert_eq!(

@@ -14,6 +14,7 @@ use optin::mail::{
     MailTransport, RenderedMail, TemplateError, TypeSummary, CONFIRMATION_MAIL,
     LIST_UNSUBSCRIBE_POST,
 };
+use optin::templating;
 use smtp_sink::{find_links, Rejection, SmtpSink};
 
 const CONFIRM_URL: &str = "https://optin.example.com/confirm/eyJ2IjoxfQ.c2ln";
@@ -167,7 +168,13 @@ fn strict_mode_refuses_to_render_with_missing_data() {
         .render(CONFIRMATION_MAIL, "en", None, &data)
         .unwrap_err();
 
-    assert!(matches!(error, TemplateError::Render { .. }), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            TemplateError::Templating(templating::Error::Render { .. })
+        ),
+        "{error:?}"
+    );
     assert!(error.to_string().contains("confirm_url"), "{error}");
 }
 
@@ -250,7 +257,13 @@ fn broken_operator_template_fails_at_load_and_names_the_file() {
 
     let error = MailTemplates::load(Some(dir.path()), "en").unwrap_err();
 
-    assert!(matches!(error, TemplateError::Syntax { .. }), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            TemplateError::Templating(templating::Error::Syntax { .. })
+        ),
+        "{error:?}"
+    );
     let expected_file = dir.path().join("nl/confirmation.html.hbs");
     assert!(
         error

@@ -37,15 +37,7 @@ async fn metrics_count_what_happened_per_route_and_source() {
         .await;
     app.one_click_unsubscribe("metrics@example.com", "blog-updates")
         .await;
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get_text(app.url("/metrics")).await;
     for expected in [
         "optin_signups_total",
         "optin_confirmations_total",
@@ -87,11 +79,7 @@ async fn logs_are_json_lines_with_request_ids_and_never_an_address_or_token() {
         .unwrap()
         .to_string();
     let mails = smtp.wait_for(1, Duration::from_secs(10));
-    let link = mails[0]
-        .links()
-        .into_iter()
-        .find(|l| l.contains("/confirm/"))
-        .unwrap();
+    let link = mails[0].confirmation_link();
     let token = link.rsplit('/').next().unwrap().to_string();
     let link = link.replace(&link[..link.find("/confirm/").unwrap()], &process.address);
     client.get(&link).send().await.unwrap();

@@ -3,6 +3,7 @@
 
 use std::fs;
 
+use optin::templating;
 use optin::web::pages::{self, PageError, Pages, ERROR_KEYS, PAGES};
 use serde_json::{json, Value};
 
@@ -130,6 +131,36 @@ fn every_page_renders_in_both_locales_as_a_complete_document() {
             assert!(html.contains("<h1>"), "{page}/{locale}");
         }
     }
+}
+
+#[test]
+fn typed_page_data_renders_like_the_same_data_as_json() {
+    let blog = || pages::TypeName {
+        id: "blog-updates".to_string(),
+        name: "Blog updates".to_string(),
+    };
+    let confirmed = pages::Confirmed {
+        types: vec![blog()],
+        preferences_url: Some(PREFERENCES_URL.to_string()),
+    };
+    assert_eq!(
+        pages().render_page("nl", &confirmed).unwrap(),
+        render(pages::CONFIRMED, "nl", sample(pages::CONFIRMED))
+    );
+    let unsubscribe = pages::Unsubscribe(pages::UnsubscribeData {
+        action_url: ACTION_URL.to_string(),
+        types: vec![blog()],
+        cancel_signup: true,
+        stop_requests: false,
+        requests_blocked: false,
+        resubscribe_action: None,
+        manage_action: Some(MANAGE_URL.to_string()),
+        already_unsubscribed: false,
+    });
+    assert_eq!(
+        pages().render_page("en", &unsubscribe).unwrap(),
+        render(pages::UNSUBSCRIBE, "en", sample(pages::UNSUBSCRIBE))
+    );
 }
 
 #[test]
@@ -524,7 +555,10 @@ fn rendering_an_unknown_page_or_non_object_data_fails() {
 fn missing_data_is_an_error_not_an_empty_field() {
     let result = pages().render(pages::CONFIRM, "en", json!({}));
     assert!(
-        matches!(result, Err(PageError::Render { .. })),
+        matches!(
+            result,
+            Err(PageError::Templating(templating::Error::Render { .. }))
+        ),
         "{result:?}"
     );
 }
@@ -576,7 +610,13 @@ fn a_broken_override_template_fails_load_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("preferences.hbs"), "{{#if saved}}unclosed").unwrap();
     let error = Pages::load(Some(dir.path()), SERVICE).unwrap_err();
-    assert!(matches!(error, PageError::Syntax { .. }), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            PageError::Templating(templating::Error::Syntax { .. })
+        ),
+        "{error:?}"
+    );
     assert!(error.to_string().contains("preferences.hbs"), "{error}");
 }
 
@@ -589,7 +629,13 @@ fn an_override_using_unknown_data_fails_load_naming_the_file() {
     )
     .unwrap();
     let error = Pages::load(Some(dir.path()), SERVICE).unwrap_err();
-    assert!(matches!(error, PageError::Render { .. }), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            PageError::Templating(templating::Error::Render { .. })
+        ),
+        "{error:?}"
+    );
     assert!(error.to_string().contains("confirm.hbs"), "{error}");
 }
 
@@ -641,5 +687,11 @@ fn a_string_file_that_is_not_flat_json_fails_load() {
 fn a_missing_override_dir_fails_load() {
     let dir = tempfile::tempdir().unwrap();
     let error = Pages::load(Some(&dir.path().join("absent")), SERVICE).unwrap_err();
-    assert!(matches!(error, PageError::ReadDir { .. }), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            PageError::Templating(templating::Error::ReadDir { .. })
+        ),
+        "{error:?}"
+    );
 }

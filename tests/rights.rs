@@ -199,14 +199,11 @@ async fn restriction_makes_nothing_eligible_until_lifted(backend: Backend) {
     app.subscribe_confirmed("restrict@example.com", &["blog-updates"])
         .await;
     let response = app
-        .admin(
+        .admin_send(
             Method::POST,
             &contact_path("restrict@example.com", "/restriction"),
         )
-        .await
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(response.status(), 200);
     let answer = app
         .eligibility("restrict@example.com", "blog-updates")
@@ -214,14 +211,11 @@ async fn restriction_makes_nothing_eligible_until_lifted(backend: Backend) {
     assert_eq!(answer["eligible"], false);
     assert_eq!(answer["status"], "opted_in", "the status itself is kept");
     let response = app
-        .admin(
+        .admin_send(
             Method::DELETE,
             &contact_path("restrict@example.com", "/restriction"),
         )
-        .await
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         app.eligibility("restrict@example.com", "blog-updates")
@@ -466,11 +460,8 @@ async fn erasure_leaves_no_byte_of_the_address_and_blocks_silent_reimport(backen
     );
 
     let response = app
-        .admin(Method::DELETE, &contact_path("erase-me@example.com", ""))
-        .await
-        .send()
-        .await
-        .unwrap();
+        .admin_send(Method::DELETE, &contact_path("erase-me@example.com", ""))
+        .await;
     assert_eq!(response.status(), 204);
     let after = bytes_text(&everything_stored(&mut app).await);
     assert!(
@@ -703,15 +694,7 @@ async fn a_person_downloads_and_erases_their_own_data_from_the_preference_center
     app.subscribe_confirmed("self@example.com", &["blog-updates"])
         .await;
     let preferences = app.preferences_link("self@example.com");
-    let page = app
-        .client
-        .get(&preferences)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.get_text(&preferences).await;
     assert!(
         page.contains("id=\"export\"") && page.contains("id=\"erase\""),
         "the page offers both"

@@ -265,10 +265,7 @@ async fn only_the_other_contacts_job_remains(
     other_job: &OutboxJob,
     now: DateTime<Utc>,
 ) {
-    assert_eq!(
-        store.outbox_depth().await.unwrap(),
-        OutboxDepth { queued: 1, dead: 0 }
-    );
+    assert_depth(&store, 1, 0).await;
     let claimed: Vec<Uuid> = claim_all(store, far_future(now))
         .await
         .iter()
@@ -278,6 +275,32 @@ async fn only_the_other_contacts_job_remains(
         claimed,
         vec![other_job.id],
         "only the other contact's job may remain"
+    );
+}
+
+/// Claims the job due at `at`, if any, with a one-minute lease.
+async fn claim_due(store: &SharedStore, at: DateTime<Utc>) -> Option<OutboxJob> {
+    store
+        .claim_job(at, at + Duration::seconds(60))
+        .await
+        .unwrap()
+}
+
+/// Not even far in the future is there a job to claim.
+async fn assert_nothing_claimable(store: &SharedStore, now: DateTime<Utc>) {
+    assert_eq!(
+        store
+            .claim_job(far_future(now), far_future(now))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn assert_depth(store: &SharedStore, queued: u64, dead: u64) {
+    assert_eq!(
+        store.outbox_depth().await.unwrap(),
+        OutboxDepth { queued, dead }
     );
 }
 
@@ -697,25 +720,12 @@ async fn a_completed_job_is_never_claimed_again(backend: Backend) {
     let store = backend.store;
     let now = Utc::now();
     let (_, job) = contact_with_job(&store, 1, now).await;
-    let claimed = store
-        .claim_job(now, now + Duration::seconds(60))
-        .await
-        .unwrap()
-        .unwrap();
+    let claimed = claim_due(&store, now).await.unwrap();
 
     store.complete_job(&claimed).await.unwrap();
 
-    assert_eq!(
-        store
-            .claim_job(far_future(now), far_future(now))
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        store.outbox_depth().await.unwrap(),
-        OutboxDepth { queued: 0, dead: 0 }
-    );
+    assert_nothing_claimable(&store, now).await;
+    assert_depth(&store, 0, 0).await;
     store
         .complete_job(&job)
         .await
@@ -726,11 +736,7 @@ async fn a_job_retried_later_keeps_its_attempts_and_error_and_waits_until_due(ba
     let store = backend.store;
     let now = Utc::now();
     contact_with_job(&store, 1, now).await;
-    let mut job = store
-        .claim_job(now, now + Duration::seconds(60))
-        .await
-        .unwrap()
-        .unwrap();
+    let mut job = claim_due(&store, now).await.unwrap();
     job.attempts = 1;
     job.last_error = Some("451 try again later".into());
     let due = now + Duration::minutes(5);
@@ -738,18 +744,8 @@ async fn a_job_retried_later_keeps_its_attempts_and_error_and_waits_until_due(ba
     store.retry_job_later(&job, due).await.unwrap();
 
     let before_due = due - Duration::seconds(1);
-    assert_eq!(
-        store
-            .claim_job(before_due, before_due + Duration::seconds(60))
-            .await
-            .unwrap(),
-        None
-    );
-    let retried = store
-        .claim_job(due, due + Duration::seconds(60))
-        .await
-        .unwrap()
-        .unwrap();
+    assert_eq!(claim_due(&store, before_due).await, None);
+    let retried = claim_due(&store, due).await.unwrap();
     assert_eq!(retried, job);
     assert_eq!(retried.attempts, 1);
     assert_eq!(retried.last_error.as_deref(), Some("451 try again later"));
@@ -759,36 +755,19 @@ async fn a_dead_letter_is_listed_not_claimable_and_revived_with_zero_attempts(ba
     let store = backend.store;
     let now = Utc::now();
     contact_with_job(&store, 1, now).await;
-    let mut job = store
-        .claim_job(now, now + Duration::seconds(60))
-        .await
-        .unwrap()
-        .unwrap();
+    let mut job = claim_due(&store, now).await.unwrap();
     job.attempts = 5;
     job.last_error = Some("550 mailbox unavailable".into());
 
     store.dead_letter_job(&job).await.unwrap();
 
     assert_eq!(store.dead_jobs(10).await.unwrap(), vec![job.clone()]);
-    assert_eq!(
-        store
-            .claim_job(far_future(now), far_future(now))
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        store.outbox_depth().await.unwrap(),
-        OutboxDepth { queued: 0, dead: 1 }
-    );
+    assert_nothing_claimable(&store, now).await;
+    assert_depth(&store, 0, 1).await;
 
     assert!(store.revive_dead_job(job.id, now).await.unwrap());
     assert!(store.dead_jobs(10).await.unwrap().is_empty());
-    let revived = store
-        .claim_job(now, now + Duration::seconds(60))
-        .await
-        .unwrap()
-        .unwrap();
+    let revived = claim_due(&store, now).await.unwrap();
     assert_eq!(revived.id, job.id);
     assert_eq!(revived.attempts, 0);
 
@@ -862,50 +841,26 @@ async fn two_workers_claiming_at_once_never_get_the_same_job(backend: Backend) {
 async fn outbox_depth_counts_queued_and_dead_jobs(backend: Backend) {
     let store = backend.store;
     let now = Utc::now();
-    assert_eq!(
-        store.outbox_depth().await.unwrap(),
-        OutboxDepth { queued: 0, dead: 0 }
-    );
+    assert_depth(&store, 0, 0).await;
     for n in 0..3 {
         contact_with_job(&store, n, now).await;
     }
-    assert_eq!(
-        store.outbox_depth().await.unwrap(),
-        OutboxDepth { queued: 3, dead: 0 }
-    );
+    assert_depth(&store, 3, 0).await;
 
-    let doomed = store
-        .claim_job(now, now + Duration::seconds(60))
-        .await
-        .unwrap()
-        .unwrap();
+    let doomed = claim_due(&store, now).await.unwrap();
     store.dead_letter_job(&doomed).await.unwrap();
-    assert_eq!(
-        store.outbox_depth().await.unwrap(),
-        OutboxDepth { queued: 2, dead: 1 }
-    );
+    assert_depth(&store, 2, 1).await;
 
-    let sent = store
-        .claim_job(now, now + Duration::seconds(60))
-        .await
-        .unwrap()
-        .unwrap();
+    let sent = claim_due(&store, now).await.unwrap();
     store.complete_job(&sent).await.unwrap();
-    assert_eq!(
-        store.outbox_depth().await.unwrap(),
-        OutboxDepth { queued: 1, dead: 1 }
-    );
+    assert_depth(&store, 1, 1).await;
 }
 
 async fn retrying_or_dead_lettering_an_erased_job_does_not_bring_it_back(backend: Backend) {
     let store = backend.store;
     let now = Utc::now();
     let (contact, _) = contact_with_job(&store, 1, now).await;
-    let mut job = store
-        .claim_job(now, now + Duration::seconds(60))
-        .await
-        .unwrap()
-        .unwrap();
+    let mut job = claim_due(&store, now).await.unwrap();
     // The person is erased while their mail is being sent.
     erase(&store, &contact, now).await;
     job.attempts = 1;
@@ -913,17 +868,8 @@ async fn retrying_or_dead_lettering_an_erased_job_does_not_bring_it_back(backend
     store.retry_job_later(&job, now).await.unwrap();
     store.dead_letter_job(&job).await.unwrap();
 
-    assert_eq!(
-        store.outbox_depth().await.unwrap(),
-        OutboxDepth { queued: 0, dead: 0 }
-    );
-    assert_eq!(
-        store
-            .claim_job(far_future(now), far_future(now))
-            .await
-            .unwrap(),
-        None
-    );
+    assert_depth(&store, 0, 0).await;
+    assert_nothing_claimable(&store, now).await;
     assert!(store.dead_jobs(10).await.unwrap().is_empty());
     assert!(!store.revive_dead_job(job.id, now).await.unwrap());
 }

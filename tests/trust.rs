@@ -275,11 +275,8 @@ async fn six_cancel_and_resignup_rounds_send_at_most_three_mails(backend: Backen
     assert_eq!(app.mails_to(email).len(), 3);
     // Erasure does not reset the count either.
     let erased = app
-        .admin(reqwest::Method::DELETE, &format!("/v1/contacts/{email}"))
-        .await
-        .send()
-        .await
-        .unwrap();
+        .admin_send(reqwest::Method::DELETE, &format!("/v1/contacts/{email}"))
+        .await;
     assert!(erased.status().is_success() || erased.status() == 404);
     app.signup(email, &["blog-updates"]).await;
     app.drain_outbox().await;
@@ -303,13 +300,13 @@ async fn a_signup_block_holds_until_a_preferences_link_lifts_it(backend: Backend
         .unwrap();
     let cancelled = post_form(&app, &cancel, "block=1").await;
     assert_eq!(cancelled.status(), 200);
-    let contact: Value = app.contact(email).await.json().await.unwrap();
+    let contact: Value = app.contact_json(email).await;
     assert!(contact["signup_blocked_since"].is_string(), "{contact}");
 
     let again = app.signup(email, &["blog-updates", "marketing"]).await;
     assert_eq!(again.status(), 202, "the same answer as for anyone");
     assert_eq!(app.drain_outbox().await, 0, "no mail");
-    let contact: Value = app.contact(email).await.json().await.unwrap();
+    let contact: Value = app.contact_json(email).await;
     assert_eq!(contact["pending_confirmations"], serde_json::json!([]));
 
     let preferences = app.preferences_link(email);
@@ -431,13 +428,13 @@ async fn pages_speak_the_language_of_the_mail_and_signups_keep_the_contacts_lang
     let app = TestApp::spawn(backend).await;
     let email = "taal@example.com";
     app.subscribe_confirmed(email, &["blog-updates"]).await;
-    let contact: Value = app.contact(email).await.json().await.unwrap();
+    let contact: Value = app.contact_json(email).await;
     assert_eq!(contact["locale"], "en");
 
     let dutch =
         serde_json::json!({ "email": email, "subscription_types": ["marketing"], "locale": "nl" });
     assert_eq!(app.post_json("/v1/signups", &dutch).await.status(), 202);
-    let contact: Value = app.contact(email).await.json().await.unwrap();
+    let contact: Value = app.contact_json(email).await;
     assert_eq!(contact["locale"], "en", "a public signup keeps the locale");
     app.drain_outbox().await;
     let confirm = app.confirmation_link(email);
@@ -456,6 +453,6 @@ async fn pages_speak_the_language_of_the_mail_and_signups_keep_the_contacts_lang
         "the Dutch mail opens a Dutch page"
     );
     app.client.post(&confirm).send().await.unwrap();
-    let contact: Value = app.contact(email).await.json().await.unwrap();
+    let contact: Value = app.contact_json(email).await;
     assert_eq!(contact["locale"], "nl", "the confirm click records it");
 }

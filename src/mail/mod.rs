@@ -17,7 +17,7 @@ pub use compose::{
     ListUnsubscribePost, LIST_UNSUBSCRIBE_POST,
 };
 pub use templates::{
-    ConfirmationData, MailTemplates, RenderedMail, TemplateError, TypeSummary, CONFIRMATION_MAIL,
-    PREFERENCES_LINK_MAIL,
+    ConfirmationData, MailTemplates, PreferencesLinkData, RenderedMail, TemplateError, TypeSummary,
+    CONFIRMATION_MAIL, PREFERENCES_LINK_MAIL,
 };
 pub use transport::{MailTransport, TransportError};

@@ -133,23 +133,18 @@ impl MailSender {
                 };
                 let rendered = self
                     .templates
-                    .render(
-                        CONFIRMATION_MAIL,
-                        &mail.locale,
-                        type_override,
-                        &data.to_json(),
-                    )
+                    .render(CONFIRMATION_MAIL, &mail.locale, type_override, &data)
                     .map_err(|e| SendError::Permanent(e.to_string()))?;
                 Ok((rendered, unsubscribe_url))
             }
             MailKind::PreferencesLink => {
                 let unsubscribe_url = self.links.stop_requests(&job.contact_id, &mail.locale, now);
-                let data = serde_json::json!({
-                    "preferences_url": self.links.preferences(&job.contact_id, &mail.locale, now),
-                    "unsubscribe_url": unsubscribe_url,
-                    "valid_for_days": self.config.settings.links.preferences_ttl_days,
-                    "service_name": self.config.settings.mail.service_name,
-                });
+                let data = crate::mail::templates::PreferencesLinkData {
+                    preferences_url: self.links.preferences(&job.contact_id, &mail.locale, now),
+                    unsubscribe_url: unsubscribe_url.clone(),
+                    valid_for_days: self.config.settings.links.preferences_ttl_days,
+                    service_name: self.config.settings.mail.service_name.clone(),
+                };
                 let rendered = self
                     .templates
                     .render(PREFERENCES_LINK_MAIL, &mail.locale, None, &data)

@@ -10,22 +10,27 @@
 //! start instead of failing the first mail hours later.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-use handlebars::Handlebars;
 use rust_embed::RustEmbed;
+use serde::Serialize;
 
-use crate::templating::{describe_render_error, describe_syntax_error};
+use crate::templating::{self, Family, Origin, Registry, Source};
 
-/// The double opt-in mail: "please confirm your subscription".
+/// The double opt-in mail: "please confirm your subscription". Data: [`ConfirmationData`].
 pub const CONFIRMATION_MAIL: &str = "confirmation";
 /// "Here is your link to manage your subscriptions", asked for on a manage page.
-/// Data: `{preferences_url, unsubscribe_url, valid_for_days, service_name}`.
+/// Data: [`PreferencesLinkData`].
 pub const PREFERENCES_LINK_MAIL: &str = "preferences_link";
 
 /// `<locale>/<type-id>/<name>.<part>.hbs` is as deep as a template file can sit.
 const MAX_DIR_DEPTH: usize = 2;
+
+static MAIL: Family = Family {
+    name: "mail",
+    file_noun: "mail template",
+    builtin_folder: "email-templates",
+};
 
 #[derive(RustEmbed)]
 #[folder = "email-templates/"]
@@ -33,25 +38,14 @@ struct BuiltinTemplates;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
-    #[error("cannot read the mail templates folder {}: {source}", path.display())]
-    ReadDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot read mail template {}: {source}", path.display())]
-    ReadFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("mail template {origin} is not valid UTF-8")]
-    NotUtf8 { origin: String },
+    /// Reading, compiling or rendering a file.
+    #[error(transparent)]
+    Templating(#[from] templating::Error),
     #[error(
         "mail template {origin} is not named <locale>/<name>.<part>.hbs or \
          <locale>/<type-id>/<name>.<part>.hbs, with <part> one of subject, html, txt"
     )]
     UnexpectedName { origin: String },
-    #[error("mail template {origin} does not compile: {reason}")]
-    Syntax { origin: String, reason: String },
     #[error(
         "mail '{name}' in locale '{locale}' has no {part} part: add {locale}/{name}.{part}.hbs"
     )]
@@ -64,8 +58,6 @@ pub enum TemplateError {
     MissingDefaultLocale { name: String, locale: String },
     #[error("there is no mail template named '{0}'")]
     UnknownMail(String),
-    #[error("cannot render mail template {template}: {reason}")]
-    Render { template: String, reason: String },
     #[error("mail template {template} rendered an empty subject")]
     EmptySubject { template: String },
 }
@@ -79,9 +71,8 @@ pub struct RenderedMail {
     pub text: String,
 }
 
-/// The data the `confirmation` templates use. Callers may also build the JSON by hand;
-/// this type exists so that the shape is written down once.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The data the `confirmation` templates use.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ConfirmationData {
     pub types: Vec<TypeSummary>,
     pub confirm_url: String,
@@ -96,7 +87,7 @@ pub struct ConfirmationData {
 }
 
 /// One requested subscription type, named in the mail's locale.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TypeSummary {
     pub id: String,
     pub name: String,
@@ -104,24 +95,21 @@ pub struct TypeSummary {
 }
 
 impl ConfirmationData {
+    /// The data as JSON, for callers that want to change it before rendering.
     pub fn to_json(&self) -> serde_json::Value {
-        let types: Vec<serde_json::Value> = self
-            .types
-            .iter()
-            .map(
-                |t| serde_json::json!({ "id": t.id, "name": t.name, "description": t.description }),
-            )
-            .collect();
-        serde_json::json!({
-            "types": types,
-            "confirm_url": self.confirm_url,
-            "unsubscribe_url": self.unsubscribe_url,
-            "preferences_url": self.preferences_url,
-            "valid_for_days": self.valid_for_days,
-            "expires_at": self.expires_at,
-            "service_name": self.service_name,
-        })
+        // Strings, numbers and a list of them: serializing cannot fail.
+        serde_json::to_value(self).unwrap_or_default()
     }
+}
+
+/// The data the `preferences_link` templates use.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PreferencesLinkData {
+    pub preferences_url: String,
+    /// Stops further preferences-link requests for the address.
+    pub unsubscribe_url: String,
+    pub valid_for_days: u32,
+    pub service_name: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -144,22 +132,6 @@ impl Part {
 
     fn from_suffix(suffix: &str) -> Option<Self> {
         Part::ALL.into_iter().find(|part| part.suffix() == suffix)
-    }
-}
-
-/// Where a template came from, so that an error points the operator at the right file.
-#[derive(Clone, Debug)]
-enum Origin {
-    Builtin(String),
-    Operator(PathBuf),
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Origin::Builtin(relative) => write!(f, "email-templates/{relative} (built in)"),
-            Origin::Operator(path) => write!(f, "{}", path.display()),
-        }
     }
 }
 
@@ -226,33 +198,18 @@ fn is_simple_name(segment: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-struct Source {
-    origin: Origin,
-    text: String,
-}
-
 type Sources = BTreeMap<TemplateKey, Source>;
 
 /// All mail templates, compiled.
+#[derive(Debug)]
 pub struct MailTemplates {
     /// HTML parts: handlebars' HTML escaping on.
-    html: Handlebars<'static>,
-    /// Subjects and plain-text parts: no escaping, or "A & B" would arrive as "A &amp; B".
-    plain: Handlebars<'static>,
+    html: Registry,
+    /// Subjects and plain-text parts: no escaping.
+    plain: Registry,
     /// For each mail name, the locales that have a complete set of parts.
     locales_by_mail: BTreeMap<String, BTreeSet<String>>,
-    /// Registry name to file, so a render error names the file the operator must fix.
-    origins: BTreeMap<String, String>,
     default_locale: String,
-}
-
-impl fmt::Debug for MailTemplates {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MailTemplates")
-            .field("locales_by_mail", &self.locales_by_mail)
-            .field("default_locale", &self.default_locale)
-            .finish_non_exhaustive()
-    }
 }
 
 impl MailTemplates {
@@ -266,45 +223,34 @@ impl MailTemplates {
         let locales_by_mail = complete_locales(&sources)?;
         require_default_locale(&locales_by_mail, default_locale)?;
 
-        let mut html = Handlebars::new();
-        html.set_strict_mode(true);
-        let mut plain = Handlebars::new();
-        plain.set_strict_mode(true);
-        plain.register_escape_fn(handlebars::no_escape);
-        let mut origins = BTreeMap::new();
+        let mut html = Registry::html(&MAIL);
+        let mut plain = Registry::plain(&MAIL);
         for (key, source) in &sources {
             let registry = if key.part == Part::Html {
                 &mut html
             } else {
                 &mut plain
             };
-            let registry_name = key.to_registry_name();
-            registry
-                .register_template_string(&registry_name, &source.text)
-                .map_err(|error| TemplateError::Syntax {
-                    origin: source.origin.to_string(),
-                    reason: describe_syntax_error(&error),
-                })?;
-            origins.insert(registry_name, source.origin.to_string());
+            registry.register(&key.to_registry_name(), source)?;
         }
         Ok(Self {
             html,
             plain,
             locales_by_mail,
-            origins,
             default_locale: default_locale.to_string(),
         })
     }
 
     /// Renders all three parts of mail `name`. An unknown locale falls back to its
     /// language (`nl-BE` to `nl`), then to the default locale; a part overridden for
-    /// `subscription_type` wins over the locale's own.
+    /// `subscription_type` wins over the locale's own. `data` is the mail's data type
+    /// ([`ConfirmationData`], [`PreferencesLinkData`]) or JSON in the same shape.
     pub fn render(
         &self,
         name: &str,
         locale: &str,
         subscription_type: Option<&str>,
-        data: &serde_json::Value,
+        data: &impl Serialize,
     ) -> Result<RenderedMail, TemplateError> {
         let locale = self.resolve_locale(name, locale)?;
         let render = |part| self.render_part(name, locale, subscription_type, part, data);
@@ -358,7 +304,7 @@ impl MailTemplates {
         locale: &str,
         subscription_type: Option<&str>,
         part: Part,
-        data: &serde_json::Value,
+        data: &impl Serialize,
     ) -> Result<(String, String), TemplateError> {
         let registry = if part == Part::Html {
             &self.html
@@ -370,37 +316,21 @@ impl MailTemplates {
             .filter(|template| registry.has_template(template));
         let template =
             type_specific.unwrap_or_else(|| TemplateKey::registry_name(locale, None, name, part));
-        let origin = self
-            .origins
-            .get(&template)
-            .cloned()
-            .unwrap_or_else(|| format!("{template}.hbs"));
-        match registry.render(&template, data) {
-            Ok(output) => Ok((origin, output)),
-            Err(error) => Err(TemplateError::Render {
-                template: origin,
-                reason: describe_render_error(&error),
-            }),
-        }
+        let output = registry.render(&template, data)?;
+        Ok((registry.origin(&template), output))
     }
 }
 
 fn builtin_sources() -> Result<Sources, TemplateError> {
     let mut sources = Sources::new();
     for relative in BuiltinTemplates::iter().filter(|path| path.ends_with(".hbs")) {
-        let origin = Origin::Builtin(relative.to_string());
         let key = TemplateKey::parse(&relative).ok_or_else(|| TemplateError::UnexpectedName {
-            origin: origin.to_string(),
+            origin: Origin::builtin(&MAIL, &relative).to_string(),
         })?;
         // `iter` only yields names that `get` can find; treat a miss like a missing file.
-        let Some(file) = BuiltinTemplates::get(&relative) else {
-            continue;
-        };
-        let text =
-            String::from_utf8(file.data.into_owned()).map_err(|_| TemplateError::NotUtf8 {
-                origin: origin.to_string(),
-            })?;
-        sources.insert(key, Source { origin, text });
+        if let Some(source) = Source::builtin::<BuiltinTemplates>(&MAIL, &relative)? {
+            sources.insert(key, source);
+        }
     }
     Ok(sources)
 }
@@ -411,18 +341,10 @@ fn operator_sources(dir: &Path) -> Result<Sources, TemplateError> {
     collect_hbs_files(dir, &[], &mut files)?;
     let mut sources = Sources::new();
     for (relative, path) in files {
-        let origin = Origin::Operator(path.clone());
         let key = TemplateKey::parse(&relative).ok_or_else(|| TemplateError::UnexpectedName {
-            origin: origin.to_string(),
+            origin: Origin::Operator(path.clone()).to_string(),
         })?;
-        let bytes = std::fs::read(&path).map_err(|source| TemplateError::ReadFile {
-            path: path.clone(),
-            source,
-        })?;
-        let text = String::from_utf8(bytes).map_err(|_| TemplateError::NotUtf8 {
-            origin: origin.to_string(),
-        })?;
-        sources.insert(key, Source { origin, text });
+        sources.insert(key, Source::operator(&MAIL, path)?);
     }
     Ok(sources)
 }
@@ -433,12 +355,7 @@ fn collect_hbs_files(
     parents: &[String],
     files: &mut Vec<(String, PathBuf)>,
 ) -> Result<(), TemplateError> {
-    let read_dir_error = |source| TemplateError::ReadDir {
-        path: dir.to_path_buf(),
-        source,
-    };
-    for entry in std::fs::read_dir(dir).map_err(read_dir_error)? {
-        let path = entry.map_err(read_dir_error)?.path();
+    for path in templating::read_dir(&MAIL, dir)? {
         let Some(file_name) = path
             .file_name()
             .and_then(|n| n.to_str())

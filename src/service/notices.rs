@@ -71,13 +71,36 @@ impl Subscriptions {
         let mut jobs = Vec::new();
         for data in notices {
             let notice = WebhookEvent::new(data, now);
-            for endpoint in self.config.webhook_endpoints.iter() {
-                if endpoint.filter.wants(&notice.data) {
-                    jobs.extend(webhook_job(owner, endpoint, &notice, now));
-                }
+            let mut wanted_by = self
+                .config
+                .webhook_endpoints
+                .iter()
+                .filter(|endpoint| endpoint.filter.wants(&notice.data))
+                .peekable();
+            if wanted_by.peek().is_none() {
+                continue;
+            }
+            // Rendered once for all its endpoints.
+            let Some(body) = render(&notice) else {
+                continue;
+            };
+            for endpoint in wanted_by {
+                jobs.push(webhook_job(owner, endpoint, &notice, body.clone(), now));
             }
         }
         jobs
+    }
+}
+
+/// The body as sent. Our own types always serialize; should one ever not, the change
+/// still goes through rather than failing the person's request.
+pub(super) fn render(notice: &WebhookEvent) -> Option<String> {
+    match serde_json::to_string(notice) {
+        Ok(body) => Some(body),
+        Err(error) => {
+            tracing::error!(%error, "a webhook notice did not serialize; not queued");
+            None
+        }
     }
 }
 
@@ -85,23 +108,15 @@ pub(super) fn webhook_job(
     owner: &ContactId,
     endpoint: &Endpoint,
     notice: &WebhookEvent,
+    body: String,
     now: DateTime<Utc>,
-) -> Option<OutboxJob> {
-    // Our own types always serialize; should one ever not, the change still goes through
-    // rather than failing the person's request.
-    let body = match serde_json::to_string(notice) {
-        Ok(body) => body,
-        Err(error) => {
-            tracing::error!(%error, "a webhook notice did not serialize; not queued");
-            return None;
-        }
-    };
+) -> OutboxJob {
     let task = WebhookTask {
         endpoint: endpoint.id.clone(),
         event_type: notice.data.event_type().as_str().to_string(),
         body,
     };
-    Some(OutboxJob::webhook(owner.clone(), task, now))
+    OutboxJob::webhook(owner.clone(), task, now)
 }
 
 /// The notices of the events a change records, about the contact as written.

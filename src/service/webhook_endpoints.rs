@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::notices::webhook_job;
+use super::notices::{render, webhook_job};
 use super::Subscriptions;
 use crate::domain::ContactId;
 use crate::store::StoreError;
@@ -57,9 +57,16 @@ impl Subscriptions {
         };
         let now = self.now();
         let notice = WebhookEvent::new(EventData::WebhookTest(Default::default()), now);
-        let Some(job) = webhook_job(&ContactId::for_test_delivery(), endpoint, &notice, now) else {
+        let Some(body) = render(&notice) else {
             return Ok(false);
         };
+        let job = webhook_job(
+            &ContactId::for_test_delivery(),
+            endpoint,
+            &notice,
+            body,
+            now,
+        );
         self.store.queue_job(&job).await?;
         self.wake_outbox();
         Ok(true)

@@ -325,10 +325,11 @@ fn read_endpoint_state(
 /// read-modify-write cannot interleave with another writer.
 fn update_endpoint_state(
     db: &Database,
+    durability: Durability,
     endpoint: &str,
     update: impl FnOnce(EndpointState) -> EndpointState,
 ) -> Result<(), StoreError> {
-    write(db, |txn| {
+    write_with(db, durability, |txn| {
         let mut table = txn.open_table(ENDPOINTS).map_err(unavailable)?;
         let state = update(read_endpoint_state(&table, endpoint)?);
         table
@@ -863,7 +864,11 @@ impl Store for EmbeddedStore {
     ) -> Result<(), StoreError> {
         let endpoint = endpoint.to_string();
         self.blocking(move |db| {
-            update_endpoint_state(db, &endpoint, |state| state.after(attempt, at))
+            // Not worth a disk sync per delivery: a crash loses at most the latest
+            // attempt's timestamps, and a lost 410 is answered again by the endpoint.
+            update_endpoint_state(db, Durability::None, &endpoint, |state| {
+                state.after(attempt, at)
+            })
         })
         .await
     }
@@ -871,9 +876,11 @@ impl Store for EmbeddedStore {
     async fn enable_endpoint(&self, endpoint: &str) -> Result<(), StoreError> {
         let endpoint = endpoint.to_string();
         self.blocking(move |db| {
-            update_endpoint_state(db, &endpoint, |state| EndpointState {
-                disabled_at: None,
-                ..state
+            update_endpoint_state(db, Durability::Immediate, &endpoint, |state| {
+                EndpointState {
+                    disabled_at: None,
+                    ..state
+                }
             })
         })
         .await

@@ -222,7 +222,7 @@ async fn method_not_allowed(
             &state,
             &req,
             actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
-            "bad_request",
+            crate::web::pages::ErrorKey::BadRequest,
         )
     };
     response.headers_mut().insert(
@@ -245,7 +245,7 @@ pub async fn not_found(
             &state,
             &req,
             actix_web::http::StatusCode::NOT_FOUND,
-            "not_found",
+            crate::web::pages::ErrorKey::NotFound,
         )
     }
 }

@@ -287,15 +287,19 @@ impl TestApp {
     /// Unsubscribes the way a mail client does (RFC 8058 one-click) and checks the answer.
     pub async fn one_click_unsubscribe(&self, email: &str, subscription_type: &str) {
         let url = self.unsubscribe_link(email, subscription_type).await;
-        let response = self
-            .client
-            .post(&url)
+        let response = self.post_one_click(&url).await;
+        assert_eq!(response.status(), 200, "one-click unsubscribe answers 200");
+    }
+
+    /// The RFC 8058 one-click POST to an unsubscribe link, as form-urlencoded.
+    pub async fn post_one_click(&self, url: &str) -> reqwest::Response {
+        self.client
+            .post(url)
             .header("content-type", "application/x-www-form-urlencoded")
             .body("List-Unsubscribe=One-Click")
             .send()
             .await
-            .expect("request sent");
-        assert_eq!(response.status(), 200, "one-click unsubscribe answers 200");
+            .expect("request sent")
     }
 
     pub async fn status(&self, email: &str, subscription_type: &str) -> String {
@@ -366,6 +370,33 @@ impl TestApp {
         response.json().await.expect("JSON")
     }
 
+    /// The admin API's view of the contact, which must exist.
+    pub async fn contact_json(&self, email: &str) -> Value {
+        let response = self.contact(email).await;
+        assert_eq!(response.status(), 200, "the contact exists");
+        response.json().await.expect("a JSON contact")
+    }
+
+    /// One subscription of the contact, as the admin API shows it.
+    pub async fn subscription(&self, email: &str, subscription_type: &str) -> Value {
+        self.contact_json(email).await["subscriptions"][subscription_type].clone()
+    }
+
+    /// The body of a GET of `url`, whatever its status.
+    pub async fn get_text(&self, url: impl reqwest::IntoUrl) -> String {
+        let response = self.client.get(url).send().await.expect("request sent");
+        response.text().await.expect("a text body")
+    }
+
+    /// Sends an admin API request without a body.
+    pub async fn admin_send(&self, method: reqwest::Method, path: &str) -> reqwest::Response {
+        self.admin(method, path)
+            .await
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     pub async fn contact(&self, email: &str) -> reqwest::Response {
         self.get_with_key(&format!("/v1/contacts/{}", urlencode(email)), ADMIN_KEY)
             .await
@@ -387,16 +418,11 @@ impl TestApp {
         let mail = mails
             .last()
             .unwrap_or_else(|| panic!("no mail reached {email}"));
-        mail.links()
-            .into_iter()
-            .find(|l| l.contains("/confirm/"))
-            .expect("a confirmation link in the text part")
+        mail.confirmation_link()
     }
 
-    /// Signs up, sends the mail, and clicks the button on the confirmation page.
-    pub async fn subscribe_confirmed(&self, email: &str, types: &[&str]) {
-        assert_eq!(self.signup(email, types).await.status(), 202);
-        self.drain_outbox().await;
+    /// Clicks the button on the page of the last confirmation link mailed to `email`.
+    pub async fn confirm_mailed_link(&self, email: &str) {
         let link = self.confirmation_link(email);
         let response = self
             .client
@@ -405,6 +431,13 @@ impl TestApp {
             .await
             .expect("confirm request sent");
         assert_eq!(response.status(), 200, "confirmation POST succeeds");
+    }
+
+    /// Signs up, sends the mail, and clicks the button on the confirmation page.
+    pub async fn subscribe_confirmed(&self, email: &str, types: &[&str]) {
+        assert_eq!(self.signup(email, types).await.status(), 202);
+        self.drain_outbox().await;
+        self.confirm_mailed_link(email).await;
     }
 
     pub fn advance_clock(&self, by: Duration) {

@@ -267,6 +267,14 @@ impl ReceivedMail {
         find_links(&self.text_body())
     }
 
+    /// The confirmation link of a confirmation mail.
+    pub fn confirmation_link(&self) -> String {
+        self.links()
+            .into_iter()
+            .find(|l| l.contains("/confirm/"))
+            .expect("a confirmation link in the text part")
+    }
+
     fn part_text(&self, ctype: &str, subtype: &str) -> String {
         let message = self.parsed();
         let part = message.parts.iter().find(|part| {

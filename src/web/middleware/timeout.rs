@@ -3,18 +3,16 @@
 
 use std::time::Duration;
 
+use crate::web::extract::locale;
+use crate::web::pages::{ErrorKey, ErrorPage, Pages};
+use crate::web::problem::Problem;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::error::InternalError;
 use actix_web::http::header::ACCEPT_LANGUAGE;
+use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
-use serde_json::json;
-
-use crate::web::extract::locale;
-
-use crate::web::pages::Pages;
-use crate::web::problem::Problem;
 
 /// What the deadline middleware needs, registered as app data of its own so that it
 /// does not depend on the whole application state.
@@ -63,8 +61,11 @@ fn timed_out(pages: Option<&Pages>, page_locale: Option<&str>) -> actix_web::Err
     let (Some(pages), Some(locale)) = (pages, page_locale) else {
         return problem.into();
     };
-    let data = json!({ "status": 503, "error_key": "unavailable" });
-    match pages.render("error", locale, data) {
+    let data = ErrorPage {
+        status: StatusCode::SERVICE_UNAVAILABLE.as_u16(),
+        error_key: ErrorKey::Unavailable,
+    };
+    match pages.render_page(locale, &data) {
         Ok(html) => {
             let response = HttpResponse::ServiceUnavailable()
                 .content_type("text/html; charset=utf-8")

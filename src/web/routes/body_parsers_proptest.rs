@@ -54,6 +54,7 @@ proptest! {
         let choice = preferences::parse_choice(&body);
         prop_assert!(choice.opted_in.len() <= body.len());
         let _ = preferences::parse_choice(text.as_bytes());
-        let _ = one_click::is_one_click(Some("application/x-www-form-urlencoded"), text.as_bytes());
+        let body = actix_web::web::Bytes::copy_from_slice(text.as_bytes());
+        let _ = futures_util::FutureExt::now_or_never(one_click::is_one_click(Some("application/x-www-form-urlencoded"), &body));
     }
 }

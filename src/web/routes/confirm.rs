@@ -2,14 +2,12 @@
 //! link); `POST` confirms. A repeated POST shows the same page. Both speak the language
 //! of the confirmation mail.
 
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
-
 use super::page;
 use crate::web::extract::request_meta::request_meta;
-use crate::web::pages;
+use crate::web::pages::{Confirm, Confirmed};
 use crate::web::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
 
 pub async fn show_confirm_page(
     state: web::Data<AppState>,
@@ -21,9 +19,10 @@ pub async fn show_confirm_page(
             &state,
             &req,
             StatusCode::OK,
-            pages::CONFIRM,
             claims.locale.as_deref(),
-            json!({ "action_url": page::same_page_action(&token) }),
+            &Confirm {
+                action_url: page::same_page_action(&token),
+            },
         ),
         Err(error) => page::link_refused(&state, &req, error, None),
     }
@@ -42,15 +41,11 @@ pub async fn confirm(
             let locale = page::request_locale(&state, &req, confirmed.locale.as_deref());
             let types =
                 page::type_names(&state, &locale, confirmed.types.iter().map(|t| t.as_str()));
-            let data = json!({ "types": types, "preferences_url": confirmed.preferences_url });
-            page::render(
-                &state,
-                &req,
-                StatusCode::OK,
-                pages::CONFIRMED,
-                Some(&locale),
-                data,
-            )
+            let data = Confirmed {
+                types,
+                preferences_url: confirmed.preferences_url,
+            };
+            page::render(&state, &req, StatusCode::OK, Some(&locale), &data)
         }
         Err(error) => page::link_refused(&state, &req, error, None),
     }

@@ -2,13 +2,11 @@
 //! link to the address. Both pages are the same whatever the address's state, so a
 //! `manage` link (in every newsletter footer) tells nothing and shows nothing.
 
+use super::page;
+use crate::web::pages::{LinkSent, Manage};
+use crate::web::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
-
-use super::page;
-use crate::web::pages;
-use crate::web::AppState;
 
 pub async fn show_manage_page(
     state: web::Data<AppState>,
@@ -20,9 +18,10 @@ pub async fn show_manage_page(
             &state,
             &req,
             StatusCode::OK,
-            pages::MANAGE,
             claims.locale.as_deref(),
-            json!({ "action_url": page::same_page_action(&token) }),
+            &Manage {
+                action_url: page::same_page_action(&token),
+            },
         ),
         Err(error) => page::link_refused(&state, &req, error, None),
     }
@@ -38,9 +37,8 @@ pub async fn mail_preferences_link(
             &state,
             &req,
             StatusCode::OK,
-            pages::LINK_SENT,
             claims.locale.as_deref(),
-            json!({}),
+            &LinkSent {},
         ),
         Err(error) => page::link_refused(&state, &req, error, None),
     }

@@ -1,14 +1,21 @@
 //! Recognizes the RFC 8058 one-click body `List-Unsubscribe=One-Click`, sent as
 //! `application/x-www-form-urlencoded` or `multipart/form-data`.
 
+use std::convert::Infallible;
+
+use actix_web::web::Bytes;
+
 const FIELD: &str = "List-Unsubscribe";
 const VALUE: &str = "One-Click";
 
 /// True when the body is the one-click request a mail client sends.
-pub fn is_one_click(content_type: Option<&str>, body: &[u8]) -> bool {
-    let content_type = content_type.unwrap_or("").to_ascii_lowercase();
-    if content_type.starts_with("multipart/form-data") {
-        boundary(&content_type).is_some_and(|b| multipart_has_field(body, &b))
+pub async fn is_one_click(content_type: Option<&str>, body: &Bytes) -> bool {
+    let content_type = content_type.unwrap_or("");
+    if content_type
+        .to_ascii_lowercase()
+        .starts_with("multipart/form-data")
+    {
+        multipart_is_one_click(content_type, body.clone()).await
     } else {
         urlencoded_has_field(body)
     }
@@ -25,93 +32,97 @@ fn urlencoded_has_field(body: &[u8]) -> bool {
     urlencoded_field(body, FIELD).is_some_and(|v| v == VALUE)
 }
 
-fn boundary(content_type: &str) -> Option<String> {
-    content_type.split(';').map(str::trim).find_map(|param| {
-        let value = param.strip_prefix("boundary=")?;
-        let value = value.trim_matches('"');
-        (!value.is_empty() && value.len() <= 200).then(|| value.to_string())
-    })
-}
-
-/// Looks for a part named `List-Unsubscribe` whose content is `One-Click`. The boundary
-/// is matched case-insensitively because the content type was lower-cased.
-fn multipart_has_field(body: &[u8], boundary: &str) -> bool {
-    let text = String::from_utf8_lossy(body);
-    let delimiter = format!("--{boundary}");
-    let lowered = text.to_ascii_lowercase();
-    lowered
-        .split(&delimiter)
-        .zip(split_like(&text, &lowered, &delimiter))
-        .any(|(_, part)| part_is_one_click(part))
-}
-
-/// Splits `original` at the same places `lowered` splits at `delimiter`.
-fn split_like<'a>(original: &'a str, lowered: &str, delimiter: &str) -> Vec<&'a str> {
-    let mut parts = Vec::new();
-    let mut start = 0;
-    for (index, _) in lowered.match_indices(delimiter) {
-        parts.push(&original[start..index]);
-        start = index + delimiter.len();
-    }
-    parts.push(&original[start..]);
-    parts
-}
-
-fn part_is_one_click(part: &str) -> bool {
-    let Some((headers, content)) = part
-        .split_once("\r\n\r\n")
-        .or_else(|| part.split_once("\n\n"))
-    else {
+/// Looks for a part named `List-Unsubscribe` (in any case) whose content is `One-Click`.
+/// A body that stops parsing counts for what was read before: a client that sends the
+/// field and then garbage still asked to unsubscribe.
+async fn multipart_is_one_click(content_type: &str, body: Bytes) -> bool {
+    let Ok(boundary) = multer::parse_boundary(content_type) else {
         return false;
     };
-    let names_field = headers.lines().any(|line| {
-        let line = line.to_ascii_lowercase();
-        line.starts_with("content-disposition:")
-            && line.contains("form-data")
-            && line.contains(&format!("name=\"{}\"", FIELD.to_ascii_lowercase()))
-    });
-    names_field && content.trim_end_matches(['\r', '\n', '-']).trim() == VALUE
+    let stream = futures_util::stream::once(async move { Ok::<_, Infallible>(body) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    while let Ok(Some(field)) = multipart.next_field().await {
+        if !field
+            .name()
+            .is_some_and(|name| name.eq_ignore_ascii_case(FIELD))
+        {
+            continue;
+        }
+        if field.text().await.is_ok_and(|text| text.trim() == VALUE) {
+            return true;
+        }
+    }
+    false
 }
 
 #[cfg(test)]
 mod tests {
+    use futures_util::FutureExt;
+
     use super::*;
+
+    /// The body is in memory, so the parse never waits: poll it once.
+    fn one_click_now(content_type: &str, body: &[u8]) -> bool {
+        is_one_click(Some(content_type), &Bytes::copy_from_slice(body))
+            .now_or_never()
+            .expect("an in-memory body parses without waiting")
+    }
 
     #[test]
     fn urlencoded_one_click_is_recognized() {
-        assert!(is_one_click(
-            Some("application/x-www-form-urlencoded"),
-            b"List-Unsubscribe=One-Click"
-        ));
-        assert!(!is_one_click(
-            Some("application/x-www-form-urlencoded"),
-            b""
-        ));
-        assert!(!is_one_click(
-            Some("application/x-www-form-urlencoded"),
-            b"List-Unsubscribe=Other"
-        ));
+        let form = "application/x-www-form-urlencoded";
+        assert!(one_click_now(form, b"List-Unsubscribe=One-Click"));
+        assert!(!one_click_now(form, b""));
+        assert!(!one_click_now(form, b"List-Unsubscribe=Other"));
     }
 
     #[test]
     fn multipart_one_click_is_recognized() {
         let body = "--XyZ\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nOne-Click\r\n--XyZ--\r\n";
-        assert!(is_one_click(
-            Some("multipart/form-data; boundary=XyZ"),
+        assert!(one_click_now(
+            "multipart/form-data; boundary=XyZ",
             body.as_bytes()
         ));
         let other = "--XyZ\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nOne-Click\r\n--XyZ--\r\n";
-        assert!(!is_one_click(
-            Some("multipart/form-data; boundary=XyZ"),
+        assert!(!one_click_now(
+            "multipart/form-data; boundary=XyZ",
             other.as_bytes()
+        ));
+    }
+
+    #[test]
+    fn a_quoted_boundary_and_other_fields_first_are_understood() {
+        let body = "--a:b c\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhi\r\n\
+                    --a:b c\r\nContent-Disposition: form-data; name=\"list-unsubscribe\"\r\n\r\n\
+                    One-Click\r\n--a:b c--\r\n";
+        assert!(one_click_now(
+            "Multipart/Form-Data; boundary=\"a:b c\"",
+            body.as_bytes()
+        ));
+        assert!(
+            !one_click_now("multipart/form-data; boundary=\"a:b d\"", body.as_bytes()),
+            "another boundary finds no parts"
+        );
+        assert!(
+            !one_click_now("multipart/form-data", body.as_bytes()),
+            "no boundary, no parts"
+        );
+    }
+
+    #[test]
+    fn a_multipart_value_other_than_one_click_is_not_one_click() {
+        let body = "--XyZ\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nOne-Click-Not\r\n--XyZ--\r\n";
+        assert!(!one_click_now(
+            "multipart/form-data; boundary=XyZ",
+            body.as_bytes()
         ));
     }
 
     proptest::proptest! {
         #[test]
         fn arbitrary_bodies_never_panic(ct in ".{0,80}", body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
-            let _ = is_one_click(Some(&ct), &body);
-            let _ = is_one_click(Some("multipart/form-data; boundary=a"), &body);
+            let _ = one_click_now(&ct, &body);
+            let _ = one_click_now("multipart/form-data; boundary=a", &body);
         }
     }
 }

@@ -2,25 +2,24 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
-use serde_json::{json, Value};
 
 use crate::service::LinkError;
 use crate::store::StoreError;
 use crate::web::extract::locale;
-use crate::web::pages;
+use crate::web::pages::{ErrorKey, ErrorPage, FreshLinkNeeded, LinkInvalid, Page, TypeName};
 use crate::web::AppState;
 
-/// Renders `page` with `data` in the best locale for this request.
-pub fn render(
+/// Renders the page that `data` is for, in the best locale for this request.
+pub fn render<P: Page>(
     state: &AppState,
     req: &HttpRequest,
     status: StatusCode,
-    page: &str,
     preferred_locale: Option<&str>,
-    data: Value,
+    data: &P,
 ) -> HttpResponse {
     let locale = request_locale(state, req, preferred_locale);
-    match state.pages.render(page, &locale, data) {
+    let page = P::NAME;
+    match state.pages.render_page(&locale, data) {
         Ok(html) => HttpResponse::build(status)
             .content_type("text/html; charset=utf-8")
             .insert_header(("Cache-Control", "no-store"))
@@ -64,9 +63,11 @@ pub fn link_invalid(state: &AppState, req: &HttpRequest, expired: bool) -> HttpR
         state,
         req,
         status,
-        pages::LINK_INVALID,
         None,
-        json!({ "expired": expired, "signup_url": signup_url }),
+        &LinkInvalid {
+            expired,
+            signup_url,
+        },
     )
 }
 
@@ -84,9 +85,11 @@ pub fn link_refused(
             state,
             req,
             StatusCode::TOO_MANY_REQUESTS,
-            pages::ERROR,
             locale,
-            json!({ "status": 429, "error_key": "too_many_requests" }),
+            &ErrorPage {
+                status: StatusCode::TOO_MANY_REQUESTS.as_u16(),
+                error_key: ErrorKey::TooManyRequests,
+            },
         ),
         // Export and erasure are refused on an aged link; the page offers a fresh one,
         // posted to `/preferences/{token}/fresh-link` (relative to `…/export` or `…/erase`).
@@ -94,9 +97,10 @@ pub fn link_refused(
             state,
             req,
             StatusCode::FORBIDDEN,
-            pages::FRESH_LINK_NEEDED,
             locale,
-            json!({ "action_url": "fresh-link" }),
+            &FreshLinkNeeded {
+                action_url: "fresh-link".to_string(),
+            },
         ),
         LinkError::Store(e) => store_error_page(state, req, e),
     }
@@ -106,15 +110,17 @@ pub fn error_page(
     state: &AppState,
     req: &HttpRequest,
     status: StatusCode,
-    error_key: &str,
+    error_key: ErrorKey,
 ) -> HttpResponse {
     render(
         state,
         req,
         status,
-        pages::ERROR,
         None,
-        json!({ "status": status.as_u16(), "error_key": error_key }),
+        &ErrorPage {
+            status: status.as_u16(),
+            error_key,
+        },
     )
 }
 
@@ -122,11 +128,21 @@ pub fn store_error_page(state: &AppState, req: &HttpRequest, error: StoreError) 
     match error {
         StoreError::Corrupt(reason) => {
             tracing::error!(%reason, "stored data could not be decoded");
-            error_page(state, req, StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            error_page(
+                state,
+                req,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorKey::Internal,
+            )
         }
         other => {
             tracing::warn!(error = %other, "store unavailable for a page");
-            error_page(state, req, StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            error_page(
+                state,
+                req,
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorKey::Unavailable,
+            )
         }
     }
 }
@@ -136,13 +152,14 @@ pub fn type_names(
     state: &AppState,
     locale: &str,
     ids: impl IntoIterator<Item = impl AsRef<str>>,
-) -> Vec<Value> {
+) -> Vec<TypeName> {
     let catalog = &state.subscriptions.config().catalog;
     ids.into_iter()
         .filter_map(|id| catalog.get(id.as_ref()))
-        .map(
-            |t| json!({ "id": t.id.as_str(), "name": t.name_in(locale, catalog.default_locale()) }),
-        )
+        .map(|t| TypeName {
+            id: t.id.as_str().to_string(),
+            name: t.name_in(locale, catalog.default_locale()),
+        })
         .collect()
 }
 

@@ -4,15 +4,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
-
 use super::page;
 use crate::service::{PreferenceChoice, PreferencesView};
 use crate::web::extract::request_meta::request_meta;
-use crate::web::pages;
+use crate::web::pages::{EraseConfirm, Erased, LinkSent, Preferences};
 use crate::web::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
 
 fn show(
     state: &AppState,
@@ -21,25 +19,18 @@ fn show(
     view: &PreferencesView,
     saved: bool,
 ) -> HttpResponse {
-    let data = json!({
-        "action_url": page::same_page_action(token),
-        "types": view.types,
-        "saved": saved,
-        "restricted": view.restricted,
-        "signups_blocked": view.signups_blocked,
-        "rights_allowed": view.rights_allowed,
-        "export_action": format!("{token}/export"),
-        "erase_url": format!("{token}/erase"),
-        "fresh_link_action": format!("{token}/fresh-link"),
-    });
-    page::render(
-        state,
-        req,
-        StatusCode::OK,
-        pages::PREFERENCES,
-        Some(&view.locale),
-        data,
-    )
+    let data = Preferences {
+        action_url: page::same_page_action(token),
+        types: &view.types,
+        saved,
+        restricted: view.restricted,
+        signups_blocked: view.signups_blocked,
+        rights_allowed: view.rights_allowed,
+        export_action: format!("{token}/export"),
+        erase_url: format!("{token}/erase"),
+        fresh_link_action: format!("{token}/fresh-link"),
+    };
+    page::render(state, req, StatusCode::OK, Some(&view.locale), &data)
 }
 
 pub async fn show_preferences(
@@ -128,16 +119,11 @@ pub async fn ask_to_erase(
 ) -> HttpResponse {
     match state.subscriptions.check_rights_link(&token) {
         Ok(()) => {
-            let data =
-                json!({ "action_url": "erase", "back_url": format!("../{}", token.as_str()) });
-            page::render(
-                &state,
-                &req,
-                StatusCode::OK,
-                pages::ERASE_CONFIRM,
-                None,
-                data,
-            )
+            let data = EraseConfirm {
+                action_url: "erase".to_string(),
+                back_url: format!("../{}", token.as_str()),
+            };
+            page::render(&state, &req, StatusCode::OK, None, &data)
         }
         Err(error) => page::link_refused(&state, &req, error, None),
     }
@@ -151,7 +137,7 @@ pub async fn erase_own_data(
 ) -> HttpResponse {
     let meta = request_meta(&req, state.subscriptions.config(), None);
     match state.subscriptions.erase_own_data(&token, &meta).await {
-        Ok(()) => page::render(&state, &req, StatusCode::OK, pages::ERASED, None, json!({})),
+        Ok(()) => page::render(&state, &req, StatusCode::OK, None, &Erased {}),
         Err(error) => page::link_refused(&state, &req, error, None),
     }
 }
@@ -168,14 +154,7 @@ pub async fn mail_fresh_link(
         .mail_fresh_preferences_link(&token)
         .await
     {
-        Ok(()) => page::render(
-            &state,
-            &req,
-            StatusCode::OK,
-            pages::LINK_SENT,
-            None,
-            json!({}),
-        ),
+        Ok(()) => page::render(&state, &req, StatusCode::OK, None, &LinkSent {}),
         Err(error) => page::link_refused(&state, &req, error, None),
     }
 }

@@ -12,6 +12,7 @@ use crate::service::{NoticeVersions, SignupError, SignupRequest, MAX_EVIDENCE_CH
 use crate::web::extract::client_ip::limit_network;
 use crate::web::extract::json_body::{from_object, JsonObject};
 use crate::web::extract::request_meta::{client_ip, request_meta};
+use crate::web::pages::{ErrorKey, SignupReceived};
 use crate::web::problem::Problem;
 use crate::web::AppState;
 
@@ -176,11 +177,11 @@ pub async fn subscribe_form(
             &state,
             &req,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "bad_request",
+            ErrorKey::BadRequest,
         );
     }
     let Ok(form) = serde_html_form::from_bytes::<SignupForm>(&body) else {
-        return page::error_page(&state, &req, StatusCode::BAD_REQUEST, "bad_request");
+        return page::error_page(&state, &req, StatusCode::BAD_REQUEST, ErrorKey::BadRequest);
     };
     if form.website.is_empty() {
         let raw = RawSignup {
@@ -206,7 +207,7 @@ pub async fn subscribe_form(
                     &state,
                     &req,
                     StatusCode::TOO_MANY_REQUESTS,
-                    "too_many_requests",
+                    ErrorKey::TooManyRequests,
                 );
                 if let Ok(value) =
                     actix_web::http::header::HeaderValue::from_str(&retry_after.to_string())
@@ -218,7 +219,12 @@ pub async fn subscribe_form(
             }
             Err(error) => {
                 tracing::debug!(%error, "form signup refused");
-                return page::error_page(&state, &req, StatusCode::BAD_REQUEST, "bad_request");
+                return page::error_page(
+                    &state,
+                    &req,
+                    StatusCode::BAD_REQUEST,
+                    ErrorKey::BadRequest,
+                );
             }
         }
     } else {
@@ -240,12 +246,5 @@ pub async fn subscribe_form(
 }
 
 pub async fn signup_received(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    page::render(
-        &state,
-        &req,
-        StatusCode::OK,
-        "signup_received",
-        None,
-        json!({}),
-    )
+    page::render(&state, &req, StatusCode::OK, None, &SignupReceived {})
 }

@@ -8,13 +8,12 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
 
 use super::one_click::{is_one_click, urlencoded_field};
 use super::page;
 use crate::service::{UnsubscribeTarget, Unsubscribed};
 use crate::web::extract::request_meta::request_meta;
-use crate::web::pages;
+use crate::web::pages::{self, SignupReceived, UnsubscribeData};
 use crate::web::AppState;
 
 fn page_data(
@@ -23,7 +22,7 @@ fn page_data(
     outcome: &Unsubscribed,
     token: &str,
     unsubscribed_now: bool,
-) -> serde_json::Value {
+) -> UnsubscribeData {
     // Rejoining is offered once the type is left, never beside the unsubscribe button.
     let offers_resubscribe = matches!(outcome.target, UnsubscribeTarget::Type(_))
         && (unsubscribed_now || outcome.already_unsubscribed);
@@ -35,16 +34,16 @@ fn page_data(
     let manage_action = manage_token
         .rfind("/manage/")
         .map(|i| format!("..{}", &manage_token[i..]));
-    json!({
-        "action_url": page::same_page_action(token),
-        "types": page::type_names(state, locale, outcome.types.iter().map(|t| t.as_str())),
-        "cancel_signup": matches!(outcome.target, UnsubscribeTarget::Signup(_)),
-        "stop_requests": matches!(outcome.target, UnsubscribeTarget::Requests),
-        "requests_blocked": outcome.requests_blocked,
-        "resubscribe_action": offers_resubscribe.then(|| format!("{token}/resubscribe")),
-        "manage_action": manage_action,
-        "already_unsubscribed": outcome.already_unsubscribed,
-    })
+    UnsubscribeData {
+        action_url: page::same_page_action(token),
+        types: page::type_names(state, locale, outcome.types.iter().map(|t| t.as_str())),
+        cancel_signup: matches!(outcome.target, UnsubscribeTarget::Signup(_)),
+        stop_requests: matches!(outcome.target, UnsubscribeTarget::Requests),
+        requests_blocked: outcome.requests_blocked,
+        resubscribe_action: offers_resubscribe.then(|| format!("{token}/resubscribe")),
+        manage_action,
+        already_unsubscribed: outcome.already_unsubscribed,
+    }
 }
 
 pub async fn show_unsubscribe_page(
@@ -55,15 +54,8 @@ pub async fn show_unsubscribe_page(
     match state.subscriptions.describe_unsubscribe(&token).await {
         Ok(outcome) => {
             let locale = page::request_locale(&state, &req, outcome.locale.as_deref());
-            let data = page_data(&state, &locale, &outcome, &token, false);
-            page::render(
-                &state,
-                &req,
-                StatusCode::OK,
-                pages::UNSUBSCRIBE,
-                Some(&locale),
-                data,
-            )
+            let data = pages::Unsubscribe(page_data(&state, &locale, &outcome, &token, false));
+            page::render(&state, &req, StatusCode::OK, Some(&locale), &data)
         }
         Err(error) => page::link_refused(&state, &req, error, None),
     }
@@ -79,7 +71,7 @@ pub async fn unsubscribe(
         .headers()
         .get(actix_web::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let one_click = is_one_click(content_type, &body);
+    let one_click = is_one_click(content_type, &body).await;
     let block = !one_click && urlencoded_field(&body, "block").is_some_and(|v| v == "1");
     let meta = request_meta(&req, state.subscriptions.config(), None);
     match state
@@ -90,15 +82,8 @@ pub async fn unsubscribe(
         Ok(outcome) => {
             metrics::counter!("optin_unsubscribes_total", "source" => if one_click { "one_click" } else { "unsubscribe_page" }).increment(1);
             let locale = page::request_locale(&state, &req, outcome.locale.as_deref());
-            let data = page_data(&state, &locale, &outcome, &token, true);
-            page::render(
-                &state,
-                &req,
-                StatusCode::OK,
-                pages::UNSUBSCRIBED,
-                Some(&locale),
-                data,
-            )
+            let data = pages::Unsubscribed(page_data(&state, &locale, &outcome, &token, true));
+            page::render(&state, &req, StatusCode::OK, Some(&locale), &data)
         }
         Err(error) => page::link_refused(&state, &req, error, None),
     }
@@ -117,9 +102,8 @@ pub async fn resubscribe(
             &state,
             &req,
             StatusCode::OK,
-            pages::SIGNUP_RECEIVED,
             requested.locale.as_deref(),
-            json!({}),
+            &SignupReceived {},
         ),
         Err(error) => page::link_refused(&state, &req, error, None),
     }

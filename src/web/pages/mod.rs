@@ -18,41 +18,34 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use handlebars::Handlebars;
 use rust_embed::RustEmbed;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-use crate::templating::{describe_render_error, describe_syntax_error};
+use crate::templating::{self, Family, Origin, Registry, Source};
 use crate::web::extract::locale::{self, SUPPORTED_LOCALES};
 
-/// `{action_url}`: one button that confirms. A GET of this page changes nothing.
+mod data;
+
+pub use data::{
+    Confirm, Confirmed, EraseConfirm, Erased, ErrorKey, ErrorPage, FreshLinkNeeded, LinkInvalid,
+    LinkSent, Manage, Page, Preferences, SignupReceived, TypeName, Unsubscribe, UnsubscribeData,
+    Unsubscribed,
+};
+
+// Each page's data is the type of the same name in `data`.
+
 pub const CONFIRM: &str = "confirm";
-/// `{types: [{id, name}], preferences_url}`.
 pub const CONFIRMED: &str = "confirmed";
-/// `{expired, signup_url}`.
 pub const LINK_INVALID: &str = "link_invalid";
-/// `{action_url, types: [{id, name}], cancel_signup, stop_requests, requests_blocked,
-/// already_unsubscribed, resubscribe_action, manage_action}`. Never a preferences link.
 pub const UNSUBSCRIBE: &str = "unsubscribe";
-/// The same data as [`UNSUBSCRIBE`], after the POST.
 pub const UNSUBSCRIBED: &str = "unsubscribed";
-/// `{action_url, types: [{id, name, description, purpose, opted_in, status,
-/// notice_version, notice_text}], saved, restricted, signups_blocked, rights_allowed,
-/// export_action, erase_url, fresh_link_action}`.
 pub const PREFERENCES: &str = "preferences";
-/// `{action_url}`: one button that mails a preferences link. The same for every address.
 pub const MANAGE: &str = "manage";
-/// `{}`: "if we have your address, a link is on its way".
 pub const LINK_SENT: &str = "link_sent";
-/// `{action_url}`: export or erasure asked with an aged preferences link.
 pub const FRESH_LINK_NEEDED: &str = "fresh_link_needed";
-/// `{}`: the same page whatever state the address is in.
 pub const SIGNUP_RECEIVED: &str = "signup_received";
-/// `{status, error_key}`, with `error_key` one of [`ERROR_KEYS`].
 pub const ERROR: &str = "error";
-/// Asks "delete all my data?" before the self-service erasure.
 pub const ERASE_CONFIRM: &str = "erase_confirm";
-/// After a self-service erasure.
 pub const ERASED: &str = "erased";
 
 /// Every page [`Pages::render`] knows.
@@ -73,14 +66,15 @@ pub const PAGES: [&str; 13] = [
 ];
 
 /// The `error_key`s the error page has a message for; any other shows the `internal` one.
-pub const ERROR_KEYS: [&str; 6] = [
-    "bad_request",
-    "not_found",
-    "too_many_requests",
-    "payload_too_large",
-    "unavailable",
-    "internal",
-];
+pub const ERROR_KEYS: [&str; ErrorKey::ALL.len()] = {
+    let mut keys = [""; ErrorKey::ALL.len()];
+    let mut i = 0;
+    while i < keys.len() {
+        keys[i] = ErrorKey::ALL[i].as_str();
+        i += 1;
+    }
+    keys
+};
 
 /// The partial every page wraps itself in; not a page of its own.
 const LAYOUT: &str = "layout";
@@ -93,32 +87,27 @@ const REFERENCE_LOCALE: &str = "en";
 
 const I18N_DIR: &str = "i18n";
 
+static PAGE: Family = Family {
+    name: "page",
+    file_noun: "page file",
+    builtin_folder: "page-templates",
+};
+
 #[derive(RustEmbed)]
 #[folder = "page-templates/"]
 struct BuiltinPages;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
-    #[error("cannot read the page templates folder {}: {source}", path.display())]
-    ReadDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot read page file {}: {source}", path.display())]
-    ReadFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("page file {origin} is not valid UTF-8")]
-    NotUtf8 { origin: String },
+    /// Reading, compiling or rendering a file.
+    #[error(transparent)]
+    Templating(#[from] templating::Error),
     #[error("the built-in page file {origin} is missing from this build")]
     MissingBuiltin { origin: String },
     #[error("page template {origin} is not a known page; expected one of: {known}")]
     UnexpectedTemplate { origin: String, known: String },
     #[error("page strings {origin} are for an unsupported locale; supported: {supported}")]
     UnsupportedLocale { origin: String, supported: String },
-    #[error("page template {origin} does not compile: {reason}")]
-    Syntax { origin: String, reason: String },
     #[error("page strings {origin} are not a flat JSON object of strings: {reason}")]
     Strings { origin: String, reason: String },
     #[error("page strings {origin} lack keys that {reference} has: {keys}")]
@@ -137,45 +126,20 @@ pub enum PageError {
     UnknownPage(String),
     #[error("the data for page '{page}' must be a JSON object")]
     DataNotObject { page: String },
-    #[error("cannot render page template {origin}: {reason}")]
-    Render { origin: String, reason: String },
-}
-
-/// Where a file came from, so that an error points the operator at the right one.
-#[derive(Clone, Debug)]
-enum Origin {
-    Builtin(String),
-    Operator(PathBuf),
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Origin::Builtin(relative) => write!(f, "page-templates/{relative} (built in)"),
-            Origin::Operator(path) => write!(f, "{}", path.display()),
-        }
-    }
-}
-
-struct Source {
-    origin: Origin,
-    text: String,
 }
 
 /// All pages, compiled, with their strings.
 pub struct Pages {
-    registry: Handlebars<'static>,
+    registry: Registry,
     /// Locale → `t`, a JSON object of strings.
     strings: BTreeMap<&'static str, Value>,
-    /// Template name → file, so that a render error names the file to fix.
-    origins: BTreeMap<String, String>,
     service_name: String,
 }
 
 impl fmt::Debug for Pages {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pages")
-            .field("origins", &self.origins)
+            .field("registry", &self.registry)
             .field("service_name", &self.service_name)
             .finish_non_exhaustive()
     }
@@ -193,32 +157,37 @@ impl Pages {
         }
         let strings = parse_strings(&string_files)?;
 
-        let mut registry = Handlebars::new();
-        registry.set_strict_mode(true);
-        let mut origins = BTreeMap::new();
+        let mut registry = Registry::html(&PAGE);
         for (name, source) in &templates {
-            registry
-                .register_template_string(name, &source.text)
-                .map_err(|error| PageError::Syntax {
-                    origin: source.origin.to_string(),
-                    reason: describe_syntax_error(&error),
-                })?;
-            origins.insert(name.to_string(), source.origin.to_string());
+            registry.register(name, source)?;
         }
 
         let pages = Self {
             registry,
             strings,
-            origins,
             service_name: service_name.to_string(),
         };
         pages.render_every_sample()?;
         Ok(pages)
     }
 
+    /// Renders the page that `data` is for, in `locale`: what routes use.
+    pub fn render_page<P: Page>(&self, locale: &str, data: &P) -> Result<String, PageError> {
+        // Structs of strings, flags and lists: serializing cannot fail, but say so if it does.
+        let data = serde_json::to_value(data).map_err(|error| {
+            PageError::from(templating::Error::Render {
+                family: &PAGE,
+                origin: format!("{}.hbs", P::NAME),
+                reason: error.to_string(),
+            })
+        })?;
+        self.render(P::NAME, locale, data)
+    }
+
     /// Renders `page` in `locale` (an unknown locale gets English; `nl-BE` gets `nl`).
     /// `data` is the page's own data, a JSON object (or null for none); `lang`,
-    /// `service_name` and the strings `t` are added to it.
+    /// `service_name` and the strings `t` are added to it. Routes use the typed
+    /// [`Self::render_page`]; this form is for data built by hand, as in tests.
     pub fn render(&self, page: &str, locale: &str, data: Value) -> Result<String, PageError> {
         if !PAGES.contains(&page) {
             return Err(PageError::UnknownPage(page.to_string()));
@@ -238,7 +207,8 @@ impl Pages {
             .get(locale)
             .or_else(|| self.strings.get(REFERENCE_LOCALE))
             // `load` parses a string file for every supported locale, so this is unreachable.
-            .ok_or_else(|| PageError::Render {
+            .ok_or_else(|| templating::Error::Render {
+                family: &PAGE,
                 origin: format!("{I18N_DIR}/{locale}.json"),
                 reason: "no strings were loaded for this locale".to_string(),
             })?;
@@ -248,99 +218,19 @@ impl Pages {
             Value::from(self.service_name.as_str()),
         );
         data.insert("t".into(), strings.clone());
-
-        self.registry
-            .render(page, &Value::Object(data))
-            .map_err(|error| {
-                let template = error.template_name.as_deref().unwrap_or(page);
-                PageError::Render {
-                    origin: self
-                        .origins
-                        .get(template)
-                        .cloned()
-                        .unwrap_or_else(|| format!("{template}.hbs")),
-                    reason: describe_render_error(&error),
-                }
-            })
+        Ok(self.registry.render(page, &Value::Object(data))?)
     }
 
     /// Strict mode only catches a missing field when a render reaches it, so render each
     /// page's branches once now rather than in front of a visitor.
     fn render_every_sample(&self) -> Result<(), PageError> {
+        let samples = data::samples();
         for locale in SUPPORTED_LOCALES {
-            for page in PAGES {
-                for data in samples(page) {
-                    self.render(page, locale, data)?;
-                }
+            for (page, data) in &samples {
+                self.render(page, locale, data.clone())?;
             }
         }
         Ok(())
-    }
-}
-
-/// Data in the documented shape of each page, covering both sides of its conditions.
-fn samples(page: &str) -> Vec<Value> {
-    let types = json!([{ "id": "sample-type", "name": "Sample" }]);
-    let url = "https://example.invalid/sample";
-    match page {
-        CONFIRM => vec![json!({ "action_url": url })],
-        CONFIRMED => [json!(url), Value::Null]
-            .into_iter()
-            .map(|preferences_url| json!({ "types": types, "preferences_url": preferences_url }))
-            .collect(),
-        LINK_INVALID => vec![
-            json!({ "expired": true, "signup_url": url }),
-            json!({ "expired": false, "signup_url": null }),
-        ],
-        UNSUBSCRIBE | UNSUBSCRIBED => [(true, false), (false, true), (false, false)]
-            .into_iter()
-            .map(|(cancel_signup, stop_requests)| {
-                let type_link = !cancel_signup && !stop_requests;
-                json!({
-                    "action_url": url,
-                    "types": types,
-                    "cancel_signup": cancel_signup,
-                    "stop_requests": stop_requests,
-                    "requests_blocked": cancel_signup,
-                    "resubscribe_action": if type_link { json!(url) } else { Value::Null },
-                    "manage_action": if stop_requests { Value::Null } else { json!(url) },
-                    "already_unsubscribed": type_link,
-                })
-            })
-            .collect(),
-        PREFERENCES => [true, false]
-            .into_iter()
-            .map(|flag| {
-                json!({
-                    "action_url": url,
-                    "types": [{
-                        "id": "sample-type",
-                        "name": "Sample",
-                        "description": if flag { "A sample." } else { "" },
-                        "purpose": "marketing",
-                        "opted_in": flag,
-                        "status": if flag { "opted_in" } else { "not_subscribed" },
-                        "notice_version": "1",
-                        "notice_text": if flag { "A sample notice." } else { "" },
-                    }],
-                    "saved": flag,
-                    "restricted": flag,
-                    "signups_blocked": flag,
-                    "rights_allowed": flag,
-                    "export_action": url,
-                    "erase_url": url,
-                    "fresh_link_action": url,
-                })
-            })
-            .collect(),
-        SIGNUP_RECEIVED | ERASED | LINK_SENT => vec![json!({})],
-        MANAGE | FRESH_LINK_NEEDED => vec![json!({ "action_url": url })],
-        ERASE_CONFIRM => vec![json!({ "action_url": url, "back_url": url })],
-        ERROR => ERROR_KEYS
-            .into_iter()
-            .map(|error_key| json!({ "status": 400, "error_key": error_key }))
-            .collect(),
-        _ => Vec::new(),
     }
 }
 
@@ -365,14 +255,9 @@ fn builtin_strings() -> Result<BTreeMap<String, Source>, PageError> {
 }
 
 fn builtin_file(relative: &str) -> Result<Source, PageError> {
-    let origin = Origin::Builtin(relative.to_string());
-    let file = BuiltinPages::get(relative).ok_or_else(|| PageError::MissingBuiltin {
-        origin: origin.to_string(),
-    })?;
-    let text = String::from_utf8(file.data.into_owned()).map_err(|_| PageError::NotUtf8 {
-        origin: origin.to_string(),
-    })?;
-    Ok(Source { origin, text })
+    Source::builtin::<BuiltinPages>(&PAGE, relative)?.ok_or_else(|| PageError::MissingBuiltin {
+        origin: Origin::builtin(&PAGE, relative).to_string(),
+    })
 }
 
 /// The operator's `<dir>/*.hbs`. A file that overrides no page is an error, because a
@@ -389,7 +274,7 @@ fn operator_templates(dir: &Path) -> Result<BTreeMap<String, Source>, PageError>
                     .join(", "),
             });
         }
-        templates.insert(stem, operator_file(path)?);
+        templates.insert(stem, Source::operator(&PAGE, path)?);
     }
     Ok(templates)
 }
@@ -408,20 +293,15 @@ fn operator_strings(dir: &Path) -> Result<BTreeMap<String, Source>, PageError> {
                 supported: SUPPORTED_LOCALES.join(", "),
             });
         }
-        strings.insert(stem, operator_file(path)?);
+        strings.insert(stem, Source::operator(&PAGE, path)?);
     }
     Ok(strings)
 }
 
 /// (file stem, path) of the files directly in `dir` named `*.<extension>`.
 fn files_with_extension(dir: &Path, extension: &str) -> Result<Vec<(String, PathBuf)>, PageError> {
-    let read_dir_error = |source| PageError::ReadDir {
-        path: dir.to_path_buf(),
-        source,
-    };
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(read_dir_error)? {
-        let path = entry.map_err(read_dir_error)?.path();
+    for path in templating::read_dir(&PAGE, dir)? {
         if !path.is_file() || path.extension().and_then(|e| e.to_str()) != Some(extension) {
             continue;
         }
@@ -429,20 +309,7 @@ fn files_with_extension(dir: &Path, extension: &str) -> Result<Vec<(String, Path
             files.push((stem.to_string(), path.clone()));
         }
     }
-    files.sort();
     Ok(files)
-}
-
-fn operator_file(path: PathBuf) -> Result<Source, PageError> {
-    let bytes = std::fs::read(&path).map_err(|source| PageError::ReadFile {
-        path: path.clone(),
-        source,
-    })?;
-    let origin = Origin::Operator(path);
-    let text = String::from_utf8(bytes).map_err(|_| PageError::NotUtf8 {
-        origin: origin.to_string(),
-    })?;
-    Ok(Source { origin, text })
 }
 
 /// Parses each locale's strings and holds them to the reference locale's keys, so that a
@@ -455,7 +322,7 @@ fn parse_strings(
         // The built-ins provide a file for every supported locale; overrides only replace.
         let Some(source) = files.get(locale) else {
             return Err(PageError::MissingBuiltin {
-                origin: Origin::Builtin(format!("{I18N_DIR}/{locale}.json")).to_string(),
+                origin: Origin::builtin(&PAGE, &format!("{I18N_DIR}/{locale}.json")).to_string(),
             });
         };
         let strings: BTreeMap<String, String> =
@@ -510,11 +377,16 @@ fn parse_strings(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn every_page_has_samples() {
+        let samples = data::samples();
         for page in PAGES {
-            assert!(!samples(page).is_empty(), "{page} has no sample data");
+            assert!(
+                samples.iter().any(|(name, _)| *name == page),
+                "{page} has no sample data"
+            );
         }
     }
 

@@ -1,0 +1,278 @@
+//! The data of each page, one type a page. Each type knows its page's name ([`Page`]), so
+//! a route renders a page by handing over its data and cannot pair a name with the wrong
+//! data. [`samples`] gives every page's data in each of its shapes, so that `load` checks
+//! the templates against these very types.
+
+use serde::{Serialize, Serializer};
+
+use super::{
+    CONFIRM, CONFIRMED, ERASED, ERASE_CONFIRM, ERROR, FRESH_LINK_NEEDED, LINK_INVALID, LINK_SENT,
+    MANAGE, PREFERENCES, SIGNUP_RECEIVED, UNSUBSCRIBE, UNSUBSCRIBED,
+};
+use crate::domain::{Purpose, Status};
+use crate::service::TypeView;
+
+/// A page's data, tied to the page's name.
+pub trait Page: Serialize {
+    const NAME: &'static str;
+}
+
+macro_rules! pages {
+    ($($data:ty => $name:expr),+ $(,)?) => {
+        $(impl Page for $data {
+            const NAME: &'static str = $name;
+        })+
+    };
+}
+
+pages! {
+    Confirm => CONFIRM,
+    Confirmed => CONFIRMED,
+    LinkInvalid => LINK_INVALID,
+    Unsubscribe => UNSUBSCRIBE,
+    Unsubscribed => UNSUBSCRIBED,
+    Preferences<'_> => PREFERENCES,
+    Manage => MANAGE,
+    LinkSent => LINK_SENT,
+    FreshLinkNeeded => FRESH_LINK_NEEDED,
+    SignupReceived => SIGNUP_RECEIVED,
+    ErrorPage => ERROR,
+    EraseConfirm => ERASE_CONFIRM,
+    Erased => ERASED,
+}
+
+/// A subscription type as the pages name it, in the page's locale.
+#[derive(Clone, Debug, Serialize)]
+pub struct TypeName {
+    pub id: String,
+    pub name: String,
+}
+
+/// One button that confirms. A GET of this page changes nothing.
+#[derive(Clone, Debug, Serialize)]
+pub struct Confirm {
+    pub action_url: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Confirmed {
+    pub types: Vec<TypeName>,
+    pub preferences_url: Option<String>,
+}
+
+/// A link that is forged or malformed, or (`expired`) too old.
+#[derive(Clone, Debug, Serialize)]
+pub struct LinkInvalid {
+    pub expired: bool,
+    pub signup_url: Option<String>,
+}
+
+/// The unsubscribe page and the page after its POST. Never a preferences link.
+#[derive(Clone, Debug, Serialize)]
+pub struct UnsubscribeData {
+    pub action_url: String,
+    pub types: Vec<TypeName>,
+    pub cancel_signup: bool,
+    pub stop_requests: bool,
+    pub requests_blocked: bool,
+    pub resubscribe_action: Option<String>,
+    pub manage_action: Option<String>,
+    pub already_unsubscribed: bool,
+}
+
+/// Asks before unsubscribing.
+#[derive(Clone, Debug, Serialize)]
+#[serde(transparent)]
+pub struct Unsubscribe(pub UnsubscribeData);
+
+/// After the unsubscribe POST.
+#[derive(Clone, Debug, Serialize)]
+#[serde(transparent)]
+pub struct Unsubscribed(pub UnsubscribeData);
+
+/// The preference center.
+#[derive(Clone, Debug, Serialize)]
+pub struct Preferences<'a> {
+    pub action_url: String,
+    pub types: &'a [TypeView],
+    pub saved: bool,
+    pub restricted: bool,
+    pub signups_blocked: bool,
+    pub rights_allowed: bool,
+    pub export_action: String,
+    pub erase_url: String,
+    pub fresh_link_action: String,
+}
+
+/// One button that mails a preferences link. The same for every address.
+#[derive(Clone, Debug, Serialize)]
+pub struct Manage {
+    pub action_url: String,
+}
+
+/// "If we have your address, a link is on its way".
+#[derive(Clone, Debug, Serialize)]
+pub struct LinkSent {}
+
+/// Export or erasure asked with an aged preferences link.
+#[derive(Clone, Debug, Serialize)]
+pub struct FreshLinkNeeded {
+    pub action_url: String,
+}
+
+/// The same page whatever state the address is in.
+#[derive(Clone, Debug, Serialize)]
+pub struct SignupReceived {}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ErrorPage {
+    pub status: u16,
+    pub error_key: ErrorKey,
+}
+
+/// Asks "delete all my data?" before the self-service erasure.
+#[derive(Clone, Debug, Serialize)]
+pub struct EraseConfirm {
+    pub action_url: String,
+    pub back_url: String,
+}
+
+/// After a self-service erasure.
+#[derive(Clone, Debug, Serialize)]
+pub struct Erased {}
+
+/// The messages the error page has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKey {
+    BadRequest,
+    NotFound,
+    TooManyRequests,
+    PayloadTooLarge,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorKey {
+    pub const ALL: [ErrorKey; 6] = [
+        ErrorKey::BadRequest,
+        ErrorKey::NotFound,
+        ErrorKey::TooManyRequests,
+        ErrorKey::PayloadTooLarge,
+        ErrorKey::Unavailable,
+        ErrorKey::Internal,
+    ];
+
+    /// The key as the templates and string files know it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorKey::BadRequest => "bad_request",
+            ErrorKey::NotFound => "not_found",
+            ErrorKey::TooManyRequests => "too_many_requests",
+            ErrorKey::PayloadTooLarge => "payload_too_large",
+            ErrorKey::Unavailable => "unavailable",
+            ErrorKey::Internal => "internal",
+        }
+    }
+}
+
+impl Serialize for ErrorKey {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// `(page name, data)` for every page, covering both sides of each page's conditions.
+pub(super) fn samples() -> Vec<(&'static str, serde_json::Value)> {
+    let url = || "https://example.invalid/sample".to_string();
+    let types = || {
+        vec![TypeName {
+            id: "sample-type".to_string(),
+            name: "Sample".to_string(),
+        }]
+    };
+    let mut samples = Samples::default();
+    samples.add(&Confirm { action_url: url() });
+    for preferences_url in [Some(url()), None] {
+        samples.add(&Confirmed {
+            types: types(),
+            preferences_url,
+        });
+    }
+    samples.add(&LinkInvalid {
+        expired: true,
+        signup_url: Some(url()),
+    });
+    samples.add(&LinkInvalid {
+        expired: false,
+        signup_url: None,
+    });
+    for (cancel_signup, stop_requests) in [(true, false), (false, true), (false, false)] {
+        let type_link = !cancel_signup && !stop_requests;
+        let data = UnsubscribeData {
+            action_url: url(),
+            types: types(),
+            cancel_signup,
+            stop_requests,
+            requests_blocked: cancel_signup,
+            resubscribe_action: type_link.then(url),
+            manage_action: (!stop_requests).then(url),
+            already_unsubscribed: type_link,
+        };
+        samples.add(&Unsubscribe(data.clone()));
+        samples.add(&Unsubscribed(data));
+    }
+    for flag in [true, false] {
+        let types = [TypeView {
+            id: "sample-type".to_string(),
+            name: "Sample".to_string(),
+            description: if flag { "A sample." } else { "" }.to_string(),
+            purpose: Purpose::Marketing,
+            status: if flag {
+                Status::OptedIn
+            } else {
+                Status::NotSubscribed
+            },
+            opted_in: flag,
+            notice_version: "1".to_string(),
+            notice_text: if flag { "A sample notice." } else { "" }.to_string(),
+        }];
+        samples.add(&Preferences {
+            action_url: url(),
+            types: &types,
+            saved: flag,
+            restricted: flag,
+            signups_blocked: flag,
+            rights_allowed: flag,
+            export_action: url(),
+            erase_url: url(),
+            fresh_link_action: url(),
+        });
+    }
+    samples.add(&SignupReceived {});
+    samples.add(&Erased {});
+    samples.add(&LinkSent {});
+    samples.add(&Manage { action_url: url() });
+    samples.add(&FreshLinkNeeded { action_url: url() });
+    samples.add(&EraseConfirm {
+        action_url: url(),
+        back_url: url(),
+    });
+    for error_key in ErrorKey::ALL {
+        samples.add(&ErrorPage {
+            status: 400,
+            error_key,
+        });
+    }
+    samples.0
+}
+
+#[derive(Default)]
+struct Samples(Vec<(&'static str, serde_json::Value)>);
+
+impl Samples {
+    fn add<P: Page>(&mut self, data: &P) {
+        // Structs of strings, flags and lists: serializing cannot fail.
+        let value = serde_json::to_value(data).unwrap_or_default();
+        self.0.push((P::NAME, value));
+    }
+}
