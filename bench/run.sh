@@ -18,6 +18,8 @@
 #   7. webhook fan-out to a local receiver   deliveries/s, 1 and 3 endpoints
 #      writes with 3 endpoints / none        ratio for PUT changes, imports, signups  each >= 0.8
 #      (bench/fanout.sh, on its own embedded stores)
+#   8. POST /v1/feedback, 1,000 per call      items/s           ratio to (3)  >= 0.3
+#      (soft bounces of loaded contacts: every item is a read and a write)
 #
 # Knobs (environment): BENCH_CONTACTS (100000), BENCH_THREADS (2), BENCH_CONNECTIONS (32),
 # BENCH_DURATION (10s), BENCH_LATENCY_CONNECTIONS (16), BENCH_KEEP=1 keeps the temp dir.
@@ -32,6 +34,7 @@ CONNECTIONS="${BENCH_CONNECTIONS:-32}"
 DURATION="${BENCH_DURATION:-10s}"
 LAT_CONNECTIONS="${BENCH_LATENCY_CONNECTIONS:-16}"
 BATCH=10000
+FEEDBACK_BATCH=1000
 # The same load shape for every throughput run; a long timeout because a batch of
 # 10,000 addresses takes far longer than wrk's default 2 s limit allows under load.
 WRK_ARGS=(-t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 30s)
@@ -147,6 +150,11 @@ signing_keys = ["bench:$(head -c32 /dev/urandom | base64)"]
 index_key = "$(head -c32 /dev/urandom | base64)"
 api_keys = ["$API_ENTRY"]
 
+[feedback]
+# Measure 7 posts soft bounces of the same contacts again and again; a high limit keeps
+# every one a counted write instead of a no-op on an address already unreachable.
+soft_bounce_limit = 1000
+
 EOF
     cat "$ROOT/src/example_subscription_types.toml"
 } >"$CONFIG"
@@ -261,8 +269,9 @@ check="$(curl -fsS -H "Authorization: Bearer $API_KEY" "$BASE/v1/eligibility?ema
 case "$check" in *'"eligible":true'*) ;; *) die "unexpected eligibility answer: $check" ;; esac
 
 # ---------------------------------------------------------------------------- measure
-# Run order: 1, 2, 5, 3, 4. The latency run follows (2) directly, and the signups run
-# last, because the mail it queues keeps the outbox worker busy for a while after it.
+# Run order: 1, 2, 5, 3, 4, 8. The latency run follows (2) directly, and the signups run
+# late, because the mail it queues keeps the outbox worker busy for a while after it.
+# The feedback run (8) changes the loaded contacts, so it comes after every read.
 say "1. GET /healthz"
 run_wrk warmup -t"$THREADS" -c"$CONNECTIONS" -d3s "$BASE/healthz" >/dev/null
 run_wrk healthz "${WRK_ARGS[@]}" "$BASE/healthz"
@@ -326,6 +335,14 @@ SIGNUP_NON2XX="$(wrk_non2xx signups)"
 SIGNUP_202="$(calc "$(wrk_status signups 202) / $(wrk_seconds signups)")"
 SIGNUP_RATIO="$(calc "$SIGNUP_202 / $HEALTHZ_RPS")"
 
+say "8. POST /v1/feedback with $FEEDBACK_BATCH soft bounces per request"
+check="$(curl -fsS -X POST -H "Authorization: Bearer $API_KEY" -H 'Content-Type: application/json' --data '[{"email":"u7@bench.example","kind":"soft_bounce"}]' "$BASE/v1/feedback")"
+case "$check" in *'"accepted":1'*) ;; *) die "unexpected feedback answer: $check" ;; esac
+run_wrk feedback "${WRK_ARGS[@]}" -s "$BENCH/feedback.lua" "$BASE/v1/feedback" -- "$API_KEY" "$CONTACTS" "$FEEDBACK_BATCH"
+FEEDBACK_OK="$(wrk_status feedback 200)"
+FEEDBACK_ITEMS="$(calc "$FEEDBACK_OK * $FEEDBACK_BATCH / $(wrk_seconds feedback)" 0)"
+FEEDBACK_RATIO="$(calc "$FEEDBACK_ITEMS / $BATCH_ADDR")"
+
 say "6. Outbox drain (bench/drain.sh): mails/s to a local SMTP sink"
 OPTIN_BIN="$OPTIN" bash "$BENCH/drain.sh" | tee "$TMP/drain.txt"
 # "drain unsigned: 5000 mails in 3.57 s = 1,399 mails/s from …" → 1399
@@ -366,6 +383,7 @@ WRITE_SIGNUP="$(write_ratio signup)"
     printf '%-44s %16s %8s %8s %6s\n' "4 POST /v1/signups (202s)" "$SIGNUP_202/s" "$SIGNUP_RATIO" ">= 0.3" "$(verdict "$SIGNUP_RATIO" '>=' 0.3)"
     printf '%-44s %16s %8s %8s %6s\n' "5 GET /v1/eligibility at $LAT_RATE/s: p50" "$LAT_P50 ms" "" "" ""
     printf '%-44s %16s %8s %8s %6s\n' "  p99" "$LAT_P99 ms" "" "<= 2 ms" "$(verdict "$LAT_P99" '<=' 2)"
+    printf '%-44s %16s %8s %8s %6s\n' "8 POST /v1/feedback, $FEEDBACK_BATCH per request" "$FEEDBACK_ITEMS items/s" "$FEEDBACK_RATIO" ">= 0.3" "$(verdict "$FEEDBACK_RATIO" '>=' 0.3)"
     printf '%-44s %16s %8s %8s %6s\n' "6 outbox drain, unsigned" "$DRAIN_NONE mails/s" "" ">= 1000" "$(verdict "$DRAIN_NONE" '>=' 1000)"
     printf '%-44s %16s %8s %8s %6s\n' "  DKIM RSA-2048" "$DRAIN_RSA mails/s" "" "" ""
     printf '%-44s %16s %8s %8s %6s\n' "  DKIM Ed25519" "$DRAIN_ED mails/s" "" "" ""
@@ -385,6 +403,8 @@ WRITE_SIGNUP="$(write_ratio signup)"
     echo "                  eligibility: $(cpu_per elig "$(wrk_requests elig)")"
     echo "                  batch, per address: $(cpu_per batch "$((BATCH_OK > 0 ? BATCH_OK * BATCH : 1))")"
     echo "                  signup: $(cpu_per signups "$(wrk_requests signups)") (optin's includes the outbox worker)"
+    echo "                  feedback, per item: $(cpu_per feedback "$((FEEDBACK_OK > 0 ? FEEDBACK_OK * FEEDBACK_BATCH : 1))")"
+    echo "feedback:         statuses $(wrk_statuses feedback)"
     echo "Redis commands:   eligibility: $(redis_top elig "$(wrk_requests elig)")"
     echo "                  signups: $(redis_top signups "$(wrk_requests signups)")"
     echo "sample contact:   contact hash $SAMPLE_C_MEM B (JSON $SAMPLE_C_JSON B), event list $SAMPLE_EV_MEM B (one event, JSON $SAMPLE_EV_JSON B); $KEYS_PER_CONTACT keys per contact"

@@ -11,6 +11,8 @@ pub enum Scope {
     Send,
     /// May do everything, including what `send` may.
     Admin,
+    /// May post bounces and complaints (`/v1/feedback/...`), and nothing else.
+    Feedback,
 }
 
 impl Scope {
@@ -18,6 +20,7 @@ impl Scope {
         match self {
             Scope::Send => "send",
             Scope::Admin => "admin",
+            Scope::Feedback => "feedback",
         }
     }
 
@@ -46,7 +49,7 @@ impl std::fmt::Debug for ApiKey {
 pub enum ApiKeyConfigError {
     #[error("an API key entry must look like name:scope:sha256hex")]
     Shape,
-    #[error("API key '{0}': the scope must be 'send' or 'admin'")]
+    #[error("API key '{0}': the scope must be 'send', 'admin' or 'feedback'")]
     Scope(String),
     #[error("API key '{0}': the hash must be 64 hexadecimal characters (the SHA-256 of the key)")]
     Hash(String),
@@ -66,6 +69,7 @@ impl ApiKey {
         let scope = match scope {
             "send" => Scope::Send,
             "admin" => Scope::Admin,
+            "feedback" => Scope::Feedback,
             _ => return Err(ApiKeyConfigError::Scope(name.to_string())),
         };
         let bytes = hex::decode(hash).map_err(|_| ApiKeyConfigError::Hash(name.to_string()))?;
@@ -118,22 +122,28 @@ impl ApiKeys {
         Self { keys }
     }
 
-    /// Checks an `Authorization` header value. Every configured key is compared, in
-    /// constant time, so timing tells nothing about which key was close.
+    /// Checks an `Authorization: Bearer` header value.
     pub fn authenticate(
         &self,
         authorization: Option<&str>,
         needed: Scope,
     ) -> Result<&ApiKey, AuthError> {
-        let presented = authorization
-            .and_then(|value| {
-                value
-                    .strip_prefix("Bearer ")
-                    .or_else(|| value.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|key| !key.is_empty())
-            .ok_or(AuthError::Missing)?;
+        self.check(authorization.and_then(bearer_key), needed)
+    }
+
+    /// Checks the key of a feedback webhook: as Bearer, or as the password of HTTP Basic
+    /// auth with any user name, because providers take credentials inside the webhook
+    /// URL (`https://feedback:KEY@host/...`).
+    pub fn authenticate_feedback(&self, authorization: Option<&str>) -> Result<&ApiKey, AuthError> {
+        let presented =
+            authorization.and_then(|value| bearer_key(value).or_else(|| basic_password(value)));
+        self.check(presented, Scope::Feedback)
+    }
+
+    /// Every configured key is compared, in constant time, so timing tells nothing about
+    /// which key was close.
+    fn check(&self, presented: Option<String>, needed: Scope) -> Result<&ApiKey, AuthError> {
+        let presented = presented.ok_or(AuthError::Missing)?;
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         let mut found = None;
         for key in &self.keys {
@@ -148,6 +158,27 @@ impl ApiKeys {
             Err(AuthError::Forbidden(needed))
         }
     }
+}
+
+/// The key of `Bearer <key>`.
+fn bearer_key(value: &str) -> Option<String> {
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    let key = rest.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !key.is_empty()).then(|| key.to_string())
+}
+
+/// The password of `Basic base64(user:password)`; the user name is ignored.
+fn basic_password(value: &str) -> Option<String> {
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (_, password) = text.split_once(':')?;
+    (!password.is_empty()).then(|| password.to_string())
 }
 
 #[cfg(test)]
@@ -186,6 +217,47 @@ mod tests {
         assert!(keys
             .authenticate(Some(&format!("Bearer {}", new.key)), Scope::Send)
             .is_ok());
+    }
+
+    #[test]
+    fn feedback_keys_come_as_bearer_or_as_the_basic_password() {
+        let new = generate_key("ses", Scope::Feedback).unwrap();
+        let keys = ApiKeys::new(vec![ApiKey::parse(&new.config_entry).unwrap()]);
+        let basic = |user: &str, password: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+            )
+        };
+        let bearer = format!("Bearer {}", new.key);
+        assert!(keys.authenticate_feedback(Some(&bearer)).is_ok());
+        assert!(keys
+            .authenticate_feedback(Some(&basic("feedback", &new.key)))
+            .is_ok());
+        assert!(keys
+            .authenticate_feedback(Some(&basic("", &new.key)))
+            .is_ok());
+        assert_eq!(
+            keys.authenticate_feedback(Some(&basic("feedback", "wrong")))
+                .unwrap_err(),
+            AuthError::Invalid
+        );
+        assert_eq!(
+            keys.authenticate_feedback(Some(&basic(&new.key, "")))
+                .unwrap_err(),
+            AuthError::Missing,
+            "the key as user name is not a password"
+        );
+        // Basic is only for feedback; the key's scope is only feedback.
+        assert_eq!(
+            keys.authenticate(Some(&basic("x", &new.key)), Scope::Feedback)
+                .unwrap_err(),
+            AuthError::Missing
+        );
+        assert_eq!(
+            keys.authenticate(Some(&bearer), Scope::Send).unwrap_err(),
+            AuthError::Forbidden(Scope::Send)
+        );
     }
 
     #[test]

@@ -68,4 +68,6 @@ pub struct Config {
     pub webhook_endpoints: std::sync::Arc<Vec<crate::webhooks::Endpoint>>,
     /// True when started with no configuration: generated keys and example types.
     pub development_setup: bool,
+    /// `[feedback]`, checked.
+    pub feedback: crate::feedback::settings::FeedbackConfig,
 }

@@ -281,6 +281,8 @@ pub struct Settings {
     pub privacy: PrivacySettings,
     pub webhooks: crate::webhooks::WebhookSettings,
     pub subscription_types: Vec<SubscriptionType>,
+    /// `[feedback]`: bounces and complaints (issue 12).
+    pub feedback: crate::feedback::settings::FeedbackSettings,
 }
 
 impl Settings {

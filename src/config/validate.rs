@@ -145,12 +145,17 @@ impl Config {
             .transpose()
             .map_err(|e| invalid("mail.dkim", e))?
             .map(std::sync::Arc::new);
+        let feedback = settings
+            .feedback
+            .check()
+            .map_err(|e| invalid(e.setting, e.reason))?;
         let known_types: Vec<&str> = catalog.all().iter().map(|t| t.id.as_str()).collect();
         let webhook_endpoints = settings
             .webhooks
             .endpoints(&known_types)
             .map_err(ConfigError::Webhooks)?;
         Ok(Self {
+            feedback,
             webhook_endpoints: std::sync::Arc::new(webhook_endpoints),
             public_url,
             mail_from,

@@ -19,12 +19,15 @@ pub mod counter {
     pub const CONTACTS: &str = "contacts";
     pub const MARKETING: &str = "marketing";
     pub const PENDING: &str = "pending";
+    pub const UNREACHABLE: &str = "unreachable";
 
     pub fn by_type(type_id: &str, status: super::Status) -> String {
         format!("type:{type_id}:{}", status.as_str())
     }
 }
 
+// One per write, never kept in bulk: boxing the contact would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ContactWrite {
     /// Write the contact if its stored version is still `expected_version` (0: absent).
@@ -155,6 +158,11 @@ fn add_counts(
 ) {
     *counters.entry(counter::PENDING.to_string()).or_default() +=
         sign * contact.pending.len() as i64;
+    if contact.is_unreachable() {
+        *counters
+            .entry(counter::UNREACHABLE.to_string())
+            .or_default() += sign;
+    }
     if contact.subscriptions.is_empty() {
         return;
     }
@@ -184,6 +192,7 @@ pub struct Stats {
     pub marketing_contacts: i64,
     pub non_marketing_contacts: i64,
     pub pending_confirmations: i64,
+    pub unreachable_contacts: i64,
     pub by_type: BTreeMap<String, TypeCounts>,
 }
 
@@ -210,6 +219,7 @@ impl Stats {
             marketing_contacts: marketing,
             non_marketing_contacts: contacts - marketing,
             pending_confirmations: get(counter::PENDING),
+            unreachable_contacts: get(counter::UNREACHABLE),
             by_type,
         }
     }

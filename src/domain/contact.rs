@@ -11,6 +11,7 @@ use super::contact_id::ContactId;
 use super::email::EmailAddress;
 use super::event::{ChainHead, Event, EventDraft, EventKind, SignupEvidence, Source};
 use super::outbox_job::{MailKind, OutboxJob};
+use super::reachability::{SeenFeedback, Unreachable};
 use super::status::{LawfulBasis, Status};
 use super::subscription_type::{NoticeRef, SubscriptionTypeId};
 
@@ -56,6 +57,16 @@ pub struct Contact {
     /// Bumped by every write; the store refuses a write based on an older version.
     #[serde(default)]
     pub version: u64,
+    /// Set by bounces: while set, no type is eligible (see [`super::reachability`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreachable: Option<Unreachable>,
+    /// When recent soft bounces arrived, toward `feedback.soft_bounce_limit`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub soft_bounces: Vec<DateTime<Utc>>,
+    /// Provider events already applied, kept here so that the check is part of the same
+    /// atomic write as the change and nothing is kept for an unknown address.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feedback_seen: Vec<SeenFeedback>,
 }
 
 /// What a double opt-in asks the person to confirm, and the evidence of the request.
@@ -114,6 +125,9 @@ impl Contact {
             head: ChainHead::default(),
             signup_blocked_since: None,
             version: 0,
+            unreachable: None,
+            soft_bounces: Vec::new(),
+            feedback_seen: Vec::new(),
         }
     }
 

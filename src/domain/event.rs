@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::reachability::BounceType;
 use super::status::{LawfulBasis, Status};
 use super::subscription_type::{NoticeRef, SubscriptionTypeId};
 
@@ -26,6 +27,11 @@ pub enum Source {
     Erasure,
     Rectification,
     Restriction,
+    /// A bounce (from a provider, a DSN or our own SMTP send) set or counted toward the
+    /// unreachable mark.
+    Bounce,
+    /// The person reported our mail as spam.
+    Complaint,
 }
 
 /// What an event records.
@@ -42,6 +48,12 @@ pub enum EventKind {
     SignupBlocked,
     /// The person (through a preferences link) or an admin allowed them again.
     SignupBlockLifted,
+    /// Bounces made the address unreachable; the event's `bounce_type` says which.
+    MarkedUnreachable,
+    /// A confirmed signup or an admin cleared the unreachable mark.
+    UnreachableCleared,
+    /// A spam complaint; recorded before the status changes it causes.
+    Complained,
 }
 
 /// Who asked for a change, from where. Filled from the request; IP and user agent are
@@ -101,6 +113,7 @@ pub struct EventDraft {
     pub consent_notice: Option<NoticeRef>,
     pub consent_evidence: Option<String>,
     pub signup: Option<SignupEvidence>,
+    pub bounce_type: Option<BounceType>,
     pub meta: RequestMeta,
 }
 
@@ -117,6 +130,7 @@ impl EventDraft {
             consent_notice: None,
             consent_evidence: None,
             signup: None,
+            bounce_type: None,
             meta: meta.clone(),
         }
     }
@@ -145,6 +159,10 @@ pub struct Event {
     pub consent_evidence: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signup: Option<SignupEvidence>,
+    /// Only on `marked_unreachable`. Absent fields are not serialized, so the hash of
+    /// every event written before this field existed stays the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bounce_type: Option<BounceType>,
     #[serde(flatten)]
     pub meta: RequestMeta,
     pub prev_hash: String,
@@ -166,6 +184,7 @@ impl Event {
             consent_notice: draft.consent_notice,
             consent_evidence: draft.consent_evidence,
             signup: draft.signup,
+            bounce_type: draft.bounce_type,
             meta: draft.meta,
             prev_hash,
         }

@@ -7,6 +7,7 @@ pub mod email;
 pub mod event;
 pub mod locale;
 pub mod outbox_job;
+pub mod reachability;
 pub mod status;
 pub mod subscription_type;
 pub mod tombstone;
@@ -19,6 +20,9 @@ pub use event::{
     ChainCheck, ChainHead, Event, EventDraft, EventKind, RequestMeta, SignupEvidence, Source,
 };
 pub use outbox_job::{MailKind, MailTask, OutboxJob, Task, WebhookTask};
+pub use reachability::{
+    BounceType, FeedbackKind, FeedbackNote, FeedbackPolicy, SeenFeedback, Unreachable,
+};
 pub use status::{LawfulBasis, Status};
 pub use subscription_type::{
     Catalog, ConsentNotice, NoticeRef, Purpose, SubscriptionType, SubscriptionTypeId,

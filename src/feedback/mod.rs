@@ -48,43 +48,15 @@ pub mod own;
 pub mod postmark;
 pub mod sendgrid;
 pub mod ses;
+pub mod settings;
 
 #[cfg(test)]
 mod parsers_proptest;
 
 use chrono::{DateTime, Utc};
 
-/// What a feedback item means for the contact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FeedbackKind {
-    /// The mailbox does not exist: the contact becomes unreachable at once.
-    HardBounce,
-    /// A temporary failure: counted toward the soft bounce limit.
-    SoftBounce,
-    /// The person pressed "spam".
-    Complaint,
-}
-
-impl FeedbackKind {
-    /// The name used in optin's own JSON and in events.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FeedbackKind::HardBounce => "hard_bounce",
-            FeedbackKind::SoftBounce => "soft_bounce",
-            FeedbackKind::Complaint => "complaint",
-        }
-    }
-
-    /// The kind for one of the names [`FeedbackKind::as_str`] gives.
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "hard_bounce" => Some(FeedbackKind::HardBounce),
-            "soft_bounce" => Some(FeedbackKind::SoftBounce),
-            "complaint" => Some(FeedbackKind::Complaint),
-            _ => None,
-        }
-    }
-}
+/// The kind lives in the domain, which acts on it; re-exported for the parsers' callers.
+pub use crate::domain::FeedbackKind;
 
 /// One piece of feedback about one address, whatever input it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

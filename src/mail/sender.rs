@@ -26,6 +26,10 @@ pub enum SendError {
     /// Retrying won't help (5xx, a template that does not render): dead-letter at once.
     #[error("{0}")]
     Permanent(String),
+    /// feedback2 (issue 12): a permanent `5.1.x` answer, the mailbox does not exist.
+    /// Dead-lettered like `Permanent`, and the address is marked unreachable.
+    #[error("{0}")]
+    MailboxUnavailable(String),
 }
 
 pub struct MailSender {
@@ -70,7 +74,9 @@ impl MailSender {
             dkim.sign(&mut message);
         }
         self.transport.send(message).await.map_err(|e| {
-            if e.is_permanent() {
+            if e.is_mailbox_unavailable() {
+                SendError::MailboxUnavailable(e.to_string())
+            } else if e.is_permanent() {
                 SendError::Permanent(e.to_string())
             } else {
                 SendError::Transient(e.to_string())

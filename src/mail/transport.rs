@@ -47,6 +47,10 @@ pub enum TransportError {
     /// The server refused with a 5xx reply: sending the same message again won't help.
     #[error("the mail server refused the message: {0}")]
     Permanent(String),
+    /// A permanent `5.1.x` reply: the recipient's mailbox or domain does not exist
+    /// ([`crate::feedback::is_permanent_mailbox_failure`]), so the address is unreachable.
+    #[error("the mail server says the mailbox does not exist: {0}")]
+    MailboxUnavailable(String),
     /// Connection refused, timeout, TLS trouble, a 4xx reply, a full disk: worth retrying.
     #[error("sending the message failed (worth retrying): {0}")]
     Transient(String),
@@ -54,7 +58,14 @@ pub enum TransportError {
 
 impl TransportError {
     pub fn is_permanent(&self) -> bool {
-        matches!(self, TransportError::Permanent(_))
+        matches!(
+            self,
+            TransportError::Permanent(_) | TransportError::MailboxUnavailable(_)
+        )
+    }
+
+    pub fn is_mailbox_unavailable(&self) -> bool {
+        matches!(self, TransportError::MailboxUnavailable(_))
     }
 }
 
@@ -132,7 +143,15 @@ impl MailTransport {
 /// dead letter.
 pub(super) fn classify_smtp_error(error: lettre::transport::smtp::Error) -> TransportError {
     let text = mask_addresses(&error.to_string());
-    if error.is_permanent() {
+    // The reply text (lettre's error source) starts with the enhanced status code.
+    let enhanced = std::error::Error::source(&error).map(|reply| reply.to_string());
+    let code = error.status().map(u16::from).unwrap_or(0);
+    let first_word = enhanced
+        .as_deref()
+        .and_then(|t| t.split_whitespace().next());
+    if crate::feedback::is_permanent_mailbox_failure(code, first_word) {
+        TransportError::MailboxUnavailable(text)
+    } else if error.is_permanent() {
         TransportError::Permanent(text)
     } else {
         TransportError::Transient(text)

@@ -54,6 +54,8 @@ pub struct OutboxWorker {
     config: Arc<Config>,
     clock: SharedClock,
     wakeup: Arc<Notify>,
+    /// feedback2 (issue 12): records own SMTP rejections through the service.
+    feedback: Arc<crate::service::Subscriptions>,
 }
 
 impl OutboxWorker {
@@ -65,7 +67,15 @@ impl OutboxWorker {
         clock: SharedClock,
         wakeup: Arc<Notify>,
     ) -> Self {
+        // feedback2 (issue 12)
+        let feedback = Arc::new(crate::service::Subscriptions::new(
+            store.clone(),
+            config.clone(),
+            clock.clone(),
+            wakeup.clone(),
+        ));
         Self {
+            feedback,
             store,
             mail,
             webhooks,
@@ -125,6 +135,14 @@ impl OutboxWorker {
                 }
                 Err(SendError::Transient(error)) => Outcome::Failed(error),
                 Err(SendError::Permanent(error)) => Outcome::Hopeless(error),
+                // feedback2 (issue 12): the address is marked unreachable first; a store
+                // failure leaves the job leased, to be tried (and marked) again.
+                Err(SendError::MailboxUnavailable(error)) => {
+                    self.feedback
+                        .note_smtp_rejection(&job.contact_id, &error)
+                        .await?;
+                    Outcome::Hopeless(error)
+                }
             },
             Task::Webhook { webhook } => self.deliver_webhook(&job, webhook).await?,
         };

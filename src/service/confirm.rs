@@ -86,6 +86,8 @@ fn plan_confirm(
         events.extend(contact.change_status(type_id, change, meta, now));
     }
     contact.pending.retain(|p| p.id != pending_id);
+    // The person read the mail and clicked: the mailbox works, whatever bounced before.
+    events.extend(contact.clear_unreachable(Source::ConfirmLink, meta, now));
     // The language of the mail they answered becomes theirs.
     contact.locale = pending.locale.clone();
     let confirmed = Confirmed {

@@ -1,5 +1,6 @@
-//! Eligibility: may a sender mail this address this type? Only when opted in and not
-//! restricted. Unknown addresses answer `not_subscribed`, like anyone never seen.
+//! Eligibility: may a sender mail this address this type? Only when opted in, not
+//! restricted and not unreachable. Unknown addresses answer `not_subscribed`, like anyone
+//! never seen.
 
 use chrono::{DateTime, Utc};
 
@@ -23,6 +24,8 @@ pub enum IneligibleReason {
     NotOptedIn,
     Unsubscribed,
     Restricted,
+    /// Bounces marked the address: every type answers this while the mark is set.
+    Unreachable,
 }
 
 impl IneligibleReason {
@@ -31,10 +34,14 @@ impl IneligibleReason {
         let Some(contact) = contact else {
             return Some(Self::NotOptedIn);
         };
+        // A restriction (Art. 18) is a legal hold and keeps its answer on an opted-in
+        // type; otherwise the mark wins over the status, so that a sender sees the
+        // delivery fact on every type. The status field still tells the consent.
         match contact.status(type_id) {
+            Status::OptedIn if contact.is_restricted() => Some(Self::Restricted),
+            _ if contact.is_unreachable() => Some(Self::Unreachable),
             Status::Unsubscribed => Some(Self::Unsubscribed),
             Status::NotSubscribed => Some(Self::NotOptedIn),
-            Status::OptedIn if contact.is_restricted() => Some(Self::Restricted),
             Status::OptedIn => None,
         }
     }

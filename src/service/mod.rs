@@ -6,6 +6,7 @@ mod admin;
 mod confirm;
 mod eligibility;
 mod expiry;
+mod feedback;
 mod link_access;
 mod manage;
 mod manual;
@@ -25,6 +26,7 @@ use tokio::sync::Notify;
 pub use confirm::Confirmed;
 pub use eligibility::{Eligibility, EligibilityError};
 pub use expiry::PurgeReport;
+pub use feedback::{FeedbackError, SnsClient};
 pub use link_access::LinkError;
 pub use manual::{
     ManualChange, ManualChangeError, ManualOutcome, ManualResult, MAX_EVIDENCE_CHARS,
@@ -79,6 +81,8 @@ impl<T> Plan<T> {
 }
 
 /// The result of planning: write something, or answer without writing.
+// One per planning step, never kept: boxing the plan would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Planned<T> {
     Write(Plan<T>),
     Nothing(T),
@@ -90,6 +94,8 @@ pub struct Subscriptions {
     clock: SharedClock,
     links: Links,
     outbox_wakeup: Arc<Notify>,
+    /// For `POST /v1/feedback/ses` (issue 12).
+    sns: SnsClient,
 }
 
 impl Subscriptions {
@@ -106,7 +112,13 @@ impl Subscriptions {
             clock,
             links,
             outbox_wakeup,
+            sns: SnsClient::default(),
         }
+    }
+
+    /// The SES input's fetcher; tests point it at their own server through its hook.
+    pub fn sns(&self) -> &SnsClient {
+        &self.sns
     }
 
     pub fn config(&self) -> &Config {

@@ -11,7 +11,7 @@ use crate::domain::{
     Tombstone, WebhookTask,
 };
 use crate::webhooks::event::{
-    ContactChanged, ContactErased, ContactRectified, SubscriptionChanged,
+    ContactBounced, ContactChanged, ContactErased, ContactRectified, SubscriptionChanged,
 };
 use crate::webhooks::{Endpoint, EventData, WebhookEvent};
 
@@ -149,11 +149,20 @@ fn notices_of_events(events: &[Event], after: &Contact) -> Vec<EventData> {
             EventKind::RestrictionLifted => {
                 Some(EventData::ContactRestrictionLifted(contact_changed(event)))
             }
+            // feedback2 (issue 12): bounces and complaints.
+            EventKind::MarkedUnreachable => Some(EventData::ContactBounced(ContactBounced {
+                email: email.to_string(),
+                bounce_type: event.bounce_type?,
+                at: event.at,
+                version: after.version,
+            })),
+            EventKind::Complained => Some(EventData::ContactComplained(contact_changed(event))),
             // Sent by the rectification itself, which knows the previous address.
             EventKind::Rectified
             | EventKind::Exported
             | EventKind::SignupBlocked
-            | EventKind::SignupBlockLifted => None,
+            | EventKind::SignupBlockLifted
+            | EventKind::UnreachableCleared => None,
         })
         .collect()
 }

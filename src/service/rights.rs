@@ -171,8 +171,14 @@ impl Subscriptions {
             EventDraft::new(EventKind::Rectified, Source::Rectification, meta),
             now,
         );
+        // Bounces were about the old mailbox, not the new one. Recorded after the
+        // `rectified` event, where a half-done move is still recognized.
+        let cleared = moved.clear_unreachable(Source::Rectification, meta, now);
+        moved.soft_bounces.clear();
+        moved.feedback_seen.clear();
         let mut events = history;
         events.push(rectified.clone());
+        events.extend(cleared);
         // Two contacts live in different shards, so the move is two atomic steps: the
         // new one is written first, then the old one removed. A failure in between
         // leaves both, never neither; repeating the request finishes it.

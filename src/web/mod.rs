@@ -15,8 +15,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::service::Subscriptions;
 use crate::web::pages::Pages;
 use routes::{
-    confirm, contacts, eligibility, imports, manage, ops, outbox, page, preferences, rights,
-    signup, subscription_types, unsubscribe, webhooks,
+    confirm, contacts, eligibility, feedback, imports, manage, ops, outbox, page, preferences,
+    rights, signup, subscription_types, unsubscribe, webhooks,
 };
 
 /// Everything handlers need, shared by all workers.
@@ -135,6 +135,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
                 .route(web::post().to(rights::restrict))
                 .route(web::delete().to(rights::lift_restriction)),
         )
+        .configure(feedback_routes)
         .service(personal_resource("/v1/imports", "POST").route(web::post().to(imports::import)))
         .service(resource("/v1/stats", "GET").route(web::get().to(contacts::show_stats)))
         .service(
@@ -156,6 +157,31 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
         .service(resource("/readyz", "GET").route(web::get().to(ops::readyz)))
         .service(resource("/metrics", "GET").route(web::get().to(ops::metrics)))
         .service(resource("/openapi.yaml", "GET").route(web::get().to(ops::openapi)));
+}
+
+/// Bounces and complaints (issue 12): the provider inputs and the admin's clearing.
+fn feedback_routes(cfg: &mut web::ServiceConfig) {
+    type MakeRoute = fn() -> actix_web::Route;
+    let inputs: [(&str, MakeRoute); 5] = [
+        ("/v1/feedback", || web::post().to(feedback::receive_own)),
+        ("/v1/feedback/ses", || web::post().to(feedback::receive_ses)),
+        ("/v1/feedback/postmark", || {
+            web::post().to(feedback::receive_postmark)
+        }),
+        ("/v1/feedback/sendgrid", || {
+            web::post().to(feedback::receive_sendgrid)
+        }),
+        ("/v1/feedback/message", || {
+            web::post().to(feedback::receive_message)
+        }),
+    ];
+    for (path, route) in inputs {
+        cfg.service(resource(path, "POST").route(route()));
+    }
+    cfg.service(
+        personal_resource("/v1/contacts/{email}/unreachable", "DELETE")
+            .route(web::delete().to(feedback::clear_unreachable)),
+    );
 }
 
 /// A resource whose answers carry personal data: never to be kept by a cache.

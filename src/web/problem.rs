@@ -100,6 +100,15 @@ impl Problem {
         .with_detail(detail)
     }
 
+    /// A webhook body whose provider signature does not verify (feedback inputs).
+    pub fn invalid_signature() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid-signature",
+            "The signature does not verify",
+        )
+    }
+
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not-found", "Not found")
     }

@@ -138,17 +138,8 @@ pub struct ContactErased {
     pub at: DateTime<Utc>,
 }
 
-/// Why an address became unreachable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BounceType {
-    /// A provider or DSN said the mailbox does not exist.
-    HardBounce,
-    /// `feedback.soft_bounce_limit` soft bounces within `feedback.soft_bounce_days`.
-    SoftBounce,
-    /// Our own SMTP send got a permanent `5.1.x` answer.
-    SmtpRejection,
-}
+/// Defined in the domain, which records it on the `marked_unreachable` event.
+pub use crate::domain::BounceType;
 
 /// `data` of `contact.bounced`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -166,6 +166,11 @@ impl TestApp {
         app
     }
 
+    /// The running app's shared state, for tests that reach its test hooks.
+    pub fn state(&self) -> actix_web::web::Data<optin::web::AppState> {
+        self.app.as_ref().expect("the app is running").state.clone()
+    }
+
     /// The outbox as the store counts it: jobs waiting (or being sent) and dead letters.
     pub async fn outbox_depth(&self) -> optin::store::OutboxDepth {
         let app = self.app.as_ref().expect("the app is running");

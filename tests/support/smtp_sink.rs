@@ -57,6 +57,8 @@ pub struct ReceivedMail {
 struct SinkState {
     messages: Vec<ReceivedMail>,
     rejecting: Option<Rejection>,
+    /// Recipients refused one by one, while the others are accepted.
+    rejected_recipients: Vec<(String, Rejection)>,
 }
 
 type SharedState = Arc<Mutex<SinkState>>;
@@ -140,6 +142,13 @@ impl SmtpSink {
         lock(&self.state).rejecting = Some(rejection);
     }
 
+    /// Refuses only this recipient (compared without case) from now on.
+    pub fn reject_recipient(&self, address: &str, rejection: Rejection) {
+        lock(&self.state)
+            .rejected_recipients
+            .push((address.to_ascii_lowercase(), rejection));
+    }
+
     pub fn set_accepting(&self) {
         lock(&self.state).rejecting = None;
     }
@@ -175,7 +184,16 @@ impl Handler for SessionHandler {
     }
 
     fn rcpt(&mut self, to: &str) -> Response {
-        if let Some(rejection) = lock(&self.state).rejecting {
+        let state = lock(&self.state);
+        let refused = state.rejecting.or_else(|| {
+            state
+                .rejected_recipients
+                .iter()
+                .find(|(address, _)| address.eq_ignore_ascii_case(to))
+                .map(|(_, rejection)| *rejection)
+        });
+        drop(state);
+        if let Some(rejection) = refused {
             return rejection.response(to);
         }
         self.to.push(to.to_string());

@@ -4,7 +4,7 @@ use std::future::{ready, Ready};
 
 use actix_web::{web, FromRequest, HttpRequest};
 
-use crate::auth::{ApiKeys, Scope};
+use crate::auth::{ApiKey, ApiKeys, AuthError, Scope};
 use crate::web::problem::Problem;
 
 /// The name of the key that authenticated the request; recorded as `actor` in events.
@@ -13,6 +13,14 @@ pub struct Caller {
 }
 
 fn authenticate(req: &HttpRequest, scope: Scope) -> Result<Caller, Problem> {
+    authenticate_with(req, |keys, header| keys.authenticate(header, scope))
+}
+
+/// Runs one of the key checks of [`ApiKeys`] on the request's `Authorization` header.
+fn authenticate_with(
+    req: &HttpRequest,
+    check: impl for<'k> FnOnce(&'k ApiKeys, Option<&str>) -> Result<&'k ApiKey, AuthError>,
+) -> Result<Caller, Problem> {
     // The server registers the configured keys as app data of their own.
     let keys = req
         .app_data::<web::Data<ApiKeys>>()
@@ -21,7 +29,7 @@ fn authenticate(req: &HttpRequest, scope: Scope) -> Result<Caller, Problem> {
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let key = keys.authenticate(header, scope)?;
+    let key = check(keys, header)?;
     Ok(Caller {
         name: key.name.clone(),
     })
@@ -46,5 +54,20 @@ impl FromRequest for AdminKey {
     type Future = Ready<Result<Self, Problem>>;
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         ready(authenticate(req, Scope::Admin).map(AdminKey))
+    }
+}
+
+/// A caller with the `feedback` scope (or `admin`), as Bearer or as the HTTP Basic
+/// password: sending platforms put credentials inside the webhook URL.
+pub struct FeedbackKey(pub Caller);
+
+impl FromRequest for FeedbackKey {
+    type Error = Problem;
+    type Future = Ready<Result<Self, Problem>>;
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        ready(
+            authenticate_with(req, |keys, header| keys.authenticate_feedback(header))
+                .map(FeedbackKey),
+        )
     }
 }

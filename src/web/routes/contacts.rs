@@ -46,6 +46,8 @@ pub async fn show_contact(
         "restricted": contact.is_restricted(),
         "restricted_since": contact.restricted_since,
         "signup_blocked_since": contact.signup_blocked_since,
+        "unreachable": contact.unreachable,
+        "recent_soft_bounces": state.subscriptions.recent_soft_bounces(&contact),
     })))
 }
 

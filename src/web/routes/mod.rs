@@ -6,6 +6,7 @@ mod body_parsers_proptest;
 pub(super) mod confirm;
 pub(super) mod contacts;
 pub(super) mod eligibility;
+pub(super) mod feedback;
 pub(super) mod imports;
 pub(super) mod manage;
 pub(super) mod one_click;

@@ -48,7 +48,7 @@ impl From<ManualChangeError> for Problem {
     }
 }
 
-fn admin_meta(
+pub(super) fn admin_meta(
     state: &AppState,
     req: &HttpRequest,
     caller: &AdminKey,

@@ -1,0 +1,228 @@
+//! Bounces and complaints: every input's items go through one operation that applies
+//! them to their contacts through [`Subscriptions::change_contact`]. Nothing is stored
+//! for an unknown address, and a provider event delivered twice counts once (the seen
+//! ids live in the contact record, so the check is part of the same atomic write).
+//!
+//! The SES input also needs the network: the SNS signing certificate and the
+//! subscription confirmation URL are fetched by [`SnsClient`].
+
+mod sns;
+
+use std::collections::BTreeMap;
+
+use futures_util::StreamExt as _;
+
+pub use sns::SnsClient;
+
+use super::{Plan, Planned, RightsError, Subscriptions};
+use crate::domain::{
+    Contact, ContactId, EmailAddress, FeedbackNote, RequestMeta, Source, SubscriptionTypeId,
+};
+use crate::feedback::sendgrid::{parse_sendgrid, SendgridSignatureError};
+use crate::feedback::ses::{parse_sns_envelope, SnsOutcome, SnsSignatureError};
+use crate::feedback::{clean_reason, FeedbackFormatError, FeedbackItem};
+use crate::store::StoreError;
+
+/// Contacts changed at the same time while one request's items are applied: enough to
+/// keep a Redis connection busy, few enough not to starve other requests.
+const CONCURRENT_CONTACTS: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FeedbackError {
+    #[error(transparent)]
+    Format(#[from] FeedbackFormatError),
+    /// The body is not proven to come from the provider. The reason is for the debug
+    /// log; every such failure is answered alike.
+    #[error("the signature does not verify")]
+    Signature(String),
+    /// The SNS certificate or subscription URL could not be fetched: worth retrying.
+    #[error("{0}")]
+    Upstream(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<SnsSignatureError> for FeedbackError {
+    fn from(error: SnsSignatureError) -> Self {
+        FeedbackError::Signature(error.to_string())
+    }
+}
+
+impl From<SendgridSignatureError> for FeedbackError {
+    fn from(error: SendgridSignatureError) -> Self {
+        FeedbackError::Signature(error.to_string())
+    }
+}
+
+impl Subscriptions {
+    /// Applies feedback items to the contacts they name and answers how many were read.
+    /// Items for one contact are applied in order, in one write; contacts in parallel.
+    pub async fn apply_feedback(
+        &self,
+        items: Vec<FeedbackItem>,
+        meta: &RequestMeta,
+    ) -> Result<usize, StoreError> {
+        let read = items.len();
+        let mut by_contact: BTreeMap<ContactId, Vec<FeedbackNote>> = BTreeMap::new();
+        for item in items {
+            // An address we could never have mailed is known to nobody here.
+            let Ok(email) = EmailAddress::parse(&item.email) else {
+                continue;
+            };
+            by_contact
+                .entry(self.contact_id(&email))
+                .or_default()
+                .push(FeedbackNote {
+                    kind: item.kind,
+                    reason: item.reason,
+                    event_id: item.provider_event_id,
+                });
+        }
+        let mut results = futures_util::stream::iter(by_contact)
+            .map(|(id, notes)| async move { self.apply_notes(&id, &notes, meta).await })
+            .buffer_unordered(CONCURRENT_CONTACTS);
+        while let Some(result) = results.next().await {
+            result?;
+        }
+        Ok(read)
+    }
+
+    async fn apply_notes(
+        &self,
+        id: &ContactId,
+        notes: &[FeedbackNote],
+        meta: &RequestMeta,
+    ) -> Result<(), StoreError> {
+        let policy = self.config().feedback.policy;
+        let marketing = self.marketing_types();
+        self.change_contact(id, |before, now, _| {
+            let Some(before) = before else {
+                return Ok::<_, StoreError>(Planned::Nothing(()));
+            };
+            let mut contact = before.clone();
+            let mut changed = false;
+            let mut events = Vec::new();
+            for note in notes {
+                if let Some(new) = contact.take_feedback(note, &policy, &marketing, meta, now) {
+                    changed = true;
+                    events.extend(new);
+                }
+            }
+            Ok(if changed {
+                Planned::Write(Plan::keep(contact, events, ()))
+            } else {
+                Planned::Nothing(())
+            })
+        })
+        .await
+    }
+
+    fn marketing_types(&self) -> Vec<SubscriptionTypeId> {
+        self.config()
+            .catalog
+            .all()
+            .iter()
+            .filter(|t| t.is_marketing())
+            .map(|t| t.id.clone())
+            .collect()
+    }
+
+    /// Our own mail got a permanent `5.1.x` answer: the mailbox does not exist. `detail`
+    /// is the server's answer, cleaned of addresses here. Nothing happens for a contact
+    /// that no longer exists.
+    pub async fn note_smtp_rejection(
+        &self,
+        id: &ContactId,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let meta = RequestMeta {
+            actor: Some("outbox".to_string()),
+            ..RequestMeta::default()
+        };
+        let detail = clean_reason(detail);
+        self.change_contact(id, |before, now, _| {
+            let Some(before) = before else {
+                return Ok::<_, StoreError>(Planned::Nothing(()));
+            };
+            let mut contact = before.clone();
+            Ok(
+                match contact.mark_unreachable(
+                    crate::domain::BounceType::SmtpRejection,
+                    detail.clone(),
+                    &meta,
+                    now,
+                ) {
+                    Some(event) => Planned::Write(Plan::keep(contact, vec![event], ())),
+                    None => Planned::Nothing(()),
+                },
+            )
+        })
+        .await
+    }
+
+    /// `DELETE /v1/contacts/{email}/unreachable`: the admin says the address works.
+    pub async fn clear_unreachable(
+        &self,
+        email: &EmailAddress,
+        meta: &RequestMeta,
+    ) -> Result<Contact, RightsError> {
+        let id = self.contact_id(email);
+        self.change_contact(&id, |before, now, _| {
+            let before = before.ok_or(RightsError::NotFound)?;
+            let mut contact = before.clone();
+            Ok(
+                match contact.clear_unreachable(Source::AdminApi, meta, now) {
+                    Some(event) => {
+                        Planned::Write(Plan::keep(contact.clone(), vec![event], contact))
+                    }
+                    None => Planned::Nothing(contact),
+                },
+            )
+        })
+        .await
+    }
+
+    /// Recent soft bounces of a contact, for the admin view.
+    pub fn recent_soft_bounces(&self, contact: &Contact) -> usize {
+        contact.recent_soft_bounces(&self.config().feedback.policy, self.now())
+    }
+
+    /// `POST /v1/feedback/ses`: checks the SNS signature (unless switched off), confirms
+    /// a subscription, or applies the bounces and complaints of a notification.
+    pub async fn receive_ses(
+        &self,
+        body: &[u8],
+        meta: &RequestMeta,
+    ) -> Result<usize, FeedbackError> {
+        let envelope = parse_sns_envelope(body)?;
+        if self.config().feedback.ses_verify_signature {
+            let cert_url = envelope.signing_cert_url()?;
+            let certificate = self.sns().certificate(&cert_url).await?;
+            crate::feedback::ses::verify_sns_signature(&envelope, &certificate)?;
+        }
+        match envelope.outcome()? {
+            SnsOutcome::Feedback(items) => Ok(self.apply_feedback(items, meta).await?),
+            SnsOutcome::ConfirmSubscription { subscribe_url } => {
+                self.sns().confirm_subscription(&subscribe_url).await?;
+                tracing::info!(topic = ?envelope.topic_arn, "SNS subscription confirmed");
+                Ok(0)
+            }
+            SnsOutcome::UnsubscribeConfirmation => Ok(0),
+        }
+    }
+
+    /// `POST /v1/feedback/sendgrid`: checks the signature when a key is configured.
+    pub async fn receive_sendgrid(
+        &self,
+        body: &[u8],
+        signature: Option<&str>,
+        timestamp: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<usize, FeedbackError> {
+        if let Some(key) = &self.config().feedback.sendgrid_key {
+            key.verify(signature, timestamp, body)?;
+        }
+        let items = parse_sendgrid(body)?;
+        Ok(self.apply_feedback(items, meta).await?)
+    }
+}
