@@ -1058,6 +1058,122 @@ mod redis_only {
         );
     }
 
+    /// Earlier releases kept a contact as a hash `{v: version, d: JSON}` and its events
+    /// as JSON. Such a store must read as before, take new changes, and be rewritten in
+    /// the compact form contact by contact, with its hash chain intact.
+    #[tokio::test]
+    async fn a_store_written_by_an_earlier_release_reads_and_is_rewritten_compactly() {
+        let server = RedisServer::start();
+        let store: SharedStore = Arc::new(RedisStore::connect(&server.url).await.unwrap());
+        let now = Utc::now();
+        let mut contact = new_contact(1, now);
+        let opted_in = set_status(&mut contact, NEWS, Status::OptedIn, now);
+        let stored = save(&store, None, contact, vec![opted_in.clone()], Vec::new()).await;
+        let shard_tag = format!(
+            "optin:{{s{}}}",
+            stored.id.bucket(optin::store::redis::SHARDS)
+        );
+        let contact_key = format!("{shard_tag}:c:{}", stored.id);
+        let events_key = format!("{shard_tag}:ev:{}", stored.id);
+        let mut redis = server.connection();
+        let compact: Vec<u8> = ::redis::cmd("GET")
+            .arg(&contact_key)
+            .query(&mut redis)
+            .unwrap();
+        assert!(
+            compact.starts_with(format!("{}:\u{1}", stored.version).as_bytes()),
+            "a contact is written as '<version>:' and a compact value"
+        );
+
+        // The same contact and event, the way an earlier release wrote them.
+        let _: () = ::redis::pipe()
+            .cmd("DEL")
+            .arg(&contact_key)
+            .arg(&events_key)
+            .ignore()
+            .cmd("HSET")
+            .arg(&contact_key)
+            .arg("v")
+            .arg(stored.version)
+            .arg("d")
+            .arg(serde_json::to_vec(&stored).unwrap())
+            .ignore()
+            .cmd("RPUSH")
+            .arg(&events_key)
+            .arg(serde_json::to_vec(&opted_in).unwrap())
+            .ignore()
+            .query(&mut redis)
+            .unwrap();
+        assert_eq!(
+            store.load_contact(&stored.id).await.unwrap(),
+            Some(stored.clone())
+        );
+        assert_eq!(
+            store
+                .load_contacts(&[contact_id(2), stored.id.clone()])
+                .await
+                .unwrap(),
+            vec![None, Some(stored.clone())],
+            "a batch read mixes old and missing contacts in the order asked"
+        );
+
+        let mut changed = stored.clone();
+        let unsubscribed = set_status(
+            &mut changed,
+            NEWS,
+            Status::Unsubscribed,
+            now + Duration::seconds(1),
+        );
+        let changed = save(
+            &store,
+            Some(&stored),
+            changed,
+            vec![unsubscribed.clone()],
+            Vec::new(),
+        )
+        .await;
+
+        let kind: String = ::redis::cmd("TYPE")
+            .arg(&contact_key)
+            .query(&mut redis)
+            .unwrap();
+        assert_eq!(kind, "string", "the write replaced the old hash");
+        let raw_events: Vec<Vec<u8>> = ::redis::cmd("LRANGE")
+            .arg(&events_key)
+            .arg(0)
+            .arg(-1)
+            .query(&mut redis)
+            .unwrap();
+        assert_eq!(raw_events.len(), 2);
+        assert_eq!(
+            raw_events[0].first(),
+            Some(&b'{'),
+            "the old event stays as it was"
+        );
+        assert_eq!(
+            raw_events[1].first(),
+            Some(&1u8),
+            "the new event is compact"
+        );
+        let events = store.events(&stored.id).await.unwrap();
+        assert_eq!(events, vec![opted_in, unsubscribed]);
+        assert!(verify_chain(&events, &changed.head).chain_valid);
+
+        // A stale writer that read the old hash is still refused.
+        let mut stale = stored.clone();
+        let again = set_status(&mut stale, BILLING, Status::OptedIn, now);
+        let refused = store
+            .apply(ContactChange::between(
+                Some(&stored),
+                Some(stale),
+                vec![again],
+                Vec::new(),
+                &catalog(),
+            ))
+            .await;
+        assert!(matches!(refused, Err(StoreError::Conflict)), "{refused:?}");
+    }
+
     #[tokio::test]
     async fn redis_keys_hold_no_address_and_all_keys_of_a_contact_share_its_shard_tag() {
         let server = RedisServer::start();

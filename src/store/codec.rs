@@ -1,20 +1,35 @@
-//! How both stores write values down: JSON bodies, times as milliseconds since the
-//! epoch, the expiry-index member of a pending confirmation, and the fixed window of a
+//! How both stores write values down: JSON bodies (plain, or in the compact format of
+//! [`super::compact`]), times as milliseconds since the epoch, the expiry-index member of a pending confirmation, and the fixed window of a
 //! rate-limit count. Kept in one place so that the two backends cannot drift apart.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::StoreError;
+use super::{compact, StoreError};
 use crate::domain::{ContactId, OutboxJob};
 
+/// Reads a value in either format: plain JSON, or compact (its first byte says which).
 /// A stored value that does not decode is a bug or tampering, never the caller's fault.
 pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+    let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(e.to_string());
+    match bytes.split_first() {
+        Some((&compact::FORMAT_V1, frame)) => {
+            let json = compact::unpack(frame).map_err(|e| corrupt(&e))?;
+            serde_json::from_slice(&json).map_err(|e| corrupt(&e))
+        }
+        _ => serde_json::from_slice(bytes).map_err(|e| corrupt(&e)),
+    }
 }
 
+/// Plain JSON: for values that live briefly (jobs) or are few (endpoint state).
 pub fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// The compact format: for the values there is one or more of per contact, forever
+/// (the contact and its events), where memory is what a store costs.
+pub fn encode_compact<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    compact::pack(&encode(value)?).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// Milliseconds since the epoch; times before it (never written) count as the epoch, so
@@ -67,6 +82,25 @@ pub fn fixed_window(now: DateTime<Utc>, window_secs: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_reads_back_from_both_formats() {
+        let value = serde_json::json!({"id": "x", "seq": 3});
+        let compact = encode_compact(&value).expect("encodes");
+        assert_ne!(compact, encode(&value).expect("encodes"));
+        assert_eq!(
+            decode::<serde_json::Value>(&compact).expect("compact"),
+            value
+        );
+        assert_eq!(
+            decode::<serde_json::Value>(br#"{"id":"x","seq":3}"#).expect("plain JSON"),
+            value
+        );
+        assert!(matches!(
+            decode::<serde_json::Value>(&[compact::FORMAT_V1, 1, 2, 3]),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
 
     #[test]
     fn a_pending_member_reads_back_and_a_malformed_one_is_corrupt() {

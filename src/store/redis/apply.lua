@@ -1,11 +1,11 @@
 -- Writes one ContactChange, or nothing when the stored version moved on.
 -- Every key below carries the contact's shard tag, so this runs in one slot, atomically.
 --
--- KEYS: 1 contact hash, 2 events list, 3 tombstone, 4 jobs hash, 5 queue zset,
+-- KEYS: 1 contact, 2 events list, 3 tombstone, 4 jobs hash, 5 queue zset,
 --       6 dead zset, 7 contact's job ids set, 8 expiry zset, 9 stats hash,
 --       10 retention index zset (contact id → inactive since, ms)
 -- ARGV: 1 expected version, 2 contact id, 3 'put' or 'delete', 4 new version,
---       5 contact JSON, 6 '1' to clear the tombstone, 7 tombstone JSON to set or '',
+--       5 contact (compact), 6 '1' to clear the tombstone, 7 tombstone JSON to set or '',
 --       8 #events, 9 #jobs, 10 #pending added, 11 #pending removed, 12 #counters,
 --       then event JSON..., (job id, due ms, job JSON)..., (expiry member, expiry ms)...,
 --       expiry member..., (counter name, delta)..., inactive since ms or ''
@@ -13,7 +13,15 @@
 -- include every pending confirmation of the stored contact, read just before.
 -- Returns 1 when written, 0 on a version conflict.
 
-local stored_version = redis.call('HGET', KEYS[1], 'v') or '0'
+-- The contact is a string '<version>:<contact>'. Stores written by earlier releases hold
+-- a hash {v, d} instead; the first write of such a contact replaces it with the string.
+local stored_version = '0'
+local stored_type = redis.call('TYPE', KEYS[1]).ok
+if stored_type == 'string' then
+  stored_version = string.match(redis.call('GET', KEYS[1]), '^(%d+):') or ''
+elseif stored_type == 'hash' then
+  stored_version = redis.call('HGET', KEYS[1], 'v') or '0'
+end
 if stored_version ~= ARGV[1] then
   return 0
 end
@@ -21,7 +29,7 @@ end
 local cid = ARGV[2]
 
 if ARGV[3] == 'put' then
-  redis.call('HSET', KEYS[1], 'v', ARGV[4], 'd', ARGV[5])
+  redis.call('SET', KEYS[1], ARGV[4] .. ':' .. ARGV[5])
 else
   for _, job_id in ipairs(redis.call('SMEMBERS', KEYS[7])) do
     redis.call('HDEL', KEYS[4], job_id)

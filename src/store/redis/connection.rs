@@ -156,7 +156,21 @@ impl Redis {
 
     /// Runs one command per entry and answers in the order asked: a pipeline per chunk
     /// on one Redis, a pipeline per shard (slot) on a cluster, several in flight at once.
+    /// Any error reply fails the whole call.
     pub(super) async fn query_each(
+        &self,
+        commands: Vec<(Shard, Cmd)>,
+    ) -> Result<Vec<Value>, StoreError> {
+        let values = self.query_each_tolerant(commands).await?;
+        match values.iter().find_map(error_reply) {
+            Some(error) => Err(error),
+            None => Ok(values),
+        }
+    }
+
+    /// [`Self::query_each`], but an error reply (`Value::ServerError`) is answered in its
+    /// place for the caller to judge, and the other commands' answers still count.
+    pub(super) async fn query_each_tolerant(
         &self,
         commands: Vec<(Shard, Cmd)>,
     ) -> Result<Vec<Value>, StoreError> {
@@ -275,6 +289,10 @@ fn cluster_nodes(spec: &str) -> anyhow::Result<Vec<String>> {
 
 fn batch(commands: impl IntoIterator<Item = (usize, Cmd)>) -> (Vec<usize>, Pipeline) {
     let mut pipeline = ::redis::pipe();
+    // One command's error reply must not fail the others (a contact still in an earlier
+    // release's form answers WRONGTYPE); `query_each` fails on any, the tolerant call
+    // leaves them to its caller.
+    pipeline.ignore_errors();
     let mut indexes = Vec::new();
     for (index, cmd) in commands {
         indexes.push(index);
@@ -297,9 +315,32 @@ fn store_error(error: RedisError) -> StoreError {
     }
 }
 
-/// Reads one answer of a pipeline as `T`.
+/// Reads one answer of a pipeline as `T`. Pipelines run with `ignore_errors`, so an
+/// error reply arrives here and is judged like the error of a single command.
 pub(super) fn parse<T: FromRedisValue>(value: Value) -> Result<T, StoreError> {
+    if let Some(error) = error_reply(&value) {
+        return Err(error);
+    }
     ::redis::from_redis_value(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// An error reply, judged like the error of a single command.
+fn error_reply(value: &Value) -> Option<StoreError> {
+    match value {
+        Value::ServerError(error) => Some(store_error(error.clone().into())),
+        _ => None,
+    }
+}
+
+/// Whether one pipelined answer is a WRONGTYPE error: the key holds another type.
+pub(super) fn is_wrong_type(value: &Value) -> bool {
+    matches!(value, Value::ServerError(error) if error.code() == "WRONGTYPE")
+}
+
+pub(super) fn get(key: String) -> Cmd {
+    let mut cmd = ::redis::cmd("GET");
+    cmd.arg(key);
+    cmd
 }
 
 pub(super) fn hget(key: String, field: &str) -> Cmd {

@@ -9,8 +9,8 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `optin:{s<b>}:c:<cid>` | hash | `v`: version; `d`: contact JSON |
-//! | `optin:{s<b>}:ev:<cid>` | list | event JSON, oldest first |
+//! | `optin:{s<b>}:c:<cid>` | string | `<version>:<contact, compact>` (earlier releases: a hash `v`, `d`: JSON; rewritten on the contact's next change) |
+//! | `optin:{s<b>}:ev:<cid>` | list | events, oldest first, compact (or JSON, from earlier releases) |
 //! | `optin:{s<b>}:t:<cid>` | string | tombstone JSON |
 //! | `optin:{s<b>}:jobs` | hash | job id → job JSON (queued, leased and dead jobs) |
 //! | `optin:{s<b>}:queue` | zset | job id → due in ms (a leased job: its lease end) |
@@ -25,6 +25,9 @@
 //!
 //! Rate-limit keys belong to no contact: each is its own tag, so they spread over the
 //! cluster, and each is one `INCR`.
+//!
+//! "Compact" is JSON compressed against a fixed dictionary (`store/compact.rs`), read
+//! back together with plain JSON.
 //!
 //! Contact ids are keyed hashes of addresses, so no key (and no log line) holds an address.
 

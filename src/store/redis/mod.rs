@@ -23,12 +23,12 @@ use uuid::Uuid;
 pub use connection::DEADLINE;
 pub use keys::SHARDS;
 
-use self::connection::{hget, merge_scored, parse, Redis};
+use self::connection::{get, hget, is_wrong_type, merge_scored, parse, Redis};
 use self::keys::Shard;
 use self::outbox::Outbox;
 use super::codec::{
-    decode, encode, fixed_window, millis, parse_contact_member, parse_pending_member,
-    pending_member,
+    decode, encode, encode_compact, fixed_window, millis, parse_contact_member,
+    parse_pending_member, pending_member,
 };
 use super::{EndpointAttempt, EndpointState, OutboxDepth, Store, StoreError};
 use crate::domain::{Contact, ContactChange, ContactId, ContactWrite, Event, OutboxJob, Tombstone};
@@ -75,20 +75,60 @@ impl RedisStore {
     /// contact leaves nothing behind. The script's version check makes this read exact: a
     /// contact that changed since makes the whole write a conflict.
     async fn stored_pending_members(&self, id: &ContactId) -> Result<Vec<String>, StoreError> {
-        let stored: Option<Vec<u8>> = self
-            .redis
-            .query(hget(Shard::of(id).contact(id), "d"))
-            .await?;
         // A stored contact that no longer decodes must still be erasable, so it counts
         // as holding no pending confirmation.
-        let pending = stored
-            .and_then(|json| decode::<Contact>(&json).ok())
-            .map(|contact| contact.pending)
-            .unwrap_or_default();
+        let pending = match self.read_contacts(std::slice::from_ref(id)).await {
+            Ok(mut contacts) => contacts
+                .pop()
+                .flatten()
+                .map(|contact| contact.pending)
+                .unwrap_or_default(),
+            Err(StoreError::Corrupt(_)) => Vec::new(),
+            Err(error) => return Err(error),
+        };
         Ok(pending
             .iter()
             .map(|pending| pending_member(id, pending.id))
             .collect())
+    }
+
+    /// The contacts stored under `ids`, in that order, in one pipelined round trip. A
+    /// contact that an earlier release stored as a hash answers `GET` with WRONGTYPE;
+    /// those few are read again from the hash, so an old store works without a migration
+    /// step and is rewritten contact by contact as each one changes.
+    async fn read_contacts(&self, ids: &[ContactId]) -> Result<Vec<Option<Contact>>, StoreError> {
+        let gets = ids
+            .iter()
+            .map(|id| (Shard::of(id), get(Shard::of(id).contact(id))))
+            .collect();
+        let mut values = self.redis.query_each_tolerant(gets).await?;
+        let legacy: Vec<usize> = values
+            .iter()
+            .enumerate()
+            .filter(|(_, value)| is_wrong_type(value))
+            .map(|(index, _)| index)
+            .collect();
+        if !legacy.is_empty() {
+            let hgets = legacy
+                .iter()
+                .map(|&index| {
+                    let id = &ids[index];
+                    (Shard::of(id), hget(Shard::of(id).contact(id), "d"))
+                })
+                .collect();
+            let bodies = self.redis.query_each(hgets).await?;
+            for (index, body) in legacy.into_iter().zip(bodies) {
+                values[index] = body;
+            }
+        }
+        values
+            .into_iter()
+            .map(|value| {
+                parse::<Option<Vec<u8>>>(value)?
+                    .map(|stored| decode(contact_body(&stored)))
+                    .transpose()
+            })
+            .collect()
     }
 
     async fn apply_change(&self, change: &ContactChange) -> Result<(), StoreError> {
@@ -119,7 +159,7 @@ impl RedisStore {
             ContactWrite::Put(contact) => invocation
                 .arg("put")
                 .arg(contact.version)
-                .arg(encode(contact)?),
+                .arg(encode_compact(contact)?),
             ContactWrite::Delete => invocation.arg("delete").arg(0).arg(""),
         };
         let tombstone = change
@@ -138,7 +178,7 @@ impl RedisStore {
             .arg(removed_members.len())
             .arg(change.counters.len());
         for event in &change.new_events {
-            invocation.arg(encode(event)?);
+            invocation.arg(encode_compact(event)?);
         }
         for job in &change.new_jobs {
             if job.contact_id != *id {
@@ -210,6 +250,19 @@ impl RedisStore {
     }
 }
 
+/// The contact inside a stored value: after the `<version>:` prefix of the string form,
+/// or the whole `d` field of an earlier release's hash (JSON, which has no such prefix).
+fn contact_body(stored: &[u8]) -> &[u8] {
+    let digits = stored
+        .iter()
+        .take_while(|byte| byte.is_ascii_digit())
+        .count();
+    match stored.get(digits) {
+        Some(b':') if digits > 0 => &stored[digits + 1..],
+        _ => stored,
+    }
+}
+
 #[async_trait::async_trait]
 impl Store for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -224,23 +277,7 @@ impl Store for RedisStore {
     }
 
     async fn load_contacts(&self, ids: &[ContactId]) -> Result<Vec<Option<Contact>>, StoreError> {
-        self.redis
-            .bounded(async {
-                let commands = ids
-                    .iter()
-                    .map(|id| (Shard::of(id), hget(Shard::of(id).contact(id), "d")))
-                    .collect();
-                let values = self.redis.query_each(commands).await?;
-                values
-                    .into_iter()
-                    .map(|value| {
-                        parse::<Option<Vec<u8>>>(value)?
-                            .map(|json| decode(&json))
-                            .transpose()
-                    })
-                    .collect()
-            })
-            .await
+        self.redis.bounded(self.read_contacts(ids)).await
     }
 
     async fn apply(&self, change: ContactChange) -> Result<(), StoreError> {
