@@ -103,20 +103,40 @@ impl std::fmt::Debug for SigningKey {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct TokenSigner {
     /// Never empty: the first key signs.
     keys: Vec<SigningKey>,
+    /// Each key's HMAC state with the key already absorbed, in the order of `keys`.
+    /// Every eligibility answer signs two links; cloning this state skips hashing the
+    /// key again each time.
+    keyed: Vec<Hmac<Sha256>>,
+}
+
+impl std::fmt::Debug for TokenSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSigner")
+            .field("keys", &self.keys)
+            .finish()
+    }
 }
 
 impl TokenSigner {
     /// Returns `None` when no key is given: a signer needs at least one.
     pub fn new(keys: Vec<SigningKey>) -> Option<Self> {
-        (!keys.is_empty()).then_some(Self { keys })
+        let keyed = keys
+            .iter()
+            .map(|key| {
+                Hmac::<Sha256>::new_from_slice(&key.secret)
+                    .expect("HMAC accepts keys of any length")
+            })
+            .collect();
+        (!keys.is_empty()).then_some(Self { keys, keyed })
     }
 
     pub fn sign(&self, claims: &Claims) -> String {
         let key = &self.keys[0];
+        let mut mac = self.keyed[0].clone();
         let payload = [
             FORMAT_VERSION,
             &key.id,
@@ -135,7 +155,8 @@ impl TokenSigner {
             claims.locale.as_deref().unwrap_or_default(),
         ]
         .join("|");
-        let signature = mac(&key.secret, payload.as_bytes()).finalize().into_bytes();
+        mac.update(payload.as_bytes());
+        let signature = mac.finalize().into_bytes();
         format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(payload),
@@ -173,11 +194,12 @@ impl TokenSigner {
         let key = self
             .keys
             .iter()
-            .find(|k| k.id == key_id)
+            .position(|k| k.id == key_id)
             .ok_or(TokenError::UnknownKey)?;
+        let mut mac = self.keyed[key].clone();
+        mac.update(payload.as_bytes());
         // `verify_slice` compares in constant time.
-        mac(&key.secret, payload.as_bytes())
-            .verify_slice(&signature)
+        mac.verify_slice(&signature)
             .map_err(|_| TokenError::BadSignature)?;
 
         // Past this point the payload is ours, so parse failures mean a bug, still refused.
@@ -220,12 +242,6 @@ fn optional<T>(
     } else {
         parse(field).map(Some).ok_or(TokenError::Malformed)
     }
-}
-
-fn mac(secret: &[u8], payload: &[u8]) -> Hmac<Sha256> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC accepts keys of any length");
-    mac.update(payload);
-    mac
 }
 
 #[cfg(test)]
@@ -340,7 +356,9 @@ mod tests {
         let signer = TokenSigner::new(vec![key("k1", 1)]).unwrap();
         let expiry = Utc::now().timestamp() + 3600;
         let payload = format!("1|k1|u|0123456789abcdef0123456789abcdef|blog-updates|{expiry}|");
-        let signature = mac(&[1; 32], payload.as_bytes()).finalize().into_bytes();
+        let mut mac = Hmac::<Sha256>::new_from_slice(&[1; 32]).expect("any key length");
+        mac.update(payload.as_bytes());
+        let signature = mac.finalize().into_bytes();
         let token = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(&payload),

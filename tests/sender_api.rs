@@ -12,6 +12,7 @@ on_every_backend!(
     eligibility_reflects_every_status_and_restriction,
     a_batch_of_ten_thousand_answers_in_order_with_per_item_errors,
     a_batch_over_ten_thousand_is_refused,
+    thirty_two_batches_at_once_all_answer_in_full,
     stats_follow_signups_confirmations_and_unsubscribes_exactly,
 );
 
@@ -155,6 +156,28 @@ async fn a_batch_of_ten_thousand_answers_in_order_with_per_item_errors(backend: 
             assert_eq!(result["status"], expected, "item {i}");
             assert_eq!(result["eligible"], i == 17, "item {i}");
         }
+    }
+}
+
+/// A sender checking a large send from many workers at once: the batches queue for the
+/// server (at most two full batches are worked on at a time) instead of all running
+/// together past their deadline and answering 503.
+async fn thirty_two_batches_at_once_all_answer_in_full(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.subscribe_confirmed("sender-3@example.com", &["blog-updates"])
+        .await;
+    let emails: Vec<String> = (0..10_000)
+        .map(|i| format!("sender-{i}@example.com"))
+        .collect();
+    let body = json!({ "subscription_type": "blog-updates", "emails": emails });
+    let answers = futures_util::future::join_all((0..32).map(|_| batch(&app, &body))).await;
+    for (n, response) in answers.into_iter().enumerate() {
+        assert_eq!(response.status(), 200, "batch {n}");
+        let body: Value = response.json().await.unwrap();
+        let results = body["results"].as_array().unwrap();
+        assert_eq!(results.len(), 10_000, "batch {n}");
+        assert_eq!(results[3]["eligible"], true, "batch {n}");
+        assert_eq!(results[4]["eligible"], false, "batch {n}");
     }
 }
 

@@ -21,7 +21,7 @@ mod webhook_endpoints;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore, SemaphorePermit};
 
 pub use confirm::Confirmed;
 pub use eligibility::{Eligibility, EligibilityError};
@@ -96,7 +96,14 @@ pub struct Subscriptions {
     outbox_wakeup: Arc<Notify>,
     /// For `POST /v1/feedback/ses` (issue 12).
     sns: SnsClient,
+    /// Room for addresses of batch requests being worked on (see [`Self::batch_room`]).
+    batch_room: Arc<Semaphore>,
 }
+
+/// How many addresses of batch requests are worked on at once: two full batches, one per
+/// core of a small server. More would only split the same CPU and Redis finer and make
+/// every batch late; a queue keeps each batch fast and the memory of answers bounded.
+pub const BATCH_ADDRESSES_AT_ONCE: usize = 20_000;
 
 impl Subscriptions {
     pub fn new(
@@ -113,7 +120,19 @@ impl Subscriptions {
             links,
             outbox_wakeup,
             sns: SnsClient::default(),
+            batch_room: Arc::new(Semaphore::new(BATCH_ADDRESSES_AT_ONCE)),
         }
+    }
+
+    /// Waits until `addresses` more may be worked on, and holds that room until the
+    /// returned permit drops: the caller keeps it until its answer is built. Batches
+    /// queue here rather than all starting at once and all running out of time.
+    pub async fn batch_room(&self, addresses: usize) -> SemaphorePermit<'_> {
+        let wanted = addresses.clamp(1, BATCH_ADDRESSES_AT_ONCE) as u32;
+        self.batch_room
+            .acquire_many(wanted)
+            .await
+            .expect("the batch semaphore is never closed")
     }
 
     /// The SES input's fetcher; tests point it at their own server through its hook.

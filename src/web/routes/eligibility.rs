@@ -91,6 +91,9 @@ pub async fn check_eligibility_batch(
             emails.len()
         )));
     }
+    // Held until the answer is serialized below, so that concurrent batches queue for
+    // the CPU and the store instead of all missing their deadline together.
+    let _room = state.subscriptions.batch_room(emails.len()).await;
     // Invalid items get their own error; the valid ones are read in one batch.
     let parsed: Vec<Result<EmailAddress, String>> = emails
         .iter()
