@@ -55,6 +55,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
     cfg.app_data(json)
         .app_data(web::QueryConfig::default().error_handler(crate::web::problem::query_error))
         .app_data(web::PayloadConfig::new(body_limit))
+        // First: resources are tried in the order registered, and the senders' check is
+        // the hottest path; every `{token}` pattern before it costs a regex match.
+        .service(
+            personal_resource("/v1/eligibility", "GET, POST")
+                .app_data(batch_json)
+                .route(web::get().to(eligibility::check_eligibility))
+                .route(web::post().to(eligibility::check_eligibility_batch)),
+        )
         .service(
             resource("/v1/signups", "POST")
                 .wrap(signup_cors(cors_origins))
@@ -102,12 +110,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
         .service(
             resource("/v1/subscription-types", "GET")
                 .route(web::get().to(subscription_types::list_subscription_types)),
-        )
-        .service(
-            personal_resource("/v1/eligibility", "GET, POST")
-                .app_data(batch_json)
-                .route(web::get().to(eligibility::check_eligibility))
-                .route(web::post().to(eligibility::check_eligibility_batch)),
         )
         .service(
             personal_resource("/v1/contacts/{email}", "GET, DELETE")

@@ -6,8 +6,11 @@
 //! The same holds at start: the first connection is made on first use, so a Redis that is
 //! not up yet does not stop the start.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -34,9 +37,24 @@ const CONCURRENT_PIPELINES: usize = 32;
 
 pub(super) struct Redis {
     /// Made on first use, not at start: a Redis that is down when the service starts
-    /// must not stop the start (orchestrators start services in any order).
+    /// must not stop the start (orchestrators start services in any order). Only the
+    /// cluster's connection lives here; a single Redis gets one per thread (below).
     connection: tokio::sync::OnceCell<Connection>,
     client: Client,
+    /// This instance's entry in [`THREAD_CONNECTIONS`].
+    id: u64,
+}
+
+static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// One connection to a single Redis per thread and store instance, made on the
+    /// thread's first call. A connection's reader runs on the runtime that made it, so an
+    /// HTTP worker (each runs its own one-thread runtime) sends and receives on its own
+    /// thread. With one shared connection, every answer crossed to another thread and
+    /// back: that hand-over cost more CPU than the Redis call itself.
+    static THREAD_CONNECTIONS: RefCell<HashMap<u64, Arc<tokio::sync::OnceCell<ConnectionManager>>>> =
+        RefCell::new(HashMap::new());
 }
 
 /// How to reach Redis: checked at start, connected on first use.
@@ -98,30 +116,41 @@ impl Redis {
         Ok(Self {
             connection: tokio::sync::OnceCell::new(),
             client,
+            id: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
         })
     }
 
-    /// The shared connection, made on first use. While Redis cannot be reached each
-    /// call tries again (bounded by the caller's deadline), so the service heals without
-    /// a restart.
+    /// The connection to use from this thread, made on first use. While Redis cannot be
+    /// reached each call tries again (bounded by the caller's deadline), so the service
+    /// heals without a restart.
     pub(super) async fn connection(&self) -> Result<Connection, StoreError> {
-        self.connection
-            .get_or_try_init(|| async {
-                let connection = match &self.client {
-                    Client::Single(client) => Connection::Single(
-                        ConnectionManager::new_with_config(client.clone(), manager_config())
-                            .await
-                            .map_err(store_error)?,
-                    ),
-                    Client::Cluster(client) => Connection::Cluster(
-                        client.get_async_connection().await.map_err(store_error)?,
-                    ),
-                };
-                tracing::info!("connected to Redis");
-                Ok(connection)
-            })
-            .await
-            .cloned()
+        match &self.client {
+            Client::Single(client) => {
+                let cell = THREAD_CONNECTIONS.with(|connections| {
+                    connections.borrow_mut().entry(self.id).or_default().clone()
+                });
+                let manager = cell
+                    .get_or_try_init(|| async {
+                        let manager =
+                            ConnectionManager::new_with_config(client.clone(), manager_config())
+                                .await
+                                .map_err(store_error)?;
+                        tracing::debug!("connected to Redis");
+                        Ok::<_, StoreError>(manager)
+                    })
+                    .await?;
+                Ok(Connection::Single(manager.clone()))
+            }
+            Client::Cluster(client) => self
+                .connection
+                .get_or_try_init(|| async {
+                    let connection = client.get_async_connection().await.map_err(store_error)?;
+                    tracing::info!("connected to the Redis Cluster");
+                    Ok(Connection::Cluster(connection))
+                })
+                .await
+                .cloned(),
+        }
     }
 
     /// Runs one store operation under [`DEADLINE`].
@@ -156,7 +185,7 @@ impl Redis {
 
     /// Runs one command per entry and answers in the order asked: a pipeline per chunk
     /// on one Redis, a pipeline per shard (slot) on a cluster, several in flight at once.
-    /// Any error reply fails the whole call.
+    /// Any error reply fails the whole call. Only for reads (see the tolerant call).
     pub(super) async fn query_each(
         &self,
         commands: Vec<(Shard, Cmd)>,
@@ -169,7 +198,8 @@ impl Redis {
     }
 
     /// [`Self::query_each`], but an error reply (`Value::ServerError`) is answered in its
-    /// place for the caller to judge, and the other commands' answers still count.
+    /// place for the caller to judge, and the other commands' answers still count. Only
+    /// for reads: a pipeline that meets a broken connection is sent once more.
     pub(super) async fn query_each_tolerant(
         &self,
         commands: Vec<(Shard, Cmd)>,
@@ -205,10 +235,16 @@ impl Redis {
             .map(|(indexes, pipeline)| {
                 let mut connection = connection.clone();
                 async move {
-                    let values: Vec<Value> = pipeline
-                        .query_async(&mut connection)
-                        .await
-                        .map_err(store_error)?;
+                    let values: Vec<Value> = match pipeline.query_async(&mut connection).await {
+                        // After a Redis restart, the first call on each connection finds
+                        // it broken while the client makes a new one. These are reads,
+                        // so asking again is safe and spares the caller a 503.
+                        Err(error) if error.is_connection_dropped() || error.is_io_error() => {
+                            pipeline.query_async(&mut connection).await
+                        }
+                        answer => answer,
+                    }
+                    .map_err(store_error)?;
                     Ok::<_, StoreError>((indexes, values))
                 }
             })
