@@ -92,6 +92,7 @@ on_backends!(
     hits_are_counted_per_key_and_start_over_in_the_next_window,
     webhook_jobs_are_counted_per_endpoint_and_a_contacts_jobs_are_listed,
     an_endpoints_state_records_each_attempt_and_only_enable_clears_a_410,
+    many_writers_at_once_all_land_and_of_rivals_for_one_contact_exactly_one_wins,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -372,6 +373,76 @@ async fn an_unknown_contact_loads_as_nothing(backend: Backend) {
     assert_eq!(store.load_contact(&unknown).await.unwrap(), None);
     assert!(store.events(&unknown).await.unwrap().is_empty());
     assert_eq!(store.tombstone(&unknown).await.unwrap(), None);
+}
+
+/// Writers at once: the embedded store commits them in shared groups, and a conflict in
+/// a group must neither sink the others' writes nor let a second rival through.
+async fn many_writers_at_once_all_land_and_of_rivals_for_one_contact_exactly_one_wins(
+    backend: Backend,
+) {
+    let store = backend.store;
+    let now = Utc::now();
+    let writers = (10..74).map(|n| {
+        let store = store.clone();
+        async move {
+            let mut contact = new_contact(n, now);
+            let event = set_status(&mut contact, NEWS, Status::OptedIn, now);
+            store
+                .apply(ContactChange::between(
+                    None,
+                    Some(contact),
+                    vec![event],
+                    Vec::new(),
+                    &catalog(),
+                ))
+                .await
+        }
+    });
+    // Eight requests that all saw contact 1 missing, each creating it with another type.
+    let rivals = (0..8).map(|n| {
+        let store = store.clone();
+        async move {
+            let mut contact = new_contact(1, now);
+            let kind = if n % 2 == 0 { NEWS } else { BILLING };
+            let event = set_status(&mut contact, kind, Status::OptedIn, now);
+            store
+                .apply(ContactChange::between(
+                    None,
+                    Some(contact),
+                    vec![event],
+                    Vec::new(),
+                    &catalog(),
+                ))
+                .await
+        }
+    });
+    let (written, rivalry) = tokio::join!(
+        futures_util::future::join_all(writers),
+        futures_util::future::join_all(rivals)
+    );
+    for (n, result) in written.iter().enumerate() {
+        assert!(result.is_ok(), "writer {n}: {result:?}");
+    }
+    let winners = rivalry.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(winners, 1, "{rivalry:?}");
+    assert!(rivalry
+        .iter()
+        .all(|r| r.is_ok() || matches!(r, Err(StoreError::Conflict))));
+    let ids: Vec<ContactId> = (10..74).map(contact_id).collect();
+    let loaded = store.load_contacts(&ids).await.unwrap();
+    assert!(loaded.iter().all(|c| c
+        .as_ref()
+        .is_some_and(|c| c.status(&type_id(NEWS)) == Status::OptedIn)));
+    let winner = store
+        .load_contact(&contact_id(1))
+        .await
+        .unwrap()
+        .expect("one rival won");
+    assert_eq!(
+        store.events(&winner.id).await.unwrap().len(),
+        1,
+        "only the winner's event"
+    );
 }
 
 async fn a_change_from_a_stale_version_is_refused_and_writes_nothing(backend: Backend) {

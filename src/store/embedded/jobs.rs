@@ -1,9 +1,8 @@
 //! The outbox on redb: jobs by id, a queue by due time, an index by contact so that an
-//! erasure touches only its own jobs, leases, dead letters, and completions that share
-//! one disk sync.
+//! erasure touches only its own jobs, leases and dead letters.
 
 use chrono::{DateTime, Utc};
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 use uuid::Uuid;
 
 use super::{unavailable, write, write_volatile, EmbeddedStore, JOBS, JOBS_BY_CONTACT, QUEUE};
@@ -17,12 +16,6 @@ pub(super) struct StoredJob {
     pub(super) due_ms: u64,
     pub(super) dead: bool,
 }
-
-/// A completed job's id, and whom to tell once its removal is committed.
-pub(super) type Completion = (String, tokio::sync::oneshot::Sender<Result<(), StoreError>>);
-
-/// Completed jobs waiting for the commit that removes them.
-pub(super) type Completions = std::sync::Mutex<Vec<Completion>>;
 
 /// Removes the contact's jobs (queued, leased or dead), found through its index entries.
 /// Queues a new job, due at its creation time.
@@ -112,40 +105,6 @@ pub(super) fn move_job(
     Ok(true)
 }
 
-pub(super) fn lock_completions(
-    completions: &Completions,
-) -> std::sync::MutexGuard<'_, Vec<Completion>> {
-    // Nothing panics while holding it; a poisoned list must not stop the outbox.
-    completions
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Removes every queued completed job in one durable commit and tells each caller.
-pub(super) fn commit_completions(db: &Database, completions: &Completions) {
-    let txn = db.begin_write().map_err(unavailable);
-    // Taken once the write lock is ours, so jobs completed meanwhile share this commit.
-    let batch = std::mem::take(&mut *lock_completions(completions));
-    let txn = match txn {
-        Ok(txn) => txn,
-        Err(error) => {
-            for (_, done) in batch {
-                let _ = done.send(Err(error.clone()));
-            }
-            return;
-        }
-    };
-    // A job that fails to decode fails alone; the others are still removed.
-    let outcomes: Vec<_> = batch
-        .iter()
-        .map(|(job_id, _)| remove_job(&txn, job_id))
-        .collect();
-    let committed = txn.commit().map_err(unavailable);
-    for ((_, done), outcome) in batch.into_iter().zip(outcomes) {
-        let _ = done.send(committed.clone().and(outcome));
-    }
-}
-
 /// Removes a job and its queue entry (a dead-lettered job has none).
 pub(super) fn remove_job(txn: &WriteTransaction, job_id: &str) -> Result<(), StoreError> {
     let mut jobs = txn.open_table(JOBS).map_err(unavailable)?;
@@ -210,30 +169,15 @@ pub(super) async fn claim_job(
         .await
 }
 
-/// Group commit: every fsync costs about a millisecond, and one per sent mail capped
-/// the drain near that rate. Completions that arrive while a commit is under way
-/// wait for the next one and share it; each call still returns only once its job's
-/// removal is on disk.
+/// Shares its commit with other writers (see [`super::group_commit`]): one fsync per
+/// sent mail once capped the drain near a thousand mails a second. Returns only once
+/// the job's removal is on disk.
 pub(super) async fn complete_job(store: &EmbeddedStore, job: &OutboxJob) -> Result<(), StoreError> {
-    let (done, result) = tokio::sync::oneshot::channel();
-    let leads = {
-        let mut pending = lock_completions(&store.completions);
-        pending.push((job.id.to_string(), done));
-        // The first to queue commits for everyone queued until its transaction starts.
-        pending.len() == 1
-    };
-    if leads {
-        let completions = store.completions.clone();
-        store
-            .blocking(move |db| {
-                commit_completions(db, &completions);
-                Ok(())
-            })
-            .await?;
-    }
-    result
+    let job_id = job.id.to_string();
+    store
+        .group
+        .write(&store.db, move |txn| remove_job(txn, &job_id))
         .await
-        .map_err(|_| StoreError::Unavailable("the completing commit was abandoned".into()))?
 }
 
 pub(super) async fn retry_job_later(

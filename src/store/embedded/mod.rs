@@ -3,6 +3,8 @@
 //! - [`jobs`]: the outbox on redb: queue, leases, group-committed completions, dead letters;
 //! - [`webhooks`]: the webhook endpoints' delivery state and backlog.
 //!
+//! - [`group_commit`]: writers that arrive during a commit share the next one.
+//!
 //! redb serializes write transactions and commits durably (fsync) before returning, so a
 //! change is acknowledged only once it is on disk, and two workers can never claim the
 //! same outbox job. It is meant for a single service instance: the file is locked.
@@ -18,10 +20,12 @@ use redb::{
 };
 use uuid::Uuid;
 
+mod group_commit;
 mod jobs;
 mod webhooks;
 
-use self::jobs::{delete_jobs_of, insert_job, Completions, StoredJob};
+use self::group_commit::GroupCommit;
+use self::jobs::{delete_jobs_of, insert_job, StoredJob};
 use super::codec::{
     decode, encode, fixed_window, millis, parse_contact_member, parse_pending_member,
     pending_member, pending_members_prefix,
@@ -64,7 +68,8 @@ const MAX_TRACKED_HIT_KEYS: usize = 100_000;
 pub struct EmbeddedStore {
     db: Arc<Database>,
     hits: Arc<HitCounts>,
-    completions: Arc<Completions>,
+    /// The durable writes of requests and of the outbox share commits through this.
+    group: Arc<GroupCommit>,
 }
 
 impl EmbeddedStore {
@@ -78,7 +83,7 @@ impl EmbeddedStore {
         let store = Self {
             db: Arc::new(db),
             hits: Arc::default(),
-            completions: Arc::default(),
+            group: Arc::default(),
         };
         store.create_tables()?;
         Ok(store)
@@ -335,8 +340,10 @@ impl Store for EmbeddedStore {
     }
 
     async fn apply(&self, change: ContactChange) -> Result<(), StoreError> {
-        // Dropping a write transaction without commit aborts it: a failed change writes nothing.
-        self.blocking(move |db| write(db, |txn| apply_in(txn, &change)))
+        // A failed change writes nothing: see `group_commit` for how a shared commit
+        // keeps that promise.
+        self.group
+            .write(&self.db, move |txn| apply_in(txn, &change))
             .await
     }
 
@@ -456,8 +463,8 @@ impl Store for EmbeddedStore {
         let id = id.to_string();
         let now_ms = millis(now);
         let oldest_kept = now_ms.saturating_sub(window_secs.saturating_mul(1000));
-        self.blocking(move |db| {
-            write(db, |txn| {
+        self.group
+            .write(&self.db, move |txn| {
                 let mut table = txn.open_table(MAIL_ALLOWANCE).map_err(unavailable)?;
                 let mut sent: Vec<u64> = match table.get(id.as_str()).map_err(unavailable)? {
                     Some(bytes) => decode(bytes.value())?,
@@ -477,8 +484,7 @@ impl Store for EmbeddedStore {
                 }
                 Ok(granted)
             })
-        })
-        .await
+            .await
     }
 
     async fn claim_job(
