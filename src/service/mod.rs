@@ -180,10 +180,27 @@ impl Subscriptions {
     where
         E: From<StoreError>,
     {
+        self.change_contact_read(id, None, plan).await
+    }
+
+    /// [`Self::change_contact`], starting from a contact the caller already read (in a
+    /// batched read of many, say). A conflict makes it read again as usual.
+    pub(crate) async fn change_contact_read<T, E>(
+        &self,
+        id: &ContactId,
+        mut already_read: Option<Option<Contact>>,
+        plan: impl Fn(Option<&Contact>, DateTime<Utc>, bool) -> Result<Planned<T>, E>,
+    ) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
         // Asked of the store at most once per request, and kept across conflict retries.
         let mut may_mail: Option<bool> = None;
         for _ in 0..MAX_CONFLICT_RETRIES {
-            let before = self.store.load_contact(id).await?;
+            let before = match already_read.take() {
+                Some(read) => read,
+                None => self.store.load_contact(id).await?,
+            };
             let now = self.clock.now();
             let mut planned = plan(before.as_ref(), now, may_mail.unwrap_or(true))?;
             if may_mail.is_none() && mails_others_requested(&planned) {

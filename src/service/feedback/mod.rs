@@ -78,8 +78,17 @@ impl Subscriptions {
                     event_id: item.provider_event_id,
                 });
         }
-        let mut results = futures_util::stream::iter(by_contact)
-            .map(|(id, notes)| async move { self.apply_notes(&id, &notes, meta).await })
+        // One batched read for all; an address nobody holds needs no write at all.
+        let ids: Vec<ContactId> = by_contact.keys().cloned().collect();
+        let contacts = self.store.load_contacts(&ids).await?;
+        let known = by_contact
+            .into_iter()
+            .zip(contacts)
+            .filter_map(|((id, notes), contact)| Some((id, notes, contact?)));
+        let mut results = futures_util::stream::iter(known)
+            .map(|(id, notes, contact)| async move {
+                self.apply_notes(&id, contact, &notes, meta).await
+            })
             .buffer_unordered(CONCURRENT_CONTACTS);
         while let Some(result) = results.next().await {
             result?;
@@ -90,12 +99,13 @@ impl Subscriptions {
     async fn apply_notes(
         &self,
         id: &ContactId,
+        read: Contact,
         notes: &[FeedbackNote],
         meta: &RequestMeta,
     ) -> Result<(), StoreError> {
         let policy = self.config().feedback.policy;
         let marketing = self.marketing_types();
-        self.change_contact(id, |before, now, _| {
+        self.change_contact_read(id, Some(Some(read)), |before, now, _| {
             let Some(before) = before else {
                 return Ok::<_, StoreError>(Planned::Nothing(()));
             };
