@@ -17,11 +17,14 @@ mod rights;
 mod signup;
 mod unsubscribe;
 mod webhook_endpoints;
+mod work_room;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{Notify, Semaphore, SemaphorePermit};
+use tokio::sync::{Notify, SemaphorePermit};
+
+use self::work_room::WorkRoom;
 
 pub use confirm::Confirmed;
 pub use eligibility::{Eligibility, EligibilityError};
@@ -96,14 +99,18 @@ pub struct Subscriptions {
     outbox_wakeup: Arc<Notify>,
     /// For `POST /v1/feedback/ses` (issue 12).
     sns: SnsClient,
-    /// Room for addresses of batch requests being worked on (see [`Self::batch_room`]).
-    batch_room: Arc<Semaphore>,
+    /// Addresses of batch eligibility checks being worked on.
+    read_room: Arc<WorkRoom>,
+    /// Items of feedback batches being written.
+    write_room: Arc<WorkRoom>,
 }
 
-/// How many addresses of batch requests are worked on at once: two full batches, one per
-/// core of a small server. More would only split the same CPU and Redis finer and make
-/// every batch late; a queue keeps each batch fast and the memory of answers bounded.
-pub const BATCH_ADDRESSES_AT_ONCE: usize = 20_000;
+/// Addresses of batch checks worked on at once: two full batches, one per core of a small
+/// server. More would only split the same CPU and store finer and make every batch late.
+const BATCH_ADDRESSES_AT_ONCE: usize = 20_000;
+/// Feedback items written at once: two full calls of the providers' usual 1,000. A write
+/// costs dozens of reads, so the room is smaller.
+const FEEDBACK_ITEMS_AT_ONCE: usize = 2_000;
 
 impl Subscriptions {
     pub fn new(
@@ -120,19 +127,15 @@ impl Subscriptions {
             links,
             outbox_wakeup,
             sns: SnsClient::default(),
-            batch_room: Arc::new(Semaphore::new(BATCH_ADDRESSES_AT_ONCE)),
+            read_room: Arc::new(WorkRoom::new(BATCH_ADDRESSES_AT_ONCE)),
+            write_room: Arc::new(WorkRoom::new(FEEDBACK_ITEMS_AT_ONCE)),
         }
     }
 
-    /// Waits until `addresses` more may be worked on, and holds that room until the
-    /// returned permit drops: the caller keeps it until its answer is built. Batches
-    /// queue here rather than all starting at once and all running out of time.
+    /// Waits for room for a batch check of `addresses` (see [`work_room`]); the caller
+    /// holds the permit until its answer is built.
     pub async fn batch_room(&self, addresses: usize) -> SemaphorePermit<'_> {
-        let wanted = addresses.clamp(1, BATCH_ADDRESSES_AT_ONCE) as u32;
-        self.batch_room
-            .acquire_many(wanted)
-            .await
-            .expect("the batch semaphore is never closed")
+        self.read_room.enter(addresses).await
     }
 
     /// The SES input's fetcher; tests point it at their own server through its hook.

@@ -5,7 +5,7 @@
 //! expiry index, counters, tombstone) in one atomic step, or none of it.
 
 mod codec;
-mod compact;
+pub mod compact;
 pub mod embedded;
 pub mod redis;
 

@@ -63,6 +63,8 @@ impl Subscriptions {
         meta: &RequestMeta,
     ) -> Result<usize, StoreError> {
         let read = items.len();
+        // Calls queue here rather than all writing at once and all missing the deadline.
+        let _room = self.write_room.enter(read).await;
         let mut by_contact: BTreeMap<ContactId, Vec<FeedbackNote>> = BTreeMap::new();
         for item in items {
             // An address we could never have mailed is known to nobody here.
