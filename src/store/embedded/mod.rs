@@ -19,6 +19,7 @@ use redb::{
 use uuid::Uuid;
 
 mod jobs;
+mod member_index;
 mod webhooks;
 
 use self::jobs::{delete_jobs_of, insert_job, Completions, StoredJob};
@@ -120,6 +121,7 @@ impl EmbeddedStore {
         txn.open_table(INACTIVE_BY_CONTACT)?;
         txn.open_table(MAIL_ALLOWANCE)?;
         txn.open_table(ENDPOINTS)?;
+        txn.open_table(member_index::MEMBER_INDEX)?;
         txn.commit()?;
         Ok(())
     }
@@ -253,7 +255,7 @@ fn apply_in(txn: &WriteTransaction, change: &ContactChange) -> Result<(), StoreE
             .insert(id, encode(tombstone)?.as_slice())
             .map_err(unavailable)?;
     }
-    Ok(())
+    member_index::apply_in(txn, change)
 }
 
 /// Moves the contact's entry in the retention index (or removes it for `None`).
@@ -540,5 +542,9 @@ impl Store for EmbeddedStore {
 
     async fn outbox_depth(&self) -> Result<OutboxDepth, StoreError> {
         jobs::outbox_depth(self).await
+    }
+
+    async fn find_member(&self, key: &str) -> Result<Option<ContactId>, StoreError> {
+        member_index::find(self, key).await
     }
 }
