@@ -3,6 +3,7 @@
 //! Routes parse the request, call one service operation and map its result; they hold
 //! no business rules and never reach the store.
 
+pub mod compat;
 pub mod extract;
 pub mod middleware;
 pub mod pages;
@@ -136,6 +137,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
                 .route(web::delete().to(rights::lift_restriction)),
         )
         .configure(feedback_routes)
+        .configure(compat::configure)
         .service(personal_resource("/v1/imports", "POST").route(web::post().to(imports::import)))
         .service(resource("/v1/stats", "GET").route(web::get().to(contacts::show_stats)))
         .service(
