@@ -234,9 +234,14 @@ pub async fn show_list(
 }
 
 /// The contact's status on a list, or `None` when it is no member of it (no status and
-/// no pending confirmation for that type).
+/// no pending confirmation for that type). A confirmation asked for after the latest
+/// status change shows as `pending`; one from before it (an unsubscribe since) does not.
 fn member_status(contact: &Contact, type_id: &SubscriptionTypeId) -> Option<&'static str> {
-    let pending = contact.pending.iter().any(|p| p.types.contains(type_id));
+    let since = contact.subscriptions.get(type_id).map(|s| s.since);
+    let pending = contact
+        .pending
+        .iter()
+        .any(|p| p.types.contains(type_id) && since.is_none_or(|since| p.signup.at > since));
     let status = contact.status(type_id);
     if status == Status::NotSubscribed && !pending {
         return None;
