@@ -240,7 +240,9 @@ pub async fn not_found(
     req: actix_web::HttpRequest,
 ) -> actix_web::HttpResponse {
     use actix_web::ResponseError;
-    if req.path().starts_with("/v1/") {
+    if let Some(response) = compat::not_found(&req) {
+        response
+    } else if req.path().starts_with("/v1/") {
         crate::web::problem::Problem::not_found().error_response()
     } else {
         page::error_page(

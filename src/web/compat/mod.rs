@@ -23,6 +23,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     mailchimp::configure(cfg);
 }
 
+/// An unknown path under a compatible API: 404 in that vendor's error shape, so its
+/// clients read it as they read the vendor's own.
+pub fn not_found(req: &HttpRequest) -> Option<actix_web::HttpResponse> {
+    use actix_web::ResponseError;
+    let path = req.path();
+    let problem = Problem::not_found().with_detail("The requested resource could not be found.");
+    if path.starts_with("/communication-preferences/") {
+        Some(hubspot::HubSpotError::from(problem).error_response())
+    } else if path == "/3.0" || path.starts_with("/3.0/") {
+        Some(mailchimp::MailchimpError::from(problem).error_response())
+    } else {
+        None
+    }
+}
+
 /// The key's name for events; reads need `send` (or `admin`), writes `admin`. `basic`
 /// also takes the key as the HTTP Basic password, as Mailchimp's clients send it.
 fn caller(req: &HttpRequest, scope: Scope, basic: bool) -> Result<Caller, Problem> {

@@ -108,11 +108,13 @@ impl ResponseError for HubSpotError {
 
 pub type HubSpotResult = Result<HttpResponse, HubSpotError>;
 
-/// HubSpot's `legalBasis` as a lawful basis. `NON_GDPR` is refused: optin records a
-/// GDPR basis for every opt-in.
-fn parse_legal_basis(raw: Option<&str>) -> Result<Option<LawfulBasis>, Problem> {
+/// HubSpot's `legalBasis` as a lawful basis. `NON_GDPR` is refused for an opt-in (optin
+/// records a GDPR basis for every opt-in) and ignored for any other change, which needs
+/// no basis: an unsubscribe is never refused for its basis.
+fn parse_legal_basis(raw: Option<&str>, opt_in: bool) -> Result<Option<LawfulBasis>, Problem> {
     let Some(raw) = raw else { return Ok(None) };
     match raw {
+        "NON_GDPR" if !opt_in => Ok(None),
         "CONSENT_WITH_NOTICE" | "PROCESS_AND_STORE" => Ok(Some(LawfulBasis::Consent)),
         "LEGITIMATE_INTEREST_CLIENT" | "LEGITIMATE_INTEREST_OTHER" | "LEGITIMATE_INTEREST_PQL" => {
             Ok(Some(LawfulBasis::LegitimateInterests))

@@ -125,11 +125,10 @@ async fn change_status(
         body.subscription_id.as_deref().unwrap_or_default(),
     )?;
     let explanation = capped("legalBasisExplanation", body.legal_basis_explanation)?;
+    let basis = parse_legal_basis(body.legal_basis.as_deref(), subscribe)?;
     let change = if subscribe {
-        let basis = parse_legal_basis(body.legal_basis.as_deref())?;
         opt_in_change(&t.id, basis, explanation)
     } else {
-        // A withdrawal needs no basis, so none is asked for or refused.
         plain_change(&t.id, Status::Unsubscribed, explanation)
     };
     let meta = admin_meta(&state, &req, &key);

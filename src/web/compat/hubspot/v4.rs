@@ -181,11 +181,10 @@ async fn apply_write(
     let id = subscription_id(write.subscription_id.as_ref(), "subscriptionId")?;
     let t = known_type(state, "subscriptionId", &id)?;
     let explanation = capped("legalBasisExplanation", write.legal_basis_explanation)?;
+    let opt_in = write.status_state.as_deref() == Some("SUBSCRIBED");
+    let basis = parse_legal_basis(write.legal_basis.as_deref(), opt_in)?;
     let change = match write.status_state.as_deref() {
-        Some("SUBSCRIBED") => {
-            let basis = parse_legal_basis(write.legal_basis.as_deref())?;
-            opt_in_change(&t.id, basis, explanation)
-        }
+        Some("SUBSCRIBED") => opt_in_change(&t.id, basis, explanation),
         Some("UNSUBSCRIBED") => plain_change(&t.id, Status::Unsubscribed, explanation),
         Some("NOT_SPECIFIED") => plain_change(&t.id, Status::NotSubscribed, explanation),
         _ => {
@@ -281,7 +280,11 @@ pub async fn write_batch(
 ) -> HubSpotResult {
     let key = caller(&req, Scope::Admin, false)?;
     let started = Utc::now();
-    let inputs = batch_inputs(json_body::<BatchBody<Value>>(body)?)?;
+    // Each input must be an object, or the whole batch is refused; its fields are
+    // checked per input.
+    let inputs = batch_inputs(json_body::<BatchBody<serde_json::Map<String, Value>>>(
+        body,
+    )?)?;
     let meta = admin_meta(&state, &req, &key);
     let mut results = Vec::new();
     let mut errors = Vec::new();
@@ -292,7 +295,8 @@ pub async fn write_batch(
             .unwrap_or_default()
             .to_string();
         let outcome = async {
-            let write: StatusWrite = crate::web::extract::json_body::from_object(input, "inputs")?;
+            let write: StatusWrite =
+                crate::web::extract::json_body::from_object(Value::Object(input), "inputs")?;
             let email = parse_email(
                 write.subscriber_id_string.as_deref().unwrap_or_default(),
                 "subscriberIdString",
