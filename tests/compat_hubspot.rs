@@ -110,6 +110,19 @@ fn assert_hubspot_error(body: &Value, category: &str) {
     );
 }
 
+/// Sends and expects HubSpot's 400 `VALIDATION_ERROR`; returns the body.
+async fn refused(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    key: &str,
+    body: Option<Value>,
+) -> Value {
+    let answer = expect(app, method, path, key, body, 400).await;
+    assert_hubspot_error(&answer, "VALIDATION_ERROR");
+    answer
+}
+
 async fn v3_definitions_are_the_subscription_types(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let answer = expect(
@@ -476,26 +489,22 @@ async fn v4_single_statuses_read_and_write_in_the_envelope(backend: Backend) {
     }
 
     // Numeric ids (HubSpot's own) are read as text and refused when unknown.
-    let answer = expect(
+    refused(
         &app,
         Method::POST,
         &path,
         ADMIN_KEY,
         Some(json!({ "channel": "EMAIL", "statusState": "UNSUBSCRIBED", "subscriptionId": 12345 })),
-        400,
     )
     .await;
-    assert_hubspot_error(&answer, "VALIDATION_ERROR");
-    let answer = expect(
+    refused(
         &app,
         Method::GET,
         &format!("{path}?channel=SMS"),
         SEND_KEY,
         None,
-        400,
     )
     .await;
-    assert_hubspot_error(&answer, "VALIDATION_ERROR");
     let answer = expect(
         &app,
         Method::POST,
@@ -574,15 +583,18 @@ async fn v4_batches_answer_per_input_and_are_capped(backend: Backend) {
         .all(|r| r["status"] == "NOT_SPECIFIED"));
     assert_eq!(read["numErrors"], 1);
 
-    let inputs: Vec<String> = (0..1001).map(|n| format!("p{n}@example.com")).collect();
-    for path in ["batch/read", "batch/write"] {
-        let answer = expect(
+    let addresses: Vec<String> = (0..1001).map(|n| format!("p{n}@example.com")).collect();
+    let writes: Vec<Value> = addresses.iter().map(|a| write(a, "UNSUBSCRIBED")).collect();
+    for (path, inputs) in [
+        ("batch/read", json!(addresses)),
+        ("batch/write", json!(writes)),
+    ] {
+        let answer = refused(
             &app,
             Method::POST,
             &format!("{V4}/statuses/{path}"),
             ADMIN_KEY,
             Some(json!({ "inputs": inputs })),
-            400,
         )
         .await;
         assert!(
@@ -600,6 +612,16 @@ async fn v4_batches_answer_per_input_and_are_capped(backend: Backend) {
     )
     .await;
     assert!(answer["message"].as_str().unwrap().contains("inputs"));
+    // An input that is not an object refuses the whole batch: nothing is written.
+    refused(
+        &app,
+        Method::POST,
+        &format!("{V4}/statuses/batch/write"),
+        ADMIN_KEY,
+        Some(json!({ "inputs": [write("p0@example.com", "UNSUBSCRIBED"), "p1@example.com"] })),
+    )
+    .await;
+    assert_eq!(app.contact("p0@example.com").await.status(), 404);
 }
 
 async fn v4_unsubscribe_all_leaves_every_type(backend: Backend) {
@@ -780,16 +802,14 @@ async fn bad_input_is_a_hubspot_400_and_changes_nothing(backend: Backend) {
                 "legalBasis": "LEGITIMATE_INTEREST_CLIENT", "legalBasisExplanation": "x".repeat(3000) }),
     ];
     for body in bodies {
-        let answer = expect(
+        refused(
             &app,
             Method::POST,
             &subscribe,
             ADMIN_KEY,
             Some(body.clone()),
-            400,
         )
         .await;
-        assert_hubspot_error(&answer, "VALIDATION_ERROR");
     }
     let response = app
         .client
@@ -817,24 +837,20 @@ async fn bad_input_is_a_hubspot_400_and_changes_nothing(backend: Backend) {
         "nothing stored"
     );
 
-    let answer = expect(
+    refused(
         &app,
         Method::GET,
         &format!("{V3}/status/email/not-an-address"),
         SEND_KEY,
         None,
-        400,
     )
     .await;
-    assert_hubspot_error(&answer, "VALIDATION_ERROR");
-    let answer = expect(
+    refused(
         &app,
         Method::GET,
         &format!("{V4}/statuses/nope"),
         SEND_KEY,
         None,
-        400,
     )
     .await;
-    assert_hubspot_error(&answer, "VALIDATION_ERROR");
 }

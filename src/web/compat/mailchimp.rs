@@ -544,6 +544,19 @@ fn write_address(path_hash: Option<&str>, body: &MemberBody) -> Result<EmailAddr
     }
 }
 
+/// What every member write starts with: an admin key, a known list, the body.
+async fn member_write_request<'a>(
+    state: &'a AppState,
+    req: &HttpRequest,
+    list_id: &str,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> Result<(Caller, &'a SubscriptionType, MemberBody), MailchimpError> {
+    let key = caller(req, Scope::Admin, true)?;
+    let list = known_list(state, list_id)?;
+    let body: MemberBody = json_body(body)?;
+    Ok((key, list, body))
+}
+
 /// `POST /lists/{list_id}/members`: adds a new member; an existing one is Mailchimp's
 /// "Member Exists".
 pub async fn add_member(
@@ -552,9 +565,7 @@ pub async fn add_member(
     list_id: web::Path<String>,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> MailchimpResult {
-    let key = caller(&req, Scope::Admin, true)?;
-    let list = known_list(&state, &list_id)?;
-    let body: MemberBody = json_body(body)?;
+    let (key, list, body) = member_write_request(&state, &req, &list_id, body).await?;
     let email = write_address(None, &body)?;
     let wanted = parse_status(
         "status",
@@ -592,10 +603,8 @@ pub async fn set_member(
     path: web::Path<(String, String)>,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> MailchimpResult {
-    let key = caller(&req, Scope::Admin, true)?;
     let (list_id, hash) = path.into_inner();
-    let list = known_list(&state, &list_id)?;
-    let body: MemberBody = json_body(body)?;
+    let (key, list, body) = member_write_request(&state, &req, &list_id, body).await?;
     let email = write_address(Some(&hash), &body)?;
     let write = MemberWrite::parse(email, &body)?;
     let existing = state.subscriptions.contact(&write.email).await?;
@@ -635,10 +644,8 @@ pub async fn update_member(
     path: web::Path<(String, String)>,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> MailchimpResult {
-    let key = caller(&req, Scope::Admin, true)?;
     let (list_id, hash) = path.into_inner();
-    let list = known_list(&state, &list_id)?;
-    let body: MemberBody = json_body(body)?;
+    let (key, list, body) = member_write_request(&state, &req, &list_id, body).await?;
     let contact = find_contact(&state, &hash)
         .await?
         .filter(|c| member_status(c, &list.id).is_some())

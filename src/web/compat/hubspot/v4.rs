@@ -141,16 +141,26 @@ pub async fn list_definitions(state: web::Data<AppState>, req: HttpRequest) -> H
     Ok(envelope(definitions, Vec::new(), started))
 }
 
+/// The reads by subscriber: the key, the channel, the address and its contact.
+async fn read_subscriber(
+    state: &AppState,
+    req: &HttpRequest,
+    subscriber: &str,
+) -> Result<(DateTime<Utc>, EmailAddress, Option<Contact>), HubSpotError> {
+    caller(req, Scope::Send, false)?;
+    query_channel(req.query_string())?;
+    let started = Utc::now();
+    let email = parse_email(subscriber, "subscriberIdString")?;
+    let contact = state.subscriptions.contact(&email).await?;
+    Ok((started, email, contact))
+}
+
 pub async fn show_statuses(
     state: web::Data<AppState>,
     req: HttpRequest,
     subscriber: web::Path<String>,
 ) -> HubSpotResult {
-    caller(&req, Scope::Send, false)?;
-    query_channel(req.query_string())?;
-    let started = Utc::now();
-    let email = parse_email(&subscriber, "subscriberIdString")?;
-    let contact = state.subscriptions.contact(&email).await?;
+    let (started, email, contact) = read_subscriber(&state, &req, &subscriber).await?;
     Ok(envelope(
         statuses_of(&state, &email, contact.as_ref()),
         Vec::new(),
@@ -350,11 +360,7 @@ pub async fn show_unsubscribe_all(
     req: HttpRequest,
     subscriber: web::Path<String>,
 ) -> HubSpotResult {
-    caller(&req, Scope::Send, false)?;
-    query_channel(req.query_string())?;
-    let started = Utc::now();
-    let email = parse_email(&subscriber, "subscriberIdString")?;
-    let contact = state.subscriptions.contact(&email).await?;
+    let (started, email, contact) = read_subscriber(&state, &req, &subscriber).await?;
     Ok(envelope(
         vec![wide_status(&state, &email, contact.as_ref())],
         Vec::new(),
