@@ -59,14 +59,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Mailchimp's, which its clients match on ("Member Exists", "Resource Not Found").
 #[derive(Debug)]
 pub struct MailchimpError {
-    problem: Problem,
+    // Boxed: it travels in every `Result` of this module and a problem is large.
+    problem: Box<Problem>,
     title: Option<&'static str>,
 }
 
 impl MailchimpError {
     fn titled(title: &'static str, problem: Problem) -> Self {
         Self {
-            problem,
+            problem: Box::new(problem),
             title: Some(title),
         }
     }
@@ -79,7 +80,7 @@ impl MailchimpError {
 impl From<Problem> for MailchimpError {
     fn from(problem: Problem) -> Self {
         Self {
-            problem,
+            problem: Box::new(problem),
             title: None,
         }
     }

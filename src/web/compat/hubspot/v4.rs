@@ -116,6 +116,16 @@ fn status_of(
     })
 }
 
+/// Every type's status of one address, in the envelope.
+fn statuses_answer(
+    state: &AppState,
+    email: &EmailAddress,
+    contact: Option<&Contact>,
+    started: DateTime<Utc>,
+) -> HttpResponse {
+    envelope(statuses_of(state, email, contact), Vec::new(), started)
+}
+
 fn statuses_of(state: &AppState, email: &EmailAddress, contact: Option<&Contact>) -> Vec<Value> {
     state
         .subscriptions
@@ -161,11 +171,7 @@ pub async fn show_statuses(
     subscriber: web::Path<String>,
 ) -> HubSpotResult {
     let (started, email, contact) = read_subscriber(&state, &req, &subscriber).await?;
-    Ok(envelope(
-        statuses_of(&state, &email, contact.as_ref()),
-        Vec::new(),
-        started,
-    ))
+    Ok(statuses_answer(&state, &email, contact.as_ref(), started))
 }
 
 /// One status write, as the single and the batch route take it.
@@ -388,11 +394,7 @@ pub async fn unsubscribe_all(
             .await?;
     }
     let contact = state.subscriptions.contact(&email).await?;
-    Ok(envelope(
-        statuses_of(&state, &email, contact.as_ref()),
-        Vec::new(),
-        started,
-    ))
+    Ok(statuses_answer(&state, &email, contact.as_ref(), started))
 }
 
 #[derive(Deserialize)]
