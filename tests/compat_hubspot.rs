@@ -790,6 +790,16 @@ async fn keys_and_scopes_are_enforced_in_hubspots_error_shape(backend: Backend) 
 
 async fn bad_input_is_a_hubspot_400_and_changes_nothing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
+    let unknown = expect(
+        &app,
+        Method::GET,
+        "/communication-preferences/v3/no-such-route",
+        SEND_KEY,
+        None,
+        404,
+    )
+    .await;
+    assert_hubspot_error(&unknown, "OBJECT_NOT_FOUND");
     let subscribe = format!("{V3}/subscribe");
     let bodies = [
         json!({ "emailAddress": "not an address", "subscriptionId": "marketing" }),

@@ -559,6 +559,8 @@ async fn keys_come_as_basic_password_or_bearer_with_scopes(backend: Backend) {
 
 async fn bad_input_is_a_mailchimp_400_and_changes_nothing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
+    let unknown = expect(&app, Method::GET, "/3.0/no-such-route", None, 404).await;
+    assert_problem(&unknown, 404, "Resource Not Found");
     let email = "bad@example.com";
     let path = member_path("marketing", &md5(email));
     let cases = [
