@@ -135,9 +135,19 @@ impl ApiKeys {
     /// auth with any user name, because providers take credentials inside the webhook
     /// URL (`https://feedback:KEY@host/...`).
     pub fn authenticate_feedback(&self, authorization: Option<&str>) -> Result<&ApiKey, AuthError> {
+        self.authenticate_bearer_or_basic(authorization, Scope::Feedback)
+    }
+
+    /// Checks a key given as Bearer or as the HTTP Basic password (any user name): the
+    /// feedback inputs, and Mailchimp's clients, which send the key that way.
+    pub fn authenticate_bearer_or_basic(
+        &self,
+        authorization: Option<&str>,
+        needed: Scope,
+    ) -> Result<&ApiKey, AuthError> {
         let presented =
             authorization.and_then(|value| bearer_key(value).or_else(|| basic_password(value)));
-        self.check(presented, Scope::Feedback)
+        self.check(presented, needed)
     }
 
     /// Every configured key is compared, in constant time, so timing tells nothing about

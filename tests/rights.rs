@@ -447,6 +447,7 @@ fn dump_table(txn: &redb::ReadTransaction, name: &str) -> String {
     dump!((&str, u64), &[u8]);
     dump!((u64, &str), ());
     dump!((&str, &str), ());
+    dump!(&str, &str);
     dump!(&str, u64);
     dump!(&str, i64);
     panic!("table {name} has a type this scan does not know");
@@ -480,6 +481,14 @@ async fn erasure_leaves_no_byte_of_the_address_and_blocks_silent_reimport(backen
     assert!(
         before.contains("erase-me@example.com"),
         "the scan does see addresses"
+    );
+    // The member index (Mailchimp's subscriber_hash) keeps a keyed hash, never the MD5.
+    let md5 = optin::service::subscriber_hash(
+        &optin::domain::EmailAddress::parse("erase-me@example.com").unwrap(),
+    );
+    assert!(
+        !before.contains(&md5),
+        "the MD5 of an address is never stored"
     );
 
     let response = app

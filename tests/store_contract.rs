@@ -71,6 +71,7 @@ on_backends!(
         redis_cluster => redis_cluster_backend().await,
     ],
     a_stored_contact_loads_back_exactly,
+    the_member_index_follows_the_changes_that_set_and_drop_it,
     an_unknown_contact_loads_as_nothing,
     a_change_from_a_stale_version_is_refused_and_writes_nothing,
     events_come_back_oldest_first_and_their_chain_verifies,
@@ -1482,4 +1483,75 @@ async fn an_endpoints_state_records_each_attempt_and_only_enable_clears_a_410(ba
     let state = store.endpoint_state("crm").await.unwrap();
     assert_eq!(state.disabled_at, None);
     assert_eq!(state.last_failure_at, Some(at(3)), "the history stays");
+}
+
+/// A change whose member index entry is `set` and/or `remove` (the service derives the
+/// keys; the store only keeps them with the change).
+fn with_member_index(
+    mut change: ContactChange,
+    set: Option<&str>,
+    remove: Option<&str>,
+) -> ContactChange {
+    change.member_index = optin::domain::MemberIndexChange {
+        set: set.map(str::to_string),
+        remove: remove.map(str::to_string),
+    };
+    change
+}
+
+async fn the_member_index_follows_the_changes_that_set_and_drop_it(backend: Backend) {
+    let store = backend.store;
+    let now = Utc::now();
+    assert_eq!(store.find_member("k1").await.unwrap(), None);
+
+    let first = new_contact(1, now);
+    let create = ContactChange::between(None, Some(first.clone()), vec![], vec![], &catalog());
+    store
+        .apply(with_member_index(create, Some("k1"), None))
+        .await
+        .unwrap();
+    assert_eq!(
+        backend.second.find_member("k1").await.unwrap(),
+        Some(first.id.clone())
+    );
+    let second = new_contact(2, now);
+    let create = ContactChange::between(None, Some(second.clone()), vec![], vec![], &catalog());
+    store
+        .apply(with_member_index(create, Some("k2"), None))
+        .await
+        .unwrap();
+
+    // A refused change leaves no entry behind on the embedded store; on Redis it may
+    // (the entry is written first), which is why lookups verify the address.
+    let stale = ContactChange::between(None, Some(new_contact(3, now)), vec![], vec![], &catalog());
+    let mut stale = with_member_index(stale, Some("k3"), None);
+    stale.expected_version = 7;
+    assert!(matches!(
+        store.apply(stale).await,
+        Err(StoreError::Conflict)
+    ));
+
+    // Removing an entry that names another contact leaves it alone.
+    let stored = store.load_contact(&first.id).await.unwrap().unwrap();
+    let mut later = stored.clone();
+    set_status(&mut later, NEWS, Status::OptedIn, now);
+    let change = ContactChange::between(Some(&stored), Some(later), vec![], vec![], &catalog());
+    store
+        .apply(with_member_index(change, None, Some("k2")))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_member("k2").await.unwrap(),
+        Some(second.id.clone())
+    );
+
+    // An erasure drops its own entry.
+    let stored = store.load_contact(&first.id).await.unwrap().unwrap();
+    let gone = ContactChange::between(Some(&stored), None, vec![], vec![], &catalog());
+    store
+        .apply(with_member_index(gone, None, Some("k1")))
+        .await
+        .unwrap();
+    assert_eq!(store.find_member("k1").await.unwrap(), None);
+    assert_eq!(store.find_member("k2").await.unwrap(), Some(second.id));
 }

@@ -53,6 +53,17 @@ pub struct ContactChange {
     /// For the retention index: since when the contact has had no opt-in (`None`: it has
     /// one, has no status at all, or is deleted — then it is not in the index).
     pub inactive_since: Option<DateTime<Utc>>,
+    /// The member index (Mailchimp's `subscriber_hash`) entries this change adds or drops.
+    pub member_index: MemberIndexChange,
+}
+
+/// Entries of the member index: a keyed hash of the MD5 of an address (see
+/// `service::members`) pointing at the contact id. Set when a contact gets its address
+/// (creation, rectification), removed when the address goes (erasure, rectification).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemberIndexChange {
+    pub set: Option<String>,
+    pub remove: Option<String>,
 }
 
 impl ContactChange {
@@ -117,6 +128,7 @@ impl ContactChange {
             set_tombstone: None,
             clear_tombstone: false,
             inactive_since,
+            member_index: MemberIndexChange::default(),
         }
     }
 
@@ -134,6 +146,7 @@ impl ContactChange {
             set_tombstone: None,
             clear_tombstone: false,
             inactive_since: None,
+            member_index: MemberIndexChange::default(),
         }
     }
 

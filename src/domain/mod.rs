@@ -12,7 +12,7 @@ pub mod status;
 pub mod subscription_type;
 pub mod tombstone;
 
-pub use change::{ContactChange, ContactWrite, Stats};
+pub use change::{ContactChange, ContactWrite, MemberIndexChange, Stats};
 pub use contact::{ConfirmationRequest, Contact, PendingConfirmation, StatusChange, Subscription};
 pub use contact_id::{ContactId, ContactIndex};
 pub use email::{EmailAddress, EmailError};

@@ -88,8 +88,7 @@ impl Subscriptions {
         emails: &[EmailAddress],
         type_id: &SubscriptionTypeId,
     ) -> Result<Vec<Eligibility>, EligibilityError> {
-        let ids: Vec<_> = emails.iter().map(|e| self.contact_id(e)).collect();
-        let contacts = self.store.load_contacts(&ids).await?;
+        let contacts = self.contacts(emails).await?;
         Ok(emails
             .iter()
             .zip(&contacts)

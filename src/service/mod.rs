@@ -10,6 +10,7 @@ mod feedback;
 mod link_access;
 mod manage;
 mod manual;
+mod members;
 mod notices;
 mod preferences;
 mod retention;
@@ -34,6 +35,7 @@ pub use link_access::LinkError;
 pub use manual::{
     ManualChange, ManualChangeError, ManualOutcome, ManualResult, MAX_EVIDENCE_CHARS,
 };
+pub use members::{is_subscriber_hash, subscriber_hash};
 pub use preferences::{PreferenceChoice, PreferencesView, TypeView};
 pub use rights::{Export, Provenance, RightsError};
 pub use signup::{NoticeVersions, SignupError, SignupRequest};
@@ -230,6 +232,7 @@ impl Subscriptions {
                     &self.config.catalog,
                 ),
             };
+            change.member_index = self.member_index_change(before.as_ref(), &change.write);
             self.add_webhook_jobs(&mut change, before.as_ref(), plan.tombstone.as_ref(), now);
             change.set_tombstone = plan.tombstone;
             change.clear_tombstone = plan.clear_tombstone;

@@ -189,6 +189,7 @@ impl Subscriptions {
             Vec::new(),
             &self.config().catalog,
         );
+        create.member_index = self.member_index_change(None, &create.write);
         // Removing the old contact removes its jobs: its undelivered webhook notices
         // move to the new one (a notice delivered in between may arrive twice, under
         // two ids). Its mail jobs go, like its pending confirmations.

@@ -199,6 +199,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Clears `disabled_at`.
     async fn enable_endpoint(&self, endpoint: &str) -> Result<(), StoreError>;
+
+    /// The contact that a member index key points at (see `ContactChange::member_index`).
+    /// On Redis the entry is written outside the contact's atomic step, so it may be
+    /// stale: callers check the found contact's address.
+    async fn find_member(&self, key: &str) -> Result<Option<ContactId>, StoreError>;
 }
 
 /// Redis over TLS. Not built in (it would pull a second TLS stack into the build), but

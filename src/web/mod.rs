@@ -3,6 +3,7 @@
 //! Routes parse the request, call one service operation and map its result; they hold
 //! no business rules and never reach the store.
 
+pub mod compat;
 pub mod extract;
 pub mod middleware;
 pub mod pages;
@@ -138,6 +139,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
                 .route(web::delete().to(rights::lift_restriction)),
         )
         .configure(feedback_routes)
+        .configure(compat::configure)
         .service(personal_resource("/v1/imports", "POST").route(web::post().to(imports::import)))
         .service(resource("/v1/stats", "GET").route(web::get().to(contacts::show_stats)))
         .service(
@@ -240,7 +242,9 @@ pub async fn not_found(
     req: actix_web::HttpRequest,
 ) -> actix_web::HttpResponse {
     use actix_web::ResponseError;
-    if req.path().starts_with("/v1/") {
+    if let Some(response) = compat::not_found(&req) {
+        response
+    } else if req.path().starts_with("/v1/") {
         crate::web::problem::Problem::not_found().error_response()
     } else {
         page::error_page(

@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 mod group_commit;
 mod jobs;
+mod member_index;
 mod webhooks;
 
 use self::group_commit::GroupCommit;
@@ -125,6 +126,7 @@ impl EmbeddedStore {
         txn.open_table(INACTIVE_BY_CONTACT)?;
         txn.open_table(MAIL_ALLOWANCE)?;
         txn.open_table(ENDPOINTS)?;
+        txn.open_table(member_index::MEMBER_INDEX)?;
         txn.commit()?;
         Ok(())
     }
@@ -258,7 +260,7 @@ fn apply_in(txn: &WriteTransaction, change: &ContactChange) -> Result<(), StoreE
             .insert(id, encode(tombstone)?.as_slice())
             .map_err(unavailable)?;
     }
-    Ok(())
+    member_index::apply_in(txn, change)
 }
 
 /// Moves the contact's entry in the retention index (or removes it for `None`).
@@ -550,5 +552,9 @@ impl Store for EmbeddedStore {
 
     async fn outbox_depth(&self) -> Result<OutboxDepth, StoreError> {
         jobs::outbox_depth(self).await
+    }
+
+    async fn find_member(&self, key: &str) -> Result<Option<ContactId>, StoreError> {
+        member_index::find(self, key).await
     }
 }

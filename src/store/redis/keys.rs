@@ -21,6 +21,7 @@
 //! | `optin:{s<b>}:inactive` | zset | `<cid>` → inactive since, in ms (the retention index) |
 //! | `optin:{s<b>}:ma:<cid>` | zset | times (ms) of mails others' requests caused; expires after the window |
 //! | `optin:rl:{<key>}:<window>` | string | rate-limit hits of one window; expires with it |
+//! | `optin:mi:{<member key>}` | string | contact id, by a keyed hash of the address's MD5 (see `member_index`) |
 //! | `optin:wh:<endpoint id>` | hash | `disabled_at`, `last_success_at`, `last_failure_at` (ms), `last_status` |
 //!
 //! Rate-limit keys belong to no contact: each is its own tag, so they spread over the

@@ -10,6 +10,7 @@
 
 mod connection;
 mod keys;
+mod member_index;
 mod outbox;
 mod webhooks;
 
@@ -281,7 +282,14 @@ impl Store for RedisStore {
     }
 
     async fn apply(&self, change: ContactChange) -> Result<(), StoreError> {
-        self.redis.bounded(self.apply_change(&change)).await
+        self.redis
+            .bounded(async {
+                // Outside the contact's slot: see `member_index` for why and how.
+                member_index::before_apply(&self.redis, &change).await?;
+                self.apply_change(&change).await?;
+                member_index::after_apply(&self.redis, &change).await
+            })
+            .await
     }
 
     async fn events(&self, id: &ContactId) -> Result<Vec<Event>, StoreError> {
@@ -481,6 +489,12 @@ impl Store for RedisStore {
     async fn enable_endpoint(&self, endpoint: &str) -> Result<(), StoreError> {
         self.redis
             .bounded(webhooks::enable(&self.redis, endpoint))
+            .await
+    }
+
+    async fn find_member(&self, key: &str) -> Result<Option<ContactId>, StoreError> {
+        self.redis
+            .bounded(member_index::find(&self.redis, key))
             .await
     }
 

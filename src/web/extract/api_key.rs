@@ -16,6 +16,18 @@ fn authenticate(req: &HttpRequest, scope: Scope) -> Result<Caller, Problem> {
     authenticate_with(req, |keys, header| keys.authenticate(header, scope))
 }
 
+/// For handlers that answer auth failures in a shape of their own (the compatible APIs):
+/// the key as Bearer, or with `basic` also as the HTTP Basic password.
+pub fn authorize(req: &HttpRequest, scope: Scope, basic: bool) -> Result<Caller, Problem> {
+    if basic {
+        authenticate_with(req, |keys, header| {
+            keys.authenticate_bearer_or_basic(header, scope)
+        })
+    } else {
+        authenticate(req, scope)
+    }
+}
+
 /// Runs one of the key checks of [`ApiKeys`] on the request's `Authorization` header.
 fn authenticate_with(
     req: &HttpRequest,
