@@ -5,7 +5,10 @@
 
 mod support;
 
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use support::app::{urlencode, Backend, TestApp, ADMIN_KEY};
@@ -225,4 +228,88 @@ async fn every_public_page_passes_axe() {
     assert_eq!(app.contact(EMAIL).await.status(), 404);
     browser.quit().await;
     axe.assert_no_serious_violations();
+}
+
+/// Serves `html` to every request on `listener`, from a thread that lives as long as the
+/// test: the page of a site that frames the form. Returns the port.
+fn serve_page_on(listener: TcpListener, html: String) -> u16 {
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{html}",
+                html.len()
+            );
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    port
+}
+
+fn serve_page(html: String) -> u16 {
+    serve_page_on(TcpListener::bind("127.0.0.1:0").expect("a free port"), html)
+}
+
+/// A site's page that frames the app's signup form and, as a second frame, its console
+/// sign-in.
+fn framing_page(app: &TestApp) -> String {
+    format!(
+        "<!doctype html><html lang=en><title>Shop</title>\
+         <iframe title=signup src=\"{}\"></iframe><iframe title=console src=\"{}\"></iframe>",
+        app.url("/signup"),
+        app.url("/admin/login")
+    )
+}
+
+/// Opens the page of the site on `site_port` (origin `http://localhost:PORT`, not the
+/// app's `http://127.0.0.1:PORT`) and answers whether `css` showed up inside its frame
+/// `frame` within 3 seconds.
+async fn shows_in_frame(browser: &Browser, site_port: u16, frame: u16, css: &str) -> bool {
+    browser
+        .open(&format!("http://localhost:{site_port}/"))
+        .await;
+    assert_eq!(browser.count("iframe").await, 2, "the site's page loaded");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        browser.enter_frame(frame).await;
+        let found = browser.count(css).await == 1;
+        browser.leave_frame().await;
+        if found || Instant::now() >= deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_form_shows_in_an_iframe_only_on_an_allowed_site() {
+    // The allowed site's port is bound first, so that the app can be configured with it.
+    let site = TcpListener::bind("127.0.0.1:0").unwrap();
+    let site_port = site.local_addr().unwrap().port();
+    let app = TestApp::spawn_with(Backend::Embedded, move |settings| {
+        settings.server.embed_allowed_origins =
+            optin::config::StringList(vec![format!("http://localhost:{site_port}")]);
+    })
+    .await;
+    let other_app = TestApp::spawn(Backend::Embedded).await;
+    let browser = Browser::start().await;
+
+    let allowed = serve_page_on(site, framing_page(&app));
+    assert!(
+        shows_in_frame(&browser, allowed, 0, "#email").await,
+        "the allowed origin shows the form"
+    );
+    assert!(
+        !shows_in_frame(&browser, allowed, 1, "#key").await,
+        "the allowed origin may frame the form only, not the console"
+    );
+    let unlisted = serve_page(framing_page(&other_app));
+    assert!(
+        !shows_in_frame(&browser, unlisted, 0, "#email").await,
+        "without embed_allowed_origins the form is not framed"
+    );
+    browser.quit().await;
 }

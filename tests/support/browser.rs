@@ -125,6 +125,29 @@ impl Browser {
         }
     }
 
+    /// Switches into the page's `index`th frame; [`Self::leave_frame`] switches back.
+    pub async fn enter_frame(&self, index: u16) {
+        self.client
+            .enter_frame(index)
+            .await
+            .unwrap_or_else(|e| panic!("cannot enter frame {index}: {e}"));
+    }
+
+    pub async fn leave_frame(&self) {
+        self.client
+            .enter_parent_frame()
+            .await
+            .expect("back to the parent frame");
+    }
+
+    /// How many elements match, now.
+    pub async fn count(&self, css: &str) -> usize {
+        self.client
+            .find_all(Locator::Css(css))
+            .await
+            .map_or(0, |found| found.len())
+    }
+
     /// Types into a field, as a person would.
     pub async fn type_into(&self, css: &str, text: &str) {
         self.find(css)
