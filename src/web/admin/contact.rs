@@ -4,12 +4,13 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::csrf::{checked_form, TokenOnly};
 use super::session::Session;
 use super::{actor_meta, message_from_query, nav, render, respond, see_other, when, ConsoleError};
-use crate::domain::{Contact, ContactId, Event, LawfulBasis, Source, Status};
+use crate::domain::{Contact, ContactId, Event, LawfulBasis, RequestMeta, Source, Status};
 use crate::service::{ManualChangeError, ManualOutcome, RightsError};
 use crate::web::extract::manual_change::ManualChangeBody;
 use crate::web::pages::{
@@ -40,6 +41,20 @@ async fn load(state: &AppState, raw_id: &str) -> Result<Contact, ConsoleError> {
         .contact_by_id(&id)
         .await?
         .ok_or(ConsoleError::NotFound)
+}
+
+/// What every action on a contact starts with: the form, once its CSRF token matched;
+/// the contact; and the request's metadata with the signed-in key as `actor`.
+async fn act_on<T: DeserializeOwned>(
+    state: &AppState,
+    req: &HttpRequest,
+    session: &Session,
+    raw_id: &str,
+    body: &[u8],
+) -> Result<(T, Contact, RequestMeta), ConsoleError> {
+    let form = checked_form(session, body)?;
+    let contact = load(state, raw_id).await?;
+    Ok((form, contact, actor_meta(state, req, session)))
 }
 
 impl From<RightsError> for ConsoleError {
@@ -214,8 +229,7 @@ pub async fn export(
     body: web::Bytes,
 ) -> HttpResponse {
     let result = async {
-        checked_form::<TokenOnly>(&session, &body)?;
-        let contact = load(&state, &id).await?;
+        let (TokenOnly {}, contact, _) = act_on(&state, &req, &session, &id, &body).await?;
         let export = state.subscriptions.export(&contact.email).await?;
         tracing::info!(key = %session.key_name, to = %contact.email.masked(), "console export");
         Ok(HttpResponse::Ok()
@@ -259,9 +273,7 @@ pub async fn erase(
     body: web::Bytes,
 ) -> HttpResponse {
     let result = async {
-        checked_form::<TokenOnly>(&session, &body)?;
-        let contact = load(&state, &id).await?;
-        let meta = actor_meta(&state, &req, &session);
+        let (TokenOnly {}, contact, meta) = act_on(&state, &req, &session, &id, &body).await?;
         state.subscriptions.erase(&contact.email, &meta).await?;
         tracing::info!(key = %session.key_name, to = %contact.email.masked(), "contact erased from the console");
         Ok(see_other("/admin?done=erased".to_string()))
@@ -284,14 +296,13 @@ pub async fn set_restriction(
     body: web::Bytes,
 ) -> HttpResponse {
     let result = async {
-        let form: RestrictionForm = checked_form(&session, &body)?;
+        let (form, contact, meta): (RestrictionForm, _, _) =
+            act_on(&state, &req, &session, &id, &body).await?;
         let restricted = match form.restricted.as_str() {
             "1" => true,
             "0" => false,
             _ => return Err(ConsoleError::BadRequest),
         };
-        let contact = load(&state, &id).await?;
-        let meta = actor_meta(&state, &req, &session);
         state
             .subscriptions
             .set_restriction(&contact.email, restricted, &meta)
@@ -315,9 +326,7 @@ pub async fn clear_unreachable(
     body: web::Bytes,
 ) -> HttpResponse {
     let result = async {
-        checked_form::<TokenOnly>(&session, &body)?;
-        let contact = load(&state, &id).await?;
-        let meta = actor_meta(&state, &req, &session);
+        let (TokenOnly {}, contact, meta) = act_on(&state, &req, &session, &id, &body).await?;
         state
             .subscriptions
             .clear_unreachable(&contact.email, &meta)
@@ -355,8 +364,8 @@ pub async fn change_subscription(
     body: web::Bytes,
 ) -> HttpResponse {
     let result = async {
-        let form: ManualChangeForm = checked_form(&session, &body)?;
-        let contact = load(&state, &id).await?;
+        let (form, contact, meta): (ManualChangeForm, _, _) =
+            act_on(&state, &req, &session, &id, &body).await?;
         let subscriptions = &state.subscriptions;
         // The same parsing as the API's body, so that both refuse the same input.
         let parsed = ManualChangeBody {
@@ -381,7 +390,6 @@ pub async fn change_subscription(
         let Ok(change) = parsed else {
             return refused("admin_err_invalid_input").await;
         };
-        let meta = actor_meta(&state, &req, &session);
         match subscriptions
             .change_manually(&contact.email, &change, Source::AdminApi, &meta)
             .await
