@@ -32,6 +32,9 @@ pub use console::{
     Chart, Choice, ConsoleNav, ContactPending, ContactType, ContactUnreachable, DeadLetter, Signup,
     TimelineEvent, TypeStatsRow, WebhookRow,
 };
+pub use console::{
+    ADMIN_CONTACT, ADMIN_DELIVERIES, ADMIN_ERASE, ADMIN_LOGIN, ADMIN_SEARCH, ADMIN_STATS, SIGNUP,
+};
 pub use data::{
     Confirm, Confirmed, EraseConfirm, Erased, ErrorKey, ErrorPage, FreshLinkNeeded, LinkInvalid,
     LinkSent, Manage, Page, Preferences, SignupReceived, TypeName, Unsubscribe, UnsubscribeData,
