@@ -283,6 +283,37 @@ mod tests {
         }
     }
 
+    #[test]
+    fn opaque_values_verify_only_in_their_context_and_under_a_configured_key() {
+        let old = TokenSigner::new(vec![key("old", 1)]).unwrap();
+        let value = old.sign_opaque("session", "1700000000|csrf|ops|x");
+        assert_eq!(
+            old.verify_opaque("session", &value).as_deref(),
+            Some("1700000000|csrf|ops|x")
+        );
+        assert_eq!(old.verify_opaque("other", &value), None, "another context");
+        let rotated = TokenSigner::new(vec![key("new", 2), key("old", 1)]).unwrap();
+        assert!(
+            rotated.verify_opaque("session", &value).is_some(),
+            "old keys verify"
+        );
+        let gone = TokenSigner::new(vec![key("new", 2)]).unwrap();
+        assert_eq!(gone.verify_opaque("session", &value), None, "a removed key");
+        let (payload, signature) = value.split_once('.').unwrap();
+        let forged_payload = URL_SAFE_NO_PAD.encode("old|1900000000|csrf|ops");
+        assert_eq!(
+            old.verify_opaque("session", &format!("{forged_payload}.{signature}")),
+            None
+        );
+        assert_eq!(old.verify_opaque("session", payload), None);
+        let link = old.sign(&claims(Purpose::Preferences));
+        assert_eq!(
+            old.verify_opaque("session", &link),
+            None,
+            "a link is no session"
+        );
+    }
+
     fn claims(purpose: Purpose) -> Claims {
         Claims {
             purpose,
