@@ -232,13 +232,7 @@ pub async fn export(
         let (TokenOnly {}, contact, _) = act_on(&state, &req, &session, &id, &body).await?;
         let export = state.subscriptions.export(&contact.email).await?;
         tracing::info!(key = %session.key_name, to = %contact.email.masked(), "console export");
-        Ok(HttpResponse::Ok()
-            .insert_header((
-                "Content-Disposition",
-                "attachment; filename=\"optin-export.json\"",
-            ))
-            .insert_header(("Cache-Control", "no-store"))
-            .json(export))
+        Ok(crate::web::routes::rights::export_download(&export))
     }
     .await;
     respond(&state, &req, result)
