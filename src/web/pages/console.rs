@@ -15,7 +15,7 @@ pub const ADMIN_ERASE: &str = "admin_erase";
 pub const ADMIN_STATS: &str = "admin_stats";
 pub const ADMIN_DELIVERIES: &str = "admin_deliveries";
 
-/// The optin's own signup form (`GET /signup`). Each type carries the notice shown beside
+/// optin's own signup form (`GET /signup`). Each type carries the notice shown beside
 /// its checkbox and that notice's version, posted back as `notice_version.<type>`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Signup<'a> {
