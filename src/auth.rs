@@ -150,6 +150,20 @@ impl ApiKeys {
         self.check(presented, needed)
     }
 
+    /// Checks a key typed into the console's sign-in form.
+    pub fn authenticate_plain(&self, key: &str, needed: Scope) -> Result<&ApiKey, AuthError> {
+        let key = key.trim();
+        self.check((!key.is_empty()).then(|| key.to_string()), needed)
+    }
+
+    /// The configured key of this name, if it still has `needed`: a console session
+    /// ends when its key is removed from the configuration or loses its scope.
+    pub fn named(&self, name: &str, needed: Scope) -> Option<&ApiKey> {
+        self.keys
+            .iter()
+            .find(|key| key.name == name && key.scope.allows(needed))
+    }
+
     /// Every configured key is compared, in constant time, so timing tells nothing about
     /// which key was close.
     fn check(&self, presented: Option<String>, needed: Scope) -> Result<&ApiKey, AuthError> {

@@ -25,10 +25,6 @@ use crate::web::AppState;
 use crate::webhooks::WebhookClient;
 use secrecy::ExposeSecret;
 
-/// Pages never need more than this; a strict CSP keeps injected markup inert.
-const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
-
 /// Which background tasks to run. Tests turn them off to drive them step by step.
 #[derive(Clone, Copy, Debug)]
 pub struct Background {
@@ -224,7 +220,10 @@ fn http_server(
                     .add(("X-Content-Type-Options", "nosniff"))
                     .add(("Referrer-Policy", "no-referrer"))
                     .add(("X-Frame-Options", "DENY"))
-                    .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY)),
+                    .add((
+                        "Content-Security-Policy",
+                        crate::web::CONTENT_SECURITY_POLICY,
+                    )),
             )
             .wrap(from_fn(crate::web::middleware::timeout::enforce_deadline))
             .wrap(from_fn(log_request))

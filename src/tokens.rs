@@ -226,6 +226,49 @@ impl TokenSigner {
     }
 }
 
+impl TokenSigner {
+    /// Signs a payload of another kind than links (the console session), as
+    /// `base64url(key id "|" payload) "." base64url(mac)`. The MAC covers `context` too,
+    /// so a value signed for one use never verifies for another, nor as a link.
+    pub fn sign_opaque(&self, context: &str, payload: &str) -> String {
+        let key = &self.keys[0];
+        let signed = format!("{}|{payload}", key.id);
+        let signature = opaque_mac(&key.secret, context, &signed)
+            .finalize()
+            .into_bytes();
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(signed),
+            URL_SAFE_NO_PAD.encode(signature)
+        )
+    }
+
+    /// The payload of a value made by [`Self::sign_opaque`] with the same `context`, by
+    /// any configured key; `None` for anything else. The MAC is compared in constant time.
+    pub fn verify_opaque(&self, context: &str, token: &str) -> Option<String> {
+        if token.len() > MAX_TOKEN_LEN {
+            return None;
+        }
+        let (signed_b64, signature_b64) = token.split_once('.')?;
+        let signed = String::from_utf8(URL_SAFE_NO_PAD.decode(signed_b64).ok()?).ok()?;
+        let signature = URL_SAFE_NO_PAD.decode(signature_b64).ok()?;
+        let (key_id, payload) = signed.split_once('|')?;
+        let key = self.keys.iter().find(|k| k.id == key_id)?;
+        opaque_mac(&key.secret, context, &signed)
+            .verify_slice(&signature)
+            .ok()?;
+        Some(payload.to_string())
+    }
+}
+
+fn opaque_mac(secret: &[u8], context: &str, signed: &str) -> Hmac<Sha256> {
+    let mut mac = mac(secret, context.as_bytes());
+    // A separator no context contains, so that context and payload cannot shift.
+    mac.update(&[0]);
+    mac.update(signed.as_bytes());
+    mac
+}
+
 fn timestamp(seconds: &str) -> Option<DateTime<Utc>> {
     seconds
         .parse::<i64>()
@@ -254,6 +297,37 @@ mod tests {
             id: id.to_string(),
             secret: vec![byte; 32],
         }
+    }
+
+    #[test]
+    fn opaque_values_verify_only_in_their_context_and_under_a_configured_key() {
+        let old = TokenSigner::new(vec![key("old", 1)]).unwrap();
+        let value = old.sign_opaque("session", "1700000000|csrf|ops|x");
+        assert_eq!(
+            old.verify_opaque("session", &value).as_deref(),
+            Some("1700000000|csrf|ops|x")
+        );
+        assert_eq!(old.verify_opaque("other", &value), None, "another context");
+        let rotated = TokenSigner::new(vec![key("new", 2), key("old", 1)]).unwrap();
+        assert!(
+            rotated.verify_opaque("session", &value).is_some(),
+            "old keys verify"
+        );
+        let gone = TokenSigner::new(vec![key("new", 2)]).unwrap();
+        assert_eq!(gone.verify_opaque("session", &value), None, "a removed key");
+        let (payload, signature) = value.split_once('.').unwrap();
+        let forged_payload = URL_SAFE_NO_PAD.encode("old|1900000000|csrf|ops");
+        assert_eq!(
+            old.verify_opaque("session", &format!("{forged_payload}.{signature}")),
+            None
+        );
+        assert_eq!(old.verify_opaque("session", payload), None);
+        let link = old.sign(&claims(Purpose::Preferences));
+        assert_eq!(
+            old.verify_opaque("session", &link),
+            None,
+            "a link is no session"
+        );
     }
 
     fn claims(purpose: Purpose) -> Claims {

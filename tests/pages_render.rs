@@ -36,8 +36,86 @@ fn sample(page: &str) -> Value {
         pages::SIGNUP_RECEIVED | pages::ERASED => json!({}),
         pages::ERASE_CONFIRM => json!({ "action_url": ACTION_URL, "back_url": PREFERENCES_URL }),
         pages::ERROR => json!({ "status": 404, "error_key": "not_found" }),
+        pages::SIGNUP => json!({
+            "action_url": "signup",
+            "locale": "en",
+            "types": preferences_data("Blog updates", false, false)["types"],
+        }),
+        pages::ADMIN_LOGIN => json!({ "refused": true, "rate_limited": false }),
+        pages::ADMIN_SEARCH => json!({ "nav": nav(), "message": "admin_not_found" }),
+        pages::ADMIN_CONTACT => admin_contact_data(),
+        pages::ADMIN_ERASE => json!({
+            "nav": nav(), "contact_url": "/admin/contacts/00ff", "email": "jane@example.com",
+        }),
+        pages::ADMIN_STATS => json!({
+            "nav": nav(),
+            "marketing_contacts": 2, "non_marketing_contacts": 1,
+            "pending_confirmations": 0, "unreachable_contacts": 1,
+            "contacts_chart": chart("admin_stats_marketing"),
+            "types_chart": chart("Blog updates"),
+            "by_type": [{ "name": "Blog updates", "opted_in": 2, "unsubscribed": 1, "not_subscribed": 0 }],
+        }),
+        pages::ADMIN_DELIVERIES => json!({
+            "nav": nav(),
+            "dead_letters": [{
+                "id": "0190", "kind": "mail", "target": "j***@example.com",
+                "created_at": "2026-12-01 10:00:00 UTC", "attempts": 8, "last_error": "550",
+            }],
+            "webhooks": [{
+                "id": "crm", "url": SIGNUP_URL, "enabled": false, "pending": 1, "dead": 0,
+                "last_success_at": null, "last_failure_at": "2026-12-01 10:00:00 UTC",
+                "last_status": 410,
+            }],
+            "message": "admin_done_retried",
+        }),
         other => panic!("no sample for page {other}"),
     }
+}
+
+/// What every console page shows around its content.
+fn nav() -> Value {
+    json!({ "key_name": "ops", "csrf": "token" })
+}
+
+fn chart(label: &str) -> Value {
+    json!({
+        "width": 640, "height": 40, "label_width": 200,
+        "rows": [{
+            "label": label, "label_y": 25, "total_x": 310, "total": 3,
+            "bars": [{ "x": 200, "y": 8, "width": 100, "height": 24, "class": "bar-opted-in", "value": 3 }],
+        }],
+    })
+}
+
+fn admin_contact_data() -> Value {
+    json!({
+        "nav": nav(),
+        "contact_url": "/admin/contacts/00ff",
+        "email": "jane@example.com",
+        "locale": "en",
+        "created_at": "2026-12-01 10:00:00 UTC",
+        "types": [{
+            "id": "blog-updates", "name": "Blog updates", "status_key": "admin_status_opted_in",
+            "since": "2026-12-01 10:00:00 UTC", "lawful_basis": "consent", "source": "confirm_link",
+        }],
+        "pending": [{ "types": "Blog updates", "created_at": "2026-12-01 10:00:00 UTC", "expires_at": "2026-12-08 10:00:00 UTC" }],
+        "restricted_since": null,
+        "signup_blocked_since": null,
+        "unreachable": { "since": "2026-12-01 10:00:00 UTC", "reason": "hard_bounce", "detail": null },
+        "recent_soft_bounces": 0,
+        "events": [{
+            "id": "0190", "at": "2026-12-01 10:00:00 UTC", "kind": "status_changed",
+            "subscription_type": "blog-updates", "change": "not_subscribed → opted_in",
+            "source": "confirm_link", "lawful_basis": "consent", "explanation": null,
+            "consent_evidence": null, "notice": "2024-05-v3 (en) sha256 00", "actor": null,
+            "broken": false,
+        }],
+        "chain_valid": true,
+        "message": null,
+        "message_is_error": false,
+        "statuses": [{ "value": "opted_in", "label": "admin_status_opted_in" }],
+        "lawful_bases": ["consent", "contract"],
+    })
 }
 
 /// The unsubscribe pages' data: a cancelled signup, or one type's link (which offers to

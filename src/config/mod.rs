@@ -22,8 +22,9 @@ use crate::tokens::TokenSigner;
 pub(crate) use dev::write_private;
 pub use dev::DevKeys;
 pub use schema::{
-    LinkSettings, ListSetting, LogFormat, LogSettings, MailSettings, PrivacySettings,
-    SecuritySettings, ServerSettings, Settings, SignupSettings, StoreSettings, StringList,
+    AdminSettings, LinkSettings, ListSetting, LogFormat, LogSettings, MailSettings,
+    PrivacySettings, SecuritySettings, ServerSettings, Settings, SignupSettings, StoreSettings,
+    StringList,
 };
 
 pub const DEFAULT_CONFIG_FILE: &str = "optin.toml";

@@ -71,6 +71,9 @@ pub struct ServerSettings {
     pub pages_dir: Option<PathBuf>,
     /// Origins whose pages may post to `POST /v1/signups` from a browser (CORS).
     pub cors_allowed_origins: StringList,
+    /// Origins whose pages may show `GET /signup` in an `<iframe>` (CSP
+    /// `frame-ancestors`). Empty: the form cannot be framed, like every other page.
+    pub embed_allowed_origins: StringList,
 }
 
 impl Default for ServerSettings {
@@ -85,6 +88,7 @@ impl Default for ServerSettings {
             trusted_proxies: StringList::default(),
             pages_dir: None,
             cors_allowed_origins: StringList::default(),
+            embed_allowed_origins: StringList::default(),
         }
     }
 }
@@ -204,6 +208,22 @@ impl Default for LinkSettings {
     }
 }
 
+/// `[admin]`: the console at `/admin`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Minutes a console sign-in lasts.
+    pub session_minutes: u32,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            session_minutes: 60,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PrivacySettings {
@@ -279,6 +299,7 @@ pub struct Settings {
     pub signup: SignupSettings,
     pub links: LinkSettings,
     pub privacy: PrivacySettings,
+    pub admin: AdminSettings,
     pub webhooks: crate::webhooks::WebhookSettings,
     pub subscription_types: Vec<SubscriptionType>,
     /// `[feedback]`: bounces and complaints (issue 12).

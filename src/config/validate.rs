@@ -32,7 +32,7 @@ impl SecuritySettings {
 impl Settings {
     /// Settings where 0 makes no sense (a link dead on arrival, a job never tried, …),
     /// by name. A new lifetime, limit or count setting belongs here.
-    fn at_least_one(&self) -> [(&'static str, u64); 8] {
+    fn at_least_one(&self) -> [(&'static str, u64); 9] {
         [
             (
                 "signup.confirmation_ttl_days",
@@ -60,6 +60,7 @@ impl Settings {
             ),
             ("mail.lease_secs", self.mail.lease_secs),
             ("mail.max_attempts", self.mail.max_attempts.into()),
+            ("admin.session_minutes", self.admin.session_minutes.into()),
         ]
     }
 
@@ -131,7 +132,14 @@ impl Config {
             .map_err(|e| invalid("security.api_keys", e))?;
         settings.check_values()?;
         let trusted_proxies = trusted_proxies(&settings.server)?;
-        check_cors_origins(&settings.server)?;
+        check_origins(
+            "server.cors_allowed_origins",
+            &settings.server.cors_allowed_origins.0,
+        )?;
+        check_origins(
+            "server.embed_allowed_origins",
+            &settings.server.embed_allowed_origins.0,
+        )?;
         let catalog = Catalog::new(
             settings.subscription_types.clone(),
             &settings.signup.default_locale,
@@ -188,18 +196,17 @@ fn trusted_proxies(server: &ServerSettings) -> Result<Vec<IpNet>, ConfigError> {
         .collect::<Result<Vec<_>, _>>()
 }
 
-/// Each CORS origin must be a bare origin, as browsers send it.
-fn check_cors_origins(server: &ServerSettings) -> Result<(), ConfigError> {
-    for origin in &server.cors_allowed_origins.0 {
-        let parsed = url::Url::parse(origin).map_err(|_| {
-            invalid(
-                "server.cors_allowed_origins",
-                format!("'{origin}' is not an origin"),
-            )
-        })?;
-        if parsed.origin().ascii_serialization() != origin.trim_end_matches('/') {
+/// Each origin (CORS, or a site that may frame the signup form) must be a bare http(s)
+/// origin, as browsers send and compare it.
+fn check_origins(setting: &'static str, origins: &[String]) -> Result<(), ConfigError> {
+    for origin in origins {
+        let parsed = url::Url::parse(origin)
+            .map_err(|_| invalid(setting, format!("'{origin}' is not an origin")))?;
+        if !matches!(parsed.scheme(), "http" | "https")
+            || parsed.origin().ascii_serialization() != origin.trim_end_matches('/')
+        {
             return Err(invalid(
-                "server.cors_allowed_origins",
+                setting,
                 format!("'{origin}' must be a bare origin like https://shop.example"),
             ));
         }

@@ -4,6 +4,7 @@
 
 mod admin;
 mod confirm;
+mod console;
 mod eligibility;
 mod expiry;
 mod feedback;
@@ -28,6 +29,7 @@ use tokio::sync::{Notify, SemaphorePermit};
 use self::work_room::WorkRoom;
 
 pub use confirm::Confirmed;
+pub use console::{MAX_SIGN_INS_PER_WINDOW, SIGN_IN_WINDOW_SECS};
 pub use eligibility::{Eligibility, EligibilityError};
 pub use expiry::PurgeReport;
 pub use feedback::{FeedbackError, SnsClient};

@@ -9,6 +9,7 @@ use super::{LinkError, Plan, Planned, Subscriptions};
 use crate::domain::ErasureReason;
 use crate::domain::{
     Catalog, Contact, ContactId, LawfulBasis, Purpose, RequestMeta, Source, Status, StatusChange,
+    SubscriptionType,
 };
 use crate::tokens::Purpose as TokenPurpose;
 
@@ -31,6 +32,24 @@ pub struct TypeView {
     pub opted_in: bool,
     pub notice_version: String,
     pub notice_text: String,
+}
+
+impl TypeView {
+    /// A type as a page shows it in `locale`: with the notice shown there today, the
+    /// one a tick on that page agrees to.
+    pub(super) fn of(t: &SubscriptionType, status: Status, locale: &str, fallback: &str) -> Self {
+        let (_, notice) = t.current_notice(locale, fallback);
+        TypeView {
+            id: t.id.to_string(),
+            name: t.name_in(locale, fallback),
+            description: t.description_in(locale, fallback),
+            purpose: t.purpose,
+            status,
+            opted_in: status == Status::OptedIn,
+            notice_version: notice.version.clone(),
+            notice_text: notice.text.clone(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -237,20 +256,7 @@ fn view(
     let types = catalog
         .all()
         .iter()
-        .map(|t| {
-            let (_, notice) = t.current_notice(locale, fallback);
-            let status = contact.status(&t.id);
-            TypeView {
-                id: t.id.to_string(),
-                name: t.name_in(locale, fallback),
-                description: t.description_in(locale, fallback),
-                purpose: t.purpose,
-                status,
-                opted_in: status == Status::OptedIn,
-                notice_version: notice.version.clone(),
-                notice_text: notice.text.clone(),
-            }
-        })
+        .map(|t| TypeView::of(t, contact.status(&t.id), locale, fallback))
         .collect();
     PreferencesView {
         contact_id: contact.id.clone(),

@@ -59,13 +59,16 @@ impl Subscriptions {
     /// Redis. Beside the per-address mail cap, this is the other signup limit.
     pub async fn count_signup_from(&self, network: &str) -> Result<(), SignupError> {
         let limits = &self.config.settings.signup;
-        let window = limits.ip_window_secs.max(1);
-        let key = format!("signup-ip:{}", self.config.index.pseudonym("ip", network));
-        let now = self.clock.now();
-        let hits = self.store.count_hit(&key, window, now).await?;
-        if hits > u64::from(limits.max_signups_per_ip) {
+        let limited = self
+            .count_network_hit(
+                "signup-ip",
+                network,
+                limits.ip_window_secs,
+                u64::from(limits.max_signups_per_ip),
+            )
+            .await?;
+        if let Some(retry_after_secs) = limited {
             metrics::counter!("optin_signups_rate_limited_total").increment(1);
-            let retry_after_secs = window - (now.timestamp().max(0) as u64 % window);
             return Err(SignupError::RateLimited { retry_after_secs });
         }
         Ok(())
@@ -81,15 +84,7 @@ impl Subscriptions {
         versions: &NoticeVersions,
     ) -> Result<(Vec<SubscriptionTypeId>, Vec<NoticeRef>), SignupError> {
         let catalog = &self.config().catalog;
-        let mut types: Vec<&SubscriptionType> = Vec::new();
-        for id in type_ids {
-            let found = catalog
-                .get(id)
-                .ok_or_else(|| SignupError::UnknownType(id.chars().take(64).collect()))?;
-            if !types.iter().any(|t| t.id == found.id) {
-                types.push(found);
-            }
-        }
+        let types = self.requested_types(type_ids)?;
         if types.is_empty() {
             return Err(SignupError::NoTypes);
         }
@@ -118,6 +113,42 @@ impl Subscriptions {
             })
             .collect::<Result<Vec<_>, SignupError>>()?;
         Ok((types.into_iter().map(|t| t.id.clone()).collect(), notices))
+    }
+
+    /// The types the hosted signup form shows (`ids`, or every type when empty), in
+    /// `locale`, each with the notice that a tick on the form agrees to.
+    pub fn signup_form_types(
+        &self,
+        ids: &[String],
+        locale: &str,
+    ) -> Result<Vec<super::TypeView>, SignupError> {
+        let catalog = &self.config().catalog;
+        let types = if ids.is_empty() {
+            catalog.all().iter().collect()
+        } else {
+            self.requested_types(ids)?
+        };
+        Ok(types
+            .into_iter()
+            .map(|t| {
+                super::TypeView::of(t, Status::NotSubscribed, locale, catalog.default_locale())
+            })
+            .collect())
+    }
+
+    /// The types named, each once, in the order first named; an unknown one is refused.
+    fn requested_types(&self, ids: &[String]) -> Result<Vec<&SubscriptionType>, SignupError> {
+        let catalog = &self.config().catalog;
+        let mut types: Vec<&SubscriptionType> = Vec::new();
+        for id in ids {
+            let found = catalog
+                .get(id)
+                .ok_or_else(|| SignupError::UnknownType(id.chars().take(64).collect()))?;
+            if !types.iter().any(|t| t.id == found.id) {
+                types.push(found);
+            }
+        }
+        Ok(types)
     }
 
     pub async fn sign_up(&self, request: SignupRequest) -> Result<(), SignupError> {

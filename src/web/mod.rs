@@ -3,6 +3,7 @@
 //! Routes parse the request, call one service operation and map its result; they hold
 //! no business rules and never reach the store.
 
+pub mod admin;
 pub mod compat;
 pub mod extract;
 pub mod middleware;
@@ -26,6 +27,23 @@ pub struct AppState {
     /// Also registered on its own, for the deadline middleware.
     pub pages: web::Data<Pages>,
     pub metrics: Option<PrometheusHandle>,
+}
+
+/// Pages never need more than this; a strict CSP keeps injected markup inert.
+pub const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// The same policy for a page that the given origins may frame (`GET /signup`, with
+/// `server.embed_allowed_origins`); with none, the page stays unframeable.
+pub fn content_security_policy_framed_by(origins: &[String]) -> String {
+    if origins.is_empty() {
+        return CONTENT_SECURITY_POLICY.to_string();
+    }
+    let ancestors: Vec<&str> = origins.iter().map(|o| o.trim_end_matches('/')).collect();
+    CONTENT_SECURITY_POLICY.replace(
+        "frame-ancestors 'none'",
+        &format!("frame-ancestors {}", ancestors.join(" ")),
+    )
 }
 
 /// Largest batch of addresses one eligibility request may carry.
@@ -69,7 +87,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
                 .wrap(signup_cors(cors_origins))
                 .route(web::post().to(signup::subscribe_json)),
         )
-        .service(resource("/signup", "POST").route(web::post().to(signup::subscribe_form)))
+        .service(
+            resource("/signup", "GET, POST")
+                .route(web::get().to(signup::show_signup_form))
+                .route(web::post().to(signup::subscribe_form)),
+        )
         .service(resource("/signup/received", "GET").route(web::get().to(signup::signup_received)))
         .service(
             resource("/confirm/{token}", "GET, POST")
@@ -140,6 +162,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
         )
         .configure(feedback_routes)
         .configure(compat::configure)
+        .configure(admin::routes)
         .service(personal_resource("/v1/imports", "POST").route(web::post().to(imports::import)))
         .service(resource("/v1/stats", "GET").route(web::get().to(contacts::show_stats)))
         .service(

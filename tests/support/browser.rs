@@ -1,6 +1,7 @@
 //! Real headless Chromium, driven over WebDriver by Debian's `chromedriver` through the
 //! `fantoccini` client. This file only starts and stops chromedriver and wraps the few
-//! steps the tests need (open, click, submit, read, screenshot) so they stay one line each.
+//! steps the tests need (open, click, type, submit, read, screenshot, an axe-core check)
+//! so they stay one line each.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -15,6 +16,7 @@ pub struct Browser {
     driver: Child,
     client: Client,
     _profile: tempfile::TempDir,
+    downloads: tempfile::TempDir,
 }
 
 impl Browser {
@@ -32,7 +34,12 @@ impl Browser {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start chromedriver ({e}); run the README's test command, which installs chromium-driver"));
         let profile = tempfile::tempdir().expect("a profile folder");
+        let downloads = tempfile::tempdir().expect("a downloads folder");
         let options = json!({
+            "prefs": {
+                "download.default_directory": downloads.path().display().to_string(),
+                "download.prompt_for_download": false,
+            },
             "binary": "/usr/bin/chromium",
             "args": [
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -65,6 +72,7 @@ impl Browser {
             driver,
             client,
             _profile: profile,
+            downloads,
         }
     }
 
@@ -97,12 +105,16 @@ impl Browser {
         self.click(css).await;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
+            // Mid-navigation, both reads may fail for a moment: that is "not loaded yet".
             let state = self
                 .client
                 .execute("return document.readyState", vec![])
                 .await
-                .expect("document.readyState");
-            if self.find("html").await.element_id() != old_document && state == json!("complete") {
+                .ok();
+            let document = self.client.find(Locator::Css("html")).await.ok();
+            if document.is_some_and(|d| d.element_id() != old_document)
+                && state == Some(json!("complete"))
+            {
                 return;
             }
             assert!(
@@ -111,6 +123,91 @@ impl Browser {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Switches into the page's `index`th frame; [`Self::leave_frame`] switches back.
+    pub async fn enter_frame(&self, index: u16) {
+        self.client
+            .enter_frame(index)
+            .await
+            .unwrap_or_else(|e| panic!("cannot enter frame {index}: {e}"));
+    }
+
+    pub async fn leave_frame(&self) {
+        self.client
+            .enter_parent_frame()
+            .await
+            .expect("back to the parent frame");
+    }
+
+    /// How many elements match, now.
+    pub async fn count(&self, css: &str) -> usize {
+        self.client
+            .find_all(Locator::Css(css))
+            .await
+            .map_or(0, |found| found.len())
+    }
+
+    /// Types into a field, as a person would.
+    pub async fn type_into(&self, css: &str, text: &str) {
+        self.find(css)
+            .await
+            .send_keys(text)
+            .await
+            .unwrap_or_else(|e| panic!("cannot type into {css}: {e}"));
+    }
+
+    /// The rendered text of one element.
+    pub async fn text_of(&self, css: &str) -> String {
+        self.find(css)
+            .await
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("cannot read {css}: {e}"))
+    }
+
+    /// The file the browser downloaded, once it is complete; bounded to 10 s.
+    pub async fn downloaded(&self, name: &str) -> Vec<u8> {
+        let path = self.downloads.path().join(name);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(bytes) = std::fs::read(&path) {
+                if !bytes.is_empty() {
+                    return bytes;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} was not downloaded within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs axe-core (installed from npm by `tests/axe/install.sh`) on the open page and
+    /// returns its violations. The script is injected through WebDriver, so the pages
+    /// themselves need no script and keep their CSP.
+    pub async fn axe(&self) -> Vec<AxeViolation> {
+        let source = axe_source();
+        self.client
+            .execute(&source, vec![])
+            .await
+            .expect("axe-core loads into the page");
+        let result = self
+            .client
+            .execute_async(
+                r#"const done = arguments[arguments.length - 1];
+                axe.run(document, { resultTypes: ["violations"] })
+                  .then(r => done(r.violations.map(v => ({
+                      id: v.id, impact: v.impact, help: v.help,
+                      targets: v.nodes.map(n => n.target.join(" ")) }))))
+                  .catch(e => done({ error: String(e) }));"#,
+                vec![],
+            )
+            .await
+            .expect("axe-core runs");
+        serde_json::from_value(result.clone())
+            .unwrap_or_else(|e| panic!("axe-core answered {result}: {e}"))
     }
 
     pub async fn is_checked(&self, css: &str) -> bool {
@@ -152,5 +249,88 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.driver.kill();
+    }
+}
+
+/// One rule that a page breaks, as axe-core reports it.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct AxeViolation {
+    pub id: String,
+    /// `minor`, `moderate`, `serious` or `critical`.
+    pub impact: Option<String>,
+    pub help: String,
+    pub targets: Vec<String>,
+}
+
+impl AxeViolation {
+    pub fn is_serious(&self) -> bool {
+        matches!(self.impact.as_deref(), Some("serious" | "critical"))
+    }
+}
+
+/// axe-core's source, installed once per target folder by `tests/axe/install.sh`.
+fn axe_source() -> String {
+    static SOURCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SOURCE
+        .get_or_init(|| {
+            let script =
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/axe/install.sh");
+            let output = Command::new("bash")
+                .arg(&script)
+                .stderr(Stdio::inherit())
+                .output()
+                .expect("run tests/axe/install.sh");
+            assert!(
+                output.status.success(),
+                "tests/axe/install.sh could not install axe-core (is npm installed?)"
+            );
+            let path = String::from_utf8_lossy(&output.stdout).trim().to_string();
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+        })
+        .clone()
+}
+
+/// Collects axe-core results page by page, prints them, and fails at the end when any
+/// page has a violation of impact serious or critical.
+#[derive(Default)]
+pub struct AxeReport {
+    pages: Vec<(String, Vec<AxeViolation>)>,
+}
+
+impl AxeReport {
+    /// Checks the page open in `browser`, recorded under `name`.
+    pub async fn check(&mut self, browser: &Browser, name: &str) {
+        let violations = browser.axe().await;
+        let summary: Vec<String> = violations
+            .iter()
+            .map(|v| format!("{} ({})", v.id, v.impact.as_deref().unwrap_or("?")))
+            .collect();
+        println!(
+            "axe-core: {name}: {} violation(s), {} serious or critical {summary:?}",
+            violations.len(),
+            violations.iter().filter(|v| v.is_serious()).count(),
+        );
+        self.pages.push((name.to_string(), violations));
+    }
+
+    pub fn assert_no_serious_violations(&self) {
+        let serious: Vec<String> = self
+            .pages
+            .iter()
+            .flat_map(|(page, violations)| {
+                violations.iter().filter(|v| v.is_serious()).map(move |v| {
+                    format!(
+                        "{page}: {} {:?}: {} at {:?}",
+                        v.id, v.impact, v.help, v.targets
+                    )
+                })
+            })
+            .collect();
+        assert!(
+            serious.is_empty(),
+            "accessibility violations:\n{}",
+            serious.join("\n")
+        );
+        assert!(!self.pages.is_empty(), "no page was checked");
     }
 }

@@ -24,6 +24,7 @@ macro_rules! pages {
         })+
     };
 }
+pub(super) use pages;
 
 pages! {
     Confirm => CONFIRM,
@@ -263,14 +264,15 @@ pub(super) fn samples() -> Vec<(&'static str, serde_json::Value)> {
             error_key,
         });
     }
+    super::console::add_samples(&mut samples);
     samples.0
 }
 
 #[derive(Default)]
-struct Samples(Vec<(&'static str, serde_json::Value)>);
+pub(super) struct Samples(Vec<(&'static str, serde_json::Value)>);
 
 impl Samples {
-    fn add<P: Page>(&mut self, data: &P) {
+    pub(super) fn add<P: Page>(&mut self, data: &P) {
         // Structs of strings, flags and lists: serializing cannot fail.
         let value = serde_json::to_value(data).unwrap_or_default();
         self.0.push((P::NAME, value));

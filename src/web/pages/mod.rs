@@ -24,8 +24,17 @@ use serde_json::{Map, Value};
 use crate::templating::{self, Family, Origin, Registry, Source};
 use crate::web::extract::locale::{self, SUPPORTED_LOCALES};
 
+mod console;
 mod data;
 
+pub use console::{
+    AdminContact, AdminDeliveries, AdminErase, AdminLogin, AdminSearch, AdminStats, Bar, BarRow,
+    Chart, Choice, ConsoleNav, ContactPending, ContactType, ContactUnreachable, DeadLetter, Signup,
+    TimelineEvent, TypeStatsRow, WebhookRow,
+};
+pub use console::{
+    ADMIN_CONTACT, ADMIN_DELIVERIES, ADMIN_ERASE, ADMIN_LOGIN, ADMIN_SEARCH, ADMIN_STATS, SIGNUP,
+};
 pub use data::{
     Confirm, Confirmed, EraseConfirm, Erased, ErrorKey, ErrorPage, FreshLinkNeeded, LinkInvalid,
     LinkSent, Manage, Page, Preferences, SignupReceived, TypeName, Unsubscribe, UnsubscribeData,
@@ -49,7 +58,14 @@ pub const ERASE_CONFIRM: &str = "erase_confirm";
 pub const ERASED: &str = "erased";
 
 /// Every page [`Pages::render`] knows.
-pub const PAGES: [&str; 13] = [
+pub const PAGES: [&str; 20] = [
+    console::SIGNUP,
+    console::ADMIN_LOGIN,
+    console::ADMIN_SEARCH,
+    console::ADMIN_CONTACT,
+    console::ADMIN_ERASE,
+    console::ADMIN_STATS,
+    console::ADMIN_DELIVERIES,
     CONFIRM,
     CONFIRMED,
     LINK_INVALID,
@@ -80,6 +96,8 @@ pub const ERROR_KEYS: [&str; ErrorKey::ALL.len()] = {
 const LAYOUT: &str = "layout";
 /// The resubscribe and "mail me a preferences link" forms of the unsubscribe pages.
 const LINK_ACTIONS: &str = "link_actions";
+/// The console's navigation and logout form, at the top of every console page.
+const ADMIN_NAV: &str = "admin_nav";
 
 /// The locale whose strings every other locale must match key for key, and the one shown
 /// when a requested locale is unknown.
@@ -235,7 +253,7 @@ impl Pages {
 }
 
 fn template_names() -> impl Iterator<Item = &'static str> {
-    PAGES.into_iter().chain([LAYOUT, LINK_ACTIONS])
+    PAGES.into_iter().chain([LAYOUT, LINK_ACTIONS, ADMIN_NAV])
 }
 
 fn builtin_templates() -> Result<BTreeMap<String, Source>, PageError> {

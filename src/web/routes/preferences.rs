@@ -2,7 +2,7 @@
 //! of the form (or "unsubscribe from all") in one go. Export and erasure need a link
 //! issued within `links.rights_max_age_minutes`; an older one is offered a fresh link.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::page;
 use crate::service::{PreferenceChoice, PreferencesView};
@@ -50,7 +50,6 @@ pub async fn show_preferences(
 pub(super) fn parse_choice(body: &[u8]) -> PreferenceChoice {
     let mut choice = PreferenceChoice::default();
     let mut shown = BTreeSet::new();
-    let mut versions = BTreeMap::new();
     for (key, value) in url::form_urlencoded::parse(body) {
         match key.as_ref() {
             "subscription_types" => {
@@ -61,14 +60,10 @@ pub(super) fn parse_choice(body: &[u8]) -> PreferenceChoice {
             }
             "unsubscribe_all" => choice.unsubscribe_all = value == "1",
             "allow_signups" => choice.allow_signups = value == "1",
-            other => {
-                if let Some(type_id) = other.strip_prefix("notice_version.") {
-                    versions.insert(type_id.to_string(), value.into_owned());
-                }
-            }
+            _ => {}
         }
     }
-    choice.notice_versions = versions;
+    choice.notice_versions = super::signup::notice_versions_by_type(body);
     choice.shown = shown;
     choice
 }

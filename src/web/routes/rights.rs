@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::domain::Source;
-use crate::service::{ManualChangeError, RightsError};
+use crate::service::{Export, ManualChangeError, RightsError};
 use crate::web::extract::api_key::AdminKey;
 use crate::web::extract::json_body::JsonObject;
 use crate::web::extract::manual_change::{parse_email, ManualChangeBody};
@@ -90,12 +90,18 @@ pub async fn export(
 ) -> Result<HttpResponse, Problem> {
     let email = parse_email(&email, "email")?;
     let export = state.subscriptions.export(&email).await?;
-    Ok(HttpResponse::Ok()
+    Ok(export_download(&export))
+}
+
+/// Everything held on a person as a JSON download, for the API and the console alike.
+pub(in crate::web) fn export_download(export: &Export) -> HttpResponse {
+    HttpResponse::Ok()
         .insert_header((
             "Content-Disposition",
             "attachment; filename=\"optin-export.json\"",
         ))
-        .json(export))
+        .insert_header(("Cache-Control", "no-store"))
+        .json(export)
 }
 
 #[derive(Deserialize)]

@@ -1,6 +1,9 @@
 //! `POST /v1/signups` (JSON) and `POST /signup` (HTML form). Both answer the same way
 //! whatever the address's state, so nobody can learn who is subscribed.
 
+use std::collections::BTreeMap;
+
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -12,7 +15,7 @@ use crate::service::{NoticeVersions, SignupError, SignupRequest, MAX_EVIDENCE_CH
 use crate::web::extract::client_ip::limit_network;
 use crate::web::extract::json_body::{from_object, JsonObject};
 use crate::web::extract::request_meta::{client_ip, request_meta};
-use crate::web::pages::{ErrorKey, SignupReceived};
+use crate::web::pages::{ErrorKey, Signup, SignupReceived};
 use crate::web::problem::Problem;
 use crate::web::AppState;
 
@@ -184,13 +187,19 @@ pub async fn subscribe_form(
         return page::error_page(&state, &req, StatusCode::BAD_REQUEST, ErrorKey::BadRequest);
     };
     if form.website.is_empty() {
+        // The hosted form posts the version beside each checkbox; other forms one for all.
+        let per_type = notice_versions_by_type(&body);
+        let notice_version = if per_type.is_empty() {
+            form.notice_version
+                .map_or(NoticeVersions::Current, NoticeVersions::All)
+        } else {
+            NoticeVersions::PerType(per_type)
+        };
         let raw = RawSignup {
             email: form.email,
             types: form.subscription_types,
             locale: form.locale,
-            notice_version: form
-                .notice_version
-                .map_or(NoticeVersions::Current, NoticeVersions::All),
+            notice_version,
             form_id: form.form_id,
             page_url: form.page_url,
             origin: Source::SignupForm,
@@ -243,6 +252,68 @@ pub async fn subscribe_form(
     HttpResponse::SeeOther()
         .insert_header((actix_web::http::header::LOCATION, target))
         .finish()
+}
+
+/// The `notice_version.<type>` fields of a form: the notice version shown beside each
+/// type's checkbox.
+pub(super) fn notice_versions_by_type(body: &[u8]) -> BTreeMap<String, String> {
+    url::form_urlencoded::parse(body)
+        .filter_map(|(key, value)| {
+            key.strip_prefix("notice_version.")
+                .map(|type_id| (type_id.to_string(), value.into_owned()))
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+pub struct SignupFormQuery {
+    /// Comma-separated type ids; all types when absent.
+    types: Option<String>,
+    locale: Option<String>,
+}
+
+/// `GET /signup?types=a,b&locale=nl`: optin's own form, showing for each type the notice
+/// that a tick agrees to. Framed only by `server.embed_allowed_origins`.
+pub async fn show_signup_form(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let Ok(query) = serde_html_form::from_str::<SignupFormQuery>(req.query_string()) else {
+        return page::error_page(&state, &req, StatusCode::BAD_REQUEST, ErrorKey::BadRequest);
+    };
+    let ids: Vec<String> = query
+        .types
+        .iter()
+        .flat_map(|types| types.split(','))
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
+        .collect();
+    let locale = page::request_locale(&state, &req, query.locale.as_deref());
+    let types = match state.subscriptions.signup_form_types(&ids, &locale) {
+        Ok(types) => types,
+        Err(error) => {
+            tracing::debug!(%error, "signup form asked for unknown types");
+            return page::error_page(&state, &req, StatusCode::BAD_REQUEST, ErrorKey::BadRequest);
+        }
+    };
+    let data = Signup {
+        action_url: "signup".to_string(),
+        locale: locale.clone(),
+        types: &types,
+    };
+    let mut response = page::render(&state, &req, StatusCode::OK, Some(&locale), &data);
+    let origins = &state
+        .subscriptions
+        .config()
+        .settings
+        .server
+        .embed_allowed_origins
+        .0;
+    let policy = crate::web::content_security_policy_framed_by(origins);
+    if let Ok(value) = HeaderValue::from_str(&policy) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    response
 }
 
 pub async fn signup_received(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {

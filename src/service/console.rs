@@ -1,0 +1,54 @@
+//! What the admin console needs beyond the admin API's operations: finding a contact by
+//! its id (console URLs carry ids, never addresses) and the limit on sign-in attempts.
+
+use super::Subscriptions;
+use crate::domain::{Contact, ContactId};
+use crate::store::StoreError;
+
+/// Sign-in attempts one client network may make per window: enough for a person who
+/// mistypes, far too few to guess a key.
+pub const MAX_SIGN_INS_PER_WINDOW: u64 = 10;
+pub const SIGN_IN_WINDOW_SECS: u64 = 15 * 60;
+
+impl Subscriptions {
+    pub async fn contact_by_id(&self, id: &ContactId) -> Result<Option<Contact>, StoreError> {
+        self.store.load_contact(id).await
+    }
+
+    /// Counts one console sign-in attempt from a client network (an IPv4 address or an
+    /// IPv6 /64). Every attempt counts, good or bad: were only failures counted, a guess
+    /// past the limit that happened to be right would still get in. Returns the seconds
+    /// to wait when the limit is reached.
+    pub async fn count_sign_in_from(&self, network: &str) -> Result<Option<u64>, StoreError> {
+        self.count_network_hit(
+            "console-sign-in",
+            network,
+            SIGN_IN_WINDOW_SECS,
+            MAX_SIGN_INS_PER_WINDOW,
+        )
+        .await
+    }
+
+    /// Counts one hit of a client network against a per-window `limit` (shared by every
+    /// instance on Redis), keyed by a pseudonym of the network, never the address itself.
+    /// Returns the seconds until the window ends when the limit is passed.
+    pub(super) async fn count_network_hit(
+        &self,
+        limit_name: &str,
+        network: &str,
+        window_secs: u64,
+        limit: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let window = window_secs.max(1);
+        let key = format!(
+            "{limit_name}:{}",
+            self.config.index.pseudonym("ip", network)
+        );
+        let now = self.clock.now();
+        let hits = self.store.count_hit(&key, window, now).await?;
+        if hits > limit {
+            return Ok(Some(window - (now.timestamp().max(0) as u64 % window)));
+        }
+        Ok(None)
+    }
+}

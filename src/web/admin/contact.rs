@@ -1,0 +1,422 @@
+//! A contact's page (statuses, pending confirmations, restriction, reachability and the
+//! event timeline with its chain verdict) and the actions on it. The contact is named by
+//! its id; each action looks up its address and calls the admin API's operation.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::csrf::{checked_form, TokenOnly};
+use super::session::Session;
+use super::{actor_meta, message_from_query, nav, render, respond, see_other, when, ConsoleError};
+use crate::domain::{Contact, ContactId, Event, LawfulBasis, RequestMeta, Source, Status};
+use crate::service::{ManualChangeError, ManualOutcome, RightsError};
+use crate::web::extract::manual_change::ManualChangeBody;
+use crate::web::pages::{
+    AdminContact, AdminErase, Choice, ContactPending, ContactType, ContactUnreachable,
+    TimelineEvent,
+};
+use crate::web::AppState;
+
+/// The messages the contact page shows after a redirect.
+const DONE: [&str; 6] = [
+    "admin_done_restricted",
+    "admin_done_lifted",
+    "admin_done_changed",
+    "admin_done_unchanged",
+    "admin_done_confirmation_sent",
+    "admin_done_unreachable_cleared",
+];
+
+fn contact_url(id: &ContactId) -> String {
+    format!("/admin/contacts/{}", id.as_str())
+}
+
+/// The stored contact the path names; 404 for an id that is malformed or holds nothing.
+async fn load(state: &AppState, raw_id: &str) -> Result<Contact, ConsoleError> {
+    let id = ContactId::parse(raw_id).map_err(|_| ConsoleError::NotFound)?;
+    state
+        .subscriptions
+        .contact_by_id(&id)
+        .await?
+        .ok_or(ConsoleError::NotFound)
+}
+
+/// What every action on a contact starts with: the form, once its CSRF token matched;
+/// the contact; and the request's metadata with the signed-in key as `actor`.
+async fn act_on<T: DeserializeOwned>(
+    state: &AppState,
+    req: &HttpRequest,
+    session: &Session,
+    raw_id: &str,
+    body: &[u8],
+) -> Result<(T, Contact, RequestMeta), ConsoleError> {
+    let form = checked_form(session, body)?;
+    let contact = load(state, raw_id).await?;
+    Ok((form, contact, actor_meta(state, req, session)))
+}
+
+impl From<RightsError> for ConsoleError {
+    fn from(error: RightsError) -> Self {
+        match error {
+            RightsError::Store(e) => ConsoleError::Store(e),
+            // Erased meanwhile, by someone else.
+            _ => ConsoleError::NotFound,
+        }
+    }
+}
+
+pub async fn show_contact(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    session: Session,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let result = async {
+        let contact = load(&state, &id).await?;
+        let message = message_from_query(&req, &DONE);
+        contact_page(
+            &state,
+            &req,
+            &session,
+            &contact,
+            message,
+            false,
+            StatusCode::OK,
+        )
+        .await
+    }
+    .await;
+    respond(&state, &req, result)
+}
+
+async fn contact_page(
+    state: &AppState,
+    req: &HttpRequest,
+    session: &Session,
+    contact: &Contact,
+    message: Option<&'static str>,
+    message_is_error: bool,
+    status: StatusCode,
+) -> Result<HttpResponse, ConsoleError> {
+    let subscriptions = &state.subscriptions;
+    let provenance = subscriptions.provenance(&contact.email).await?;
+    let catalog = &subscriptions.config().catalog;
+    let locale = super::page::request_locale(state, req, None);
+    let fallback = catalog.default_locale();
+    let type_name = |id: &str| {
+        catalog
+            .get(id)
+            .map_or_else(|| id.to_string(), |t| t.name_in(&locale, fallback))
+    };
+    let types = catalog
+        .all()
+        .iter()
+        .map(|t| {
+            let held = contact.subscriptions.get(&t.id);
+            ContactType {
+                id: t.id.to_string(),
+                name: t.name_in(&locale, fallback),
+                status_key: status_key(contact.status(&t.id)),
+                since: held.map(|s| when(s.since)),
+                lawful_basis: held
+                    .and_then(|s| s.lawful_basis)
+                    .map(|b| b.as_str().to_string()),
+                source: held.map(|s| code(&s.source)),
+            }
+        })
+        .collect();
+    let pending = contact
+        .pending
+        .iter()
+        .map(|p| ContactPending {
+            types: p
+                .types
+                .iter()
+                .map(|t| type_name(t.as_str()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            created_at: when(p.signup.at),
+            expires_at: when(p.expires_at),
+        })
+        .collect();
+    let broken = provenance.chain.first_broken_event;
+    let events = provenance
+        .events
+        .iter()
+        .rev()
+        .map(|event| timeline_event(event, broken == Some(event.id)))
+        .collect();
+    let data = AdminContact {
+        nav: nav(session),
+        contact_url: contact_url(&contact.id),
+        email: contact.email.as_str().to_string(),
+        locale: contact.locale.clone(),
+        created_at: when(contact.created_at),
+        types,
+        pending,
+        restricted_since: contact.restricted_since.map(when),
+        signup_blocked_since: contact.signup_blocked_since.map(when),
+        unreachable: contact.unreachable.as_ref().map(|u| ContactUnreachable {
+            since: when(u.since),
+            reason: code(&u.reason),
+            detail: u.detail.clone(),
+        }),
+        recent_soft_bounces: subscriptions.recent_soft_bounces(contact),
+        events,
+        chain_valid: provenance.chain.chain_valid,
+        message,
+        message_is_error,
+        statuses: [Status::OptedIn, Status::Unsubscribed, Status::NotSubscribed]
+            .into_iter()
+            .map(|s| Choice {
+                value: s.as_str().to_string(),
+                label: status_key(s),
+            })
+            .collect(),
+        lawful_bases: LawfulBasis::ALL
+            .iter()
+            .map(|b| b.as_str().to_string())
+            .collect(),
+    };
+    Ok(render(state, req, status, &data))
+}
+
+/// The string key that names a status on the pages.
+fn status_key(status: Status) -> String {
+    format!("admin_status_{}", status.as_str())
+}
+
+/// A serde enum's name as stored (`admin_api`, `status_changed`).
+fn code<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn timeline_event(event: &Event, broken: bool) -> TimelineEvent {
+    TimelineEvent {
+        id: event.id.to_string(),
+        at: when(event.at),
+        kind: code(&event.kind),
+        subscription_type: event.subscription_type.as_ref().map(|t| t.to_string()),
+        change: match (event.from, event.to) {
+            (Some(from), Some(to)) => Some(format!("{} → {}", from.as_str(), to.as_str())),
+            (None, Some(to)) => Some(format!("→ {}", to.as_str())),
+            _ => None,
+        },
+        source: code(&event.source),
+        lawful_basis: event.lawful_basis.map(|b| b.as_str().to_string()),
+        explanation: event.explanation.clone(),
+        consent_evidence: event.consent_evidence.clone(),
+        notice: event
+            .consent_notice
+            .as_ref()
+            .map(|n| format!("{} ({}) sha256 {}", n.version, n.locale, n.sha256)),
+        actor: event.meta.actor.clone(),
+        broken,
+    }
+}
+
+/// `POST …/export`: everything held on the person, as the API's export answers it.
+pub async fn export(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    session: Session,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let result = async {
+        let (TokenOnly {}, contact, _) = act_on(&state, &req, &session, &id, &body).await?;
+        let export = state.subscriptions.export(&contact.email).await?;
+        tracing::info!(key = %session.key_name, to = %contact.email.masked(), "console export");
+        Ok(crate::web::routes::rights::export_download(&export))
+    }
+    .await;
+    respond(&state, &req, result)
+}
+
+/// `GET …/erase`: asks first; changes nothing.
+pub async fn ask_to_erase(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    session: Session,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let result = async {
+        let contact = load(&state, &id).await?;
+        let data = AdminErase {
+            nav: nav(&session),
+            contact_url: contact_url(&contact.id),
+            email: contact.email.as_str().to_string(),
+        };
+        Ok(render(&state, &req, StatusCode::OK, &data))
+    }
+    .await;
+    respond(&state, &req, result)
+}
+
+/// `POST …/erase`: Art. 17, as `DELETE /v1/contacts/{email}`.
+pub async fn erase(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    session: Session,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let result = async {
+        let (TokenOnly {}, contact, meta) = act_on(&state, &req, &session, &id, &body).await?;
+        state.subscriptions.erase(&contact.email, &meta).await?;
+        tracing::info!(key = %session.key_name, to = %contact.email.masked(), "contact erased from the console");
+        Ok(see_other("/admin?done=erased".to_string()))
+    }
+    .await;
+    respond(&state, &req, result)
+}
+
+#[derive(Deserialize)]
+struct RestrictionForm {
+    restricted: String,
+}
+
+/// `POST …/restriction` with `restricted=1` (Art. 18) or `0` (lift).
+pub async fn set_restriction(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    session: Session,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let result = async {
+        let (form, contact, meta): (RestrictionForm, _, _) =
+            act_on(&state, &req, &session, &id, &body).await?;
+        let restricted = match form.restricted.as_str() {
+            "1" => true,
+            "0" => false,
+            _ => return Err(ConsoleError::BadRequest),
+        };
+        state
+            .subscriptions
+            .set_restriction(&contact.email, restricted, &meta)
+            .await?;
+        let done = if restricted { "restricted" } else { "lifted" };
+        Ok(see_other(format!(
+            "{}?done={done}",
+            contact_url(&contact.id)
+        )))
+    }
+    .await;
+    respond(&state, &req, result)
+}
+
+/// `POST …/unreachable`: the address works again.
+pub async fn clear_unreachable(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    session: Session,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let result = async {
+        let (TokenOnly {}, contact, meta) = act_on(&state, &req, &session, &id, &body).await?;
+        state
+            .subscriptions
+            .clear_unreachable(&contact.email, &meta)
+            .await?;
+        Ok(see_other(format!(
+            "{}?done=unreachable_cleared",
+            contact_url(&contact.id)
+        )))
+    }
+    .await;
+    respond(&state, &req, result)
+}
+
+#[derive(Deserialize)]
+struct ManualChangeForm {
+    subscription_type: String,
+    status: String,
+    #[serde(default)]
+    lawful_basis: String,
+    #[serde(default)]
+    explanation: String,
+    #[serde(default)]
+    consent_evidence: String,
+    #[serde(default)]
+    send_confirmation: Option<String>,
+}
+
+/// `POST …/subscriptions`: a manual change, as `PUT /v1/contacts/{email}/subscriptions/{type}`
+/// with source `admin_api`. A refused change shows the contact again, saying why.
+pub async fn change_subscription(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    session: Session,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let result = async {
+        let (form, contact, meta): (ManualChangeForm, _, _) =
+            act_on(&state, &req, &session, &id, &body).await?;
+        let subscriptions = &state.subscriptions;
+        // The same parsing as the API's body, so that both refuse the same input.
+        let parsed = ManualChangeBody {
+            status: Some(form.status),
+            lawful_basis: Some(form.lawful_basis).filter(|b| !b.is_empty()),
+            explanation: Some(form.explanation),
+            consent_evidence: Some(form.consent_evidence),
+            send_confirmation: form.send_confirmation.is_some_and(|v| v == "1"),
+        }
+        .parse(subscriptions, &form.subscription_type);
+        let refused = |message| {
+            contact_page(
+                &state,
+                &req,
+                &session,
+                &contact,
+                Some(message),
+                true,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+        };
+        let Ok(change) = parsed else {
+            return refused("admin_err_invalid_input").await;
+        };
+        match subscriptions
+            .change_manually(&contact.email, &change, Source::AdminApi, &meta)
+            .await
+        {
+            Ok(result) => {
+                let done = match result.outcome {
+                    ManualOutcome::Changed => "changed",
+                    ManualOutcome::Unchanged => "unchanged",
+                    ManualOutcome::ConfirmationSent => "confirmation_sent",
+                };
+                Ok(see_other(format!(
+                    "{}?done={done}",
+                    contact_url(&contact.id)
+                )))
+            }
+            Err(ManualChangeError::Store(e)) => Err(ConsoleError::Store(e)),
+            Err(error) => refused(manual_error_key(&error)).await,
+        }
+    }
+    .await;
+    respond(&state, &req, result)
+}
+
+fn manual_error_key(error: &ManualChangeError) -> &'static str {
+    match error {
+        ManualChangeError::BasisRequired => "admin_err_basis_required",
+        ManualChangeError::EvidenceRequired => "admin_err_evidence_required",
+        ManualChangeError::Unsubscribed => "admin_err_unsubscribed",
+        ManualChangeError::Erased => "admin_err_erased",
+        ManualChangeError::ConfirmationNeedsOptIn => "admin_err_confirmation_needs_opt_in",
+        ManualChangeError::MailLimitReached => "admin_err_mail_limit",
+        ManualChangeError::UnknownType(_) | ManualChangeError::Store(_) => {
+            "admin_err_invalid_input"
+        }
+    }
+}

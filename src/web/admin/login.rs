@@ -1,0 +1,94 @@
+//! Signing in with an `admin` API key, and signing out. Attempts are limited per client
+//! network; a refused key is logged without the key.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use super::csrf::{checked_form, TokenOnly};
+use super::session::{cleared_cookie, Session};
+use super::{render, respond, see_other};
+use crate::auth::Scope;
+use crate::web::extract::client_ip::limit_network;
+use crate::web::extract::request_meta::client_ip;
+use crate::web::pages::AdminLogin;
+use crate::web::AppState;
+
+#[derive(Deserialize)]
+struct SignInForm {
+    #[serde(default)]
+    key: String,
+}
+
+pub async fn show_login(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let data = AdminLogin {
+        refused: false,
+        rate_limited: false,
+    };
+    render(&state, &req, StatusCode::OK, &data)
+}
+
+pub async fn sign_in(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let subscriptions = &state.subscriptions;
+    let config = subscriptions.config();
+    let network = client_ip(&req, config).map_or_else(|| "unknown".to_string(), limit_network);
+    match subscriptions.count_sign_in_from(&network).await {
+        Ok(None) => {}
+        Ok(Some(retry_after)) => {
+            tracing::warn!("console sign-in refused: too many attempts from this network");
+            let data = AdminLogin {
+                refused: false,
+                rate_limited: true,
+            };
+            let mut page = render(&state, &req, StatusCode::TOO_MANY_REQUESTS, &data);
+            page.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after));
+            return page;
+        }
+        Err(error) => return super::ConsoleError::Store(error).page(&state, &req),
+    }
+    let form: SignInForm =
+        serde_html_form::from_bytes(&body).unwrap_or(SignInForm { key: String::new() });
+    let now = subscriptions.now();
+    let session = config
+        .api_keys
+        .authenticate_plain(&form.key, Scope::Admin)
+        .map_err(|error| tracing::warn!(reason = %error, "console sign-in refused"))
+        .ok()
+        .and_then(|key| Session::start(config, &key.name, now));
+    let Some(session) = session else {
+        let data = AdminLogin {
+            refused: true,
+            rate_limited: false,
+        };
+        return render(&state, &req, StatusCode::UNAUTHORIZED, &data);
+    };
+    tracing::info!(key = %session.key_name, "console sign-in");
+    let mut response = see_other("/admin".to_string());
+    if let Ok(cookie) = header::HeaderValue::from_str(&session.cookie(config, now)) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+pub async fn sign_out(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    session: Session,
+    body: web::Bytes,
+) -> HttpResponse {
+    let result = checked_form::<TokenOnly>(&session, &body).map(|_| {
+        tracing::info!(key = %session.key_name, "console sign-out");
+        let mut response = see_other(super::session::LOGIN_PATH.to_string());
+        let cleared = cleared_cookie(state.subscriptions.config());
+        if let Ok(cookie) = header::HeaderValue::from_str(&cleared) {
+            response.headers_mut().insert(header::SET_COOKIE, cookie);
+        }
+        response
+    });
+    respond(&state, &req, result)
+}
