@@ -229,7 +229,7 @@ wrk_seconds() { awk '/ requests in / {d=$4; sub(/,$/, "", d); if (d ~ /ms$/) {su
 wrk_non2xx() { awk '/Non-2xx or 3xx responses:/ {n=$NF} END {print n+0}' "$(wrk_file "$1")"; }
 wrk_errors() { awk '/Socket errors:/ {gsub(/,/, ""); n=$4+$6+$8+$10} END {print n+0}' "$(wrk_file "$1")"; }
 # "status 503: 12" lines printed by the Lua scripts, as "202×1234 503×12".
-wrk_statuses() { awk '/^status [0-9]+:/ {sub(/:$/, "", $2); printf "%s%s×%s", sep, $2, $3; sep = " "}' "$(wrk_file "$1")"; }
+wrk_statuses() { awk '/^status [0-9]+:/ {sub(/:$/, "", $2); printf "%s%s×%s", sep, $2, $3; sep = " "} END {if (sep == "") printf "none (no answer within the run)"}' "$(wrk_file "$1")"; }
 wrk_status() { awk -v s="$2" '$1 == "status" && $2 == s ":" {n = $3} END {print n + 0}' "$(wrk_file "$1")"; }
 # A percentile line of --latency ("  99%  1.23ms"), in milliseconds.
 wrk_pct() {
@@ -474,9 +474,10 @@ measure_store() {
     R[$S.feedback_ok]="$(wrk_status feedback 200)"
     R[$S.feedback]="$(div "$((${R[$S.feedback_ok]} * FEEDBACK_BATCH))" "$(wrk_seconds feedback)" 0)"
 
-    diagnostics >"$TMP/diag-$S.txt"
     stop_pid "$OPTIN_PID"
     OPTIN_PID=""
+    # After the stop, so that optin's log is complete.
+    diagnostics >"$TMP/diag-$S.txt"
 }
 
 # The lines under the table for store $S, written while its files are at hand.
