@@ -110,6 +110,7 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 { command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null; } || missing+=(redis-tools)
 command -v curl >/dev/null || missing+=(curl)
 command -v python3 >/dev/null || missing+=(python3)
+command -v pgrep >/dev/null || missing+=(procps)
 if [ "${#missing[@]}" -gt 0 ]; then
     say "installing ${missing[*]}"
     $SUDO apt-get update -qq
