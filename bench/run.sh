@@ -559,7 +559,7 @@ pad() {
     local s="$1"
     printf '%s%*s' "$s" $(($2 - ${#s} > 0 ? $2 - ${#s} : 0)) ''
 }
-WIDTHS=(44 17 17 22 15 24 15)
+WIDTHS=(44 19 19 22 15 24 15)
 row() {
     local i=0 line="|" c
     for c in "$@"; do
