@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by bench/drain.sh and bench/fanout.sh: sets BIN to the optin binary to measure,
 # $OPTIN_BIN when given, else the release build (built first; honours CARGO_TARGET_DIR).
 # Expects ROOT (the repository) and NAME (the calling script, for messages).
