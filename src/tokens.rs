@@ -233,7 +233,7 @@ impl TokenSigner {
     pub fn sign_opaque(&self, context: &str, payload: &str) -> String {
         let key = &self.keys[0];
         let signed = format!("{}|{payload}", key.id);
-        let signature = opaque_mac(&key.secret, context, &signed)
+        let signature = opaque_mac(&self.keyed[0], context, &signed)
             .finalize()
             .into_bytes();
         format!(
@@ -253,16 +253,17 @@ impl TokenSigner {
         let signed = String::from_utf8(URL_SAFE_NO_PAD.decode(signed_b64).ok()?).ok()?;
         let signature = URL_SAFE_NO_PAD.decode(signature_b64).ok()?;
         let (key_id, payload) = signed.split_once('|')?;
-        let key = self.keys.iter().find(|k| k.id == key_id)?;
-        opaque_mac(&key.secret, context, &signed)
+        let key = self.keys.iter().position(|k| k.id == key_id)?;
+        opaque_mac(&self.keyed[key], context, &signed)
             .verify_slice(&signature)
             .ok()?;
         Some(payload.to_string())
     }
 }
 
-fn opaque_mac(secret: &[u8], context: &str, signed: &str) -> Hmac<Sha256> {
-    let mut mac = mac(secret, context.as_bytes());
+fn opaque_mac(keyed: &Hmac<Sha256>, context: &str, signed: &str) -> Hmac<Sha256> {
+    let mut mac = keyed.clone();
+    mac.update(context.as_bytes());
     // A separator no context contains, so that context and payload cannot shift.
     mac.update(&[0]);
     mac.update(signed.as_bytes());
