@@ -505,6 +505,15 @@ async fn v4_single_statuses_read_and_write_in_the_envelope(backend: Backend) {
         None,
     )
     .await;
+    // A write names its channel in the query too (as schemathesis found): not only EMAIL.
+    refused(
+        &app,
+        Method::POST,
+        &format!("{path}?channel=SMS"),
+        ADMIN_KEY,
+        Some(json!({ "statusState": "UNSUBSCRIBED", "subscriptionId": "blog-updates" })),
+    )
+    .await;
     let answer = expect(
         &app,
         Method::POST,

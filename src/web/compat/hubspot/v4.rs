@@ -226,6 +226,7 @@ pub async fn write_status(
     body: Result<web::Bytes, actix_web::Error>,
 ) -> HubSpotResult {
     let key = caller(&req, Scope::Admin, false)?;
+    query_channel(req.query_string())?;
     let started = Utc::now();
     let email = parse_email(&subscriber, "subscriberIdString")?;
     let write: StatusWrite = json_body(body)?;
