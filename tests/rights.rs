@@ -455,7 +455,7 @@ fn dump_table(txn: &redb::ReadTransaction, name: &str) -> String {
 
 fn bytes_text(dump: &str) -> String {
     // Values were printed as byte lists; turn them back into text to search in.
-    dump.split(|c: char| c == '[' || c == ']')
+    dump.split(['[', ']'])
         .map(|chunk| {
             let bytes: Vec<u8> = chunk
                 .split(", ")

@@ -267,7 +267,7 @@ async fn only_the_other_contacts_job_remains(
     other_job: &OutboxJob,
     now: DateTime<Utc>,
 ) {
-    assert_depth(&store, 1, 0).await;
+    assert_depth(store, 1, 0).await;
     let claimed: Vec<Uuid> = claim_all(store, far_future(now))
         .await
         .iter()
@@ -1342,6 +1342,41 @@ mod redis_only {
             .await
             .expect("the store recovers once Redis resumes");
         assert_eq!(store.load_contact(&stored.id).await.unwrap(), Some(stored));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cluster_with_a_stalled_node_fails_fast_and_works_again_once_it_resumes() {
+        let cluster = RedisCluster::start();
+        let store: SharedStore = Arc::new(RedisStore::connect(&cluster.url).await.unwrap());
+        let now = Utc::now();
+        let ids: Vec<ContactId> = (0..50).map(contact_id).collect();
+        for n in 0..50 {
+            save(&store, None, new_contact(n, now), Vec::new(), Vec::new()).await;
+        }
+        let pid = cluster.nodes[1].pid().to_string();
+        let signal = |name: &str| {
+            let status = std::process::Command::new("kill")
+                .args([name, &pid])
+                .status()
+                .unwrap();
+            assert!(status.success(), "kill {name} failed");
+        };
+
+        signal("-STOP");
+        // Long enough, at several failed calls, for the silent connection to be replaced
+        // while the node still does not answer: the new one must fail as fast.
+        let stalled_until = Instant::now() + StdDuration::from_secs(5);
+        while Instant::now() < stalled_until {
+            fails_fast("counters", store.counters()).await;
+        }
+        fails_fast("load_contacts", store.load_contacts(&ids)).await;
+        signal("-CONT");
+
+        answers_again(&store, StdDuration::from_secs(5))
+            .await
+            .expect("the cluster store answers again once the node resumes");
+        let loaded = store.load_contacts(&ids).await.unwrap();
+        assert!(loaded.iter().all(Option::is_some), "a stall loses nothing");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -448,8 +448,9 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(app) = self.app.take() {
-            // Best effort: the runtime may already be shutting down.
-            let _ = app.handle.stop(false);
+            // Best effort: the runtime may already be shutting down. The stop command is
+            // sent by the call itself; the future would only wait for its completion.
+            drop(app.handle.stop(false));
         }
     }
 }

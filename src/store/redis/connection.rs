@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use ::redis::cluster::{ClusterClient, ClusterClientBuilder};
@@ -39,10 +39,84 @@ pub(super) struct Redis {
     /// Made on first use, not at start: a Redis that is down when the service starts
     /// must not stop the start (orchestrators start services in any order). Only the
     /// cluster's connection lives here; a single Redis gets one per thread (below).
-    connection: tokio::sync::OnceCell<Connection>,
+    cluster: ClusterSlot,
     client: Client,
     /// This instance's entry in [`THREAD_CONNECTIONS`].
     id: u64,
+}
+
+/// How long a cluster connection may go without a single answer, while calls keep
+/// failing, before it is thrown away and made anew.
+const REPLACE_SILENT_CLUSTER_AFTER: Duration = Duration::from_secs(3);
+
+/// The cluster connection, and when it last answered. The cluster client heals itself
+/// after most outages, but while it repairs a node it can hold its slot map locked for
+/// every caller, and after a node restart it was seen to stay silent for seconds after
+/// the cluster was whole again. A fresh connection reads the slots anew and answers at
+/// once, so one that has answered nothing for a while is replaced.
+struct ClusterSlot {
+    current: std::sync::RwLock<Arc<tokio::sync::OnceCell<Connection>>>,
+    /// Milliseconds since `epoch`: the last call that Redis answered (even with an
+    /// error reply), and the last replacement.
+    last_answer: AtomicU64,
+    last_replaced: AtomicU64,
+    epoch: Instant,
+}
+
+impl ClusterSlot {
+    fn new() -> Self {
+        Self {
+            current: std::sync::RwLock::new(Arc::default()),
+            last_answer: AtomicU64::new(0),
+            last_replaced: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn cell(&self) -> Arc<tokio::sync::OnceCell<Connection>> {
+        // A poisoned lock still holds a usable cell: replacing it is all a writer does.
+        match self.current.read() {
+            Ok(cell) => cell.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn answered(&self) {
+        self.last_answer.store(self.now(), Ordering::Relaxed);
+    }
+
+    /// After a call found Redis unavailable: replaces the connection when it has been
+    /// silent (and not just replaced) for [`REPLACE_SILENT_CLUSTER_AFTER`]. The next
+    /// call connects anew.
+    fn unavailable(&self) {
+        let now = self.now();
+        let limit = u64::try_from(REPLACE_SILENT_CLUSTER_AFTER.as_millis()).unwrap_or(u64::MAX);
+        let silent = now.saturating_sub(self.last_answer.load(Ordering::Relaxed)) >= limit;
+        let last_replaced = self.last_replaced.load(Ordering::Relaxed);
+        let settled = now.saturating_sub(last_replaced) >= limit;
+        let claimed = silent
+            && settled
+            && self
+                .last_replaced
+                .compare_exchange(last_replaced, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        if claimed {
+            tracing::warn!(
+                silent_for_ms = now.saturating_sub(self.last_answer.load(Ordering::Relaxed)),
+                "the Redis Cluster connection has not answered; making a new one"
+            );
+            metrics::counter!("optin_redis_cluster_reconnects_total").increment(1);
+            let fresh = Arc::default();
+            match self.current.write() {
+                Ok(mut cell) => *cell = fresh,
+                Err(poisoned) => *poisoned.into_inner() = fresh,
+            }
+        }
+    }
 }
 
 static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(0);
@@ -114,7 +188,7 @@ impl Redis {
             }
         };
         Ok(Self {
-            connection: tokio::sync::OnceCell::new(),
+            cluster: ClusterSlot::new(),
             client,
             id: NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed),
         })
@@ -142,7 +216,8 @@ impl Redis {
                 Ok(Connection::Single(manager.clone()))
             }
             Client::Cluster(client) => self
-                .connection
+                .cluster
+                .cell()
                 .get_or_try_init(|| async {
                     let connection = client.get_async_connection().await.map_err(store_error)?;
                     tracing::info!("connected to the Redis Cluster");
@@ -158,11 +233,21 @@ impl Redis {
         &self,
         operation: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        tokio::time::timeout(DEADLINE, operation)
+        let result = tokio::time::timeout(DEADLINE, operation)
             .await
             .map_err(|_| {
                 StoreError::Unavailable(format!("Redis did not answer within {DEADLINE:?}"))
-            })?
+            })
+            .and_then(|answer| answer);
+        // Only the cluster's health is watched: on one Redis the per-thread connection
+        // managers reconnect by themselves, and the hot path stays free of shared writes.
+        if let Client::Cluster(_) = self.client {
+            match &result {
+                Err(StoreError::Unavailable(_)) => self.cluster.unavailable(),
+                _ => self.cluster.answered(),
+            }
+        }
+        result
     }
 
     /// Runs one command and reads its answer as `T`.
