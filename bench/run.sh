@@ -342,9 +342,10 @@ load_contacts() {
 }
 
 # One contact's keys, to see where the bytes go: the contact is a string (compact form)
-# or, before the compact form, a hash with its JSON in field d; its events are a list.
+# or, before the compact form, a hash with its JSON in field d; its events are one string
+# of length-framed events or, before that, a list.
 sample_contact() {
-    local key ev c_mem ev_mem c_len ev_len c_type
+    local key ev c_mem ev_mem c_len ev_len c_type ev_type
     key="$( (rcli --scan --pattern 'optin:*:c:*' || true) | head -n 1)"
     [ -n "$key" ] || { R[r.sample]="no contact key found"; return 0; }
     ev="${key/:c:/:ev:}"
@@ -356,8 +357,13 @@ sample_contact() {
     else
         c_len="$(rcli strlen "$key" | tr -d '\r')"
     fi
-    ev_len="$(rcli --raw lindex "$ev" 0 | head -c -1 | wc -c)"
-    R[r.sample]="contact $c_type $c_mem B (value $c_len B), event list $ev_mem B (one event, $ev_len B); $(div "$(rcli dbsize | tr -d '\r')" "$CONTACTS") keys per contact"
+    ev_type="$(rcli type "$ev" | tr -d '\r')"
+    if [ "$ev_type" = list ]; then
+        ev_len="$(rcli --raw lindex "$ev" 0 | head -c -1 | wc -c)"
+    else
+        ev_len="$(rcli strlen "$ev" | tr -d '\r')"
+    fi
+    R[r.sample]="contact $c_type $c_mem B (value $c_len B), events $ev_type $ev_mem B (one event, $ev_len B); $(div "$(rcli dbsize | tr -d '\r')" "$CONTACTS") keys per contact"
     echo "sample: ${R[r.sample]}"
 }
 

@@ -305,6 +305,34 @@ async fn a_wrong_key_and_a_send_key_are_refused_and_an_admin_key_gets_a_strict_c
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_posted_from_another_site_is_refused_even_with_the_right_key() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let from = |site: &'static str| {
+        app.client
+            .post(app.url("/admin/login"))
+            .header("Sec-Fetch-Site", site)
+            .form(&[("key", ADMIN_KEY)])
+            .send()
+    };
+    for site in ["cross-site", "same-site"] {
+        let response = from(site).await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{site}");
+        assert!(set_cookie(&response).is_none(), "no session from {site}");
+    }
+    // The console's own form (same-origin), a typed-in request (none) and clients that
+    // send no such header sign in.
+    for site in ["same-origin", "none"] {
+        let response = from(site).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{site}");
+        assert!(set_cookie(&response).is_some(), "a session from {site}");
+    }
+    assert_eq!(
+        sign_in_with(&app, ADMIN_KEY).await.status(),
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_attempts_are_limited_per_network_even_for_the_right_key() {
     let app = TestApp::spawn(Backend::Embedded).await;
     for _ in 0..optin::service::MAX_SIGN_INS_PER_WINDOW {

@@ -8,6 +8,7 @@ use optin::store::compact;
 use reqwest::Method;
 use serde_json::{json, Value};
 use support::app::{urlencode, Backend, TestApp};
+use support::redis_server::{event_log, event_log_frames};
 
 on_embedded_and_redis!(
     the_provenance_log_records_who_what_when_and_verifies,
@@ -100,20 +101,20 @@ async fn tamper_first_event(app: &mut TestApp) {
                 .query(&mut connection)
                 .unwrap();
             assert_eq!(keys.len(), 1, "one contact's events");
-            let first: Vec<u8> = ::redis::cmd("LINDEX")
+            let log: Vec<u8> = ::redis::cmd("GET")
                 .arg(&keys[0])
-                .arg(0)
                 .query(&mut connection)
                 .unwrap();
-            let first = String::from_utf8(readable(&first)).unwrap();
+            let mut events = event_log_frames(&log);
+            let first = String::from_utf8(readable(&events[0])).unwrap();
             let altered = first.replace("\"to\":\"opted_in\"", "\"to\":\"unsubscribed\"");
             assert_ne!(first, altered);
             // Written back in the compact form the store uses, as an attacker with access
             // to Redis could.
-            let _: () = ::redis::cmd("LSET")
+            events[0] = compact::pack(altered.as_bytes()).unwrap();
+            let _: () = ::redis::cmd("SET")
                 .arg(&keys[0])
-                .arg(0)
-                .arg(compact::pack(altered.as_bytes()).unwrap())
+                .arg(event_log(&events))
                 .query(&mut connection)
                 .unwrap();
         }
@@ -343,7 +344,8 @@ async fn an_interrupted_rectification_is_finished_by_repeating_it(backend: Backe
 }
 
 /// A stored Redis value as the JSON inside it: contacts are `<version>:` and a compact
-/// value, events are compact; anything else is returned as it is.
+/// value, events (each frame of an event log) are compact; anything else is returned as
+/// it is.
 fn readable(value: &[u8]) -> Vec<u8> {
     let digits = value.iter().take_while(|b| b.is_ascii_digit()).count();
     let value = match value.get(digits..digits + 2) {
@@ -375,6 +377,12 @@ async fn everything_stored(app: &mut TestApp) -> String {
                     .query(&mut connection)
                     .unwrap();
                 let values: Vec<Vec<u8>> = match kind.as_str() {
+                    "string" if key.contains(":ev:") => event_log_frames(
+                        &::redis::cmd("GET")
+                            .arg(&key)
+                            .query::<Vec<u8>>(&mut connection)
+                            .unwrap(),
+                    ),
                     "string" => vec![::redis::cmd("GET")
                         .arg(&key)
                         .query(&mut connection)

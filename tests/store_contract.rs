@@ -1210,12 +1210,16 @@ mod redis_only {
             .query(&mut redis)
             .unwrap();
         assert_eq!(kind, "string", "the write replaced the old hash");
-        let raw_events: Vec<Vec<u8>> = ::redis::cmd("LRANGE")
+        let kind: String = ::redis::cmd("TYPE")
             .arg(&events_key)
-            .arg(0)
-            .arg(-1)
             .query(&mut redis)
             .unwrap();
+        assert_eq!(kind, "string", "the write replaced the old event list");
+        let log: Vec<u8> = ::redis::cmd("GET")
+            .arg(&events_key)
+            .query(&mut redis)
+            .unwrap();
+        let raw_events = redis_server::event_log_frames(&log);
         assert_eq!(raw_events.len(), 2);
         assert_eq!(
             raw_events[0].first(),
@@ -1261,7 +1265,17 @@ mod redis_only {
         let event = set_status(&mut returning, NEWS, Status::OptedIn, now);
         add_pending(&mut returning, now + Duration::days(1), now);
         let job = confirmation_job(&returning, now);
-        save(&store, None, returning, vec![event], vec![job.clone()]).await;
+        let change = ContactChange::between(
+            None,
+            Some(returning),
+            vec![event],
+            vec![job.clone()],
+            &catalog(),
+        );
+        store
+            .apply(with_member_index(change, Some(K1), None))
+            .await
+            .unwrap();
         store.dead_letter_job(&job).await.unwrap();
 
         let keys: Vec<String> = ::redis::cmd("KEYS")
@@ -1273,8 +1287,8 @@ mod redis_only {
             stored.id.bucket(optin::store::redis::SHARDS)
         );
         assert!(
-            keys.len() >= 8,
-            "expected contact, events, tombstone, jobs, queue, dead, exp and stats keys: {keys:?}"
+            keys.len() >= 9,
+            "expected contact, events, tombstone, jobs, queue, dead, exp, stats and member index keys: {keys:?}"
         );
         for key in &keys {
             assert!(
@@ -1534,37 +1548,42 @@ fn with_member_index(
     change
 }
 
+/// Member keys as the service makes them (32 hex digits), in different index hashes.
+const K1: &str = "1f0e0d0c0b0a09080706050403020100";
+const K2: &str = "2f0e0d0c0b0a09080706050403020100";
+const K3: &str = "3f0e0d0c0b0a09080706050403020100";
+
 async fn the_member_index_follows_the_changes_that_set_and_drop_it(backend: Backend) {
     let store = backend.store;
     let now = Utc::now();
-    assert_eq!(store.find_member("k1").await.unwrap(), None);
+    assert_eq!(store.find_member(K1).await.unwrap(), None);
 
     let first = new_contact(1, now);
     let create = ContactChange::between(None, Some(first.clone()), vec![], vec![], &catalog());
     store
-        .apply(with_member_index(create, Some("k1"), None))
+        .apply(with_member_index(create, Some(K1), None))
         .await
         .unwrap();
     assert_eq!(
-        backend.second.find_member("k1").await.unwrap(),
+        backend.second.find_member(K1).await.unwrap(),
         Some(first.id.clone())
     );
     let second = new_contact(2, now);
     let create = ContactChange::between(None, Some(second.clone()), vec![], vec![], &catalog());
     store
-        .apply(with_member_index(create, Some("k2"), None))
+        .apply(with_member_index(create, Some(K2), None))
         .await
         .unwrap();
 
-    // A refused change leaves no entry behind on the embedded store; on Redis it may
-    // (the entry is written first), which is why lookups verify the address.
+    // A refused change leaves no entry behind: the entry is written with the change.
     let stale = ContactChange::between(None, Some(new_contact(3, now)), vec![], vec![], &catalog());
-    let mut stale = with_member_index(stale, Some("k3"), None);
+    let mut stale = with_member_index(stale, Some(K3), None);
     stale.expected_version = 7;
     assert!(matches!(
         store.apply(stale).await,
         Err(StoreError::Conflict)
     ));
+    assert_eq!(store.find_member(K3).await.unwrap(), None);
 
     // Removing an entry that names another contact leaves it alone.
     let stored = store.load_contact(&first.id).await.unwrap().unwrap();
@@ -1572,11 +1591,11 @@ async fn the_member_index_follows_the_changes_that_set_and_drop_it(backend: Back
     set_status(&mut later, NEWS, Status::OptedIn, now);
     let change = ContactChange::between(Some(&stored), Some(later), vec![], vec![], &catalog());
     store
-        .apply(with_member_index(change, None, Some("k2")))
+        .apply(with_member_index(change, None, Some(K2)))
         .await
         .unwrap();
     assert_eq!(
-        store.find_member("k2").await.unwrap(),
+        store.find_member(K2).await.unwrap(),
         Some(second.id.clone())
     );
 
@@ -1584,9 +1603,9 @@ async fn the_member_index_follows_the_changes_that_set_and_drop_it(backend: Back
     let stored = store.load_contact(&first.id).await.unwrap().unwrap();
     let gone = ContactChange::between(Some(&stored), None, vec![], vec![], &catalog());
     store
-        .apply(with_member_index(gone, None, Some("k1")))
+        .apply(with_member_index(gone, None, Some(K1)))
         .await
         .unwrap();
-    assert_eq!(store.find_member("k1").await.unwrap(), None);
-    assert_eq!(store.find_member("k2").await.unwrap(), Some(second.id));
+    assert_eq!(store.find_member(K1).await.unwrap(), None);
+    assert_eq!(store.find_member(K2).await.unwrap(), Some(second.id));
 }

@@ -58,9 +58,9 @@ impl Subscriptions {
         self.store.load_contacts(&ids).await
     }
 
-    /// The contact whose address has this MD5, if any. An index entry left behind by an
-    /// interrupted write on Redis names a contact that is gone or has another address:
-    /// the address is checked, so such an entry finds nothing.
+    /// The contact whose address has this MD5, if any. The stores keep the index with
+    /// each change; the address is checked anyway, because the index holds truncated
+    /// keyed hashes and a contact must never be answered for another address's MD5.
     pub async fn contact_by_subscriber_hash(
         &self,
         hash: &str,

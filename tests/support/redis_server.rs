@@ -251,3 +251,28 @@ fn spawn_and_wait(port: u16, dir: &Path, args: &[String]) -> Result<Child, Strin
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The events of a Redis event log (`optin:{s<b>}:ev:<cid>`): each stored behind its
+/// length, 4 bytes big-endian. Read here independently of the store's own reader, so a
+/// test sees what is really stored.
+pub fn event_log_frames(mut log: &[u8]) -> Vec<Vec<u8>> {
+    let mut events = Vec::new();
+    while let Some((length, rest)) = log.split_first_chunk::<4>() {
+        let length = u32::from_be_bytes(*length) as usize;
+        assert!(rest.len() >= length, "the event log ends inside an event");
+        events.push(rest[..length].to_vec());
+        log = &rest[length..];
+    }
+    assert!(log.is_empty(), "the event log ends inside a length");
+    events
+}
+
+/// An event log made of these events, as the store writes it.
+pub fn event_log(events: &[Vec<u8>]) -> Vec<u8> {
+    let mut log = Vec::new();
+    for event in events {
+        log.extend_from_slice(&u32::try_from(event.len()).unwrap().to_be_bytes());
+        log.extend_from_slice(event);
+    }
+    log
+}

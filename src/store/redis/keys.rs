@@ -10,7 +10,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `optin:{s<b>}:c:<cid>` | string | `<version>:<contact, compact>` (earlier releases: a hash `v`, `d`: JSON; rewritten on the contact's next change) |
-//! | `optin:{s<b>}:ev:<cid>` | list | events, oldest first, compact (or JSON, from earlier releases) |
+//! | `optin:{s<b>}:ev:<cid>` | string | events, oldest first, each compact and framed by its length (see `event_log`); earlier releases: a list, of JSON or compact events, rewritten on the contact's next event |
 //! | `optin:{s<b>}:t:<cid>` | string | tombstone JSON |
 //! | `optin:{s<b>}:jobs` | hash | job id → job JSON (queued, leased and dead jobs) |
 //! | `optin:{s<b>}:queue` | zset | job id → due in ms (a leased job: its lease end) |
@@ -21,7 +21,7 @@
 //! | `optin:{s<b>}:inactive` | zset | `<cid>` → inactive since, in ms (the retention index) |
 //! | `optin:{s<b>}:ma:<cid>` | zset | times (ms) of mails others' requests caused; expires after the window |
 //! | `optin:rl:{<key>}:<window>` | string | rate-limit hits of one window; expires with it |
-//! | `optin:mi:{<member key>}` | string | contact id, by a keyed hash of the address's MD5 (see `member_index`) |
+//! | `optin:{s<b>}:mi:<d>` | hash | member key → contact id, both raw bytes; `<d>` is the member key's first hex digit (see `member_index`) |
 //! | `optin:wh:<endpoint id>` | hash | `disabled_at`, `last_success_at`, `last_failure_at` (ms), `last_status` |
 //!
 //! Rate-limit keys belong to no contact: each is its own tag, so they spread over the
@@ -103,6 +103,12 @@ impl Shard {
     pub(super) fn inactive(self) -> String {
         self.key("inactive")
     }
+
+    /// The member index hash of this shard that holds `member_key`: one of sixteen, by
+    /// its first hex digit, so that each stays small (see `member_index`).
+    pub(super) fn member_index(self, member_key: &str) -> String {
+        self.key(&format!("mi:{}", member_key.get(..1).unwrap_or_default()))
+    }
 }
 
 /// One webhook endpoint's delivery state. Endpoint ids are configured names, never
@@ -137,6 +143,7 @@ mod tests {
             shard.expiry(),
             shard.stats(),
             shard.inactive(),
+            shard.member_index("f00d"),
         ];
         let tag = format!("{{s{}}}", 0x0011 % SHARDS);
         for key in keys {

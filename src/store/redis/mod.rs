@@ -3,12 +3,15 @@
 //! - [`keys`]: the key schema (shards, hash tags, the key-layout table);
 //! - [`connection`]: lazy connection, bounded calls, pipelines over shards;
 //! - [`outbox`]: claiming due jobs and the job scripts;
+//! - [`event_log`]: a contact's events, one framed string;
+//! - [`member_index`]: finding a contact by its Mailchimp `subscriber_hash`;
 //! - here: the [`Store`] contract on top of them, and the atomic write of a change.
 //!
 //! Every operation is bounded by [`DEADLINE`], so a Redis that is down or stalls costs a
 //! caller about two seconds at most, and the store heals once Redis is back.
 
 mod connection;
+mod event_log;
 mod keys;
 mod member_index;
 mod outbox;
@@ -155,6 +158,13 @@ impl RedisStore {
             .key(shard.expiry())
             .key(shard.stats())
             .key(shard.inactive());
+        let index = &change.member_index;
+        // An absent entry still names a hash of this shard: the script's keys are fixed.
+        let index_hash =
+            |entry: &Option<String>| shard.member_index(entry.as_deref().unwrap_or("0"));
+        invocation
+            .key(index_hash(&index.set))
+            .key(index_hash(&index.remove));
         invocation.arg(change.expected_version).arg(id.as_str());
         match &change.write {
             ContactWrite::Put(contact) => invocation
@@ -210,6 +220,17 @@ impl RedisStore {
                 .map(|at| millis(at).to_string())
                 .unwrap_or_default(),
         );
+        let index_field = |entry: &Option<String>| {
+            entry
+                .as_deref()
+                .map(member_index::field)
+                .transpose()
+                .map(Option::unwrap_or_default)
+        };
+        invocation
+            .arg(index_field(&index.set)?)
+            .arg(index_field(&index.remove)?)
+            .arg(member_index::value(id)?);
         let written: i64 = self.redis.invoke(invocation).await?;
         if written == 1 {
             if !change.new_jobs.is_empty() {
@@ -282,25 +303,11 @@ impl Store for RedisStore {
     }
 
     async fn apply(&self, change: ContactChange) -> Result<(), StoreError> {
-        self.redis
-            .bounded(async {
-                // Outside the contact's slot: see `member_index` for why and how.
-                member_index::before_apply(&self.redis, &change).await?;
-                self.apply_change(&change).await?;
-                member_index::after_apply(&self.redis, &change).await
-            })
-            .await
+        self.redis.bounded(self.apply_change(&change)).await
     }
 
     async fn events(&self, id: &ContactId) -> Result<Vec<Event>, StoreError> {
-        let mut lrange = ::redis::cmd("LRANGE");
-        lrange.arg(Shard::of(id).events(id)).arg(0).arg(-1);
-        self.redis
-            .bounded(async {
-                let events: Vec<Vec<u8>> = self.redis.query(lrange).await?;
-                events.iter().map(|json| decode(json)).collect()
-            })
-            .await
+        self.redis.bounded(event_log::read(&self.redis, id)).await
     }
 
     async fn tombstone(&self, id: &ContactId) -> Result<Option<Tombstone>, StoreError> {

@@ -1,5 +1,6 @@
 //! Signing in with an `admin` API key, and signing out. Attempts are limited per client
-//! network; a refused key is logged without the key.
+//! network; a refused key is logged without the key; a sign-in posted from another site
+//! is refused.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -33,6 +34,10 @@ pub async fn sign_in(
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
+    if posted_from_another_site(&req) {
+        tracing::warn!("console sign-in refused: the form was posted from another site");
+        return super::ConsoleError::Forbidden.page(&state, &req);
+    }
     let subscriptions = &state.subscriptions;
     let config = subscriptions.config();
     let network = client_ip(&req, config).map_or_else(|| "unknown".to_string(), limit_network);
@@ -73,6 +78,17 @@ pub async fn sign_in(
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     response
+}
+
+/// Whether a browser says the sign-in form came from another site. Before sign-in there
+/// is no session and so no CSRF token; without this check another site could sign a
+/// visitor into a console session of its own choosing (login CSRF). Browsers send
+/// `Sec-Fetch-Site` on every request; scripts and older clients send none and pass.
+fn posted_from_another_site(req: &HttpRequest) -> bool {
+    req.headers()
+        .get("sec-fetch-site")
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|site| !matches!(site, "same-origin" | "none"))
 }
 
 pub async fn sign_out(
