@@ -1,5 +1,5 @@
 //! The `optin` command line: `serve`, `keys new`, `keys dkim`, `keys webhook`,
-//! `check-config`, `health`.
+//! `check-config`, `health`, `reindex-members`.
 
 /// mimalloc instead of the system allocator: a request allocates many small, short-lived
 /// buffers (headers, JSON, tokens), which glibc's malloc served at about a tenth of the
@@ -20,6 +20,7 @@ use optin::config::{Config, DevKeys, Settings};
 use optin::mail::dkim::KeyAlgorithm;
 use optin::mail::templates::MailTemplates;
 use optin::mail::transport::MailTransport;
+use optin::service::Subscriptions;
 use optin::startup::{Application, Background};
 use optin::web::pages::Pages;
 use optin::web::routes::ops::probe_readiness;
@@ -56,6 +57,14 @@ enum Command {
     /// Exit 0 when the service on the configured `server.bind` answers `GET /readyz` with
     /// 200 within 3 seconds, non-zero otherwise (for a container HEALTHCHECK).
     Health {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Give every stored contact its entry in the member index, by which the Mailchimp
+    /// API finds members by hash. Run once on a store written before that index existed;
+    /// safe to run again, and on Redis while the service runs (the embedded store's file
+    /// belongs to one process: stop the service first).
+    ReindexMembers {
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -129,15 +138,20 @@ fn main() -> ExitCode {
         },
         Command::CheckConfig { config } => check_config(config),
         Command::Health { config } => health(config),
+        Command::ReindexMembers { config } => reindex_members(config),
     }
 }
 
-fn serve(config_path: Option<PathBuf>) -> ExitCode {
+/// The configuration, with logging set up from it, and a runtime to run on; or the exit
+/// code of a command that cannot start.
+fn configured_runtime(
+    config_path: Option<PathBuf>,
+) -> Result<(Config, tokio::runtime::Runtime), ExitCode> {
     let config = match Config::load(config_path.as_deref()) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("optin: invalid configuration: {error}");
-            return ExitCode::from(2);
+            return Err(ExitCode::from(2));
         }
     };
     optin::telemetry::init_logging(&config.settings.log);
@@ -147,15 +161,22 @@ fn serve(config_path: Option<PathBuf>) -> ExitCode {
             "DEVELOPMENT SETUP: no configuration found, using generated development keys and example subscription types. Not for production."
         );
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime,
+        Ok(runtime) => Ok((config, runtime)),
         Err(error) => {
             eprintln!("optin: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
+            Err(ExitCode::FAILURE)
         }
+    }
+}
+
+fn serve(config_path: Option<PathBuf>) -> ExitCode {
+    let (config, runtime) = match configured_runtime(config_path) {
+        Ok(ready) => ready,
+        Err(code) => return code,
     };
     let result = runtime.block_on(async {
         let app = Application::build(config, Arc::new(SystemClock), Background::default()).await?;
@@ -167,6 +188,36 @@ fn serve(config_path: Option<PathBuf>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = %error, "optin stopped with an error");
+            eprintln!("optin: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn reindex_members(config_path: Option<PathBuf>) -> ExitCode {
+    let (config, runtime) = match configured_runtime(config_path) {
+        Ok(ready) => ready,
+        Err(code) => return code,
+    };
+    let result = runtime.block_on(async {
+        let store = optin::store::open(&config.settings.store.url).await?;
+        let subscriptions = Subscriptions::new(
+            store,
+            Arc::new(config),
+            Arc::new(SystemClock),
+            Arc::new(tokio::sync::Notify::new()),
+        );
+        anyhow::Ok(subscriptions.reindex_members().await?)
+    });
+    match result {
+        Ok(report) => {
+            println!(
+                "Member index: {} contacts indexed; {} kept changing while read (run again to index them).",
+                report.indexed, report.moved_on
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
             eprintln!("optin: {error:#}");
             ExitCode::FAILURE
         }

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use support::app::{urlencode, Backend, TestApp, ADMIN_KEY, SEND_KEY};
 
-// The member index on a Redis Cluster too, where it lives outside the contact's slot.
+// The member index on a Redis Cluster too, where a lookup by hash asks every shard.
 on_backends!(
     [redis_cluster => Backend::RedisCluster],
     a_member_is_found_by_md5_or_address_and_the_index_follows_rectification_and_erasure,
@@ -594,12 +594,32 @@ async fn bad_input_is_a_mailchimp_400_and_changes_nothing(backend: Backend) {
             json!({ "email_address": email, "status_if_new": 3 }),
             "body",
         ),
+        // Refused even where this write would read the other field.
+        (
+            json!({ "email_address": email, "status_if_new": "/", "status": "unsubscribed" }),
+            "status_if_new",
+        ),
+        (
+            json!({ "email_address": email, "status_if_new": "pending", "status": "gone" }),
+            "status",
+        ),
     ];
     for (body, field) in cases {
         let answer = expect(&app, Method::PUT, &path, Some(body.clone()), 400).await;
         assert_problem(&answer, 400, "Invalid Resource");
         assert_eq!(answer["errors"][0]["field"], field, "{body}");
     }
+    // POST reads only `status`, and still refuses a `status_if_new` that is no status
+    // (found by schemathesis).
+    let answer = expect(
+        &app,
+        Method::POST,
+        "/3.0/lists/marketing/members",
+        Some(json!({ "email_address": email, "status": "subscribed", "status_if_new": "/" })),
+        400,
+    )
+    .await;
+    assert_eq!(answer["errors"][0]["field"], "status_if_new");
     let response = app
         .client
         .put(app.url(&path))
@@ -632,4 +652,69 @@ async fn bad_input_is_a_mailchimp_400_and_changes_nothing(backend: Backend) {
     assert_eq!(app.contact(email).await.status(), 404, "nothing stored");
     app.drain_outbox().await;
     assert!(app.mails_to(email).is_empty());
+}
+
+/// A store written before the member index existed: its members are found by hash only
+/// after `optin reindex-members`, run by the real binary while the service runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reindex_members_gives_the_contacts_of_an_earlier_release_their_index_entries() {
+    use support::process::{run_configured, OptinProcess, ProcessSettings};
+    use support::redis_server::RedisServer;
+    use support::smtp_sink::SmtpSink;
+
+    let redis = RedisServer::start();
+    let smtp = SmtpSink::start();
+    let settings = ProcessSettings::new(&redis.url, &smtp.url());
+    let optin = OptinProcess::start(&settings).await;
+    let client = reqwest::Client::new();
+    let member = |email: &str| {
+        client
+            .request(
+                Method::GET,
+                optin.url(&member_path("event-info", &md5(email))),
+            )
+            .basic_auth("anystring", Some(ADMIN_KEY))
+            .send()
+    };
+    let emails = ["early@example.com", "earlier@example.com"];
+    for email in emails {
+        let response = client
+            .post(optin.url("/3.0/lists/event-info/members"))
+            .basic_auth("anystring", Some(ADMIN_KEY))
+            .json(&json!({ "email_address": email, "status": "unsubscribed" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{email}");
+        assert_eq!(member(email).await.unwrap().status(), 200);
+    }
+    // What an earlier release left behind: the same contacts without index entries.
+    let mut connection = redis.connection();
+    let index_keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg("optin:*:mi:*")
+        .query(&mut connection)
+        .unwrap();
+    assert!(!index_keys.is_empty(), "the writes made index entries");
+    let _: () = ::redis::cmd("DEL")
+        .arg(&index_keys)
+        .query(&mut connection)
+        .unwrap();
+    for email in emails {
+        assert_eq!(member(email).await.unwrap().status(), 404, "{email}");
+    }
+
+    let output = run_configured(&settings, optin.port, &["reindex-members"]);
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(printed.contains("2 contacts indexed"), "{printed}");
+    for email in emails {
+        let found = member(email).await.unwrap();
+        assert_eq!(found.status(), 200, "{email}");
+        let found: Value = found.json().await.unwrap();
+        assert_eq!(found["email_address"], email);
+    }
 }

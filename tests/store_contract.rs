@@ -72,6 +72,7 @@ on_backends!(
     ],
     a_stored_contact_loads_back_exactly,
     the_member_index_follows_the_changes_that_set_and_drop_it,
+    a_walk_finds_every_contact_and_index_entries_are_written_only_at_the_version_read,
     an_unknown_contact_loads_as_nothing,
     a_change_from_a_stale_version_is_refused_and_writes_nothing,
     events_come_back_oldest_first_and_their_chain_verifies,
@@ -1546,6 +1547,65 @@ fn with_member_index(
         remove: remove.map(str::to_string),
     };
     change
+}
+
+/// A walk over all contacts in pages, and index entries written only at the version read.
+async fn a_walk_finds_every_contact_and_index_entries_are_written_only_at_the_version_read(
+    backend: Backend,
+) {
+    let store = backend.store;
+    let now = Utc::now();
+    let mut stored = std::collections::BTreeSet::new();
+    for n in 0..450 {
+        stored.insert(
+            save(&store, None, new_contact(n, now), vec![], vec![])
+                .await
+                .id,
+        );
+    }
+    let (mut walked, mut cursor, mut pages) = (std::collections::BTreeSet::new(), None, 0);
+    loop {
+        let page = store.contact_ids_page(cursor, 100).await.unwrap();
+        walked.extend(page.ids);
+        pages += 1;
+        assert!(pages < 1_000, "the walk ends");
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(walked, stored, "every contact, and nothing else");
+    assert!(pages > 1, "in more than one page");
+
+    let first = store.load_contact(&contact_id(1)).await.unwrap().unwrap();
+    assert!(!store
+        .index_member(&first.id, first.version + 1, K1)
+        .await
+        .unwrap());
+    assert_eq!(
+        store.find_member(K1).await.unwrap(),
+        None,
+        "not at another version"
+    );
+    assert!(store
+        .index_member(&first.id, first.version, K1)
+        .await
+        .unwrap());
+    assert_eq!(store.find_member(K1).await.unwrap(), Some(first.id.clone()));
+    assert!(!store.index_member(&contact_id(9_999), 1, K2).await.unwrap());
+    assert_eq!(
+        store.find_member(K2).await.unwrap(),
+        None,
+        "not for a missing contact"
+    );
+
+    // The erasure that follows drops the entry the walk wrote.
+    let gone = ContactChange::between(Some(&first), None, vec![], vec![], &catalog());
+    store
+        .apply(with_member_index(gone, None, Some(K1)))
+        .await
+        .unwrap();
+    assert_eq!(store.find_member(K1).await.unwrap(), None);
 }
 
 /// Member keys as the service makes them (32 hex digits), in different index hashes.

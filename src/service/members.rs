@@ -3,6 +3,7 @@
 //! addresses reverses it; the index key is a keyed hash of it under the index key, kept
 //! for every contact however it was created, and moved or dropped with its address.
 
+use futures_util::{StreamExt, TryStreamExt};
 use md5::{Digest, Md5};
 
 use super::Subscriptions;
@@ -74,6 +75,79 @@ impl Subscriptions {
         let contact = self.store.load_contact(&id).await?;
         Ok(contact.filter(|c| subscriber_hash(&c.email).eq_ignore_ascii_case(hash)))
     }
+}
+
+/// What a backfill of the member index did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReindexReport {
+    /// Contacts given their entry (again: writing one that exists changes nothing).
+    pub indexed: u64,
+    /// Contacts that changed or went while the walk ran, and kept changing when read
+    /// again; a later run gives them their entry.
+    pub moved_on: u64,
+}
+
+/// Contacts read and indexed at once in a backfill.
+const REINDEX_PAGE: usize = 500;
+/// How often a contact that changed under the backfill is read again.
+const REINDEX_ATTEMPTS: usize = 3;
+
+impl Subscriptions {
+    /// Gives every stored contact its member index entry. Stores written before the
+    /// index existed (the Mailchimp API came later) have none, so their members would
+    /// not be found by hash. Safe to run while the service runs, and again: an entry is
+    /// written only while its contact still has the address it was computed from.
+    pub async fn reindex_members(&self) -> Result<ReindexReport, StoreError> {
+        let mut report = ReindexReport::default();
+        let mut cursor = None;
+        loop {
+            let page = self.store.contact_ids_page(cursor, REINDEX_PAGE).await?;
+            let contacts = self.store.load_contacts(&page.ids).await?;
+            let outcomes = futures_util::stream::iter(contacts.into_iter().flatten())
+                .map(|contact| self.index_member(contact))
+                .buffer_unordered(32)
+                .try_collect::<Vec<Indexed>>()
+                .await?;
+            for outcome in outcomes {
+                match outcome {
+                    Indexed::Written => report.indexed += 1,
+                    Indexed::MovedOn => report.moved_on += 1,
+                    Indexed::Erased => {}
+                }
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(report),
+            }
+        }
+    }
+
+    /// Writes one contact's entry, reading it again when it changed in between; a
+    /// contact erased in between needs none.
+    async fn index_member(&self, mut contact: Contact) -> Result<Indexed, StoreError> {
+        for _ in 0..REINDEX_ATTEMPTS {
+            let key = self.member_key(&subscriber_hash(&contact.email));
+            if self
+                .store
+                .index_member(&contact.id, contact.version, &key)
+                .await?
+            {
+                return Ok(Indexed::Written);
+            }
+            match self.store.load_contact(&contact.id).await? {
+                Some(again) => contact = again,
+                None => return Ok(Indexed::Erased),
+            }
+        }
+        Ok(Indexed::MovedOn)
+    }
+}
+
+/// What became of one contact in a backfill.
+enum Indexed {
+    Written,
+    Erased,
+    MovedOn,
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ pub use link_access::LinkError;
 pub use manual::{
     ManualChange, ManualChangeError, ManualOutcome, ManualResult, MAX_EVIDENCE_CHARS,
 };
-pub use members::{is_subscriber_hash, subscriber_hash};
+pub use members::{is_subscriber_hash, subscriber_hash, ReindexReport};
 pub use preferences::{PreferenceChoice, PreferencesView, TypeView};
 pub use rights::{Export, Provenance, RightsError};
 pub use signup::{NoticeVersions, SignupError, SignupRequest};

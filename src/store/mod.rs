@@ -201,9 +201,35 @@ pub trait Store: Send + Sync + 'static {
     async fn enable_endpoint(&self, endpoint: &str) -> Result<(), StoreError>;
 
     /// The contact that a member index key points at (see `ContactChange::member_index`).
-    /// On Redis the entry is written outside the contact's atomic step, so it may be
-    /// stale: callers check the found contact's address.
     async fn find_member(&self, key: &str) -> Result<Option<ContactId>, StoreError>;
+
+    /// One page of the ids of the stored contacts, for a walk over all of them (the
+    /// member index backfill). Start with `None` and pass each page's `next` until it is
+    /// `None`. A page may hold fewer or more than `limit` ids, and on Redis an id may come
+    /// twice in one walk: what a walk does must be idempotent.
+    async fn contact_ids_page(
+        &self,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<ContactPage, StoreError>;
+
+    /// Adds the member index entry `key` → `id`, but only while the contact is stored at
+    /// `version`: an entry computed from an address the contact no longer has is never
+    /// written. Returns whether it was written.
+    async fn index_member(
+        &self,
+        id: &ContactId,
+        version: u64,
+        key: &str,
+    ) -> Result<bool, StoreError>;
+}
+
+/// One page of a walk over the stored contacts (see [`Store::contact_ids_page`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContactPage {
+    pub ids: Vec<ContactId>,
+    /// Where the next page starts; `None` when the walk is over.
+    pub next: Option<String>,
 }
 
 /// Redis over TLS. Not built in (it would pull a second TLS stack into the build), but

@@ -3,7 +3,7 @@
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
-use super::{unavailable, EmbeddedStore};
+use super::{read_contact, unavailable, EmbeddedStore, CONTACTS};
 use crate::domain::{ContactChange, ContactId};
 use crate::store::StoreError;
 
@@ -46,6 +46,36 @@ pub(super) async fn find(
                         .map_err(|_| StoreError::Corrupt("a member index entry".into()))
                 })
                 .transpose()
+        })
+        .await
+}
+
+/// Writes `key` → `id` when the contact is stored at `version`, in one transaction.
+pub(super) async fn index(
+    store: &EmbeddedStore,
+    id: &ContactId,
+    version: u64,
+    key: &str,
+) -> Result<bool, StoreError> {
+    let (id, key) = (id.clone(), key.to_string());
+    store
+        .blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            let written = {
+                let contacts = txn.open_table(CONTACTS).map_err(unavailable)?;
+                let stored = read_contact(&contacts, &id)?.map(|contact| contact.version);
+                if stored == Some(version) {
+                    let mut index = txn.open_table(MEMBER_INDEX).map_err(unavailable)?;
+                    index
+                        .insert(key.as_str(), id.as_str())
+                        .map_err(unavailable)?;
+                    true
+                } else {
+                    false
+                }
+            };
+            txn.commit().map_err(unavailable)?;
+            Ok(written)
         })
         .await
 }

@@ -31,7 +31,7 @@ use super::codec::{
     decode, encode, fixed_window, millis, parse_contact_member, parse_pending_member,
     pending_member, pending_members_prefix,
 };
-use super::{EndpointAttempt, EndpointState, OutboxDepth, Store, StoreError};
+use super::{ContactPage, EndpointAttempt, EndpointState, OutboxDepth, Store, StoreError};
 use crate::domain::{Contact, ContactChange, ContactId, ContactWrite, Event, OutboxJob, Tombstone};
 
 const CONTACTS: TableDefinition<&str, &[u8]> = TableDefinition::new("contacts");
@@ -556,5 +556,47 @@ impl Store for EmbeddedStore {
 
     async fn find_member(&self, key: &str) -> Result<Option<ContactId>, StoreError> {
         member_index::find(self, key).await
+    }
+
+    async fn contact_ids_page(
+        &self,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<ContactPage, StoreError> {
+        // The cursor is the last id of the previous page: ids come in key order.
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(CONTACTS).map_err(unavailable)?;
+            let after = match &cursor {
+                Some(last) => std::ops::Bound::Excluded(last.as_str()),
+                None => std::ops::Bound::Unbounded,
+            };
+            let mut ids = Vec::new();
+            for entry in table
+                .range::<&str>((after, std::ops::Bound::Unbounded))
+                .map_err(unavailable)?
+                .take(limit.max(1))
+            {
+                let (id, _) = entry.map_err(unavailable)?;
+                ids.push(
+                    ContactId::parse(id.value())
+                        .map_err(|_| StoreError::Corrupt("a contact key".into()))?,
+                );
+            }
+            let next = (ids.len() == limit.max(1))
+                .then(|| ids.last().map(|id| id.as_str().to_string()))
+                .flatten();
+            Ok(ContactPage { ids, next })
+        })
+        .await
+    }
+
+    async fn index_member(
+        &self,
+        id: &ContactId,
+        version: u64,
+        key: &str,
+    ) -> Result<bool, StoreError> {
+        member_index::index(self, id, version, key).await
     }
 }

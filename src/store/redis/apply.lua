@@ -16,16 +16,9 @@
 -- include every pending confirmation of the stored contact, read just before.
 -- Returns 1 when written, 0 on a version conflict.
 
--- The contact is a string '<version>:<contact>'. Stores written by earlier releases hold
--- a hash {v, d} instead; the first write of such a contact replaces it with the string.
-local stored_version = '0'
-local stored_type = redis.call('TYPE', KEYS[1]).ok
-if stored_type == 'string' then
-  stored_version = string.match(redis.call('GET', KEYS[1]), '^(%d+):') or ''
-elseif stored_type == 'hash' then
-  stored_version = redis.call('HGET', KEYS[1], 'v') or '0'
-end
-if stored_version ~= ARGV[1] then
+-- `stored_version` comes from stored_version.lua, put in front of this script. A
+-- contact still in an earlier release's hash form is replaced by the string form here.
+if stored_version(KEYS[1]) ~= ARGV[1] then
   return 0
 end
 

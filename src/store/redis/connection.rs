@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use ::redis::cluster::{ClusterClient, ClusterClientBuilder};
 use ::redis::cluster_async::ClusterConnection;
+use ::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use ::redis::{
     Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, RedisFuture, ScriptInvocation, Value,
 };
@@ -353,6 +354,63 @@ impl Redis {
         Ok(ordered)
     }
 
+    /// One step of a walk over the keys that match `pattern` (`SCAN`): on one Redis, or
+    /// on each primary of a cluster in turn, in address order. The cursor is `SCAN`'s,
+    /// prefixed on a cluster by the primary's place in that order; `None` when done.
+    pub(super) async fn scan_step(
+        &self,
+        cursor: Option<&str>,
+        pattern: &str,
+        count: usize,
+    ) -> Result<(Vec<String>, Option<String>), StoreError> {
+        let scan = |position: &str| {
+            let mut scan = ::redis::cmd("SCAN");
+            scan.arg(position)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(count);
+            scan
+        };
+        let bad_cursor = || StoreError::Corrupt("not a cursor of this walk".into());
+        match self.connection().await? {
+            mut connection @ Connection::Single(_) => {
+                let (next, keys): (String, Vec<String>) = scan(cursor.unwrap_or("0"))
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(store_error)?;
+                Ok((keys, (next != "0").then_some(next)))
+            }
+            Connection::Cluster(mut cluster) => {
+                let (node, position) = match cursor {
+                    Some(cursor) => {
+                        let (node, position) = cursor.split_once(':').ok_or_else(bad_cursor)?;
+                        (node.parse::<usize>().map_err(|_| bad_cursor())?, position)
+                    }
+                    None => (0, "0"),
+                };
+                let primaries = cluster_primaries(&mut cluster).await?;
+                let Some((host, port)) = primaries.get(node).cloned() else {
+                    return Ok((Vec::new(), None));
+                };
+                let routing =
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
+                let answer = cluster
+                    .route_command(scan(position), routing)
+                    .await
+                    .map_err(store_error)?;
+                let (next, keys): (String, Vec<String>) = ::redis::from_redis_value(answer)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let next = if next != "0" {
+                    Some(format!("{node}:{next}"))
+                } else {
+                    (node + 1 < primaries.len()).then(|| format!("{}:0", node + 1))
+                };
+                Ok((keys, next))
+            }
+        }
+    }
+
     /// The same command on every shard, answered per shard.
     pub(super) async fn query_every_shard(
         &self,
@@ -363,6 +421,38 @@ impl Redis {
             .await?;
         Ok(Shard::all().zip(values).collect())
     }
+}
+
+/// The primaries of a cluster, as `CLUSTER SLOTS` names them, in address order.
+async fn cluster_primaries(
+    cluster: &mut ClusterConnection,
+) -> Result<Vec<(String, u16)>, StoreError> {
+    let corrupt = || StoreError::Corrupt("an unexpected CLUSTER SLOTS answer".into());
+    let answer: Value = ::redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(cluster)
+        .await
+        .map_err(store_error)?;
+    let Value::Array(ranges) = answer else {
+        return Err(corrupt());
+    };
+    let mut primaries = std::collections::BTreeSet::new();
+    for range in ranges {
+        // [first slot, last slot, [host, port, id, …] of the primary, replicas…]
+        let Value::Array(fields) = range else {
+            return Err(corrupt());
+        };
+        let Some(Value::Array(primary)) = fields.get(2) else {
+            return Err(corrupt());
+        };
+        let (Some(host), Some(port)) = (primary.first(), primary.get(1)) else {
+            return Err(corrupt());
+        };
+        let host: String = ::redis::from_redis_value(host.clone()).map_err(|_| corrupt())?;
+        let port: u16 = ::redis::from_redis_value(port.clone()).map_err(|_| corrupt())?;
+        primaries.insert((host, port));
+    }
+    Ok(primaries.into_iter().collect())
 }
 
 fn manager_config() -> ConnectionManagerConfig {

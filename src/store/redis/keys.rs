@@ -34,6 +34,15 @@
 
 use crate::domain::ContactId;
 
+/// A `SCAN` pattern that matches every contact key and nothing else (contact ids are hex,
+/// and no other key has `}:c:`).
+pub(super) const CONTACT_KEYS: &str = "optin:{s*}:c:*";
+
+/// The contact id in a contact key.
+pub(super) fn contact_in(key: &str) -> Option<&str> {
+    key.split_once("}:c:").map(|(_, id)| id)
+}
+
 /// Number of shards (hash tags). Fixed forever: changing it would move every key.
 pub const SHARDS: u16 = 256;
 

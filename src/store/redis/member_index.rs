@@ -13,7 +13,9 @@
 //! enough for Redis's compact encoding: about 40 B per contact at 100,000 contacts,
 //! against about 190 B for a key of its own.
 
-use ::redis::Value;
+use std::sync::LazyLock;
+
+use ::redis::{Script, Value};
 
 use super::connection::{parse, Redis};
 use super::keys::Shard;
@@ -52,4 +54,35 @@ pub(super) async fn find(redis: &Redis, member_key: &str) -> Result<Option<Conta
     ContactId::parse(&hex::encode(bytes))
         .map(Some)
         .map_err(|_| StoreError::Corrupt("a member index entry".into()))
+}
+
+/// Writes one entry while its contact is at the version it was computed from.
+static INDEX: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        &[
+            include_str!("stored_version.lua"),
+            include_str!("index_member.lua"),
+        ]
+        .concat(),
+    )
+});
+
+/// Adds the entry `member_key` → `id` when the contact is stored at `version` (the
+/// backfill of contacts stored before the index existed).
+pub(super) async fn index(
+    redis: &Redis,
+    id: &ContactId,
+    version: u64,
+    member_key: &str,
+) -> Result<bool, StoreError> {
+    let shard = Shard::of(id);
+    let mut invocation = INDEX.prepare_invoke();
+    invocation
+        .key(shard.contact(id))
+        .key(shard.member_index(member_key))
+        .arg(version)
+        .arg(field(member_key)?)
+        .arg(value(id)?);
+    let written: i64 = redis.invoke(invocation).await?;
+    Ok(written == 1)
 }

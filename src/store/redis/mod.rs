@@ -34,7 +34,7 @@ use super::codec::{
     decode, encode, encode_compact, fixed_window, millis, parse_contact_member,
     parse_pending_member, pending_member,
 };
-use super::{EndpointAttempt, EndpointState, OutboxDepth, Store, StoreError};
+use super::{ContactPage, EndpointAttempt, EndpointState, OutboxDepth, Store, StoreError};
 use crate::domain::{Contact, ContactChange, ContactId, ContactWrite, Event, OutboxJob, Tombstone};
 
 /// A fixed-window counter: the first hit of a window starts its expiry.
@@ -51,7 +51,15 @@ static TAKE_ALLOWANCE: LazyLock<Script> = LazyLock::new(|| {
          redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1",
     )
 });
-static APPLY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("apply.lua")));
+static APPLY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        &[
+            include_str!("stored_version.lua"),
+            include_str!("apply.lua"),
+        ]
+        .concat(),
+    )
+});
 
 pub struct RedisStore {
     redis: Redis,
@@ -502,6 +510,41 @@ impl Store for RedisStore {
     async fn find_member(&self, key: &str) -> Result<Option<ContactId>, StoreError> {
         self.redis
             .bounded(member_index::find(&self.redis, key))
+            .await
+    }
+
+    async fn contact_ids_page(
+        &self,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<ContactPage, StoreError> {
+        self.redis
+            .bounded(async {
+                let (keys, next) = self
+                    .redis
+                    .scan_step(cursor.as_deref(), keys::CONTACT_KEYS, limit)
+                    .await?;
+                let ids = keys
+                    .iter()
+                    .filter_map(|key| keys::contact_in(key))
+                    .map(|id| {
+                        ContactId::parse(id)
+                            .map_err(|_| StoreError::Corrupt("a contact key".into()))
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(ContactPage { ids, next })
+            })
+            .await
+    }
+
+    async fn index_member(
+        &self,
+        id: &ContactId,
+        version: u64,
+        key: &str,
+    ) -> Result<bool, StoreError> {
+        self.redis
+            .bounded(member_index::index(&self.redis, id, version, key))
             .await
     }
 

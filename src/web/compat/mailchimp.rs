@@ -555,6 +555,16 @@ async fn member_write_request<'a>(
     let key = caller(req, Scope::Admin, true)?;
     let list = known_list(state, list_id)?;
     let body: MemberBody = json_body(body)?;
+    // A value that is no Mailchimp status is refused wherever it is given, also in the
+    // field this write would not read (`status_if_new` for an existing member).
+    for (field, value) in [
+        ("status", &body.status),
+        ("status_if_new", &body.status_if_new),
+    ] {
+        if let Some(value) = value {
+            parse_status(field, value)?;
+        }
+    }
     Ok((key, list, body))
 }
 
