@@ -1103,6 +1103,15 @@ mod redis_only {
 
     /// Polls until a call that touches every shard (so every node) answers, for at most
     /// `within`; the last error when it never does.
+    /// Sends a signal (`-STOP`, `-CONT`) to a test Redis, to stall it and let it go on.
+    fn send_signal(pid: u32, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([name, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {name} failed");
+    }
+
     async fn answers_again(store: &SharedStore, within: StdDuration) -> Result<(), StoreError> {
         let deadline = Instant::now() + within;
         loop {
@@ -1339,15 +1348,7 @@ mod redis_only {
         let store: SharedStore = Arc::new(RedisStore::connect(&server.url).await.unwrap());
         let now = Utc::now();
         let stored = save(&store, None, new_contact(1, now), Vec::new(), Vec::new()).await;
-        let pid = server.pid().to_string();
-
-        let signal = |name: &str| {
-            let status = std::process::Command::new("kill")
-                .args([name, &pid])
-                .status()
-                .unwrap();
-            assert!(status.success(), "kill {name} failed");
-        };
+        let signal = |name: &str| send_signal(server.pid(), name);
         signal("-STOP");
         fails_fast("load_contact", store.load_contact(&stored.id)).await;
         fails_fast("counters", store.counters()).await;
@@ -1368,14 +1369,7 @@ mod redis_only {
         for n in 0..50 {
             save(&store, None, new_contact(n, now), Vec::new(), Vec::new()).await;
         }
-        let pid = cluster.nodes[1].pid().to_string();
-        let signal = |name: &str| {
-            let status = std::process::Command::new("kill")
-                .args([name, &pid])
-                .status()
-                .unwrap();
-            assert!(status.success(), "kill {name} failed");
-        };
+        let signal = |name: &str| send_signal(cluster.nodes[1].pid(), name);
 
         signal("-STOP");
         // Long enough, at several failed calls, for the silent connection to be replaced

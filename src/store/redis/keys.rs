@@ -2,9 +2,9 @@
 //!
 //! Keys are spread over [`SHARDS`] shards. A contact's shard is `b = contact_id.bucket(256)`
 //! and every key of that contact carries the hash tag `{s<b>}`, e.g. `optin:{s17}:…`. So a
-//! contact's state, its events, its outbox jobs, its expiry and retention entries and the
-//! statistics counters its change touches all live in one cluster slot, and one Lua
-//! script changes them atomically. Nothing ever needs a cross-slot operation; the outbox
+//! contact's state, its events, its outbox jobs, its expiry and retention entries, its
+//! member index entry and the statistics counters its change touches all live in one
+//! cluster slot, and one Lua script changes them atomically. Nothing ever needs a cross-slot operation; the outbox
 //! and the counters are spread over all shards, and so over the whole cluster.
 //!
 //! | key | type | holds |
