@@ -545,27 +545,43 @@ fn write_address(path_hash: Option<&str>, body: &MemberBody) -> Result<EmailAddr
     }
 }
 
-/// What every member write starts with: an admin key, a known list, the body.
+/// What every member write starts with: an admin key, a known list, the body, and its
+/// two status fields read.
+struct MemberRequest<'a> {
+    key: Caller,
+    list: &'a SubscriptionType,
+    body: MemberBody,
+    status: Option<Wanted>,
+    status_if_new: Option<Wanted>,
+}
+
+/// Checks the key and the list and reads the body. A value that is no Mailchimp status is
+/// refused wherever it is given, also in the field this write would not read
+/// (`status_if_new` for an existing member, or on POST).
 async fn member_write_request<'a>(
     state: &'a AppState,
     req: &HttpRequest,
     list_id: &str,
     body: Result<web::Bytes, actix_web::Error>,
-) -> Result<(Caller, &'a SubscriptionType, MemberBody), MailchimpError> {
+) -> Result<MemberRequest<'a>, MailchimpError> {
     let key = caller(req, Scope::Admin, true)?;
     let list = known_list(state, list_id)?;
     let body: MemberBody = json_body(body)?;
-    // A value that is no Mailchimp status is refused wherever it is given, also in the
-    // field this write would not read (`status_if_new` for an existing member).
-    for (field, value) in [
-        ("status", &body.status),
-        ("status_if_new", &body.status_if_new),
-    ] {
-        if let Some(value) = value {
-            parse_status(field, value)?;
-        }
-    }
-    Ok((key, list, body))
+    let read = |field: &str, value: &Option<String>| {
+        value
+            .as_deref()
+            .map(|raw| parse_status(field, raw))
+            .transpose()
+    };
+    let status = read("status", &body.status)?;
+    let status_if_new = read("status_if_new", &body.status_if_new)?;
+    Ok(MemberRequest {
+        key,
+        list,
+        body,
+        status,
+        status_if_new,
+    })
 }
 
 /// `POST /lists/{list_id}/members`: adds a new member; an existing one is Mailchimp's
@@ -576,14 +592,15 @@ pub async fn add_member(
     list_id: web::Path<String>,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> MailchimpResult {
-    let (key, list, body) = member_write_request(&state, &req, &list_id, body).await?;
+    let MemberRequest {
+        key,
+        list,
+        body,
+        status,
+        ..
+    } = member_write_request(&state, &req, &list_id, body).await?;
     let email = write_address(None, &body)?;
-    let wanted = parse_status(
-        "status",
-        body.status
-            .as_deref()
-            .ok_or_else(|| Problem::invalid_field("status", "status is required"))?,
-    )?;
+    let wanted = status.ok_or_else(|| Problem::invalid_field("status", "status is required"))?;
     let write = MemberWrite::parse(email, &body)?;
     let existing = state.subscriptions.contact(&write.email).await?;
     if existing
@@ -615,7 +632,13 @@ pub async fn set_member(
     body: Result<web::Bytes, actix_web::Error>,
 ) -> MailchimpResult {
     let (list_id, hash) = path.into_inner();
-    let (key, list, body) = member_write_request(&state, &req, &list_id, body).await?;
+    let MemberRequest {
+        key,
+        list,
+        body,
+        status,
+        status_if_new,
+    } = member_write_request(&state, &req, &list_id, body).await?;
     let email = write_address(Some(&hash), &body)?;
     let write = MemberWrite::parse(email, &body)?;
     let existing = state.subscriptions.contact(&write.email).await?;
@@ -624,22 +647,14 @@ pub async fn set_member(
         .and_then(|c| member_status(c, &list.id))
         .is_some();
     let wanted = if is_member {
-        body.status
-            .as_deref()
-            .map(|s| parse_status("status", s))
-            .transpose()?
+        status
     } else {
-        match (body.status_if_new.as_deref(), body.status.as_deref()) {
-            (Some(s), _) => Some(parse_status("status_if_new", s)?),
-            (None, Some(s)) => Some(parse_status("status", s)?),
-            (None, None) => {
-                return Err(Problem::invalid_field(
-                    "status_if_new",
-                    "status_if_new is required for an address that is not a list member",
-                )
-                .into())
-            }
-        }
+        Some(status_if_new.or(status).ok_or_else(|| {
+            Problem::invalid_field(
+                "status_if_new",
+                "status_if_new is required for an address that is not a list member",
+            )
+        })?)
     };
     if let Some(wanted) = wanted {
         apply_status(&state, &req, &key, list, &write, wanted).await?;
@@ -656,7 +671,13 @@ pub async fn update_member(
     body: Result<web::Bytes, actix_web::Error>,
 ) -> MailchimpResult {
     let (list_id, hash) = path.into_inner();
-    let (key, list, body) = member_write_request(&state, &req, &list_id, body).await?;
+    let MemberRequest {
+        key,
+        list,
+        body,
+        status,
+        ..
+    } = member_write_request(&state, &req, &list_id, body).await?;
     let contact = find_contact(&state, &hash)
         .await?
         .filter(|c| member_status(c, &list.id).is_some())
@@ -671,8 +692,7 @@ pub async fn update_member(
         }
     }
     let write = MemberWrite::parse(contact.email.clone(), &body)?;
-    if let Some(raw) = body.status.as_deref() {
-        let wanted = parse_status("status", raw)?;
+    if let Some(wanted) = status {
         apply_status(&state, &req, &key, list, &write, wanted).await?;
     }
     answer_after_write(&state, list, &write.email).await
