@@ -104,8 +104,13 @@ impl Application {
         tracing::info!(store = %describe_store(&settings.store.url), mail = %transport.describe(), "starting");
 
         let wakeup = Arc::new(Notify::new());
-        let subscriptions =
-            Subscriptions::new(store.clone(), config.clone(), clock.clone(), wakeup.clone());
+        // One service for the process: the routes and the outbox worker share it.
+        let subscriptions = Arc::new(Subscriptions::new(
+            store.clone(),
+            config.clone(),
+            clock.clone(),
+            wakeup.clone(),
+        ));
         let mail = Arc::new(MailSender::new(
             templates,
             transport,
@@ -117,11 +122,20 @@ impl Application {
             Duration::from_secs(settings.webhooks.timeout_secs),
             clock.clone(),
         )?;
-        let worker = OutboxWorker::new(store, mail, webhooks, config.clone(), clock, wakeup);
+        let worker = OutboxWorker::new(
+            store,
+            mail,
+            webhooks,
+            subscriptions.clone(),
+            config.clone(),
+            clock,
+            wakeup,
+        );
         let state = web::Data::new(AppState {
             subscriptions,
             pages,
             metrics: crate::telemetry::metrics_handle(),
+            site: crate::web::Site::from_config(&config),
         });
 
         let listener = match listener {
@@ -129,7 +143,7 @@ impl Application {
             None => TcpListener::bind(&settings.server.bind)?,
         };
         let port = listener.local_addr()?.port();
-        let server = http_server(state.clone(), settings.server.body_limit_bytes, listener)?;
+        let server = http_server(state.clone(), listener)?;
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -189,25 +203,15 @@ impl Application {
     }
 }
 
-fn http_server(
-    state: web::Data<AppState>,
-    body_limit: usize,
-    listener: TcpListener,
-) -> std::io::Result<Server> {
-    let cors_origins = state
-        .subscriptions
-        .config()
-        .settings
-        .server
-        .cors_allowed_origins
-        .0
-        .clone();
-    let config = state.subscriptions.config();
+fn http_server(state: web::Data<AppState>, listener: TcpListener) -> std::io::Result<Server> {
+    let site = &state.site;
+    let body_limit = site.body_limit_bytes;
+    let cors_origins = site.cors_allowed_origins.clone();
     // The extractors and middleware take only what they need, not the whole state.
-    let api_keys = web::Data::new(config.api_keys.clone());
+    let api_keys = web::Data::new(site.api_keys.clone());
     let deadline = web::Data::new(Deadline {
-        limit: Duration::from_secs(config.settings.server.request_timeout_secs),
-        default_locale: config.catalog.default_locale().to_string(),
+        limit: Duration::from_secs(site.request_timeout_secs),
+        default_locale: state.default_locale().to_string(),
     });
     let server = HttpServer::new(move || {
         App::new()

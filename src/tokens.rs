@@ -33,7 +33,8 @@ pub enum Purpose {
 }
 
 impl Purpose {
-    fn code(self) -> &'static str {
+    /// One letter per purpose: how tokens, and the per-purpose POST budgets, name it.
+    pub fn code(self) -> &'static str {
         match self {
             Purpose::Confirm => "c",
             Purpose::Unsubscribe => "u",

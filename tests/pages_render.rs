@@ -219,6 +219,7 @@ fn typed_page_data_renders_like_the_same_data_as_json() {
     };
     let confirmed = pages::Confirmed {
         types: vec![blog()],
+        already: false,
         preferences_url: Some(PREFERENCES_URL.to_string()),
     };
     assert_eq!(

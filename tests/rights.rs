@@ -270,33 +270,51 @@ async fn rectification_moves_the_history_to_the_new_address(backend: Backend) {
     assert_eq!(clash.status(), 409);
 }
 
-/// Leaves the state an interrupted rectification leaves behind: the first of its two
-/// atomic steps (the contact written under the new address, with the old history and a
-/// `rectified` event) done, the second (removing the old contact) not.
+/// Leaves the state an interrupted rectification leaves behind: of its three atomic
+/// steps, the first (the old contact marked with where it goes, which freezes it) and the
+/// second (the contact written under the new address, with the old history and a
+/// `rectified` event) done, the last (removing the old contact) not.
 async fn leave_a_half_done_rectification(app: &mut TestApp, old: &str, new: &str) {
-    use optin::domain::{ContactChange, EmailAddress, EventDraft, EventKind, RequestMeta, Source};
+    use optin::domain::{ContactChange, EmailAddress, MoveTarget, Planned, RequestMeta};
     app.stop().await;
     let settings = support::app::test_settings(app.store_url(), "smtp://127.0.0.1:25", app.port);
     let config = optin::config::Config::from_settings(settings).unwrap();
     let store = optin::store::open(app.store_url()).await.unwrap();
     let old_id = config.index.contact_id(&EmailAddress::parse(old).unwrap());
     let new_email = EmailAddress::parse(new).unwrap();
-    let mut moved = store.load_contact(&old_id).await.unwrap().unwrap();
-    let mut events = store.events(&old_id).await.unwrap();
-    moved.id = config.index.contact_id(&new_email);
-    moved.email = new_email;
-    moved.pending.clear();
-    moved.version = 0;
-    let draft = EventDraft::new(
-        EventKind::Rectified,
-        Source::Rectification,
-        &RequestMeta::default(),
-    );
-    events.push(moved.record(draft, chrono::Utc::now()));
+    let new_id = config.index.contact_id(&new_email);
+    let stored = store.load_contact(&old_id).await.unwrap().unwrap();
+    let target = MoveTarget {
+        id: new_id.clone(),
+        email: new_email,
+        meta: RequestMeta::default(),
+    };
+    let Planned::Write(mark) = stored.clone().start_move(target) else {
+        panic!("the mark is a write")
+    };
+    let marked = mark.after().unwrap().clone();
     store
         .apply(ContactChange::between(
+            old_id.clone(),
+            Some(&stored),
+            Some(marked.clone()),
+            Vec::new(),
+            Vec::new(),
+            &config.catalog,
+        ))
+        .await
+        .unwrap();
+    let history = store.events(&old_id).await.unwrap();
+    let Some(Planned::Write(moved)) = marked.moved(history, chrono::Utc::now()) else {
+        panic!("a marked contact moves")
+    };
+    let mut events = moved.carried().to_vec();
+    events.extend_from_slice(moved.events());
+    store
+        .apply(ContactChange::between(
+            new_id,
             None,
-            Some(moved),
+            moved.after().cloned(),
             events,
             Vec::new(),
             &config.catalog,
@@ -315,7 +333,7 @@ async fn an_interrupted_rectification_is_finished_by_repeating_it(backend: Backe
     assert_eq!(
         app.contact("half.old@example.com").await.status(),
         200,
-        "the interruption left both contacts"
+        "the interruption left both contacts (the old one frozen)"
     );
     assert_eq!(app.contact("half.new@example.com").await.status(), 200);
 
@@ -713,17 +731,17 @@ async fn imports_answer_per_line_and_are_idempotent(backend: Backend) {
         "no duplicate events"
     );
 
-    // An overlong line is refused on its own, blank lines are skipped, and a last line
-    // without a newline still counts.
+    // An overlong line is refused on its own, blank lines are skipped (but numbered, as
+    // the file has them), and a last line without a newline still counts.
     let overlong = format!(r#"{{"email":"{}@example.com"}}"#, "x".repeat(70 * 1024));
     let body = format!("\n{overlong}\n\n{}", lines[6]);
     let results = run_import(&app, &body).await;
     assert_eq!(results.len(), 3, "{results:?}");
     assert_eq!(results[0]["ok"], false);
-    assert_eq!(results[0]["line"], 1);
+    assert_eq!(results[0]["line"], 2, "the blank first line counts");
     assert_eq!(results[0]["error"], "the line is longer than 65536 bytes");
     assert_eq!(results[1]["ok"], true, "the import goes on: {results:?}");
-    assert_eq!(results[1]["line"], 2);
+    assert_eq!(results[1]["line"], 4);
     assert_eq!(results[1]["outcome"], "unchanged");
     assert_eq!(results[2]["succeeded"], 1);
     assert_eq!(results[2]["failed"], 1);

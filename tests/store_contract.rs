@@ -12,9 +12,10 @@ use chrono::{DateTime, Duration, Utc};
 use optin::domain::change::counter;
 use optin::domain::event::verify_chain;
 use optin::domain::{
-    Catalog, ConsentNotice, Contact, ContactChange, ContactId, ContactIndex, EmailAddress, Event,
-    LawfulBasis, MailKind, OutboxJob, PendingConfirmation, Purpose, RequestMeta, SignupEvidence,
-    Source, Status, StatusChange, SubscriptionType, SubscriptionTypeId, Tombstone, WebhookTask,
+    Catalog, ConfirmationRequest, ConsentNotice, Contact, ContactChange, ContactId, ContactIndex,
+    EmailAddress, Event, LawfulBasis, MailKind, OutboxJob, Planned, Purpose, RequestMeta,
+    Restriction, SignupEvidence, Source, Status, StatusChange, SubscriptionType,
+    SubscriptionTypeId, Tombstone, WebhookTask,
 };
 use optin::store::embedded::EmbeddedStore;
 use optin::store::redis::RedisStore;
@@ -166,23 +167,48 @@ fn set_status(
 }
 
 fn add_pending(contact: &mut Contact, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Uuid {
-    let id = Uuid::new_v4();
-    contact.pending.push(PendingConfirmation {
-        id,
-        types: vec![type_id(NEWS)],
-        notices: Vec::new(),
-        locale: "en".into(),
-        expires_at,
-        signup: SignupEvidence {
-            at: now,
-            source: Source::SignupForm,
-            ip: None,
-            user_agent: None,
-            form_id: None,
-            page_url: None,
+    contact.request_confirmation(
+        ConfirmationRequest {
+            types: vec![type_id(NEWS)],
+            notices: Vec::new(),
+            locale: "en".into(),
+            ttl: expires_at - now,
+            signup: SignupEvidence {
+                at: now,
+                source: Source::SignupForm,
+                ip: None,
+                user_agent: None,
+                form_id: None,
+                page_url: None,
+            },
         },
-    });
-    id
+        now,
+    );
+    contact.pending().last().expect("just added").id
+}
+
+/// The contact a transition plans to write.
+fn written<T>(planned: Planned<T>) -> Contact {
+    planned
+        .plan()
+        .and_then(|plan| plan.after())
+        .cloned()
+        .expect("the transition writes the contact")
+}
+
+/// The change from `before` to `after`, for the contact either names.
+fn change_between(
+    before: Option<&Contact>,
+    after: Option<Contact>,
+    events: Vec<Event>,
+    jobs: Vec<OutboxJob>,
+    catalog: &Catalog,
+) -> ContactChange {
+    let id = before
+        .or(after.as_ref())
+        .map(|c| c.id().clone())
+        .expect("a change concerns a contact");
+    ContactChange::between(id, before, after, events, jobs, catalog)
 }
 
 fn confirmation_job(contact: &Contact, now: DateTime<Utc>) -> OutboxJob {
@@ -191,7 +217,13 @@ fn confirmation_job(contact: &Contact, now: DateTime<Utc>) -> OutboxJob {
         types: vec![type_id(NEWS)],
         expires_at: now,
     };
-    OutboxJob::mail(contact.id.clone(), contact.email.clone(), "en", mail, now)
+    OutboxJob::mail(
+        contact.id().clone(),
+        contact.email().clone(),
+        "en",
+        mail,
+        now,
+    )
 }
 
 /// Applies the change from `before` to `after` and returns the contact as stored.
@@ -202,9 +234,9 @@ async fn save(
     events: Vec<Event>,
     jobs: Vec<OutboxJob>,
 ) -> Contact {
-    let id = after.id.clone();
+    let id = after.id().clone();
     store
-        .apply(ContactChange::between(
+        .apply(change_between(
             before,
             Some(after),
             events,
@@ -233,11 +265,12 @@ async fn contact_with_job(
 }
 
 async fn erase(store: &SharedStore, contact: &Contact, now: DateTime<Utc>) {
-    let change = ContactChange::between(Some(contact), None, Vec::new(), Vec::new(), &catalog())
+    let change = change_between(Some(contact), None, Vec::new(), Vec::new(), &catalog())
         .with_tombstone(Tombstone {
             erased_at: now,
             reason: optin::domain::ErasureReason::Erasure,
             request_id: None,
+            moved_to: None,
         });
     store.apply(change).await.unwrap();
 }
@@ -328,16 +361,11 @@ async fn a_stored_contact_loads_back_exactly(backend: Backend) {
     let mut contact = new_contact(1, now);
     let event = set_status(&mut contact, NEWS, Status::OptedIn, now);
     add_pending(&mut contact, now + Duration::days(2), now);
-    contact.restricted_since = Some(now);
+    let contact =
+        written(contact.set_restriction(Restriction::Restrict, &RequestMeta::default(), now));
 
     let stored = save(&store, None, contact.clone(), vec![event], Vec::new()).await;
-    assert_eq!(
-        stored,
-        Contact {
-            version: 1,
-            ..contact
-        }
-    );
+    assert_eq!(stored, contact.with_version(1));
 
     let mut changed = stored.clone();
     let event = set_status(&mut changed, NEWS, Status::Unsubscribed, now);
@@ -349,13 +377,7 @@ async fn a_stored_contact_loads_back_exactly(backend: Backend) {
         Vec::new(),
     )
     .await;
-    assert_eq!(
-        stored_again,
-        Contact {
-            version: 2,
-            ..changed
-        }
-    );
+    assert_eq!(stored_again, changed.with_version(2));
     assert_eq!(stored_again.status(&type_id(NEWS)), Status::Unsubscribed);
 }
 
@@ -390,7 +412,7 @@ async fn many_writers_at_once_all_land_and_of_rivals_for_one_contact_exactly_one
             let mut contact = new_contact(n, now);
             let event = set_status(&mut contact, NEWS, Status::OptedIn, now);
             store
-                .apply(ContactChange::between(
+                .apply(change_between(
                     None,
                     Some(contact),
                     vec![event],
@@ -408,7 +430,7 @@ async fn many_writers_at_once_all_land_and_of_rivals_for_one_contact_exactly_one
             let kind = if n % 2 == 0 { NEWS } else { BILLING };
             let event = set_status(&mut contact, kind, Status::OptedIn, now);
             store
-                .apply(ContactChange::between(
+                .apply(change_between(
                     None,
                     Some(contact),
                     vec![event],
@@ -441,7 +463,7 @@ async fn many_writers_at_once_all_land_and_of_rivals_for_one_contact_exactly_one
         .unwrap()
         .expect("one rival won");
     assert_eq!(
-        store.events(&winner.id).await.unwrap().len(),
+        store.events(winner.id()).await.unwrap().len(),
         1,
         "only the winner's event"
     );
@@ -465,19 +487,20 @@ async fn a_change_from_a_stale_version_is_refused_and_writes_nothing(backend: Ba
     let event = set_status(&mut second, BILLING, Status::OptedIn, now);
     let pending = add_pending(&mut second, now - Duration::hours(1), now);
     let job = confirmation_job(&second, now);
-    let stale = ContactChange::between(Some(&v1), Some(second), vec![event], vec![job], &catalog())
+    let stale = change_between(Some(&v1), Some(second), vec![event], vec![job], &catalog())
         .with_tombstone(Tombstone {
             erased_at: now,
             reason: optin::domain::ErasureReason::Erasure,
             request_id: None,
+            moved_to: None,
         });
     assert!(matches!(
         store.apply(stale).await,
         Err(StoreError::Conflict)
     ));
 
-    assert_eq!(store.load_contact(&v1.id).await.unwrap(), Some(v2.clone()));
-    assert_eq!(store.events(&v1.id).await.unwrap().len(), 2);
+    assert_eq!(store.load_contact(v1.id()).await.unwrap(), Some(v2.clone()));
+    assert_eq!(store.events(v1.id()).await.unwrap().len(), 2);
     assert_eq!(counters(&store).await, counters_before);
     assert_eq!(store.outbox_depth().await.unwrap(), depth_before);
     assert!(store
@@ -487,13 +510,13 @@ async fn a_change_from_a_stale_version_is_refused_and_writes_nothing(backend: Ba
         .is_none());
     let expired = store.expired_pending(far_future(now), 10).await.unwrap();
     assert!(
-        !expired.contains(&(v1.id.clone(), pending)),
+        !expired.contains(&(v1.id().clone(), pending)),
         "the refused change left its expiry entry"
     );
-    assert_eq!(store.tombstone(&v1.id).await.unwrap(), None);
+    assert_eq!(store.tombstone(v1.id()).await.unwrap(), None);
 
     // Creating a contact that already exists is the same conflict.
-    let duplicate = ContactChange::between(
+    let duplicate = change_between(
         None,
         Some(new_contact(1, now)),
         Vec::new(),
@@ -504,7 +527,7 @@ async fn a_change_from_a_stale_version_is_refused_and_writes_nothing(backend: Ba
         store.apply(duplicate).await,
         Err(StoreError::Conflict)
     ));
-    assert_eq!(store.load_contact(&v1.id).await.unwrap(), Some(v2));
+    assert_eq!(store.load_contact(v1.id()).await.unwrap(), Some(v2));
 }
 
 async fn events_come_back_oldest_first_and_their_chain_verifies(backend: Backend) {
@@ -536,13 +559,13 @@ async fn events_come_back_oldest_first_and_their_chain_verifies(backend: Backend
     )
     .await;
 
-    let events = store.events(&stored.id).await.unwrap();
+    let events = store.events(stored.id()).await.unwrap();
     assert_eq!(events, vec![opted_in, billing, unsubscribed]);
     assert_eq!(
         events.iter().map(|e| e.seq).collect::<Vec<_>>(),
         vec![1, 2, 3]
     );
-    let check = verify_chain(&events, &stored.head);
+    let check = verify_chain(&events, &stored.head());
     assert!(
         check.chain_valid,
         "the stored chain does not verify: {check:?}"
@@ -574,19 +597,20 @@ async fn erasing_a_contact_removes_its_events_jobs_and_expiry_entries_and_leaves
 
     erase(&store, &stored, now).await;
 
-    assert_eq!(store.load_contact(&stored.id).await.unwrap(), None);
-    assert!(store.events(&stored.id).await.unwrap().is_empty());
+    assert_eq!(store.load_contact(stored.id()).await.unwrap(), None);
+    assert!(store.events(stored.id()).await.unwrap().is_empty());
     assert!(store
         .expired_pending(far_future(now), 10)
         .await
         .unwrap()
         .is_empty());
     assert_eq!(
-        store.tombstone(&stored.id).await.unwrap(),
+        store.tombstone(stored.id()).await.unwrap(),
         Some(Tombstone {
             erased_at: now,
             reason: optin::domain::ErasureReason::Erasure,
-            request_id: None
+            request_id: None,
+            moved_to: None,
         })
     );
     assert!(store.dead_jobs(10).await.unwrap().is_empty());
@@ -604,8 +628,7 @@ async fn an_erasure_removes_expiry_entries_even_when_the_change_does_not_list_th
     let stored = save(&store, None, contact, Vec::new(), Vec::new()).await;
 
     // The store, not the caller, knows what it holds for the contact.
-    let mut change =
-        ContactChange::between(Some(&stored), None, Vec::new(), Vec::new(), &catalog());
+    let mut change = change_between(Some(&stored), None, Vec::new(), Vec::new(), &catalog());
     change.pending_removed.clear();
     store.apply(change).await.unwrap();
 
@@ -621,19 +644,19 @@ async fn a_returning_contact_can_clear_its_tombstone(backend: Backend) {
     let now = Utc::now();
     let stored = save(&store, None, new_contact(1, now), Vec::new(), Vec::new()).await;
     erase(&store, &stored, now).await;
-    assert!(store.tombstone(&stored.id).await.unwrap().is_some());
+    assert!(store.tombstone(stored.id()).await.unwrap().is_some());
 
     let mut returning = new_contact(1, now);
     let event = set_status(&mut returning, NEWS, Status::OptedIn, now);
-    let change = ContactChange::between(None, Some(returning), vec![event], Vec::new(), &catalog())
+    let change = change_between(None, Some(returning), vec![event], Vec::new(), &catalog())
         .clearing_tombstone();
     store.apply(change).await.unwrap();
 
-    assert_eq!(store.tombstone(&stored.id).await.unwrap(), None);
-    let loaded = store.load_contact(&stored.id).await.unwrap().unwrap();
+    assert_eq!(store.tombstone(stored.id()).await.unwrap(), None);
+    let loaded = store.load_contact(stored.id()).await.unwrap().unwrap();
     assert_eq!(loaded.status(&type_id(NEWS)), Status::OptedIn);
     assert_eq!(
-        store.events(&stored.id).await.unwrap().len(),
+        store.events(stored.id()).await.unwrap().len(),
         1,
         "the erased history must not come back"
     );
@@ -716,8 +739,7 @@ async fn only_expired_confirmations_are_listed_and_removed_ones_are_forgotten(ba
     );
 
     // Alice's expired signup is cleaned up: it must not be listed again.
-    let mut cleaned = alice.clone();
-    cleaned.pending.retain(|p| p.id != alice_expired);
+    let cleaned = written(alice.clone().purge_pending(alice_expired));
     save(&store, Some(&alice), cleaned, Vec::new(), Vec::new()).await;
     assert_eq!(
         store.expired_pending(now, 10).await.unwrap(),
@@ -748,8 +770,8 @@ async fn loading_many_contacts_keeps_the_order_asked_and_marks_missing_ones(back
         match contact {
             Some(contact) => {
                 assert!(stored.contains(&n), "entry {n} should be missing");
-                assert_eq!(contact.id, ids[n], "entry {n} is another contact");
-                assert_eq!(contact.email, address(n));
+                assert_eq!(contact.id(), &ids[n], "entry {n} is another contact");
+                assert_eq!(contact.email(), &address(n));
             }
             None => assert!(!stored.contains(&n), "entry {n} should be loaded"),
         }
@@ -979,18 +1001,18 @@ async fn the_retention_index_lists_contacts_without_an_opt_in_longest_inactive_f
 
     assert_eq!(
         store.inactive_contacts(now, 10).await.unwrap(),
-        vec![bob.id.clone(), carol.id.clone()]
+        vec![bob.id().clone(), carol.id().clone()]
     );
     assert_eq!(
         store.inactive_contacts(now, 1).await.unwrap(),
-        vec![bob.id.clone()]
+        vec![bob.id().clone()]
     );
     assert_eq!(
         store
             .inactive_contacts(now - Duration::days(7), 10)
             .await
             .unwrap(),
-        vec![bob.id.clone()]
+        vec![bob.id().clone()]
     );
     assert_eq!(
         store
@@ -1153,17 +1175,17 @@ mod redis_only {
         let stored = save(&store, None, contact, vec![opted_in.clone()], Vec::new()).await;
         let shard_tag = format!(
             "optin:{{s{}}}",
-            stored.id.bucket(optin::store::redis::SHARDS)
+            stored.id().bucket(optin::store::redis::SHARDS)
         );
-        let contact_key = format!("{shard_tag}:c:{}", stored.id);
-        let events_key = format!("{shard_tag}:ev:{}", stored.id);
+        let contact_key = format!("{shard_tag}:c:{}", stored.id());
+        let events_key = format!("{shard_tag}:ev:{}", stored.id());
         let mut redis = server.connection();
         let compact: Vec<u8> = ::redis::cmd("GET")
             .arg(&contact_key)
             .query(&mut redis)
             .unwrap();
         assert!(
-            compact.starts_with(format!("{}:\u{1}", stored.version).as_bytes()),
+            compact.starts_with(format!("{}:\u{1}", stored.version()).as_bytes()),
             "a contact is written as '<version>:' and a compact value"
         );
 
@@ -1176,7 +1198,7 @@ mod redis_only {
             .cmd("HSET")
             .arg(&contact_key)
             .arg("v")
-            .arg(stored.version)
+            .arg(stored.version())
             .arg("d")
             .arg(serde_json::to_vec(&stored).unwrap())
             .ignore()
@@ -1187,12 +1209,12 @@ mod redis_only {
             .query(&mut redis)
             .unwrap();
         assert_eq!(
-            store.load_contact(&stored.id).await.unwrap(),
+            store.load_contact(stored.id()).await.unwrap(),
             Some(stored.clone())
         );
         assert_eq!(
             store
-                .load_contacts(&[contact_id(2), stored.id.clone()])
+                .load_contacts(&[contact_id(2), stored.id().clone()])
                 .await
                 .unwrap(),
             vec![None, Some(stored.clone())],
@@ -1241,15 +1263,15 @@ mod redis_only {
             Some(&1u8),
             "the new event is compact"
         );
-        let events = store.events(&stored.id).await.unwrap();
+        let events = store.events(stored.id()).await.unwrap();
         assert_eq!(events, vec![opted_in, unsubscribed]);
-        assert!(verify_chain(&events, &changed.head).chain_valid);
+        assert!(verify_chain(&events, changed.head()).chain_valid);
 
         // A stale writer that read the old hash is still refused.
         let mut stale = stored.clone();
         let again = set_status(&mut stale, BILLING, Status::OptedIn, now);
         let refused = store
-            .apply(ContactChange::between(
+            .apply(change_between(
                 Some(&stored),
                 Some(stale),
                 vec![again],
@@ -1275,7 +1297,7 @@ mod redis_only {
         let event = set_status(&mut returning, NEWS, Status::OptedIn, now);
         add_pending(&mut returning, now + Duration::days(1), now);
         let job = confirmation_job(&returning, now);
-        let change = ContactChange::between(
+        let change = change_between(
             None,
             Some(returning),
             vec![event],
@@ -1294,7 +1316,7 @@ mod redis_only {
             .unwrap();
         let tag = format!(
             "optin:{{s{}}}:",
-            stored.id.bucket(optin::store::redis::SHARDS)
+            stored.id().bucket(optin::store::redis::SHARDS)
         );
         assert!(
             keys.len() >= 9,
@@ -1321,10 +1343,10 @@ mod redis_only {
 
         server.stop();
         fails_fast("ping", store.ping()).await;
-        fails_fast("load_contact", store.load_contact(&stored.id)).await;
+        fails_fast("load_contact", store.load_contact(stored.id())).await;
         fails_fast("counters", store.counters()).await;
         fails_fast("claim_job", store.claim_job(now, now)).await;
-        let change = ContactChange::between(
+        let change = change_between(
             None,
             Some(new_contact(2, now)),
             Vec::new(),
@@ -1339,7 +1361,7 @@ mod redis_only {
             .expect("the store reconnects once Redis is back");
         // The restarted server kept nothing (no persistence in tests); writes work again.
         let again = save(&store, None, new_contact(1, now), Vec::new(), Vec::new()).await;
-        assert_eq!(store.load_contact(&again.id).await.unwrap(), Some(again));
+        assert_eq!(store.load_contact(again.id()).await.unwrap(), Some(again));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1350,14 +1372,14 @@ mod redis_only {
         let stored = save(&store, None, new_contact(1, now), Vec::new(), Vec::new()).await;
         let signal = |name: &str| send_signal(server.pid(), name);
         signal("-STOP");
-        fails_fast("load_contact", store.load_contact(&stored.id)).await;
+        fails_fast("load_contact", store.load_contact(stored.id())).await;
         fails_fast("counters", store.counters()).await;
         signal("-CONT");
 
         answers_again(&store, StdDuration::from_secs(10))
             .await
             .expect("the store recovers once Redis resumes");
-        assert_eq!(store.load_contact(&stored.id).await.unwrap(), Some(stored));
+        assert_eq!(store.load_contact(stored.id()).await.unwrap(), Some(stored));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1417,7 +1439,7 @@ mod redis_only {
         let mut again = new_contact(1000, now);
         let event = set_status(&mut again, NEWS, Status::OptedIn, now);
         let again = save(&store, None, again, vec![event], Vec::new()).await;
-        assert_eq!(store.events(&again.id).await.unwrap().len(), 1);
+        assert_eq!(store.events(again.id()).await.unwrap().len(), 1);
     }
 }
 
@@ -1435,8 +1457,8 @@ async fn webhook_jobs_are_counted_per_endpoint_and_a_contacts_jobs_are_listed(ba
     let now = Utc::now();
     let contact = new_contact(1, now);
     let mail = confirmation_job(&contact, now);
-    let to_crm = webhook_job(&contact.id, "crm", now);
-    let to_warehouse = webhook_job(&contact.id, "warehouse", now);
+    let to_crm = webhook_job(contact.id(), "crm", now);
+    let to_warehouse = webhook_job(contact.id(), "warehouse", now);
     let jobs = vec![mail.clone(), to_crm.clone(), to_warehouse.clone()];
     save(&store, None, contact.clone(), Vec::new(), jobs).await;
     let test = webhook_job(&ContactId::for_test_delivery(), "crm", now);
@@ -1447,7 +1469,7 @@ async fn webhook_jobs_are_counted_per_endpoint_and_a_contacts_jobs_are_listed(ba
     assert_eq!(backlog["warehouse"], OutboxDepth { queued: 1, dead: 0 });
     assert_eq!(backlog.len(), 2, "mail jobs are not webhook backlog");
     let mut listed: Vec<Uuid> = store
-        .contact_jobs(&contact.id)
+        .contact_jobs(contact.id())
         .await
         .unwrap()
         .iter()
@@ -1554,7 +1576,8 @@ async fn a_walk_finds_every_contact_and_index_entries_are_written_only_at_the_ve
         stored.insert(
             save(&store, None, new_contact(n, now), vec![], vec![])
                 .await
-                .id,
+                .id()
+                .clone(),
         );
     }
     let (mut walked, mut cursor, mut pages) = (std::collections::BTreeSet::new(), None, 0);
@@ -1573,7 +1596,7 @@ async fn a_walk_finds_every_contact_and_index_entries_are_written_only_at_the_ve
 
     let first = store.load_contact(&contact_id(1)).await.unwrap().unwrap();
     assert!(!store
-        .index_member(&first.id, first.version + 1, K1)
+        .index_member(first.id(), first.version() + 1, K1)
         .await
         .unwrap());
     assert_eq!(
@@ -1582,10 +1605,13 @@ async fn a_walk_finds_every_contact_and_index_entries_are_written_only_at_the_ve
         "not at another version"
     );
     assert!(store
-        .index_member(&first.id, first.version, K1)
+        .index_member(first.id(), first.version(), K1)
         .await
         .unwrap());
-    assert_eq!(store.find_member(K1).await.unwrap(), Some(first.id.clone()));
+    assert_eq!(
+        store.find_member(K1).await.unwrap(),
+        Some(first.id().clone())
+    );
     assert!(!store.index_member(&contact_id(9_999), 1, K2).await.unwrap());
     assert_eq!(
         store.find_member(K2).await.unwrap(),
@@ -1594,7 +1620,7 @@ async fn a_walk_finds_every_contact_and_index_entries_are_written_only_at_the_ve
     );
 
     // The erasure that follows drops the entry the walk wrote.
-    let gone = ContactChange::between(Some(&first), None, vec![], vec![], &catalog());
+    let gone = change_between(Some(&first), None, vec![], vec![], &catalog());
     store
         .apply(with_member_index(gone, None, Some(K1)))
         .await
@@ -1613,24 +1639,24 @@ async fn the_member_index_follows_the_changes_that_set_and_drop_it(backend: Back
     assert_eq!(store.find_member(K1).await.unwrap(), None);
 
     let first = new_contact(1, now);
-    let create = ContactChange::between(None, Some(first.clone()), vec![], vec![], &catalog());
+    let create = change_between(None, Some(first.clone()), vec![], vec![], &catalog());
     store
         .apply(with_member_index(create, Some(K1), None))
         .await
         .unwrap();
     assert_eq!(
         backend.second.find_member(K1).await.unwrap(),
-        Some(first.id.clone())
+        Some(first.id().clone())
     );
     let second = new_contact(2, now);
-    let create = ContactChange::between(None, Some(second.clone()), vec![], vec![], &catalog());
+    let create = change_between(None, Some(second.clone()), vec![], vec![], &catalog());
     store
         .apply(with_member_index(create, Some(K2), None))
         .await
         .unwrap();
 
     // A refused change leaves no entry behind: the entry is written with the change.
-    let stale = ContactChange::between(None, Some(new_contact(3, now)), vec![], vec![], &catalog());
+    let stale = change_between(None, Some(new_contact(3, now)), vec![], vec![], &catalog());
     let mut stale = with_member_index(stale, Some(K3), None);
     stale.expected_version = 7;
     assert!(matches!(
@@ -1640,26 +1666,29 @@ async fn the_member_index_follows_the_changes_that_set_and_drop_it(backend: Back
     assert_eq!(store.find_member(K3).await.unwrap(), None);
 
     // Removing an entry that names another contact leaves it alone.
-    let stored = store.load_contact(&first.id).await.unwrap().unwrap();
+    let stored = store.load_contact(first.id()).await.unwrap().unwrap();
     let mut later = stored.clone();
     set_status(&mut later, NEWS, Status::OptedIn, now);
-    let change = ContactChange::between(Some(&stored), Some(later), vec![], vec![], &catalog());
+    let change = change_between(Some(&stored), Some(later), vec![], vec![], &catalog());
     store
         .apply(with_member_index(change, None, Some(K2)))
         .await
         .unwrap();
     assert_eq!(
         store.find_member(K2).await.unwrap(),
-        Some(second.id.clone())
+        Some(second.id().clone())
     );
 
     // An erasure drops its own entry.
-    let stored = store.load_contact(&first.id).await.unwrap().unwrap();
-    let gone = ContactChange::between(Some(&stored), None, vec![], vec![], &catalog());
+    let stored = store.load_contact(first.id()).await.unwrap().unwrap();
+    let gone = change_between(Some(&stored), None, vec![], vec![], &catalog());
     store
         .apply(with_member_index(gone, None, Some(K1)))
         .await
         .unwrap();
     assert_eq!(store.find_member(K1).await.unwrap(), None);
-    assert_eq!(store.find_member(K2).await.unwrap(), Some(second.id));
+    assert_eq!(
+        store.find_member(K2).await.unwrap(),
+        Some(second.id().clone())
+    );
 }

@@ -193,7 +193,7 @@ async fn the_manage_flow_mails_a_working_preferences_link(backend: Backend) {
     let saved = post_form(
         &app,
         &preferences,
-        "shown=marketing&subscription_types=marketing&shown=blog-updates&subscription_types=blog-updates",
+        "shown=marketing&subscription_types=marketing&notice_version.marketing=2024-05-v1&shown=blog-updates&subscription_types=blog-updates",
     )
     .await;
     assert_eq!(saved.status(), 200);
@@ -344,7 +344,7 @@ async fn a_token_post_flood_gets_429_and_adds_a_bounded_number_of_events(backend
     let mut refused = 0;
     for round in 0..30 {
         let body = if round % 2 == 0 {
-            "shown=marketing&subscription_types=marketing"
+            "shown=marketing&subscription_types=marketing&notice_version.marketing=2024-05-v1"
         } else {
             "shown=marketing"
         };

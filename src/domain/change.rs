@@ -70,17 +70,14 @@ impl ContactChange {
     /// Derives everything a store must do from the state before and after a transition.
     /// `after` gets its version bumped here, so transitions never touch versions.
     pub fn between(
+        contact_id: ContactId,
         before: Option<&Contact>,
         after: Option<Contact>,
         new_events: Vec<Event>,
         new_jobs: Vec<OutboxJob>,
         catalog: &Catalog,
     ) -> Self {
-        let expected_version = before.map_or(0, |c| c.version);
-        let contact_id = before
-            .or(after.as_ref())
-            .map(|c| c.id.clone())
-            .expect("a change concerns a contact");
+        let expected_version = before.map_or(0, Contact::version);
         let mut counters = BTreeMap::new();
         if let Some(before) = before {
             add_counts(&mut counters, before, catalog, -1);
@@ -91,11 +88,11 @@ impl ContactChange {
         counters.retain(|_, delta| *delta != 0);
 
         let before_pending: Vec<Uuid> = before
-            .map(|c| c.pending.iter().map(|p| p.id).collect())
+            .map(|c| c.pending().iter().map(|p| p.id).collect())
             .unwrap_or_default();
         let after_pending: Vec<(Uuid, DateTime<Utc>)> = after
             .as_ref()
-            .map(|c| c.pending.iter().map(|p| (p.id, p.expires_at)).collect())
+            .map(|c| c.pending().iter().map(|p| (p.id, p.expires_at)).collect())
             .unwrap_or_default();
         let pending_added = after_pending
             .iter()
@@ -110,10 +107,7 @@ impl ContactChange {
 
         let inactive_since = after.as_ref().and_then(Contact::inactive_since);
         let write = match after {
-            Some(mut contact) => {
-                contact.version = expected_version + 1;
-                ContactWrite::Put(contact)
-            }
+            Some(contact) => ContactWrite::Put(contact.with_version(expected_version + 1)),
             None => ContactWrite::Delete,
         };
         Self {
@@ -170,20 +164,20 @@ fn add_counts(
     sign: i64,
 ) {
     *counters.entry(counter::PENDING.to_string()).or_default() +=
-        sign * contact.pending.len() as i64;
+        sign * contact.pending().len() as i64;
     if contact.is_unreachable() {
         *counters
             .entry(counter::UNREACHABLE.to_string())
             .or_default() += sign;
     }
-    if contact.subscriptions.is_empty() {
+    if contact.subscriptions().is_empty() {
         return;
     }
     *counters.entry(counter::CONTACTS.to_string()).or_default() += sign;
     if contact.is_opted_in_to_any(|t| catalog.is_marketing(t.as_str())) {
         *counters.entry(counter::MARKETING.to_string()).or_default() += sign;
     }
-    for (type_id, subscription) in &contact.subscriptions {
+    for (type_id, subscription) in contact.subscriptions() {
         if subscription.status != Status::NotSubscribed {
             *counters
                 .entry(counter::by_type(type_id.as_str(), subscription.status))

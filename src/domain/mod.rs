@@ -1,30 +1,46 @@
 //! Parsed domain types and the pure state transitions on them. Nothing here does I/O.
+//!
+//! - [`contact`]: a contact and every transition on it, each returning a [`Planned`]
+//!   change under the service's [`Rules`];
+//! - [`change`]: the one atomic store write a plan becomes;
+//! - the parsed values requests are made of: [`email`], [`evidence`], [`status`],
+//!   [`subscription_type`], [`event`], [`outbox_job`], [`tombstone`].
 
 pub mod change;
 pub mod contact;
 pub mod contact_id;
 pub mod email;
 pub mod event;
+pub mod evidence;
 pub mod locale;
 pub mod outbox_job;
-pub mod reachability;
+pub mod plan;
+pub mod rules;
 pub mod status;
 pub mod subscription_type;
 pub mod tombstone;
 
 pub use change::{ContactChange, ContactWrite, MemberIndexChange, Stats};
-pub use contact::{ConfirmationRequest, Contact, PendingConfirmation, StatusChange, Subscription};
+pub use contact::{
+    BlockRequests, BounceType, ConfirmationRequest, Confirmed, ConfirmedSignup, Contact,
+    FeedbackKind, FeedbackNote, FeedbackPolicy, ManualChange, ManualChangeError, ManualOutcome,
+    ManualResult, MemberError, MemberStatus, MemberWrite, MemberWriteMode, Membership, MoveTarget,
+    OptInRefused, PendingConfirmation, PreferenceChoice, PreferencesRefused, Restriction,
+    SeenFeedback, SignupIntent, StatusChange, Subscription, Unreachable, UnsubscribeTarget,
+    Unsubscribed,
+};
 pub use contact_id::{ContactId, ContactIndex};
 pub use email::{EmailAddress, EmailError};
 pub use event::{
     ChainCheck, ChainHead, Event, EventDraft, EventKind, RequestMeta, SignupEvidence, Source,
 };
+pub use evidence::{Evidence, EvidenceTooLong};
 pub use outbox_job::{MailKind, MailTask, OutboxJob, Task, WebhookTask};
-pub use reachability::{
-    BounceType, FeedbackKind, FeedbackNote, FeedbackPolicy, SeenFeedback, Unreachable,
-};
+pub use plan::{Announcement, Plan, Planned};
+pub use rules::{MailAllowance, Rules};
 pub use status::{LawfulBasis, Status};
 pub use subscription_type::{
     Catalog, ConsentNotice, NoticeRef, Purpose, SubscriptionType, SubscriptionTypeId,
+    UnknownNotice, UnknownType,
 };
 pub use tombstone::{ErasureReason, Tombstone};

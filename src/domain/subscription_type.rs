@@ -197,6 +197,29 @@ impl SubscriptionType {
         self.notice_ref(&locale, notice)
     }
 
+    /// The notice a page showed in `locale`: the version it names, current or past, or
+    /// today's when it names none. A version that was never published there is refused:
+    /// an opt-in is never recorded against a text the person may not have seen.
+    pub fn notice_shown(
+        &self,
+        locale: &str,
+        fallback: &str,
+        version: Option<&str>,
+    ) -> Result<NoticeRef, UnknownNotice> {
+        let (notice_locale, current) = self.current_notice(locale, fallback);
+        let Some(version) = version else {
+            return Ok(self.notice_ref(&notice_locale, current));
+        };
+        let notice = self
+            .notice_version(&notice_locale, version)
+            .ok_or_else(|| UnknownNotice {
+                type_id: self.id.to_string(),
+                version: version.chars().take(64).collect(),
+                locale: notice_locale.clone(),
+            })?;
+        Ok(self.notice_ref(&notice_locale, &notice))
+    }
+
     pub fn notice_ref(&self, locale: &str, notice: &ConsentNotice) -> NoticeRef {
         NoticeRef {
             id: self.id.clone(),
@@ -212,6 +235,27 @@ fn localized(map: &BTreeMap<String, String>, locale: &str, fallback: &str) -> Op
         .or_else(|| map.get(fallback))
         .or_else(|| map.values().next())
         .cloned()
+}
+
+/// A type id that names no configured type; the id is cut to 64 characters, so that an
+/// error message never echoes a huge input.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown subscription type '{0}'")]
+pub struct UnknownType(pub String);
+
+impl UnknownType {
+    fn of(id: &str) -> Self {
+        Self(id.chars().take(64).collect())
+    }
+}
+
+/// A notice version that is not a known version of the type's notice in that locale.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("'{version}' is not a published consent notice of '{type_id}' in '{locale}'")]
+pub struct UnknownNotice {
+    pub type_id: String,
+    pub version: String,
+    pub locale: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -264,6 +308,23 @@ impl Catalog {
 
     pub fn get(&self, id: &str) -> Option<&SubscriptionType> {
         self.types.iter().find(|t| t.id.as_str() == id)
+    }
+
+    /// The one lookup of a type named by a request.
+    pub fn lookup(&self, id: &str) -> Result<&SubscriptionType, UnknownType> {
+        self.get(id).ok_or_else(|| UnknownType::of(id))
+    }
+
+    /// The types named, each once, in the order first named.
+    pub fn lookup_all(&self, ids: &[String]) -> Result<Vec<&SubscriptionType>, UnknownType> {
+        let mut types: Vec<&SubscriptionType> = Vec::new();
+        for id in ids {
+            let found = self.lookup(id)?;
+            if !types.iter().any(|t| t.id == found.id) {
+                types.push(found);
+            }
+        }
+        Ok(types)
     }
 
     pub fn all(&self) -> &[SubscriptionType] {

@@ -1,7 +1,10 @@
-//! What is left of an erased contact: enough to refuse a silent re-import, nothing more.
+//! What is left at a contact id whose contact went: after an erasure, enough to refuse a
+//! silent re-import, nothing more; after a rectification, where the contact moved, so
+//! that links mailed before still reach the person. Neither holds an address.
 
 use chrono::{DateTime, Utc};
 
+use super::contact_id::ContactId;
 use super::event::RequestMeta;
 
 /// Why a contact's data went. Stored as the strings tombstones always had.
@@ -24,6 +27,10 @@ pub struct Tombstone {
     pub reason: ErasureReason,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Set when a rectification moved the contact: its new id. Such a record is no
+    /// erasure; it goes when the person's data is erased.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_to: Option<ContactId>,
 }
 
 impl Tombstone {
@@ -33,7 +40,24 @@ impl Tombstone {
             erased_at: now,
             reason,
             request_id: meta.request_id.clone(),
+            moved_to: None,
         }
+    }
+
+    /// The record a rectification leaves at the old id.
+    pub fn moved(to: ContactId, meta: &RequestMeta, now: DateTime<Utc>) -> Self {
+        Self {
+            erased_at: now,
+            reason: ErasureReason::Erasure,
+            request_id: meta.request_id.clone(),
+            moved_to: Some(to),
+        }
+    }
+
+    /// True for the record of an erasure (or retention purge), which stands against a
+    /// silent re-import; false for a move.
+    pub fn is_erasure(&self) -> bool {
+        self.moved_to.is_none()
     }
 }
 

@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::domain::email::mask_addresses;
 use crate::domain::{OutboxJob, Task};
 use crate::mail::sender::{MailSender, SendError};
+use crate::service::Subscriptions;
 use crate::store::{SharedStore, StoreError};
 use crate::webhooks::WebhookClient;
 
@@ -54,8 +55,8 @@ pub struct OutboxWorker {
     config: Arc<Config>,
     clock: SharedClock,
     wakeup: Arc<Notify>,
-    /// feedback2 (issue 12): records own SMTP rejections through the service.
-    feedback: Arc<crate::service::Subscriptions>,
+    /// Records permanent SMTP rejections of our own mail as bounces.
+    service: Arc<Subscriptions>,
 }
 
 impl OutboxWorker {
@@ -63,19 +64,13 @@ impl OutboxWorker {
         store: SharedStore,
         mail: Arc<MailSender>,
         webhooks: WebhookClient,
+        service: Arc<Subscriptions>,
         config: Arc<Config>,
         clock: SharedClock,
         wakeup: Arc<Notify>,
     ) -> Self {
-        // feedback2 (issue 12)
-        let feedback = Arc::new(crate::service::Subscriptions::new(
-            store.clone(),
-            config.clone(),
-            clock.clone(),
-            wakeup.clone(),
-        ));
         Self {
-            feedback,
+            service,
             store,
             mail,
             webhooks,
@@ -138,7 +133,7 @@ impl OutboxWorker {
                 // feedback2 (issue 12): the address is marked unreachable first; a store
                 // failure leaves the job leased, to be tried (and marked) again.
                 Err(SendError::MailboxUnavailable(error)) => {
-                    self.feedback
+                    self.service
                         .note_smtp_rejection(&job.contact_id, &error)
                         .await?;
                     Outcome::Hopeless(error)

@@ -14,7 +14,7 @@ impl Subscriptions {
     /// Subscribers per type and status, from the store's counters.
     pub async fn stats(&self) -> Result<Stats, StoreError> {
         let counters = self.store.counters().await?;
-        Ok(Stats::from_counters(&counters, &self.config.catalog))
+        Ok(Stats::from_counters(&counters, self.catalog()))
     }
 
     /// Mail that could not be sent after all retries, at most one page of it.

@@ -1,8 +1,7 @@
-//! What the admin console needs beyond the admin API's operations: finding a contact by
-//! its id (console URLs carry ids, never addresses) and the limit on sign-in attempts.
+//! What the admin console needs beyond the admin API's operations: the limit on sign-in
+//! attempts, and the per-client counting it shares with signups.
 
 use super::Subscriptions;
-use crate::domain::{Contact, ContactId};
 use crate::store::StoreError;
 
 /// Sign-in attempts one client network may make per window: enough for a person who
@@ -11,10 +10,6 @@ pub const MAX_SIGN_INS_PER_WINDOW: u64 = 10;
 pub const SIGN_IN_WINDOW_SECS: u64 = 15 * 60;
 
 impl Subscriptions {
-    pub async fn contact_by_id(&self, id: &ContactId) -> Result<Option<Contact>, StoreError> {
-        self.store.load_contact(id).await
-    }
-
     /// Counts one console sign-in attempt from a client network (an IPv4 address or an
     /// IPv6 /64). Every attempt counts, good or bad: were only failures counted, a guess
     /// past the limit that happened to be right would still get in. Returns the seconds

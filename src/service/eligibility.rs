@@ -4,18 +4,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::Subscriptions;
+use super::{RequestError, Subscriptions};
 use crate::domain::{Contact, EmailAddress, LawfulBasis, Status, SubscriptionTypeId};
 use crate::links::{list_unsubscribe_value, LIST_UNSUBSCRIBE_POST};
-use crate::store::StoreError;
-
-#[derive(Debug, thiserror::Error)]
-pub enum EligibilityError {
-    #[error("subscription_type: unknown subscription type '{0}'")]
-    UnknownType(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
 
 /// Why an address may not be mailed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -64,36 +55,44 @@ pub struct Eligibility {
     pub manage_preferences_url: String,
 }
 
-impl Subscriptions {
-    pub fn known_type(&self, type_id: &str) -> Result<SubscriptionTypeId, EligibilityError> {
-        self.config()
-            .catalog
-            .get(type_id)
-            .map(|t| t.id.clone())
-            .ok_or_else(|| EligibilityError::UnknownType(type_id.chars().take(64).collect()))
-    }
+/// The answers of a batch check, in the order asked.
+pub struct BatchEligibility<'a> {
+    pub results: Vec<Eligibility>,
+    _room: tokio::sync::SemaphorePermit<'a>,
+}
 
+impl Subscriptions {
     pub async fn eligibility(
         &self,
         email: &EmailAddress,
-        type_id: &SubscriptionTypeId,
-    ) -> Result<Eligibility, EligibilityError> {
+        type_id: &str,
+    ) -> Result<Eligibility, RequestError> {
+        let type_id = self.catalog().lookup(type_id)?.id.clone();
         let contact = self.contact(email).await?;
-        Ok(self.answer(email, type_id, contact.as_ref()))
+        Ok(self.answer(email, &type_id, contact.as_ref()))
     }
 
-    /// Many addresses of one type: one batched read for all of them.
+    /// Many addresses of one type: one batched read for all of them. The answer holds
+    /// its place in the batch room until it is dropped, so that the caller keeps it
+    /// until the answer is sent and concurrent batches queue instead of all missing
+    /// their deadline together.
     pub async fn eligibility_batch(
         &self,
         emails: &[EmailAddress],
-        type_id: &SubscriptionTypeId,
-    ) -> Result<Vec<Eligibility>, EligibilityError> {
+        type_id: &str,
+    ) -> Result<BatchEligibility<'_>, RequestError> {
+        let type_id = self.catalog().lookup(type_id)?.id.clone();
+        let room = self.read_room.enter(emails.len()).await;
         let contacts = self.contacts(emails).await?;
-        Ok(emails
+        let results = emails
             .iter()
             .zip(&contacts)
-            .map(|(email, contact)| self.answer(email, type_id, contact.as_ref()))
-            .collect())
+            .map(|(email, contact)| self.answer(email, &type_id, contact.as_ref()))
+            .collect();
+        Ok(BatchEligibility {
+            results,
+            _room: room,
+        })
     }
 
     fn answer(
@@ -102,10 +101,8 @@ impl Subscriptions {
         type_id: &SubscriptionTypeId,
         contact: Option<&Contact>,
     ) -> Eligibility {
-        let subscription = contact.and_then(|c| c.subscriptions.get(type_id));
-        let id = contact
-            .map(|c| c.id.clone())
-            .unwrap_or_else(|| self.contact_id(email));
+        let subscription = contact.and_then(|c| c.subscription(type_id));
+        let id = contact.map_or_else(|| self.contact_id(email), |c| c.id().clone());
         let now = self.now();
         let reason = IneligibleReason::of(contact, type_id);
         Eligibility {

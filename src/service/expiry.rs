@@ -3,8 +3,10 @@
 
 use uuid::Uuid;
 
-use super::{Plan, Planned, Subscriptions};
-use crate::domain::{Contact, ContactId};
+use super::commit::Reach;
+use super::Subscriptions;
+use crate::domain::contact::Purged;
+use crate::domain::{ContactId, Planned};
 use crate::store::StoreError;
 
 /// How many expired confirmations one run looks at.
@@ -52,28 +54,12 @@ impl Subscriptions {
     }
 
     async fn purge_pending(&self, id: &ContactId, pending: Uuid) -> Result<Purged, StoreError> {
-        self.change_contact(id, |before, _now, _| {
-            Ok::<_, StoreError>(plan_purge(before, pending))
+        self.commit(id, Reach::Signup, |found| {
+            Ok::<_, StoreError>(match found.contact {
+                Some(contact) => contact.clone().purge_pending(pending),
+                None => Planned::Nothing(Purged::NotFound),
+            })
         })
         .await
     }
-}
-
-enum Purged {
-    Pending,
-    /// The contact held nothing else, so it went entirely.
-    Contact,
-    NotFound,
-}
-
-fn plan_purge(before: Option<&Contact>, pending: Uuid) -> Planned<Purged> {
-    let Some(before) = before.filter(|c| c.pending(pending).is_some()) else {
-        return Planned::Nothing(Purged::NotFound);
-    };
-    let mut contact = before.clone();
-    contact.pending.retain(|p| p.id != pending);
-    if contact.holds_only_pending() && contact.pending.is_empty() {
-        return Planned::Write(Plan::delete(Purged::Contact));
-    }
-    Planned::Write(Plan::keep(contact, Vec::new(), Purged::Pending))
 }

@@ -3,8 +3,9 @@
 //! itself, so only its owner gets the preferences link; the page says the same whatever
 //! the address's state, and the mail counts against the per-address mail cap.
 
-use super::{LinkError, Plan, Planned, Subscriptions};
-use crate::domain::ContactId;
+use super::commit::Reach;
+use super::{LinkError, Subscriptions};
+use crate::domain::{ContactId, Planned};
 use crate::tokens::{Claims, Purpose};
 
 impl Subscriptions {
@@ -17,26 +18,24 @@ impl Subscriptions {
     /// or not a mail was queued.
     pub async fn request_preferences_link(&self, token: &str) -> Result<Claims, LinkError> {
         let claims = self.check_manage_token(token)?;
-        self.mail_preferences_link(&claims.contact_id).await?;
+        self.mail_preferences_link(&claims.contact_id, Purpose::Manage)
+            .await?;
         Ok(claims)
     }
 
-    /// The manage link of a contact, for the unsubscribe page's "mail me a link" form.
-    pub fn manage_url_for(&self, contact: &ContactId, locale: &str) -> String {
-        self.links().manage(contact, Some(locale), self.now())
-    }
-
-    /// Queues a "your preferences link" mail for a known contact, within the cap.
-    pub(crate) async fn mail_preferences_link(&self, id: &ContactId) -> Result<(), LinkError> {
-        self.spend_post(id).await?;
-        self.change_contact(id, |before, now, may_mail| {
-            let Some(contact) = before.filter(|_| may_mail) else {
-                return Ok::<_, LinkError>(Planned::Nothing(()));
-            };
-            let job = contact.preferences_link_mail(now);
-            let mut plan = Plan::keep(contact.clone(), Vec::new(), ());
-            plan.jobs.push(job);
-            Ok(Planned::Write(plan))
+    /// Queues a "your preferences link" mail for a known contact, within the cap; the
+    /// POST is counted against the budget of the link it came through.
+    pub(crate) async fn mail_preferences_link(
+        &self,
+        id: &ContactId,
+        through: Purpose,
+    ) -> Result<(), LinkError> {
+        self.spend_post(id, through).await?;
+        self.commit(id, Reach::Link, |found| {
+            Ok::<_, LinkError>(match found.contact {
+                Some(contact) => contact.clone().send_preferences_link(found.mail, found.now),
+                None => Planned::Nothing(()),
+            })
         })
         .await
     }

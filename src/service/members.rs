@@ -1,14 +1,41 @@
-//! The member index: finding a contact by Mailchimp's `subscriber_hash`, the MD5 of the
-//! lower-cased address. The MD5 itself is never stored, since a table of common
-//! addresses reverses it; the index key is a keyed hash of it under the index key, kept
-//! for every contact however it was created, and moved or dropped with its address.
+//! Mailchimp's list members: finding a contact by `subscriber_hash` (the MD5 of the
+//! lower-cased address) and the member write, one call that the domain decides in one
+//! planned change.
+//!
+//! The MD5 itself is never stored, since a table of common addresses reverses it; the
+//! member index key is a keyed hash of it under the index key, kept for every contact
+//! however it was created, and moved or dropped with its address.
 
 use futures_util::{StreamExt, TryStreamExt};
 use md5::{Digest, Md5};
 
-use super::Subscriptions;
-use crate::domain::{Contact, ContactWrite, EmailAddress, MemberIndexChange};
+use super::commit::Reach;
+use super::{RequestError, Subscriptions};
+use crate::domain::{
+    Contact, ContactWrite, EmailAddress, MemberError, MemberIndexChange, MemberWrite, Membership,
+    RequestMeta,
+};
 use crate::store::StoreError;
+
+/// How a member request names its member: by address, or by `subscriber_hash`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberRef {
+    Address(EmailAddress),
+    Hash(String),
+}
+
+/// A member write as a door hands it over: who, what, in which language a new member's
+/// mail goes, and who asks.
+#[derive(Clone, Debug)]
+pub struct MemberRequest {
+    pub member: MemberRef,
+    pub write: MemberWrite,
+    /// The body's address, which must be the member's (an address changes only by
+    /// rectification).
+    pub email_address: Option<EmailAddress>,
+    pub locale: String,
+    pub meta: RequestMeta,
+}
 
 /// Mailchimp's `subscriber_hash` of an address: lower-case hex MD5 of the normalized
 /// (already lower-cased) address.
@@ -22,6 +49,65 @@ pub fn is_subscriber_hash(raw: &str) -> bool {
 }
 
 impl Subscriptions {
+    /// A member of a list: the contact and its standing, or `None` when it is no member.
+    pub async fn member(
+        &self,
+        member: &MemberRef,
+        list: &crate::domain::SubscriptionTypeId,
+    ) -> Result<Option<(Contact, Membership)>, StoreError> {
+        let contact = match member {
+            MemberRef::Address(email) => self.contact(email).await?,
+            MemberRef::Hash(hash) => self.contact_by_subscriber_hash(hash).await?,
+        };
+        Ok(contact.and_then(|c| c.membership(list).map(|m| (c, m))))
+    }
+
+    /// `POST`, `PUT` or `PATCH` of a member: one planned change decides membership,
+    /// which status field counts, and whether to record a change or ask the person to
+    /// confirm. Answers the member afterwards.
+    pub async fn put_member(
+        &self,
+        request: MemberRequest,
+    ) -> Result<(Contact, Membership), RequestError> {
+        let email = match (&request.member, &request.email_address) {
+            (MemberRef::Address(email), _) => email.clone(),
+            (MemberRef::Hash(hash), _) => match self.contact_by_subscriber_hash(hash).await? {
+                Some(contact) => contact.email().clone(),
+                None => request
+                    .email_address
+                    .clone()
+                    .ok_or(MemberError::NotAMember)?,
+            },
+        };
+        if request
+            .email_address
+            .as_ref()
+            .is_some_and(|body| *body != email)
+        {
+            return Err(MemberError::AddressChange.into());
+        }
+        let id = self.contact_id(&email);
+        let after = self
+            .commit(&id, Reach::Address, |found| {
+                let contact = found.contact.cloned().unwrap_or_else(|| {
+                    Contact::new(id.clone(), email.clone(), &request.locale, found.now)
+                });
+                Ok::<_, RequestError>(contact.put_member(
+                    &request.write,
+                    found.erased,
+                    &self.rules,
+                    found.mail,
+                    &request.meta,
+                    found.now,
+                )?)
+            })
+            .await?;
+        let membership = after
+            .membership(&request.write.list.id)
+            .ok_or(MemberError::NotAMember)?;
+        Ok((after, membership))
+    }
+
     fn member_key(&self, hash: &str) -> String {
         self.config
             .index
@@ -35,9 +121,9 @@ impl Subscriptions {
         before: Option<&Contact>,
         write: &ContactWrite,
     ) -> MemberIndexChange {
-        let old = before.map(|c| &c.email);
+        let old = before.map(Contact::email);
         let new = match write {
-            ContactWrite::Put(contact) => Some(&contact.email),
+            ContactWrite::Put(contact) => Some(contact.email()),
             ContactWrite::Delete => None,
         };
         if old == new {
@@ -73,7 +159,7 @@ impl Subscriptions {
             return Ok(None);
         };
         let contact = self.store.load_contact(&id).await?;
-        Ok(contact.filter(|c| subscriber_hash(&c.email).eq_ignore_ascii_case(hash)))
+        Ok(contact.filter(|c| subscriber_hash(c.email()).eq_ignore_ascii_case(hash)))
     }
 }
 
@@ -126,15 +212,15 @@ impl Subscriptions {
     /// contact erased in between needs none.
     async fn index_member(&self, mut contact: Contact) -> Result<Indexed, StoreError> {
         for _ in 0..REINDEX_ATTEMPTS {
-            let key = self.member_key(&subscriber_hash(&contact.email));
+            let key = self.member_key(&subscriber_hash(contact.email()));
             if self
                 .store
-                .index_member(&contact.id, contact.version, &key)
+                .index_member(contact.id(), contact.version(), &key)
                 .await?
             {
                 return Ok(Indexed::Written);
             }
-            match self.store.load_contact(&contact.id).await? {
+            match self.store.load_contact(contact.id()).await? {
                 Some(again) => contact = again,
                 None => return Ok(Indexed::Erased),
             }

@@ -1,14 +1,15 @@
-//! The webhook notices a change sends (DESIGN.md, "Webhooks"): read from the events the
-//! change records, rendered once, and queued as one outbox job per endpoint that wants
-//! each, in the same atomic write as the change.
+//! The webhook notices a change sends: read from the events the change records (and the
+//! one thing events cannot tell, a rectification's previous address), rendered once,
+//! and queued as one outbox job per endpoint that wants each, in the same atomic write
+//! as the change.
 
 use chrono::{DateTime, Utc};
 
 use super::Subscriptions;
 use crate::domain::event::EventKind;
 use crate::domain::{
-    Contact, ContactChange, ContactId, ContactWrite, EmailAddress, Event, OutboxJob, Status,
-    Tombstone, WebhookTask,
+    Announcement, Contact, ContactId, ContactWrite, Event, OutboxJob, Status, Tombstone,
+    WebhookTask,
 };
 use crate::webhooks::event::{
     ContactBounced, ContactChanged, ContactErased, ContactRectified, SubscriptionChanged,
@@ -16,53 +17,51 @@ use crate::webhooks::event::{
 use crate::webhooks::{Endpoint, EventData, WebhookEvent};
 
 impl Subscriptions {
-    /// Adds the webhook jobs of `change` to it. `before` is the contact as read, and
-    /// `erased` the tombstone an erasure leaves.
-    pub(super) fn add_webhook_jobs(
+    /// The notices of one write: `events` are the ones it records (not history carried
+    /// over), `write` the contact as written, `tombstone` what an erasure leaves.
+    pub(super) fn webhook_notices(
         &self,
-        change: &mut ContactChange,
         before: Option<&Contact>,
-        erased: Option<&Tombstone>,
-        now: DateTime<Utc>,
-    ) {
+        write: &ContactWrite,
+        events: &[Event],
+        tombstone: Option<&Tombstone>,
+        announcement: Option<Announcement>,
+    ) -> Vec<EventData> {
         if self.config.webhook_endpoints.is_empty() {
-            return;
+            return Vec::new();
         }
-        let notices = match (&change.write, before, erased) {
-            (ContactWrite::Put(after), _, _) => notices_of_events(&change.new_events, after),
-            (ContactWrite::Delete, Some(before), Some(tombstone)) => {
+        match (write, before, tombstone) {
+            (ContactWrite::Put(after), _, _) => {
+                let mut notices = notices_of_events(events, after);
+                if let Some(Announcement::Rectified { previous }) = announcement {
+                    let at = events.first().map_or(after.created_at(), |e| e.at);
+                    notices.insert(
+                        0,
+                        EventData::ContactRectified(ContactRectified {
+                            email: after.email().as_str().to_string(),
+                            previous_email: previous.as_str().to_string(),
+                            at,
+                            version: after.version(),
+                        }),
+                    );
+                }
+                notices
+            }
+            (ContactWrite::Delete, Some(before), Some(tombstone)) if tombstone.is_erasure() => {
                 vec![EventData::ContactErased(ContactErased {
-                    email: before.email.as_str().to_string(),
+                    email: before.email().as_str().to_string(),
                     reason: tombstone.reason,
                     at: tombstone.erased_at,
                 })]
             }
-            // The old half of a rectification goes without a notice: the new contact's
-            // `contact.rectified` tells of the move.
+            // The old half of a rectification goes without a notice: the moved contact's
+            // `contact.rectified` tells of it.
             (ContactWrite::Delete, _, _) => Vec::new(),
-        };
-        let jobs = self.webhook_jobs(&change.contact_id, notices, now);
-        change.new_jobs.extend(jobs);
+        }
     }
 
-    /// The `contact.rectified` notice of a move from `previous` to the contact `moved`
-    /// (as written, with its version), recorded by `rectified`.
-    pub(super) fn rectification_jobs(
-        &self,
-        moved: &Contact,
-        previous: &EmailAddress,
-        rectified: &Event,
-    ) -> Vec<OutboxJob> {
-        let notice = EventData::ContactRectified(ContactRectified {
-            email: moved.email.as_str().to_string(),
-            previous_email: previous.as_str().to_string(),
-            at: rectified.at,
-            version: moved.version,
-        });
-        self.webhook_jobs(&moved.id, vec![notice], rectified.at)
-    }
-
-    fn webhook_jobs(
+    /// One job per endpoint that wants each notice.
+    pub(super) fn webhook_jobs(
         &self,
         owner: &ContactId,
         notices: Vec<EventData>,
@@ -121,11 +120,12 @@ pub(super) fn webhook_job(
 
 /// The notices of the events a change records, about the contact as written.
 fn notices_of_events(events: &[Event], after: &Contact) -> Vec<EventData> {
-    let email = after.email.as_str();
+    let email = after.email().as_str();
+    let version = after.version();
     let contact_changed = |event: &Event| ContactChanged {
         email: email.to_string(),
         at: event.at,
-        version: after.version,
+        version,
     };
     events
         .iter()
@@ -142,22 +142,21 @@ fn notices_of_events(events: &[Event], after: &Contact) -> Vec<EventData> {
                     lawful_basis: event.lawful_basis,
                     event_id: event.id,
                     at: event.at,
-                    version: after.version,
+                    version,
                 }))
             }
             EventKind::Restricted => Some(EventData::ContactRestricted(contact_changed(event))),
             EventKind::RestrictionLifted => {
                 Some(EventData::ContactRestrictionLifted(contact_changed(event)))
             }
-            // feedback2 (issue 12): bounces and complaints.
             EventKind::MarkedUnreachable => Some(EventData::ContactBounced(ContactBounced {
                 email: email.to_string(),
                 bounce_type: event.bounce_type?,
                 at: event.at,
-                version: after.version,
+                version,
             })),
             EventKind::Complained => Some(EventData::ContactComplained(contact_changed(event))),
-            // Sent by the rectification itself, which knows the previous address.
+            // Told by the announcement of the move, which knows the previous address.
             EventKind::Rectified
             | EventKind::Exported
             | EventKind::SignupBlocked

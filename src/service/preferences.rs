@@ -1,26 +1,17 @@
-//! The preference center: every type with its status; any change in one save. The token
-//! came by mail, so it proves the person owns the address: opt-ins here are consent.
+//! The preference center: every type with its status; any change in one save; the
+//! person's own export and erasure. The link came by mail to the address, so it proves
+//! the person owns it. Export and erasure need a link issued within
+//! `links.rights_max_age_minutes`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use chrono::Duration;
 
-use chrono::{DateTime, Duration, Utc};
-
-use super::{LinkError, Plan, Planned, Subscriptions};
-use crate::domain::ErasureReason;
+use super::commit::Reach;
+use super::{Export, LinkError, Subscriptions};
 use crate::domain::{
-    Catalog, Contact, ContactId, LawfulBasis, Purpose, RequestMeta, Source, Status, StatusChange,
-    SubscriptionType,
+    Catalog, Contact, ContactId, ErasureReason, PreferenceChoice, PreferencesRefused, Purpose,
+    RequestMeta, Status, SubscriptionType, UnknownNotice,
 };
-use crate::tokens::Purpose as TokenPurpose;
-
-impl From<super::RightsError> for LinkError {
-    fn from(error: super::RightsError) -> Self {
-        match error {
-            super::RightsError::Store(e) => LinkError::Store(e),
-            _ => LinkError::Gone,
-        }
-    }
-}
+use crate::tokens::Purpose as LinkPurpose;
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct TypeView {
@@ -28,7 +19,7 @@ pub struct TypeView {
     pub name: String,
     pub description: String,
     pub purpose: Purpose,
-    pub status: crate::domain::Status,
+    pub status: Status,
     pub opted_in: bool,
     pub notice_version: String,
     pub notice_text: String,
@@ -62,20 +53,10 @@ pub struct PreferencesView {
     pub signups_blocked: bool,
     /// The link is fresh enough for export and erasure.
     pub rights_allowed: bool,
-}
-
-/// What the person chose on the page.
-#[derive(Clone, Debug, Default)]
-pub struct PreferenceChoice {
-    pub opted_in: BTreeSet<String>,
-    /// The notice version shown beside each checkbox, to record what they agreed to.
-    pub notice_versions: BTreeMap<String, String>,
-    pub unsubscribe_all: bool,
-    /// The types the form covered; others keep their status. A post that names none
-    /// changes nothing (except "unsubscribe from all").
-    pub shown: BTreeSet<String>,
-    /// Lift the person's own block on confirmation requests.
-    pub allow_signups: bool,
+    /// Set when a save was refused because a tick's notice was not the one shown:
+    /// nothing changed, and the page shows today's text.
+    #[serde(skip)]
+    pub refused: Option<UnknownNotice>,
 }
 
 /// A verified preferences link: whose it is, its language, and whether it is fresh
@@ -90,11 +71,10 @@ impl Subscriptions {
     /// Preferences links must carry their issue time (version 1 links, which could be
     /// reached from an unsubscribe page, are treated as expired).
     fn preferences_link(&self, token: &str) -> Result<PreferencesLink, LinkError> {
-        let claims = self.verify_link(token, TokenPurpose::Preferences)?;
+        let claims = self.verify_link(token, LinkPurpose::Preferences)?;
         let issued_at = claims.issued_at.ok_or(LinkError::Expired)?;
-        let max_age = Duration::minutes(i64::from(
-            self.config().settings.links.rights_max_age_minutes,
-        ));
+        let max_age =
+            Duration::minutes(i64::from(self.config.settings.links.rights_max_age_minutes));
         Ok(PreferencesLink {
             contact_id: claims.contact_id,
             locale: claims.locale,
@@ -102,12 +82,12 @@ impl Subscriptions {
         })
     }
 
-    fn fresh_preferences_link(&self, token: &str) -> Result<ContactId, LinkError> {
+    fn fresh_preferences_link(&self, token: &str) -> Result<PreferencesLink, LinkError> {
         let link = self.preferences_link(token)?;
         if !link.rights_allowed {
             return Err(LinkError::NeedsFreshLink);
         }
-        Ok(link.contact_id)
+        Ok(link)
     }
 
     /// The person's own export, from the preference center; recorded as an event.
@@ -115,32 +95,64 @@ impl Subscriptions {
         &self,
         token: &str,
         meta: &RequestMeta,
-    ) -> Result<super::Export, LinkError> {
-        let id = self.fresh_preferences_link(token)?;
-        self.spend_post(&id).await?;
+    ) -> Result<Export, LinkError> {
+        let link = self.fresh_preferences_link(token)?;
+        self.spend_post(&link.contact_id, LinkPurpose::Preferences)
+            .await?;
+        let id = self
+            .commit(&link.contact_id, Reach::Link, |found| {
+                let contact = found.contact.ok_or(LinkError::Gone)?;
+                Ok::<_, LinkError>(
+                    contact
+                        .clone()
+                        .record_export(meta, found.now)
+                        .map(|()| contact.id().clone()),
+                )
+            })
+            .await?;
         let contact = self.store.load_contact(&id).await?.ok_or(LinkError::Gone)?;
-        Ok(self.export_for_person(&contact.email, meta).await?)
+        Ok(self.export_of(contact).await?)
     }
 
-    /// The person's own erasure, after the confirmation page.
-    pub async fn erase_own_data(&self, token: &str, meta: &RequestMeta) -> Result<(), LinkError> {
-        let id = self.fresh_preferences_link(token)?;
-        self.spend_post(&id).await?;
-        Ok(self
-            .erase_contact(&id, ErasureReason::SelfService, meta)
-            .await?)
+    /// The person's own erasure, after the question page. Answers the link's language,
+    /// for the page that says it is done.
+    pub async fn erase_own_data(
+        &self,
+        token: &str,
+        meta: &RequestMeta,
+    ) -> Result<Option<String>, LinkError> {
+        let link = self.fresh_preferences_link(token)?;
+        self.spend_post(&link.contact_id, LinkPurpose::Preferences)
+            .await?;
+        self.erase_by_id(
+            &link.contact_id,
+            Reach::Link,
+            ErasureReason::SelfService,
+            meta,
+        )
+        .await
+        .map_err(|error| match error {
+            super::RequestError::Store(e) => LinkError::Store(e),
+            _ => LinkError::Gone,
+        })?;
+        Ok(link.locale)
     }
 
     /// Checks that a link may ask for erasure, without reading the store (for the
-    /// question page).
-    pub fn check_rights_link(&self, token: &str) -> Result<(), LinkError> {
-        self.fresh_preferences_link(token).map(drop)
+    /// question page); answers the link's language.
+    pub fn check_rights_link(&self, token: &str) -> Result<Option<String>, LinkError> {
+        self.fresh_preferences_link(token).map(|link| link.locale)
     }
 
     /// "Mail me a fresh link", offered where an aged link cannot export or erase.
-    pub async fn mail_fresh_preferences_link(&self, token: &str) -> Result<(), LinkError> {
+    pub async fn mail_fresh_preferences_link(
+        &self,
+        token: &str,
+    ) -> Result<Option<String>, LinkError> {
         let link = self.preferences_link(token)?;
-        self.mail_preferences_link(&link.contact_id).await
+        self.mail_preferences_link(&link.contact_id, LinkPurpose::Preferences)
+            .await?;
+        Ok(link.locale)
     }
 
     /// `locale`: the browser's language, used only when the link carries none.
@@ -151,19 +163,15 @@ impl Subscriptions {
     ) -> Result<PreferencesView, LinkError> {
         let link = self.preferences_link(token)?;
         let contact = self
-            .store
-            .load_contact(&link.contact_id)
+            .read_link(&link.contact_id)
             .await?
             .ok_or(LinkError::Gone)?;
         let locale = link.locale.as_deref().unwrap_or(locale);
-        Ok(view(
-            &self.config().catalog,
-            &contact,
-            locale,
-            link.rights_allowed,
-        ))
+        Ok(view(self.catalog(), &contact, locale, link.rights_allowed))
     }
 
+    /// Saves the form. A tick whose notice the page did not show changes nothing: the
+    /// answer is the page again, with today's text and the refusal.
     pub async fn save_preferences(
         &self,
         token: &str,
@@ -172,78 +180,28 @@ impl Subscriptions {
         meta: &RequestMeta,
     ) -> Result<PreferencesView, LinkError> {
         let link = self.preferences_link(token)?;
-        self.spend_post(&link.contact_id).await?;
-        let catalog = &self.config().catalog;
+        self.spend_post(&link.contact_id, LinkPurpose::Preferences)
+            .await?;
         let locale = link.locale.as_deref().unwrap_or(locale);
-        self.change_contact(&link.contact_id, |before, now, _| {
-            let before = before.ok_or(LinkError::Gone)?;
-            Ok(plan_preferences(
-                catalog,
-                before,
-                choice,
-                locale,
-                link.rights_allowed,
-                meta,
-                now,
-            ))
-        })
-        .await
+        let saved = self
+            .commit(&link.contact_id, Reach::Link, |found| {
+                let contact = found.contact.ok_or(LinkError::Gone)?;
+                match contact
+                    .clone()
+                    .set_preferences(choice, &self.rules, locale, meta, found.now)
+                {
+                    Ok(planned) => Ok::<_, LinkError>(planned.map(|after| (after, None))),
+                    Err(PreferencesRefused::NoticeNotShown(refused)) => Ok(
+                        crate::domain::Planned::Nothing((contact.clone(), Some(refused))),
+                    ),
+                }
+            })
+            .await?;
+        let (after, refused) = saved;
+        let mut shown = view(self.catalog(), &after, locale, link.rights_allowed);
+        shown.refused = refused;
+        Ok(shown)
     }
-}
-
-fn plan_preferences(
-    catalog: &Catalog,
-    before: &Contact,
-    choice: &PreferenceChoice,
-    locale: &str,
-    rights_allowed: bool,
-    meta: &RequestMeta,
-    now: DateTime<Utc>,
-) -> Planned<PreferencesView> {
-    let mut contact = before.clone();
-    let mut events = Vec::new();
-    if choice.allow_signups {
-        events.extend(contact.lift_signup_block(Source::PreferenceCenter, meta, now));
-    }
-    for subscription_type in catalog.all() {
-        let id = &subscription_type.id;
-        let covered = choice.unsubscribe_all || choice.shown.contains(id.as_str());
-        if !covered {
-            continue;
-        }
-        let wanted = !choice.unsubscribe_all && choice.opted_in.contains(id.as_str());
-        let current = contact.status(id);
-        let change = if wanted && current != Status::OptedIn {
-            // The notice beside the checkbox: the version the form names, else today's.
-            let (notice_locale, current) =
-                subscription_type.current_notice(locale, catalog.default_locale());
-            let notice = choice
-                .notice_versions
-                .get(id.as_str())
-                .and_then(|v| subscription_type.notice_version(&notice_locale, v))
-                .unwrap_or_else(|| current.clone());
-            let shown = Some(subscription_type.notice_ref(&notice_locale, &notice));
-            let mut change = StatusChange::new(Status::OptedIn, Source::PreferenceCenter)
-                .with_basis(LawfulBasis::Consent);
-            change.consent_notice = shown;
-            Some(change)
-        } else if !wanted && current == Status::OptedIn {
-            Some(StatusChange::new(
-                Status::Unsubscribed,
-                Source::PreferenceCenter,
-            ))
-        } else {
-            None
-        };
-        if let Some(change) = change {
-            events.extend(contact.change_status(id, change, meta, now));
-        }
-    }
-    let shown = view(catalog, &contact, locale, rights_allowed);
-    if events.is_empty() {
-        return Planned::Nothing(shown);
-    }
-    Planned::Write(Plan::keep(contact, events, shown))
 }
 
 fn view(
@@ -259,11 +217,12 @@ fn view(
         .map(|t| TypeView::of(t, contact.status(&t.id), locale, fallback))
         .collect();
     PreferencesView {
-        contact_id: contact.id.clone(),
+        contact_id: contact.id().clone(),
         locale: locale.to_string(),
         types,
         restricted: contact.is_restricted(),
-        signups_blocked: contact.signup_blocked_since.is_some(),
+        signups_blocked: contact.is_signup_blocked(),
         rights_allowed,
+        refused: None,
     }
 }

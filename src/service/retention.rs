@@ -4,9 +4,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{Plan, Planned, Subscriptions};
-use crate::domain::{ContactId, RequestMeta};
-use crate::domain::{ErasureReason, Tombstone};
+use super::commit::Reach;
+use super::Subscriptions;
+use crate::domain::{ContactId, ErasureReason, Planned, RequestMeta};
 use crate::store::StoreError;
 
 const RETENTION_BATCH: usize = 500;
@@ -15,7 +15,7 @@ impl Subscriptions {
     /// Removes contacts inactive for longer than the configured retention. Returns how
     /// many were removed; does nothing when no retention is configured.
     pub async fn purge_inactive(&self) -> Result<usize, StoreError> {
-        let Some(days) = self.config().settings.privacy.retain_inactive_days else {
+        let Some(days) = self.config.settings.privacy.retain_inactive_days else {
             return Ok(0);
         };
         let cutoff = self.now() - Duration::days(i64::from(days));
@@ -42,20 +42,23 @@ impl Subscriptions {
         id: &ContactId,
         cutoff: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        self.change_contact(id, |before, now, _| {
-            Ok::<_, StoreError>(match before {
-                Some(contact) if contact.is_inactive_before(cutoff) => {
-                    let mut plan = Plan::delete(true);
-                    plan.tombstone = Some(Tombstone::new(
-                        ErasureReason::Retention,
-                        &RequestMeta::default(),
-                        now,
-                    ));
-                    Planned::Write(plan)
-                }
-                _ => Planned::Nothing(false),
+        let erased = self
+            .commit(id, Reach::Signup, |found| {
+                Ok::<_, StoreError>(match found.contact {
+                    Some(contact) if contact.is_inactive_before(cutoff) => {
+                        let earlier = contact.forwarded_from().to_vec();
+                        contact
+                            .erase(ErasureReason::Retention, &RequestMeta::default(), found.now)
+                            .map(|()| Some(earlier))
+                    }
+                    _ => Planned::Nothing(None),
+                })
             })
-        })
-        .await
+            .await?;
+        let Some(earlier) = erased else {
+            return Ok(false);
+        };
+        self.drop_forwards(&earlier).await?;
+        Ok(true)
     }
 }

@@ -11,10 +11,18 @@ pub mod pages;
 pub mod problem;
 pub mod routes;
 
-use actix_web::web;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use actix_web::{web, HttpRequest};
+use ipnet::IpNet;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::auth::ApiKeys;
+use crate::config::Config;
+use crate::domain::RequestMeta;
 use crate::service::Subscriptions;
+use crate::tokens::TokenSigner;
 use crate::web::pages::Pages;
 use routes::{
     confirm, contacts, eligibility, feedback, imports, manage, ops, outbox, page, preferences,
@@ -23,10 +31,78 @@ use routes::{
 
 /// Everything handlers need, shared by all workers.
 pub struct AppState {
-    pub subscriptions: Subscriptions,
+    /// The service: the same one the outbox worker uses.
+    pub subscriptions: Arc<Subscriptions>,
     /// Also registered on its own, for the deadline middleware.
     pub pages: web::Data<Pages>,
     pub metrics: Option<PrometheusHandle>,
+    /// What the routes need of the configuration, taken once at start.
+    pub site: Site,
+}
+
+/// The settings the doors themselves use; every rule's settings stay with the service.
+#[derive(Clone)]
+pub struct Site {
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Record IP address and user agent as evidence (`privacy.record_ip`).
+    pub record_ip: bool,
+    /// Where `POST /signup` sends the browser afterwards.
+    pub thank_you_url: Option<String>,
+    /// Where an expired link's page sends people to sign up again.
+    pub signup_page_url: Option<String>,
+    /// Origins whose pages may frame the hosted form.
+    pub embed_allowed_origins: Vec<String>,
+    /// Origins whose pages may post to `POST /v1/signups` from a browser.
+    pub cors_allowed_origins: Vec<String>,
+    /// The largest body read.
+    pub body_limit_bytes: usize,
+    /// Seconds a request may take before it is answered 503.
+    pub request_timeout_secs: u64,
+    /// The console's sign-in: the keys it accepts, how its cookie is signed, how long it
+    /// lasts and whether it needs HTTPS.
+    pub api_keys: ApiKeys,
+    pub signer: TokenSigner,
+    pub session_minutes: u32,
+    pub secure_cookies: bool,
+}
+
+impl Site {
+    pub fn from_config(config: &Config) -> Self {
+        let server = &config.settings.server;
+        Self {
+            trusted_proxies: config.trusted_proxies.clone(),
+            record_ip: config.settings.privacy.record_ip,
+            thank_you_url: server.thank_you_url.clone(),
+            signup_page_url: server.signup_page_url.clone(),
+            embed_allowed_origins: server.embed_allowed_origins.0.clone(),
+            cors_allowed_origins: server.cors_allowed_origins.0.clone(),
+            body_limit_bytes: server.body_limit_bytes,
+            request_timeout_secs: server.request_timeout_secs,
+            api_keys: config.api_keys.clone(),
+            signer: config.signer.clone(),
+            session_minutes: config.settings.admin.session_minutes,
+            secure_cookies: config.public_url.scheme() == "https",
+        }
+    }
+}
+
+impl AppState {
+    /// The client's address: the socket peer, or the forwarded client behind a trusted
+    /// proxy.
+    pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
+        extract::request_meta::client_ip(req, &self.site.trusted_proxies)
+    }
+
+    /// What events record about a request; `actor` is the key's name, where one was used.
+    pub fn meta(&self, req: &HttpRequest, actor: Option<&str>) -> RequestMeta {
+        extract::request_meta::request_meta(req, &self.site, actor)
+    }
+
+    /// The language the catalog falls back to.
+    pub fn default_locale(&self) -> &str {
+        self.subscriptions.catalog().default_locale()
+    }
 }
 
 /// Pages never need more than this; a strict CSP keeps injected markup inert.
@@ -160,6 +236,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
                 .route(web::post().to(rights::restrict))
                 .route(web::delete().to(rights::lift_restriction)),
         )
+        .service(
+            personal_resource("/v1/contacts/{email}/signup-block", "DELETE")
+                .route(web::delete().to(rights::lift_signup_block)),
+        )
         .configure(feedback_routes)
         .configure(compat::configure)
         .configure(admin::routes)
@@ -186,7 +266,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
         .service(resource("/openapi.yaml", "GET").route(web::get().to(ops::openapi)));
 }
 
-/// Bounces and complaints (issue 12): the provider inputs and the admin's clearing.
+/// Bounces and complaints: the provider inputs and the admin's clearing.
 fn feedback_routes(cfg: &mut web::ServiceConfig) {
     type MakeRoute = fn() -> actix_web::Route;
     let inputs: [(&str, MakeRoute); 5] = [

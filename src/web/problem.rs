@@ -1,11 +1,29 @@
-//! RFC 9457 problem details for `/v1`. Each problem has a stable `type` clients can match
-//! on; 5xx bodies never carry internal error text.
+//! RFC 9457 problem details for `/v1`, and the one place where every service error
+//! becomes an answer: each maps to a [`Problem`] here, and the compatible APIs' shapes
+//! map from that. Each problem has a stable `type` clients can match on; 5xx bodies
+//! never carry internal error text.
 
+use actix_web::http::header::{HeaderValue, RETRY_AFTER};
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::{HttpResponse, HttpResponseBuilder, ResponseError};
 
 use crate::auth::AuthError;
-use crate::store::StoreError;
+use crate::domain::{ManualChangeError, MemberError, OptInRefused};
+use crate::feedback::FeedbackFormatError;
+use crate::service::{FeedbackError, RequestError, SignupError, StoreError};
+
+/// The one way an answer says when to come back.
+pub fn set_retry_after(response: &mut HttpResponse, secs: u64) {
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(secs));
+}
+
+fn build_with_retry_after(builder: &mut HttpResponseBuilder, secs: Option<u64>) {
+    if let Some(secs) = secs {
+        builder.insert_header((RETRY_AFTER, HeaderValue::from(secs)));
+    }
+}
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
@@ -141,8 +159,30 @@ impl Problem {
         )
     }
 
+    /// Asking someone to confirm was refused: they blocked confirmation requests.
+    pub fn signup_blocked(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "signup-blocked",
+            "The person asked not to be sent confirmation requests",
+        )
+        .with_detail(detail)
+    }
+
     pub fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// The last part of the `type`, which the compatible APIs map their shapes from.
+    pub fn slug(&self) -> &str {
+        self.type_uri.rsplit(':').next().unwrap_or_default()
+    }
+
+    /// Starts an answer with this problem's status and `Retry-After`.
+    pub fn response_builder(&self, status: StatusCode) -> HttpResponseBuilder {
+        let mut builder = HttpResponse::build(status);
+        build_with_retry_after(&mut builder, self.retry_after_secs);
+        builder
     }
 }
 
@@ -158,12 +198,89 @@ impl ResponseError for Problem {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status_code());
-        response.content_type(CONTENT_TYPE);
-        if let Some(secs) = self.retry_after_secs {
-            response.insert_header(("Retry-After", secs.to_string()));
+        self.response_builder(self.status_code())
+            .content_type(CONTENT_TYPE)
+            .json(self)
+    }
+}
+
+impl From<ManualChangeError> for Problem {
+    fn from(error: ManualChangeError) -> Self {
+        let detail = error.to_string();
+        match error {
+            ManualChangeError::BasisRequired => Problem::invalid_field("lawful_basis", detail),
+            ManualChangeError::EvidenceRequired
+            | ManualChangeError::Unsubscribed
+            | ManualChangeError::Erased => Problem::invalid_field("consent_evidence", detail),
+            ManualChangeError::ConfirmationNeedsOptIn => {
+                Problem::invalid_field("send_confirmation", detail)
+            }
+            ManualChangeError::OptIn(OptInRefused::Blocked) => Problem::signup_blocked(detail),
+            ManualChangeError::OptIn(OptInRefused::MailLimitReached) => {
+                Problem::rate_limited(24 * 3600).with_detail(detail)
+            }
         }
-        response.json(self)
+    }
+}
+
+impl From<RequestError> for Problem {
+    fn from(error: RequestError) -> Self {
+        let detail = error.to_string();
+        match error {
+            RequestError::NotFound => Problem::not_found().with_detail(detail),
+            RequestError::UnknownType(_) => Problem::invalid_field("subscription_type", detail),
+            RequestError::Refused(refused) => refused.into(),
+            RequestError::Member(MemberError::NotAMember) => {
+                Problem::not_found().with_detail("The requested resource could not be found.")
+            }
+            RequestError::Member(MemberError::StatusRequired { field }) => {
+                Problem::invalid_field(field, detail)
+            }
+            RequestError::Member(_) => Problem::invalid_field("email_address", detail),
+            RequestError::TargetExists => Problem::conflict("new_email", detail),
+            RequestError::SameAddress => Problem::invalid_field("new_email", detail),
+            RequestError::Moved(_) => Problem::conflict("email", detail),
+            RequestError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<FeedbackFormatError> for Problem {
+    fn from(error: FeedbackFormatError) -> Self {
+        let mut problem = Problem::malformed_body(error.to_string());
+        problem.field = error.field.map(str::to_string);
+        problem
+    }
+}
+
+impl From<FeedbackError> for Problem {
+    fn from(error: FeedbackError) -> Self {
+        match error {
+            FeedbackError::Format(e) => e.into(),
+            FeedbackError::Signature(reason) => {
+                tracing::debug!(%reason, "feedback signature refused");
+                Problem::invalid_signature()
+            }
+            // SNS retries a delivery that did not get a 2xx.
+            FeedbackError::Upstream(what) => Problem::unavailable().with_detail(what),
+            FeedbackError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<SignupError> for Problem {
+    fn from(error: SignupError) -> Self {
+        let detail = error.to_string();
+        match error {
+            SignupError::NoTypes | SignupError::UnknownType(_) => {
+                Problem::invalid_field("subscription_types", detail)
+            }
+            SignupError::UnknownNotice(_) => Problem::invalid_field("notice_version", detail),
+            SignupError::RateLimited { retry_after_secs } => {
+                Problem::rate_limited(retry_after_secs)
+            }
+            SignupError::Store(e) => e.into(),
+        }
     }
 }
 

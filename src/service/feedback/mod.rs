@@ -1,7 +1,7 @@
 //! Bounces and complaints: every input's items go through one operation that applies
-//! them to their contacts through [`Subscriptions::change_contact`]. Nothing is stored
-//! for an unknown address, and a provider event delivered twice counts once (the seen
-//! ids live in the contact record, so the check is part of the same atomic write).
+//! them to their contacts through the one commit path. Nothing is stored for an unknown
+//! address, and a provider event delivered twice counts once (the seen ids live in the
+//! contact record, so the check is part of the same atomic write).
 //!
 //! The SES input also needs the network: the SNS signing certificate and the
 //! subscription confirmation URL are fetched by [`SnsClient`].
@@ -14,9 +14,10 @@ use futures_util::StreamExt as _;
 
 pub use sns::SnsClient;
 
-use super::{Plan, Planned, RightsError, Subscriptions};
+use super::commit::Reach;
+use super::{RequestError, Subscriptions};
 use crate::domain::{
-    Contact, ContactId, EmailAddress, FeedbackNote, RequestMeta, Source, SubscriptionTypeId,
+    Contact, ContactId, EmailAddress, FeedbackKind, FeedbackNote, Planned, RequestMeta, Source,
 };
 use crate::feedback::sendgrid::{parse_sendgrid, SendgridSignatureError};
 use crate::feedback::ses::{parse_sns_envelope, SnsOutcome, SnsSignatureError};
@@ -98,6 +99,9 @@ impl Subscriptions {
         Ok(read)
     }
 
+    /// Applies one contact's notes in one write. A contact that a rectification moved
+    /// meanwhile keeps its complaints (the person pressed "spam") but not its bounces,
+    /// which were about the old mailbox.
     async fn apply_notes(
         &self,
         id: &ContactId,
@@ -105,43 +109,52 @@ impl Subscriptions {
         notes: &[FeedbackNote],
         meta: &RequestMeta,
     ) -> Result<(), StoreError> {
-        let policy = self.config().feedback.policy;
-        let marketing = self.marketing_types();
-        self.change_contact_read(id, Some(Some(read)), |before, now, _| {
-            let Some(before) = before else {
-                return Ok::<_, StoreError>(Planned::Nothing(()));
-            };
-            let mut contact = before.clone();
-            let mut changed = false;
-            let mut events = Vec::new();
-            for note in notes {
-                if let Some(new) = contact.take_feedback(note, &policy, &marketing, meta, now) {
-                    changed = true;
-                    events.extend(new);
-                }
+        let applied = self
+            .commit_read(
+                id,
+                Reach::Address,
+                Some(Some(read)),
+                self.feedback_plan(notes, meta),
+            )
+            .await;
+        let outcome = match applied {
+            Err(RequestError::Moved(_)) => {
+                let complaints: Vec<FeedbackNote> = notes
+                    .iter()
+                    .filter(|note| note.kind == FeedbackKind::Complaint)
+                    .cloned()
+                    .collect();
+                self.commit(id, Reach::Link, self.feedback_plan(&complaints, meta))
+                    .await
             }
-            Ok(if changed {
-                Planned::Write(Plan::keep(contact, events, ()))
-            } else {
-                Planned::Nothing(())
-            })
+            other => other,
+        };
+        outcome.map_err(|error| match error {
+            RequestError::Store(e) => e,
+            other => StoreError::Corrupt(other.to_string()),
         })
-        .await
     }
 
-    fn marketing_types(&self) -> Vec<SubscriptionTypeId> {
-        self.config()
-            .catalog
-            .all()
-            .iter()
-            .filter(|t| t.is_marketing())
-            .map(|t| t.id.clone())
-            .collect()
+    fn feedback_plan<'a>(
+        &'a self,
+        notes: &'a [FeedbackNote],
+        meta: &'a RequestMeta,
+    ) -> impl Fn(&super::commit::Found) -> Result<Planned<()>, RequestError> + 'a {
+        move |found| {
+            Ok(match found.contact {
+                Some(contact) => {
+                    contact
+                        .clone()
+                        .take_feedback_notes(notes, &self.rules, meta, found.now)
+                }
+                None => Planned::Nothing(()),
+            })
+        }
     }
 
     /// Our own mail got a permanent `5.1.x` answer: the mailbox does not exist. `detail`
     /// is the server's answer, cleaned of addresses here. Nothing happens for a contact
-    /// that no longer exists.
+    /// that no longer exists (or moved away from the address the mail went to).
     pub async fn note_smtp_rejection(
         &self,
         id: &ContactId,
@@ -152,22 +165,15 @@ impl Subscriptions {
             ..RequestMeta::default()
         };
         let detail = clean_reason(detail);
-        self.change_contact(id, |before, now, _| {
-            let Some(before) = before else {
-                return Ok::<_, StoreError>(Planned::Nothing(()));
-            };
-            let mut contact = before.clone();
-            Ok(
-                match contact.mark_unreachable(
-                    crate::domain::BounceType::SmtpRejection,
-                    detail.clone(),
-                    &meta,
-                    now,
-                ) {
-                    Some(event) => Planned::Write(Plan::keep(contact, vec![event], ())),
-                    None => Planned::Nothing(()),
-                },
-            )
+        self.commit(id, Reach::Signup, |found| {
+            Ok::<_, StoreError>(match found.contact {
+                Some(contact) => {
+                    contact
+                        .clone()
+                        .note_smtp_rejection(detail.clone(), &meta, found.now)
+                }
+                None => Planned::Nothing(()),
+            })
         })
         .await
     }
@@ -177,26 +183,19 @@ impl Subscriptions {
         &self,
         email: &EmailAddress,
         meta: &RequestMeta,
-    ) -> Result<Contact, RightsError> {
-        let id = self.contact_id(email);
-        self.change_contact(&id, |before, now, _| {
-            let before = before.ok_or(RightsError::NotFound)?;
-            let mut contact = before.clone();
-            Ok(
-                match contact.clear_unreachable(Source::AdminApi, meta, now) {
-                    Some(event) => {
-                        Planned::Write(Plan::keep(contact.clone(), vec![event], contact))
-                    }
-                    None => Planned::Nothing(contact),
-                },
-            )
+    ) -> Result<Contact, RequestError> {
+        self.commit(&self.contact_id(email), Reach::Address, |found| {
+            let contact = found.contact.ok_or(RequestError::NotFound)?;
+            Ok(contact
+                .clone()
+                .clear_unreachable_mark(Source::AdminApi, meta, found.now))
         })
         .await
     }
 
     /// Recent soft bounces of a contact, for the admin view.
     pub fn recent_soft_bounces(&self, contact: &Contact) -> usize {
-        contact.recent_soft_bounces(&self.config().feedback.policy, self.now())
+        contact.recent_soft_bounces(self.rules.feedback(), self.now())
     }
 
     /// `POST /v1/feedback/ses`: checks the SNS signature (unless switched off), confirms
@@ -207,7 +206,7 @@ impl Subscriptions {
         meta: &RequestMeta,
     ) -> Result<usize, FeedbackError> {
         let envelope = parse_sns_envelope(body)?;
-        if self.config().feedback.ses_verify_signature {
+        if self.config.feedback.ses_verify_signature {
             let cert_url = envelope.signing_cert_url()?;
             let certificate = self.sns().certificate(&cert_url).await?;
             crate::feedback::ses::verify_sns_signature(&envelope, &certificate)?;
@@ -231,7 +230,7 @@ impl Subscriptions {
         timestamp: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<usize, FeedbackError> {
-        if let Some(key) = &self.config().feedback.sendgrid_key {
+        if let Some(key) = &self.config.feedback.sendgrid_key {
             key.verify(signature, timestamp, body)?;
         }
         let items = parse_sendgrid(body)?;

@@ -63,7 +63,7 @@ pub(super) async fn index(
             let txn = db.begin_write().map_err(unavailable)?;
             let written = {
                 let contacts = txn.open_table(CONTACTS).map_err(unavailable)?;
-                let stored = read_contact(&contacts, &id)?.map(|contact| contact.version);
+                let stored = read_contact(&contacts, &id)?.map(|contact| contact.version());
                 if stored == Some(version) {
                     let mut index = txn.open_table(MEMBER_INDEX).map_err(unavailable)?;
                     index

@@ -161,7 +161,7 @@ fn read_contact(
 fn apply_in(txn: &WriteTransaction, change: &ContactChange) -> Result<(), StoreError> {
     let id = change.contact_id.as_str();
     let mut contacts = txn.open_table(CONTACTS).map_err(unavailable)?;
-    let stored_version = read_contact(&contacts, &change.contact_id)?.map_or(0, |c| c.version);
+    let stored_version = read_contact(&contacts, &change.contact_id)?.map_or(0, |c| c.version());
     if stored_version != change.expected_version {
         return Err(StoreError::Conflict);
     }

@@ -93,7 +93,7 @@ impl RedisStore {
             Ok(mut contacts) => contacts
                 .pop()
                 .flatten()
-                .map(|contact| contact.pending)
+                .map(|contact| contact.pending().to_vec())
                 .unwrap_or_default(),
             Err(StoreError::Corrupt(_)) => Vec::new(),
             Err(error) => return Err(error),
@@ -177,7 +177,7 @@ impl RedisStore {
         match &change.write {
             ContactWrite::Put(contact) => invocation
                 .arg("put")
-                .arg(contact.version)
+                .arg(contact.version())
                 .arg(encode_compact(contact)?),
             ContactWrite::Delete => invocation.arg("delete").arg(0).arg(""),
         };

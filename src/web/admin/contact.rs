@@ -10,8 +10,11 @@ use serde::{Deserialize, Serialize};
 use super::csrf::{checked_form, TokenOnly};
 use super::session::Session;
 use super::{actor_meta, message_from_query, nav, render, respond, see_other, when, ConsoleError};
-use crate::domain::{Contact, ContactId, Event, LawfulBasis, RequestMeta, Source, Status};
-use crate::service::{ManualChangeError, ManualOutcome, RightsError};
+use crate::domain::{
+    Contact, ContactId, Event, LawfulBasis, ManualChangeError, ManualOutcome, OptInRefused,
+    RequestMeta, Restriction, Source, Status,
+};
+use crate::service::RequestError;
 use crate::web::extract::manual_change::ManualChangeBody;
 use crate::web::pages::{
     AdminContact, AdminErase, Choice, ContactPending, ContactType, ContactUnreachable,
@@ -57,11 +60,11 @@ async fn act_on<T: DeserializeOwned>(
     Ok((form, contact, actor_meta(state, req, session)))
 }
 
-impl From<RightsError> for ConsoleError {
-    fn from(error: RightsError) -> Self {
+impl From<RequestError> for ConsoleError {
+    fn from(error: RequestError) -> Self {
         match error {
-            RightsError::Store(e) => ConsoleError::Store(e),
-            // Erased meanwhile, by someone else.
+            RequestError::Store(e) => ConsoleError::Store(e),
+            // Erased or moved meanwhile, by someone else.
             _ => ConsoleError::NotFound,
         }
     }
@@ -101,8 +104,8 @@ async fn contact_page(
     status: StatusCode,
 ) -> Result<HttpResponse, ConsoleError> {
     let subscriptions = &state.subscriptions;
-    let provenance = subscriptions.provenance(&contact.email).await?;
-    let catalog = &subscriptions.config().catalog;
+    let provenance = subscriptions.provenance(contact.email()).await?;
+    let catalog = subscriptions.catalog();
     let locale = super::page::request_locale(state, req, None);
     let fallback = catalog.default_locale();
     let type_name = |id: &str| {
@@ -114,7 +117,7 @@ async fn contact_page(
         .all()
         .iter()
         .map(|t| {
-            let held = contact.subscriptions.get(&t.id);
+            let held = contact.subscription(&t.id);
             ContactType {
                 id: t.id.to_string(),
                 name: t.name_in(&locale, fallback),
@@ -128,7 +131,7 @@ async fn contact_page(
         })
         .collect();
     let pending = contact
-        .pending
+        .pending()
         .iter()
         .map(|p| ContactPending {
             types: p
@@ -150,15 +153,15 @@ async fn contact_page(
         .collect();
     let data = AdminContact {
         nav: nav(session),
-        contact_url: contact_url(&contact.id),
-        email: contact.email.as_str().to_string(),
-        locale: contact.locale.clone(),
-        created_at: when(contact.created_at),
+        contact_url: contact_url(contact.id()),
+        email: contact.email().as_str().to_string(),
+        locale: contact.locale().to_string(),
+        created_at: when(contact.created_at()),
         types,
         pending,
-        restricted_since: contact.restricted_since.map(when),
-        signup_blocked_since: contact.signup_blocked_since.map(when),
-        unreachable: contact.unreachable.as_ref().map(|u| ContactUnreachable {
+        restricted_since: contact.restricted_since().map(when),
+        signup_blocked_since: contact.signup_blocked_since().map(when),
+        unreachable: contact.unreachable().map(|u| ContactUnreachable {
             since: when(u.since),
             reason: code(&u.reason),
             detail: u.detail.clone(),
@@ -230,8 +233,8 @@ pub async fn export(
 ) -> HttpResponse {
     let result = async {
         let (TokenOnly {}, contact, _) = act_on(&state, &req, &session, &id, &body).await?;
-        let export = state.subscriptions.export(&contact.email).await?;
-        tracing::info!(key = %session.key_name, to = %contact.email.masked(), "console export");
+        let export = state.subscriptions.export(contact.email()).await?;
+        tracing::info!(key = %session.key_name, to = %contact.email().masked(), "console export");
         Ok(crate::web::routes::rights::export_download(&export))
     }
     .await;
@@ -249,8 +252,8 @@ pub async fn ask_to_erase(
         let contact = load(&state, &id).await?;
         let data = AdminErase {
             nav: nav(&session),
-            contact_url: contact_url(&contact.id),
-            email: contact.email.as_str().to_string(),
+            contact_url: contact_url(contact.id()),
+            email: contact.email().as_str().to_string(),
         };
         Ok(render(&state, &req, StatusCode::OK, &data))
     }
@@ -268,8 +271,8 @@ pub async fn erase(
 ) -> HttpResponse {
     let result = async {
         let (TokenOnly {}, contact, meta) = act_on(&state, &req, &session, &id, &body).await?;
-        state.subscriptions.erase(&contact.email, &meta).await?;
-        tracing::info!(key = %session.key_name, to = %contact.email.masked(), "contact erased from the console");
+        state.subscriptions.erase(contact.email(), &meta).await?;
+        tracing::info!(key = %session.key_name, to = %contact.email().masked(), "contact erased from the console");
         Ok(see_other("/admin?done=erased".to_string()))
     }
     .await;
@@ -292,19 +295,18 @@ pub async fn set_restriction(
     let result = async {
         let (form, contact, meta): (RestrictionForm, _, _) =
             act_on(&state, &req, &session, &id, &body).await?;
-        let restricted = match form.restricted.as_str() {
-            "1" => true,
-            "0" => false,
+        let (to, done) = match form.restricted.as_str() {
+            "1" => (Restriction::Restrict, "restricted"),
+            "0" => (Restriction::Lift, "lifted"),
             _ => return Err(ConsoleError::BadRequest),
         };
         state
             .subscriptions
-            .set_restriction(&contact.email, restricted, &meta)
+            .set_restriction(contact.email(), to, &meta)
             .await?;
-        let done = if restricted { "restricted" } else { "lifted" };
         Ok(see_other(format!(
             "{}?done={done}",
-            contact_url(&contact.id)
+            contact_url(contact.id())
         )))
     }
     .await;
@@ -323,11 +325,11 @@ pub async fn clear_unreachable(
         let (TokenOnly {}, contact, meta) = act_on(&state, &req, &session, &id, &body).await?;
         state
             .subscriptions
-            .clear_unreachable(&contact.email, &meta)
+            .clear_unreachable(contact.email(), &meta)
             .await?;
         Ok(see_other(format!(
             "{}?done=unreachable_cleared",
-            contact_url(&contact.id)
+            contact_url(contact.id())
         )))
     }
     .await;
@@ -369,7 +371,11 @@ pub async fn change_subscription(
             consent_evidence: Some(form.consent_evidence),
             send_confirmation: form.send_confirmation.is_some_and(|v| v == "1"),
         }
-        .parse(subscriptions, &form.subscription_type);
+        .parse(
+            subscriptions.catalog(),
+            &form.subscription_type,
+            Source::AdminApi,
+        );
         let refused = |message| {
             contact_page(
                 &state,
@@ -385,7 +391,7 @@ pub async fn change_subscription(
             return refused("admin_err_invalid_input").await;
         };
         match subscriptions
-            .change_manually(&contact.email, &change, Source::AdminApi, &meta)
+            .change_manually(contact.email(), &change, &meta)
             .await
         {
             Ok(result) => {
@@ -396,11 +402,12 @@ pub async fn change_subscription(
                 };
                 Ok(see_other(format!(
                     "{}?done={done}",
-                    contact_url(&contact.id)
+                    contact_url(contact.id())
                 )))
             }
-            Err(ManualChangeError::Store(e)) => Err(ConsoleError::Store(e)),
-            Err(error) => refused(manual_error_key(&error)).await,
+            Err(RequestError::Store(e)) => Err(ConsoleError::Store(e)),
+            Err(RequestError::Refused(error)) => refused(manual_error_key(&error)).await,
+            Err(_) => refused("admin_err_invalid_input").await,
         }
     }
     .await;
@@ -414,9 +421,7 @@ fn manual_error_key(error: &ManualChangeError) -> &'static str {
         ManualChangeError::Unsubscribed => "admin_err_unsubscribed",
         ManualChangeError::Erased => "admin_err_erased",
         ManualChangeError::ConfirmationNeedsOptIn => "admin_err_confirmation_needs_opt_in",
-        ManualChangeError::MailLimitReached => "admin_err_mail_limit",
-        ManualChangeError::UnknownType(_) | ManualChangeError::Store(_) => {
-            "admin_err_invalid_input"
-        }
+        ManualChangeError::OptIn(OptInRefused::MailLimitReached) => "admin_err_mail_limit",
+        ManualChangeError::OptIn(OptInRefused::Blocked) => "admin_err_signup_blocked",
     }
 }

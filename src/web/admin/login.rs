@@ -11,7 +11,6 @@ use super::session::{cleared_cookie, Session};
 use super::{render, respond, see_other};
 use crate::auth::Scope;
 use crate::web::extract::client_ip::limit_network;
-use crate::web::extract::request_meta::client_ip;
 use crate::web::pages::AdminLogin;
 use crate::web::AppState;
 
@@ -39,8 +38,10 @@ pub async fn sign_in(
         return super::ConsoleError::Forbidden.page(&state, &req);
     }
     let subscriptions = &state.subscriptions;
-    let config = subscriptions.config();
-    let network = client_ip(&req, config).map_or_else(|| "unknown".to_string(), limit_network);
+    let site = &state.site;
+    let network = state
+        .client_ip(&req)
+        .map_or_else(|| "unknown".to_string(), limit_network);
     match subscriptions.count_sign_in_from(&network).await {
         Ok(None) => {}
         Ok(Some(retry_after)) => {
@@ -50,8 +51,7 @@ pub async fn sign_in(
                 rate_limited: true,
             };
             let mut page = render(&state, &req, StatusCode::TOO_MANY_REQUESTS, &data);
-            page.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after));
+            crate::web::problem::set_retry_after(&mut page, retry_after);
             return page;
         }
         Err(error) => return super::ConsoleError::Store(error).page(&state, &req),
@@ -59,12 +59,12 @@ pub async fn sign_in(
     let form: SignInForm =
         serde_html_form::from_bytes(&body).unwrap_or(SignInForm { key: String::new() });
     let now = subscriptions.now();
-    let session = config
+    let session = site
         .api_keys
         .authenticate_plain(&form.key, Scope::Admin)
         .map_err(|error| tracing::warn!(reason = %error, "console sign-in refused"))
         .ok()
-        .and_then(|key| Session::start(config, &key.name, now));
+        .and_then(|key| Session::start(site, &key.name, now));
     let Some(session) = session else {
         let data = AdminLogin {
             refused: true,
@@ -74,7 +74,7 @@ pub async fn sign_in(
     };
     tracing::info!(key = %session.key_name, "console sign-in");
     let mut response = see_other("/admin".to_string());
-    if let Ok(cookie) = header::HeaderValue::from_str(&session.cookie(config, now)) {
+    if let Ok(cookie) = header::HeaderValue::from_str(&session.cookie(site, now)) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     response
@@ -100,7 +100,7 @@ pub async fn sign_out(
     let result = checked_form::<TokenOnly>(&session, &body).map(|_| {
         tracing::info!(key = %session.key_name, "console sign-out");
         let mut response = see_other(super::session::LOGIN_PATH.to_string());
-        let cleared = cleared_cookie(state.subscriptions.config());
+        let cleared = cleared_cookie(&state.site);
         if let Ok(cookie) = header::HeaderValue::from_str(&cleared) {
             response.headers_mut().insert(header::SET_COOKIE, cookie);
         }

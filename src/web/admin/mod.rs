@@ -21,8 +21,7 @@ use chrono::{DateTime, Utc};
 use super::routes::page;
 use super::{resource, AppState};
 use crate::domain::RequestMeta;
-use crate::store::StoreError;
-use crate::web::extract::request_meta::request_meta;
+use crate::service::StoreError;
 use crate::web::pages::{ConsoleNav, ErrorKey, Page};
 use session::Session;
 
@@ -135,7 +134,7 @@ fn see_other(location: String) -> HttpResponse {
 
 /// Who changed something: the signed-in key's name as `actor`, like the admin API.
 fn actor_meta(state: &AppState, req: &HttpRequest, session: &Session) -> RequestMeta {
-    request_meta(req, state.subscriptions.config(), Some(&session.key_name))
+    state.meta(req, Some(&session.key_name))
 }
 
 /// Times as the console shows them: to the second, in UTC.

@@ -60,7 +60,7 @@ async fn find(
     match state.subscriptions.contact(&email).await? {
         Some(contact) => Ok(see_other(format!(
             "/admin/contacts/{}",
-            contact.id.as_str()
+            contact.id().as_str()
         ))),
         None => miss(StatusCode::NOT_FOUND, "admin_not_found"),
     }

@@ -12,8 +12,7 @@ use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::auth::Scope;
-use crate::config::Config;
-use crate::web::AppState;
+use crate::web::{AppState, Site};
 
 pub const COOKIE_NAME: &str = "optin_admin";
 /// The MAC covers this too, so that no link token passes for a session or back.
@@ -32,18 +31,18 @@ pub struct Session {
 
 impl Session {
     /// A new session for `key_name`, lasting `admin.session_minutes`.
-    pub fn start(config: &Config, key_name: &str, now: DateTime<Utc>) -> Option<Self> {
+    pub fn start(site: &Site, key_name: &str, now: DateTime<Utc>) -> Option<Self> {
         let mut token = [0u8; 32];
         getrandom::fill(&mut token).ok()?;
         Some(Self {
             key_name: key_name.to_string(),
             csrf: URL_SAFE_NO_PAD.encode(token),
-            expires_at: now + Duration::minutes(i64::from(config.settings.admin.session_minutes)),
+            expires_at: now + Duration::minutes(i64::from(site.session_minutes)),
         })
     }
 
     /// The `Set-Cookie` value that stores this session in the browser.
-    pub fn cookie(&self, config: &Config, now: DateTime<Utc>) -> String {
+    pub fn cookie(&self, site: &Site, now: DateTime<Utc>) -> String {
         // The key name goes last: it is the only field that may hold a '|'.
         let payload = format!(
             "{}|{}|{}",
@@ -51,16 +50,16 @@ impl Session {
             self.csrf,
             self.key_name
         );
-        let value = config.signer.sign_opaque(SIGNING_CONTEXT, &payload);
+        let value = site.signer.sign_opaque(SIGNING_CONTEXT, &payload);
         let max_age = (self.expires_at - now).num_seconds().max(0);
-        cookie_header(config, &value, max_age)
+        cookie_header(site, &value, max_age)
     }
 
     /// The session in the request's cookie, when its signature verifies, it has not
     /// expired and its key is still configured with the `admin` scope.
-    fn from_request(req: &HttpRequest, config: &Config, now: DateTime<Utc>) -> Option<Self> {
+    fn from_request(req: &HttpRequest, site: &Site, now: DateTime<Utc>) -> Option<Self> {
         let value = cookie_value(req, COOKIE_NAME)?;
-        let payload = config.signer.verify_opaque(SIGNING_CONTEXT, &value)?;
+        let payload = site.signer.verify_opaque(SIGNING_CONTEXT, &value)?;
         let mut fields = payload.splitn(3, '|');
         let (expires, csrf, key_name) = (fields.next()?, fields.next()?, fields.next()?);
         let expires_at = DateTime::from_timestamp(expires.parse().ok()?, 0)?;
@@ -68,7 +67,7 @@ impl Session {
             tracing::debug!("console session expired");
             return None;
         }
-        config.api_keys.named(key_name, Scope::Admin)?;
+        site.api_keys.named(key_name, Scope::Admin)?;
         Some(Self {
             key_name: key_name.to_string(),
             csrf: csrf.to_string(),
@@ -78,16 +77,12 @@ impl Session {
 }
 
 /// The `Set-Cookie` value that removes the session from the browser.
-pub fn cleared_cookie(config: &Config) -> String {
-    cookie_header(config, "", 0)
+pub fn cleared_cookie(site: &Site) -> String {
+    cookie_header(site, "", 0)
 }
 
-fn cookie_header(config: &Config, value: &str, max_age: i64) -> String {
-    let secure = if config.public_url.scheme() == "https" {
-        "; Secure"
-    } else {
-        ""
-    };
+fn cookie_header(site: &Site, value: &str, max_age: i64) -> String {
+    let secure = if site.secure_cookies { "; Secure" } else { "" };
     format!(
         "{COOKIE_NAME}={value}; Path=/admin; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
     )
@@ -127,10 +122,9 @@ impl FromRequest for Session {
     type Future = Ready<Result<Self, SignInNeeded>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let session = req.app_data::<web::Data<AppState>>().and_then(|state| {
-            let subscriptions = &state.subscriptions;
-            Session::from_request(req, subscriptions.config(), subscriptions.now())
-        });
+        let session = req
+            .app_data::<web::Data<AppState>>()
+            .and_then(|state| Session::from_request(req, &state.site, state.subscriptions.now()));
         ready(session.ok_or(SignInNeeded))
     }
 }

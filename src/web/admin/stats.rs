@@ -18,7 +18,7 @@ pub async fn show_stats(
     let result = async {
         let subscriptions = &state.subscriptions;
         let stats = subscriptions.stats().await?;
-        let catalog = &subscriptions.config().catalog;
+        let catalog = subscriptions.catalog();
         let locale = super::page::request_locale(&state, &req, None);
         let by_type: Vec<TypeStatsRow> = catalog
             .all()

@@ -11,10 +11,10 @@ use actix_web::{web, HttpRequest};
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::auth::Scope;
-use crate::domain::{RequestMeta, SubscriptionType};
+use crate::domain::{Evidence, RequestMeta, SubscriptionType};
 use crate::web::extract::api_key::{authorize, Caller};
 use crate::web::extract::json_body::from_object;
-use crate::web::extract::request_meta::request_meta;
+use crate::web::extract::manual_change::parse_evidence;
 use crate::web::problem::Problem;
 use crate::web::AppState;
 
@@ -46,7 +46,7 @@ fn caller(req: &HttpRequest, scope: Scope, basic: bool) -> Result<Caller, Proble
 
 /// What events record about an API write: the client, and the key's name as `actor`.
 fn admin_meta(state: &AppState, req: &HttpRequest, caller: &Caller) -> RequestMeta {
-    request_meta(req, state.subscriptions.config(), Some(&caller.name))
+    state.meta(req, Some(&caller.name))
 }
 
 /// A JSON object body, read here rather than by actix's extractor so that every failure
@@ -69,12 +69,17 @@ fn json_body<T: serde::de::DeserializeOwned>(
 
 /// A configured subscription type by id: a HubSpot subscription definition, a Mailchimp list.
 fn subscription_type<'a>(state: &'a AppState, id: &str) -> Option<&'a SubscriptionType> {
-    state.subscriptions.config().catalog.get(id)
+    state.subscriptions.catalog().get(id)
+}
+
+/// Every configured type, in configuration order.
+fn subscription_types(state: &AppState) -> &[SubscriptionType] {
+    state.subscriptions.catalog().all()
 }
 
 /// Names and descriptions are shown in the default locale, as a single-language API expects.
 fn default_locale(state: &AppState) -> &str {
-    state.subscriptions.config().catalog.default_locale()
+    state.default_locale()
 }
 
 /// RFC 3339 with milliseconds and `Z`, as both vendors write times.
@@ -82,14 +87,7 @@ fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// Free text kept as evidence or explanation is capped like on the own API.
-fn capped(field: &str, value: Option<String>) -> Result<Option<String>, Problem> {
-    let max = crate::service::MAX_EVIDENCE_CHARS;
-    match value {
-        Some(v) if v.chars().count() > max => Err(Problem::invalid_field(
-            field,
-            format!("{field}: at most {max} characters"),
-        )),
-        other => Ok(other.filter(|v| !v.trim().is_empty())),
-    }
+/// Free text kept as evidence or explanation, under the same rule as on the own API.
+fn evidence(field: &str, value: Option<&str>) -> Result<Option<Evidence>, Problem> {
+    parse_evidence(value, field)
 }

@@ -1,15 +1,19 @@
 //! Request parsing shared by the routes that change subscriptions by hand: the single
-//! `PUT …/subscriptions/{type}` and each line of an import.
+//! `PUT …/subscriptions/{type}`, each line of an import, and the console's form.
 
 use serde::Deserialize;
 
-use crate::domain::{EmailAddress, LawfulBasis, Status};
-use crate::service::{ManualChange, Subscriptions, MAX_EVIDENCE_CHARS};
+use crate::domain::{Catalog, EmailAddress, Evidence, LawfulBasis, ManualChange, Source, Status};
 use crate::web::problem::Problem;
 
 /// An address from a path or a body field, refused with the field's name.
 pub fn parse_email(raw: &str, field: &str) -> Result<EmailAddress, Problem> {
     EmailAddress::parse(raw).map_err(|e| Problem::invalid_field(field, e.to_string()))
+}
+
+/// Free text kept as proof, refused with the field's name when too long.
+pub fn parse_evidence(raw: Option<&str>, field: &str) -> Result<Option<Evidence>, Problem> {
+    Evidence::parse(raw).map_err(|e| Problem::invalid_field(field, format!("{field}: {e}")))
 }
 
 /// The body of a manual change, as the PUT route and each import line carry it.
@@ -24,15 +28,20 @@ pub struct ManualChangeBody {
 }
 
 impl ManualChangeBody {
-    /// Parses into a domain change for `type_id`, naming the field at fault.
+    /// Parses into a domain change for `type_id`, recorded with `source`, naming the
+    /// field at fault.
     pub fn parse(
         self,
-        subscriptions: &Subscriptions,
+        catalog: &Catalog,
         type_id: &str,
+        source: Source,
     ) -> Result<ManualChange, Problem> {
-        let subscription_type = subscriptions
-            .known_type(type_id)
-            .map_err(|e| Problem::invalid_field("subscription_type", e.to_string()))?;
+        let subscription_type = catalog
+            .lookup(type_id)
+            .map_err(|e| {
+                Problem::invalid_field("subscription_type", format!("subscription_type: {e}"))
+            })?
+            .clone();
         let status = self
             .status
             .ok_or_else(|| Problem::invalid_field("status", "status is required"))?;
@@ -52,28 +61,14 @@ impl ManualChangeBody {
                     "lawful_basis is one of the six bases of GDPR Art. 6(1)",
                 )
             })?;
-        for (field, value) in [
-            ("explanation", &self.explanation),
-            ("consent_evidence", &self.consent_evidence),
-        ] {
-            if value
-                .as_ref()
-                .is_some_and(|v| v.chars().count() > MAX_EVIDENCE_CHARS)
-            {
-                return Err(Problem::invalid_field(
-                    field,
-                    format!("at most {MAX_EVIDENCE_CHARS} characters"),
-                ));
-            }
-        }
-        let non_empty = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
         Ok(ManualChange {
             subscription_type,
             status,
             lawful_basis,
-            explanation: non_empty(self.explanation),
-            consent_evidence: non_empty(self.consent_evidence),
+            explanation: parse_evidence(self.explanation.as_deref(), "explanation")?,
+            consent_evidence: parse_evidence(self.consent_evidence.as_deref(), "consent_evidence")?,
             send_confirmation: self.send_confirmation,
+            source,
         })
     }
 }

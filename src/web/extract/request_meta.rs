@@ -4,9 +4,11 @@ use actix_web::HttpRequest;
 
 use std::net::IpAddr;
 
+use ipnet::IpNet;
+
 use super::client_ip;
-use crate::config::Config;
 use crate::domain::RequestMeta;
+use crate::web::Site;
 
 /// User agents are recorded as evidence; cap them so a client cannot bloat the log.
 const MAX_USER_AGENT_CHARS: usize = 512;
@@ -20,7 +22,7 @@ pub fn request_id(req: &HttpRequest) -> Option<String> {
 }
 
 /// The client's address: the socket peer, or the forwarded client behind a trusted proxy.
-pub fn client_ip(req: &HttpRequest, config: &Config) -> Option<IpAddr> {
+pub fn client_ip(req: &HttpRequest, trusted_proxies: &[IpNet]) -> Option<IpAddr> {
     // Every header line counts: a proxy may append its own line instead of extending the
     // first, and reading only one line would let a client's own line pass as the proxy's.
     // An unreadable line stays in place as garbage, so the walk stops there.
@@ -33,13 +35,13 @@ pub fn client_ip(req: &HttpRequest, config: &Config) -> Option<IpAddr> {
     client_ip::resolve(
         req.peer_addr().map(|addr| addr.ip()),
         forwarded.as_deref(),
-        &config.trusted_proxies,
+        trusted_proxies,
     )
 }
 
 /// Builds the metadata for events. With `privacy.record_ip` off, IP and user agent stay empty.
-pub fn request_meta(req: &HttpRequest, config: &Config, actor: Option<&str>) -> RequestMeta {
-    let record_ip = config.settings.privacy.record_ip;
+pub fn request_meta(req: &HttpRequest, site: &Site, actor: Option<&str>) -> RequestMeta {
+    let record_ip = site.record_ip;
     let user_agent = req
         .headers()
         .get(actix_web::http::header::USER_AGENT)
@@ -47,7 +49,7 @@ pub fn request_meta(req: &HttpRequest, config: &Config, actor: Option<&str>) -> 
         .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect());
     RequestMeta {
         ip: if record_ip {
-            client_ip(req, config).map(|ip| ip.to_string())
+            client_ip(req, &site.trusted_proxies).map(|ip| ip.to_string())
         } else {
             None
         },

@@ -58,6 +58,8 @@ pub struct Confirm {
 #[derive(Clone, Debug, Serialize)]
 pub struct Confirmed {
     pub types: Vec<TypeName>,
+    /// The link was used before: "already confirmed", and never a preferences link.
+    pub already: bool,
     pub preferences_url: Option<String>,
 }
 
@@ -97,6 +99,8 @@ pub struct Preferences<'a> {
     pub action_url: String,
     pub types: &'a [TypeView],
     pub saved: bool,
+    /// A tick's notice was not the one shown today: nothing was saved.
+    pub notice_changed: bool,
     pub restricted: bool,
     pub signups_blocked: bool,
     pub rights_allowed: bool,
@@ -193,9 +197,10 @@ pub(super) fn samples() -> Vec<(&'static str, serde_json::Value)> {
     };
     let mut samples = Samples::default();
     samples.add(&Confirm { action_url: url() });
-    for preferences_url in [Some(url()), None] {
+    for (already, preferences_url) in [(false, Some(url())), (false, None), (true, None)] {
         samples.add(&Confirmed {
             types: types(),
+            already,
             preferences_url,
         });
     }
@@ -241,6 +246,7 @@ pub(super) fn samples() -> Vec<(&'static str, serde_json::Value)> {
             action_url: url(),
             types: &types,
             saved: flag,
+            notice_changed: !flag,
             restricted: flag,
             signups_blocked: flag,
             rights_allowed: flag,

@@ -15,17 +15,13 @@ pub async fn show_contact(
 ) -> Result<HttpResponse, Problem> {
     let email =
         EmailAddress::parse(&email).map_err(|e| Problem::invalid_field("email", e.to_string()))?;
-    let contact = state
-        .subscriptions
-        .contact(&email)
-        .await?
-        .ok_or_else(Problem::not_found)?;
-    let catalog = &state.subscriptions.config().catalog;
+    let contact = state.subscriptions.existing_contact(&email).await?;
+    let catalog = state.subscriptions.catalog();
     let subscriptions: serde_json::Map<String, serde_json::Value> = catalog
         .all()
         .iter()
         .map(|t| {
-            let value = match contact.subscriptions.get(&t.id) {
+            let value = match contact.subscription(&t.id) {
                 Some(s) => json!({ "status": s.status, "since": s.since, "lawful_basis": s.lawful_basis, "source": s.source }),
                 None => json!({ "status": Status::NotSubscribed, "since": null, "lawful_basis": null, "source": null }),
             };
@@ -33,20 +29,20 @@ pub async fn show_contact(
         })
         .collect();
     let pending: Vec<serde_json::Value> = contact
-        .pending
+        .pending()
         .iter()
         .map(|p| json!({ "id": p.id, "subscription_types": p.types, "created_at": p.signup.at, "expires_at": p.expires_at }))
         .collect();
     Ok(HttpResponse::Ok().json(json!({
-        "email": contact.email,
-        "locale": contact.locale,
-        "created_at": contact.created_at,
+        "email": contact.email(),
+        "locale": contact.locale(),
+        "created_at": contact.created_at(),
         "subscriptions": subscriptions,
         "pending_confirmations": pending,
         "restricted": contact.is_restricted(),
-        "restricted_since": contact.restricted_since,
-        "signup_blocked_since": contact.signup_blocked_since,
-        "unreachable": contact.unreachable,
+        "restricted_since": contact.restricted_since(),
+        "signup_blocked_since": contact.signup_blocked_since(),
+        "unreachable": contact.unreachable(),
         "recent_soft_bounces": state.subscriptions.recent_soft_bounces(&contact),
     })))
 }

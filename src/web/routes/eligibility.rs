@@ -4,22 +4,10 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use crate::domain::EmailAddress;
-use crate::service::EligibilityError;
 use crate::web::extract::api_key::SendKey;
 use crate::web::extract::json_body::JsonObject;
 use crate::web::problem::Problem;
 use crate::web::{AppState, MAX_BATCH};
-
-impl From<EligibilityError> for Problem {
-    fn from(error: EligibilityError) -> Self {
-        match error {
-            EligibilityError::UnknownType(_) => {
-                Problem::invalid_field("subscription_type", error.to_string())
-            }
-            EligibilityError::Store(e) => e.into(),
-        }
-    }
-}
 
 #[derive(Deserialize)]
 pub struct EligibilityQuery {
@@ -41,7 +29,6 @@ pub async fn check_eligibility(
     let type_id = query.subscription_type.ok_or_else(|| {
         Problem::invalid_field("subscription_type", "subscription_type is required")
     })?;
-    let type_id = state.subscriptions.known_type(&type_id)?;
     let answer = state.subscriptions.eligibility(&email, &type_id).await?;
     metrics::counter!("optin_eligibility_checks_total", "mode" => "single").increment(1);
     Ok(HttpResponse::Ok().json(answer))
@@ -81,7 +68,6 @@ pub async fn check_eligibility_batch(
     let type_id = body.subscription_type.ok_or_else(|| {
         Problem::invalid_field("subscription_type", "subscription_type is required")
     })?;
-    let type_id = state.subscriptions.known_type(&type_id)?;
     let emails = body
         .emails
         .ok_or_else(|| Problem::invalid_field("emails", "emails is required"))?;
@@ -91,9 +77,6 @@ pub async fn check_eligibility_batch(
             emails.len()
         )));
     }
-    // Held until the answer is serialized below, so that concurrent batches queue for
-    // the CPU and the store instead of all missing their deadline together.
-    let _room = state.subscriptions.batch_room(emails.len()).await;
     // Invalid items get their own error; the valid ones are read in one batch.
     let parsed: Vec<Result<EmailAddress, String>> = emails
         .iter()
@@ -103,11 +86,12 @@ pub async fn check_eligibility_batch(
         .iter()
         .filter_map(|p| p.as_ref().ok().cloned())
         .collect();
-    let mut answers = state
+    // Held until the answer is serialized below (see `eligibility_batch`).
+    let mut batch = state
         .subscriptions
         .eligibility_batch(&valid, &type_id)
-        .await?
-        .into_iter();
+        .await?;
+    let mut answers = std::mem::take(&mut batch.results).into_iter();
     let results: Vec<BatchItem> = parsed
         .iter()
         .zip(&emails)
@@ -123,7 +107,7 @@ pub async fn check_eligibility_batch(
         .increment(emails.len() as u64);
     // Serialized straight from these types: no intermediate JSON tree for 10,000 items.
     Ok(HttpResponse::Ok().json(BatchAnswer {
-        subscription_type: type_id.as_str(),
+        subscription_type: &type_id,
         results,
     }))
 }

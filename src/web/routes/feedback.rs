@@ -12,42 +12,14 @@ use crate::feedback::own::parse_own;
 use crate::feedback::postmark::parse_postmark;
 use crate::feedback::sendgrid::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::feedback::{FeedbackFormatError, FeedbackItem};
-use crate::service::FeedbackError;
 use crate::web::extract::api_key::{AdminKey, FeedbackKey};
 use crate::web::extract::manual_change::parse_email;
-use crate::web::extract::request_meta::request_meta;
 use crate::web::problem::Problem;
 use crate::web::AppState;
 
-impl From<FeedbackError> for Problem {
-    fn from(error: FeedbackError) -> Self {
-        match error {
-            FeedbackError::Format(e) => format_problem(e),
-            FeedbackError::Signature(reason) => {
-                tracing::debug!(%reason, "feedback signature refused");
-                Problem::invalid_signature()
-            }
-            // SNS retries a delivery that did not get a 2xx.
-            FeedbackError::Upstream(what) => Problem::unavailable().with_detail(what),
-            FeedbackError::Store(e) => e.into(),
-        }
-    }
-}
-
-fn format_problem(error: FeedbackFormatError) -> Problem {
-    let mut problem = Problem::malformed_body(error.to_string());
-    problem.field = error.field.map(str::to_string);
-    problem
-}
-
 /// Reads the whole body, up to the configured limit.
 async fn read_body(state: &AppState, mut payload: web::Payload) -> Result<Vec<u8>, Problem> {
-    let limit = state
-        .subscriptions
-        .config()
-        .settings
-        .server
-        .body_limit_bytes;
+    let limit = state.site.body_limit_bytes;
     let too_large = || Problem::payload_too_large("the body is larger than the configured limit");
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
@@ -69,7 +41,7 @@ fn feedback_meta(
     req: &HttpRequest,
     caller: &FeedbackKey,
 ) -> crate::domain::RequestMeta {
-    request_meta(req, state.subscriptions.config(), Some(&caller.0.name))
+    state.meta(req, Some(&caller.0.name))
 }
 
 /// The inputs that need nothing but their parser.
@@ -81,7 +53,7 @@ async fn receive_parsed(
     parse: fn(&[u8]) -> Result<Vec<FeedbackItem>, FeedbackFormatError>,
 ) -> Result<HttpResponse, Problem> {
     let body = read_body(&state, payload).await?;
-    let items = parse(&body).map_err(format_problem)?;
+    let items = parse(&body).map_err(Problem::from)?;
     let meta = feedback_meta(&state, &req, &caller);
     let count = state.subscriptions.apply_feedback(items, &meta).await?;
     Ok(accepted(count))
@@ -169,10 +141,10 @@ pub async fn clear_unreachable(
     email: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let email = parse_email(&email, "email")?;
-    let meta = super::rights::admin_meta(&state, &req, &caller);
+    let meta = state.meta(&req, Some(&caller.0.name));
     let contact = state.subscriptions.clear_unreachable(&email, &meta).await?;
     Ok(HttpResponse::Ok().json(json!({
-        "unreachable": contact.unreachable,
+        "unreachable": contact.unreachable(),
         "recent_soft_bounces": state.subscriptions.recent_soft_bounces(&contact),
     })))
 }

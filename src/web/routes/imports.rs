@@ -12,12 +12,10 @@ use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 use tokio_util::io::StreamReader;
 
 use crate::domain::{RequestMeta, Source};
-use crate::service::ManualChangeError;
-use crate::store::StoreError;
+use crate::service::{RequestError, StoreError};
 use crate::web::extract::api_key::AdminKey;
 use crate::web::extract::json_body::from_object;
 use crate::web::extract::manual_change::{parse_email, ManualChangeBody};
-use crate::web::extract::request_meta::request_meta;
 use crate::web::problem::Problem;
 use crate::web::AppState;
 
@@ -79,26 +77,28 @@ impl Import {
         })?;
         let change = line
             .change
-            .parse(&self.state.subscriptions, &type_id)
+            .parse(self.state.subscriptions.catalog(), &type_id, Source::Import)
             .map_err(|p| (p, false))?;
         match self
             .state
             .subscriptions
-            .change_manually(&email, &change, Source::Import, &self.meta)
+            .change_manually(&email, &change, &self.meta)
             .await
         {
             Ok(result) => Ok(json!({ "outcome": result.outcome, "status": result.status })),
-            Err(ManualChangeError::Store(e @ StoreError::Unavailable(_))) => Err((e.into(), true)),
+            Err(RequestError::Store(e @ StoreError::Unavailable(_))) => Err((e.into(), true)),
             Err(other) => Err((other.into(), false)),
         }
     }
 
     async fn process(&mut self, raw: Vec<u8>) -> Option<LineResult> {
+        // Lines are numbered as the file has them, blank ones included, so that a result
+        // points at the line an editor shows.
+        self.line += 1;
         let trimmed = raw.trim_ascii();
         if trimmed.is_empty() {
             return None;
         }
-        self.line += 1;
         let processed = self.succeeded + self.failed + 1;
         let result = match self.apply(trimmed).await {
             Ok(mut ok) => {
@@ -184,7 +184,7 @@ pub async fn import(
     caller: AdminKey,
     payload: web::Payload,
 ) -> HttpResponse {
-    let meta = request_meta(&req, state.subscriptions.config(), Some(&caller.0.name));
+    let meta = state.meta(&req, Some(&caller.0.name));
     let import = Import {
         state,
         lines: frame_lines(payload),

@@ -3,8 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 
-use crate::service::LinkError;
-use crate::store::StoreError;
+use crate::service::{LinkError, StoreError};
 use crate::web::extract::locale;
 use crate::web::pages::{ErrorKey, ErrorPage, FreshLinkNeeded, LinkInvalid, Page, TypeName};
 use crate::web::AppState;
@@ -38,11 +37,7 @@ pub fn request_locale(state: &AppState, req: &HttpRequest, preferred: Option<&st
         .headers()
         .get(actix_web::http::header::ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok());
-    locale::negotiate(
-        accept,
-        preferred,
-        state.subscriptions.config().catalog.default_locale(),
-    )
+    locale::negotiate(accept, preferred, state.default_locale())
 }
 
 /// The page for a link that is forged, malformed (400) or expired (410).
@@ -52,13 +47,7 @@ pub fn link_invalid(state: &AppState, req: &HttpRequest, expired: bool) -> HttpR
     } else {
         StatusCode::BAD_REQUEST
     };
-    let signup_url = state
-        .subscriptions
-        .config()
-        .settings
-        .server
-        .signup_page_url
-        .clone();
+    let signup_url = state.site.signup_page_url.clone();
     render(
         state,
         req,
@@ -81,16 +70,20 @@ pub fn link_refused(
     match error {
         LinkError::Invalid(_) => link_invalid(state, req, false),
         LinkError::Expired | LinkError::Gone => link_invalid(state, req, true),
-        LinkError::TooManyRequests => render(
-            state,
-            req,
-            StatusCode::TOO_MANY_REQUESTS,
-            locale,
-            &ErrorPage {
-                status: StatusCode::TOO_MANY_REQUESTS.as_u16(),
-                error_key: ErrorKey::TooManyRequests,
-            },
-        ),
+        LinkError::TooManyRequests => {
+            let mut page = render(
+                state,
+                req,
+                StatusCode::TOO_MANY_REQUESTS,
+                locale,
+                &ErrorPage {
+                    status: StatusCode::TOO_MANY_REQUESTS.as_u16(),
+                    error_key: ErrorKey::TooManyRequests,
+                },
+            );
+            crate::web::problem::set_retry_after(&mut page, 3600);
+            page
+        }
         // Export and erasure are refused on an aged link; the page offers a fresh one,
         // posted to `/preferences/{token}/fresh-link` (relative to `…/export` or `…/erase`).
         LinkError::NeedsFreshLink => render(
@@ -102,6 +95,11 @@ pub fn link_refused(
                 action_url: "fresh-link".to_string(),
             },
         ),
+        // Pages that offer opt-ins answer this with the page again; elsewhere it is a
+        // request the page did not make.
+        LinkError::NoticeNotShown(_) => {
+            error_page(state, req, StatusCode::BAD_REQUEST, ErrorKey::BadRequest)
+        }
         LinkError::Store(e) => store_error_page(state, req, e),
     }
 }
@@ -153,7 +151,7 @@ pub fn type_names(
     locale: &str,
     ids: impl IntoIterator<Item = impl AsRef<str>>,
 ) -> Vec<TypeName> {
-    let catalog = &state.subscriptions.config().catalog;
+    let catalog = state.subscriptions.catalog();
     ids.into_iter()
         .filter_map(|id| catalog.get(id.as_ref()))
         .map(|t| TypeName {

@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 
 use super::page;
-use crate::service::{PreferenceChoice, PreferencesView};
-use crate::web::extract::request_meta::request_meta;
+use crate::domain::PreferenceChoice;
+use crate::service::PreferencesView;
 use crate::web::pages::{EraseConfirm, Erased, LinkSent, Preferences};
 use crate::web::AppState;
 use actix_web::http::StatusCode;
@@ -19,10 +19,12 @@ fn show(
     view: &PreferencesView,
     saved: bool,
 ) -> HttpResponse {
+    let notice_changed = view.refused.is_some();
     let data = Preferences {
         action_url: page::same_page_action(token),
         types: &view.types,
-        saved,
+        saved: saved && !notice_changed,
+        notice_changed,
         restricted: view.restricted,
         signups_blocked: view.signups_blocked,
         rights_allowed: view.rights_allowed,
@@ -30,7 +32,12 @@ fn show(
         erase_url: format!("{token}/erase"),
         fresh_link_action: format!("{token}/fresh-link"),
     };
-    page::render(state, req, StatusCode::OK, Some(&view.locale), &data)
+    let status = if notice_changed {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    page::render(state, req, status, Some(&view.locale), &data)
 }
 
 pub async fn show_preferences(
@@ -76,10 +83,9 @@ pub async fn save_preferences(
 ) -> HttpResponse {
     let choice = parse_choice(&body);
     let locale = page::request_locale(&state, &req, None);
-    let meta = request_meta(&req, state.subscriptions.config(), None);
     match state
         .subscriptions
-        .save_preferences(&token, &choice, &locale, &meta)
+        .save_preferences(&token, &choice, &locale, &state.meta(&req, None))
         .await
     {
         Ok(view) => show(&state, &req, &token, &view, true),
@@ -93,8 +99,11 @@ pub async fn export_own_data(
     req: HttpRequest,
     token: web::Path<String>,
 ) -> HttpResponse {
-    let meta = request_meta(&req, state.subscriptions.config(), None);
-    match state.subscriptions.export_own_data(&token, &meta).await {
+    match state
+        .subscriptions
+        .export_own_data(&token, &state.meta(&req, None))
+        .await
+    {
         Ok(export) => HttpResponse::Ok()
             .insert_header((
                 "Content-Disposition",
@@ -113,12 +122,12 @@ pub async fn ask_to_erase(
     token: web::Path<String>,
 ) -> HttpResponse {
     match state.subscriptions.check_rights_link(&token) {
-        Ok(()) => {
+        Ok(locale) => {
             let data = EraseConfirm {
                 action_url: "erase".to_string(),
                 back_url: format!("../{}", token.as_str()),
             };
-            page::render(&state, &req, StatusCode::OK, None, &data)
+            page::render(&state, &req, StatusCode::OK, locale.as_deref(), &data)
         }
         Err(error) => page::link_refused(&state, &req, error, None),
     }
@@ -130,9 +139,12 @@ pub async fn erase_own_data(
     req: HttpRequest,
     token: web::Path<String>,
 ) -> HttpResponse {
-    let meta = request_meta(&req, state.subscriptions.config(), None);
-    match state.subscriptions.erase_own_data(&token, &meta).await {
-        Ok(()) => page::render(&state, &req, StatusCode::OK, None, &Erased {}),
+    match state
+        .subscriptions
+        .erase_own_data(&token, &state.meta(&req, None))
+        .await
+    {
+        Ok(locale) => page::render(&state, &req, StatusCode::OK, locale.as_deref(), &Erased {}),
         Err(error) => page::link_refused(&state, &req, error, None),
     }
 }
@@ -149,7 +161,13 @@ pub async fn mail_fresh_link(
         .mail_fresh_preferences_link(&token)
         .await
     {
-        Ok(()) => page::render(&state, &req, StatusCode::OK, None, &LinkSent {}),
+        Ok(locale) => page::render(
+            &state,
+            &req,
+            StatusCode::OK,
+            locale.as_deref(),
+            &LinkSent {},
+        ),
         Err(error) => page::link_refused(&state, &req, error, None),
     }
 }

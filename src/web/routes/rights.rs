@@ -1,59 +1,21 @@
 //! Admin routes for the data subject's rights and manual changes: provenance, export,
-//! rectification, restriction, erasure, and `PUT …/subscriptions/{type}`.
+//! rectification, restriction, erasure, lifting a signup block, and
+//! `PUT …/subscriptions/{type}`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::domain::Source;
-use crate::service::{Export, ManualChangeError, RightsError};
+use crate::domain::{Contact, RequestMeta, Restriction, Source};
+use crate::service::Export;
 use crate::web::extract::api_key::AdminKey;
 use crate::web::extract::json_body::JsonObject;
 use crate::web::extract::manual_change::{parse_email, ManualChangeBody};
-use crate::web::extract::request_meta::request_meta;
 use crate::web::problem::Problem;
 use crate::web::AppState;
 
-impl From<RightsError> for Problem {
-    fn from(error: RightsError) -> Self {
-        match error {
-            RightsError::NotFound => Problem::not_found().with_detail(error.to_string()),
-            RightsError::TargetExists => Problem::conflict("new_email", error.to_string()),
-            RightsError::SameAddress => Problem::invalid_field("new_email", error.to_string()),
-            RightsError::Store(e) => e.into(),
-        }
-    }
-}
-
-impl From<ManualChangeError> for Problem {
-    fn from(error: ManualChangeError) -> Self {
-        let field = match &error {
-            ManualChangeError::BasisRequired => "lawful_basis",
-            ManualChangeError::EvidenceRequired
-            | ManualChangeError::Unsubscribed
-            | ManualChangeError::Erased => "consent_evidence",
-            ManualChangeError::ConfirmationNeedsOptIn | ManualChangeError::MailLimitReached => {
-                "send_confirmation"
-            }
-            ManualChangeError::UnknownType(_) => "subscription_type",
-            ManualChangeError::Store(_) => "",
-        };
-        match error {
-            ManualChangeError::Store(e) => e.into(),
-            ManualChangeError::MailLimitReached => {
-                Problem::rate_limited(24 * 3600).with_detail(error.to_string())
-            }
-            other => Problem::invalid_field(field, other.to_string()),
-        }
-    }
-}
-
-pub(super) fn admin_meta(
-    state: &AppState,
-    req: &HttpRequest,
-    caller: &AdminKey,
-) -> crate::domain::RequestMeta {
-    request_meta(req, state.subscriptions.config(), Some(&caller.0.name))
+fn admin_meta(state: &AppState, req: &HttpRequest, caller: &AdminKey) -> RequestMeta {
+    state.meta(req, Some(&caller.0.name))
 }
 
 pub async fn change_subscription(
@@ -65,11 +27,12 @@ pub async fn change_subscription(
 ) -> Result<HttpResponse, Problem> {
     let (email, type_id) = path.into_inner();
     let email = parse_email(&email, "email")?;
-    let change = body.into_inner().parse(&state.subscriptions, &type_id)?;
-    let meta = admin_meta(&state, &req, &caller);
+    let change =
+        body.into_inner()
+            .parse(state.subscriptions.catalog(), &type_id, Source::AdminApi)?;
     let result = state
         .subscriptions
-        .change_manually(&email, &change, Source::AdminApi, &meta)
+        .change_manually(&email, &change, &admin_meta(&state, &req, &caller))
         .await?;
     Ok(HttpResponse::Ok().json(result))
 }
@@ -135,7 +98,7 @@ pub async fn restrict(
     caller: AdminKey,
     email: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    set_restriction(&state, &req, &caller, &email, true).await
+    set_restriction(&state, &req, &caller, &email, Restriction::Restrict).await
 }
 
 pub async fn lift_restriction(
@@ -144,7 +107,7 @@ pub async fn lift_restriction(
     caller: AdminKey,
     email: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    set_restriction(&state, &req, &caller, &email, false).await
+    set_restriction(&state, &req, &caller, &email, Restriction::Lift).await
 }
 
 async fn set_restriction(
@@ -152,14 +115,29 @@ async fn set_restriction(
     req: &HttpRequest,
     caller: &AdminKey,
     email: &str,
-    restricted: bool,
+    to: Restriction,
 ) -> Result<HttpResponse, Problem> {
     let email = parse_email(email, "email")?;
     let contact = state
         .subscriptions
-        .set_restriction(&email, restricted, &admin_meta(state, req, caller))
+        .set_restriction(&email, to, &admin_meta(state, req, caller))
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "restricted": contact.is_restricted(), "restricted_since": contact.restricted_since })))
+    Ok(HttpResponse::Ok().json(json!({ "restricted": contact.is_restricted(), "restricted_since": contact.restricted_since() })))
+}
+
+/// `DELETE /v1/contacts/{email}/signup-block`: the person may be asked to confirm again.
+pub async fn lift_signup_block(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: AdminKey,
+    email: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let email = parse_email(&email, "email")?;
+    let contact: Contact = state
+        .subscriptions
+        .lift_signup_block(&email, &admin_meta(&state, &req, &caller))
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "signup_blocked_since": contact.signup_blocked_since() })))
 }
 
 pub async fn erase(

@@ -10,13 +10,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::page;
-use crate::domain::{EmailAddress, Source};
-use crate::service::{NoticeVersions, SignupError, SignupRequest, MAX_EVIDENCE_CHARS};
+use crate::domain::{EmailAddress, Evidence, Source};
+use crate::service::{NoticeVersions, SignupError, SignupRequest};
 use crate::web::extract::client_ip::limit_network;
 use crate::web::extract::json_body::{from_object, JsonObject};
-use crate::web::extract::request_meta::{client_ip, request_meta};
 use crate::web::pages::{ErrorKey, Signup, SignupReceived};
-use crate::web::problem::Problem;
+use crate::web::problem::{set_retry_after, Problem};
 use crate::web::AppState;
 
 #[derive(Deserialize)]
@@ -71,46 +70,24 @@ impl From<InvalidSignup> for Problem {
     fn from(error: InvalidSignup) -> Self {
         match error {
             InvalidSignup::Field { field, reason } => Problem::invalid_field(field, reason),
-            InvalidSignup::Signup(SignupError::RateLimited { retry_after_secs }) => {
-                Problem::rate_limited(retry_after_secs)
-            }
-            InvalidSignup::Signup(SignupError::Store(e)) => e.into(),
-            InvalidSignup::Signup(e @ (SignupError::NoTypes | SignupError::UnknownType(_))) => {
-                Problem::invalid_field("subscription_types", e.to_string())
-            }
-            InvalidSignup::Signup(e @ SignupError::UnknownNoticeVersion { .. }) => {
-                Problem::invalid_field("notice_version", e.to_string())
-            }
+            InvalidSignup::Signup(error) => error.into(),
         }
     }
 }
 
-fn capped(field: &'static str, value: Option<String>) -> Result<Option<String>, InvalidSignup> {
-    match value {
-        Some(v) if v.chars().count() > MAX_EVIDENCE_CHARS => Err(InvalidSignup::Field {
-            field,
-            reason: format!("at most {MAX_EVIDENCE_CHARS} characters"),
-        }),
-        other => Ok(other.filter(|v| !v.is_empty())),
-    }
+fn evidence(field: &'static str, raw: Option<String>) -> Result<Option<Evidence>, InvalidSignup> {
+    Evidence::parse(raw.as_deref()).map_err(|e| InvalidSignup::Field {
+        field,
+        reason: e.to_string(),
+    })
 }
 
-/// Counts the signup against its client network's limit, when the client is known.
-async fn check_ip_limit(state: &AppState, req: &HttpRequest) -> Result<(), InvalidSignup> {
-    let subscriptions = &state.subscriptions;
-    match client_ip(req, subscriptions.config()) {
-        Some(ip) => Ok(subscriptions.count_signup_from(&limit_network(ip)).await?),
-        None => Ok(()),
-    }
-}
-
-/// Parses and runs a signup; shared by the JSON and the form route.
+/// Parses a signup and runs it; shared by the JSON and the form route.
 async fn run_signup(
     state: &AppState,
     req: &HttpRequest,
     raw: RawSignup,
 ) -> Result<(), InvalidSignup> {
-    check_ip_limit(state, req).await?;
     let email = raw.email.ok_or(InvalidSignup::Field {
         field: "email",
         reason: "email is required".into(),
@@ -119,23 +96,18 @@ async fn run_signup(
         field: "email",
         reason: e.to_string(),
     })?;
-    let subscriptions = &state.subscriptions;
-    let locale = page::request_locale(state, req, raw.locale.as_deref());
-    let (types, notices) =
-        subscriptions.resolve_signup_types(&raw.types, &locale, &raw.notice_version)?;
     let request = SignupRequest {
         email,
-        types,
-        locale,
-        notices,
+        types: raw.types,
+        locale: page::request_locale(state, req, raw.locale.as_deref()),
+        notice_versions: raw.notice_version,
         origin: raw.origin,
-        form_id: capped("source.form_id", raw.form_id)?,
-        page_url: capped("source.page_url", raw.page_url)?,
-        meta: request_meta(req, subscriptions.config(), None),
+        form_id: evidence("source.form_id", raw.form_id)?,
+        page_url: evidence("source.page_url", raw.page_url)?,
+        meta: state.meta(req, None),
+        client_network: state.client_ip(req).map(limit_network),
     };
-    tracing::info!(to = %request.email.masked(), types = request.types.len(), "signup");
-    metrics::counter!("optin_signups_total", "source" => if raw.origin == Source::SignupForm { "form" } else { "api" }).increment(1);
-    subscriptions.sign_up(request).await?;
+    state.subscriptions.sign_up(request).await?;
     Ok(())
 }
 
@@ -218,12 +190,7 @@ pub async fn subscribe_form(
                     StatusCode::TOO_MANY_REQUESTS,
                     ErrorKey::TooManyRequests,
                 );
-                if let Ok(value) =
-                    actix_web::http::header::HeaderValue::from_str(&retry_after.to_string())
-                {
-                    page.headers_mut()
-                        .insert(actix_web::http::header::RETRY_AFTER, value);
-                }
+                set_retry_after(&mut page, retry_after);
                 return page;
             }
             Err(error) => {
@@ -242,10 +209,7 @@ pub async fn subscribe_form(
         metrics::counter!("optin_signups_ignored_total", "reason" => "honeypot").increment(1);
     }
     let target = state
-        .subscriptions
-        .config()
-        .settings
-        .server
+        .site
         .thank_you_url
         .clone()
         .unwrap_or_else(|| "/signup/received".to_string());
@@ -300,14 +264,7 @@ pub async fn show_signup_form(state: web::Data<AppState>, req: HttpRequest) -> H
         types: &types,
     };
     let mut response = page::render(&state, &req, StatusCode::OK, Some(&locale), &data);
-    let origins = &state
-        .subscriptions
-        .config()
-        .settings
-        .server
-        .embed_allowed_origins
-        .0;
-    let policy = crate::web::content_security_policy_framed_by(origins);
+    let policy = crate::web::content_security_policy_framed_by(&state.site.embed_allowed_origins);
     if let Ok(value) = HeaderValue::from_str(&policy) {
         response
             .headers_mut()

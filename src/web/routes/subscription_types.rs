@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::web::AppState;
 
 pub async fn list_subscription_types(state: web::Data<AppState>) -> HttpResponse {
-    let catalog = &state.subscriptions.config().catalog;
+    let catalog = state.subscriptions.catalog();
     let types: Vec<serde_json::Value> = catalog
         .all()
         .iter()

@@ -11,29 +11,35 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::one_click::{is_one_click, urlencoded_field};
 use super::page;
-use crate::service::{UnsubscribeTarget, Unsubscribed};
-use crate::web::extract::request_meta::request_meta;
+use crate::domain::{BlockRequests, UnsubscribeTarget};
+use crate::service::{UnsubscribeKind, UnsubscribePage};
 use crate::web::pages::{self, SignupReceived, UnsubscribeData};
 use crate::web::AppState;
+
+/// Whether the page is shown before the POST or as its answer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    Before,
+    After,
+}
 
 fn page_data(
     state: &AppState,
     locale: &str,
-    outcome: &Unsubscribed,
+    answer: &UnsubscribePage,
     token: &str,
-    unsubscribed_now: bool,
+    shown: Shown,
 ) -> UnsubscribeData {
+    let outcome = &answer.outcome;
     // Rejoining is offered once the type is left, never beside the unsubscribe button.
     let offers_resubscribe = matches!(outcome.target, UnsubscribeTarget::Type(_))
-        && (unsubscribed_now || outcome.already_unsubscribed);
+        && (shown == Shown::After || outcome.already_unsubscribed);
     // Relative to /unsubscribe/{token}, so that it works behind any path prefix and
     // stays within the CSP's form-action 'self'.
-    let manage_token = state
-        .subscriptions
-        .manage_url_for(&outcome.contact_id, locale);
-    let manage_action = manage_token
+    let manage_action = answer
+        .manage_url
         .rfind("/manage/")
-        .map(|i| format!("..{}", &manage_token[i..]));
+        .map(|i| format!("..{}", &answer.manage_url[i..]));
     UnsubscribeData {
         action_url: page::same_page_action(token),
         types: page::type_names(state, locale, outcome.types.iter().map(|t| t.as_str())),
@@ -52,9 +58,10 @@ pub async fn show_unsubscribe_page(
     token: web::Path<String>,
 ) -> HttpResponse {
     match state.subscriptions.describe_unsubscribe(&token).await {
-        Ok(outcome) => {
-            let locale = page::request_locale(&state, &req, outcome.locale.as_deref());
-            let data = pages::Unsubscribe(page_data(&state, &locale, &outcome, &token, false));
+        Ok(answer) => {
+            let locale = page::request_locale(&state, &req, Some(&answer.locale));
+            let data =
+                pages::Unsubscribe(page_data(&state, &locale, &answer, &token, Shown::Before));
             page::render(&state, &req, StatusCode::OK, Some(&locale), &data)
         }
         Err(error) => page::link_refused(&state, &req, error, None),
@@ -71,18 +78,22 @@ pub async fn unsubscribe(
         .headers()
         .get(actix_web::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let one_click = is_one_click(content_type, &body).await;
-    let block = !one_click && urlencoded_field(&body, "block").is_some_and(|v| v == "1");
-    let meta = request_meta(&req, state.subscriptions.config(), None);
+    let kind = if is_one_click(content_type, &body).await {
+        UnsubscribeKind::OneClick
+    } else if urlencoded_field(&body, "block").is_some_and(|v| v == "1") {
+        UnsubscribeKind::Page(BlockRequests::Yes)
+    } else {
+        UnsubscribeKind::Page(BlockRequests::No)
+    };
     match state
         .subscriptions
-        .unsubscribe(&token, one_click, block, &meta)
+        .unsubscribe(&token, kind, &state.meta(&req, None))
         .await
     {
-        Ok(outcome) => {
-            metrics::counter!("optin_unsubscribes_total", "source" => if one_click { "one_click" } else { "unsubscribe_page" }).increment(1);
-            let locale = page::request_locale(&state, &req, outcome.locale.as_deref());
-            let data = pages::Unsubscribed(page_data(&state, &locale, &outcome, &token, true));
+        Ok(answer) => {
+            let locale = page::request_locale(&state, &req, Some(&answer.locale));
+            let data =
+                pages::Unsubscribed(page_data(&state, &locale, &answer, &token, Shown::After));
             page::render(&state, &req, StatusCode::OK, Some(&locale), &data)
         }
         Err(error) => page::link_refused(&state, &req, error, None),
@@ -96,8 +107,11 @@ pub async fn resubscribe(
     req: HttpRequest,
     token: web::Path<String>,
 ) -> HttpResponse {
-    let meta = request_meta(&req, state.subscriptions.config(), None);
-    match state.subscriptions.resubscribe(&token, &meta).await {
+    match state
+        .subscriptions
+        .resubscribe(&token, &state.meta(&req, None))
+        .await
+    {
         Ok(requested) => page::render(
             &state,
             &req,

@@ -14,9 +14,10 @@ use actix_web::{web, HttpResponse, ResponseError};
 use serde_json::{json, Value};
 
 use super::{default_locale, timestamp};
-use crate::domain::{Contact, LawfulBasis, Status, SubscriptionType, SubscriptionTypeId};
-use crate::service::{ManualChange, ManualChangeError, RightsError};
-use crate::store::StoreError;
+use crate::domain::{
+    Contact, Evidence, LawfulBasis, ManualChange, Source, Status, SubscriptionType,
+};
+use crate::service::{RequestError, StoreError};
 use crate::web::problem::Problem;
 use crate::web::AppState;
 
@@ -42,14 +43,8 @@ impl From<StoreError> for HubSpotError {
     }
 }
 
-impl From<ManualChangeError> for HubSpotError {
-    fn from(error: ManualChangeError) -> Self {
-        Self(error.into())
-    }
-}
-
-impl From<RightsError> for HubSpotError {
-    fn from(error: RightsError) -> Self {
+impl From<RequestError> for HubSpotError {
+    fn from(error: RequestError) -> Self {
         Self(error.into())
     }
 }
@@ -75,8 +70,10 @@ fn category(status: StatusCode) -> &'static str {
 
 impl ResponseError for HubSpotError {
     fn status_code(&self) -> StatusCode {
-        // HubSpot answers invalid input with 400, never 422.
+        // HubSpot answers invalid input with 400, never 422; a person's block on
+        // confirmation requests is one more validation error to it.
         match self.0.status_code() {
+            _ if self.0.slug() == "signup-blocked" => StatusCode::BAD_REQUEST,
             StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
             other => other,
         }
@@ -98,11 +95,7 @@ impl ResponseError for HubSpotError {
         if let Some(field) = &self.0.field {
             body["context"] = json!({ "field": [field] });
         }
-        let mut response = HttpResponse::build(status);
-        if let Some(secs) = self.0.retry_after_secs {
-            response.insert_header(("Retry-After", secs.to_string()));
-        }
-        response.json(body)
+        self.0.response_builder(status).json(body)
     }
 }
 
@@ -197,18 +190,12 @@ fn subscription_id(value: Option<&Value>, field: &str) -> Result<String, Problem
 /// HubSpot's subscribe as a manual change. For consent, `legalBasisExplanation` is the
 /// evidence; without it (or without any basis) optin asks the person by a double opt-in.
 fn opt_in_change(
-    type_id: &SubscriptionTypeId,
+    t: &SubscriptionType,
     basis: Option<LawfulBasis>,
-    explanation: Option<String>,
+    explanation: Option<Evidence>,
 ) -> ManualChange {
-    let mut change = ManualChange {
-        subscription_type: type_id.clone(),
-        status: Status::OptedIn,
-        lawful_basis: basis,
-        explanation: None,
-        consent_evidence: None,
-        send_confirmation: false,
-    };
+    let mut change = plain_change(t, Status::OptedIn, None);
+    change.lawful_basis = basis;
     match (basis, explanation) {
         (Some(LawfulBasis::Consent), Some(evidence)) => change.consent_evidence = Some(evidence),
         (None | Some(LawfulBasis::Consent), _) => {
@@ -222,17 +209,18 @@ fn opt_in_change(
 
 /// A change to `status` other than an opt-in; the explanation, if any, is recorded.
 fn plain_change(
-    type_id: &SubscriptionTypeId,
+    t: &SubscriptionType,
     status: Status,
-    explanation: Option<String>,
+    explanation: Option<Evidence>,
 ) -> ManualChange {
     ManualChange {
-        subscription_type: type_id.clone(),
+        subscription_type: t.clone(),
         status,
         lawful_basis: None,
         explanation,
         consent_evidence: None,
         send_confirmation: false,
+        source: Source::AdminApi,
     }
 }
 
@@ -241,5 +229,5 @@ fn subscription<'a>(
     contact: Option<&'a Contact>,
     t: &SubscriptionType,
 ) -> Option<&'a crate::domain::Subscription> {
-    contact.and_then(|c| c.subscriptions.get(&t.id))
+    contact.and_then(|c| c.subscription(&t.id))
 }

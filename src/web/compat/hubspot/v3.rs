@@ -10,8 +10,10 @@ use super::{
     subscription, HubSpotResult,
 };
 use crate::auth::Scope;
-use crate::domain::{Contact, Source, Status, SubscriptionType};
-use crate::web::compat::{admin_meta, caller, capped, default_locale, json_body};
+use crate::domain::{Contact, Status, SubscriptionType};
+use crate::web::compat::{
+    admin_meta, caller, default_locale, evidence, json_body, subscription_types,
+};
 use crate::web::extract::manual_change::parse_email;
 use crate::web::middleware::no_store::no_store;
 use crate::web::AppState;
@@ -46,11 +48,7 @@ fn status_of(state: &AppState, t: &SubscriptionType, contact: Option<&Contact>) 
 
 pub async fn list_definitions(state: web::Data<AppState>, req: HttpRequest) -> HubSpotResult {
     caller(&req, Scope::Send, false)?;
-    let definitions: Vec<Value> = state
-        .subscriptions
-        .config()
-        .catalog
-        .all()
+    let definitions: Vec<Value> = subscription_types(&state)
         .iter()
         .map(|t| definition(&state, t))
         .collect();
@@ -65,11 +63,7 @@ pub async fn show_statuses(
     caller(&req, Scope::Send, false)?;
     let email = parse_email(&email, "emailAddress")?;
     let contact = state.subscriptions.contact(&email).await?;
-    let statuses: Vec<Value> = state
-        .subscriptions
-        .config()
-        .catalog
-        .all()
+    let statuses: Vec<Value> = subscription_types(&state)
         .iter()
         .map(|t| status_of(&state, t, contact.as_ref()))
         .collect();
@@ -124,18 +118,20 @@ async fn change_status(
         "subscriptionId",
         body.subscription_id.as_deref().unwrap_or_default(),
     )?;
-    let explanation = capped("legalBasisExplanation", body.legal_basis_explanation)?;
+    let explanation = evidence(
+        "legalBasisExplanation",
+        body.legal_basis_explanation.as_deref(),
+    )?;
     let basis = parse_legal_basis(body.legal_basis.as_deref(), subscribe)?;
     let change = if subscribe {
-        opt_in_change(&t.id, basis, explanation)
+        opt_in_change(t, basis, explanation)
     } else {
-        plain_change(&t.id, Status::Unsubscribed, explanation)
+        plain_change(t, Status::Unsubscribed, explanation)
     };
     let meta = admin_meta(&state, &req, &key);
-    state
+    let result = state
         .subscriptions
-        .change_manually(&email, &change, Source::AdminApi, &meta)
+        .change_manually(&email, &change, &meta)
         .await?;
-    let contact = state.subscriptions.contact(&email).await?;
-    Ok(HttpResponse::Ok().json(status_of(&state, t, contact.as_ref())))
+    Ok(HttpResponse::Ok().json(status_of(&state, t, Some(&result.contact))))
 }

@@ -12,8 +12,10 @@ use super::{
     subscription, subscription_id, HubSpotError, HubSpotResult,
 };
 use crate::auth::Scope;
-use crate::domain::{Contact, EmailAddress, RequestMeta, Source, Status, SubscriptionType};
-use crate::web::compat::{admin_meta, caller, capped, default_locale, json_body, timestamp};
+use crate::domain::{Contact, EmailAddress, RequestMeta, Status, SubscriptionType};
+use crate::web::compat::{
+    admin_meta, caller, default_locale, evidence, json_body, subscription_types, timestamp,
+};
 use crate::web::extract::manual_change::parse_email;
 use crate::web::middleware::no_store::no_store;
 use crate::web::problem::Problem;
@@ -127,11 +129,7 @@ fn statuses_answer(
 }
 
 fn statuses_of(state: &AppState, email: &EmailAddress, contact: Option<&Contact>) -> Vec<Value> {
-    state
-        .subscriptions
-        .config()
-        .catalog
-        .all()
+    subscription_types(state)
         .iter()
         .map(|t| status_of(state, email, t, contact))
         .collect()
@@ -140,11 +138,7 @@ fn statuses_of(state: &AppState, email: &EmailAddress, contact: Option<&Contact>
 pub async fn list_definitions(state: web::Data<AppState>, req: HttpRequest) -> HubSpotResult {
     caller(&req, Scope::Send, false)?;
     let started = Utc::now();
-    let definitions = state
-        .subscriptions
-        .config()
-        .catalog
-        .all()
+    let definitions = subscription_types(&state)
         .iter()
         .map(|t| definition(&state, t))
         .collect();
@@ -196,13 +190,16 @@ async fn apply_write(
     check_channel(write.channel.as_deref())?;
     let id = subscription_id(write.subscription_id.as_ref(), "subscriptionId")?;
     let t = known_type(state, "subscriptionId", &id)?;
-    let explanation = capped("legalBasisExplanation", write.legal_basis_explanation)?;
+    let explanation = evidence(
+        "legalBasisExplanation",
+        write.legal_basis_explanation.as_deref(),
+    )?;
     let opt_in = write.status_state.as_deref() == Some("SUBSCRIBED");
     let basis = parse_legal_basis(write.legal_basis.as_deref(), opt_in)?;
     let change = match write.status_state.as_deref() {
-        Some("SUBSCRIBED") => opt_in_change(&t.id, basis, explanation),
-        Some("UNSUBSCRIBED") => plain_change(&t.id, Status::Unsubscribed, explanation),
-        Some("NOT_SPECIFIED") => plain_change(&t.id, Status::NotSubscribed, explanation),
+        Some("SUBSCRIBED") => opt_in_change(t, basis, explanation),
+        Some("UNSUBSCRIBED") => plain_change(t, Status::Unsubscribed, explanation),
+        Some("NOT_SPECIFIED") => plain_change(t, Status::NotSubscribed, explanation),
         _ => {
             return Err(Problem::invalid_field(
                 "statusState",
@@ -211,12 +208,11 @@ async fn apply_write(
             .into())
         }
     };
-    state
+    let result = state
         .subscriptions
-        .change_manually(email, &change, Source::AdminApi, meta)
+        .change_manually(email, &change, meta)
         .await?;
-    let contact = state.subscriptions.contact(email).await?;
-    Ok(status_of(state, email, t, contact.as_ref()))
+    Ok(status_of(state, email, t, Some(&result.contact)))
 }
 
 pub async fn write_status(
@@ -334,25 +330,17 @@ pub async fn write_batch(
 /// `UNSUBSCRIBED` once every type is unsubscribed (what the write below makes),
 /// `SUBSCRIBED` while any type is opted in, else `NOT_SPECIFIED`.
 fn wide_status(state: &AppState, email: &EmailAddress, contact: Option<&Contact>) -> Value {
-    let catalog = &state.subscriptions.config().catalog;
+    let types = subscription_types(state);
     let status_of =
         |t: &SubscriptionType| contact.map_or(Status::NotSubscribed, |c| c.status(&t.id));
-    let status = if catalog
-        .all()
-        .iter()
-        .all(|t| status_of(t) == Status::Unsubscribed)
-    {
+    let status = if types.iter().all(|t| status_of(t) == Status::Unsubscribed) {
         "UNSUBSCRIBED"
-    } else if catalog
-        .all()
-        .iter()
-        .any(|t| status_of(t) == Status::OptedIn)
-    {
+    } else if types.iter().any(|t| status_of(t) == Status::OptedIn) {
         "SUBSCRIBED"
     } else {
         "NOT_SPECIFIED"
     };
-    let latest = contact.and_then(|c| c.subscriptions.values().map(|s| s.since).max());
+    let latest = contact.and_then(|c| c.subscriptions().values().map(|s| s.since).max());
     json!({
         "subscriberIdString": email.as_str(),
         "wideStatusType": "PORTAL_WIDE",
@@ -375,8 +363,8 @@ pub async fn show_unsubscribe_all(
     ))
 }
 
-/// Unsubscribes every type, each as its own manual change (and event); answers the
-/// statuses of every type afterwards.
+/// Unsubscribes every type in one change (the events share one request and time);
+/// answers the statuses of every type afterwards.
 pub async fn unsubscribe_all(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -387,15 +375,8 @@ pub async fn unsubscribe_all(
     let started = Utc::now();
     let email = parse_email(&subscriber, "subscriberIdString")?;
     let meta = admin_meta(&state, &req, &key);
-    for t in state.subscriptions.config().catalog.all() {
-        let change = plain_change(&t.id, Status::Unsubscribed, None);
-        state
-            .subscriptions
-            .change_manually(&email, &change, Source::AdminApi, &meta)
-            .await?;
-    }
-    let contact = state.subscriptions.contact(&email).await?;
-    Ok(statuses_answer(&state, &email, contact.as_ref(), started))
+    let contact = state.subscriptions.unsubscribe_all(&email, &meta).await?;
+    Ok(statuses_answer(&state, &email, Some(&contact), started))
 }
 
 #[derive(Deserialize)]

@@ -1,6 +1,32 @@
-//! A contact's stored state and the transitions on it. No I/O: each transition changes the
-//! contact in memory and appends the event that proves it; the store then writes the
-//! whole change in one atomic step.
+//! A contact's stored state and the transitions on it. No I/O: a transition takes the
+//! contact as it was read, the service's [`Rules`](super::Rules) and what the request
+//! asks, and returns the change to record as a [`Planned`](super::Planned) value; the
+//! service writes all of it in one atomic step.
+//!
+//! The fields are private: only the transitions here change a contact. One file per kind
+//! of transition:
+//! - [`signup`]: a public signup;
+//! - [`confirm`]: the click on a confirmation link;
+//! - [`unsubscribe`]: one-click and the unsubscribe page, unsubscribe from all;
+//! - [`preferences`]: the preference center;
+//! - [`manual`]: changes by an admin or an import, and asking someone to confirm;
+//! - [`membership`]: a Mailchimp list member's status;
+//! - [`rights`]: restriction, export, erasure and rectification;
+//! - [`reachability`]: bounces and complaints;
+//! - [`expiry`]: confirmations not confirmed in time.
+
+mod confirm;
+mod expiry;
+mod manual;
+mod membership;
+mod preferences;
+mod reachability;
+mod rights;
+mod signup;
+mod unsubscribe;
+
+#[cfg(test)]
+mod testing;
 
 use std::collections::BTreeMap;
 
@@ -9,11 +35,25 @@ use uuid::Uuid;
 
 use super::contact_id::ContactId;
 use super::email::EmailAddress;
-use super::event::{ChainHead, Event, EventDraft, EventKind, SignupEvidence, Source};
+use super::event::{ChainHead, Event, EventDraft, EventKind, RequestMeta, SignupEvidence, Source};
 use super::outbox_job::{MailKind, OutboxJob};
-use super::reachability::{SeenFeedback, Unreachable};
+use super::plan::{Plan, Planned};
+use super::rules::MailAllowance;
 use super::status::{LawfulBasis, Status};
 use super::subscription_type::{NoticeRef, SubscriptionTypeId};
+
+pub use confirm::Confirmed;
+pub use expiry::Purged;
+pub use manual::{ManualChange, ManualChangeError, ManualOutcome, ManualResult, OptInRefused};
+pub use membership::{MemberError, MemberStatus, MemberWrite, MemberWriteMode, Membership};
+pub use preferences::{PreferenceChoice, PreferencesRefused};
+pub use reachability::{
+    BounceType, FeedbackKind, FeedbackNote, FeedbackPolicy, SeenFeedback, Unreachable,
+    MAX_SEEN_FEEDBACK,
+};
+pub use rights::{MoveTarget, Restriction};
+pub use signup::SignupIntent;
+pub use unsubscribe::{BlockRequests, UnsubscribeTarget, Unsubscribed};
 
 /// The current status of one subscription type, and how it got there.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -36,37 +76,57 @@ pub struct PendingConfirmation {
     pub signup: SignupEvidence,
 }
 
+/// A signup that was confirmed, remembered while its link is still valid, so that a
+/// second click can say what it confirmed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConfirmedSignup {
+    pub pending_id: Uuid,
+    pub types: Vec<SubscriptionTypeId>,
+    pub locale: String,
+    pub link_expires_at: DateTime<Utc>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Contact {
-    pub id: ContactId,
-    pub email: EmailAddress,
-    pub locale: String,
-    pub created_at: DateTime<Utc>,
+    id: ContactId,
+    email: EmailAddress,
+    locale: String,
+    created_at: DateTime<Utc>,
     #[serde(default)]
-    pub subscriptions: BTreeMap<SubscriptionTypeId, Subscription>,
+    subscriptions: BTreeMap<SubscriptionTypeId, Subscription>,
     #[serde(default)]
-    pub pending: Vec<PendingConfirmation>,
+    pending: Vec<PendingConfirmation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub restricted_since: Option<DateTime<Utc>>,
+    restricted_since: Option<DateTime<Utc>>,
     #[serde(default)]
-    pub head: ChainHead,
+    head: ChainHead,
     /// Since when the person has asked not to be sent confirmation requests: public
     /// signups then store nothing and mail nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signup_blocked_since: Option<DateTime<Utc>>,
+    signup_blocked_since: Option<DateTime<Utc>>,
     /// Bumped by every write; the store refuses a write based on an older version.
     #[serde(default)]
-    pub version: u64,
-    /// Set by bounces: while set, no type is eligible (see [`super::reachability`]).
+    version: u64,
+    /// Set by bounces: while set, no type is eligible (see [`reachability`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unreachable: Option<Unreachable>,
+    unreachable: Option<Unreachable>,
     /// When recent soft bounces arrived, toward `feedback.soft_bounce_limit`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub soft_bounces: Vec<DateTime<Utc>>,
+    soft_bounces: Vec<DateTime<Utc>>,
     /// Provider events already applied, kept here so that the check is part of the same
     /// atomic write as the change and nothing is kept for an unknown address.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub feedback_seen: Vec<SeenFeedback>,
+    feedback_seen: Vec<SeenFeedback>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    confirmed: Vec<ConfirmedSignup>,
+    /// Set while a rectification moves this contact to its new address. The contact is
+    /// then frozen: whoever reads it finishes the move before changing anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    moving_to: Option<MoveTarget>,
+    /// The ids this contact had before rectifications. Their links still reach it, and an
+    /// erasure removes what points here from them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    forwarded_from: Vec<ContactId>,
 }
 
 /// What a double opt-in asks the person to confirm, and the evidence of the request.
@@ -106,9 +166,17 @@ impl StatusChange {
         }
     }
 
+    #[must_use]
     pub fn with_basis(mut self, basis: LawfulBasis) -> Self {
         self.lawful_basis = Some(basis);
         self
+    }
+
+    /// An opt-in on the basis of consent to the notice shown.
+    pub fn consent(source: Source, notice: NoticeRef) -> Self {
+        let mut change = Self::new(Status::OptedIn, source).with_basis(LawfulBasis::Consent);
+        change.consent_notice = Some(notice);
+        change
     }
 }
 
@@ -128,7 +196,35 @@ impl Contact {
             unreachable: None,
             soft_bounces: Vec::new(),
             feedback_seen: Vec::new(),
+            confirmed: Vec::new(),
+            moving_to: None,
+            forwarded_from: Vec::new(),
         }
+    }
+
+    pub fn id(&self) -> &ContactId {
+        &self.id
+    }
+
+    pub fn email(&self) -> &EmailAddress {
+        &self.email
+    }
+
+    /// The language the person answered a mail in; pages and mails use it.
+    pub fn locale(&self) -> &str {
+        &self.locale
+    }
+
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+
+    pub fn subscriptions(&self) -> &BTreeMap<SubscriptionTypeId, Subscription> {
+        &self.subscriptions
+    }
+
+    pub fn subscription(&self, subscription_type: &SubscriptionTypeId) -> Option<&Subscription> {
+        self.subscriptions.get(subscription_type)
     }
 
     pub fn status(&self, subscription_type: &SubscriptionTypeId) -> Status {
@@ -137,8 +233,63 @@ impl Contact {
             .map_or(Status::NotSubscribed, |s| s.status)
     }
 
+    pub fn pending(&self) -> &[PendingConfirmation] {
+        &self.pending
+    }
+
+    pub fn pending_confirmation(&self, pending_id: Uuid) -> Option<&PendingConfirmation> {
+        self.pending.iter().find(|p| p.id == pending_id)
+    }
+
+    /// A confirmation that was already used, while its link is still valid.
+    pub fn confirmed_signup(&self, pending_id: Uuid) -> Option<&ConfirmedSignup> {
+        self.confirmed.iter().find(|c| c.pending_id == pending_id)
+    }
+
+    pub fn restricted_since(&self) -> Option<DateTime<Utc>> {
+        self.restricted_since
+    }
+
     pub fn is_restricted(&self) -> bool {
         self.restricted_since.is_some()
+    }
+
+    pub fn head(&self) -> &ChainHead {
+        &self.head
+    }
+
+    pub fn signup_blocked_since(&self) -> Option<DateTime<Utc>> {
+        self.signup_blocked_since
+    }
+
+    pub fn is_signup_blocked(&self) -> bool {
+        self.signup_blocked_since.is_some()
+    }
+
+    /// The version the store holds; it rises with every write.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The contact as the store writes it at `version`.
+    #[must_use]
+    pub fn with_version(mut self, version: u64) -> Self {
+        self.version = version;
+        self
+    }
+
+    pub fn unreachable(&self) -> Option<&Unreachable> {
+        self.unreachable.as_ref()
+    }
+
+    /// Where a rectification in progress moves this contact.
+    pub fn moving_to(&self) -> Option<&MoveTarget> {
+        self.moving_to.as_ref()
+    }
+
+    /// The ids this contact had before rectifications.
+    pub fn forwarded_from(&self) -> &[ContactId] {
+        &self.forwarded_from
     }
 
     /// A contact with statuses but no opt-in has been inactive since its latest change.
@@ -163,8 +314,20 @@ impl Contact {
             && self.inactive_since().is_some_and(|at| at < cutoff)
     }
 
-    pub fn pending(&self, pending_id: Uuid) -> Option<&PendingConfirmation> {
-        self.pending.iter().find(|p| p.id == pending_id)
+    /// True when nothing but the address and its pending signups is held: such a contact
+    /// is removed entirely when its last pending confirmation goes.
+    pub fn holds_only_pending(&self) -> bool {
+        self.subscriptions.is_empty()
+            && self.head.events == 0
+            && self.restricted_since.is_none()
+            && self.signup_blocked_since.is_none()
+    }
+
+    /// Whether any type of the given set is opted in: the "marketing contact" test.
+    pub fn is_opted_in_to_any(&self, mut matches: impl FnMut(&SubscriptionTypeId) -> bool) -> bool {
+        self.subscriptions
+            .iter()
+            .any(|(t, s)| s.status == Status::OptedIn && matches(t))
     }
 
     /// Appends an event to the chain and moves the head.
@@ -177,12 +340,13 @@ impl Contact {
         event
     }
 
-    /// Sets a status and records why. Returns `None` when the status is already `to`.
+    /// Sets a status and records why: the one primitive every status transition uses.
+    /// Returns `None` when the status is already `to`.
     pub fn change_status(
         &mut self,
         subscription_type: &SubscriptionTypeId,
         change: StatusChange,
-        meta: &super::event::RequestMeta,
+        meta: &RequestMeta,
         now: DateTime<Utc>,
     ) -> Option<Event> {
         let from = self.status(subscription_type);
@@ -252,11 +416,21 @@ impl Contact {
         )
     }
 
+    /// Plans a "here is your preferences link" mail, asked for on a manage, unsubscribe
+    /// or aged preferences page; only when the per-address cap allows.
+    pub fn send_preferences_link(self, mail: MailAllowance, now: DateTime<Utc>) -> Planned<()> {
+        if mail == MailAllowance::Spent {
+            return Planned::Nothing(());
+        }
+        let job = self.preferences_link_mail(now);
+        Planned::Write(Plan::keep(self, Vec::new(), ()).with_jobs([job]))
+    }
+
     /// Records the person's wish not to be asked again. `None` when already blocked.
     pub fn block_signups(
         &mut self,
         source: Source,
-        meta: &super::event::RequestMeta,
+        meta: &RequestMeta,
         now: DateTime<Utc>,
     ) -> Option<Event> {
         if self.signup_blocked_since.is_some() {
@@ -266,11 +440,26 @@ impl Contact {
         Some(self.record(EventDraft::new(EventKind::SignupBlocked, source, meta), now))
     }
 
-    /// Allows signups again. `None` when they were not blocked.
+    /// Lifts the block as a change of its own (an admin's explicit request). Answers the
+    /// contact afterwards.
+    pub fn allow_signups(
+        mut self,
+        source: Source,
+        meta: &RequestMeta,
+        now: DateTime<Utc>,
+    ) -> Planned<Contact> {
+        match self.lift_signup_block(source, meta, now) {
+            Some(event) => Planned::Write(Plan::keep(self.clone(), vec![event], self)),
+            None => Planned::Nothing(self),
+        }
+    }
+
+    /// Allows signups again: only the person (a preferences link) or an admin's explicit
+    /// `DELETE …/signup-block` does this. `None` when they were not blocked.
     pub fn lift_signup_block(
         &mut self,
         source: Source,
-        meta: &super::event::RequestMeta,
+        meta: &RequestMeta,
         now: DateTime<Utc>,
     ) -> Option<Event> {
         self.signup_blocked_since.take()?;
@@ -278,21 +467,5 @@ impl Contact {
             EventDraft::new(EventKind::SignupBlockLifted, source, meta),
             now,
         ))
-    }
-
-    /// True when nothing but the address and its pending signups is held: such a contact
-    /// is removed entirely when its last pending confirmation expires.
-    pub fn holds_only_pending(&self) -> bool {
-        self.subscriptions.is_empty()
-            && self.head.events == 0
-            && self.restricted_since.is_none()
-            && self.signup_blocked_since.is_none()
-    }
-
-    /// Whether any type of the given purpose set is opted in: the "marketing contact" test.
-    pub fn is_opted_in_to_any(&self, mut matches: impl FnMut(&SubscriptionTypeId) -> bool) -> bool {
-        self.subscriptions
-            .iter()
-            .any(|(t, s)| s.status == Status::OptedIn && matches(t))
     }
 }

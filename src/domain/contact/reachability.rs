@@ -8,10 +8,12 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::contact::{Contact, StatusChange};
-use super::event::{Event, EventDraft, EventKind, RequestMeta, Source};
-use super::status::Status;
-use super::subscription_type::SubscriptionTypeId;
+use super::{Contact, StatusChange};
+use crate::domain::plan::{Plan, Planned};
+use crate::domain::rules::Rules;
+use crate::domain::{
+    Event, EventDraft, EventKind, RequestMeta, Source, Status, SubscriptionTypeId,
+};
 
 /// Why an address became unreachable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -99,6 +101,57 @@ pub struct FeedbackNote {
 }
 
 impl Contact {
+    /// Applies the feedback items about this contact in order, as one change.
+    pub fn take_feedback_notes(
+        mut self,
+        notes: &[FeedbackNote],
+        rules: &Rules,
+        meta: &RequestMeta,
+        now: DateTime<Utc>,
+    ) -> Planned<()> {
+        let mut changed = false;
+        let mut events = Vec::new();
+        for note in notes {
+            if let Some(new) =
+                self.take_feedback(note, rules.feedback(), rules.marketing_types(), meta, now)
+            {
+                changed = true;
+                events.extend(new);
+            }
+        }
+        if changed {
+            Planned::Write(Plan::keep(self, events, ()))
+        } else {
+            Planned::Nothing(())
+        }
+    }
+
+    /// Our own mail got a permanent `5.1.x` answer: the mailbox does not exist.
+    pub fn note_smtp_rejection(
+        mut self,
+        detail: Option<String>,
+        meta: &RequestMeta,
+        now: DateTime<Utc>,
+    ) -> Planned<()> {
+        match self.mark_unreachable(BounceType::SmtpRejection, detail, meta, now) {
+            Some(event) => Planned::Write(Plan::keep(self, vec![event], ())),
+            None => Planned::Nothing(()),
+        }
+    }
+
+    /// An admin says the address works. Answers the contact afterwards.
+    pub fn clear_unreachable_mark(
+        mut self,
+        source: Source,
+        meta: &RequestMeta,
+        now: DateTime<Utc>,
+    ) -> Planned<Contact> {
+        match self.clear_unreachable(source, meta, now) {
+            Some(event) => Planned::Write(Plan::keep(self.clone(), vec![event], self)),
+            None => Planned::Nothing(self),
+        }
+    }
+
     pub fn is_unreachable(&self) -> bool {
         self.unreachable.is_some()
     }

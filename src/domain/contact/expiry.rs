@@ -1,0 +1,66 @@
+//! Confirmations not confirmed in time are purged, together with every piece of personal
+//! data that was held only for them (data minimisation).
+
+use uuid::Uuid;
+
+use super::Contact;
+use crate::domain::plan::{Plan, Planned};
+
+/// What the purge of one expired confirmation did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purged {
+    Pending,
+    /// The contact held nothing else, so it went entirely.
+    Contact,
+    /// No such confirmation (already confirmed, withdrawn or purged).
+    NotFound,
+}
+
+impl Contact {
+    pub fn purge_pending(mut self, pending: Uuid) -> Planned<Purged> {
+        if self.pending_confirmation(pending).is_none() {
+            return Planned::Nothing(Purged::NotFound);
+        }
+        self.pending.retain(|p| p.id != pending);
+        if self.holds_only_pending() && self.pending.is_empty() {
+            return Planned::Write(Plan::delete(Purged::Contact));
+        }
+        Planned::Write(Plan::keep(self, Vec::new(), Purged::Pending))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{contact, notice, rules, type_id, META};
+    use super::super::SignupIntent;
+    use super::*;
+    use crate::domain::rules::MailAllowance;
+    use crate::domain::Source;
+
+    #[test]
+    fn the_last_signup_of_an_address_that_holds_nothing_else_takes_the_address_with_it() {
+        let now = chrono::Utc::now();
+        let intent = SignupIntent {
+            types: vec![(type_id("news"), notice("news"))],
+            locale: "en".into(),
+            origin: Source::SignupForm,
+            form_id: None,
+            page_url: None,
+            meta: META.clone(),
+        };
+        let Planned::Write(plan) =
+            contact(now).sign_up(&intent, &rules(), MailAllowance::Available, now)
+        else {
+            panic!("a write")
+        };
+        let pending = plan.after.unwrap();
+        let id = pending.pending()[0].id;
+        assert!(
+            matches!(pending.clone().purge_pending(id), Planned::Write(ref p) if p.after.is_none() && p.value == Purged::Contact)
+        );
+        assert!(matches!(
+            pending.purge_pending(uuid::Uuid::now_v7()),
+            Planned::Nothing(Purged::NotFound)
+        ));
+    }
+}

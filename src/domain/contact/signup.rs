@@ -1,0 +1,219 @@
+//! A public signup: a pending confirmation for the types asked for and one confirmation
+//! mail. A signup never lowers a status, never undoes a no, and leaves a person who
+//! blocked confirmation requests alone.
+
+use chrono::{DateTime, Utc};
+
+use super::{ConfirmationRequest, Contact, StatusChange};
+use crate::domain::evidence::Evidence;
+use crate::domain::plan::{Plan, Planned};
+use crate::domain::rules::{MailAllowance, Rules};
+use crate::domain::{NoticeRef, RequestMeta, SignupEvidence, Source, Status, SubscriptionTypeId};
+
+/// A signup, parsed: the types are known and each comes with the notice shown for it.
+#[derive(Clone, Debug)]
+pub struct SignupIntent {
+    /// Each type asked for, once, with the notice shown beside it.
+    pub types: Vec<(SubscriptionTypeId, NoticeRef)>,
+    pub locale: String,
+    /// `signup_form` or `signup_api`.
+    pub origin: Source,
+    pub form_id: Option<Evidence>,
+    pub page_url: Option<Evidence>,
+    pub meta: RequestMeta,
+}
+
+impl SignupIntent {
+    fn evidence(&self, now: DateTime<Utc>) -> SignupEvidence {
+        SignupEvidence {
+            at: now,
+            source: self.origin,
+            ip: self.meta.ip.clone(),
+            user_agent: self.meta.user_agent.clone(),
+            form_id: self.form_id.clone().map(Evidence::into_string),
+            page_url: self.page_url.clone().map(Evidence::into_string),
+        }
+    }
+}
+
+impl Contact {
+    /// Plans a public signup of this contact (a new one is made by the caller with the
+    /// signup's locale; a known contact keeps its language until it confirms).
+    ///
+    /// Always writes (at least a version bump), so that every kind of address costs the
+    /// same work and the answer's timing tells nothing. An unsubscribed person is asked
+    /// to confirm even on a type without double opt-in, and a person who blocked signups
+    /// is neither changed nor mailed.
+    pub fn sign_up(
+        self,
+        intent: &SignupIntent,
+        rules: &Rules,
+        mail: MailAllowance,
+        now: DateTime<Utc>,
+    ) -> Planned<()> {
+        if self.is_signup_blocked() {
+            return Planned::Write(Plan::keep(self, Vec::new(), ()));
+        }
+        let mut contact = self;
+        let evidence = intent.evidence(now);
+        let mut events = Vec::new();
+        let mut to_confirm = Vec::new();
+        let mut notices = Vec::new();
+        for (type_id, notice) in &intent.types {
+            let current = contact.status(type_id);
+            if current == Status::OptedIn {
+                continue;
+            }
+            let single_opt_in = rules
+                .catalog()
+                .get(type_id.as_str())
+                .is_some_and(|t| !t.double_opt_in);
+            if single_opt_in && current == Status::NotSubscribed {
+                let mut change = StatusChange::consent(intent.origin, notice.clone());
+                change.signup = Some(evidence.clone());
+                events.extend(contact.change_status(type_id, change, &intent.meta, now));
+            } else {
+                to_confirm.push(type_id.clone());
+                notices.push(notice.clone());
+            }
+        }
+        let mut jobs = Vec::new();
+        if !to_confirm.is_empty() && mail == MailAllowance::Available {
+            jobs.push(contact.request_confirmation(
+                ConfirmationRequest {
+                    types: to_confirm,
+                    notices,
+                    locale: intent.locale.clone(),
+                    ttl: rules.confirmation_ttl(),
+                    signup: evidence,
+                },
+                now,
+            ));
+        }
+        Planned::Write(Plan::keep(contact, events, ()).with_jobs(jobs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{contact, notice, rules, type_id, META};
+    use super::*;
+    use crate::domain::LawfulBasis;
+
+    fn intent(types: &[&str]) -> SignupIntent {
+        SignupIntent {
+            types: types.iter().map(|t| (type_id(t), notice(t))).collect(),
+            locale: "nl".into(),
+            origin: Source::SignupForm,
+            form_id: Evidence::parse(Some("footer")).unwrap(),
+            page_url: None,
+            meta: META.clone(),
+        }
+    }
+
+    #[test]
+    fn a_new_address_gets_one_pending_confirmation_and_one_mail_and_no_status() {
+        let now = chrono::Utc::now();
+        let planned = contact(now).sign_up(
+            &intent(&["news", "offers"]),
+            &rules(),
+            MailAllowance::Available,
+            now,
+        );
+        let plan = planned.plan().expect("a write");
+        let after = plan.after().unwrap();
+        assert_eq!(after.pending().len(), 1);
+        assert_eq!(
+            after.pending()[0].types,
+            [type_id("news"), type_id("offers")]
+        );
+        assert_eq!(after.pending()[0].signup.form_id.as_deref(), Some("footer"));
+        assert_eq!(after.pending()[0].locale, "nl");
+        assert!(after.subscriptions().is_empty());
+        assert_eq!(plan.jobs().len(), 1);
+        assert!(plan.events().is_empty());
+        assert!(planned.mails_others_requested());
+    }
+
+    #[test]
+    fn an_opted_in_type_is_left_alone_and_never_lowered() {
+        let now = chrono::Utc::now();
+        let mut known = contact(now);
+        known.change_status(
+            &type_id("news"),
+            StatusChange::consent(Source::ConfirmLink, notice("news")),
+            &META,
+            now,
+        );
+        let planned = known.sign_up(&intent(&["news"]), &rules(), MailAllowance::Available, now);
+        let plan = planned
+            .plan()
+            .expect("a write all the same, for equal work");
+        assert_eq!(
+            plan.after().unwrap().status(&type_id("news")),
+            Status::OptedIn
+        );
+        assert!(plan.jobs().is_empty());
+        assert!(plan.after().unwrap().pending().is_empty());
+    }
+
+    #[test]
+    fn a_blocked_address_is_written_unchanged_and_not_mailed() {
+        let now = chrono::Utc::now();
+        let mut blocked = contact(now);
+        blocked.block_signups(Source::UnsubscribePage, &META, now);
+        let before = blocked.clone();
+        let planned = blocked.sign_up(&intent(&["news"]), &rules(), MailAllowance::Available, now);
+        let plan = planned.plan().expect("a write");
+        assert_eq!(plan.after(), Some(&before));
+        assert!(plan.jobs().is_empty());
+    }
+
+    #[test]
+    fn a_single_opt_in_type_opts_in_a_new_person_but_only_asks_an_unsubscribed_one() {
+        let now = chrono::Utc::now();
+        let planned = contact(now).sign_up(
+            &intent(&["alerts"]),
+            &rules(),
+            MailAllowance::Available,
+            now,
+        );
+        let plan = planned.plan().unwrap();
+        assert_eq!(
+            plan.after().unwrap().status(&type_id("alerts")),
+            Status::OptedIn
+        );
+        assert_eq!(plan.events()[0].lawful_basis, Some(LawfulBasis::Consent));
+        assert_eq!(plan.events()[0].source, Source::SignupForm);
+        assert!(plan.jobs().is_empty());
+
+        let mut left = contact(now);
+        left.change_status(
+            &type_id("alerts"),
+            StatusChange::new(Status::Unsubscribed, Source::OneClick),
+            &META,
+            now,
+        );
+        let planned = left.sign_up(
+            &intent(&["alerts"]),
+            &rules(),
+            MailAllowance::Available,
+            now,
+        );
+        let plan = planned.plan().unwrap();
+        assert_eq!(
+            plan.after().unwrap().status(&type_id("alerts")),
+            Status::Unsubscribed
+        );
+        assert_eq!(plan.jobs().len(), 1, "a confirmation mail instead");
+    }
+
+    #[test]
+    fn with_the_mail_allowance_spent_nothing_is_pending_and_nothing_is_mailed() {
+        let now = chrono::Utc::now();
+        let planned = contact(now).sign_up(&intent(&["news"]), &rules(), MailAllowance::Spent, now);
+        let plan = planned.plan().unwrap();
+        assert!(plan.jobs().is_empty());
+        assert!(plan.after().unwrap().pending().is_empty());
+    }
+}

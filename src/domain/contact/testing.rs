@@ -1,0 +1,72 @@
+//! What the transition tests share: a small catalog and a fresh contact.
+
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::{Contact, FeedbackPolicy};
+use crate::domain::rules::Rules;
+use crate::domain::{
+    Catalog, ContactId, EmailAddress, NoticeRef, RequestMeta, SubscriptionType, SubscriptionTypeId,
+};
+
+pub static META: LazyLock<RequestMeta> = LazyLock::new(|| RequestMeta {
+    ip: Some("192.0.2.7".into()),
+    user_agent: Some("test".into()),
+    actor: None,
+    request_id: Some("req-1".into()),
+});
+
+/// `news` and `offers` (marketing, double opt-in), `alerts` (service, single opt-in).
+pub fn rules() -> Rules {
+    let types: Vec<SubscriptionType> = ["news", "offers", "alerts"]
+        .into_iter()
+        .map(|id| {
+            serde_json::from_value(serde_json::json!({
+                "id": id,
+                "purpose": if id == "alerts" { "service" } else { "marketing" },
+                "double_opt_in": id != "alerts",
+                "name": { "en": format!("{id} (en)"), "nl": format!("{id} (nl)") },
+                "consent_notice": {
+                    "en": { "version": "v2", "text": format!("We mail you {id}.") },
+                    "nl": { "version": "v2", "text": format!("We mailen je {id}.") }
+                },
+                "past_notices": [{ "locale": "en", "version": "v1", "text": "Old text." }]
+            }))
+            .expect("a test type")
+        })
+        .collect();
+    let catalog = Catalog::new(types, "en").expect("a test catalog");
+    Rules::new(
+        catalog,
+        Duration::days(7),
+        FeedbackPolicy {
+            soft_bounce_limit: 3,
+            window: Duration::days(14),
+        },
+    )
+}
+
+pub fn type_id(id: &str) -> SubscriptionTypeId {
+    SubscriptionTypeId::parse(id).expect("a test type id")
+}
+
+/// The current English notice of a test type.
+pub fn notice(id: &str) -> NoticeRef {
+    let rules = rules();
+    rules
+        .catalog()
+        .lookup(id)
+        .expect("a test type")
+        .notice_shown("en", "en", None)
+        .expect("the current notice")
+}
+
+pub fn contact(now: DateTime<Utc>) -> Contact {
+    let email = EmailAddress::parse("ann+news@example.com").expect("a test address");
+    Contact::new(contact_id("c1"), email, "en", now)
+}
+
+pub fn contact_id(seed: &str) -> ContactId {
+    ContactId::parse(&seed.repeat(32 / seed.len())).expect("a test contact id")
+}
