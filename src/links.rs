@@ -42,17 +42,6 @@ impl Links {
         }
     }
 
-    /// The links of a configured service.
-    pub fn from_config(config: &crate::config::Config) -> Self {
-        let links = &config.settings.links;
-        Self::new(
-            config.signer.clone(),
-            config.public_url.clone(),
-            links.unsubscribe_ttl_days,
-            links.preferences_ttl_days,
-        )
-    }
-
     pub fn signer(&self) -> &TokenSigner {
         &self.signer
     }

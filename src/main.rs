@@ -292,7 +292,7 @@ fn check_config(config_path: Option<PathBuf>) -> ExitCode {
             config.webhook_endpoints.len()
         );
     }
-    if let Some(dkim) = &config.dkim {
+    if let Ok(Some(dkim)) = optin::mail::dkim::DkimSigner::from_config(&config) {
         println!(
             "DKIM: publish this TXT record at {}:\n{}",
             dkim.record_name(),
@@ -317,5 +317,7 @@ fn check_parts(config: &Config) -> anyhow::Result<()> {
         settings.server.pages_dir.as_deref(),
         &settings.mail.service_name,
     )?;
+    optin::mail::dkim::DkimSigner::from_config(config)
+        .map_err(|e| anyhow::anyhow!("mail.dkim: {e}"))?;
     optin::store::check_url(&settings.store.url)
 }

@@ -111,12 +111,16 @@ impl Application {
             clock.clone(),
             wakeup.clone(),
         ));
-        let mail = Arc::new(MailSender::new(
-            templates,
-            transport,
-            config.clone(),
-            clock.clone(),
-        ));
+        let mail = Arc::new(
+            MailSender::new(
+                templates,
+                transport,
+                config.clone(),
+                subscriptions.links().clone(),
+                clock.clone(),
+            )
+            .map_err(|e| anyhow::anyhow!("mail.dkim: {e}"))?,
+        );
         // One client for the process: it pools connections per endpoint for all workers.
         let webhooks = WebhookClient::new(
             Duration::from_secs(settings.webhooks.timeout_secs),

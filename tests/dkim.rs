@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use optin::mail::dkim::DkimSettings;
+use optin::config::DkimSettings;
 use rsa::pkcs1::EncodeRsaPrivateKey;
 use support::app::{Backend, TestApp};
 

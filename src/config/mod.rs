@@ -22,7 +22,7 @@ use crate::tokens::TokenSigner;
 pub(crate) use dev::write_private;
 pub use dev::DevKeys;
 pub use schema::{
-    AdminSettings, LinkSettings, ListSetting, LogFormat, LogSettings, MailSettings,
+    AdminSettings, DkimSettings, LinkSettings, ListSetting, LogFormat, LogSettings, MailSettings,
     PrivacySettings, SecuritySettings, ServerSettings, Settings, SignupSettings, StoreSettings,
     StringList,
 };
@@ -63,8 +63,6 @@ pub struct Config {
     pub api_keys: ApiKeys,
     pub catalog: Catalog,
     pub trusted_proxies: Vec<IpNet>,
-    /// Signs outgoing mail when `[mail.dkim]` is set.
-    pub dkim: Option<std::sync::Arc<crate::mail::dkim::DkimSigner>>,
     /// `[[webhooks.endpoints]]`, checked: HTTPS (or loopback) URLs and parsed secrets.
     pub webhook_endpoints: std::sync::Arc<Vec<crate::webhooks::Endpoint>>,
     /// True when started with no configuration: generated keys and example types.

@@ -129,7 +129,7 @@ pub struct MailSettings {
     /// taken again after this; it must be longer than any send takes.
     pub lease_secs: u64,
     /// `[mail.dkim]`: sign every mail when set.
-    pub dkim: Option<crate::mail::dkim::DkimSettings>,
+    pub dkim: Option<DkimSettings>,
 }
 
 impl Default for MailSettings {
@@ -146,6 +146,18 @@ impl Default for MailSettings {
             dkim: None,
         }
     }
+}
+
+/// `[mail.dkim]`: present means every mail is signed (the mail module loads the key).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimSettings {
+    /// The signing domain (`d=`); the `From` domain must be it or below it.
+    pub domain: String,
+    /// The selector (`s=`): the record lives at `<selector>._domainkey.<domain>`.
+    pub selector: String,
+    /// RSA (PKCS#1 or PKCS#8 PEM, 2048 bits or more) or Ed25519 (PKCS#8 PEM).
+    pub private_key_file: PathBuf,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

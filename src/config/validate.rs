@@ -145,14 +145,6 @@ impl Config {
             &settings.signup.default_locale,
         )
         .map_err(|e| invalid("subscription_types", e))?;
-        let dkim = settings
-            .mail
-            .dkim
-            .as_ref()
-            .map(|dkim| crate::mail::dkim::DkimSigner::load(dkim, &mail_from))
-            .transpose()
-            .map_err(|e| invalid("mail.dkim", e))?
-            .map(std::sync::Arc::new);
         let feedback = settings
             .feedback
             .check()
@@ -167,7 +159,6 @@ impl Config {
             webhook_endpoints: std::sync::Arc::new(webhook_endpoints),
             public_url,
             mail_from,
-            dkim,
             signer,
             index,
             api_keys: ApiKeys::new(api_keys),

@@ -9,6 +9,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::config::{Config, DkimSettings};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
@@ -23,13 +24,12 @@ use rsa::pkcs1::{DecodeRsaPrivateKey as _, EncodeRsaPrivateKey as _};
 use rsa::pkcs8::{EncodePublicKey as _, LineEnding};
 use rsa::traits::PublicKeyParts as _;
 use rsa::RsaPrivateKey;
-use serde::Deserialize;
 
 /// Shorter RSA keys are refused: RFC 8301 forbids signing with fewer than 1024 bits and
 /// mailbox providers treat anything under 2048 as weak.
 pub const MIN_RSA_BITS: usize = 2048;
 
-/// The headers every signature covers (DESIGN.md, "Signing our mail"). A listed header
+/// The headers every signature covers. A listed header
 /// that a mail lacks is signed as absent, so nobody can add it later.
 const SIGNED_HEADERS: [&str; 9] = [
     "From",
@@ -42,18 +42,6 @@ const SIGNED_HEADERS: [&str; 9] = [
     "List-Unsubscribe",
     "List-Unsubscribe-Post",
 ];
-
-/// `[mail.dkim]`: present means every mail is signed.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DkimSettings {
-    /// The signing domain (`d=`); the `From` domain must be it or below it.
-    pub domain: String,
-    /// The selector (`s=`): the record lives at `<selector>._domainkey.<domain>`.
-    pub selector: String,
-    /// RSA (PKCS#1 or PKCS#8 PEM, 2048 bits or more) or Ed25519 (PKCS#8 PEM).
-    pub private_key_file: PathBuf,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum KeyAlgorithm {
@@ -113,6 +101,17 @@ impl fmt::Debug for DkimSigner {
 }
 
 impl DkimSigner {
+    /// The signer `[mail.dkim]` asks for, if any.
+    pub fn from_config(config: &Config) -> Result<Option<Self>, DkimError> {
+        config
+            .settings
+            .mail
+            .dkim
+            .as_ref()
+            .map(|settings| Self::load(settings, &config.mail_from))
+            .transpose()
+    }
+
     /// Reads and checks the key of `settings`, and checks that `from` is aligned.
     pub fn load(settings: &DkimSettings, from: &Mailbox) -> Result<Self, DkimError> {
         let domain = checked_domain_name("domain", &settings.domain)?;

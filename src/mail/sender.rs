@@ -1,6 +1,6 @@
 //! Sending one mail job: render its templates, compose the MIME message with the
 //! one-click unsubscribe headers, sign it (DKIM) and hand it to the transport. Queueing,
-//! leases and retries are the outbox worker's ([`crate::outbox`]).
+//! leases and retries are the outbox worker's.
 
 use std::sync::Arc;
 
@@ -16,6 +16,7 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::domain::{MailKind, MailTask, OutboxJob};
 use crate::links::Links;
+use crate::mail::dkim::{DkimError, DkimSigner};
 
 /// Why a mail was not sent.
 #[derive(Debug, thiserror::Error)]
@@ -37,24 +38,30 @@ pub struct MailSender {
     transport: Arc<MailTransport>,
     config: Arc<Config>,
     links: Links,
+    /// Signs every mail when `[mail.dkim]` is set.
+    dkim: Option<DkimSigner>,
     clock: SharedClock,
 }
 
 impl MailSender {
+    /// Loads the DKIM key when one is configured; a key that cannot be read, or a `From`
+    /// domain outside the signing domain, stops the start.
     pub fn new(
         templates: Arc<MailTemplates>,
         transport: Arc<MailTransport>,
         config: Arc<Config>,
+        links: Links,
         clock: SharedClock,
-    ) -> Self {
-        let links = Links::from_config(&config);
-        Self {
+    ) -> Result<Self, DkimError> {
+        let dkim = DkimSigner::from_config(&config)?;
+        Ok(Self {
             templates,
             transport,
             config,
             links,
+            dkim,
             clock,
-        }
+        })
     }
 
     /// Sends the mail of `job` once.
@@ -70,7 +77,7 @@ impl MailSender {
         let mut message = compose_message(&rendered, &envelope)
             .map_err(|e| SendError::Permanent(e.to_string()))?;
         // Signed here, per attempt: a retry signs the same headers and body again.
-        if let Some(dkim) = &self.config.dkim {
+        if let Some(dkim) = &self.dkim {
             dkim.sign(&mut message);
         }
         self.transport.send(message).await.map_err(|e| {
