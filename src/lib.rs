@@ -11,6 +11,7 @@ pub mod links;
 pub mod mail;
 pub mod outbox;
 pub mod service;
+pub mod setting_list;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -116,6 +116,7 @@ impl Application {
         let webhooks = WebhookClient::new(
             Duration::from_secs(settings.webhooks.timeout_secs),
             clock.clone(),
+            settings.webhooks.network_policy(),
         )?;
         let worker = OutboxWorker::new(store, mail, webhooks, config.clone(), clock, wakeup);
         let state = web::Data::new(AppState {

@@ -11,8 +11,8 @@ use optin::clock::SystemClock;
 use optin::webhooks::event::Empty;
 use optin::webhooks::signature::SigningKey;
 use optin::webhooks::{
-    DeliveryOutcome, Endpoint, EndpointSettings, EventData, WebhookClient, WebhookEvent,
-    WebhookSettings,
+    DeliveryOutcome, Endpoint, EndpointSettings, EventData, NetworkPolicy, WebhookClient,
+    WebhookEvent, WebhookSettings,
 };
 use secrecy::SecretString;
 use support::webhook_receiver::{python_verify, Answer, WebhookReceiver};
@@ -40,7 +40,8 @@ async fn setup(timeout: Duration) -> Setup {
         ..WebhookSettings::default()
     };
     let endpoint = settings.endpoints(&[]).unwrap().remove(0);
-    let client = WebhookClient::new(timeout, Arc::new(SystemClock)).unwrap();
+    let client =
+        WebhookClient::new(timeout, Arc::new(SystemClock), NetworkPolicy::PublicOnly).unwrap();
     Setup {
         receiver,
         endpoint,

@@ -63,6 +63,8 @@ pub struct Config {
     pub api_keys: ApiKeys,
     pub catalog: Catalog,
     pub trusted_proxies: Vec<IpNet>,
+    /// `server.metrics_allowed_ips`: clients that read `GET /metrics` without a key.
+    pub metrics_allowed_ips: Vec<IpNet>,
     /// Signs outgoing mail when `[mail.dkim]` is set.
     pub dkim: Option<std::sync::Arc<crate::mail::dkim::DkimSigner>>,
     /// `[[webhooks.endpoints]]`, checked: HTTPS (or loopback) URLs and parsed secrets.

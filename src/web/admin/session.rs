@@ -9,9 +9,10 @@ use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::auth::Scope;
+use crate::clock;
 use crate::config::Config;
 use crate::web::AppState;
 
@@ -38,7 +39,10 @@ impl Session {
         Some(Self {
             key_name: key_name.to_string(),
             csrf: URL_SAFE_NO_PAD.encode(token),
-            expires_at: now + Duration::minutes(i64::from(config.settings.admin.session_minutes)),
+            expires_at: clock::later(
+                now,
+                clock::minutes(config.settings.admin.session_minutes.into()),
+            ),
         })
     }
 
