@@ -110,9 +110,15 @@ mod tests {
         assert_eq!(later(now, days(u64::MAX)), latest());
         assert_eq!(later(now, seconds(u64::MAX)), latest());
         assert_eq!(later(now, minutes(u64::MAX)), latest());
-        assert_eq!(later(DateTime::<Utc>::MAX_UTC, Duration::seconds(1)), latest());
+        assert_eq!(
+            later(DateTime::<Utc>::MAX_UTC, Duration::seconds(1)),
+            latest()
+        );
         assert_eq!(earlier(now, days(2)), now - Duration::days(2));
-        assert_eq!(earlier(now, days(u64::from(u32::MAX))), DateTime::UNIX_EPOCH);
+        assert_eq!(
+            earlier(now, days(u64::from(u32::MAX))),
+            DateTime::UNIX_EPOCH
+        );
         assert_eq!(earlier(now, Duration::MAX), DateTime::UNIX_EPOCH);
     }
 

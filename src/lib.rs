@@ -10,6 +10,7 @@ pub mod feedback;
 pub mod links;
 pub mod mail;
 pub mod outbox;
+pub mod private_files;
 pub mod service;
 pub mod setting_list;
 pub mod startup;

@@ -46,4 +46,3 @@ impl<'de> Deserialize<'de> for StringList {
         ))
     }
 }
-

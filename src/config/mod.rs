@@ -19,7 +19,6 @@ use crate::auth::ApiKeys;
 use crate::domain::{Catalog, ContactIndex};
 use crate::tokens::TokenSigner;
 
-pub(crate) use dev::write_private;
 pub use dev::DevKeys;
 pub use schema::{
     AdminSettings, LinkSettings, ListSetting, LogFormat, LogSettings, MailSettings,

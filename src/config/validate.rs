@@ -8,9 +8,7 @@ use base64::Engine;
 use ipnet::IpNet;
 use secrecy::ExposeSecret;
 
-use super::{
-    invalid, Config, ConfigError, ListSetting, SecuritySettings, Settings,
-};
+use super::{invalid, Config, ConfigError, ListSetting, SecuritySettings, Settings};
 use crate::auth::{ApiKey, ApiKeys};
 use crate::domain::{Catalog, ContactIndex};
 use crate::tokens::{SigningKey, TokenSigner};
@@ -83,10 +81,7 @@ impl Bounded {
                 MAX_SECS => " seconds (100 years)",
                 _ => "",
             };
-            return Err(invalid(
-                setting,
-                format!("must be at most {most}{unit}"),
-            ));
+            return Err(invalid(setting, format!("must be at most {most}{unit}")));
         }
         Ok(())
     }
@@ -119,10 +114,15 @@ impl Settings {
             secs("server.request_timeout_secs", server.request_timeout_secs).at_least_one(),
             count("mail.max_attempts", mail.max_attempts).at_least_one(),
             secs("mail.retry_base_secs", mail.retry_base_secs),
-            count("mail.workers", mail.workers).at_least_one().at_most(64),
+            count("mail.workers", mail.workers)
+                .at_least_one()
+                .at_most(64),
             secs("mail.lease_secs", mail.lease_secs).at_least_one(),
             days("signup.confirmation_ttl_days", signup.confirmation_ttl_days).at_least_one(),
-            count("signup.max_confirmation_mails_per_day", signup.max_confirmation_mails_per_day),
+            count(
+                "signup.max_confirmation_mails_per_day",
+                signup.max_confirmation_mails_per_day,
+            ),
             count("signup.max_signups_per_ip", signup.max_signups_per_ip),
             secs("signup.ip_window_secs", signup.ip_window_secs),
             days("links.unsubscribe_ttl_days", links.unsubscribe_ttl_days).at_least_one(),
@@ -209,10 +209,8 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| invalid("security.api_keys", e))?;
         settings.check_values()?;
-        let trusted_proxies = ip_ranges(
-            "server.trusted_proxies",
-            &settings.server.trusted_proxies.0,
-        )?;
+        let trusted_proxies =
+            ip_ranges("server.trusted_proxies", &settings.server.trusted_proxies.0)?;
         let metrics_allowed_ips = ip_ranges(
             "server.metrics_allowed_ips",
             &settings.server.metrics_allowed_ips.0,
@@ -270,9 +268,8 @@ fn ip_ranges(setting: &'static str, entries: &[String]) -> Result<Vec<IpNet>, Co
     entries
         .iter()
         .map(|entry| {
-            parse_ip_range(entry).ok_or_else(|| {
-                invalid(setting, format!("'{entry}' is not an address or range"))
-            })
+            parse_ip_range(entry)
+                .ok_or_else(|| invalid(setting, format!("'{entry}' is not an address or range")))
         })
         .collect::<Result<Vec<_>, _>>()
 }

@@ -109,6 +109,24 @@ impl Problem {
         )
     }
 
+    /// An SNS message that is authentic but not taken: from a topic that
+    /// `feedback.ses_topic_arns` does not list, or sent too long ago (a replay).
+    pub fn sns_refused(refusal: &crate::feedback::ses::SnsRefusal) -> Self {
+        use crate::feedback::ses::SnsRefusal;
+        let (slug, title) = match refusal {
+            SnsRefusal::TopicNotAllowed => (
+                "sns-topic-not-allowed",
+                "Messages from this SNS topic are not taken",
+            ),
+            SnsRefusal::Stale | SnsRefusal::AheadOfClock => (
+                "sns-message-stale",
+                "The SNS message is too old or from the future",
+            ),
+            SnsRefusal::Malformed(format) => return Self::malformed_body(format.to_string()),
+        };
+        Self::new(StatusCode::FORBIDDEN, slug, title).with_detail(refusal.to_string())
+    }
+
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not-found", "Not found")
     }

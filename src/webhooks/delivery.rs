@@ -220,7 +220,10 @@ mod tests {
             panic!("delivered to a private address: {outcome:?}");
         };
         assert!(reason.contains("10.0.0.1"), "{reason}");
-        assert!(reason.contains("webhooks.allow_private_networks"), "{reason}");
+        assert!(
+            reason.contains("webhooks.allow_private_networks"),
+            "{reason}"
+        );
     }
 
     #[tokio::test]

@@ -40,10 +40,19 @@ const fn v6(first: u16, second: u16, prefix: u8) -> IpNet {
 const REFUSED: &[(IpNet, &str)] = &[
     (v4(0, 0, 0, 0, 8), "\"this network\" (0.0.0.0/8)"),
     (v4(10, 0, 0, 0, 8), "a private network (10.0.0.0/8)"),
-    (v4(100, 64, 0, 0, 10), "shared address space (100.64.0.0/10)"),
-    (v4(169, 254, 0, 0, 16), "link-local (169.254.0.0/16, cloud metadata)"),
+    (
+        v4(100, 64, 0, 0, 10),
+        "shared address space (100.64.0.0/10)",
+    ),
+    (
+        v4(169, 254, 0, 0, 16),
+        "link-local (169.254.0.0/16, cloud metadata)",
+    ),
     (v4(172, 16, 0, 0, 12), "a private network (172.16.0.0/12)"),
-    (v4(192, 0, 0, 0, 24), "IETF protocol assignments (192.0.0.0/24)"),
+    (
+        v4(192, 0, 0, 0, 24),
+        "IETF protocol assignments (192.0.0.0/24)",
+    ),
     (v4(192, 0, 2, 0, 24), "documentation (192.0.2.0/24)"),
     (v4(192, 168, 0, 0, 16), "a private network (192.168.0.0/16)"),
     (v4(198, 18, 0, 0, 15), "benchmarking (198.18.0.0/15)"),
@@ -80,9 +89,7 @@ impl NetworkPolicy {
     pub fn check(self, address: IpAddr) -> Result<(), RefusedAddress> {
         // An IPv4 address written as IPv6 (`::ffff:10.0.0.1`) reaches the IPv4 host.
         let address = match address {
-            IpAddr::V6(v6) => v6
-                .to_ipv4_mapped()
-                .map_or(IpAddr::V6(v6), IpAddr::V4),
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
             v4 => v4,
         };
         if self == Self::AllowPrivate || address.is_loopback() {
@@ -132,7 +139,10 @@ impl Resolve for GuardedResolver {
                 })
                 .collect();
             if let (true, Some(refused)) = (allowed.is_empty(), refusal) {
-                return Err(format!("the endpoint's name resolves to no allowed address: {refused}").into());
+                return Err(format!(
+                    "the endpoint's name resolves to no allowed address: {refused}"
+                )
+                .into());
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
@@ -206,14 +216,22 @@ mod tests {
             "::ffff:127.0.0.1",
             "2606:4700::1111",
         ] {
-            assert_eq!(NetworkPolicy::PublicOnly.check(ip(allowed)), Ok(()), "{allowed}");
+            assert_eq!(
+                NetworkPolicy::PublicOnly.check(ip(allowed)),
+                Ok(()),
+                "{allowed}"
+            );
         }
     }
 
     #[test]
     fn allowing_private_networks_allows_every_address() {
         for address in ["10.0.0.1", "169.254.169.254", "fd00::1", "::"] {
-            assert_eq!(NetworkPolicy::AllowPrivate.check(ip(address)), Ok(()), "{address}");
+            assert_eq!(
+                NetworkPolicy::AllowPrivate.check(ip(address)),
+                Ok(()),
+                "{address}"
+            );
         }
     }
 
@@ -229,10 +247,7 @@ mod tests {
     }
 
     fn guarded(answers: &[&str], policy: NetworkPolicy) -> GuardedResolver {
-        let answers = answers
-            .iter()
-            .map(|a| SocketAddr::new(ip(a), 0))
-            .collect();
+        let answers = answers.iter().map(|a| SocketAddr::new(ip(a), 0)).collect();
         GuardedResolver::over(Arc::new(Answers(answers)), policy)
     }
 
@@ -245,24 +260,38 @@ mod tests {
 
     #[tokio::test]
     async fn a_name_resolving_to_a_private_address_is_refused() {
-        let refused = resolve(&guarded(&["10.0.0.1"], NetworkPolicy::PublicOnly), "hooks.example").await;
+        let refused = resolve(
+            &guarded(&["10.0.0.1"], NetworkPolicy::PublicOnly),
+            "hooks.example",
+        )
+        .await;
         let message = refused.unwrap_err();
         assert!(message.contains("10.0.0.1"), "{message}");
         assert!(message.contains("private network"), "{message}");
-        let metadata = resolve(&guarded(&["169.254.169.254"], NetworkPolicy::PublicOnly), "hooks.example").await;
+        let metadata = resolve(
+            &guarded(&["169.254.169.254"], NetworkPolicy::PublicOnly),
+            "hooks.example",
+        )
+        .await;
         assert!(metadata.unwrap_err().contains("link-local"));
     }
 
     #[tokio::test]
     async fn only_the_allowed_answers_of_a_mixed_name_are_used() {
         let mixed = guarded(&["10.0.0.1", "93.184.215.14"], NetworkPolicy::PublicOnly);
-        assert_eq!(resolve(&mixed, "hooks.example").await, Ok(vec![ip("93.184.215.14")]));
+        assert_eq!(
+            resolve(&mixed, "hooks.example").await,
+            Ok(vec![ip("93.184.215.14")])
+        );
     }
 
     #[tokio::test]
     async fn allowing_private_networks_lets_a_private_answer_through() {
         let allowed = guarded(&["10.0.0.1"], NetworkPolicy::AllowPrivate);
-        assert_eq!(resolve(&allowed, "hooks.example").await, Ok(vec![ip("10.0.0.1")]));
+        assert_eq!(
+            resolve(&allowed, "hooks.example").await,
+            Ok(vec![ip("10.0.0.1")])
+        );
     }
 
     #[tokio::test]

@@ -127,8 +127,7 @@ impl EndpointSettings {
             ));
         }
         let setting = |name: &str| format!("webhooks.endpoints[{}].{name}", self.id);
-        let url =
-            parse_url(&self.url, policy).map_err(|reason| invalid(setting("url"), reason))?;
+        let url = parse_url(&self.url, policy).map_err(|reason| invalid(setting("url"), reason))?;
         let key = SigningKey::parse(self.secret.expose_secret())
             .map_err(|reason| invalid(setting("secret"), reason))?;
         let events = match &self.events {
@@ -192,7 +191,9 @@ fn parse_url(raw: &str, policy: NetworkPolicy) -> Result<Url, String> {
         other => return Err(format!("scheme `{other}` is not https")),
     }
     if let Some(address) = address_of(&url) {
-        policy.check(address).map_err(|refused| refused.to_string())?;
+        policy
+            .check(address)
+            .map_err(|refused| refused.to_string())?;
     }
     Ok(url)
 }

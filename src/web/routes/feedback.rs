@@ -27,6 +27,10 @@ impl From<FeedbackError> for Problem {
                 tracing::debug!(%reason, "feedback signature refused");
                 Problem::invalid_signature()
             }
+            FeedbackError::SnsRefused(refusal) => {
+                tracing::warn!(%refusal, "SNS message refused");
+                Problem::sns_refused(&refusal)
+            }
             // SNS retries a delivery that did not get a 2xx.
             FeedbackError::Upstream(what) => Problem::unavailable().with_detail(what),
             FeedbackError::Store(e) => e.into(),
