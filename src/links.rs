@@ -181,3 +181,34 @@ impl Links {
         self.url("preferences", &claims)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokens::SigningKey;
+
+    #[test]
+    fn lifetimes_too_long_for_the_calendar_give_links_that_never_expire_instead_of_a_panic() {
+        let signer = TokenSigner::new(vec![SigningKey {
+            id: "k".into(),
+            secret: vec![1; 32],
+        }])
+        .unwrap();
+        let links = Links::new(
+            signer.clone(),
+            url::Url::parse("https://optin.example").unwrap(),
+            u32::MAX,
+            u32::MAX,
+        );
+        let contact = ContactId::for_test_delivery();
+        let now = Utc::now();
+        for (url, purpose) in [
+            (links.manage(&contact, None, now), Purpose::Manage),
+            (links.preferences(&contact, "en", now), Purpose::Preferences),
+        ] {
+            let token = url.rsplit('/').next().unwrap();
+            let claims = signer.verify(token, purpose, now).unwrap();
+            assert!(claims.expires_at >= crate::clock::latest() - Duration::days(1));
+        }
+    }
+}

@@ -76,7 +76,7 @@ impl Bounded {
         }
         if value > most {
             let unit = match most {
-                MAX_DAYS => " (100 years)",
+                MAX_DAYS => " days (100 years)",
                 MAX_MINUTES => " minutes (100 years)",
                 MAX_SECS => " seconds (100 years)",
                 _ => "",
@@ -355,6 +355,71 @@ fn parse_ip_range(text: &str) -> Option<IpNet> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The settings with `section.key = value`, read as the configuration file is.
+    fn with_setting(setting: &str, value: u64) -> Settings {
+        let (section, key) = setting.split_once('.').unwrap();
+        super::super::load::toml_from_str(&format!("[{section}]\n{key} = {value}\n"))
+            .unwrap_or_else(|e| panic!("{setting} is not a setting: {e}"))
+    }
+
+    #[test]
+    fn every_bounded_setting_is_refused_one_above_its_bound_and_taken_at_it() {
+        let mut all = Settings::default();
+        all.privacy.retain_inactive_days = Some(730);
+        let bounded = all.bounded();
+        assert!(bounded.len() >= 22, "{bounded:?}");
+        for entry in bounded {
+            let at_bound = with_setting(entry.setting, entry.most);
+            assert!(
+                at_bound.check_values().is_ok(),
+                "{} = {}",
+                entry.setting,
+                entry.most
+            );
+            let above = with_setting(entry.setting, entry.most + 1)
+                .check_values()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                above.contains(entry.setting) && above.contains("must be at most"),
+                "{}: {above}",
+                entry.setting
+            );
+            if entry.least > 0 {
+                let below = with_setting(entry.setting, entry.least - 1)
+                    .check_values()
+                    .unwrap_err()
+                    .to_string();
+                assert!(below.contains(entry.setting), "{below}");
+            }
+        }
+    }
+
+    #[test]
+    fn no_lifetime_may_pass_100_years() {
+        let huge = with_setting("links.unsubscribe_ttl_days", u64::from(u32::MAX));
+        assert_eq!(
+            huge.check_values().unwrap_err().to_string(),
+            "setting `links.unsubscribe_ttl_days`: must be at most 36525 days (100 years)"
+        );
+        for (setting, most) in [
+            ("signup.confirmation_ttl_days", MAX_DAYS),
+            ("admin.session_minutes", MAX_MINUTES),
+            ("mail.lease_secs", MAX_SECS),
+            ("webhooks.timeout_secs", MAX_SECS),
+            ("mail.max_attempts", MAX_COUNT),
+            ("feedback.soft_bounce_days", 365),
+        ] {
+            let entry = Settings::default()
+                .bounded()
+                .into_iter()
+                .find(|entry| entry.setting == setting)
+                .unwrap();
+            assert_eq!(entry.most, most, "{setting}");
+        }
+        assert_eq!(MAX_SECS, 3_155_760_000);
+    }
 
     #[test]
     fn trusted_proxies_are_ranges_or_single_addresses() {
