@@ -35,7 +35,8 @@ pub enum FeedbackError {
     /// log; every such failure is answered alike.
     #[error("the signature does not verify")]
     Signature(String),
-    /// An SNS message from a topic not listed, or too old: proven, but not taken.
+    /// An SNS message from a topic not listed, or sent too long ago (or ahead): refused
+    /// however well signed.
     #[error(transparent)]
     SnsRefused(SnsRefusal),
     /// The SNS certificate or subscription URL could not be fetched: worth retrying.
