@@ -13,6 +13,8 @@ pub enum Scope {
     Admin,
     /// May post bounces and complaints (`/v1/feedback/...`), and nothing else.
     Feedback,
+    /// May read `GET /metrics`, and nothing else: for a Prometheus scraper.
+    Metrics,
 }
 
 impl Scope {
@@ -21,6 +23,7 @@ impl Scope {
             Scope::Send => "send",
             Scope::Admin => "admin",
             Scope::Feedback => "feedback",
+            Scope::Metrics => "metrics",
         }
     }
 
@@ -49,7 +52,7 @@ impl std::fmt::Debug for ApiKey {
 pub enum ApiKeyConfigError {
     #[error("an API key entry must look like name:scope:sha256hex")]
     Shape,
-    #[error("API key '{0}': the scope must be 'send', 'admin' or 'feedback'")]
+    #[error("API key '{0}': the scope must be 'send', 'admin', 'feedback' or 'metrics'")]
     Scope(String),
     #[error("API key '{0}': the hash must be 64 hexadecimal characters (the SHA-256 of the key)")]
     Hash(String),
@@ -70,6 +73,7 @@ impl ApiKey {
             "send" => Scope::Send,
             "admin" => Scope::Admin,
             "feedback" => Scope::Feedback,
+            "metrics" => Scope::Metrics,
             _ => return Err(ApiKeyConfigError::Scope(name.to_string())),
         };
         let bytes = hex::decode(hash).map_err(|_| ApiKeyConfigError::Hash(name.to_string()))?;
@@ -282,6 +286,26 @@ mod tests {
             keys.authenticate(Some(&bearer), Scope::Send).unwrap_err(),
             AuthError::Forbidden(Scope::Send)
         );
+    }
+
+    #[test]
+    fn metrics_keys_read_metrics_and_nothing_else() {
+        let new = generate_key("prometheus", Scope::Metrics).unwrap();
+        assert!(new.config_entry.starts_with("prometheus:metrics:"));
+        let keys = ApiKeys::new(vec![ApiKey::parse(&new.config_entry).unwrap()]);
+        let bearer = format!("Bearer {}", new.key);
+        assert!(keys.authenticate(Some(&bearer), Scope::Metrics).is_ok());
+        for other in [Scope::Send, Scope::Admin, Scope::Feedback] {
+            assert_eq!(
+                keys.authenticate(Some(&bearer), other).unwrap_err(),
+                AuthError::Forbidden(other)
+            );
+        }
+        let admin = generate_key("ops", Scope::Admin).unwrap();
+        let keys = ApiKeys::new(vec![ApiKey::parse(&admin.config_entry).unwrap()]);
+        assert!(keys
+            .authenticate(Some(&format!("Bearer {}", admin.key)), Scope::Metrics)
+            .is_ok());
     }
 
     #[test]

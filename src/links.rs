@@ -7,6 +7,7 @@
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
+use crate::clock;
 use crate::domain::{ContactId, SubscriptionTypeId};
 use crate::tokens::{Claims, Purpose, TokenSigner};
 
@@ -37,8 +38,8 @@ impl Links {
         Self {
             signer,
             public_url,
-            long_lived: Duration::days(i64::from(unsubscribe_ttl_days)),
-            preferences_ttl: Duration::days(i64::from(preferences_ttl_days)),
+            long_lived: clock::days(unsubscribe_ttl_days.into()),
+            preferences_ttl: clock::days(preferences_ttl_days.into()),
         }
     }
 
@@ -58,9 +59,10 @@ impl Links {
     /// (contact, type) stays the same all day and senders can cache it. For the same
     /// reason these links carry no issue time.
     fn long_lived_expiry(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        let day = (now + self.long_lived).date_naive();
-        day.and_hms_opt(0, 0, 0)
-            .map_or(now + self.long_lived, |midnight| midnight.and_utc())
+        let end = clock::later(now, self.long_lived);
+        end.date_naive()
+            .and_hms_opt(0, 0, 0)
+            .map_or(end, |midnight| midnight.and_utc())
     }
 
     fn long_lived(
@@ -160,11 +162,42 @@ impl Links {
             purpose: Purpose::Preferences,
             contact_id: contact.clone(),
             subscription_type: None,
-            expires_at: now + self.preferences_ttl,
+            expires_at: clock::later(now, self.preferences_ttl),
             pending_id: None,
             issued_at: Some(now),
             locale: Some(locale.to_string()),
         };
         self.url("preferences", &claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokens::SigningKey;
+
+    #[test]
+    fn lifetimes_too_long_for_the_calendar_give_links_that_never_expire_instead_of_a_panic() {
+        let signer = TokenSigner::new(vec![SigningKey {
+            id: "k".into(),
+            secret: vec![1; 32],
+        }])
+        .unwrap();
+        let links = Links::new(
+            signer.clone(),
+            url::Url::parse("https://optin.example").unwrap(),
+            u32::MAX,
+            u32::MAX,
+        );
+        let contact = ContactId::for_test_delivery();
+        let now = Utc::now();
+        for (url, purpose) in [
+            (links.manage(&contact, None, now), Purpose::Manage),
+            (links.preferences(&contact, "en", now), Purpose::Preferences),
+        ] {
+            let token = url.rsplit('/').next().unwrap();
+            let claims = signer.verify(token, purpose, now).unwrap();
+            assert!(claims.expires_at >= crate::clock::latest() - Duration::days(1));
+        }
     }
 }

@@ -125,6 +125,7 @@ impl Application {
         let webhooks = WebhookClient::new(
             Duration::from_secs(settings.webhooks.timeout_secs),
             clock.clone(),
+            settings.webhooks.network_policy(),
         )?;
         let worker = OutboxWorker::new(
             store,

@@ -8,6 +8,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
+use optin::clock::Clock as _;
 use reqwest::Method;
 use serde_json::{json, Value};
 use sha2::Digest as _;
@@ -32,6 +33,18 @@ fn fixture(name: &str) -> String {
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// An SNS fixture as SNS would send it now (by the app's clock): messages older than an
+/// hour are refused as replays, and the published examples are years old.
+fn sns_fixture(app: &TestApp, name: &str) -> String {
+    let mut envelope: Value = serde_json::from_str(&fixture(name)).expect("an SNS fixture");
+    envelope["Timestamp"] = app
+        .clock
+        .now()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        .into();
+    envelope.to_string()
 }
 
 /// The app with a `feedback` key configured, SNS signatures off unless `adjust` says.
@@ -187,7 +200,7 @@ async fn every_provider_format_is_read_as_its_mapping_says(backend: Backend) {
                 &app,
                 "/v1/feedback/ses",
                 "text/plain; charset=UTF-8",
-                fixture(name)
+                sns_fixture(&app, name)
             )
             .await,
             count,
@@ -482,7 +495,7 @@ async fn ses_signatures_are_checked_against_the_certificate_from_sns(backend: Ba
         &app,
         "/v1/feedback/ses",
         "text/plain",
-        fixture("ses-bounce-permanent.json"),
+        sns_fixture(&app, "ses-bounce-permanent.json"),
     )
     .await;
     assert_eq!(response.status(), 401);
@@ -493,7 +506,11 @@ async fn ses_signatures_are_checked_against_the_certificate_from_sns(backend: Ba
     assert_eq!(reason(&app, "jane@example.com", "marketing").await, None);
 
     // Signed with version 1 and version 2: applied; the certificate is fetched once.
-    let bounce = sns_signed(&fixture("ses-bounce-permanent.json"), "1", &signer);
+    let bounce = sns_signed(
+        &sns_fixture(&app, "ses-bounce-permanent.json"),
+        "1",
+        &signer,
+    );
     assert_eq!(
         accepted(&app, "/v1/feedback/ses", "text/plain", bounce.to_string()).await,
         1
@@ -504,7 +521,7 @@ async fn ses_signatures_are_checked_against_the_certificate_from_sns(backend: Ba
             .as_deref(),
         Some("unreachable")
     );
-    let complaint = sns_signed(&fixture("ses-complaint.json"), "2", &signer);
+    let complaint = sns_signed(&sns_fixture(&app, "ses-complaint.json"), "2", &signer);
     assert_eq!(
         accepted(
             &app,
@@ -528,7 +545,7 @@ async fn ses_signatures_are_checked_against_the_certificate_from_sns(backend: Ba
     );
 
     // A signed message altered afterwards, and one signed by another key: refused.
-    let mut altered = sns_signed(&fixture("ses-complaint.json"), "1", &signer);
+    let mut altered = sns_signed(&sns_fixture(&app, "ses-complaint.json"), "1", &signer);
     altered["Message"] = altered["Message"]
         .as_str()
         .unwrap()
@@ -536,7 +553,7 @@ async fn ses_signatures_are_checked_against_the_certificate_from_sns(backend: Ba
         .into();
     let response = post_feedback(&app, "/v1/feedback/ses", "text/plain", altered.to_string()).await;
     assert_eq!(response.status(), 401);
-    let stranger = sns_signed(&fixture("ses-complaint.json"), "1", &sns_signer());
+    let stranger = sns_signed(&sns_fixture(&app, "ses-complaint.json"), "1", &sns_signer());
     let response =
         post_feedback(&app, "/v1/feedback/ses", "text/plain", stranger.to_string()).await;
     assert_eq!(response.status(), 401);
@@ -546,7 +563,8 @@ async fn ses_signatures_are_checked_against_the_certificate_from_sns(backend: Ba
     );
 
     // A certificate URL on another host is never fetched, even when signed.
-    let mut elsewhere: Value = serde_json::from_str(&fixture("ses-complaint.json")).unwrap();
+    let mut elsewhere: Value =
+        serde_json::from_str(&sns_fixture(&app, "ses-complaint.json")).unwrap();
     elsewhere["SigningCertURL"] =
         "https://sns.us-east-1.amazonaws.com.evil.example/cert.pem".into();
     let elsewhere = sns_signed(&elsewhere.to_string(), "1", &signer);
@@ -560,7 +578,11 @@ async fn ses_signatures_are_checked_against_the_certificate_from_sns(backend: Ba
     assert_eq!(response.status(), 401);
 
     // A subscription confirmation: verified, then its SubscribeURL is fetched.
-    let confirmation = sns_signed(&fixture("ses-subscription-confirmation.json"), "1", &signer);
+    let confirmation = sns_signed(
+        &sns_fixture(&app, "ses-subscription-confirmation.json"),
+        "1",
+        &signer,
+    );
     assert_eq!(
         accepted(
             &app,
@@ -579,12 +601,83 @@ async fn ses_signatures_are_checked_against_the_certificate_from_sns(backend: Ba
     );
     // One whose SubscribeURL is not on an SNS host is a wrong format, never fetched.
     let mut foreign: Value =
-        serde_json::from_str(&fixture("ses-subscription-confirmation.json")).unwrap();
+        serde_json::from_str(&sns_fixture(&app, "ses-subscription-confirmation.json")).unwrap();
     foreign["SubscribeURL"] = "https://attacker.example/?Action=ConfirmSubscription".into();
     let foreign = sns_signed(&foreign.to_string(), "1", &signer);
     let response = post_feedback(&app, "/v1/feedback/ses", "text/plain", foreign.to_string()).await;
     assert_eq!(response.status(), 400);
     assert_eq!(sns.paths().len(), 2);
+}
+
+/// The answer's problem `type`, after checking the status.
+async fn problem_type(response: reqwest::Response, status: u16) -> String {
+    assert_eq!(response.status(), status);
+    let problem: Value = response.json().await.expect("problem+json");
+    problem["type"].as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sns_messages_from_an_unlisted_topic_or_older_than_an_hour_are_refused() {
+    const OURS: &str = "arn:aws:sns:us-east-1:123456789012:ses-feedback";
+    let app = spawn(Backend::Embedded, |s| {
+        s.feedback.ses_verify_signature = true;
+        s.feedback.ses_topic_arns = optin::config::StringList(vec![OURS.into()]);
+    })
+    .await;
+    let signer = sns_signer();
+    let sns = FakeSns::start(signer.cert_pem.clone()).await;
+    app.state()
+        .subscriptions
+        .sns()
+        .send_fetches_to(sns.base.clone());
+    opt_in(&app, "jane@example.com").await;
+    let bounce = || -> Value {
+        serde_json::from_str(&sns_fixture(&app, "ses-bounce-permanent.json")).unwrap()
+    };
+
+    // Signed by SNS, but published to someone else's topic.
+    let mut foreign = bounce();
+    foreign["TopicArn"] = "arn:aws:sns:us-east-1:999999999999:someone-elses".into();
+    let foreign = sns_signed(&foreign.to_string(), "2", &signer);
+    let response = post_feedback(&app, "/v1/feedback/ses", "text/plain", foreign.to_string()).await;
+    assert_eq!(
+        problem_type(response, 403).await,
+        "urn:optin:problem:sns-topic-not-allowed"
+    );
+
+    // Signed, from our topic, but sent two hours ago.
+    let mut old = bounce();
+    old["Timestamp"] = (app.clock.now() - chrono::Duration::hours(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        .into();
+    let old = sns_signed(&old.to_string(), "2", &signer);
+    let response = post_feedback(&app, "/v1/feedback/ses", "text/plain", old.to_string()).await;
+    assert_eq!(
+        problem_type(response, 403).await,
+        "urn:optin:problem:sns-message-stale"
+    );
+    assert_eq!(reason(&app, "jane@example.com", "marketing").await, None);
+
+    // A fresh one from our topic is taken; the same message replayed 61 minutes later is not.
+    let fresh = sns_signed(&bounce().to_string(), "2", &signer).to_string();
+    app.clock.advance(chrono::Duration::minutes(61));
+    let response = post_feedback(&app, "/v1/feedback/ses", "text/plain", fresh.clone()).await;
+    assert_eq!(
+        problem_type(response, 403).await,
+        "urn:optin:problem:sns-message-stale"
+    );
+    assert_eq!(reason(&app, "jane@example.com", "marketing").await, None);
+    let fresh = sns_signed(&bounce().to_string(), "2", &signer).to_string();
+    assert_eq!(
+        accepted(&app, "/v1/feedback/ses", "text/plain", fresh).await,
+        1
+    );
+    assert_eq!(
+        reason(&app, "jane@example.com", "marketing")
+            .await
+            .as_deref(),
+        Some("unreachable")
+    );
 }
 
 // -------------------------------------------------------------------- SendGrid signing
@@ -653,7 +746,7 @@ async fn duplicates_count_once_and_soft_bounces_mark_at_the_limit(backend: Backe
             &app,
             "/v1/feedback/ses",
             "text/plain",
-            fixture("ses-event-bounce-transient.json"),
+            sns_fixture(&app, "ses-event-bounce-transient.json"),
         )
         .await;
     }
@@ -667,7 +760,7 @@ async fn duplicates_count_once_and_soft_bounces_mark_at_the_limit(backend: Backe
             &app,
             "/v1/feedback/ses",
             "text/plain",
-            fixture("ses-complaint.json"),
+            sns_fixture(&app, "ses-complaint.json"),
         )
         .await;
     }
@@ -1070,14 +1163,20 @@ async fn bounces_and_complaints_are_announced_by_webhook(backend: Backend) {
     opt_in(&app, "jane@example.com").await;
     opt_in(&app, "richard@example.com").await;
     for name in ["ses-bounce-permanent.json", "ses-complaint.json"] {
-        accepted(&app, "/v1/feedback/ses", "text/plain", fixture(name)).await;
+        accepted(
+            &app,
+            "/v1/feedback/ses",
+            "text/plain",
+            sns_fixture(&app, name),
+        )
+        .await;
     }
     // A redelivery announces nothing new.
     accepted(
         &app,
         "/v1/feedback/ses",
         "text/plain",
-        fixture("ses-complaint.json"),
+        sns_fixture(&app, "ses-complaint.json"),
     )
     .await;
     app.drain_outbox().await;

@@ -5,8 +5,9 @@ mod support;
 
 use std::time::Duration;
 
+use optin::config::StringList;
 use serde_json::{json, Value};
-use support::app::{Backend, TestApp};
+use support::app::{Backend, TestApp, ADMIN_KEY, SEND_KEY};
 use support::process::{OptinProcess, ProcessSettings};
 use support::smtp_sink::SmtpSink;
 
@@ -56,6 +57,105 @@ async fn metrics_count_what_happened_per_route_and_source() {
         !metrics.contains("metrics@example.com"),
         "no address in a metric label"
     );
+}
+
+const METRICS_KEY: &str = "test-metrics-key";
+
+/// The app with a `metrics` key configured and `adjust` applied.
+async fn app_with_metrics_key(adjust: impl FnOnce(&mut optin::config::Settings)) -> TestApp {
+    TestApp::spawn_with(Backend::Embedded, |settings| {
+        use sha2::Digest as _;
+        let hash = hex::encode(sha2::Sha256::digest(METRICS_KEY.as_bytes()));
+        settings
+            .security
+            .api_keys
+            .0
+            .push(secrecy::SecretString::from(format!(
+                "scraper:metrics:{hash}"
+            )));
+        adjust(settings);
+    })
+    .await
+}
+
+/// `GET /metrics` with an optional key and `X-Forwarded-For`: the status and the body.
+async fn scrape(app: &TestApp, key: Option<&str>, forwarded_for: Option<&str>) -> (u16, String) {
+    let mut request = app.client.get(app.url("/metrics"));
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    if let Some(client) = forwarded_for {
+        request = request.header("X-Forwarded-For", client);
+    }
+    let response = request.send().await.expect("request sent");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("a body"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_need_a_metrics_key_from_an_address_not_allowed() {
+    // The test client is on loopback; no address is allowed, so only a key opens it.
+    let app = app_with_metrics_key(|s| s.server.metrics_allowed_ips = StringList(vec![])).await;
+    // A signup that queues a confirmation mail: what an outsider must not watch.
+    assert_eq!(
+        app.signup("new@example.com", &["blog-updates"])
+            .await
+            .status(),
+        202
+    );
+    app.drain_outbox().await;
+
+    let (status, body) = scrape(&app, None, None).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("urn:optin:problem:missing-api-key"), "{body}");
+    assert!(!body.contains("optin_outbox_sent_total"));
+    let (status, body) = scrape(&app, Some("not-a-key"), None).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = scrape(&app, Some(SEND_KEY), None).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("urn:optin:problem:insufficient-scope"),
+        "{body}"
+    );
+
+    for key in [METRICS_KEY, ADMIN_KEY] {
+        let (status, body) = scrape(&app, Some(key), None).await;
+        assert_eq!(status, 200, "{key}: {body}");
+        assert!(body.contains("optin_outbox_sent_total"), "{body}");
+    }
+    // The metrics key opens nothing else.
+    let stats = app.get_with_key("/v1/stats", METRICS_KEY).await;
+    assert_eq!(stats.status(), 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_answer_an_allowed_address_without_a_key_but_not_a_client_behind_a_proxy() {
+    // Default: loopback only. The test client connects from 127.0.0.1.
+    let app = app_with_metrics_key(|_| {}).await;
+    let (status, body) = scrape(&app, None, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("optin_outbox_queued"), "{body}");
+    // Without trusted proxies, X-Forwarded-For is anyone's to write and is ignored.
+    let (status, _) = scrape(&app, None, Some("203.0.113.9")).await;
+    assert_eq!(status, 200);
+
+    // Behind a trusted proxy on loopback, the client is the forwarded address.
+    let proxied = app_with_metrics_key(|s| {
+        s.server.trusted_proxies = StringList(vec!["127.0.0.1".into()]);
+        s.server.metrics_allowed_ips = StringList(vec!["10.1.0.0/16".into()]);
+    })
+    .await;
+    let (status, _) = scrape(&proxied, None, Some("203.0.113.9")).await;
+    assert_eq!(status, 401, "an outside client relayed by the proxy");
+    let (status, _) = scrape(&proxied, None, None).await;
+    assert_eq!(status, 401, "the proxy itself is not in the allowed range");
+    let (status, _) = scrape(&proxied, None, Some("10.1.2.3")).await;
+    assert_eq!(
+        status, 200,
+        "a scraper inside the allowed range, through the proxy"
+    );
+    let (status, _) = scrape(&proxied, Some(METRICS_KEY), Some("203.0.113.9")).await;
+    assert_eq!(status, 200, "a key opens it from anywhere");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

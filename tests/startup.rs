@@ -192,6 +192,65 @@ fn slow_check_config_refuses_a_ttl_of_0_and_duplicate_key_ids_naming_the_setting
     assert!(message.contains("'k1'"), "names the id: {message}");
 }
 
+#[test]
+fn slow_check_config_refuses_a_lifetime_too_long_for_the_calendar() {
+    // Accepted once, after which every signup and eligibility check panicked adding it
+    // to the current date.
+    let base = ProcessSettings::new("./data/optin.redb", "file://./data/mail");
+    for (name, value, setting) in [
+        (
+            "OPTIN_LINKS__UNSUBSCRIBE_TTL_DAYS",
+            "4294967295",
+            "links.unsubscribe_ttl_days",
+        ),
+        (
+            "OPTIN_SIGNUP__CONFIRMATION_TTL_DAYS",
+            "36526",
+            "signup.confirmation_ttl_days",
+        ),
+        (
+            "OPTIN_MAIL__LEASE_SECS",
+            "18446744073709551615",
+            "mail.lease_secs",
+        ),
+    ] {
+        let output = check_config(&base.clone().with_env(name, value));
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{name}={value}: {message}");
+        assert!(message.contains(setting), "{message}");
+        assert!(message.contains("100 years"), "{message}");
+    }
+    let at_the_bound = check_config(&base.with_env("OPTIN_LINKS__UNSUBSCRIBE_TTL_DAYS", "36525"));
+    assert!(at_the_bound.status.success(), "{}", stderr(&at_the_bound));
+}
+
+#[test]
+fn slow_check_config_refuses_a_webhook_to_a_private_or_metadata_address_unless_allowed() {
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    for url in [
+        "https://169.254.169.254/latest/meta-data/",
+        "https://10.0.0.1/hook",
+        "https://[fd00::1]/hook",
+    ] {
+        let mut settings = ProcessSettings::new("./data/optin.redb", "file://./data/mail");
+        settings.extra_toml = format!(
+            "[[webhooks.endpoints]]\nid = \"crm\"\nurl = \"{url}\"\nsecret = \"{secret}\"\n"
+        );
+        let output = check_config(&settings);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{url}: {message}");
+        assert!(message.contains("webhooks.endpoints[crm].url"), "{message}");
+        assert!(
+            message.contains("webhooks.allow_private_networks"),
+            "{message}"
+        );
+
+        let allowed =
+            check_config(&settings.with_env("OPTIN_WEBHOOKS__ALLOW_PRIVATE_NETWORKS", "true"));
+        assert!(allowed.status.success(), "{url}: {}", stderr(&allowed));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_serve_refuses_to_start_with_a_ttl_of_0() {
     let smtp = SmtpSink::start();

@@ -11,8 +11,8 @@ use optin::clock::SystemClock;
 use optin::webhooks::event::Empty;
 use optin::webhooks::signature::SigningKey;
 use optin::webhooks::{
-    DeliveryOutcome, Endpoint, EndpointSettings, EventData, WebhookClient, WebhookEvent,
-    WebhookSettings,
+    DeliveryOutcome, Endpoint, EndpointSettings, EventData, NetworkPolicy, WebhookClient,
+    WebhookEvent, WebhookSettings,
 };
 use secrecy::SecretString;
 use support::webhook_receiver::{python_verify, Answer, WebhookReceiver};
@@ -40,7 +40,8 @@ async fn setup(timeout: Duration) -> Setup {
         ..WebhookSettings::default()
     };
     let endpoint = settings.endpoints(&[]).unwrap().remove(0);
-    let client = WebhookClient::new(timeout, Arc::new(SystemClock)).unwrap();
+    let client =
+        WebhookClient::new(timeout, Arc::new(SystemClock), NetworkPolicy::PublicOnly).unwrap();
     Setup {
         receiver,
         endpoint,
@@ -207,4 +208,57 @@ async fn a_refused_connection_fails_without_a_status_and_without_the_url() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_receiver_named_localhost_is_reached_through_the_guarded_resolver() {
+    // `localhost` goes through the system resolver and the network policy: loopback is
+    // allowed, for receivers on the same host.
+    let mut s = setup(Duration::from_secs(5)).await;
+    s.endpoint.url = s
+        .receiver
+        .url("/hook")
+        .replace("127.0.0.1", "localhost")
+        .parse()
+        .unwrap();
+    assert_eq!(s.endpoint.url.host_str(), Some("localhost"));
+
+    let outcome = s.client.deliver(&s.endpoint, "job-8", &test_body()).await;
+
+    assert_eq!(outcome, DeliveryOutcome::Delivered(200));
+    assert_eq!(s.receiver.wait_for(1, WAIT).await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_endpoint_at_a_private_address_fails_before_sending_unless_allowed() {
+    let s = setup(Duration::from_secs(5)).await;
+    let settings = WebhookSettings {
+        allow_private_networks: true,
+        endpoints: vec![EndpointSettings {
+            id: "intranet".into(),
+            url: "https://10.0.0.1/hook".into(),
+            secret: SecretString::from(s.secret.clone()),
+            events: None,
+            subscription_types: None,
+        }],
+        ..WebhookSettings::default()
+    };
+    let private = settings.endpoints(&[]).unwrap().remove(0);
+
+    let outcome = s.client.deliver(&private, "job-9", &test_body()).await;
+
+    match outcome {
+        DeliveryOutcome::Failed {
+            status: None,
+            reason,
+        } => {
+            assert!(reason.starts_with("refused: 10.0.0.1"), "{reason}");
+            assert!(
+                reason.contains("webhooks.allow_private_networks"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(s.receiver.received().is_empty());
 }

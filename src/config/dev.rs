@@ -102,9 +102,9 @@ impl DevKeys {
              signing_key = \"{}\"\nindex_key = \"{}\"\nadmin_key = \"{}\"\nsend_key = \"{}\"\nadmin_entry = \"{}\"\nsend_entry = \"{}\"\n",
             keys.signing_key, keys.index_key, keys.admin_key, keys.send_key, keys.admin_entry, keys.send_entry
         );
-        std::fs::create_dir_all(dir)
+        crate::private_files::create_folder(dir)
             .map_err(|e| ConfigError::Read(format!("{}: {e}", dir.display())))?;
-        write_private(&path, &text)
+        crate::private_files::write_new(&path, text.as_bytes())
             .map_err(|e| ConfigError::Read(format!("{}: {e}", path.display())))?;
         Ok(keys)
     }
@@ -112,16 +112,4 @@ impl DevKeys {
     pub fn path() -> PathBuf {
         Path::new("./data").join(DEV_KEYS_FILE)
     }
-}
-
-/// Writes a file readable by its owner only.
-pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(text.as_bytes())
 }

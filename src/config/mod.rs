@@ -19,7 +19,6 @@ use crate::auth::ApiKeys;
 use crate::domain::{Catalog, ContactIndex};
 use crate::tokens::TokenSigner;
 
-pub(crate) use dev::write_private;
 pub use dev::DevKeys;
 pub use schema::{
     AdminSettings, DkimSettings, LinkSettings, ListSetting, LogFormat, LogSettings, MailSettings,
@@ -63,6 +62,8 @@ pub struct Config {
     pub api_keys: ApiKeys,
     pub catalog: Catalog,
     pub trusted_proxies: Vec<IpNet>,
+    /// `server.metrics_allowed_ips`: clients that read `GET /metrics` without a key.
+    pub metrics_allowed_ips: Vec<IpNet>,
     /// `[[webhooks.endpoints]]`, checked: HTTPS (or loopback) URLs and parsed secrets.
     pub webhook_endpoints: std::sync::Arc<Vec<crate::webhooks::Endpoint>>,
     /// True when started with no configuration: generated keys and example types.

@@ -3,54 +3,13 @@
 
 use std::path::PathBuf;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::domain::SubscriptionType;
+pub use crate::setting_list::{ListSetting, StringList};
 
 const EXAMPLE_TYPES: &str = include_str!("../example_subscription_types.toml");
-
-/// A list written either as a TOML array or as one comma-separated string (the form an
-/// environment variable takes).
-#[derive(Clone, Debug, Default)]
-pub struct ListSetting(pub Vec<SecretString>);
-
-impl<'de> Deserialize<'de> for ListSetting {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            One(String),
-            Many(Vec<String>),
-        }
-        let items = match Raw::deserialize(deserializer)? {
-            Raw::One(joined) => joined.split(',').map(str::to_string).collect(),
-            Raw::Many(items) => items,
-        };
-        let items = items
-            .into_iter()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty());
-        Ok(Self(items.map(SecretString::from).collect()))
-    }
-}
-
-/// A list of plain strings, written as a TOML array or one comma-separated string.
-#[derive(Clone, Debug, Default)]
-pub struct StringList(pub Vec<String>);
-
-impl<'de> Deserialize<'de> for StringList {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let secret = ListSetting::deserialize(deserializer)?;
-        Ok(Self(
-            secret
-                .0
-                .iter()
-                .map(|s| s.expose_secret().to_string())
-                .collect(),
-        ))
-    }
-}
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -67,6 +26,9 @@ pub struct ServerSettings {
     pub request_timeout_secs: u64,
     /// Proxies (addresses or ranges like `10.0.0.0/8`) whose `X-Forwarded-For` is believed.
     pub trusted_proxies: StringList,
+    /// Client addresses or ranges that may read `GET /metrics` without a key; anyone else
+    /// needs a key of scope `metrics` or `admin`.
+    pub metrics_allowed_ips: StringList,
     /// Our own page templates (`<page>.hbs`, `layout.hbs`, `i18n/<locale>.json`).
     pub pages_dir: Option<PathBuf>,
     /// Origins whose pages may post to `POST /v1/signups` from a browser (CORS).
@@ -86,6 +48,7 @@ impl Default for ServerSettings {
             signup_page_url: None,
             request_timeout_secs: 10,
             trusted_proxies: StringList::default(),
+            metrics_allowed_ips: StringList(vec!["127.0.0.0/8".into(), "::1".into()]),
             pages_dir: None,
             cors_allowed_origins: StringList::default(),
             embed_allowed_origins: StringList::default(),

@@ -8,9 +8,7 @@ use base64::Engine;
 use ipnet::IpNet;
 use secrecy::ExposeSecret;
 
-use super::{
-    invalid, Config, ConfigError, ListSetting, SecuritySettings, ServerSettings, Settings,
-};
+use super::{invalid, Config, ConfigError, ListSetting, SecuritySettings, Settings};
 use crate::auth::{ApiKey, ApiKeys};
 use crate::domain::{Catalog, ContactIndex};
 use crate::tokens::{SigningKey, TokenSigner};
@@ -29,39 +27,124 @@ impl SecuritySettings {
     }
 }
 
+/// The longest lifetime, window or delay any setting may give: 100 years. Longer values
+/// are typing mistakes, and would overflow date arithmetic.
+const MAX_DAYS: u64 = 36_525;
+const MAX_MINUTES: u64 = MAX_DAYS * 24 * 60;
+const MAX_SECS: u64 = MAX_MINUTES * 60;
+/// The largest count (attempts, limits, bytes) any setting may give.
+const MAX_COUNT: u64 = 1_000_000_000;
+
+/// The range one numeric setting must fall in, by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Bounded {
+    setting: &'static str,
+    value: u64,
+    least: u64,
+    most: u64,
+}
+
+impl Bounded {
+    fn new(setting: &'static str, value: impl TryInto<u64>, most: u64) -> Self {
+        Self {
+            setting,
+            value: value.try_into().unwrap_or(u64::MAX),
+            least: 0,
+            most,
+        }
+    }
+
+    /// For settings where 0 makes no sense (a link dead on arrival, a job never tried, …).
+    fn at_least_one(self) -> Self {
+        Self { least: 1, ..self }
+    }
+
+    /// For settings with a tighter limit of their own.
+    fn at_most(self, most: u64) -> Self {
+        Self { most, ..self }
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let Self {
+            setting,
+            value,
+            least,
+            most,
+        } = *self;
+        if value < least {
+            return Err(invalid(setting, format!("must be at least {least}")));
+        }
+        if value > most {
+            let unit = match most {
+                MAX_DAYS => " days (100 years)",
+                MAX_MINUTES => " minutes (100 years)",
+                MAX_SECS => " seconds (100 years)",
+                _ => "",
+            };
+            return Err(invalid(setting, format!("must be at most {most}{unit}")));
+        }
+        Ok(())
+    }
+}
+
+fn days(setting: &'static str, value: impl TryInto<u64>) -> Bounded {
+    Bounded::new(setting, value, MAX_DAYS)
+}
+
+fn minutes(setting: &'static str, value: impl TryInto<u64>) -> Bounded {
+    Bounded::new(setting, value, MAX_MINUTES)
+}
+
+fn secs(setting: &'static str, value: impl TryInto<u64>) -> Bounded {
+    Bounded::new(setting, value, MAX_SECS)
+}
+
+fn count(setting: &'static str, value: impl TryInto<u64>) -> Bounded {
+    Bounded::new(setting, value, MAX_COUNT)
+}
+
 impl Settings {
-    /// Settings where 0 makes no sense (a link dead on arrival, a job never tried, …),
-    /// by name. A new lifetime, limit or count setting belongs here.
-    fn at_least_one(&self) -> [(&'static str, u64); 9] {
-        [
-            (
-                "signup.confirmation_ttl_days",
-                self.signup.confirmation_ttl_days.into(),
+    /// Every duration and count setting with its range: a new one is one line here.
+    fn bounded(&self) -> Vec<Bounded> {
+        use crate::feedback::settings::{MAX_SOFT_BOUNCE_DAYS, MAX_SOFT_BOUNCE_LIMIT};
+        let (server, mail, signup, links) = (&self.server, &self.mail, &self.signup, &self.links);
+        let (privacy, webhooks, feedback) = (&self.privacy, &self.webhooks, &self.feedback);
+        let mut bounded = vec![
+            count("server.body_limit_bytes", server.body_limit_bytes),
+            secs("server.request_timeout_secs", server.request_timeout_secs).at_least_one(),
+            count("mail.max_attempts", mail.max_attempts).at_least_one(),
+            secs("mail.retry_base_secs", mail.retry_base_secs),
+            count("mail.workers", mail.workers)
+                .at_least_one()
+                .at_most(64),
+            secs("mail.lease_secs", mail.lease_secs).at_least_one(),
+            days("signup.confirmation_ttl_days", signup.confirmation_ttl_days).at_least_one(),
+            count(
+                "signup.max_confirmation_mails_per_day",
+                signup.max_confirmation_mails_per_day,
             ),
-            (
-                "links.unsubscribe_ttl_days",
-                self.links.unsubscribe_ttl_days.into(),
-            ),
-            (
-                "links.preferences_ttl_days",
-                self.links.preferences_ttl_days.into(),
-            ),
-            (
-                "links.rights_max_age_minutes",
-                self.links.rights_max_age_minutes.into(),
-            ),
-            (
-                "links.max_posts_per_hour",
-                self.links.max_posts_per_hour.into(),
-            ),
-            (
-                "server.request_timeout_secs",
-                self.server.request_timeout_secs,
-            ),
-            ("mail.lease_secs", self.mail.lease_secs),
-            ("mail.max_attempts", self.mail.max_attempts.into()),
-            ("admin.session_minutes", self.admin.session_minutes.into()),
-        ]
+            count("signup.max_signups_per_ip", signup.max_signups_per_ip),
+            secs("signup.ip_window_secs", signup.ip_window_secs),
+            days("links.unsubscribe_ttl_days", links.unsubscribe_ttl_days).at_least_one(),
+            days("links.preferences_ttl_days", links.preferences_ttl_days).at_least_one(),
+            minutes("links.rights_max_age_minutes", links.rights_max_age_minutes).at_least_one(),
+            count("links.max_posts_per_hour", links.max_posts_per_hour).at_least_one(),
+            minutes("admin.session_minutes", self.admin.session_minutes).at_least_one(),
+            secs("privacy.purge_interval_secs", privacy.purge_interval_secs),
+            count("webhooks.max_attempts", webhooks.max_attempts).at_least_one(),
+            secs("webhooks.retry_base_secs", webhooks.retry_base_secs).at_least_one(),
+            secs("webhooks.timeout_secs", webhooks.timeout_secs).at_least_one(),
+            count("feedback.soft_bounce_limit", feedback.soft_bounce_limit)
+                .at_least_one()
+                .at_most(MAX_SOFT_BOUNCE_LIMIT.into()),
+            days("feedback.soft_bounce_days", feedback.soft_bounce_days)
+                .at_least_one()
+                .at_most(MAX_SOFT_BOUNCE_DAYS.into()),
+        ];
+        if let Some(retain) = privacy.retain_inactive_days {
+            bounded.push(days("privacy.retain_inactive_days", retain).at_least_one());
+        }
+        bounded
     }
 
     /// The checks of single values, which need nothing built first.
@@ -72,10 +155,8 @@ impl Settings {
                 "must be one of the shipped locales: en, nl",
             ));
         }
-        for (setting, value) in self.at_least_one() {
-            if value == 0 {
-                return Err(invalid(setting, "must be at least 1"));
-            }
+        for bounded in self.bounded() {
+            bounded.check()?;
         }
         for (setting, value) in [
             ("server.thank_you_url", &self.server.thank_you_url),
@@ -87,9 +168,6 @@ impl Settings {
                     return Err(invalid(setting, "must be an http(s) URL"));
                 }
             }
-        }
-        if !(1..=64).contains(&self.mail.workers) {
-            return Err(invalid("mail.workers", "must be between 1 and 64"));
         }
         Ok(())
     }
@@ -131,7 +209,12 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| invalid("security.api_keys", e))?;
         settings.check_values()?;
-        let trusted_proxies = trusted_proxies(&settings.server)?;
+        let trusted_proxies =
+            ip_ranges("server.trusted_proxies", &settings.server.trusted_proxies.0)?;
+        let metrics_allowed_ips = ip_ranges(
+            "server.metrics_allowed_ips",
+            &settings.server.metrics_allowed_ips.0,
+        )?;
         check_origins(
             "server.cors_allowed_origins",
             &settings.server.cors_allowed_origins.0,
@@ -164,25 +247,20 @@ impl Config {
             api_keys: ApiKeys::new(api_keys),
             catalog,
             trusted_proxies,
+            metrics_allowed_ips,
             development_setup,
             settings,
         })
     }
 }
 
-/// `server.trusted_proxies` as ranges.
-fn trusted_proxies(server: &ServerSettings) -> Result<Vec<IpNet>, ConfigError> {
-    server
-        .trusted_proxies
-        .0
+/// A list of addresses or ranges (`server.trusted_proxies`, `server.metrics_allowed_ips`).
+fn ip_ranges(setting: &'static str, entries: &[String]) -> Result<Vec<IpNet>, ConfigError> {
+    entries
         .iter()
         .map(|entry| {
-            parse_ip_range(entry).ok_or_else(|| {
-                invalid(
-                    "server.trusted_proxies",
-                    format!("'{entry}' is not an address or range"),
-                )
-            })
+            parse_ip_range(entry)
+                .ok_or_else(|| invalid(setting, format!("'{entry}' is not an address or range")))
         })
         .collect::<Result<Vec<_>, _>>()
 }
@@ -268,6 +346,71 @@ fn parse_ip_range(text: &str) -> Option<IpNet> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The settings with `section.key = value`, read as the configuration file is.
+    fn with_setting(setting: &str, value: u64) -> Settings {
+        let (section, key) = setting.split_once('.').unwrap();
+        super::super::load::toml_from_str(&format!("[{section}]\n{key} = {value}\n"))
+            .unwrap_or_else(|e| panic!("{setting} is not a setting: {e}"))
+    }
+
+    #[test]
+    fn every_bounded_setting_is_refused_one_above_its_bound_and_taken_at_it() {
+        let mut all = Settings::default();
+        all.privacy.retain_inactive_days = Some(730);
+        let bounded = all.bounded();
+        assert!(bounded.len() >= 22, "{bounded:?}");
+        for entry in bounded {
+            let at_bound = with_setting(entry.setting, entry.most);
+            assert!(
+                at_bound.check_values().is_ok(),
+                "{} = {}",
+                entry.setting,
+                entry.most
+            );
+            let above = with_setting(entry.setting, entry.most + 1)
+                .check_values()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                above.contains(entry.setting) && above.contains("must be at most"),
+                "{}: {above}",
+                entry.setting
+            );
+            if entry.least > 0 {
+                let below = with_setting(entry.setting, entry.least - 1)
+                    .check_values()
+                    .unwrap_err()
+                    .to_string();
+                assert!(below.contains(entry.setting), "{below}");
+            }
+        }
+    }
+
+    #[test]
+    fn no_lifetime_may_pass_100_years() {
+        let huge = with_setting("links.unsubscribe_ttl_days", u64::from(u32::MAX));
+        assert_eq!(
+            huge.check_values().unwrap_err().to_string(),
+            "setting `links.unsubscribe_ttl_days`: must be at most 36525 days (100 years)"
+        );
+        for (setting, most) in [
+            ("signup.confirmation_ttl_days", MAX_DAYS),
+            ("admin.session_minutes", MAX_MINUTES),
+            ("mail.lease_secs", MAX_SECS),
+            ("webhooks.timeout_secs", MAX_SECS),
+            ("mail.max_attempts", MAX_COUNT),
+            ("feedback.soft_bounce_days", 365),
+        ] {
+            let entry = Settings::default()
+                .bounded()
+                .into_iter()
+                .find(|entry| entry.setting == setting)
+                .unwrap();
+            assert_eq!(entry.most, most, "{setting}");
+        }
+        assert_eq!(MAX_SECS, 3_155_760_000);
+    }
 
     #[test]
     fn trusted_proxies_are_ranges_or_single_addresses() {

@@ -3,10 +3,12 @@
 //!
 //! The caller reads the envelope with [`parse_sns_envelope`], checks
 //! [`SnsEnvelope::signing_cert_url`], fetches and caches that certificate, calls
-//! [`verify_sns_signature`] with its PEM, and then acts on [`SnsEnvelope::outcome`].
+//! [`verify_sns_signature`] with its PEM, checks [`SnsEnvelope::check_origin`] (the
+//! topic and the age, which the signature makes trustworthy), and then acts on
+//! [`SnsEnvelope::outcome`].
 
 use base64::Engine as _;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use url::Url;
 use x509_cert::der::DecodePem as _;
@@ -62,6 +64,26 @@ pub enum SnsOutcome {
     UnsubscribeConfirmation,
 }
 
+/// The oldest SNS message taken: SNS gives up retrying a delivery well within an hour, so
+/// an older one is a replay of a message captured earlier.
+pub const MAX_MESSAGE_AGE: Duration = Duration::hours(1);
+/// How far an SNS message may claim to be ahead of our clock: clocks differ a little.
+pub const MAX_CLOCK_AHEAD: Duration = Duration::minutes(5);
+
+/// Why a well-formed (and, where checked, well-signed) SNS message is still not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnsRefusal {
+    /// `feedback.ses_topic_arns` is set and does not list the message's topic.
+    #[error("the message's TopicArn is not listed in feedback.ses_topic_arns")]
+    TopicNotAllowed,
+    #[error("the message's Timestamp is more than an hour old")]
+    Stale,
+    #[error("the message's Timestamp is more than five minutes ahead of our clock")]
+    AheadOfClock,
+    #[error(transparent)]
+    Malformed(#[from] FeedbackFormatError),
+}
+
 /// Why an SNS message is not proven to come from SNS. The caller answers all of them
 /// alike; the variants are for its debug log.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,6 +131,37 @@ impl SnsEnvelope {
             .as_deref()
             .and_then(sns_url)
             .ok_or(SnsSignatureError::CertUrlNotSns)
+    }
+
+    /// Whether the message comes from a topic we take (every topic when `allowed_topics`
+    /// is empty) and was sent within the last hour.
+    pub fn check_origin(
+        &self,
+        allowed_topics: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(), SnsRefusal> {
+        if !allowed_topics.is_empty()
+            && !self
+                .topic_arn
+                .as_deref()
+                .is_some_and(|topic| allowed_topics.iter().any(|allowed| allowed == topic))
+        {
+            return Err(SnsRefusal::TopicNotAllowed);
+        }
+        let sent = super::parse_rfc3339(self.timestamp.as_deref()).ok_or_else(|| {
+            FeedbackFormatError::field(
+                INPUT,
+                "Timestamp",
+                "`Timestamp` is missing or not an RFC 3339 time",
+            )
+        })?;
+        if sent < crate::clock::earlier(now, MAX_MESSAGE_AGE) {
+            return Err(SnsRefusal::Stale);
+        }
+        if sent > crate::clock::later(now, MAX_CLOCK_AHEAD) {
+            return Err(SnsRefusal::AheadOfClock);
+        }
+        Ok(())
     }
 
     /// What the message asks of us.

@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use super::sendgrid::SendgridKey;
 use crate::domain::FeedbackPolicy;
+use crate::setting_list::StringList;
 
 /// `[feedback]` as written.
 #[derive(Clone, Debug, Deserialize)]
@@ -21,6 +22,9 @@ pub struct FeedbackSettings {
     /// The base64 DER public key SendGrid shows for a signed Event Webhook; when set,
     /// unsigned or badly signed SendGrid posts get 401.
     pub sendgrid_public_key: Option<String>,
+    /// The SNS topics (ARNs) whose messages `POST /v1/feedback/ses` takes; any topic
+    /// when empty.
+    pub ses_topic_arns: StringList,
 }
 
 impl Default for FeedbackSettings {
@@ -30,6 +34,7 @@ impl Default for FeedbackSettings {
             soft_bounce_days: 14,
             ses_verify_signature: true,
             sendgrid_public_key: None,
+            ses_topic_arns: StringList::default(),
         }
     }
 }
@@ -40,6 +45,8 @@ pub struct FeedbackConfig {
     pub policy: FeedbackPolicy,
     pub ses_verify_signature: bool,
     pub sendgrid_key: Option<SendgridKey>,
+    /// Empty: any topic.
+    pub ses_topic_arns: Vec<String>,
 }
 
 /// A `[feedback]` setting that cannot be used, by name.
@@ -50,25 +57,27 @@ pub struct FeedbackConfigError {
     pub reason: String,
 }
 
-/// Longest window: a year of remembered soft bounces is already more than any
-/// provider's retry horizon.
-const MAX_DAYS: u32 = 365;
-/// More soft bounces than this cannot be told apart from "never".
-const MAX_LIMIT: u32 = 1000;
+/// Longest `soft_bounce_days`: a year of remembered soft bounces is already more than any
+/// provider's retry horizon. The configuration's table of bounds enforces it.
+pub const MAX_SOFT_BOUNCE_DAYS: u32 = 365;
+/// Largest `soft_bounce_limit`: more soft bounces than this cannot be told apart from
+/// "never".
+pub const MAX_SOFT_BOUNCE_LIMIT: u32 = 1000;
 
 impl FeedbackSettings {
+    /// Builds the ready parts. The numbers' ranges are checked with every other setting's,
+    /// in the configuration's table of bounds.
     pub fn check(&self) -> Result<FeedbackConfig, FeedbackConfigError> {
         let error = |setting, reason: String| FeedbackConfigError { setting, reason };
-        if !(1..=MAX_LIMIT).contains(&self.soft_bounce_limit) {
+        if let Some(bad) = self
+            .ses_topic_arns
+            .0
+            .iter()
+            .find(|arn| !is_sns_topic_arn(arn))
+        {
             return Err(error(
-                "feedback.soft_bounce_limit",
-                format!("must be between 1 and {MAX_LIMIT}"),
-            ));
-        }
-        if !(1..=MAX_DAYS).contains(&self.soft_bounce_days) {
-            return Err(error(
-                "feedback.soft_bounce_days",
-                format!("must be between 1 and {MAX_DAYS}"),
+                "feedback.ses_topic_arns",
+                format!("'{bad}' is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<topic>)"),
             ));
         }
         let sendgrid_key = self
@@ -85,8 +94,24 @@ impl FeedbackSettings {
             },
             ses_verify_signature: self.ses_verify_signature,
             sendgrid_key,
+            ses_topic_arns: self.ses_topic_arns.0.clone(),
         })
     }
+}
+
+/// `arn:<partition>:sns:<region>:<account>:<topic>`, as the SNS console shows it. Checked
+/// so that a typo is reported at start rather than every notification being refused.
+fn is_sns_topic_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.split(':').collect();
+    matches!(
+        parts.as_slice(),
+        ["arn", partition, "sns", region, account, topic]
+            if partition.starts_with("aws")
+                && !region.is_empty()
+                && account.len() == 12
+                && account.bytes().all(|b| b.is_ascii_digit())
+                && !topic.is_empty()
+    )
 }
 
 #[cfg(test)]
@@ -104,22 +129,6 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_setting() {
-        let zero = FeedbackSettings {
-            soft_bounce_limit: 0,
-            ..FeedbackSettings::default()
-        };
-        assert_eq!(
-            zero.check().unwrap_err().setting,
-            "feedback.soft_bounce_limit"
-        );
-        let days = FeedbackSettings {
-            soft_bounce_days: 0,
-            ..FeedbackSettings::default()
-        };
-        assert_eq!(
-            days.check().unwrap_err().setting,
-            "feedback.soft_bounce_days"
-        );
         let key = FeedbackSettings {
             sendgrid_public_key: Some("not a key".into()),
             ..FeedbackSettings::default()
@@ -128,5 +137,32 @@ mod tests {
             key.check().unwrap_err().setting,
             "feedback.sendgrid_public_key"
         );
+        let topic = FeedbackSettings {
+            ses_topic_arns: StringList(vec!["ses-feedback".into()]),
+            ..FeedbackSettings::default()
+        };
+        assert_eq!(
+            topic.check().unwrap_err().setting,
+            "feedback.ses_topic_arns"
+        );
+    }
+
+    #[test]
+    fn topic_arns_are_read_as_the_sns_console_shows_them() {
+        for good in [
+            "arn:aws:sns:us-east-1:123456789012:ses-feedback",
+            "arn:aws-us-gov:sns:us-gov-west-1:123456789012:bounces.fifo",
+        ] {
+            assert!(is_sns_topic_arn(good), "{good}");
+        }
+        for bad in [
+            "",
+            "arn:aws:sqs:us-east-1:123456789012:queue",
+            "arn:aws:sns:us-east-1:1234:short-account",
+            "arn:aws:sns:us-east-1:123456789012:",
+            "arn:aws:sns:us-east-1:123456789012:a:b",
+        ] {
+            assert!(!is_sns_topic_arn(bad), "{bad}");
+        }
     }
 }

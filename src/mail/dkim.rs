@@ -352,9 +352,11 @@ pub fn generate_key_file(
         )));
     }
     let key = generate_key(algorithm)?;
-    crate::config::write_private(out, &key.pem).map_err(|source| DkimError::Write {
-        path: out.to_path_buf(),
-        source,
+    crate::private_files::write_new(out, key.pem.as_bytes()).map_err(|source| {
+        DkimError::Write {
+            path: out.to_path_buf(),
+            source,
+        }
     })?;
     Ok(format!(
         "Wrote the {} key to {} (mode 0600).\n\

@@ -9,8 +9,9 @@
 //!   - without `tls`, STARTTLS is required when the URL carries credentials, so that a
 //!     password never crosses the network in clear, and opportunistic otherwise.
 //! - `smtps://[user:pass@]host[:port]`: implicit TLS (default port 465).
-//! - `file://DIR`: writes each message to `DIR/<uuid>.eml`; `DIR` may be relative
-//!   (`file://./data/mail`) and is created when missing.
+//! - `file://DIR`: writes each message to `DIR/<uuid>.eml` (mode 0600: it holds the
+//!   address); `DIR` may be relative (`file://./data/mail`) and is created (mode 0700)
+//!   when missing.
 //!
 //! User name and password are percent-decoded. They never appear in `Debug`, in
 //! [`MailTransport::describe`] or in an error.
@@ -25,7 +26,7 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::transport::smtp::{
     AsyncSmtpTransportBuilder, PoolConfig, SMTP_PORT, SUBMISSIONS_PORT, SUBMISSION_PORT,
 };
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use url::Url;
 
 use super::smtp_pool::{SmtpPool, StartTls};
@@ -87,7 +88,8 @@ enum Sender {
     },
     /// Plain TCP, upgraded by STARTTLS when asked: our pool, with `TCP_NODELAY`.
     Pooled(SmtpPool),
-    File(AsyncFileTransport<Tokio1Executor>),
+    /// A folder of `.eml` files.
+    File(PathBuf),
 }
 
 impl fmt::Debug for MailTransport {
@@ -131,9 +133,7 @@ impl MailTransport {
                     .map_err(classify_smtp_error)
             }
             Sender::Pooled(pool) => pool.send(message.envelope(), &message.formatted()).await,
-            Sender::File(file) => file.send(message).await.map(drop).map_err(|error| {
-                TransportError::Transient(format!("cannot write the mail file: {error}"))
-            }),
+            Sender::File(dir) => write_eml(dir, message.formatted()).await,
         }
     }
 }
@@ -331,14 +331,28 @@ fn file_transport(dir: &str) -> Result<MailTransport, TransportError> {
         ));
     }
     let path = Path::new(dir);
-    std::fs::create_dir_all(path).map_err(|source| TransportError::CreateDir {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let shared =
+        crate::private_files::create_folder(path).map_err(|source| TransportError::CreateDir {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if shared {
+        tracing::warn!(folder = %path.display(), "the mail folder may be listed by other users; the .eml files themselves are private (0600)");
+    }
     Ok(MailTransport {
-        sender: Sender::File(AsyncFileTransport::new(path)),
+        sender: Sender::File(path.to_path_buf()),
         description: format!("file://{dir} (.eml files)"),
     })
+}
+
+/// Writes one message as `<uuid>.eml`, readable by the service's user only.
+async fn write_eml(dir: &Path, formatted: Vec<u8>) -> Result<(), TransportError> {
+    let path = dir.join(format!("{}.eml", uuid::Uuid::new_v4()));
+    tokio::task::spawn_blocking(move || crate::private_files::write_new(&path, &formatted))
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|written| written)
+        .map_err(|error| TransportError::Transient(format!("cannot write the mail file: {error}")))
 }
 
 #[cfg(test)]

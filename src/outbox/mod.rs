@@ -14,7 +14,7 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use tokio::sync::{watch, Notify};
 
-use crate::clock::SharedClock;
+use crate::clock::{self, SharedClock};
 use crate::config::Config;
 use crate::domain::email::mask_addresses;
 use crate::domain::{OutboxJob, Task};
@@ -117,8 +117,8 @@ impl OutboxWorker {
     /// Takes one due job and handles it. False when nothing was due.
     pub async fn send_next(&self) -> Result<bool, StoreError> {
         let now = self.clock.now();
-        let lease = Duration::seconds(self.config.settings.mail.lease_secs as i64);
-        let Some(job) = self.store.claim_job(now, now + lease).await? else {
+        let lease = clock::seconds(self.config.settings.mail.lease_secs);
+        let Some(job) = self.store.claim_job(now, clock::later(now, lease)).await? else {
             return Ok(false);
         };
         let outcome = match &job.task {
@@ -184,7 +184,7 @@ impl OutboxWorker {
             forget_erased_address(&mut job);
             return self.store.dead_letter_job(&job).await;
         }
-        let due = self.clock.now() + backoff(policy.base_secs, job.attempts);
+        let due = clock::later(self.clock.now(), backoff(policy.base_secs, job.attempts));
         tracing::info!(job = %job.id, kind, attempts = job.attempts, %error, retry_at = %due, "job failed; will retry");
         self.store.retry_job_later(&job, due).await
     }
@@ -203,7 +203,8 @@ fn forget_erased_address(job: &mut OutboxJob) {
 /// `base * 2^(attempts-1)`, capped at six hours.
 fn backoff(base_secs: u64, attempts: u32) -> Duration {
     let exponent = attempts.saturating_sub(1).min(20);
-    let secs = (base_secs as i64)
+    let secs = i64::try_from(base_secs)
+        .unwrap_or(i64::MAX)
         .saturating_mul(1i64 << exponent)
         .min(MAX_BACKOFF_SECS);
     Duration::seconds(secs)

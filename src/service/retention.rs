@@ -2,7 +2,7 @@
 //! `privacy.retain_inactive_days`, then removed. A tombstone keyed by the contact id stays,
 //! so that an import cannot quietly re-add someone who left.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use super::commit::Reach;
 use super::Subscriptions;
@@ -18,7 +18,7 @@ impl Subscriptions {
         let Some(days) = self.config.settings.privacy.retain_inactive_days else {
             return Ok(0);
         };
-        let cutoff = self.now() - Duration::days(i64::from(days));
+        let cutoff = crate::clock::earlier(self.now(), crate::clock::days(days.into()));
         let mut removed = 0;
         loop {
             let candidates = self

@@ -127,6 +127,24 @@ impl Problem {
         )
     }
 
+    /// An SNS message that is authentic but not taken: from a topic that
+    /// `feedback.ses_topic_arns` does not list, or sent too long ago (a replay).
+    pub fn sns_refused(refusal: &crate::feedback::ses::SnsRefusal) -> Self {
+        use crate::feedback::ses::SnsRefusal;
+        let (slug, title) = match refusal {
+            SnsRefusal::TopicNotAllowed => (
+                "sns-topic-not-allowed",
+                "Messages from this SNS topic are not taken",
+            ),
+            SnsRefusal::Stale | SnsRefusal::AheadOfClock => (
+                "sns-message-stale",
+                "The SNS message is too old or from the future",
+            ),
+            SnsRefusal::Malformed(format) => return Self::malformed_body(format.to_string()),
+        };
+        Self::new(StatusCode::FORBIDDEN, slug, title).with_detail(refusal.to_string())
+    }
+
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not-found", "Not found")
     }
@@ -260,6 +278,10 @@ impl From<FeedbackError> for Problem {
             FeedbackError::Signature(reason) => {
                 tracing::debug!(%reason, "feedback signature refused");
                 Problem::invalid_signature()
+            }
+            FeedbackError::SnsRefused(refusal) => {
+                tracing::warn!(%refusal, "SNS message refused");
+                Problem::sns_refused(&refusal)
             }
             // SNS retries a delivery that did not get a 2xx.
             FeedbackError::Upstream(what) => Problem::unavailable().with_detail(what),

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use url::{Host, Url};
 
 use super::event::{EndpointFilter, EventType};
+use super::network::NetworkPolicy;
 use super::signature::SigningKey;
 
 const MAX_ID_LEN: usize = 64;
@@ -21,6 +22,9 @@ pub struct WebhookSettings {
     pub retry_base_secs: u64,
     /// Limit of one attempt, from connecting to the end of the answer.
     pub timeout_secs: u64,
+    /// Lets endpoints be on private, link-local and other non-public addresses
+    /// ([`super::network`]). Loopback is allowed either way.
+    pub allow_private_networks: bool,
     pub endpoints: Vec<EndpointSettings>,
 }
 
@@ -30,6 +34,7 @@ impl Default for WebhookSettings {
             max_attempts: 10,
             retry_base_secs: 5,
             timeout_secs: 10,
+            allow_private_networks: false,
             endpoints: Vec::new(),
         }
     }
@@ -82,23 +87,20 @@ impl WebhookSettings {
         self.endpoints(known_types).map(drop)
     }
 
-    /// The checked endpoints, in the order written.
+    /// Where deliveries may connect.
+    pub fn network_policy(&self) -> NetworkPolicy {
+        NetworkPolicy::new(self.allow_private_networks)
+    }
+
+    /// The checked endpoints, in the order written. The numbers (attempts, delays) are
+    /// checked with every other setting's, in the configuration's table of bounds.
     pub fn endpoints(&self, known_types: &[&str]) -> Result<Vec<Endpoint>, WebhookConfigError> {
-        if self.max_attempts == 0 {
-            return Err(invalid("webhooks.max_attempts", "must be at least 1"));
-        }
-        if self.retry_base_secs == 0 {
-            return Err(invalid("webhooks.retry_base_secs", "must be at least 1"));
-        }
-        if self.timeout_secs == 0 {
-            return Err(invalid("webhooks.timeout_secs", "must be at least 1"));
-        }
         let mut seen = HashSet::new();
         self.endpoints
             .iter()
             .enumerate()
             .map(|(index, endpoint)| {
-                let checked = endpoint.check(index, known_types)?;
+                let checked = endpoint.check(index, known_types, self.network_policy())?;
                 if !seen.insert(checked.id.clone()) {
                     return Err(invalid(
                         format!("webhooks.endpoints[{}].id", checked.id),
@@ -112,7 +114,12 @@ impl WebhookSettings {
 }
 
 impl EndpointSettings {
-    fn check(&self, index: usize, known_types: &[&str]) -> Result<Endpoint, WebhookConfigError> {
+    fn check(
+        &self,
+        index: usize,
+        known_types: &[&str],
+        policy: NetworkPolicy,
+    ) -> Result<Endpoint, WebhookConfigError> {
         if !is_valid_id(&self.id) {
             return Err(invalid(
                 format!("webhooks.endpoints[{index}].id"),
@@ -120,7 +127,7 @@ impl EndpointSettings {
             ));
         }
         let setting = |name: &str| format!("webhooks.endpoints[{}].{name}", self.id);
-        let url = parse_url(&self.url).map_err(|reason| invalid(setting("url"), reason))?;
+        let url = parse_url(&self.url, policy).map_err(|reason| invalid(setting("url"), reason))?;
         let key = SigningKey::parse(self.secret.expose_secret())
             .map_err(|reason| invalid(setting("secret"), reason))?;
         let events = match &self.events {
@@ -172,14 +179,31 @@ fn is_valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
-/// https anywhere; plain http only to this machine, where nobody can read the wire.
-fn parse_url(raw: &str) -> Result<Url, String> {
+/// https anywhere; plain http only to this machine, where nobody can read the wire. An
+/// address written in the URL must be one the network policy allows; a name is checked
+/// at each connection, when it is resolved.
+fn parse_url(raw: &str, policy: NetworkPolicy) -> Result<Url, String> {
     let url = Url::parse(raw).map_err(|e| format!("is not a URL ({e})"))?;
     match url.scheme() {
-        "https" => Ok(url),
-        "http" if is_loopback(&url) => Ok(url),
-        "http" => Err("plain http is allowed only to a loopback host; use https".into()),
-        other => Err(format!("scheme `{other}` is not https")),
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => return Err("plain http is allowed only to a loopback host; use https".into()),
+        other => return Err(format!("scheme `{other}` is not https")),
+    }
+    if let Some(address) = address_of(&url) {
+        policy
+            .check(address)
+            .map_err(|refused| refused.to_string())?;
+    }
+    Ok(url)
+}
+
+/// The address a URL names by number, if it does.
+pub(super) fn address_of(url: &Url) -> Option<std::net::IpAddr> {
+    match url.host()? {
+        Host::Ipv4(ip) => Some(ip.into()),
+        Host::Ipv6(ip) => Some(ip.into()),
+        Host::Domain(_) => None,
     }
 }
 
@@ -338,11 +362,28 @@ mod tests {
     }
 
     #[test]
-    fn zero_limits_are_refused() {
-        let settings = WebhookSettings {
-            timeout_secs: 0,
-            ..WebhookSettings::default()
-        };
-        assert_eq!(error(settings), "webhooks.timeout_secs: must be at least 1");
+    fn private_link_local_and_unspecified_addresses_are_refused_unless_allowed() {
+        for url in [
+            "https://169.254.169.254/latest/meta-data/",
+            "https://10.0.0.1/hook",
+            "https://192.168.1.20:8443/hook",
+            "https://[fd00:ec2::254]/hook",
+            "https://[fe80::1]/hook",
+            "https://0.0.0.0/hook",
+            "https://[::]/hook",
+            "https://[::ffff:10.0.0.1]/hook",
+        ] {
+            let shown = error(with(vec![endpoint("crm", url)]));
+            assert!(
+                shown.starts_with("webhooks.endpoints[crm].url: ")
+                    && shown.contains("webhooks.allow_private_networks"),
+                "{url}: {shown}"
+            );
+            let allowed = WebhookSettings {
+                allow_private_networks: true,
+                ..with(vec![endpoint("crm", url)])
+            };
+            assert!(allowed.validate(KNOWN).is_ok(), "{url} when allowed");
+        }
     }
 }

@@ -324,11 +324,13 @@ fn deployed_env(command: &mut Command, settings: &ProcessSettings, port: u16) {
 }
 
 /// Runs one `optin` command (`check-config`, `health`, …) configured as [`OptinProcess`]
-/// is, with the example types in `--config`, on `port`; answers its exit status and output.
+/// is, with the example types (and `extra_toml`) in `--config`, on `port`; answers its
+/// exit status and output.
 pub fn run_configured(settings: &ProcessSettings, port: u16, args: &[&str]) -> Output {
     let dir = tempfile::tempdir().expect("a temporary folder for the command");
     let config_path = dir.path().join("optin.toml");
-    std::fs::write(&config_path, EXAMPLE_TYPES).expect("write optin.toml");
+    let config = format!("{}\n{EXAMPLE_TYPES}", settings.extra_toml);
+    std::fs::write(&config_path, config).expect("write optin.toml");
     let mut command = optin_command(dir.path());
     command.args(args).arg("--config").arg(&config_path);
     deployed_env(&mut command, settings, port);

@@ -386,7 +386,7 @@ impl Contact {
             types: request.types,
             notices: request.notices,
             locale: request.locale,
-            expires_at: now + request.ttl,
+            expires_at: crate::clock::later(now, request.ttl),
             signup: request.signup,
         };
         let mail = MailKind::Confirmation {

@@ -160,7 +160,7 @@ impl Contact {
     pub fn recent_soft_bounces(&self, policy: &FeedbackPolicy, now: DateTime<Utc>) -> usize {
         self.soft_bounces
             .iter()
-            .filter(|at| **at > now - policy.window)
+            .filter(|at| **at > crate::clock::earlier(now, policy.window))
             .count()
     }
 
@@ -280,7 +280,7 @@ impl Contact {
 
     /// Drops soft bounces and seen event ids older than the window.
     fn forget_old_feedback(&mut self, policy: &FeedbackPolicy, now: DateTime<Utc>) {
-        let cutoff = now - policy.window;
+        let cutoff = crate::clock::earlier(now, policy.window);
         self.soft_bounces.retain(|at| *at > cutoff);
         self.feedback_seen.retain(|seen| seen.at > cutoff);
     }

@@ -410,3 +410,80 @@ fn the_signing_certificate_url_is_checked() {
         Err(SnsSignatureError::CertUrlNotSns)
     );
 }
+
+const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:ses-feedback";
+
+fn sent_at(at: DateTime<Utc>) -> SnsEnvelope {
+    let mut envelope: serde_json::Value = serde_json::from_str(BOUNCE).expect("fixture");
+    envelope["Timestamp"] = at.to_rfc3339().into();
+    envelope_of(&envelope)
+}
+
+#[test]
+fn a_message_from_a_listed_topic_or_with_no_list_is_taken() {
+    let now = Utc::now();
+    let envelope = sent_at(now);
+    assert_eq!(envelope.topic_arn.as_deref(), Some(TOPIC));
+    assert_eq!(envelope.check_origin(&[], now), Ok(()));
+    assert_eq!(
+        envelope.check_origin(
+            &[
+                "arn:aws:sns:eu-west-1:123456789012:other".into(),
+                TOPIC.into()
+            ],
+            now
+        ),
+        Ok(())
+    );
+}
+
+#[test]
+fn a_message_from_a_foreign_topic_is_refused() {
+    let now = Utc::now();
+    let allowed = ["arn:aws:sns:us-east-1:123456789012:our-bounces".to_string()];
+    assert_eq!(
+        sent_at(now).check_origin(&allowed, now),
+        Err(SnsRefusal::TopicNotAllowed)
+    );
+    let mut without_topic: serde_json::Value = serde_json::from_str(BOUNCE).unwrap();
+    without_topic["Timestamp"] = now.to_rfc3339().into();
+    without_topic.as_object_mut().unwrap().remove("TopicArn");
+    assert_eq!(
+        envelope_of(&without_topic).check_origin(&allowed, now),
+        Err(SnsRefusal::TopicNotAllowed)
+    );
+}
+
+#[test]
+fn a_message_older_than_an_hour_or_from_the_future_is_refused() {
+    let now = Utc::now();
+    let minute = chrono::Duration::minutes(1);
+    assert_eq!(sent_at(now - minute * 59).check_origin(&[], now), Ok(()));
+    assert_eq!(
+        sent_at(now - minute * 61).check_origin(&[], now),
+        Err(SnsRefusal::Stale)
+    );
+    assert_eq!(sent_at(now + minute * 4).check_origin(&[], now), Ok(()));
+    assert_eq!(
+        sent_at(now + minute * 6).check_origin(&[], now),
+        Err(SnsRefusal::AheadOfClock)
+    );
+    // The published example, sent in 2016.
+    assert_eq!(
+        envelope_of(&serde_json::from_str(BOUNCE).unwrap()).check_origin(&[], now),
+        Err(SnsRefusal::Stale)
+    );
+}
+
+#[test]
+fn a_message_without_a_readable_timestamp_is_malformed() {
+    let mut envelope: serde_json::Value = serde_json::from_str(BOUNCE).unwrap();
+    envelope["Timestamp"] = "yesterday".into();
+    assert!(matches!(
+        envelope_of(&envelope).check_origin(&[], Utc::now()),
+        Err(SnsRefusal::Malformed(FeedbackFormatError {
+            field: Some("Timestamp"),
+            ..
+        }))
+    ));
+}

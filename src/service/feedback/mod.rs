@@ -20,7 +20,7 @@ use crate::domain::{
     Contact, ContactId, EmailAddress, FeedbackKind, FeedbackNote, Planned, RequestMeta, Source,
 };
 use crate::feedback::sendgrid::{parse_sendgrid, SendgridSignatureError};
-use crate::feedback::ses::{parse_sns_envelope, SnsOutcome, SnsSignatureError};
+use crate::feedback::ses::{parse_sns_envelope, SnsOutcome, SnsRefusal, SnsSignatureError};
 use crate::feedback::{clean_reason, FeedbackFormatError, FeedbackItem};
 use crate::store::StoreError;
 
@@ -36,6 +36,10 @@ pub enum FeedbackError {
     /// log; every such failure is answered alike.
     #[error("the signature does not verify")]
     Signature(String),
+    /// An SNS message from a topic not listed, or sent too long ago (or ahead): refused
+    /// however well signed.
+    #[error(transparent)]
+    SnsRefused(SnsRefusal),
     /// The SNS certificate or subscription URL could not be fetched: worth retrying.
     #[error("{0}")]
     Upstream(&'static str),
@@ -46,6 +50,15 @@ pub enum FeedbackError {
 impl From<SnsSignatureError> for FeedbackError {
     fn from(error: SnsSignatureError) -> Self {
         FeedbackError::Signature(error.to_string())
+    }
+}
+
+impl From<SnsRefusal> for FeedbackError {
+    fn from(refusal: SnsRefusal) -> Self {
+        match refusal {
+            SnsRefusal::Malformed(format) => FeedbackError::Format(format),
+            refused => FeedbackError::SnsRefused(refused),
+        }
     }
 }
 
@@ -211,6 +224,7 @@ impl Subscriptions {
             let certificate = self.sns().certificate(&cert_url).await?;
             crate::feedback::ses::verify_sns_signature(&envelope, &certificate)?;
         }
+        envelope.check_origin(&self.config().feedback.ses_topic_arns, self.now())?;
         match envelope.outcome()? {
             SnsOutcome::Feedback(items) => Ok(self.apply_feedback(items, meta).await?),
             SnsOutcome::ConfirmSubscription { subscribe_url } => {

@@ -76,7 +76,12 @@ pub struct EmbeddedStore {
 impl EmbeddedStore {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)?;
+            crate::private_files::create_folder(parent)?;
+        }
+        // The file holds every address: private before redb writes the first byte, and
+        // tightened when an earlier release left it readable by others.
+        if let Some(was) = crate::private_files::restrict_file(path)? {
+            tracing::warn!(path = %path.display(), was = format!("{was:o}"), "the store file was readable by other users; its mode is now 0600");
         }
         let db = Database::create(path).map_err(|e| {
             anyhow::anyhow!("cannot open the embedded store at {}: {e}", path.display())

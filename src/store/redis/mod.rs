@@ -405,7 +405,7 @@ impl Store for RedisStore {
         let mut invocation = COUNT_HIT.prepare_invoke();
         invocation
             .key(keys::rate_limit(key, fixed_window(now, window_secs)))
-            .arg(window_secs.max(1) * 1000);
+            .arg(window_secs.max(1).saturating_mul(1000));
         self.redis.bounded(self.redis.invoke(invocation)).await
     }
 

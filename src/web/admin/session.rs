@@ -9,9 +9,10 @@ use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::auth::Scope;
+use crate::clock;
 use crate::web::{AppState, Site};
 
 pub const COOKIE_NAME: &str = "optin_admin";
@@ -37,7 +38,7 @@ impl Session {
         Some(Self {
             key_name: key_name.to_string(),
             csrf: URL_SAFE_NO_PAD.encode(token),
-            expires_at: now + Duration::minutes(i64::from(site.session_minutes)),
+            expires_at: clock::later(now, clock::minutes(site.session_minutes.into())),
         })
     }
 

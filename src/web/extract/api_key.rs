@@ -6,6 +6,7 @@ use actix_web::{web, FromRequest, HttpRequest};
 
 use crate::auth::{ApiKey, ApiKeys, AuthError, Scope};
 use crate::web::problem::Problem;
+use crate::web::AppState;
 
 /// The name of the key that authenticated the request; recorded as `actor` in events.
 pub struct Caller {
@@ -66,6 +67,35 @@ impl FromRequest for AdminKey {
     type Future = Ready<Result<Self, Problem>>;
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         ready(authenticate(req, Scope::Admin).map(AdminKey))
+    }
+}
+
+/// A caller that may read `GET /metrics`: from an address in `server.metrics_allowed_ips`
+/// (the client address as every limit sees it, behind trusted proxies too), or with a key
+/// of scope `metrics` (or `admin`). The counters tell how the service is used, so they
+/// are not for everyone.
+pub struct MetricsReader;
+
+impl FromRequest for MetricsReader {
+    type Error = Problem;
+    type Future = Ready<Result<Self, Problem>>;
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let allowed_address = req.app_data::<web::Data<AppState>>().is_some_and(|state| {
+            let config = state.subscriptions.config();
+            super::request_meta::client_ip(req, config).is_some_and(|ip| {
+                // A dual-stack socket shows an IPv4 client as ::ffff:a.b.c.d.
+                let ip = ip.to_canonical();
+                config
+                    .metrics_allowed_ips
+                    .iter()
+                    .any(|range| range.contains(&ip))
+            })
+        });
+        ready(if allowed_address {
+            Ok(MetricsReader)
+        } else {
+            authenticate(req, Scope::Metrics).map(|_| MetricsReader)
+        })
     }
 }
 

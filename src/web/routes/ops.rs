@@ -1,5 +1,6 @@
-//! Operations endpoints, no key: liveness, readiness, metrics and the API description;
-//! and the client side of readiness, for `optin health`.
+//! Operations endpoints: liveness, readiness and the API description, with no key;
+//! metrics, for allowed addresses and `metrics` keys; and the client side of readiness,
+//! for `optin health`.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -7,6 +8,7 @@ use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
 
+use crate::web::extract::api_key::MetricsReader;
 use crate::web::AppState;
 
 /// The spec, as served and as committed at the top of the repository.
@@ -37,7 +39,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub async fn metrics(state: web::Data<AppState>, _reader: MetricsReader) -> HttpResponse {
     if let Ok(depth) = state.subscriptions.outbox_depth().await {
         metrics::gauge!("optin_outbox_queued").set(depth.queued as f64);
         metrics::gauge!("optin_outbox_dead").set(depth.dead as f64);
