@@ -84,7 +84,7 @@ impl ManualClock {
         let mut now = self
             .now
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *now += by;
     }
 }
@@ -94,7 +94,7 @@ impl Clock for ManualClock {
         *self
             .now
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

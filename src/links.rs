@@ -197,7 +197,7 @@ mod tests {
         ] {
             let token = url.rsplit('/').next().unwrap();
             let claims = signer.verify(token, purpose, now).unwrap();
-            assert!(claims.expires_at >= crate::clock::latest() - Duration::days(1));
+            assert!(claims.expires_at >= clock::latest() - Duration::days(1));
         }
     }
 }

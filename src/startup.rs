@@ -277,7 +277,7 @@ async fn run_scheduler(
             Err(error) => tracing::warn!(%error, "retention purge failed; will retry"),
         }
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            () = tokio::time::sleep(interval) => {}
             _ = shutdown.changed() => {}
         }
     }

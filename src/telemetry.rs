@@ -1,6 +1,7 @@
 //! Logging and metrics setup. Logs are JSON lines by default (`log.format = "text"` for
 //! people); addresses are only ever logged masked, by the code that logs them.
 
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -14,7 +15,6 @@ pub fn init_logging(settings: &LogSettings) {
         .or_else(|_| EnvFilter::try_new(&settings.filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let text = settings.format == LogFormat::Text;
-    use std::io::IsTerminal;
     // Colour codes only for a person at a terminal, never into a file or a log collector.
     let builder = tracing_subscriber::fmt()
         .with_ansi(std::io::stderr().is_terminal())

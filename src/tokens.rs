@@ -116,9 +116,10 @@ pub struct TokenSigner {
 
 impl std::fmt::Debug for TokenSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The keyed HMAC states hold the keys themselves: never shown.
         f.debug_struct("TokenSigner")
             .field("keys", &self.keys)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -185,8 +186,12 @@ impl TokenSigner {
         let fields: Vec<&str> = payload.split('|').collect();
         let (key_id, purpose_code, contact, type_id, expiry, pending, issued, locale) =
             match fields[..] {
-                [FORMAT_VERSION, k, p, c, t, e, pe, i, l] => (k, p, c, t, e, pe, i, l),
-                [FORMAT_VERSION_1, k, p, c, t, e, pe] => (k, p, c, t, e, pe, "", ""),
+                [FORMAT_VERSION, key, purpose, contact, kind, expiry, pending, issued, locale] => {
+                    (key, purpose, contact, kind, expiry, pending, issued, locale)
+                }
+                [FORMAT_VERSION_1, key, purpose, contact, kind, expiry, pending] => {
+                    (key, purpose, contact, kind, expiry, pending, "", "")
+                }
                 [v, ..] if v != FORMAT_VERSION && v != FORMAT_VERSION_1 => {
                     return Err(TokenError::UnsupportedVersion)
                 }

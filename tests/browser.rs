@@ -56,9 +56,7 @@ async fn a_person_confirms_manages_preferences_and_unsubscribes_in_a_real_browse
         "the saved page shows the new state"
     );
     assert!(
-        std::fs::metadata(&screenshot)
-            .map(|m| m.len() > 1000)
-            .unwrap_or(false),
+        std::fs::metadata(&screenshot).is_ok_and(|m| m.len() > 1000),
         "a screenshot was saved"
     );
 

@@ -27,10 +27,10 @@ async fn events(app: &TestApp, email: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_signs_up_on_the_hosted_form_and_the_recorded_notice_is_the_one_shown() {
+    const EMAIL: &str = "form@example.com";
     let app = TestApp::spawn(Backend::Embedded).await;
     let browser = Browser::start().await;
     let mut axe = AxeReport::default();
-    const EMAIL: &str = "form@example.com";
 
     browser.open(&app.url("/signup")).await;
     axe.check(&browser, "signup (all types)").await;
@@ -80,8 +80,8 @@ async fn a_person_signs_up_on_the_hosted_form_and_the_recorded_notice_is_the_one
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_finds_exports_and_erases_a_contact_in_the_console() {
-    let app = TestApp::spawn(Backend::Embedded).await;
     const EMAIL: &str = "subject@example.com";
+    let app = TestApp::spawn(Backend::Embedded).await;
     app.subscribe_confirmed(EMAIL, &["blog-updates", "marketing"])
         .await;
     app.subscribe_confirmed("other@example.com", &["job-alerts"])
@@ -178,8 +178,8 @@ async fn an_admin_finds_exports_and_erases_a_contact_in_the_console() {
 /// The pages that existed before the console: each in a real browser, through axe-core.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_public_page_passes_axe() {
-    let app = TestApp::spawn(Backend::Embedded).await;
     const EMAIL: &str = "pages@example.com";
+    let app = TestApp::spawn(Backend::Embedded).await;
     app.subscribe_confirmed(EMAIL, &["blog-updates"]).await;
     let browser = Browser::start().await;
 

@@ -40,7 +40,7 @@ impl<'a> Console<'a> {
             app,
             cookie,
             csrf: String::new(),
-            urls: Default::default(),
+            urls: std::cell::RefCell::default(),
         };
         let home = console.get("/admin").await;
         assert_eq!(home.0, StatusCode::OK);

@@ -56,7 +56,7 @@ fn prose_lines(text: &str) -> Vec<(usize, &str)> {
                     && run >= length
                     && trimmed.trim_start_matches(mark).trim().is_empty() =>
             {
-                open_fence = None
+                open_fence = None;
             }
             (None, None) => prose.push((index + 1, line)),
             (Some(_), _) => {}
@@ -74,13 +74,12 @@ fn without_code_spans(line: &str) -> String {
         let run = rest[start..].chars().take_while(|&c| c == '`').count();
         let after = &rest[start + run..];
         let closing = "`".repeat(run);
-        match after.find(&closing) {
-            Some(end) => rest = &after[end + run..],
-            None => {
-                // An unmatched run is literal text.
-                out.push_str(&rest[start..start + run]);
-                rest = after;
-            }
+        if let Some(end) = after.find(&closing) {
+            rest = &after[end + run..]
+        } else {
+            // An unmatched run is literal text.
+            out.push_str(&rest[start..start + run]);
+            rest = after;
         }
     }
     out.push_str(rest);

@@ -411,14 +411,17 @@ fn sns_signed(fixture_text: &str, version: &str, signer: &SnsSigner) -> Value {
     let mut text = String::new();
     for name in names {
         if let Some(value) = envelope.get(*name).and_then(Value::as_str) {
-            text.push_str(&format!("{name}\n{value}\n"));
+            text.push_str(name);
+            text.push('\n');
+            text.push_str(value);
+            text.push('\n');
         }
     }
     let signature = match version {
         "1" => SigningKey::<sha1::Sha1>::new(signer.key.clone())
             .sign(text.as_bytes())
             .to_vec(),
-        _ => SigningKey::<rsa::sha2::Sha256>::new(signer.key.clone())
+        _ => SigningKey::<sha2::Sha256>::new(signer.key.clone())
             .sign(text.as_bytes())
             .to_vec(),
     };

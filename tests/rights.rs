@@ -680,7 +680,7 @@ async fn imports_answer_per_line_and_are_idempotent(backend: Backend) {
         r#"{"email":"not an address","subscription_type":"blog-updates","status":"opted_in","lawful_basis":"contract"}"#,
         r#"{"email":"c@example.com","subscription_type":"nope","status":"opted_in","lawful_basis":"contract"}"#,
         r#"{"email":"d@example.com","subscription_type":"marketing","status":"opted_in","lawful_basis":"consent"}"#,
-        r#"{this is not json"#,
+        r"{this is not json",
         r#"{"email":"e@example.com","subscription_type":"marketing","status":"unsubscribed"}"#,
     ];
     let body = lines.join("\n") + "\n";

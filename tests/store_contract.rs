@@ -565,7 +565,7 @@ async fn events_come_back_oldest_first_and_their_chain_verifies(backend: Backend
         events.iter().map(|e| e.seq).collect::<Vec<_>>(),
         vec![1, 2, 3]
     );
-    let check = verify_chain(&events, &stored.head());
+    let check = verify_chain(&events, stored.head());
     assert!(
         check.chain_valid,
         "the stored chain does not verify: {check:?}"
@@ -1571,7 +1571,7 @@ async fn a_walk_finds_every_contact_and_index_entries_are_written_only_at_the_ve
 ) {
     let store = backend.store;
     let now = Utc::now();
-    let mut stored = std::collections::BTreeSet::new();
+    let mut stored = BTreeSet::new();
     for n in 0..450 {
         stored.insert(
             save(&store, None, new_contact(n, now), vec![], vec![])
@@ -1580,7 +1580,7 @@ async fn a_walk_finds_every_contact_and_index_entries_are_written_only_at_the_ve
                 .clone(),
         );
     }
-    let (mut walked, mut cursor, mut pages) = (std::collections::BTreeSet::new(), None, 0);
+    let (mut walked, mut cursor, mut pages) = (BTreeSet::new(), None, 0);
     loop {
         let page = store.contact_ids_page(cursor, 100).await.unwrap();
         walked.extend(page.ids);

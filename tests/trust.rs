@@ -62,7 +62,7 @@ fn mailed_preferences_link(app: &TestApp, email: &str) -> String {
     app.mails_to(email)
         .iter()
         .rev()
-        .flat_map(|mail| mail.links())
+        .flat_map(support::smtp_sink::ReceivedMail::links)
         .find(|link| link.contains("/preferences/"))
         .unwrap_or_else(|| panic!("no mail to {email} holds a preferences link"))
 }

@@ -8,9 +8,7 @@ use super::{ConfigError, Settings, DEFAULT_CONFIG_FILE};
 impl Settings {
     /// Reads the file (when it exists; `explicit` files must exist) and the environment.
     pub fn load(explicit: Option<&Path>) -> Result<(Self, Option<PathBuf>), ConfigError> {
-        let path = explicit
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE));
+        let path = explicit.map_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE), Path::to_path_buf);
         if explicit.is_some() && !path.exists() {
             return Err(ConfigError::Read(format!(
                 "{} does not exist",

@@ -97,12 +97,12 @@ impl ContactChange {
         let pending_added = after_pending
             .iter()
             .filter(|(id, _)| !before_pending.contains(id))
-            .cloned()
+            .copied()
             .collect();
         let pending_removed = before_pending
             .iter()
             .filter(|id| !after_pending.iter().any(|(a, _)| a == *id))
-            .cloned()
+            .copied()
             .collect();
 
         let inactive_since = after.as_ref().and_then(Contact::inactive_since);
@@ -144,11 +144,13 @@ impl ContactChange {
         }
     }
 
+    #[must_use]
     pub fn with_tombstone(mut self, tombstone: Tombstone) -> Self {
         self.set_tombstone = Some(tombstone);
         self
     }
 
+    #[must_use]
     pub fn clearing_tombstone(mut self) -> Self {
         self.clear_tombstone = true;
         self

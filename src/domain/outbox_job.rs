@@ -108,6 +108,7 @@ impl OutboxJob {
 
     /// A copy owned by another contact, under a new id: a rectification carries the old
     /// contact's undelivered webhook notices over to the new one, whose write queues it.
+    #[must_use]
     pub fn moved_to(&self, contact_id: ContactId) -> Self {
         Self {
             id: Uuid::now_v7(),

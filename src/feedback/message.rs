@@ -183,7 +183,7 @@ fn dsn_items(message: &Message<'_>) -> Result<Vec<FeedbackItem>, FeedbackFormatE
         let kind = match (action.as_deref(), class) {
             (Some("failed"), Some(5)) => FeedbackKind::HardBounce,
             // A failure without a readable permanent status is not proof enough.
-            (Some("failed"), _) | (Some("delayed"), _) => FeedbackKind::SoftBounce,
+            (Some("failed" | "delayed"), _) => FeedbackKind::SoftBounce,
             (Some("delivered" | "relayed" | "expanded"), _) => continue,
             (_, Some(4)) => FeedbackKind::SoftBounce,
             _ => continue,

@@ -148,7 +148,7 @@ impl SnsEnvelope {
         {
             return Err(SnsRefusal::TopicNotAllowed);
         }
-        let sent = super::parse_rfc3339(self.timestamp.as_deref()).ok_or_else(|| {
+        let sent = parse_rfc3339(self.timestamp.as_deref()).ok_or_else(|| {
             FeedbackFormatError::field(
                 INPUT,
                 "Timestamp",
@@ -195,33 +195,37 @@ impl SnsEnvelope {
     fn string_to_sign(&self) -> Result<String, SnsSignatureError> {
         fn required<'a>(
             name: &'static str,
-            value: &'a Option<String>,
+            value: Option<&'a String>,
         ) -> Result<(&'static str, &'a str), SnsSignatureError> {
             value
-                .as_deref()
-                .map(|v| (name, v))
+                .map(|v| (name, v.as_str()))
                 .ok_or(SnsSignatureError::MissingField(name))
         }
         let mut fields = vec![
-            required("Message", &self.message)?,
-            required("MessageId", &self.message_id)?,
+            required("Message", self.message.as_ref())?,
+            required("MessageId", self.message_id.as_ref())?,
         ];
         if self.message_type == "Notification" {
             if let Some(subject) = self.subject.as_deref() {
                 fields.push(("Subject", subject));
             }
-            fields.push(required("Timestamp", &self.timestamp)?);
+            fields.push(required("Timestamp", self.timestamp.as_ref())?);
         } else {
-            fields.push(required("SubscribeURL", &self.subscribe_url)?);
-            fields.push(required("Timestamp", &self.timestamp)?);
-            fields.push(required("Token", &self.token)?);
+            fields.push(required("SubscribeURL", self.subscribe_url.as_ref())?);
+            fields.push(required("Timestamp", self.timestamp.as_ref())?);
+            fields.push(required("Token", self.token.as_ref())?);
         }
-        fields.push(required("TopicArn", &self.topic_arn)?);
+        fields.push(required("TopicArn", self.topic_arn.as_ref())?);
         fields.push(("Type", self.message_type.as_str()));
         Ok(fields
             .into_iter()
-            .map(|(name, value)| format!("{name}\n{value}\n"))
-            .collect())
+            .fold(String::new(), |mut text, (name, value)| {
+                text.push_str(name);
+                text.push('\n');
+                text.push_str(value);
+                text.push('\n');
+                text
+            }))
     }
 }
 

@@ -117,7 +117,7 @@ impl SmtpPool {
         // Nothing panics while holding the lock, but a poisoned pool must not stop mail.
         self.idle
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     async fn connect(&self) -> Result<AsyncSmtpConnection, TransportError> {

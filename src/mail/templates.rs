@@ -368,7 +368,7 @@ fn collect_hbs_files(
             if parents.len() < MAX_DIR_DEPTH {
                 collect_hbs_files(&path, &segments, files)?;
             }
-        } else if file_name.ends_with(".hbs") {
+        } else if path.extension().is_some_and(|ext| ext == "hbs") {
             files.push((segments.join("/"), path));
         }
     }

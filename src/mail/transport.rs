@@ -109,7 +109,7 @@ impl MailTransport {
             .split_once("://")
             .map(|(scheme, _)| scheme.to_ascii_lowercase());
         match scheme.as_deref() {
-            Some("smtp") | Some("smtps") => smtp_transport(url),
+            Some("smtp" | "smtps") => smtp_transport(url),
             Some("file") => file_transport(&url["file://".len()..]),
             _ => Err(TransportError::InvalidUrl(
                 "the URL must start with smtp://, smtps:// or file://".into(),
@@ -144,8 +144,8 @@ impl MailTransport {
 pub(super) fn classify_smtp_error(error: lettre::transport::smtp::Error) -> TransportError {
     let text = mask_addresses(&error.to_string());
     // The reply text (lettre's error source) starts with the enhanced status code.
-    let enhanced = std::error::Error::source(&error).map(|reply| reply.to_string());
-    let code = error.status().map(u16::from).unwrap_or(0);
+    let enhanced = std::error::Error::source(&error).map(ToString::to_string);
+    let code = error.status().map_or(0, u16::from);
     let first_word = enhanced
         .as_deref()
         .and_then(|t| t.split_whitespace().next());
@@ -321,7 +321,7 @@ fn percent_decode(raw: &str) -> Option<String> {
     percent_encoding::percent_decode_str(raw)
         .decode_utf8()
         .ok()
-        .map(|decoded| decoded.into_owned())
+        .map(std::borrow::Cow::into_owned)
 }
 
 fn file_transport(dir: &str) -> Result<MailTransport, TransportError> {

@@ -70,13 +70,13 @@ impl OutboxWorker {
         wakeup: Arc<Notify>,
     ) -> Self {
         Self {
-            service,
             store,
             mail,
             webhooks,
             config,
             clock,
             wakeup,
+            service,
         }
     }
 
@@ -87,15 +87,15 @@ impl OutboxWorker {
                 Ok(true) => continue,
                 Ok(false) => {
                     tokio::select! {
-                        _ = self.wakeup.notified() => {}
-                        _ = tokio::time::sleep(IDLE_POLL) => {}
+                        () = self.wakeup.notified() => {}
+                        () = tokio::time::sleep(IDLE_POLL) => {}
                         _ = shutdown.changed() => {}
                     }
                 }
                 Err(error) => {
                     tracing::warn!(%error, "outbox: store unavailable, pausing");
                     tokio::select! {
-                        _ = tokio::time::sleep(STORE_ERROR_PAUSE) => {}
+                        () = tokio::time::sleep(STORE_ERROR_PAUSE) => {}
                         _ = shutdown.changed() => {}
                     }
                 }

@@ -79,7 +79,12 @@ impl Subscriptions {
     }
 
     /// [`Self::commit`], starting from a contact the caller already read (in a batched
-    /// read of many, say). A conflict makes it read again as usual.
+    /// read of many, say): `Some(None)` is a read that found nothing. A conflict makes it
+    /// read again as usual.
+    #[expect(
+        clippy::option_option,
+        reason = "a read that found nothing is still a read, unlike no read"
+    )]
     pub(crate) async fn commit_read<T, E>(
         &self,
         id: &ContactId,

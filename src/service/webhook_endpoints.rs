@@ -56,7 +56,10 @@ impl Subscriptions {
             return Ok(false);
         };
         let now = self.now();
-        let notice = WebhookEvent::new(EventData::WebhookTest(Default::default()), now);
+        let notice = WebhookEvent::new(
+            EventData::WebhookTest(crate::webhooks::event::Empty {}),
+            now,
+        );
         let Some(body) = render(&notice) else {
             return Ok(false);
         };

@@ -65,6 +65,7 @@ pub enum EndpointAttempt {
 
 impl EndpointState {
     /// The state after `attempt` at `at`: the one rule both stores follow.
+    #[must_use]
     pub fn after(mut self, attempt: EndpointAttempt, at: DateTime<Utc>) -> Self {
         match attempt {
             EndpointAttempt::Delivered { status } => {
@@ -256,12 +257,12 @@ pub fn check_url(url: &str) -> anyhow::Result<()> {
 /// file path for the embedded store.
 pub async fn open(url: &str) -> anyhow::Result<SharedStore> {
     check_url(url)?;
-    if !is_embedded(url) {
-        Ok(Arc::new(redis::RedisStore::connect(url).await?))
-    } else {
+    if is_embedded(url) {
         let path = url.strip_prefix("file://").unwrap_or(url);
         Ok(Arc::new(embedded::EmbeddedStore::open(
             std::path::Path::new(path),
         )?))
+    } else {
+        Ok(Arc::new(redis::RedisStore::connect(url).await?))
     }
 }

@@ -45,6 +45,8 @@ pub struct AppState {
 pub struct Site {
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Clients that may read `GET /metrics` without a key.
+    pub metrics_allowed_ips: Vec<IpNet>,
     /// Record IP address and user agent as evidence (`privacy.record_ip`).
     pub record_ip: bool,
     /// Where `POST /signup` sends the browser afterwards.
@@ -72,6 +74,7 @@ impl Site {
         let server = &config.settings.server;
         Self {
             trusted_proxies: config.trusted_proxies.clone(),
+            metrics_allowed_ips: config.metrics_allowed_ips.clone(),
             record_ip: config.settings.privacy.record_ip,
             thank_you_url: server.thank_you_url.clone(),
             signup_page_url: server.signup_page_url.clone(),
@@ -142,13 +145,13 @@ fn signup_cors(origins: &[String]) -> actix_web::middleware::Condition<actix_cor
 pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: &[String]) {
     let json = web::JsonConfig::default()
         .limit(body_limit)
-        .error_handler(crate::web::problem::json_error);
+        .error_handler(problem::json_error);
     // A full batch of 10,000 long addresses is larger than the default body limit.
     let batch_json = web::JsonConfig::default()
         .limit(body_limit.max(MAX_BATCH * 300))
-        .error_handler(crate::web::problem::json_error);
+        .error_handler(problem::json_error);
     cfg.app_data(json)
-        .app_data(web::QueryConfig::default().error_handler(crate::web::problem::query_error))
+        .app_data(web::QueryConfig::default().error_handler(problem::query_error))
         .app_data(web::PayloadConfig::new(body_limit))
         // First: resources are tried in the order registered, and the senders' check is
         // the hottest path; every `{token}` pattern before it costs a regex match.
@@ -304,32 +307,30 @@ fn personal_resource(
         InitError = (),
     >,
 > {
-    resource(path, allow).wrap(crate::web::middleware::no_store::no_store())
+    resource(path, allow).wrap(middleware::no_store::no_store())
 }
 
 /// A resource that answers other methods with 405, the `Allow` header and our error shapes.
 fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(
-        move |state: web::Data<AppState>, req: actix_web::HttpRequest| {
-            method_not_allowed(state, req, allow)
-        },
+        move |state: web::Data<AppState>, req: HttpRequest| method_not_allowed(state, req, allow),
     ))
 }
 
 async fn method_not_allowed(
     state: web::Data<AppState>,
-    req: actix_web::HttpRequest,
+    req: HttpRequest,
     allow: &'static str,
 ) -> actix_web::HttpResponse {
     use actix_web::ResponseError;
     let mut response = if req.path().starts_with("/v1/") {
-        crate::web::problem::Problem::method_not_allowed().error_response()
+        problem::Problem::method_not_allowed().error_response()
     } else {
         page::error_page(
             &state,
             &req,
             actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
-            crate::web::pages::ErrorKey::BadRequest,
+            pages::ErrorKey::BadRequest,
         )
     };
     response.headers_mut().insert(
@@ -340,21 +341,18 @@ async fn method_not_allowed(
 }
 
 /// Unknown paths: problem+json under `/v1`, a page elsewhere.
-pub async fn not_found(
-    state: web::Data<AppState>,
-    req: actix_web::HttpRequest,
-) -> actix_web::HttpResponse {
+pub async fn not_found(state: web::Data<AppState>, req: HttpRequest) -> actix_web::HttpResponse {
     use actix_web::ResponseError;
     if let Some(response) = compat::not_found(&req) {
         response
     } else if req.path().starts_with("/v1/") {
-        crate::web::problem::Problem::not_found().error_response()
+        problem::Problem::not_found().error_response()
     } else {
         page::error_page(
             &state,
             &req,
             actix_web::http::StatusCode::NOT_FOUND,
-            crate::web::pages::ErrorKey::NotFound,
+            pages::ErrorKey::NotFound,
         )
     }
 }

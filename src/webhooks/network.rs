@@ -90,7 +90,7 @@ impl NetworkPolicy {
         // An IPv4 address written as IPv6 (`::ffff:10.0.0.1`) reaches the IPv4 host.
         let address = match address {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-            v4 => v4,
+            v4 @ IpAddr::V4(_) => v4,
         };
         if self == Self::AllowPrivate || address.is_loopback() {
             return Ok(());

@@ -96,13 +96,13 @@ mod tests {
     // From the Standard Webhooks reference libraries' sign test (identical in the Go,
     // Python, JavaScript and Rust test suites of standard-webhooks/standard-webhooks),
     // and checked by hand with:
-    //   printf '%s' 'msg_p5jXN8AQM9LWM0D4loKWxJek.1614265330.{"test": 2432232314}' |
+    //   printf '%s' 'msg_p5jXN8AQM9LWM0D4loKWxJek.1_614_265_330.{"test": 2432232314}' |
     //   openssl dgst -sha256 -mac HMAC -binary \
     //     -macopt hexkey:$(printf MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw | base64 -d | xxd -p -c 100) |
     //   base64
     const SPEC_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     const SPEC_ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
-    const SPEC_TIMESTAMP: i64 = 1614265330;
+    const SPEC_TIMESTAMP: i64 = 1_614_265_330;
     const SPEC_BODY: &[u8] = br#"{"test": 2432232314}"#;
     const SPEC_SIGNATURE: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
 

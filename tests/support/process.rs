@@ -180,7 +180,7 @@ impl OptinProcess {
     /// Polls `path` until it answers 200; on failure kills the child and gives its log.
     async fn wait_for(&mut self, path: &str) -> Result<(), String> {
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_millis(1000))
+            .timeout(Duration::from_secs(1))
             .build()
             .expect("an HTTP client");
         let deadline = Instant::now() + READY_TIMEOUT;

@@ -31,7 +31,7 @@ impl RedisServer {
     /// Starts a server with extra `redis-server` arguments, e.g. `["--appendonly", "yes"]`.
     pub fn start_with_args(args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("a temporary folder for redis-server");
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let args: Vec<String> = args.iter().map(ToString::to_string).collect();
         // Another process may grab the free port between our probe and redis-server's
         // bind; then redis-server exits and we try another port.
         let mut last_failure = String::new();

@@ -67,7 +67,7 @@ fn lock(state: &SharedState) -> MutexGuard<'_, SinkState> {
     // A test that panicked while holding the lock must not hide every later message.
     state
         .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 pub struct SmtpSink {
@@ -127,12 +127,11 @@ impl SmtpSink {
             if messages.len() >= count {
                 return messages;
             }
-            if Instant::now() >= deadline {
-                panic!(
-                    "expected {count} message(s) within {timeout:?}, got {}",
-                    messages.len()
-                );
-            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {count} message(s) within {timeout:?}, got {}",
+                messages.len()
+            );
             std::thread::sleep(POLL_INTERVAL);
         }
     }

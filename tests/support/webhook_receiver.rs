@@ -112,12 +112,11 @@ impl WebhookReceiver {
             if received.len() >= count {
                 return received;
             }
-            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
-                panic!(
-                    "{count} webhook requests expected within {within:?}, {} arrived",
-                    self.received().len()
-                );
-            }
+            assert!(
+                tokio::time::timeout_at(deadline, arrived).await.is_ok(),
+                "{count} webhook requests expected within {within:?}, {} arrived",
+                self.received().len()
+            );
         }
     }
 }

@@ -59,7 +59,7 @@ mod tests {
             matches!(pending.clone().purge_pending(id), Planned::Write(ref p) if p.after.is_none() && p.value == Purged::Contact)
         );
         assert!(matches!(
-            pending.purge_pending(uuid::Uuid::now_v7()),
+            pending.purge_pending(Uuid::now_v7()),
             Planned::Nothing(Purged::NotFound)
         ));
     }

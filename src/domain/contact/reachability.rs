@@ -268,11 +268,11 @@ impl Contact {
         now: DateTime<Utc>,
     ) -> Vec<Event> {
         let mut draft = EventDraft::new(EventKind::Complained, Source::Complaint, meta);
-        draft.explanation = note.reason.clone();
+        draft.explanation.clone_from(&note.reason);
         let mut events = vec![self.record(draft, now)];
         for type_id in marketing_types {
             let mut change = StatusChange::new(Status::Unsubscribed, Source::Complaint);
-            change.explanation = note.reason.clone();
+            change.explanation.clone_from(&note.reason);
             events.extend(self.change_status(type_id, change, meta, now));
         }
         events

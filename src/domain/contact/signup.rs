@@ -113,7 +113,7 @@ mod tests {
 
     #[test]
     fn a_new_address_gets_one_pending_confirmation_and_one_mail_and_no_status() {
-        let now = chrono::Utc::now();
+        let now = Utc::now();
         let planned = contact(now).sign_up(
             &intent(&["news", "offers"]),
             &rules(),
@@ -137,7 +137,7 @@ mod tests {
 
     #[test]
     fn an_opted_in_type_is_left_alone_and_never_lowered() {
-        let now = chrono::Utc::now();
+        let now = Utc::now();
         let mut known = contact(now);
         known.change_status(
             &type_id("news"),
@@ -159,7 +159,7 @@ mod tests {
 
     #[test]
     fn a_blocked_address_is_written_unchanged_and_not_mailed() {
-        let now = chrono::Utc::now();
+        let now = Utc::now();
         let mut blocked = contact(now);
         blocked.block_signups(Source::UnsubscribePage, &META, now);
         let before = blocked.clone();
@@ -171,7 +171,7 @@ mod tests {
 
     #[test]
     fn a_single_opt_in_type_opts_in_a_new_person_but_only_asks_an_unsubscribed_one() {
-        let now = chrono::Utc::now();
+        let now = Utc::now();
         let planned = contact(now).sign_up(
             &intent(&["alerts"]),
             &rules(),
@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn with_the_mail_allowance_spent_nothing_is_pending_and_nothing_is_mailed() {
-        let now = chrono::Utc::now();
+        let now = Utc::now();
         let planned = contact(now).sign_up(&intent(&["news"]), &rules(), MailAllowance::Spent, now);
         let plan = planned.plan().unwrap();
         assert!(plan.jobs().is_empty());

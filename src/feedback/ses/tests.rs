@@ -56,7 +56,10 @@ fn documented_string_to_sign(envelope: &serde_json::Value) -> String {
     let mut out = String::new();
     let mut add = |name: &str| {
         if envelope.get(name).is_some() {
-            out.push_str(&format!("{name}\n{}\n", field(envelope, name)));
+            out.push_str(name);
+            out.push('\n');
+            out.push_str(field(envelope, name));
+            out.push('\n');
         }
     };
     if field(envelope, "Type") == "Notification" {
@@ -95,7 +98,7 @@ fn signed(fixture: &str, version: &str, by: &Signer) -> serde_json::Value {
         "1" => SigningKey::<sha1::Sha1>::new(by.key.clone())
             .sign(text.as_bytes())
             .to_vec(),
-        _ => SigningKey::<rsa::sha2::Sha256>::new(by.key.clone())
+        _ => SigningKey::<sha2::Sha256>::new(by.key.clone())
             .sign(text.as_bytes())
             .to_vec(),
     };
@@ -457,7 +460,7 @@ fn a_message_from_a_foreign_topic_is_refused() {
 #[test]
 fn a_message_older_than_an_hour_or_from_the_future_is_refused() {
     let now = Utc::now();
-    let minute = chrono::Duration::minutes(1);
+    let minute = Duration::minutes(1);
     assert_eq!(sent_at(now - minute * 59).check_origin(&[], now), Ok(()));
     assert_eq!(
         sent_at(now - minute * 61).check_origin(&[], now),

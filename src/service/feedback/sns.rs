@@ -82,7 +82,7 @@ impl SnsClient {
         let redirect = self
             .redirect
             .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match redirect.as_ref() {
             Some(base) => {
                 let mut target = base.clone();
@@ -106,7 +106,7 @@ impl SnsClient {
         *self
             .redirect
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(base);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(base);
     }
 }
 
@@ -126,5 +126,5 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Nothing panics while holding it; a poisoned cache is still a valid cache.
     mutex
         .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

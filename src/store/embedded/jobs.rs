@@ -52,7 +52,7 @@ pub(super) fn delete_jobs_of(
     let id = contact.as_str();
     // Job ids are hyphenated UUIDs, so every one sorts between "" and "~".
     let doomed: Vec<String> = jobs_by_contact
-        .extract_from_if((id, "")..=(id, "~"), |_, _| true)
+        .extract_from_if((id, "")..=(id, "~"), |_, ()| true)
         .map_err(unavailable)?
         .map(|entry| entry.map(|(key, _)| key.value().1.to_string()))
         .collect::<Result<_, _>>()

@@ -448,7 +448,7 @@ impl Store for EmbeddedStore {
         let mut hits = self
             .hits
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if hits.len() > MAX_TRACKED_HIT_KEYS {
             hits.retain(|_, (w, _)| *w == window);
         }

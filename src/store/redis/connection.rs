@@ -28,7 +28,7 @@ use crate::store::StoreError;
 
 /// The longest any store call may take before it answers [`StoreError::Unavailable`].
 pub const DEADLINE: Duration = Duration::from_secs(2);
-const CONNECTION_TIMEOUT: Duration = Duration::from_millis(1000);
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Commands per pipeline: large enough to save round trips, small enough not to block
 /// the connection for other callers.
@@ -401,10 +401,10 @@ impl Redis {
                     .map_err(store_error)?;
                 let (next, keys): (String, Vec<String>) = ::redis::from_redis_value(answer)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                let next = if next != "0" {
-                    Some(format!("{node}:{next}"))
-                } else {
+                let next = if next == "0" {
                     (node + 1 < primaries.len()).then(|| format!("{}:0", node + 1))
+                } else {
+                    Some(format!("{node}:{next}"))
                 };
                 Ok((keys, next))
             }

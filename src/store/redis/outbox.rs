@@ -52,7 +52,7 @@ impl Outbox {
     fn busy(&self) -> std::sync::MutexGuard<'_, BTreeSet<Shard>> {
         self.busy_shards
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Runs the claim script on one shard.

@@ -134,13 +134,12 @@ pub(super) async fn record_attempt(
         }
     }
     let key = keys::webhook_endpoint(endpoint);
-    match changed.last_status {
-        Some(status) => set.push((LAST_STATUS, status.to_string())),
-        None => {
-            let mut hdel = ::redis::cmd("HDEL");
-            hdel.arg(&key).arg(LAST_STATUS);
-            let _: i64 = redis.query(hdel).await?;
-        }
+    if let Some(status) = changed.last_status {
+        set.push((LAST_STATUS, status.to_string()))
+    } else {
+        let mut hdel = ::redis::cmd("HDEL");
+        hdel.arg(&key).arg(LAST_STATUS);
+        let _: i64 = redis.query(hdel).await?;
     }
     let mut hset = ::redis::cmd("HSET");
     hset.arg(&key);

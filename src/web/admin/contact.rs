@@ -204,7 +204,7 @@ fn timeline_event(event: &Event, broken: bool) -> TimelineEvent {
         id: event.id.to_string(),
         at: when(event.at),
         kind: code(&event.kind),
-        subscription_type: event.subscription_type.as_ref().map(|t| t.to_string()),
+        subscription_type: event.subscription_type.as_ref().map(ToString::to_string),
         change: match (event.from, event.to) {
             (Some(from), Some(to)) => Some(format!("{} → {}", from.as_str(), to.as_str())),
             (None, Some(to)) => Some(format!("→ {}", to.as_str())),

@@ -81,11 +81,11 @@ impl FromRequest for MetricsReader {
     type Future = Ready<Result<Self, Problem>>;
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let allowed_address = req.app_data::<web::Data<AppState>>().is_some_and(|state| {
-            let config = state.subscriptions.config();
-            super::request_meta::client_ip(req, config).is_some_and(|ip| {
+            state.client_ip(req).is_some_and(|ip| {
                 // A dual-stack socket shows an IPv4 client as ::ffff:a.b.c.d.
                 let ip = ip.to_canonical();
-                config
+                state
+                    .site
                     .metrics_allowed_ips
                     .iter()
                     .any(|range| range.contains(&ip))
@@ -107,9 +107,6 @@ impl FromRequest for FeedbackKey {
     type Error = Problem;
     type Future = Ready<Result<Self, Problem>>;
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        ready(
-            authenticate_with(req, |keys, header| keys.authenticate_feedback(header))
-                .map(FeedbackKey),
-        )
+        ready(authenticate_with(req, ApiKeys::authenticate_feedback).map(FeedbackKey))
     }
 }

@@ -42,16 +42,15 @@ pub async fn enforce_deadline(
             .map_or("en", |d| d.default_locale.as_str());
         locale::negotiate(accept, None, default)
     });
-    match tokio::time::timeout(limit, next.call(req)).await {
-        Ok(result) => result,
-        Err(_) => {
-            tracing::warn!("request timed out");
-            metrics::counter!("optin_request_timeouts_total").increment(1);
-            Err(timed_out(
-                pages.as_ref().map(|p| p.get_ref()),
-                page_locale.as_deref(),
-            ))
-        }
+    if let Ok(result) = tokio::time::timeout(limit, next.call(req)).await {
+        result
+    } else {
+        tracing::warn!("request timed out");
+        metrics::counter!("optin_request_timeouts_total").increment(1);
+        Err(timed_out(
+            pages.as_ref().map(web::Data::get_ref),
+            page_locale.as_deref(),
+        ))
     }
 }
 

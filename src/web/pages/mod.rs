@@ -59,13 +59,13 @@ pub const ERASED: &str = "erased";
 
 /// Every page [`Pages::render`] knows.
 pub const PAGES: [&str; 20] = [
-    console::SIGNUP,
-    console::ADMIN_LOGIN,
-    console::ADMIN_SEARCH,
-    console::ADMIN_CONTACT,
-    console::ADMIN_ERASE,
-    console::ADMIN_STATS,
-    console::ADMIN_DELIVERIES,
+    SIGNUP,
+    ADMIN_LOGIN,
+    ADMIN_SEARCH,
+    ADMIN_CONTACT,
+    ADMIN_ERASE,
+    ADMIN_STATS,
+    ADMIN_DELIVERIES,
     CONFIRM,
     CONFIRMED,
     LINK_INVALID,

@@ -56,7 +56,10 @@ fn confirmed_page(state: &AppState, req: &HttpRequest, done: ConfirmPage) -> Htt
         types: page::type_names(
             state,
             &locale,
-            done.confirmed.types().iter().map(|t| t.as_str()),
+            done.confirmed
+                .types()
+                .iter()
+                .map(crate::domain::subscription_type::SubscriptionTypeId::as_str),
         ),
         already: matches!(done.confirmed, Outcome::Already { .. }),
         preferences_url: done.preferences_url,

@@ -47,7 +47,7 @@ pub async fn metrics(state: web::Data<AppState>, _reader: MetricsReader) -> Http
     let body = state
         .metrics
         .as_ref()
-        .map(|handle| handle.render())
+        .map(metrics_exporter_prometheus::PrometheusHandle::render)
         .unwrap_or_default();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -144,7 +144,7 @@ pub async fn subscribe_form(
 ) -> HttpResponse {
     let is_form = req
         .headers()
-        .get(actix_web::http::header::CONTENT_TYPE)
+        .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
     if !is_form {
@@ -214,7 +214,7 @@ pub async fn subscribe_form(
         .clone()
         .unwrap_or_else(|| "/signup/received".to_string());
     HttpResponse::SeeOther()
-        .insert_header((actix_web::http::header::LOCATION, target))
+        .insert_header((header::LOCATION, target))
         .finish()
 }
 

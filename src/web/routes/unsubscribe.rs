@@ -42,7 +42,14 @@ fn page_data(
         .map(|i| format!("..{}", &answer.manage_url[i..]));
     UnsubscribeData {
         action_url: page::same_page_action(token),
-        types: page::type_names(state, locale, outcome.types.iter().map(|t| t.as_str())),
+        types: page::type_names(
+            state,
+            locale,
+            outcome
+                .types
+                .iter()
+                .map(crate::domain::subscription_type::SubscriptionTypeId::as_str),
+        ),
         cancel_signup: matches!(outcome.target, UnsubscribeTarget::Signup(_)),
         stop_requests: matches!(outcome.target, UnsubscribeTarget::Requests),
         requests_blocked: outcome.requests_blocked,

@@ -78,7 +78,7 @@ fn envelope(results: Vec<Value>, errors: Vec<Value>, started: DateTime<Utc>) -> 
     let mut body = json!({
         "status": "COMPLETE",
         "results": results,
-        "startedAt": super::timestamp(started),
+        "startedAt": timestamp(started),
         "completedAt": timestamp(Utc::now()),
     });
     if errors.is_empty() {
