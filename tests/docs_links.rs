@@ -75,7 +75,7 @@ fn without_code_spans(line: &str) -> String {
         let after = &rest[start + run..];
         let closing = "`".repeat(run);
         if let Some(end) = after.find(&closing) {
-            rest = &after[end + run..]
+            rest = &after[end + run..];
         } else {
             // An unmatched run is literal text.
             out.push_str(&rest[start..start + run]);

@@ -135,7 +135,7 @@ pub(super) async fn record_attempt(
     }
     let key = keys::webhook_endpoint(endpoint);
     if let Some(status) = changed.last_status {
-        set.push((LAST_STATUS, status.to_string()))
+        set.push((LAST_STATUS, status.to_string()));
     } else {
         let mut hdel = ::redis::cmd("HDEL");
         hdel.arg(&key).arg(LAST_STATUS);
