@@ -10,6 +10,8 @@ pub mod feedback;
 pub mod links;
 pub mod mail;
 pub mod outbox;
+mod private_file;
+pub mod receipts;
 pub mod service;
 pub mod startup;
 pub mod store;

@@ -19,12 +19,12 @@ use crate::auth::ApiKeys;
 use crate::domain::{Catalog, ContactIndex};
 use crate::tokens::TokenSigner;
 
-pub(crate) use dev::write_private;
+pub(crate) use crate::private_file::write_private;
 pub use dev::DevKeys;
 pub use schema::{
-    AdminSettings, LinkSettings, ListSetting, LogFormat, LogSettings, MailSettings,
-    PrivacySettings, SecuritySettings, ServerSettings, Settings, SignupSettings, StoreSettings,
-    StringList,
+    AdminSettings, ConsentSettings, ControllerSettings, LinkSettings, ListSetting, LogFormat,
+    LogSettings, MailSettings, PrivacySettings, SecuritySettings, ServerSettings, Settings,
+    SignupSettings, StoreSettings, StringList,
 };
 
 pub const DEFAULT_CONFIG_FILE: &str = "optin.toml";
@@ -71,4 +71,8 @@ pub struct Config {
     pub development_setup: bool,
     /// `[feedback]`, checked.
     pub feedback: crate::feedback::settings::FeedbackConfig,
+    /// `consent.controller`, checked.
+    pub controller: Option<crate::receipts::Controller>,
+    /// Signs consent receipts when `consent.receipt_keys` is set; `None`: no receipts.
+    pub receipts: Option<std::sync::Arc<crate::receipts::ReceiptIssuer>>,
 }
