@@ -11,6 +11,7 @@ pub mod links;
 pub mod mail;
 pub mod outbox;
 mod private_file;
+pub mod processing_record;
 pub mod receipts;
 pub mod service;
 pub mod startup;
