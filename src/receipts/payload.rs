@@ -333,3 +333,119 @@ pub(super) fn receipt_claims(facts: &ReceiptFacts, issuance: &Issuance<'_>) -> V
         "dpv:hasRecordOfActivity": record,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::domain::{ConsentNotice, EventDraft, RequestMeta, SignupEvidence, Source};
+
+    fn blog(valid: Option<u32>) -> SubscriptionType {
+        let notice = |text: &str| ConsentNotice {
+            version: "v3".into(),
+            text: text.into(),
+        };
+        SubscriptionType {
+            id: SubscriptionTypeId::parse("blog-updates").unwrap(),
+            purpose: Purpose::Marketing,
+            double_opt_in: true,
+            name: BTreeMap::from([
+                ("en".to_string(), "Blog updates".to_string()),
+                ("nl".to_string(), "Blogupdates".to_string()),
+            ]),
+            description: BTreeMap::new(),
+            consent_notice: BTreeMap::from([
+                ("en".to_string(), notice("We send you blog updates.")),
+                ("nl".to_string(), notice("We sturen je blogupdates.")),
+            ])
+            .try_into()
+            .unwrap(),
+            past_notices: Vec::new(),
+            consent_valid_days: valid,
+            consent_renewal_days: 30,
+        }
+    }
+
+    fn opt_in(subscription_type: &SubscriptionType, basis: LawfulBasis) -> Event {
+        let at = Utc.with_ymd_and_hms(2026, 2, 1, 9, 30, 0).unwrap();
+        let meta = RequestMeta {
+            ip: None,
+            user_agent: Some("Mozilla/5.0".into()),
+            ..RequestMeta::default()
+        };
+        let mut draft = EventDraft::new(EventKind::StatusChanged, Source::ConfirmLink, &meta);
+        draft.subscription_type = Some(subscription_type.id.clone());
+        draft.from = Some(Status::NotSubscribed);
+        draft.to = Some(Status::OptedIn);
+        draft.lawful_basis = Some(basis);
+        draft.consent_notice = Some(subscription_type.current_notice_ref("nl", "en"));
+        draft.signup = Some(SignupEvidence {
+            ip: Some("192.0.2.7".into()),
+            ..SignupEvidence::from_request(Source::SignupForm, &RequestMeta::default(), at)
+        });
+        Event::from_draft(draft, 3, at, "7".repeat(64))
+    }
+
+    fn withdraw() -> Url {
+        Url::parse("https://news.example.com/unsubscribe/t").unwrap()
+    }
+
+    #[test]
+    fn an_opt_in_event_gives_the_facts_of_its_receipt() {
+        let blog = blog(Some(365));
+        let event = opt_in(&blog, LawfulBasis::Consent);
+        let contact = ContactId::parse(&"ab".repeat(16)).unwrap();
+        let facts =
+            ReceiptFacts::for_event(&event, contact.clone(), &blog, "en", withdraw()).unwrap();
+        assert_eq!(facts.event_id, event.id);
+        assert_eq!(facts.prev_hash, event.prev_hash);
+        assert_eq!(facts.contact, contact);
+        assert_eq!(facts.notice.locale, "nl");
+        assert_eq!(
+            facts.purpose.name, "Blogupdates",
+            "named in the notice's language"
+        );
+        assert_eq!(facts.consented_at, event.at);
+        assert_eq!(facts.method, "confirm_link");
+        assert_eq!(facts.act, ConsentAct::Given);
+        assert_eq!(
+            facts.recorded,
+            RecordedData {
+                ip_address: true,
+                user_agent: true
+            },
+            "the IP address came with the signup, the user agent with the click"
+        );
+        assert_eq!(
+            facts.expires_at,
+            Some(Utc.with_ymd_and_hms(2027, 2, 1, 9, 30, 0).unwrap())
+        );
+        assert_eq!(facts.withdraw_url, withdraw());
+    }
+
+    #[test]
+    fn only_opt_ins_on_consent_naming_a_notice_get_a_receipt() {
+        let blog = blog(None);
+        let contact = ContactId::parse(&"ab".repeat(16)).unwrap();
+        let facts = |event: &Event| {
+            ReceiptFacts::for_event(event, contact.clone(), &blog, "en", withdraw()).err()
+        };
+        assert_eq!(
+            facts(&opt_in(&blog, LawfulBasis::LegitimateInterests)),
+            Some(NotAConsent::NotConsent)
+        );
+        let mut no_notice = opt_in(&blog, LawfulBasis::Consent);
+        no_notice.consent_notice = None;
+        assert_eq!(facts(&no_notice), Some(NotAConsent::NoNotice));
+        let mut unsubscribed = opt_in(&blog, LawfulBasis::Consent);
+        unsubscribed.to = Some(Status::Unsubscribed);
+        assert_eq!(facts(&unsubscribed), Some(NotAConsent::NotAnOptIn));
+        let mut other_type = opt_in(&blog, LawfulBasis::Consent);
+        other_type.subscription_type = Some(SubscriptionTypeId::parse("news").unwrap());
+        assert_eq!(facts(&other_type), Some(NotAConsent::NotAnOptIn));
+        assert_eq!(facts(&opt_in(&blog, LawfulBasis::Consent)), None);
+    }
+}
