@@ -115,8 +115,9 @@ pub struct RecordedData {
 }
 
 /// Everything one receipt states. [`ReceiptFacts::for_event`] fills it from the opt-in
-/// event; a caller may then set what the event does not hold (`method` from the
-/// confirmation, `consented_at` an import gave, `act` for a renewal).
+/// event; a caller then sets what the event does not hold: `method` from the
+/// confirmation, `act` for a renewal, [`ReceiptFacts::given_at`] for the time an import
+/// gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReceiptFacts {
     /// The provenance event the receipt belongs to, and that event's `prev_hash`.
@@ -196,6 +197,14 @@ impl ReceiptFacts {
             notice,
             withdraw_url,
         })
+    }
+
+    /// Consent given at another time than the event's (an import's or a manual change's
+    /// `consented_at`): the expiry is counted from it.
+    pub fn given_at(mut self, at: DateTime<Utc>, subscription_type: &SubscriptionType) -> Self {
+        self.consented_at = at;
+        self.expires_at = subscription_type.consent_expiry(at);
+        self
     }
 }
 
@@ -424,6 +433,14 @@ mod tests {
             Some(Utc.with_ymd_and_hms(2027, 2, 1, 9, 30, 0).unwrap())
         );
         assert_eq!(facts.withdraw_url, withdraw());
+
+        let imported = Utc.with_ymd_and_hms(2025, 6, 1, 0, 0, 0).unwrap();
+        let facts = facts.given_at(imported, &blog);
+        assert_eq!(facts.consented_at, imported);
+        assert_eq!(
+            facts.expires_at,
+            Some(Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap())
+        );
     }
 
     #[test]
