@@ -11,6 +11,7 @@ pub mod links;
 pub mod mail;
 pub mod outbox;
 pub mod private_files;
+pub mod receipts;
 pub mod service;
 pub mod setting_list;
 pub mod startup;

@@ -1,5 +1,5 @@
 //! The `optin` command line: `serve`, `keys new`, `keys dkim`, `keys webhook`,
-//! `check-config`, `health`, `reindex-members`.
+//! `keys receipt`, `check-config`, `health`, `reindex-members`.
 
 /// mimalloc instead of the system allocator: a request allocates many small, short-lived
 /// buffers (headers, JSON, tokens), which glibc's malloc served at about a tenth of the
@@ -96,6 +96,12 @@ enum KeysCommand {
     },
     /// Print a new webhook signing secret (`whsec_…`) for `[[webhooks.endpoints]]`.
     Webhook,
+    /// Generate an Ed25519 key (PKCS#8 PEM, mode 0600) that signs consent receipts.
+    Receipt {
+        /// Where to write the private key; an existing file is never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -136,6 +142,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Keys {
+            command: KeysCommand::Receipt { out },
+        } => new_receipt_key(&out),
         Command::CheckConfig { config } => check_config(config),
         Command::Health { config } => health(config),
         Command::ReindexMembers { config } => reindex_members(config),
@@ -178,6 +187,15 @@ fn serve(config_path: Option<PathBuf>) -> ExitCode {
         Ok(ready) => ready,
         Err(code) => return code,
     };
+    match &config.receipts {
+        Some(receipts) => tracing::info!(
+            kid = receipts.signing_kid(),
+            "consent receipts are signed and published at /.well-known/jwks.json"
+        ),
+        None => tracing::warn!(
+            "consent.receipt_keys is not set: no consent receipts are issued (`optin keys receipt --out FILE` makes a key)"
+        ),
+    }
     let result = runtime.block_on(async {
         let app = Application::build(config, Arc::new(SystemClock), Background::default()).await?;
         tracing::info!(port = app.port(), "listening");
@@ -269,6 +287,25 @@ fn new_key(scope: Scope, name: Option<String>) -> ExitCode {
     }
 }
 
+fn new_receipt_key(out: &std::path::Path) -> ExitCode {
+    match optin::receipts::generate_key_file(out) {
+        Ok(kid) => {
+            println!(
+                "Wrote the Ed25519 receipt key to {} (mode 0600); its kid is {kid}.",
+                out.display()
+            );
+            println!(
+                "Add it to consent.receipt_keys (OPTIN_CONSENT__RECEIPT_KEYS, comma-separated): first to sign with it, after the others to only publish it."
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("optin: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn check_config(config_path: Option<PathBuf>) -> ExitCode {
     let config = match Config::load(config_path.as_deref()) {
         Ok(config) => config,
@@ -291,6 +328,14 @@ fn check_config(config_path: Option<PathBuf>) -> ExitCode {
             config.settings.security.api_keys.0.len(),
             config.webhook_endpoints.len()
         );
+    }
+    match &config.receipts {
+        Some(receipts) => println!(
+            "Consent receipts: signed with kid {}, {} key(s) published.",
+            receipts.signing_kid(),
+            receipts.jwks().keys.len()
+        ),
+        None => println!("Consent receipts: off (consent.receipt_keys is not set)."),
     }
     if let Ok(Some(dkim)) = optin::mail::dkim::DkimSigner::from_config(&config) {
         println!(

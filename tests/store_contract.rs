@@ -121,6 +121,8 @@ fn catalog() -> Catalog {
         .try_into()
         .unwrap(),
         past_notices: Vec::new(),
+        consent_valid_days: None,
+        consent_renewal_days: 30,
     };
     Catalog::new(
         vec![

@@ -9,9 +9,10 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::load::toml_from_str;
-use super::{Config, ConfigError, ListSetting, Settings};
+use super::{Config, ConfigError, ControllerSettings, ListSetting, Settings, StringList};
 
 const DEV_KEYS_FILE: &str = "dev-keys.toml";
+const DEV_RECEIPT_KEY_FILE: &str = "receipt-key.pem";
 
 impl Config {
     /// Loads the configuration for `optin serve`. With no configuration at all it makes a
@@ -44,6 +45,13 @@ impl Config {
         if settings.subscription_types.is_empty() {
             settings.subscription_types = Settings::example_subscription_types();
         }
+        if settings.consent.receipt_keys.0.is_empty() {
+            let key = dev_receipt_key(Path::new("./data"))?;
+            settings.consent.receipt_keys = StringList(vec![key.display().to_string()]);
+        }
+        if settings.consent.controller.is_none() {
+            settings.consent.controller = Some(development_controller(&settings));
+        }
         Self::build(settings, true)
     }
 }
@@ -57,6 +65,33 @@ fn development_setup_allowed(settings: &Settings, has_file: bool, security_env: 
         && settings.security.signing_keys.0.is_empty()
         && settings.security.index_key.is_none()
         && crate::store::is_embedded(&settings.store.url)
+}
+
+/// The receipt key of the development setup: generated on first start, then reused.
+fn dev_receipt_key(dir: &Path) -> Result<PathBuf, ConfigError> {
+    let path = dir.join(DEV_RECEIPT_KEY_FILE);
+    if !path.exists() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ConfigError::Read(format!("{}: {e}", dir.display())))?;
+        crate::receipts::generate_key_file(&path).map_err(|e| ConfigError::Read(e.to_string()))?;
+    }
+    Ok(path)
+}
+
+/// Receipts name a controller; a developer's is the service itself, reached at its
+/// sender address and public URL.
+fn development_controller(settings: &Settings) -> ControllerSettings {
+    let email = settings
+        .mail
+        .from
+        .parse::<lettre::message::Mailbox>()
+        .map(|mailbox| mailbox.email.to_string())
+        .unwrap_or_default();
+    ControllerSettings {
+        name: format!("{} (development setup)", settings.mail.service_name),
+        email,
+        url: settings.server.public_url.clone(),
+    }
 }
 
 /// Keys of the development setup, generated on first start and kept in `./data`.

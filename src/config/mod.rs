@@ -21,9 +21,9 @@ use crate::tokens::TokenSigner;
 
 pub use dev::DevKeys;
 pub use schema::{
-    AdminSettings, DkimSettings, LinkSettings, ListSetting, LogFormat, LogSettings, MailSettings,
-    PrivacySettings, SecuritySettings, ServerSettings, Settings, SignupSettings, StoreSettings,
-    StringList,
+    AdminSettings, ConsentSettings, ControllerSettings, DkimSettings, LinkSettings, ListSetting,
+    LogFormat, LogSettings, MailSettings, PrivacySettings, SecuritySettings, ServerSettings,
+    Settings, SignupSettings, StoreSettings, StringList,
 };
 
 pub const DEFAULT_CONFIG_FILE: &str = "optin.toml";
@@ -70,4 +70,8 @@ pub struct Config {
     pub development_setup: bool,
     /// `[feedback]`, checked.
     pub feedback: crate::feedback::settings::FeedbackConfig,
+    /// `consent.controller`, checked.
+    pub controller: Option<crate::receipts::Controller>,
+    /// Signs consent receipts when `consent.receipt_keys` is set; `None`: no receipts.
+    pub receipts: Option<std::sync::Arc<crate::receipts::ReceiptIssuer>>,
 }

@@ -221,6 +221,44 @@ impl Default for PrivacySettings {
     }
 }
 
+/// `[consent.controller]`: who is responsible for the processing, as receipts and the
+/// record of processing name them.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerSettings {
+    /// The legal name.
+    pub name: String,
+    /// Where people and authorities reach the controller about their data.
+    pub email: String,
+    /// The controller's website; also the controller's id in receipts.
+    pub url: String,
+}
+
+/// `[consent]`: consent receipts, and the sweep that lets consent lapse.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsentSettings {
+    pub controller: Option<ControllerSettings>,
+    /// Ed25519 PKCS#8 PEM files (`optin keys receipt` makes one). The first signs
+    /// receipts, all are published at `/.well-known/jwks.json`. Empty: no receipts.
+    pub receipt_keys: StringList,
+    /// Mail the receipt to the person after an opt-in by their own act.
+    pub receipt_mail: bool,
+    /// Minutes between runs of the check for consent to renew or lapsed.
+    pub sweep_minutes: u32,
+}
+
+impl Default for ConsentSettings {
+    fn default() -> Self {
+        Self {
+            controller: None,
+            receipt_keys: StringList::default(),
+            receipt_mail: true,
+            sweep_minutes: 60,
+        }
+    }
+}
+
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
@@ -276,6 +314,7 @@ pub struct Settings {
     pub privacy: PrivacySettings,
     pub admin: AdminSettings,
     pub webhooks: crate::webhooks::WebhookSettings,
+    pub consent: ConsentSettings,
     pub subscription_types: Vec<SubscriptionType>,
     /// `[feedback]`: bounces and complaints (issue 12).
     pub feedback: crate::feedback::settings::FeedbackSettings,

@@ -2,6 +2,7 @@
 //! is reported naming the setting.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -11,6 +12,7 @@ use secrecy::ExposeSecret;
 use super::{invalid, Config, ConfigError, ListSetting, SecuritySettings, Settings};
 use crate::auth::{ApiKey, ApiKeys};
 use crate::domain::{Catalog, ContactIndex};
+use crate::receipts::{Controller, ReceiptIssuer, ReceiptKeys};
 use crate::tokens::{SigningKey, TokenSigner};
 
 impl SecuritySettings {
@@ -232,6 +234,7 @@ impl Config {
             .feedback
             .check()
             .map_err(|e| invalid(e.setting, e.reason))?;
+        let (controller, receipts) = consent(&settings, &public_url)?;
         let known_types: Vec<&str> = catalog.all().iter().map(|t| t.id.as_str()).collect();
         let webhook_endpoints = settings
             .webhooks
@@ -239,7 +242,9 @@ impl Config {
             .map_err(ConfigError::Webhooks)?;
         Ok(Self {
             feedback,
-            webhook_endpoints: std::sync::Arc::new(webhook_endpoints),
+            controller,
+            receipts,
+            webhook_endpoints: Arc::new(webhook_endpoints),
             public_url,
             mail_from,
             signer,
@@ -252,6 +257,54 @@ impl Config {
             settings,
         })
     }
+}
+
+/// Longest pause between consent sweeps: a consent may be kept this long past its end.
+const MAX_SWEEP_MINUTES: u32 = 24 * 60;
+
+type ConsentParts = (Option<Controller>, Option<Arc<ReceiptIssuer>>);
+
+/// `[consent]`: the controller, and the receipt issuer when keys are configured. Every
+/// receipt names the controller, so keys without one are refused.
+fn consent(settings: &Settings, public_url: &url::Url) -> Result<ConsentParts, ConfigError> {
+    let consent = &settings.consent;
+    if !(1..=MAX_SWEEP_MINUTES).contains(&consent.sweep_minutes) {
+        return Err(invalid(
+            "consent.sweep_minutes",
+            format!("must be between 1 and {MAX_SWEEP_MINUTES}"),
+        ));
+    }
+    let controller = consent
+        .controller
+        .as_ref()
+        .map(|c| Controller::new(&c.name, &c.email, &c.url))
+        .transpose()
+        .map_err(|e| {
+            let setting = match e.field {
+                "name" => "consent.controller.name",
+                "email" => "consent.controller.email",
+                _ => "consent.controller.url",
+            };
+            invalid(setting, e.reason)
+        })?;
+    let paths: Vec<std::path::PathBuf> = consent
+        .receipt_keys
+        .0
+        .iter()
+        .map(std::path::PathBuf::from)
+        .collect();
+    let Some(keys) = ReceiptKeys::load(&paths).map_err(|e| invalid("consent.receipt_keys", e))?
+    else {
+        return Ok((controller, None));
+    };
+    let Some(named) = controller.clone() else {
+        return Err(invalid(
+            "consent.controller",
+            "must be set (name, email, url) when consent.receipt_keys is: every receipt names the controller",
+        ));
+    };
+    let issuer = ReceiptIssuer::new(keys, named, public_url.clone());
+    Ok((controller, Some(Arc::new(issuer))))
 }
 
 /// A list of addresses or ranges (`server.trusted_proxies`, `server.metrics_allowed_ips`).

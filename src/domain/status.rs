@@ -67,6 +67,18 @@ impl LawfulBasis {
             LawfulBasis::LegitimateInterests => "legitimate_interests",
         }
     }
+
+    /// The point of GDPR Art. 6(1) that makes processing on this basis lawful.
+    pub fn gdpr_article(self) -> &'static str {
+        match self {
+            LawfulBasis::Consent => "Art. 6(1)(a)",
+            LawfulBasis::Contract => "Art. 6(1)(b)",
+            LawfulBasis::LegalObligation => "Art. 6(1)(c)",
+            LawfulBasis::VitalInterests => "Art. 6(1)(d)",
+            LawfulBasis::PublicTask => "Art. 6(1)(e)",
+            LawfulBasis::LegitimateInterests => "Art. 6(1)(f)",
+        }
+    }
 }
 
 impl FromStr for LawfulBasis {

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 
 #[derive(
@@ -142,11 +143,25 @@ pub struct SubscriptionType {
     pub consent_notice: ConsentNotices,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub past_notices: Vec<PastConsentNotice>,
+    /// Days a consent to this type lasts before it lapses unless renewed; unset: until
+    /// withdrawn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_valid_days: Option<u32>,
+    /// Days before a consent lapses that the person is asked to renew it.
+    #[serde(default = "default_renewal_days")]
+    pub consent_renewal_days: u32,
 }
 
 fn default_true() -> bool {
     true
 }
+
+fn default_renewal_days() -> u32 {
+    30
+}
+
+/// Longest consent validity: no lifetime setting goes beyond 100 years.
+pub const MAX_CONSENT_VALID_DAYS: u32 = 36_525;
 
 impl SubscriptionType {
     pub fn is_marketing(&self) -> bool {
@@ -220,6 +235,39 @@ impl SubscriptionType {
         Ok(self.notice_ref(&notice_locale, &notice))
     }
 
+    /// When a consent given at `consented_at` lapses without renewal.
+    pub fn consent_expiry(&self, consented_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.consent_valid_days
+            .map(|days| consented_at + Duration::days(days.into()))
+    }
+
+    /// When the person is asked to renew a consent given at `consented_at`.
+    pub fn consent_renewal_due(&self, consented_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.consent_expiry(consented_at)
+            .map(|end| end - Duration::days(self.consent_renewal_days.into()))
+    }
+
+    /// `consent_valid_days` within bounds, and the renewal request inside the validity.
+    fn check_consent_validity(&self) -> Result<(), String> {
+        if self.consent_renewal_days == 0 {
+            return Err("consent_renewal_days must be at least 1".into());
+        }
+        if let Some(valid) = self.consent_valid_days {
+            if !(1..=MAX_CONSENT_VALID_DAYS).contains(&valid) {
+                return Err(format!(
+                    "consent_valid_days must be between 1 and {MAX_CONSENT_VALID_DAYS}"
+                ));
+            }
+            if self.consent_renewal_days >= valid {
+                return Err(format!(
+                    "consent_renewal_days ({}) must be less than consent_valid_days ({valid}): the renewal request comes before the consent lapses",
+                    self.consent_renewal_days
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn notice_ref(&self, locale: &str, notice: &ConsentNotice) -> NoticeRef {
         NoticeRef {
             id: self.id.clone(),
@@ -270,6 +318,8 @@ pub enum CatalogError {
         what: &'static str,
         locale: String,
     },
+    #[error("subscription type '{id}': {reason}")]
+    ConsentValidity { id: String, reason: String },
 }
 
 /// All configured subscription types, in configuration order.
@@ -299,6 +349,11 @@ impl Catalog {
             if !t.consent_notice.contains_key(default_locale) {
                 return Err(missing("consent notice"));
             }
+            t.check_consent_validity()
+                .map_err(|reason| CatalogError::ConsentValidity {
+                    id: t.id.to_string(),
+                    reason,
+                })?;
         }
         Ok(Self {
             types,
@@ -337,5 +392,76 @@ impl Catalog {
 
     pub fn is_marketing(&self, id: &str) -> bool {
         self.get(id).is_some_and(SubscriptionType::is_marketing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn blog(valid: Option<u32>, renewal: u32) -> SubscriptionType {
+        let notice = ConsentNotice {
+            version: "v1".into(),
+            text: "We send you blog updates until you unsubscribe.".into(),
+        };
+        SubscriptionType {
+            id: SubscriptionTypeId::parse("blog-updates").unwrap(),
+            purpose: Purpose::Marketing,
+            double_opt_in: true,
+            name: BTreeMap::from([("en".to_string(), "Blog updates".to_string())]),
+            description: BTreeMap::new(),
+            consent_notice: BTreeMap::from([("en".to_string(), notice)])
+                .try_into()
+                .unwrap(),
+            past_notices: Vec::new(),
+            consent_valid_days: valid,
+            consent_renewal_days: renewal,
+        }
+    }
+
+    #[test]
+    fn consent_lapses_after_its_validity_and_renewal_is_asked_before() {
+        let given = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
+        let lapsing = blog(Some(365), 30);
+        assert_eq!(
+            lapsing.consent_expiry(given),
+            Some(Utc.with_ymd_and_hms(2027, 1, 1, 12, 0, 0).unwrap())
+        );
+        assert_eq!(
+            lapsing.consent_renewal_due(given),
+            Some(Utc.with_ymd_and_hms(2026, 12, 2, 12, 0, 0).unwrap())
+        );
+        let lasting = blog(None, 30);
+        assert_eq!(lasting.consent_expiry(given), None);
+        assert_eq!(lasting.consent_renewal_due(given), None);
+    }
+
+    #[test]
+    fn the_renewal_must_come_before_the_consent_lapses() {
+        let check = |valid, renewal| {
+            Catalog::new(vec![blog(valid, renewal)], "en")
+                .err()
+                .map(|e| e.to_string())
+        };
+        assert_eq!(check(Some(365), 30), None);
+        assert_eq!(check(None, 30), None);
+        assert_eq!(check(Some(31), 30), None);
+        let same = check(Some(30), 30).unwrap();
+        assert!(same.contains("'blog-updates'"), "{same}");
+        assert!(
+            same.contains("consent_renewal_days (30) must be less than consent_valid_days (30)"),
+            "{same}"
+        );
+        assert!(check(Some(0), 30)
+            .unwrap()
+            .contains("consent_valid_days must be between 1"));
+        assert!(check(Some(MAX_CONSENT_VALID_DAYS + 1), 30)
+            .unwrap()
+            .contains("consent_valid_days must be between 1"));
+        assert!(check(Some(365), 0)
+            .unwrap()
+            .contains("consent_renewal_days must be at least 1"));
     }
 }

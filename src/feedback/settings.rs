@@ -25,6 +25,11 @@ pub struct FeedbackSettings {
     /// The SNS topics (ARNs) whose messages `POST /v1/feedback/ses` takes; any topic
     /// when empty.
     pub ses_topic_arns: StringList,
+    /// The sending platforms that post bounces and complaints here (`ses`, `postmark`,
+    /// `sendgrid`), as a list or one comma-separated string. They receive the addresses
+    /// they deliver to, so the record of processing names them as recipients.
+    #[serde(deserialize_with = "names")]
+    pub providers: Vec<String>,
 }
 
 impl Default for FeedbackSettings {
@@ -35,7 +40,66 @@ impl Default for FeedbackSettings {
             ses_verify_signature: true,
             sendgrid_public_key: None,
             ses_topic_arns: StringList::default(),
+            providers: Vec::new(),
         }
+    }
+}
+
+/// A list written as a TOML array or as one comma-separated string (an environment
+/// variable's form).
+fn names<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        One(String),
+        Many(Vec<String>),
+    }
+    let names = match Raw::deserialize(deserializer)? {
+        Raw::One(joined) => joined.split(',').map(str::to_string).collect(),
+        Raw::Many(names) => names,
+    };
+    Ok(names
+        .into_iter()
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect())
+}
+
+/// A sending platform whose bounce and complaint webhooks optin reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FeedbackProvider {
+    Ses,
+    Postmark,
+    Sendgrid,
+}
+
+impl FeedbackProvider {
+    const ALL: [FeedbackProvider; 3] = [
+        FeedbackProvider::Ses,
+        FeedbackProvider::Postmark,
+        FeedbackProvider::Sendgrid,
+    ];
+
+    /// The name in `feedback.providers`.
+    pub fn id(self) -> &'static str {
+        match self {
+            FeedbackProvider::Ses => "ses",
+            FeedbackProvider::Postmark => "postmark",
+            FeedbackProvider::Sendgrid => "sendgrid",
+        }
+    }
+
+    /// The platform's name, for people.
+    pub fn name(self) -> &'static str {
+        match self {
+            FeedbackProvider::Ses => "Amazon SES",
+            FeedbackProvider::Postmark => "Postmark",
+            FeedbackProvider::Sendgrid => "SendGrid",
+        }
+    }
+
+    fn parse(id: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|provider| provider.id() == id)
     }
 }
 
@@ -47,6 +111,8 @@ pub struct FeedbackConfig {
     pub sendgrid_key: Option<SendgridKey>,
     /// Empty: any topic.
     pub ses_topic_arns: Vec<String>,
+    /// `feedback.providers`, and SendGrid when its key is set; each once, in order.
+    pub providers: Vec<FeedbackProvider>,
 }
 
 /// A `[feedback]` setting that cannot be used, by name.
@@ -87,6 +153,23 @@ impl FeedbackSettings {
             .map(SendgridKey::from_base64)
             .transpose()
             .map_err(|e| error("feedback.sendgrid_public_key", e.to_string()))?;
+        let mut providers = self
+            .providers
+            .iter()
+            .map(|id| {
+                FeedbackProvider::parse(id).ok_or_else(|| {
+                    error(
+                        "feedback.providers",
+                        format!("'{id}' is not one of ses, postmark, sendgrid"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if sendgrid_key.is_some() {
+            providers.push(FeedbackProvider::Sendgrid);
+        }
+        providers.sort();
+        providers.dedup();
         Ok(FeedbackConfig {
             policy: FeedbackPolicy {
                 soft_bounce_limit: self.soft_bounce_limit,
@@ -95,6 +178,7 @@ impl FeedbackSettings {
             ses_verify_signature: self.ses_verify_signature,
             sendgrid_key,
             ses_topic_arns: self.ses_topic_arns.0.clone(),
+            providers,
         })
     }
 }
@@ -125,6 +209,26 @@ mod tests {
         assert_eq!(ready.policy.window, Duration::days(14));
         assert!(ready.ses_verify_signature);
         assert!(ready.sendgrid_key.is_none());
+        assert!(ready.providers.is_empty());
+    }
+
+    #[test]
+    fn providers_are_named_once_and_unknown_ones_refused() {
+        let listed = FeedbackSettings {
+            providers: vec!["postmark".into(), "ses".into(), "postmark".into()],
+            ..FeedbackSettings::default()
+        };
+        assert_eq!(
+            listed.check().unwrap().providers,
+            [FeedbackProvider::Ses, FeedbackProvider::Postmark]
+        );
+        let unknown = FeedbackSettings {
+            providers: vec!["mailgun".into()],
+            ..FeedbackSettings::default()
+        };
+        let refused = unknown.check().unwrap_err();
+        assert_eq!(refused.setting, "feedback.providers");
+        assert!(refused.reason.contains("'mailgun'"), "{}", refused.reason);
     }
 
     #[test]

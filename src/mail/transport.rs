@@ -100,15 +100,33 @@ impl fmt::Debug for MailTransport {
     }
 }
 
+/// The scheme of a mail URL, lower-cased.
+fn scheme_of(url: &str) -> Option<String> {
+    url.split_once("://")
+        .map(|(scheme, _)| scheme.to_ascii_lowercase())
+}
+
+/// The host of the SMTP relay a mail URL names, without credentials or port: who
+/// receives every address we mail. `None` for a `file://` transport (and for what
+/// [`MailTransport::from_url`] refuses).
+pub fn relay_host(url: &str) -> Option<String> {
+    let url = url.trim();
+    if !matches!(scheme_of(url).as_deref(), Some("smtp" | "smtps")) {
+        return None;
+    }
+    Url::parse(url)
+        .ok()?
+        .host_str()
+        .filter(|host| !host.is_empty())
+        .map(str::to_string)
+}
+
 impl MailTransport {
     /// Builds a transport from its URL (see the module documentation). Creates the
     /// folder of a `file://` transport; opens no SMTP connection yet.
     pub fn from_url(url: &str) -> Result<Self, TransportError> {
         let url = url.trim();
-        let scheme = url
-            .split_once("://")
-            .map(|(scheme, _)| scheme.to_ascii_lowercase());
-        match scheme.as_deref() {
+        match scheme_of(url).as_deref() {
             Some("smtp" | "smtps") => smtp_transport(url),
             Some("file") => file_transport(&url["file://".len()..]),
             _ => Err(TransportError::InvalidUrl(
@@ -361,6 +379,20 @@ mod tests {
 
     fn description(url: &str) -> String {
         MailTransport::from_url(url).unwrap().describe()
+    }
+
+    #[test]
+    fn the_relay_host_leaves_credentials_and_port_out() {
+        assert_eq!(
+            relay_host("smtp://user:s3cret@smtp.example.com:587?tls=starttls").as_deref(),
+            Some("smtp.example.com")
+        );
+        assert_eq!(
+            relay_host(" SMTPS://mail.example.net ").as_deref(),
+            Some("mail.example.net")
+        );
+        assert_eq!(relay_host("file://./data/mail"), None);
+        assert_eq!(relay_host("nonsense"), None);
     }
 
     #[test]

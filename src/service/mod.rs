@@ -19,6 +19,7 @@ mod manual;
 mod members;
 mod notices;
 mod preferences;
+pub mod processing_record;
 mod rectify;
 mod retention;
 mod rights;

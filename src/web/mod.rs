@@ -25,8 +25,8 @@ use crate::service::Subscriptions;
 use crate::tokens::TokenSigner;
 use crate::web::pages::Pages;
 use routes::{
-    confirm, contacts, eligibility, feedback, imports, manage, ops, outbox, page, preferences,
-    rights, signup, subscription_types, unsubscribe, webhooks,
+    confirm, contacts, eligibility, feedback, imports, jwks, manage, ops, outbox, page,
+    preferences, rights, signup, subscription_types, unsubscribe, webhooks,
 };
 
 /// Everything handlers need, shared by all workers.
@@ -266,7 +266,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
         .service(resource("/healthz", "GET").route(web::get().to(ops::healthz)))
         .service(resource("/readyz", "GET").route(web::get().to(ops::readyz)))
         .service(resource("/metrics", "GET").route(web::get().to(ops::metrics)))
-        .service(resource("/openapi.yaml", "GET").route(web::get().to(ops::openapi)));
+        .service(resource("/openapi.yaml", "GET").route(web::get().to(ops::openapi)))
+        .service(
+            resource("/.well-known/jwks.json", "GET")
+                .route(web::get().to(jwks::publish_receipt_keys)),
+        );
 }
 
 /// Bounces and complaints: the provider inputs and the admin's clearing.

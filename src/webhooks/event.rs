@@ -66,6 +66,16 @@ impl EventType {
         }
     }
 
+    /// `subscription.*`: a notice about one subscription type of a contact.
+    pub fn is_about_a_subscription(self) -> bool {
+        matches!(
+            self,
+            EventType::SubscriptionOptedIn
+                | EventType::SubscriptionUnsubscribed
+                | EventType::SubscriptionNotSubscribed
+        )
+    }
+
     /// The event announcing that a subscription's status became `status`.
     pub fn for_status(status: Status) -> EventType {
         match status {
@@ -263,7 +273,10 @@ impl EndpointFilter {
     /// erasures and restrictions must reach every holder of the data (Art. 17(2), 19).
     /// `webhook.test` is addressed to one endpoint by the admin, so it always goes.
     pub fn wants(&self, event: &EventData) -> bool {
-        let event_type = event.event_type();
+        self.admits(event.event_type(), event.subscription_type())
+    }
+
+    fn admits(&self, event_type: EventType, subscription_type: Option<&str>) -> bool {
         if event_type == EventType::WebhookTest {
             return true;
         }
@@ -272,18 +285,58 @@ impl EndpointFilter {
                 return false;
             }
         }
-        match (event.subscription_type(), &self.subscription_types) {
+        match (subscription_type, &self.subscription_types) {
             (Some(subscription_type), Some(wanted)) => {
                 wanted.iter().any(|w| w == subscription_type)
             }
             _ => true,
         }
     }
+
+    /// Whether the endpoint receives personal data of people subscribed to
+    /// `subscription_type`: that type's `subscription.*` notices, or any `contact.*`
+    /// notice (those concern people whatever their types). For the record of processing.
+    pub fn receives_contacts_of(&self, subscription_type: &str) -> bool {
+        EventType::ALL
+            .into_iter()
+            .filter(|event_type| *event_type != EventType::WebhookTest)
+            .any(|event_type| {
+                let about_the_type = event_type.is_about_a_subscription();
+                self.admits(event_type, about_the_type.then_some(subscription_type))
+            })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_endpoint_receives_a_types_contacts_through_its_notices_or_any_contact_notice() {
+        let filter = |events: Option<Vec<EventType>>, types: Option<Vec<&str>>| EndpointFilter {
+            events,
+            subscription_types: types.map(|t| t.into_iter().map(String::from).collect()),
+        };
+        let everything = filter(None, None);
+        assert!(everything.receives_contacts_of("news"));
+        let other_type_only = filter(
+            Some(vec![EventType::SubscriptionOptedIn]),
+            Some(vec!["billing"]),
+        );
+        assert!(!other_type_only.receives_contacts_of("news"));
+        assert!(other_type_only.receives_contacts_of("billing"));
+        // Erasures reach every endpoint that takes them, whatever its type filter.
+        let erasures_too = filter(
+            Some(vec![
+                EventType::SubscriptionOptedIn,
+                EventType::ContactErased,
+            ]),
+            Some(vec!["billing"]),
+        );
+        assert!(erasures_too.receives_contacts_of("news"));
+        let tests_only = filter(Some(vec![EventType::WebhookTest]), None);
+        assert!(!tests_only.receives_contacts_of("news"));
+    }
 
     #[test]
     fn only_an_erasure_notice_loses_its_address_when_given_up() {

@@ -8,6 +8,7 @@ pub(super) mod contacts;
 pub(super) mod eligibility;
 pub(super) mod feedback;
 pub(super) mod imports;
+pub(super) mod jwks;
 pub(super) mod manage;
 pub(super) mod one_click;
 pub mod ops;
