@@ -3,9 +3,11 @@
 //! and lifting a signup block. The rules are the domain's ([`crate::domain::contact`],
 //! manual); this file only loads, plans and commits.
 
-use super::commit::Reach;
+use super::commit::{Found, Reach};
 use super::{RequestError, Subscriptions};
-use crate::domain::{Contact, EmailAddress, ManualChange, ManualResult, RequestMeta, Source};
+use crate::domain::{
+    Contact, EmailAddress, ManualChange, ManualResult, Planned, RequestMeta, Source,
+};
 
 impl Subscriptions {
     /// One manual change, recorded with the change's source (`admin_api` or `import`).
@@ -16,16 +18,7 @@ impl Subscriptions {
         meta: &RequestMeta,
     ) -> Result<ManualResult, RequestError> {
         change.check()?;
-        let id = self.contact_id(email);
-        self.commit(&id, Reach::Address, |found| {
-            let contact = found.contact.cloned().unwrap_or_else(|| {
-                Contact::new(
-                    id.clone(),
-                    email.clone(),
-                    self.rules.default_locale(),
-                    found.now,
-                )
-            });
+        self.commit_by_address(email, self.rules.default_locale(), |contact, found| {
             Ok(contact.change_manually(
                 change,
                 found.erased,
@@ -46,22 +39,8 @@ impl Subscriptions {
         email: &EmailAddress,
         meta: &RequestMeta,
     ) -> Result<Contact, RequestError> {
-        let id = self.contact_id(email);
-        self.commit(&id, Reach::Address, |found| {
-            let contact = found.contact.cloned().unwrap_or_else(|| {
-                Contact::new(
-                    id.clone(),
-                    email.clone(),
-                    self.rules.default_locale(),
-                    found.now,
-                )
-            });
-            Ok::<_, RequestError>(contact.unsubscribe_all(
-                &self.rules,
-                Source::AdminApi,
-                meta,
-                found.now,
-            ))
+        self.commit_by_address(email, self.rules.default_locale(), |contact, found| {
+            Ok(contact.unsubscribe_all(&self.rules, Source::AdminApi, meta, found.now))
         })
         .await
     }
@@ -78,6 +57,41 @@ impl Subscriptions {
             Ok(contact
                 .clone()
                 .allow_signups(Source::AdminApi, meta, found.now))
+        })
+        .await
+    }
+}
+
+impl Subscriptions {
+    /// A change by address on the authenticated API, of the contact held for it or of a
+    /// new one (in `locale`) when none is.
+    pub(super) async fn commit_by_address<T>(
+        &self,
+        email: &EmailAddress,
+        locale: &str,
+        plan: impl Fn(Contact, &Found) -> Result<Planned<T>, RequestError>,
+    ) -> Result<T, RequestError> {
+        let id = self.contact_id(email);
+        self.commit(&id, Reach::Address, |found| {
+            let contact = found
+                .contact
+                .cloned()
+                .unwrap_or_else(|| Contact::new(id.clone(), email.clone(), locale, found.now));
+            plan(contact, found)
+        })
+        .await
+    }
+
+    /// A change by address of a contact that must be held: [`RequestError::NotFound`]
+    /// otherwise.
+    pub(super) async fn commit_existing<T>(
+        &self,
+        email: &EmailAddress,
+        plan: impl Fn(Contact, &Found) -> Planned<T>,
+    ) -> Result<T, RequestError> {
+        self.commit(&self.contact_id(email), Reach::Address, |found| {
+            let contact = found.contact.ok_or(RequestError::NotFound)?;
+            Ok(plan(contact.clone(), found))
         })
         .await
     }

@@ -9,7 +9,6 @@
 use futures_util::{StreamExt, TryStreamExt};
 use md5::{Digest, Md5};
 
-use super::commit::Reach;
 use super::{RequestError, Subscriptions};
 use crate::domain::{
     Contact, ContactWrite, EmailAddress, MemberError, MemberIndexChange, MemberWrite, Membership,
@@ -86,13 +85,9 @@ impl Subscriptions {
         {
             return Err(MemberError::AddressChange.into());
         }
-        let id = self.contact_id(&email);
         let after = self
-            .commit(&id, Reach::Address, |found| {
-                let contact = found.contact.cloned().unwrap_or_else(|| {
-                    Contact::new(id.clone(), email.clone(), &request.locale, found.now)
-                });
-                Ok::<_, RequestError>(contact.put_member(
+            .commit_by_address(&email, &request.locale, |contact, found| {
+                Ok(contact.put_member(
                     &request.write,
                     found.erased,
                     &self.rules,

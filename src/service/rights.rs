@@ -75,9 +75,8 @@ impl Subscriptions {
         to: Restriction,
         meta: &RequestMeta,
     ) -> Result<Contact, RequestError> {
-        self.commit(&self.contact_id(email), Reach::Address, |found| {
-            let contact = found.contact.ok_or(RequestError::NotFound)?;
-            Ok(contact.clone().set_restriction(to, meta, found.now))
+        self.commit_existing(email, |contact, found| {
+            contact.set_restriction(to, meta, found.now)
         })
         .await
     }

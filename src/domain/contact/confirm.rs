@@ -96,28 +96,14 @@ impl Contact {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{contact, notice, rules, type_id, META};
-    use super::super::SignupIntent;
+    use super::super::tests::{notice, type_id, META};
+
     use super::*;
-    use crate::domain::rules::MailAllowance;
+
     use crate::domain::{EventKind, LawfulBasis, Status};
 
     fn signed_up(now: DateTime<Utc>) -> (Contact, Uuid) {
-        let intent = SignupIntent {
-            types: vec![(type_id("news"), notice("news"))],
-            locale: "nl".into(),
-            origin: Source::SignupForm,
-            form_id: None,
-            page_url: None,
-            meta: META.clone(),
-        };
-        let planned = contact(now).sign_up(&intent, &rules(), MailAllowance::Available, now);
-        let Planned::Write(plan) = planned else {
-            panic!("a write")
-        };
-        let after = plan.after.expect("kept");
-        let id = after.pending()[0].id;
-        (after, id)
+        super::super::tests::signed_up("nl", now)
     }
 
     #[test]

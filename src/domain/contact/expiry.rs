@@ -31,30 +31,14 @@ impl Contact {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{contact, notice, rules, type_id, META};
-    use super::super::SignupIntent;
+    use super::super::tests::signed_up;
+
     use super::*;
-    use crate::domain::rules::MailAllowance;
-    use crate::domain::Source;
 
     #[test]
     fn the_last_signup_of_an_address_that_holds_nothing_else_takes_the_address_with_it() {
         let now = chrono::Utc::now();
-        let intent = SignupIntent {
-            types: vec![(type_id("news"), notice("news"))],
-            locale: "en".into(),
-            origin: Source::SignupForm,
-            form_id: None,
-            page_url: None,
-            meta: META.clone(),
-        };
-        let Planned::Write(plan) =
-            contact(now).sign_up(&intent, &rules(), MailAllowance::Available, now)
-        else {
-            panic!("a write")
-        };
-        let pending = plan.after.unwrap();
-        let id = pending.pending()[0].id;
+        let (pending, id) = signed_up("en", now);
         assert!(
             matches!(pending.clone().purge_pending(id), Planned::Write(ref p) if p.after.is_none() && p.value == Purged::Contact)
         );

@@ -214,7 +214,7 @@ impl Contact {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{contact, rules, type_id, META};
+    use super::super::tests::{contact, rules, type_id, META};
     use super::*;
     use crate::domain::ErasureReason;
 

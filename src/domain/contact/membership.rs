@@ -143,39 +143,27 @@ impl Contact {
             send_confirmation: false,
             source: Source::AdminApi,
         };
-        let planned = match (wanted, &write.evidence) {
-            (None, _) => Planned::Nothing(self),
-            (Some(MemberStatus::Unsubscribed), _) => self
-                .change_manually(
-                    &manual(Status::Unsubscribed, None),
-                    tombstone,
-                    rules,
-                    mail,
-                    meta,
-                    now,
-                )?
-                .map(|result| result.contact),
-            (Some(MemberStatus::Subscribed), Some(evidence)) => self
-                .change_manually(
-                    &manual(Status::OptedIn, Some(evidence.clone())),
-                    tombstone,
-                    rules,
-                    mail,
-                    meta,
-                    now,
-                )?
-                .map(|result| result.contact),
-            (Some(MemberStatus::Subscribed), None) | (Some(MemberStatus::Pending), _) => self
-                .request_opt_in(&write.list, Source::SignupApi, rules, mail, meta, now)
-                .map_err(ManualChangeError::from)?,
+        let change = match (wanted, &write.evidence) {
+            (None, _) => return Ok(Planned::Nothing(self)),
+            (Some(MemberStatus::Unsubscribed), _) => manual(Status::Unsubscribed, None),
+            (Some(MemberStatus::Subscribed), Some(evidence)) => {
+                manual(Status::OptedIn, Some(evidence.clone()))
+            }
+            (Some(MemberStatus::Subscribed), None) | (Some(MemberStatus::Pending), _) => {
+                return Ok(self
+                    .request_opt_in(&write.list, Source::SignupApi, rules, mail, meta, now)
+                    .map_err(ManualChangeError::from)?);
+            }
         };
-        Ok(planned)
+        Ok(self
+            .change_manually(&change, tombstone, rules, mail, meta, now)?
+            .map(|result| result.contact))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{contact, rules, type_id, META};
+    use super::super::tests::{contact, rules, type_id, META};
     use super::super::{BounceType, StatusChange};
     use super::*;
 

@@ -26,7 +26,7 @@ mod signup;
 mod unsubscribe;
 
 #[cfg(test)]
-mod testing;
+mod tests;
 
 use std::collections::BTreeMap;
 

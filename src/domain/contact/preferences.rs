@@ -95,7 +95,7 @@ impl Contact {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{contact, notice, rules, type_id, META};
+    use super::super::tests::{contact, notice, rules, type_id, META};
     use super::*;
     use crate::domain::LawfulBasis;
 

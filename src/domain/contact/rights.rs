@@ -150,7 +150,7 @@ impl Contact {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{contact, contact_id, notice, type_id, META};
+    use super::super::tests::{contact, contact_id, notice, type_id, META};
     use super::super::{BounceType, StatusChange};
     use super::*;
     use crate::domain::event::verify_chain;

@@ -96,7 +96,7 @@ impl Contact {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{contact, notice, rules, type_id, META};
+    use super::super::tests::{contact, notice, rules, type_id, META};
     use super::*;
     use crate::domain::LawfulBasis;
 
@@ -172,17 +172,18 @@ mod tests {
     #[test]
     fn a_single_opt_in_type_opts_in_a_new_person_but_only_asks_an_unsubscribed_one() {
         let now = Utc::now();
-        let planned = contact(now).sign_up(
-            &intent(&["alerts"]),
-            &rules(),
-            MailAllowance::Available,
-            now,
-        );
+        let sign_up = |c: Contact| {
+            c.sign_up(
+                &intent(&["alerts"]),
+                &rules(),
+                MailAllowance::Available,
+                now,
+            )
+        };
+        let planned = sign_up(contact(now));
         let plan = planned.plan().unwrap();
-        assert_eq!(
-            plan.after().unwrap().status(&type_id("alerts")),
-            Status::OptedIn
-        );
+        let status = |plan: &Plan<()>| plan.after().unwrap().status(&type_id("alerts"));
+        assert_eq!(status(plan), Status::OptedIn);
         assert_eq!(plan.events()[0].lawful_basis, Some(LawfulBasis::Consent));
         assert_eq!(plan.events()[0].source, Source::SignupForm);
         assert!(plan.jobs().is_empty());
@@ -194,17 +195,9 @@ mod tests {
             &META,
             now,
         );
-        let planned = left.sign_up(
-            &intent(&["alerts"]),
-            &rules(),
-            MailAllowance::Available,
-            now,
-        );
+        let planned = sign_up(left);
         let plan = planned.plan().unwrap();
-        assert_eq!(
-            plan.after().unwrap().status(&type_id("alerts")),
-            Status::Unsubscribed
-        );
+        assert_eq!(status(plan), Status::Unsubscribed);
         assert_eq!(plan.jobs().len(), 1, "a confirmation mail instead");
     }
 

@@ -208,8 +208,8 @@ impl Contact {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{contact, notice, rules, type_id, META};
-    use super::super::SignupIntent;
+    use super::super::tests::{contact, notice, rules, signed_up, type_id, META};
+
     use super::*;
 
     fn opted_in(types: &[&str], now: DateTime<Utc>) -> Contact {
@@ -256,21 +256,7 @@ mod tests {
     #[test]
     fn cancelling_the_only_signup_of_a_new_address_keeps_nothing_and_may_block() {
         let now = Utc::now();
-        let intent = SignupIntent {
-            types: vec![(type_id("news"), notice("news"))],
-            locale: "en".into(),
-            origin: Source::SignupApi,
-            form_id: None,
-            page_url: None,
-            meta: META.clone(),
-        };
-        let Planned::Write(plan) =
-            contact(now).sign_up(&intent, &rules(), MailAllowance::Available, now)
-        else {
-            panic!("a write")
-        };
-        let pending = plan.after.unwrap();
-        let id = pending.pending()[0].id;
+        let (pending, id) = signed_up("en", now);
         let cancel = pending.clone().unsubscribe(
             UnsubscribeTarget::Signup(id),
             Source::UnsubscribePage,

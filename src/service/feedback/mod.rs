@@ -197,11 +197,8 @@ impl Subscriptions {
         email: &EmailAddress,
         meta: &RequestMeta,
     ) -> Result<Contact, RequestError> {
-        self.commit(&self.contact_id(email), Reach::Address, |found| {
-            let contact = found.contact.ok_or(RequestError::NotFound)?;
-            Ok(contact
-                .clone()
-                .clear_unreachable_mark(Source::AdminApi, meta, found.now))
+        self.commit_existing(email, |contact, found| {
+            contact.clear_unreachable_mark(Source::AdminApi, meta, found.now)
         })
         .await
     }

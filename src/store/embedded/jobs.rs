@@ -185,23 +185,21 @@ pub(super) async fn retry_job_later(
     job: &OutboxJob,
     due: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let job = job.clone();
-    store
-        .blocking(move |db| {
-            write(db, |txn| {
-                move_job(txn, &job, |s| {
-                    s.job = job.clone();
-                    s.due_ms = millis(due);
-                })
-                .map(drop)
-            })
-        })
-        .await
+    store_job_as(store, job, move |s| s.due_ms = millis(due)).await
 }
 
 pub(super) async fn dead_letter_job(
     store: &EmbeddedStore,
     job: &OutboxJob,
+) -> Result<(), StoreError> {
+    store_job_as(store, job, |s| s.dead = true).await
+}
+
+/// Stores the job as given (attempts, last error), then `update` says where it goes.
+async fn store_job_as(
+    store: &EmbeddedStore,
+    job: &OutboxJob,
+    update: impl FnOnce(&mut StoredJob) + Send + 'static,
 ) -> Result<(), StoreError> {
     let job = job.clone();
     store
@@ -209,7 +207,7 @@ pub(super) async fn dead_letter_job(
             write(db, |txn| {
                 move_job(txn, &job, |s| {
                     s.job = job.clone();
-                    s.dead = true;
+                    update(s);
                 })
                 .map(drop)
             })

@@ -3,16 +3,15 @@
 //! its id; each action looks up its address and calls the admin API's operation.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
-use serde::de::DeserializeOwned;
+use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::csrf::{checked_form, TokenOnly};
-use super::session::Session;
-use super::{actor_meta, message_from_query, nav, render, respond, see_other, when, ConsoleError};
+use super::csrf::TokenOnly;
+use super::request::{Console, ConsolePost};
+use super::{message_from_query, see_other, when, ConsoleError};
 use crate::domain::{
     Contact, ContactId, Event, LawfulBasis, ManualChangeError, ManualOutcome, OptInRefused,
-    RequestMeta, Restriction, Source, Status,
+    Restriction, Source, Status,
 };
 use crate::service::RequestError;
 use crate::web::extract::manual_change::ManualChangeBody;
@@ -20,7 +19,6 @@ use crate::web::pages::{
     AdminContact, AdminErase, Choice, ContactPending, ContactType, ContactUnreachable,
     TimelineEvent,
 };
-use crate::web::AppState;
 
 /// The messages the contact page shows after a redirect.
 const DONE: [&str; 6] = [
@@ -36,28 +34,9 @@ fn contact_url(id: &ContactId) -> String {
     format!("/admin/contacts/{}", id.as_str())
 }
 
-/// The stored contact the path names; 404 for an id that is malformed or holds nothing.
-async fn load(state: &AppState, raw_id: &str) -> Result<Contact, ConsoleError> {
-    let id = ContactId::parse(raw_id).map_err(|_| ConsoleError::NotFound)?;
-    state
-        .subscriptions
-        .contact_by_id(&id)
-        .await?
-        .ok_or(ConsoleError::NotFound)
-}
-
-/// What every action on a contact starts with: the form, once its CSRF token matched;
-/// the contact; and the request's metadata with the signed-in key as `actor`.
-async fn act_on<T: DeserializeOwned>(
-    state: &AppState,
-    req: &HttpRequest,
-    session: &Session,
-    raw_id: &str,
-    body: &[u8],
-) -> Result<(T, Contact, RequestMeta), ConsoleError> {
-    let form = checked_form(session, body)?;
-    let contact = load(state, raw_id).await?;
-    Ok((form, contact, actor_meta(state, req, session)))
+/// After an action: the contact's page, saying what was done.
+fn done(contact: &Contact, what: &str) -> HttpResponse {
+    see_other(format!("{}?done={what}", contact_url(contact.id())))
 }
 
 impl From<RequestError> for ConsoleError {
@@ -70,43 +49,35 @@ impl From<RequestError> for ConsoleError {
     }
 }
 
-pub async fn show_contact(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    session: Session,
-    id: web::Path<String>,
-) -> HttpResponse {
+pub async fn show_contact(console: Console, id: web::Path<String>) -> HttpResponse {
     let result = async {
-        let contact = load(&state, &id).await?;
-        let message = message_from_query(&req, &DONE);
-        contact_page(
-            &state,
-            &req,
-            &session,
-            &contact,
-            message,
-            false,
-            StatusCode::OK,
-        )
-        .await
+        let contact = console.contact(&id).await?;
+        let note = Note {
+            message: message_from_query(&console.req, &DONE),
+            is_error: false,
+        };
+        contact_page(&console, &contact, note, StatusCode::OK).await
     }
     .await;
-    respond(&state, &req, result)
+    console.respond(result)
+}
+
+/// What the page says on top: a message key, and whether it reports a refusal.
+struct Note {
+    message: Option<&'static str>,
+    is_error: bool,
 }
 
 async fn contact_page(
-    state: &AppState,
-    req: &HttpRequest,
-    session: &Session,
+    console: &Console,
     contact: &Contact,
-    message: Option<&'static str>,
-    message_is_error: bool,
+    note: Note,
     status: StatusCode,
 ) -> Result<HttpResponse, ConsoleError> {
-    let subscriptions = &state.subscriptions;
+    let subscriptions = &console.state.subscriptions;
     let provenance = subscriptions.provenance(contact.email()).await?;
     let catalog = subscriptions.catalog();
-    let locale = super::page::request_locale(state, req, None);
+    let locale = console.locale();
     let fallback = catalog.default_locale();
     let type_name = |id: &str| {
         catalog
@@ -152,7 +123,7 @@ async fn contact_page(
         .map(|event| timeline_event(event, broken == Some(event.id)))
         .collect();
     let data = AdminContact {
-        nav: nav(session),
+        nav: console.nav(),
         contact_url: contact_url(contact.id()),
         email: contact.email().as_str().to_string(),
         locale: contact.locale().to_string(),
@@ -169,8 +140,8 @@ async fn contact_page(
         recent_soft_bounces: subscriptions.recent_soft_bounces(contact),
         events,
         chain_valid: provenance.chain.chain_valid,
-        message,
-        message_is_error,
+        message: note.message,
+        message_is_error: note.is_error,
         statuses: [Status::OptedIn, Status::Unsubscribed, Status::NotSubscribed]
             .into_iter()
             .map(|s| Choice {
@@ -183,7 +154,7 @@ async fn contact_page(
             .map(|b| b.as_str().to_string())
             .collect(),
     };
-    Ok(render(state, req, status, &data))
+    Ok(console.render(status, &data))
 }
 
 /// The string key that names a status on the pages.
@@ -224,120 +195,93 @@ fn timeline_event(event: &Event, broken: bool) -> TimelineEvent {
 }
 
 /// `POST …/export`: everything held on the person, as the API's export answers it.
-pub async fn export(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    session: Session,
-    id: web::Path<String>,
-    body: web::Bytes,
-) -> HttpResponse {
+pub async fn export(post: ConsolePost<TokenOnly>, id: web::Path<String>) -> HttpResponse {
     let result = async {
-        let (TokenOnly {}, contact, _) = act_on(&state, &req, &session, &id, &body).await?;
-        let export = state.subscriptions.export(contact.email()).await?;
-        tracing::info!(key = %session.key_name, to = %contact.email().masked(), "console export");
+        let contact = post.contact(&id).await?;
+        let export = post.state.subscriptions.export(contact.email()).await?;
+        tracing::info!(key = %post.session.key_name, to = %contact.email().masked(), "console export");
         Ok(crate::web::routes::rights::export_download(&export))
     }
     .await;
-    respond(&state, &req, result)
+    post.respond(result)
 }
 
 /// `GET …/erase`: asks first; changes nothing.
-pub async fn ask_to_erase(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    session: Session,
-    id: web::Path<String>,
-) -> HttpResponse {
+pub async fn ask_to_erase(console: Console, id: web::Path<String>) -> HttpResponse {
     let result = async {
-        let contact = load(&state, &id).await?;
+        let contact = console.contact(&id).await?;
         let data = AdminErase {
-            nav: nav(&session),
+            nav: console.nav(),
             contact_url: contact_url(contact.id()),
             email: contact.email().as_str().to_string(),
         };
-        Ok(render(&state, &req, StatusCode::OK, &data))
+        Ok(console.render(StatusCode::OK, &data))
     }
     .await;
-    respond(&state, &req, result)
+    console.respond(result)
 }
 
 /// `POST …/erase`: Art. 17, as `DELETE /v1/contacts/{email}`.
-pub async fn erase(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    session: Session,
-    id: web::Path<String>,
-    body: web::Bytes,
-) -> HttpResponse {
+pub async fn erase(post: ConsolePost<TokenOnly>, id: web::Path<String>) -> HttpResponse {
     let result = async {
-        let (TokenOnly {}, contact, meta) = act_on(&state, &req, &session, &id, &body).await?;
-        state.subscriptions.erase(contact.email(), &meta).await?;
-        tracing::info!(key = %session.key_name, to = %contact.email().masked(), "contact erased from the console");
+        let contact = post.contact(&id).await?;
+        post.state
+            .subscriptions
+            .erase(contact.email(), &post.meta())
+            .await?;
+        tracing::info!(key = %post.session.key_name, to = %contact.email().masked(), "contact erased from the console");
         Ok(see_other("/admin?done=erased".to_string()))
     }
     .await;
-    respond(&state, &req, result)
+    post.respond(result)
 }
 
 #[derive(Deserialize)]
-struct RestrictionForm {
+pub struct RestrictionForm {
     restricted: String,
 }
 
 /// `POST …/restriction` with `restricted=1` (Art. 18) or `0` (lift).
 pub async fn set_restriction(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    session: Session,
+    post: ConsolePost<RestrictionForm>,
     id: web::Path<String>,
-    body: web::Bytes,
 ) -> HttpResponse {
     let result = async {
-        let (form, contact, meta): (RestrictionForm, _, _) =
-            act_on(&state, &req, &session, &id, &body).await?;
-        let (to, done) = match form.restricted.as_str() {
+        let (to, what) = match post.form.restricted.as_str() {
             "1" => (Restriction::Restrict, "restricted"),
             "0" => (Restriction::Lift, "lifted"),
             _ => return Err(ConsoleError::BadRequest),
         };
-        state
+        let contact = post.contact(&id).await?;
+        post.state
             .subscriptions
-            .set_restriction(contact.email(), to, &meta)
+            .set_restriction(contact.email(), to, &post.meta())
             .await?;
-        Ok(see_other(format!(
-            "{}?done={done}",
-            contact_url(contact.id())
-        )))
+        Ok(done(&contact, what))
     }
     .await;
-    respond(&state, &req, result)
+    post.respond(result)
 }
 
 /// `POST …/unreachable`: the address works again.
 pub async fn clear_unreachable(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    session: Session,
+    post: ConsolePost<TokenOnly>,
     id: web::Path<String>,
-    body: web::Bytes,
 ) -> HttpResponse {
     let result = async {
-        let (TokenOnly {}, contact, meta) = act_on(&state, &req, &session, &id, &body).await?;
-        state
+        let contact = post.contact(&id).await?;
+        post.state
             .subscriptions
-            .clear_unreachable(contact.email(), &meta)
+            .clear_unreachable(contact.email(), &post.meta())
             .await?;
-        Ok(see_other(format!(
-            "{}?done=unreachable_cleared",
-            contact_url(contact.id())
-        )))
+        Ok(done(&contact, "unreachable_cleared"))
     }
     .await;
-    respond(&state, &req, result)
+    post.respond(result)
 }
 
 #[derive(Deserialize)]
-struct ManualChangeForm {
+pub struct ManualChangeForm {
     subscription_type: String,
     status: String,
     #[serde(default)]
@@ -353,23 +297,20 @@ struct ManualChangeForm {
 /// `POST …/subscriptions`: a manual change, as `PUT /v1/contacts/{email}/subscriptions/{type}`
 /// with source `admin_api`. A refused change shows the contact again, saying why.
 pub async fn change_subscription(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    session: Session,
+    post: ConsolePost<ManualChangeForm>,
     id: web::Path<String>,
-    body: web::Bytes,
 ) -> HttpResponse {
     let result = async {
-        let (form, contact, meta): (ManualChangeForm, _, _) =
-            act_on(&state, &req, &session, &id, &body).await?;
-        let subscriptions = &state.subscriptions;
+        let contact = post.contact(&id).await?;
+        let form = &post.form;
+        let subscriptions = &post.state.subscriptions;
         // The same parsing as the API's body, so that both refuse the same input.
         let parsed = ManualChangeBody {
-            status: Some(form.status),
-            lawful_basis: Some(form.lawful_basis).filter(|b| !b.is_empty()),
-            explanation: Some(form.explanation),
-            consent_evidence: Some(form.consent_evidence),
-            send_confirmation: form.send_confirmation.is_some_and(|v| v == "1"),
+            status: Some(form.status.clone()),
+            lawful_basis: Some(form.lawful_basis.clone()).filter(|b| !b.is_empty()),
+            explanation: Some(form.explanation.clone()),
+            consent_evidence: Some(form.consent_evidence.clone()),
+            send_confirmation: form.send_confirmation.as_deref() == Some("1"),
         }
         .parse(
             subscriptions.catalog(),
@@ -377,41 +318,34 @@ pub async fn change_subscription(
             Source::AdminApi,
         );
         let refused = |message| {
-            contact_page(
-                &state,
-                &req,
-                &session,
-                &contact,
-                Some(message),
-                true,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
+            let note = Note {
+                message: Some(message),
+                is_error: true,
+            };
+            contact_page(&post, &contact, note, StatusCode::UNPROCESSABLE_ENTITY)
         };
         let Ok(change) = parsed else {
             return refused("admin_err_invalid_input").await;
         };
         match subscriptions
-            .change_manually(contact.email(), &change, &meta)
+            .change_manually(contact.email(), &change, &post.meta())
             .await
         {
-            Ok(result) => {
-                let done = match result.outcome {
+            Ok(result) => Ok(done(
+                &contact,
+                match result.outcome {
                     ManualOutcome::Changed => "changed",
                     ManualOutcome::Unchanged => "unchanged",
                     ManualOutcome::ConfirmationSent => "confirmation_sent",
-                };
-                Ok(see_other(format!(
-                    "{}?done={done}",
-                    contact_url(contact.id())
-                )))
-            }
+                },
+            )),
             Err(RequestError::Store(e)) => Err(ConsoleError::Store(e)),
             Err(RequestError::Refused(error)) => refused(manual_error_key(&error)).await,
             Err(_) => refused("admin_err_invalid_input").await,
         }
     }
     .await;
-    respond(&state, &req, result)
+    post.respond(result)
 }
 
 fn manual_error_key(error: &ManualChangeError) -> &'static str {

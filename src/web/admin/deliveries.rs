@@ -2,22 +2,17 @@
 //! and the webhook endpoints with their state and enable.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 
-use super::csrf::{checked_form, TokenOnly};
-use super::session::Session;
-use super::{message_from_query, nav, render, respond, see_other, when, ConsoleError};
+use super::csrf::TokenOnly;
+use super::request::{Console, ConsolePost};
+use super::{message_from_query, see_other, when, ConsoleError};
 use crate::domain::{OutboxJob, Task};
 use crate::web::pages::{AdminDeliveries, DeadLetter, WebhookRow};
-use crate::web::AppState;
 
-pub async fn show_deliveries(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    session: Session,
-) -> HttpResponse {
+pub async fn show_deliveries(console: Console) -> HttpResponse {
     let result = async {
-        let subscriptions = &state.subscriptions;
+        let subscriptions = &console.state.subscriptions;
         let dead_letters = subscriptions
             .dead_letters()
             .await?
@@ -40,15 +35,18 @@ pub async fn show_deliveries(
             })
             .collect();
         let data = AdminDeliveries {
-            nav: nav(&session),
+            nav: console.nav(),
             dead_letters,
             webhooks,
-            message: message_from_query(&req, &["admin_done_retried", "admin_done_enabled"]),
+            message: message_from_query(
+                &console.req,
+                &["admin_done_retried", "admin_done_enabled"],
+            ),
         };
-        Ok(render(&state, &req, StatusCode::OK, &data))
+        Ok(console.render(StatusCode::OK, &data))
     }
     .await;
-    respond(&state, &req, result)
+    console.respond(result)
 }
 
 /// A mail shows its masked recipient; a webhook its endpoint and event type, never its
@@ -69,40 +67,29 @@ fn dead_letter(job: &OutboxJob) -> DeadLetter {
 }
 
 pub async fn retry_dead_letter(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    session: Session,
+    post: ConsolePost<TokenOnly>,
     id: web::Path<String>,
-    body: web::Bytes,
 ) -> HttpResponse {
     let result = async {
-        checked_form::<TokenOnly>(&session, &body)?;
         let id = uuid::Uuid::parse_str(&id).map_err(|_| ConsoleError::NotFound)?;
-        if !state.subscriptions.retry_dead_letter(id).await? {
+        if !post.state.subscriptions.retry_dead_letter(id).await? {
             return Err(ConsoleError::NotFound);
         }
-        tracing::info!(key = %session.key_name, job = %id, "dead letter retried from the console");
+        tracing::info!(key = %post.session.key_name, job = %id, "dead letter retried from the console");
         Ok(see_other("/admin/deliveries?done=retried".to_string()))
     }
     .await;
-    respond(&state, &req, result)
+    post.respond(result)
 }
 
-pub async fn enable_webhook(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    session: Session,
-    id: web::Path<String>,
-    body: web::Bytes,
-) -> HttpResponse {
+pub async fn enable_webhook(post: ConsolePost<TokenOnly>, id: web::Path<String>) -> HttpResponse {
     let result = async {
-        checked_form::<TokenOnly>(&session, &body)?;
-        if !state.subscriptions.enable_webhook_endpoint(&id).await? {
+        if !post.state.subscriptions.enable_webhook_endpoint(&id).await? {
             return Err(ConsoleError::NotFound);
         }
-        tracing::info!(key = %session.key_name, endpoint = %id.as_str(), "webhook endpoint enabled from the console");
+        tracing::info!(key = %post.session.key_name, endpoint = %id.as_str(), "webhook endpoint enabled from the console");
         Ok(see_other("/admin/deliveries?done=enabled".to_string()))
     }
     .await;
-    respond(&state, &req, result)
+    post.respond(result)
 }

@@ -6,9 +6,10 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::csrf::{checked_form, TokenOnly};
+use super::csrf::TokenOnly;
+use super::request::ConsolePost;
 use super::session::{cleared_cookie, Session};
-use super::{render, respond, see_other};
+use super::{page, see_other};
 use crate::auth::Scope;
 use crate::web::extract::client_ip::limit_network;
 use crate::web::pages::AdminLogin;
@@ -25,7 +26,7 @@ pub async fn show_login(state: web::Data<AppState>, req: HttpRequest) -> HttpRes
         refused: false,
         rate_limited: false,
     };
-    render(&state, &req, StatusCode::OK, &data)
+    page::render(&state, &req, StatusCode::OK, None, &data)
 }
 
 pub async fn sign_in(
@@ -50,7 +51,7 @@ pub async fn sign_in(
                 refused: false,
                 rate_limited: true,
             };
-            let mut page = render(&state, &req, StatusCode::TOO_MANY_REQUESTS, &data);
+            let mut page = page::render(&state, &req, StatusCode::TOO_MANY_REQUESTS, None, &data);
             crate::web::problem::set_retry_after(&mut page, retry_after);
             return page;
         }
@@ -70,7 +71,7 @@ pub async fn sign_in(
             refused: true,
             rate_limited: false,
         };
-        return render(&state, &req, StatusCode::UNAUTHORIZED, &data);
+        return page::render(&state, &req, StatusCode::UNAUTHORIZED, None, &data);
     };
     tracing::info!(key = %session.key_name, "console sign-in");
     let mut response = see_other("/admin".to_string());
@@ -91,20 +92,12 @@ fn posted_from_another_site(req: &HttpRequest) -> bool {
         .is_some_and(|site| !matches!(site, "same-origin" | "none"))
 }
 
-pub async fn sign_out(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    session: Session,
-    body: web::Bytes,
-) -> HttpResponse {
-    let result = checked_form::<TokenOnly>(&session, &body).map(|_| {
-        tracing::info!(key = %session.key_name, "console sign-out");
-        let mut response = see_other(super::session::LOGIN_PATH.to_string());
-        let cleared = cleared_cookie(&state.site);
-        if let Ok(cookie) = header::HeaderValue::from_str(&cleared) {
-            response.headers_mut().insert(header::SET_COOKIE, cookie);
-        }
-        response
-    });
-    respond(&state, &req, result)
+pub async fn sign_out(post: ConsolePost<TokenOnly>) -> HttpResponse {
+    tracing::info!(key = %post.session.key_name, "console sign-out");
+    let mut response = see_other(super::session::LOGIN_PATH.to_string());
+    let cleared = cleared_cookie(&post.state.site);
+    if let Ok(cookie) = header::HeaderValue::from_str(&cleared) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
 }

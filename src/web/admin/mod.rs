@@ -8,6 +8,7 @@ mod contact;
 mod csrf;
 mod deliveries;
 mod login;
+mod request;
 mod search;
 pub mod session;
 mod stats;
@@ -20,10 +21,8 @@ use chrono::{DateTime, Utc};
 
 use super::routes::page;
 use super::{resource, AppState};
-use crate::domain::RequestMeta;
 use crate::service::StoreError;
-use crate::web::pages::{ConsoleNav, ErrorKey, Page};
-use session::Session;
+use crate::web::pages::ErrorKey;
 
 /// The console's routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -100,41 +99,11 @@ impl ConsoleError {
     }
 }
 
-/// Turns a handler's result into its answer.
-fn respond(
-    state: &AppState,
-    req: &HttpRequest,
-    result: Result<HttpResponse, ConsoleError>,
-) -> HttpResponse {
-    result.unwrap_or_else(|error| error.page(state, req))
-}
-
-fn nav(session: &Session) -> ConsoleNav {
-    ConsoleNav {
-        key_name: session.key_name.clone(),
-        csrf: session.csrf.clone(),
-    }
-}
-
-fn render<P: Page>(
-    state: &AppState,
-    req: &HttpRequest,
-    status: StatusCode,
-    data: &P,
-) -> HttpResponse {
-    page::render(state, req, status, None, data)
-}
-
 /// Post/redirect/get: after an action, the page it concerns, with a message key.
 fn see_other(location: String) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location))
         .finish()
-}
-
-/// Who changed something: the signed-in key's name as `actor`, like the admin API.
-fn actor_meta(state: &AppState, req: &HttpRequest, session: &Session) -> RequestMeta {
-    state.meta(req, Some(&session.key_name))
 }
 
 /// Times as the console shows them: to the second, in UTC.

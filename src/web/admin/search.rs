@@ -2,62 +2,45 @@
 //! hit redirects to the contact's page under its id.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::HttpResponse;
 use serde::Deserialize;
 
-use super::csrf::checked_form;
-use super::session::Session;
-use super::{message_from_query, nav, render, respond, see_other, ConsoleError};
+use super::request::{Console, ConsolePost};
+use super::{message_from_query, see_other, ConsoleError};
 use crate::domain::EmailAddress;
 use crate::web::pages::AdminSearch;
-use crate::web::AppState;
 
 #[derive(Deserialize)]
-struct SearchForm {
+pub struct SearchForm {
     #[serde(default)]
     email: String,
 }
 
-pub async fn show_search(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    session: Session,
-) -> HttpResponse {
+pub async fn show_search(console: Console) -> HttpResponse {
     let data = AdminSearch {
-        nav: nav(&session),
-        message: message_from_query(&req, &["admin_done_erased"]),
+        nav: console.nav(),
+        message: message_from_query(&console.req, &["admin_done_erased"]),
     };
-    render(&state, &req, StatusCode::OK, &data)
+    console.render(StatusCode::OK, &data)
 }
 
-pub async fn search(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    session: Session,
-    body: web::Bytes,
-) -> HttpResponse {
-    let result = find(&state, &req, &session, &body).await;
-    respond(&state, &req, result)
+pub async fn search(post: ConsolePost<SearchForm>) -> HttpResponse {
+    let result = find(&post).await;
+    post.respond(result)
 }
 
-async fn find(
-    state: &AppState,
-    req: &HttpRequest,
-    session: &Session,
-    body: &[u8],
-) -> Result<HttpResponse, ConsoleError> {
-    let form: SearchForm = checked_form(session, body)?;
+async fn find(post: &ConsolePost<SearchForm>) -> Result<HttpResponse, ConsoleError> {
     let miss = |status, message| {
         let data = AdminSearch {
-            nav: nav(session),
+            nav: post.nav(),
             message: Some(message),
         };
-        Ok(render(state, req, status, &data))
+        Ok(post.render(status, &data))
     };
-    let Ok(email) = EmailAddress::parse(&form.email) else {
+    let Ok(email) = EmailAddress::parse(&post.form.email) else {
         return miss(StatusCode::BAD_REQUEST, "admin_invalid_email");
     };
-    match state.subscriptions.contact(&email).await? {
+    match post.state.subscriptions.contact(&email).await? {
         Some(contact) => Ok(see_other(format!(
             "/admin/contacts/{}",
             contact.id().as_str()

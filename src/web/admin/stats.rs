@@ -2,24 +2,18 @@
 //! as charts and as tables with the same numbers.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::HttpResponse;
 
-use super::session::Session;
+use super::request::Console;
 use super::svg::{bar_chart, RowSpec};
-use super::{nav, render, respond};
 use crate::web::pages::{AdminStats, TypeStatsRow};
-use crate::web::AppState;
 
-pub async fn show_stats(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    session: Session,
-) -> HttpResponse {
+pub async fn show_stats(console: Console) -> HttpResponse {
     let result = async {
-        let subscriptions = &state.subscriptions;
+        let subscriptions = &console.state.subscriptions;
         let stats = subscriptions.stats().await?;
         let catalog = subscriptions.catalog();
-        let locale = super::page::request_locale(&state, &req, None);
+        let locale = console.locale();
         let by_type: Vec<TypeStatsRow> = catalog
             .all()
             .iter()
@@ -58,7 +52,7 @@ pub async fn show_stats(
                 .collect(),
         );
         let data = AdminStats {
-            nav: nav(&session),
+            nav: console.nav(),
             marketing_contacts: stats.marketing_contacts,
             non_marketing_contacts: stats.non_marketing_contacts,
             pending_confirmations: stats.pending_confirmations,
@@ -67,8 +61,8 @@ pub async fn show_stats(
             types_chart,
             by_type,
         };
-        Ok(render(&state, &req, StatusCode::OK, &data))
+        Ok(console.render(StatusCode::OK, &data))
     }
     .await;
-    respond(&state, &req, result)
+    console.respond(result)
 }

@@ -462,16 +462,7 @@ pub async fn set_member(
     path: web::Path<(String, String)>,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> MailchimpResult {
-    let (list_id, hash) = path.into_inner();
-    write_member(
-        &state,
-        &req,
-        &list_id,
-        MemberWriteMode::Upsert,
-        Some(&hash),
-        body,
-    )
-    .await
+    write_member_at(&state, &req, path, MemberWriteMode::Upsert, body).await
 }
 
 /// `PATCH /lists/{list_id}/members/{subscriber_hash}`: changes an existing member's
@@ -482,14 +473,17 @@ pub async fn update_member(
     path: web::Path<(String, String)>,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> MailchimpResult {
+    write_member_at(&state, &req, path, MemberWriteMode::Update, body).await
+}
+
+/// A write to the member a path names.
+async fn write_member_at(
+    state: &AppState,
+    req: &HttpRequest,
+    path: web::Path<(String, String)>,
+    mode: MemberWriteMode,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> MailchimpResult {
     let (list_id, hash) = path.into_inner();
-    write_member(
-        &state,
-        &req,
-        &list_id,
-        MemberWriteMode::Update,
-        Some(&hash),
-        body,
-    )
-    .await
+    write_member(state, req, &list_id, mode, Some(&hash), body).await
 }

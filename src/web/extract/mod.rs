@@ -3,7 +3,9 @@
 
 pub mod api_key;
 pub mod client_ip;
+pub mod contact_request;
 pub mod json_body;
+pub mod link_page;
 pub mod locale;
 pub mod manual_change;
 pub mod request_meta;

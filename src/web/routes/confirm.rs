@@ -4,65 +4,51 @@
 //! language of the confirmation mail.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::HttpResponse;
 
 use super::page;
 use crate::domain::Confirmed as Outcome;
 use crate::service::ConfirmPage;
+use crate::web::extract::link_page::LinkPage;
 use crate::web::pages::{Confirm, Confirmed};
-use crate::web::AppState;
 
-pub async fn show_confirm_page(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    token: web::Path<String>,
-) -> HttpResponse {
-    match state.subscriptions.confirmation_page(&token).await {
-        Ok(ConfirmPage {
-            confirmed: Outcome::Now { locale, .. },
-            ..
-        }) => page::render(
-            &state,
-            &req,
+pub async fn show_confirm_page(link: LinkPage) -> HttpResponse {
+    let shown = link
+        .state
+        .subscriptions
+        .confirmation_page(&link.token)
+        .await;
+    link.answer(shown, |answer| match answer.confirmed {
+        Outcome::Now { ref locale, .. } => link.render(
             StatusCode::OK,
-            Some(&locale),
+            Some(locale),
             &Confirm {
-                action_url: page::same_page_action(&token),
+                action_url: link.same_page_action(),
             },
         ),
-        Ok(done) => confirmed_page(&state, &req, done),
-        Err(error) => page::link_refused(&state, &req, error, None),
-    }
+        Outcome::Already { .. } => confirmed_page(&link, answer),
+    })
 }
 
-pub async fn confirm(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    token: web::Path<String>,
-) -> HttpResponse {
-    match state
+pub async fn confirm(link: LinkPage) -> HttpResponse {
+    let done = link
+        .state
         .subscriptions
-        .confirm(&token, &state.meta(&req, None))
-        .await
-    {
-        Ok(done) => confirmed_page(&state, &req, done),
-        Err(error) => page::link_refused(&state, &req, error, None),
-    }
+        .confirm(&link.token, &link.meta())
+        .await;
+    link.answer(done, |answer| confirmed_page(&link, answer))
 }
 
-fn confirmed_page(state: &AppState, req: &HttpRequest, done: ConfirmPage) -> HttpResponse {
-    let locale = page::request_locale(state, req, Some(done.confirmed.locale()));
+fn confirmed_page(link: &LinkPage, done: ConfirmPage) -> HttpResponse {
+    let locale = link.locale(Some(done.confirmed.locale()));
     let data = Confirmed {
         types: page::type_names(
-            state,
+            &link.state,
             &locale,
-            done.confirmed
-                .types()
-                .iter()
-                .map(crate::domain::subscription_type::SubscriptionTypeId::as_str),
+            done.confirmed.types().iter().map(|t| t.as_str()),
         ),
         already: matches!(done.confirmed, Outcome::Already { .. }),
         preferences_url: done.preferences_url,
     };
-    page::render(state, req, StatusCode::OK, Some(&locale), &data)
+    link.render(StatusCode::OK, Some(&locale), &data)
 }

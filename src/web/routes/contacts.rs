@@ -3,19 +3,15 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::domain::{EmailAddress, Status};
+use crate::domain::Status;
 use crate::web::extract::api_key::AdminKey;
+use crate::web::extract::contact_request::ContactRequest;
 use crate::web::problem::Problem;
 use crate::web::AppState;
 
-pub async fn show_contact(
-    state: web::Data<AppState>,
-    _caller: AdminKey,
-    email: web::Path<String>,
-) -> Result<HttpResponse, Problem> {
-    let email =
-        EmailAddress::parse(&email).map_err(|e| Problem::invalid_field("email", e.to_string()))?;
-    let contact = state.subscriptions.existing_contact(&email).await?;
+pub async fn show_contact(request: ContactRequest) -> Result<HttpResponse, Problem> {
+    let state = &request.state;
+    let contact = state.subscriptions.existing_contact(&request.email).await?;
     let catalog = state.subscriptions.catalog();
     let subscriptions: serde_json::Map<String, serde_json::Value> = catalog
         .all()

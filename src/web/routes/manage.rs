@@ -2,44 +2,29 @@
 //! link to the address. Both pages are the same whatever the address's state, so a
 //! `manage` link (in every newsletter footer) tells nothing and shows nothing.
 
-use super::page;
-use crate::web::pages::{LinkSent, Manage};
-use crate::web::AppState;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::HttpResponse;
 
-pub async fn show_manage_page(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    token: web::Path<String>,
-) -> HttpResponse {
-    match state.subscriptions.check_manage_token(&token) {
-        Ok(claims) => page::render(
-            &state,
-            &req,
-            StatusCode::OK,
-            claims.locale.as_deref(),
-            &Manage {
-                action_url: page::same_page_action(&token),
-            },
-        ),
-        Err(error) => page::link_refused(&state, &req, error, None),
-    }
+use crate::web::extract::link_page::LinkPage;
+use crate::web::pages::{LinkSent, Manage};
+
+pub async fn show_manage_page(link: LinkPage) -> HttpResponse {
+    let checked = link.state.subscriptions.check_manage_token(&link.token);
+    link.answer(checked, |claims| {
+        let data = Manage {
+            action_url: link.same_page_action(),
+        };
+        link.render(StatusCode::OK, claims.locale.as_deref(), &data)
+    })
 }
 
-pub async fn mail_preferences_link(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    token: web::Path<String>,
-) -> HttpResponse {
-    match state.subscriptions.request_preferences_link(&token).await {
-        Ok(claims) => page::render(
-            &state,
-            &req,
-            StatusCode::OK,
-            claims.locale.as_deref(),
-            &LinkSent {},
-        ),
-        Err(error) => page::link_refused(&state, &req, error, None),
-    }
+pub async fn mail_preferences_link(link: LinkPage) -> HttpResponse {
+    let asked = link
+        .state
+        .subscriptions
+        .request_preferences_link(&link.token)
+        .await;
+    link.answer(asked, |claims| {
+        link.render(StatusCode::OK, claims.locale.as_deref(), &LinkSent {})
+    })
 }

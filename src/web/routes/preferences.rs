@@ -4,26 +4,28 @@
 
 use std::collections::BTreeSet;
 
-use super::page;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+
 use crate::domain::PreferenceChoice;
 use crate::service::PreferencesView;
+use crate::web::extract::link_page::LinkPage;
 use crate::web::pages::{EraseConfirm, Erased, LinkSent, Preferences};
-use crate::web::AppState;
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
 
-fn show(
-    state: &AppState,
-    req: &HttpRequest,
-    token: &str,
-    view: &PreferencesView,
-    saved: bool,
-) -> HttpResponse {
+/// Whether the page answers a save.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum After {
+    Viewing,
+    Saving,
+}
+
+fn show(link: &LinkPage, view: &PreferencesView, after: After) -> HttpResponse {
+    let token = &link.token;
     let notice_changed = view.refused.is_some();
     let data = Preferences {
-        action_url: page::same_page_action(token),
+        action_url: link.same_page_action(),
         types: &view.types,
-        saved: saved && !notice_changed,
+        saved: after == After::Saving && !notice_changed,
         notice_changed,
         restricted: view.restricted,
         signups_blocked: view.signups_blocked,
@@ -37,19 +39,17 @@ fn show(
     } else {
         StatusCode::OK
     };
-    page::render(state, req, status, Some(&view.locale), &data)
+    link.render(status, Some(&view.locale), &data)
 }
 
-pub async fn show_preferences(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    token: web::Path<String>,
-) -> HttpResponse {
-    let locale = page::request_locale(&state, &req, None);
-    match state.subscriptions.view_preferences(&token, &locale).await {
-        Ok(view) => show(&state, &req, &token, &view, false),
-        Err(error) => page::link_refused(&state, &req, error, None),
-    }
+pub async fn show_preferences(link: LinkPage) -> HttpResponse {
+    let locale = link.locale(None);
+    let view = link
+        .state
+        .subscriptions
+        .view_preferences(&link.token, &locale)
+        .await;
+    link.answer(view, |view| show(&link, &view, After::Viewing))
 }
 
 /// Reads the form: `subscription_types` (checked boxes), `shown` (the types the form
@@ -75,99 +75,68 @@ pub(super) fn parse_choice(body: &[u8]) -> PreferenceChoice {
     choice
 }
 
-pub async fn save_preferences(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    token: web::Path<String>,
-    body: web::Bytes,
-) -> HttpResponse {
+pub async fn save_preferences(link: LinkPage, body: web::Bytes) -> HttpResponse {
     let choice = parse_choice(&body);
-    let locale = page::request_locale(&state, &req, None);
-    match state
+    let locale = link.locale(None);
+    let saved = link
+        .state
         .subscriptions
-        .save_preferences(&token, &choice, &locale, &state.meta(&req, None))
-        .await
-    {
-        Ok(view) => show(&state, &req, &token, &view, true),
-        Err(error) => page::link_refused(&state, &req, error, None),
-    }
+        .save_preferences(&link.token, &choice, &locale, &link.meta())
+        .await;
+    link.answer(saved, |view| show(&link, &view, After::Saving))
 }
 
 /// `POST /preferences/{token}/export`: the person's own data as a JSON download.
-pub async fn export_own_data(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    token: web::Path<String>,
-) -> HttpResponse {
-    match state
+pub async fn export_own_data(link: LinkPage) -> HttpResponse {
+    let export = link
+        .state
         .subscriptions
-        .export_own_data(&token, &state.meta(&req, None))
-        .await
-    {
-        Ok(export) => HttpResponse::Ok()
+        .export_own_data(&link.token, &link.meta())
+        .await;
+    link.answer(export, |export| {
+        HttpResponse::Ok()
             .insert_header((
                 "Content-Disposition",
                 "attachment; filename=\"my-data.json\"",
             ))
             .insert_header(("Cache-Control", "no-store"))
-            .json(export),
-        Err(error) => page::link_refused(&state, &req, error, None),
-    }
+            .json(export)
+    })
 }
 
 /// `GET /preferences/{token}/erase`: asks first; changes nothing.
-pub async fn ask_to_erase(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    token: web::Path<String>,
-) -> HttpResponse {
-    match state.subscriptions.check_rights_link(&token) {
-        Ok(locale) => {
-            let data = EraseConfirm {
-                action_url: "erase".to_string(),
-                back_url: format!("../{}", token.as_str()),
-            };
-            page::render(&state, &req, StatusCode::OK, locale.as_deref(), &data)
-        }
-        Err(error) => page::link_refused(&state, &req, error, None),
-    }
+pub async fn ask_to_erase(link: LinkPage) -> HttpResponse {
+    let checked = link.state.subscriptions.check_rights_link(&link.token);
+    link.answer(checked, |locale| {
+        let data = EraseConfirm {
+            action_url: "erase".to_string(),
+            back_url: format!("../{}", link.token),
+        };
+        link.render(StatusCode::OK, locale.as_deref(), &data)
+    })
 }
 
 /// `POST /preferences/{token}/erase`: erases everything held on the person.
-pub async fn erase_own_data(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    token: web::Path<String>,
-) -> HttpResponse {
-    match state
+pub async fn erase_own_data(link: LinkPage) -> HttpResponse {
+    let erased = link
+        .state
         .subscriptions
-        .erase_own_data(&token, &state.meta(&req, None))
-        .await
-    {
-        Ok(locale) => page::render(&state, &req, StatusCode::OK, locale.as_deref(), &Erased {}),
-        Err(error) => page::link_refused(&state, &req, error, None),
-    }
+        .erase_own_data(&link.token, &link.meta())
+        .await;
+    link.answer(erased, |locale| {
+        link.render(StatusCode::OK, locale.as_deref(), &Erased {})
+    })
 }
 
 /// `POST /preferences/{token}/fresh-link`: mails a new preferences link, for export and
 /// erasure from an aged one.
-pub async fn mail_fresh_link(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    token: web::Path<String>,
-) -> HttpResponse {
-    match state
+pub async fn mail_fresh_link(link: LinkPage) -> HttpResponse {
+    let mailed = link
+        .state
         .subscriptions
-        .mail_fresh_preferences_link(&token)
-        .await
-    {
-        Ok(locale) => page::render(
-            &state,
-            &req,
-            StatusCode::OK,
-            locale.as_deref(),
-            &LinkSent {},
-        ),
-        Err(error) => page::link_refused(&state, &req, error, None),
-    }
+        .mail_fresh_preferences_link(&link.token)
+        .await;
+    link.answer(mailed, |locale| {
+        link.render(StatusCode::OK, locale.as_deref(), &LinkSent {})
+    })
 }

@@ -7,14 +7,14 @@
 //! holds a preferences link itself, since unsubscribe links travel in every newsletter.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 
 use super::one_click::{is_one_click, urlencoded_field};
 use super::page;
-use crate::domain::{BlockRequests, UnsubscribeTarget};
+use crate::domain::{BlockRequests, SubscriptionTypeId, UnsubscribeTarget};
 use crate::service::{UnsubscribeKind, UnsubscribePage};
+use crate::web::extract::link_page::LinkPage;
 use crate::web::pages::{self, SignupReceived, UnsubscribeData};
-use crate::web::AppState;
 
 /// Whether the page is shown before the POST or as its answer.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -24,12 +24,12 @@ enum Shown {
 }
 
 fn page_data(
-    state: &AppState,
+    link: &LinkPage,
     locale: &str,
     answer: &UnsubscribePage,
-    token: &str,
     shown: Shown,
 ) -> UnsubscribeData {
+    let token = &link.token;
     let outcome = &answer.outcome;
     // Rejoining is offered once the type is left, never beside the unsubscribe button.
     let offers_resubscribe = matches!(outcome.target, UnsubscribeTarget::Type(_))
@@ -41,14 +41,11 @@ fn page_data(
         .rfind("/manage/")
         .map(|i| format!("..{}", &answer.manage_url[i..]));
     UnsubscribeData {
-        action_url: page::same_page_action(token),
+        action_url: link.same_page_action(),
         types: page::type_names(
-            state,
+            &link.state,
             locale,
-            outcome
-                .types
-                .iter()
-                .map(crate::domain::subscription_type::SubscriptionTypeId::as_str),
+            outcome.types.iter().map(SubscriptionTypeId::as_str),
         ),
         cancel_signup: matches!(outcome.target, UnsubscribeTarget::Signup(_)),
         stop_requests: matches!(outcome.target, UnsubscribeTarget::Requests),
@@ -59,29 +56,22 @@ fn page_data(
     }
 }
 
-pub async fn show_unsubscribe_page(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    token: web::Path<String>,
-) -> HttpResponse {
-    match state.subscriptions.describe_unsubscribe(&token).await {
-        Ok(answer) => {
-            let locale = page::request_locale(&state, &req, Some(&answer.locale));
-            let data =
-                pages::Unsubscribe(page_data(&state, &locale, &answer, &token, Shown::Before));
-            page::render(&state, &req, StatusCode::OK, Some(&locale), &data)
-        }
-        Err(error) => page::link_refused(&state, &req, error, None),
-    }
+pub async fn show_unsubscribe_page(link: LinkPage) -> HttpResponse {
+    let described = link
+        .state
+        .subscriptions
+        .describe_unsubscribe(&link.token)
+        .await;
+    link.answer(described, |answer| {
+        let locale = link.locale(Some(&answer.locale));
+        let data = pages::Unsubscribe(page_data(&link, &locale, &answer, Shown::Before));
+        link.render(StatusCode::OK, Some(&locale), &data)
+    })
 }
 
-pub async fn unsubscribe(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    token: web::Path<String>,
-    body: web::Bytes,
-) -> HttpResponse {
-    let content_type = req
+pub async fn unsubscribe(link: LinkPage, body: web::Bytes) -> HttpResponse {
+    let content_type = link
+        .req
         .headers()
         .get(actix_web::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
@@ -92,40 +82,31 @@ pub async fn unsubscribe(
     } else {
         UnsubscribeKind::Page(BlockRequests::No)
     };
-    match state
+    let done = link
+        .state
         .subscriptions
-        .unsubscribe(&token, kind, &state.meta(&req, None))
-        .await
-    {
-        Ok(answer) => {
-            let locale = page::request_locale(&state, &req, Some(&answer.locale));
-            let data =
-                pages::Unsubscribed(page_data(&state, &locale, &answer, &token, Shown::After));
-            page::render(&state, &req, StatusCode::OK, Some(&locale), &data)
-        }
-        Err(error) => page::link_refused(&state, &req, error, None),
-    }
+        .unsubscribe(&link.token, kind, &link.meta())
+        .await;
+    link.answer(done, |answer| {
+        let locale = link.locale(Some(&answer.locale));
+        let data = pages::Unsubscribed(page_data(&link, &locale, &answer, Shown::After));
+        link.render(StatusCode::OK, Some(&locale), &data)
+    })
 }
 
 /// `POST /unsubscribe/{token}/resubscribe`: mails a new confirmation for the link's type.
 /// The page is the same whether or not a mail went out.
-pub async fn resubscribe(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    token: web::Path<String>,
-) -> HttpResponse {
-    match state
+pub async fn resubscribe(link: LinkPage) -> HttpResponse {
+    let asked = link
+        .state
         .subscriptions
-        .resubscribe(&token, &state.meta(&req, None))
-        .await
-    {
-        Ok(requested) => page::render(
-            &state,
-            &req,
+        .resubscribe(&link.token, &link.meta())
+        .await;
+    link.answer(asked, |requested| {
+        link.render(
             StatusCode::OK,
             requested.locale.as_deref(),
             &SignupReceived {},
-        ),
-        Err(error) => page::link_refused(&state, &req, error, None),
-    }
+        )
+    })
 }

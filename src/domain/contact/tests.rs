@@ -4,10 +4,11 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{Contact, FeedbackPolicy};
-use crate::domain::rules::Rules;
+use super::{Contact, FeedbackPolicy, SignupIntent};
+use crate::domain::rules::{MailAllowance, Rules};
 use crate::domain::{
-    Catalog, ContactId, EmailAddress, NoticeRef, RequestMeta, SubscriptionType, SubscriptionTypeId,
+    Catalog, ContactId, EmailAddress, NoticeRef, RequestMeta, Source, SubscriptionType,
+    SubscriptionTypeId,
 };
 
 pub static META: LazyLock<RequestMeta> = LazyLock::new(|| RequestMeta {
@@ -69,4 +70,25 @@ pub fn contact(now: DateTime<Utc>) -> Contact {
 
 pub fn contact_id(seed: &str) -> ContactId {
     ContactId::parse(&seed.repeat(32 / seed.len())).expect("a test contact id")
+}
+
+/// A new contact that signed up for `news` in `locale` from a form, and its pending
+/// confirmation's id.
+pub fn signed_up(locale: &str, now: DateTime<Utc>) -> (Contact, uuid::Uuid) {
+    let intent = SignupIntent {
+        types: vec![(type_id("news"), notice("news"))],
+        locale: locale.into(),
+        origin: Source::SignupForm,
+        form_id: None,
+        page_url: None,
+        meta: META.clone(),
+    };
+    let planned = contact(now).sign_up(&intent, &rules(), MailAllowance::Available, now);
+    let after = planned
+        .plan()
+        .and_then(|plan| plan.after())
+        .cloned()
+        .expect("a signup writes the contact");
+    let id = after.pending()[0].id;
+    (after, id)
 }
