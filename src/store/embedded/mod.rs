@@ -20,6 +20,7 @@ use redb::{
 };
 use uuid::Uuid;
 
+mod backup;
 mod group_commit;
 mod jobs;
 mod member_index;
@@ -31,7 +32,10 @@ use super::codec::{
     decode, encode, fixed_window, millis, parse_contact_member, parse_pending_member,
     pending_member, pending_members_prefix,
 };
-use super::{ContactPage, EndpointAttempt, EndpointState, OutboxDepth, Store, StoreError};
+use super::{
+    BackupView, ContactPage, EndpointAttempt, EndpointState, OutboxDepth, RestoreBatch,
+    RestoreMark, Store, StoreError,
+};
 use crate::domain::{Contact, ContactChange, ContactId, ContactWrite, Event, OutboxJob, Tombstone};
 
 const CONTACTS: TableDefinition<&str, &[u8]> = TableDefinition::new("contacts");
@@ -127,6 +131,7 @@ impl EmbeddedStore {
         txn.open_table(MAIL_ALLOWANCE)?;
         txn.open_table(ENDPOINTS)?;
         txn.open_table(member_index::MEMBER_INDEX)?;
+        txn.open_table(backup::RESTORE_MARK)?;
         txn.commit()?;
         Ok(())
     }
@@ -598,5 +603,29 @@ impl Store for EmbeddedStore {
         key: &str,
     ) -> Result<bool, StoreError> {
         member_index::index(self, id, version, key).await
+    }
+
+    async fn backup_view(&self) -> Result<Box<dyn BackupView>, StoreError> {
+        backup::view(self).await
+    }
+
+    async fn is_empty(&self) -> Result<bool, StoreError> {
+        backup::is_empty(self).await
+    }
+
+    async fn restore(&self, batch: RestoreBatch) -> Result<(), StoreError> {
+        backup::restore(self, batch).await
+    }
+
+    async fn restore_mark(&self) -> Result<Option<RestoreMark>, StoreError> {
+        backup::restore_mark(self).await
+    }
+
+    async fn set_restore_mark(&self, mark: &RestoreMark) -> Result<(), StoreError> {
+        backup::set_restore_mark(self, Some(mark.clone())).await
+    }
+
+    async fn clear_restore_mark(&self) -> Result<(), StoreError> {
+        backup::set_restore_mark(self, None).await
     }
 }
