@@ -3,6 +3,7 @@
 //! Start at [`startup`] to see how the pieces are put together.
 
 pub mod auth;
+pub mod backup;
 pub mod clock;
 pub mod config;
 pub mod domain;
