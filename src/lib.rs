@@ -10,6 +10,7 @@ pub mod domain;
 pub mod feedback;
 pub mod links;
 pub mod mail;
+pub mod maintenance;
 pub mod outbox;
 pub mod service;
 pub mod startup;

@@ -106,3 +106,62 @@ pub fn open_dump(
         .map_err(|e| BackupError::Read(e.to_string()))?;
     LineReader::open(Box::new(BufReader::new(decoder)) as Box<dyn BufRead>)
 }
+
+/// What the running service serves: its store as a dump (`GET /v1/backup`), and its
+/// tombstones (`GET /v1/tombstones`).
+pub struct Backups {
+    store: crate::store::SharedStore,
+    index_fingerprint: String,
+    recipients: Recipients,
+    clock: crate::clock::SharedClock,
+}
+
+impl Backups {
+    pub fn new(
+        store: crate::store::SharedStore,
+        index: &crate::domain::ContactIndex,
+        recipients: Recipients,
+        clock: crate::clock::SharedClock,
+    ) -> Self {
+        Self {
+            store,
+            index_fingerprint: index_fingerprint(index),
+            recipients,
+            clock,
+        }
+    }
+
+    /// Whether dumps are encrypted (to `backup.age_recipients`).
+    pub fn encrypted(&self) -> bool {
+        !self.recipients.is_empty()
+    }
+
+    /// Starts a dump of the store; `allowance_window` as in [`DumpOptions`]. The store
+    /// is asked for its view first, so a store that is down fails here, not mid-stream.
+    pub async fn dump(
+        &self,
+        allowance_window: chrono::Duration,
+    ) -> Result<DumpStream, BackupError> {
+        let view = self.store.backup_view().await?;
+        let options = DumpOptions {
+            index_fingerprint: self.index_fingerprint.clone(),
+            recipients: self.recipients.clone(),
+            allowance_window,
+            created_at: self.clock.now(),
+        };
+        Ok(dump::start(view, options, std::sync::Arc::new(Silent)))
+    }
+
+    /// Starts the list of tombstones (of erasures at or after `since`, when given).
+    pub async fn tombstones(
+        &self,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<tokio::sync::mpsc::Receiver<Result<Vec<u8>, BackupError>>, BackupError> {
+        let view = self.store.backup_view().await?;
+        Ok(tombstones::stream_list(
+            view,
+            self.index_fingerprint.clone(),
+            since,
+        ))
+    }
+}

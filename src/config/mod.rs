@@ -22,7 +22,7 @@ use crate::tokens::TokenSigner;
 pub(crate) use dev::write_private;
 pub use dev::DevKeys;
 pub use schema::{
-    AdminSettings, LinkSettings, ListSetting, LogFormat, LogSettings, MailSettings,
+    AdminSettings, BackupSettings, LinkSettings, ListSetting, LogFormat, LogSettings, MailSettings,
     PrivacySettings, SecuritySettings, ServerSettings, Settings, SignupSettings, StoreSettings,
     StringList,
 };
@@ -71,4 +71,6 @@ pub struct Config {
     pub development_setup: bool,
     /// `[feedback]`, checked.
     pub feedback: crate::feedback::settings::FeedbackConfig,
+    /// `backup.age_recipients`, parsed: who can decrypt the dumps the service serves.
+    pub backup_recipients: crate::backup::Recipients,
 }

@@ -157,6 +157,8 @@ impl Config {
             .feedback
             .check()
             .map_err(|e| invalid(e.setting, e.reason))?;
+        let backup_recipients = crate::backup::Recipients::parse(&settings.backup.age_recipients.0)
+            .map_err(|e| invalid("backup.age_recipients", e))?;
         let known_types: Vec<&str> = catalog.all().iter().map(|t| t.id.as_str()).collect();
         let webhook_endpoints = settings
             .webhooks
@@ -164,6 +166,7 @@ impl Config {
             .map_err(ConfigError::Webhooks)?;
         Ok(Self {
             feedback,
+            backup_recipients,
             webhook_endpoints: std::sync::Arc::new(webhook_endpoints),
             public_url,
             mail_from,

@@ -265,8 +265,9 @@ impl Subscriptions {
     }
 }
 
-/// The per-address mail cap counts over a rolling day.
-const MAIL_ALLOWANCE_WINDOW_SECS: u64 = 24 * 3600;
+/// The per-address mail cap counts over a rolling day. Backups keep an allowance until
+/// this long after its newest mail.
+pub const MAIL_ALLOWANCE_WINDOW_SECS: u64 = 24 * 3600;
 
 fn mails_others_requested<T>(planned: &Planned<T>) -> bool {
     match planned {

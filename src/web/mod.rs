@@ -17,13 +17,15 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::service::Subscriptions;
 use crate::web::pages::Pages;
 use routes::{
-    confirm, contacts, eligibility, feedback, imports, manage, ops, outbox, page, preferences,
-    rights, signup, subscription_types, unsubscribe, webhooks,
+    backup, confirm, contacts, eligibility, feedback, imports, manage, ops, outbox, page,
+    preferences, rights, signup, subscription_types, unsubscribe, webhooks,
 };
 
 /// Everything handlers need, shared by all workers.
 pub struct AppState {
     pub subscriptions: Subscriptions,
+    /// Dumps and tombstone lists of the store (`GET /v1/backup`, `GET /v1/tombstones`).
+    pub backups: crate::backup::Backups,
     /// Also registered on its own, for the deadline middleware.
     pub pages: web::Data<Pages>,
     pub metrics: Option<PrometheusHandle>,
@@ -173,6 +175,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
             personal_resource("/v1/outbox/dead/{id}/retry", "POST")
                 .route(web::post().to(outbox::retry_dead_letter)),
         )
+        .service(
+            personal_resource("/v1/backup", "GET").route(web::get().to(backup::download_backup)),
+        )
+        .service(resource("/v1/tombstones", "GET").route(web::get().to(backup::list_tombstones)))
         .service(resource("/v1/webhooks", "GET").route(web::get().to(webhooks::list_webhooks)))
         .service(
             resource("/v1/webhooks/{id}/test", "POST").route(web::post().to(webhooks::send_test)),
