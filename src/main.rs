@@ -334,11 +334,7 @@ fn verify(
     from: Option<PathBuf>,
     identity: Option<PathBuf>,
 ) -> ExitCode {
-    let mut broken_lines = 0u64;
-    let mut broken = |chain: optin::backup::verify::BrokenChain| {
-        broken_lines += 1;
-        println!("BROKEN {chain}");
-    };
+    let mut broken = |chain: optin::backup::verify::BrokenChain| println!("BROKEN {chain}");
     let result = match &from {
         // A dump needs no configuration at all: it is checked offline.
         Some(dump) => match tokio::runtime::Builder::new_current_thread()

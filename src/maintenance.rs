@@ -51,7 +51,7 @@ pub async fn backup(
         Recipients::parse(encrypt_to).map_err(|reason| anyhow::anyhow!("--encrypt-to: {reason}"))?
     };
     let encrypted = !recipients.is_empty();
-    let store = crate::store::open(&config.settings.store.url).await?;
+    let store = crate::store::open_for_walk(&config.settings.store.url).await?;
     let progress = Arc::new(Terminal::new("backup"));
     let started = Instant::now();
     let view = store.backup_view().await?;
@@ -171,7 +171,7 @@ pub async fn restore(
             )
         })
         .transpose()?;
-    let store = crate::store::open(&config.settings.store.url).await?;
+    let store = crate::store::open_for_walk(&config.settings.store.url).await?;
     let keys = member_keys(subscriptions_on(store.clone(), config));
     let progress = Terminal::new("restore");
     let target = Target {
@@ -198,8 +198,8 @@ pub struct MigrateOutcome {
 
 /// `optin migrate`: copies the configured store into the empty store at `to`.
 pub async fn migrate(config: &Config, to: &str) -> anyhow::Result<MigrateOutcome> {
-    let source = crate::store::open(&config.settings.store.url).await?;
-    let target = crate::store::open(to).await?;
+    let source = crate::store::open_for_walk(&config.settings.store.url).await?;
+    let target = crate::store::open_for_walk(to).await?;
     let keys = member_keys(subscriptions_on(target.clone(), config));
     let fingerprint = index_fingerprint(&config.index);
     let progress = Terminal::new("migrate");
@@ -239,7 +239,7 @@ pub async fn verify(
             crate::backup::verify::verify_dump(reader, &progress, broken)?
         }
         (None, Some(config)) => {
-            let store = crate::store::open(&config.settings.store.url).await?;
+            let store = crate::store::open_for_walk(&config.settings.store.url).await?;
             let view = store.backup_view().await?;
             crate::backup::verify::verify_store(view.as_ref(), &progress, broken).await?
         }

@@ -101,15 +101,17 @@ pub(super) async fn each_record(
     sink: &mut dyn RecordSink,
 ) -> Result<(), BackupError> {
     let mut cursor = None;
-    while with_contacts {
-        let page = view.contacts(cursor, PAGE).await?;
-        for read in page.items {
-            sink.take(contact_line(read)?).await?;
-        }
-        sink.page_done().await?;
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => break,
+    if with_contacts {
+        loop {
+            let page = view.contacts(cursor, PAGE).await?;
+            for read in page.items {
+                sink.take(contact_line(read)?).await?;
+            }
+            sink.page_done().await?;
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
         }
     }
     let mut cursor = None;

@@ -155,11 +155,6 @@ pub fn index_fingerprint(index: &ContactIndex) -> String {
     index.pseudonym("optin-dump", "index key fingerprint")
 }
 
-/// The SHA-256 of an event's canonical JSON, as the chain links it.
-pub fn event_hash(event: &Event) -> String {
-    event.hash()
-}
-
 /// Writes records as lines into `out` (the compressor), hashing and counting them.
 pub struct LineWriter<W: Write> {
     out: W,

@@ -15,12 +15,6 @@ pub struct RecordPage<T> {
     pub next: Option<String>,
 }
 
-impl<T> RecordPage<T> {
-    pub fn last(items: Vec<T>) -> Self {
-        Self { items, next: None }
-    }
-}
-
 /// A contact with its events, oldest first, exactly as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContactRecord {

@@ -281,13 +281,28 @@ pub fn check_url(url: &str) -> anyhow::Result<()> {
 /// Opens the store named by `url`: `redis://`, `redis+cluster://h1:p1,h2:p2`, or else a
 /// file path for the embedded store.
 pub async fn open(url: &str) -> anyhow::Result<SharedStore> {
+    open_with_cache(url, None).await
+}
+
+/// The page cache of an embedded store opened by [`open_for_walk`].
+const WALK_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Opens the store for a command that walks it once (backup, restore, migrate,
+/// verify): as [`open`], with the embedded store's page cache kept small, so that the
+/// command's memory does not grow with the store.
+pub async fn open_for_walk(url: &str) -> anyhow::Result<SharedStore> {
+    open_with_cache(url, Some(WALK_CACHE_BYTES)).await
+}
+
+async fn open_with_cache(url: &str, cache_bytes: Option<usize>) -> anyhow::Result<SharedStore> {
     check_url(url)?;
     if !is_embedded(url) {
         Ok(Arc::new(redis::RedisStore::connect(url).await?))
     } else {
         let path = url.strip_prefix("file://").unwrap_or(url);
-        Ok(Arc::new(embedded::EmbeddedStore::open(
+        Ok(Arc::new(embedded::EmbeddedStore::open_with_cache(
             std::path::Path::new(path),
+            cache_bytes,
         )?))
     }
 }

@@ -79,10 +79,21 @@ pub struct EmbeddedStore {
 
 impl EmbeddedStore {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
+        Self::open_with_cache(path, None)
+    }
+
+    /// As [`Self::open`], with redb's page cache held to `cache_bytes` instead of its
+    /// default (1 GiB): for commands that read or write every record once, which a cache
+    /// does not speed up, and whose memory should not grow with the store.
+    pub fn open_with_cache(path: &Path, cache_bytes: Option<usize>) -> anyhow::Result<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
         }
-        let db = Database::create(path).map_err(|e| {
+        let mut builder = redb::Builder::new();
+        if let Some(bytes) = cache_bytes {
+            builder.set_cache_size(bytes);
+        }
+        let db = builder.create(path).map_err(|e| {
             anyhow::anyhow!("cannot open the embedded store at {}: {e}", path.display())
         })?;
         let store = Self {
