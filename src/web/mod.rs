@@ -178,7 +178,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
         .service(
             personal_resource("/v1/backup", "GET").route(web::get().to(backup::download_backup)),
         )
-        .service(resource("/v1/tombstones", "GET").route(web::get().to(backup::list_tombstones)))
+        .service(
+            personal_resource("/v1/tombstones", "GET")
+                .route(web::get().to(backup::list_tombstones)),
+        )
         .service(resource("/v1/webhooks", "GET").route(web::get().to(webhooks::list_webhooks)))
         .service(
             resource("/v1/webhooks/{id}/test", "POST").route(web::post().to(webhooks::send_test)),
