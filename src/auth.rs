@@ -15,6 +15,10 @@ pub enum Scope {
     Feedback,
     /// May read `GET /metrics`, and nothing else: for a Prometheus scraper.
     Metrics,
+    /// May download a dump of the whole store (`GET /v1/backup`), and nothing else.
+    /// Not granted by `admin`: a dump holds every address at once, so it takes a key
+    /// made for that alone, kept by whoever runs the backups.
+    Backup,
 }
 
 impl Scope {
@@ -24,11 +28,12 @@ impl Scope {
             Scope::Admin => "admin",
             Scope::Feedback => "feedback",
             Scope::Metrics => "metrics",
+            Scope::Backup => "backup",
         }
     }
 
     pub fn allows(self, needed: Scope) -> bool {
-        self == Scope::Admin || self == needed
+        self == needed || (self == Scope::Admin && needed != Scope::Backup)
     }
 }
 
@@ -52,7 +57,7 @@ impl std::fmt::Debug for ApiKey {
 pub enum ApiKeyConfigError {
     #[error("an API key entry must look like name:scope:sha256hex")]
     Shape,
-    #[error("API key '{0}': the scope must be 'send', 'admin', 'feedback' or 'metrics'")]
+    #[error("API key '{0}': the scope must be 'send', 'admin', 'feedback', 'metrics' or 'backup'")]
     Scope(String),
     #[error("API key '{0}': the hash must be 64 hexadecimal characters (the SHA-256 of the key)")]
     Hash(String),
@@ -74,6 +79,7 @@ impl ApiKey {
             "admin" => Scope::Admin,
             "feedback" => Scope::Feedback,
             "metrics" => Scope::Metrics,
+            "backup" => Scope::Backup,
             _ => return Err(ApiKeyConfigError::Scope(name.to_string())),
         };
         let bytes = hex::decode(hash).map_err(|_| ApiKeyConfigError::Hash(name.to_string()))?;
@@ -306,6 +312,35 @@ mod tests {
         assert!(keys
             .authenticate(Some(&format!("Bearer {}", admin.key)), Scope::Metrics)
             .is_ok());
+    }
+
+    #[test]
+    fn only_a_backup_key_may_take_a_backup_and_it_may_do_nothing_else() {
+        let backup = generate_key("nightly", Scope::Backup).unwrap();
+        let admin = generate_key("ops", Scope::Admin).unwrap();
+        let keys = ApiKeys::new(vec![
+            ApiKey::parse(&backup.config_entry).unwrap(),
+            ApiKey::parse(&admin.config_entry).unwrap(),
+        ]);
+        let bearer = |key: &str| format!("Bearer {key}");
+        assert_eq!(
+            keys.authenticate(Some(&bearer(&backup.key)), Scope::Backup)
+                .unwrap()
+                .name,
+            "nightly"
+        );
+        assert_eq!(
+            keys.authenticate(Some(&bearer(&admin.key)), Scope::Backup)
+                .unwrap_err(),
+            AuthError::Forbidden(Scope::Backup)
+        );
+        for other in [Scope::Admin, Scope::Send, Scope::Feedback] {
+            assert_eq!(
+                keys.authenticate(Some(&bearer(&backup.key)), other)
+                    .unwrap_err(),
+                AuthError::Forbidden(other)
+            );
+        }
     }
 
     #[test]

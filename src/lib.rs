@@ -3,12 +3,14 @@
 //! Start at [`startup`] to see how the pieces are put together.
 
 pub mod auth;
+pub mod backup;
 pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod feedback;
 pub mod links;
 pub mod mail;
+pub mod maintenance;
 pub mod outbox;
 pub mod private_files;
 pub mod receipts;

@@ -1,5 +1,6 @@
 //! The `optin` command line: `serve`, `keys new`, `keys dkim`, `keys webhook`,
-//! `keys receipt`, `check-config`, `health`, `reindex-members`.
+//! `keys receipt`, `check-config`, `health`, `reindex-members`, `backup`, `restore`,
+//! `migrate`, `verify`.
 
 /// mimalloc instead of the system allocator: a request allocates many small, short-lived
 /// buffers (headers, JSON, tokens), which glibc's malloc served at about a tenth of the
@@ -20,6 +21,7 @@ use optin::config::{Config, DevKeys, Settings};
 use optin::mail::dkim::KeyAlgorithm;
 use optin::mail::templates::MailTemplates;
 use optin::mail::transport::MailTransport;
+use optin::maintenance;
 use optin::service::Subscriptions;
 use optin::startup::{Application, Background};
 use optin::web::pages::Pages;
@@ -67,6 +69,59 @@ enum Command {
     ReindexMembers {
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Write a dump of the configured store (zstd JSON lines; see docs/backup.md) to
+    /// FILE: a temporary name first, renamed once complete, mode 0600. On the embedded
+    /// store, stop the service first, or download `GET /v1/backup` from it instead.
+    Backup {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where to write the dump.
+        #[arg(long)]
+        to: PathBuf,
+        /// Encrypt to this age recipient (`age1…`); repeat for several. Without it,
+        /// `backup.age_recipients` is used, and with neither the dump is not encrypted.
+        #[arg(long = "encrypt-to", value_name = "RECIPIENT")]
+        encrypt_to: Vec<String>,
+    },
+    /// Load a dump into the configured store, which must be empty (any kind: embedded,
+    /// Redis, Redis Cluster). Until it finishes, `optin serve` refuses that store.
+    Restore {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The dump to load.
+        #[arg(long)]
+        from: PathBuf,
+        /// The age identity file (from `age-keygen`) of an encrypted dump.
+        #[arg(long)]
+        identity: Option<PathBuf>,
+        /// A later dump, or the JSON of `GET /v1/tombstones`: erasures made after the
+        /// dump was taken are applied after loading it.
+        #[arg(long = "erasures-from", value_name = "FILE")]
+        erasures_from: Option<PathBuf>,
+    },
+    /// Copy the configured store into the empty store at STORE_URL, then compare the
+    /// counts and every contact's chain head. Stop the service first: changes made
+    /// during the copy make the comparison fail.
+    Migrate {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// `redis://…`, `redis+cluster://h1:p1,…` or a file path for an embedded store.
+        #[arg(long, value_name = "STORE_URL")]
+        to: String,
+    },
+    /// Check every contact's hash chain in the configured store (or, with --from, in a
+    /// dump, without a store) and exit non-zero naming each contact whose chain is
+    /// broken (masked).
+    Verify {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A dump to check instead of the store.
+        #[arg(long)]
+        from: Option<PathBuf>,
+        /// The age identity file of an encrypted dump.
+        #[arg(long)]
+        identity: Option<PathBuf>,
     },
 }
 
@@ -148,6 +203,185 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => check_config(config),
         Command::Health { config } => health(config),
         Command::ReindexMembers { config } => reindex_members(config),
+        Command::Backup {
+            config,
+            to,
+            encrypt_to,
+        } => backup(config, to, encrypt_to),
+        Command::Restore {
+            config,
+            from,
+            identity,
+            erasures_from,
+        } => restore(config, from, identity, erasures_from),
+        Command::Migrate { config, to } => migrate(config, to),
+        Command::Verify {
+            config,
+            from,
+            identity,
+        } => verify(config, from, identity),
+    }
+}
+
+/// Runs one store command on a configured runtime; its error ends the process with 1.
+fn run_store_command<T>(
+    config_path: Option<PathBuf>,
+    command: impl AsyncFnOnce(&Config) -> anyhow::Result<T>,
+    report: impl FnOnce(T) -> ExitCode,
+) -> ExitCode {
+    let (config, runtime) = match configured_runtime(config_path) {
+        Ok(ready) => ready,
+        Err(code) => return code,
+    };
+    match runtime.block_on(command(&config)) {
+        Ok(done) => report(done),
+        Err(error) => {
+            eprintln!("optin: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn counts_line<K: std::fmt::Display>(counts: &std::collections::BTreeMap<K, u64>) -> String {
+    let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    if parts.is_empty() {
+        "nothing".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn per_second(count: u64, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64().max(0.001)
+}
+
+fn backup(config: Option<PathBuf>, to: PathBuf, encrypt_to: Vec<String>) -> ExitCode {
+    run_store_command(
+        config,
+        async |config| maintenance::backup(config, &to, &encrypt_to).await,
+        |report| {
+            let contacts = report.counts.get("contact").copied().unwrap_or(0);
+            println!(
+                "Backup written to {} ({} bytes{}): {} in {:.1} s ({:.0} contacts/s).",
+                to.display(),
+                report.bytes,
+                if report.encrypted {
+                    ", age-encrypted"
+                } else {
+                    ""
+                },
+                counts_line(&report.counts),
+                report.elapsed.as_secs_f64(),
+                per_second(contacts, report.elapsed)
+            );
+            ExitCode::SUCCESS
+        },
+    )
+}
+
+fn restore(
+    config: Option<PathBuf>,
+    from: PathBuf,
+    identity: Option<PathBuf>,
+    erasures_from: Option<PathBuf>,
+) -> ExitCode {
+    run_store_command(
+        config,
+        async |config| {
+            maintenance::restore(config, &from, identity.as_deref(), erasures_from.as_deref()).await
+        },
+        |outcome| {
+            let report = outcome.report;
+            let contacts = report.counts.get("contact").copied().unwrap_or(0);
+            println!(
+                "Restored {}: {} in {:.1} s ({:.0} contacts/s).",
+                from.display(),
+                counts_line(&report.counts),
+                outcome.elapsed.as_secs_f64(),
+                per_second(contacts, outcome.elapsed)
+            );
+            if erasures_from.is_some() {
+                println!(
+                    "Later erasures applied: {} contacts erased again, {} tombstones added.",
+                    report.erased, report.tombstones_added
+                );
+            }
+            ExitCode::SUCCESS
+        },
+    )
+}
+
+fn migrate(config: Option<PathBuf>, to: String) -> ExitCode {
+    run_store_command(
+        config,
+        async |config| maintenance::migrate(config, &to).await,
+        |outcome| {
+            let report = outcome.report;
+            println!(
+                "Copied {} in {:.1} s.",
+                counts_line(&report.copied),
+                outcome.elapsed.as_secs_f64()
+            );
+            println!("The target holds {}.", counts_line(&report.found));
+            if report.matches() {
+                println!("The stores match: the same counts, and every contact has the same version and chain head.");
+                ExitCode::SUCCESS
+            } else {
+                println!(
+                    "The stores DO NOT match: {} contacts differ{}{}. The target keeps its restore mark, so `optin serve` refuses it; empty it and copy again with the service stopped.",
+                    report.mismatches,
+                    if report.named.is_empty() { "" } else { ", among them " },
+                    report.named.join(", ")
+                );
+                ExitCode::FAILURE
+            }
+        },
+    )
+}
+
+fn verify(
+    config_path: Option<PathBuf>,
+    from: Option<PathBuf>,
+    identity: Option<PathBuf>,
+) -> ExitCode {
+    let mut broken = |chain: optin::backup::verify::BrokenChain| println!("BROKEN {chain}");
+    let result = match &from {
+        // A dump needs no configuration at all: it is checked offline.
+        Some(dump) => match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime.block_on(maintenance::verify(
+                None,
+                Some((dump.as_path(), identity.as_deref())),
+                &mut broken,
+            )),
+            Err(error) => Err(error.into()),
+        },
+        None => {
+            let (config, runtime) = match configured_runtime(config_path) {
+                Ok(ready) => ready,
+                Err(code) => return code,
+            };
+            runtime.block_on(maintenance::verify(Some(&config), None, &mut broken))
+        }
+    };
+    match result {
+        Ok(report) => {
+            println!(
+                "{} contacts, {} events: {} chains broken.",
+                report.contacts, report.events, report.broken
+            );
+            if report.broken == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            eprintln!("optin: {error:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

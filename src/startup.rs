@@ -103,6 +103,13 @@ impl Application {
         let transport = Arc::new(MailTransport::from_url(settings.mail.url.expose_secret())?);
         tracing::info!(store = %describe_store(&settings.store.url), mail = %transport.describe(), "starting");
 
+        refuse_unfinished_restore(&store).await?;
+        let backups = crate::backup::Backups::new(
+            store.clone(),
+            &config.index,
+            config.backup_recipients.clone(),
+            clock.clone(),
+        );
         let wakeup = Arc::new(Notify::new());
         // One service for the process: the routes and the outbox worker share it.
         let subscriptions = Arc::new(Subscriptions::new(
@@ -138,6 +145,7 @@ impl Application {
         );
         let state = web::Data::new(AppState {
             subscriptions,
+            backups,
             pages,
             metrics: crate::telemetry::metrics_handle(),
             site: crate::web::Site::from_config(&config),
@@ -279,6 +287,24 @@ async fn run_scheduler(
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
             _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// A store that a restore or copy left unfinished holds only part of what it should:
+/// serving from it would answer for contacts as if the rest never existed. A store that
+/// does not answer yet is not refused (Redis may come up after the service).
+async fn refuse_unfinished_restore(store: &SharedStore) -> anyhow::Result<()> {
+    match store.restore_mark().await {
+        Ok(Some(mark)) => anyhow::bail!(
+            "the store holds an unfinished {} (started {}): it is incomplete. Empty it (remove the file, or FLUSHALL on every Redis primary) and run `optin restore --config <file> --from <dump>` (or `optin migrate`) again",
+            mark.by,
+            mark.started_at.to_rfc3339()
+        ),
+        Ok(None) => Ok(()),
+        Err(error) => {
+            tracing::warn!(%error, "could not check the store for an unfinished restore");
+            Ok(())
         }
     }
 }

@@ -19,7 +19,10 @@ use optin::domain::{
 };
 use optin::store::embedded::EmbeddedStore;
 use optin::store::redis::RedisStore;
-use optin::store::{EndpointAttempt, EndpointState, OutboxDepth, SharedStore, StoreError};
+use optin::store::{
+    Consistency, ContactRecord, EndpointAttempt, EndpointState, JobRecord, JobState, MailAllowance,
+    OutboxDepth, RestoreBatch, RestoreMark, SharedStore, StoreError,
+};
 use uuid::Uuid;
 
 use redis_server::{RedisCluster, RedisServer};
@@ -96,6 +99,11 @@ on_backends!(
     webhook_jobs_are_counted_per_endpoint_and_a_contacts_jobs_are_listed,
     an_endpoints_state_records_each_attempt_and_only_enable_clears_a_410,
     many_writers_at_once_all_land_and_of_rivals_for_one_contact_exactly_one_wins,
+    a_restore_writes_every_kind_of_record_as_it_was_and_a_view_reads_it_back,
+    a_restored_contact_gets_the_indexes_its_change_derives,
+    a_restore_refuses_a_contact_that_exists_and_writes_nothing_of_it,
+    a_view_gives_every_contact_once_over_its_pages_and_keeps_its_snapshot_promise,
+    a_store_is_empty_until_anything_is_written_and_the_restore_mark_counts,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1693,4 +1701,350 @@ async fn the_member_index_follows_the_changes_that_set_and_drop_it(backend: Back
         store.find_member(K2).await.unwrap(),
         Some(second.id().clone())
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Backups: the view every dump reads, and the writes every restore makes.
+
+/// Every contact of a view, walked in pages of `limit`.
+async fn view_contacts(store: &SharedStore, limit: usize) -> Vec<ContactRecord> {
+    let view = store.backup_view().await.unwrap();
+    let (mut all, mut cursor, mut pages) = (Vec::new(), None, 0);
+    loop {
+        let page = view.contacts(cursor, limit).await.unwrap();
+        all.extend(page.items.into_iter().map(|read| read.expect("readable")));
+        pages += 1;
+        assert!(pages < 10_000, "the walk ends");
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return all,
+        }
+    }
+}
+
+/// Every item of one kind of a view, walked in pages of 2.
+macro_rules! view_all {
+    ($view:expr, $kind:ident) => {{
+        let (mut all, mut cursor) = (Vec::new(), None);
+        loop {
+            let page = $view.$kind(cursor, 2).await.unwrap();
+            all.extend(page.items);
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break all,
+            }
+        }
+    }};
+}
+
+/// A contact as a dump holds it: version 7, two events, a pending confirmation.
+fn dumped_contact(n: usize, now: DateTime<Utc>) -> (Contact, Vec<Event>) {
+    let mut contact = new_contact(n, now);
+    let first = set_status(&mut contact, NEWS, Status::OptedIn, now);
+    let second = set_status(&mut contact, BILLING, Status::Unsubscribed, now);
+    add_pending(&mut contact, now + Duration::days(3), now);
+    (contact.with_version(7), vec![first, second])
+}
+
+/// The change a restore writes for a dumped contact (see `backup::restore`).
+fn restore_change(contact: &Contact, events: Vec<Event>, member_key: &str) -> ContactChange {
+    let mut change = change_between(None, Some(contact.clone()), events, vec![], &catalog());
+    change.write = optin::domain::ContactWrite::Put(contact.clone());
+    with_member_index(change, Some(member_key), None)
+}
+
+fn millisecond(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap()
+}
+
+async fn a_restore_writes_every_kind_of_record_as_it_was_and_a_view_reads_it_back(
+    backend: Backend,
+) {
+    let store = backend.store;
+    // Stores keep times of jobs and allowances to the millisecond.
+    let now = millisecond(Utc::now());
+    let (contact, events) = dumped_contact(1, now);
+    let tombstone = Tombstone {
+        erased_at: now - Duration::days(1),
+        reason: optin::domain::ErasureReason::Retention,
+        request_id: Some("req-1".into()),
+        moved_to: None,
+    };
+    let allowance = MailAllowance {
+        contact_id: contact.id().clone(),
+        taken_at: vec![now - Duration::hours(2), now - Duration::hours(1)],
+    };
+    let mut queued = confirmation_job(&contact, now - Duration::minutes(5));
+    queued.attempts = 2;
+    queued.last_error = Some("451 try later".into());
+    let mut dead = webhook_job(contact.id(), "crm", now - Duration::minutes(9));
+    dead.attempts = 10;
+    let test_delivery = webhook_job(&ContactId::for_test_delivery(), "crm", now);
+    let state = EndpointState {
+        disabled_at: Some(now - Duration::minutes(3)),
+        last_success_at: Some(now - Duration::hours(5)),
+        last_failure_at: Some(now - Duration::minutes(3)),
+        last_status: Some(410),
+    };
+    let due = now + Duration::minutes(30);
+    let jobs = vec![
+        JobRecord {
+            job: queued.clone(),
+            state: JobState::Queued { due },
+        },
+        JobRecord {
+            job: dead.clone(),
+            state: JobState::Dead,
+        },
+        JobRecord {
+            job: test_delivery.clone(),
+            state: JobState::Queued { due: now },
+        },
+    ];
+    store
+        .restore(RestoreBatch {
+            contacts: vec![restore_change(&contact, events.clone(), K1)],
+            tombstones: vec![(contact_id(2), tombstone.clone())],
+            mail_allowances: vec![(allowance.clone(), now + Duration::hours(23))],
+            jobs: jobs.clone(),
+            endpoint_states: vec![("crm".into(), state.clone())],
+        })
+        .await
+        .unwrap();
+
+    // The service's own reads see it all, as it was.
+    let stored = backend.second.load_contact(contact.id()).await.unwrap();
+    assert_eq!(stored.as_ref(), Some(&contact), "its own version, not 1");
+    assert_eq!(backend.second.events(contact.id()).await.unwrap(), events);
+    assert!(verify_chain(&events, contact.head()).chain_valid);
+    assert_eq!(
+        backend.second.tombstone(&contact_id(2)).await.unwrap(),
+        Some(tombstone.clone())
+    );
+    assert_eq!(backend.second.endpoint_state("crm").await.unwrap(), state);
+    assert_eq!(
+        backend.second.dead_jobs(10).await.unwrap(),
+        vec![dead.clone()]
+    );
+    assert_depth(&store, 2, 1).await;
+    assert_eq!(
+        claim_due(&store, now).await.map(|j| j.id),
+        Some(test_delivery.id),
+        "due now"
+    );
+    assert_eq!(
+        claim_due(&store, now).await,
+        None,
+        "the other waits until due"
+    );
+    store.complete_job(&test_delivery).await.unwrap();
+    assert_eq!(claim_due(&store, due).await, Some(queued.clone()));
+    // Two mails taken in the window: the third of a cap of three is the last.
+    let id = contact.id();
+    assert!(store.take_mail_allowance(id, 3, 86_400, now).await.unwrap());
+    assert!(!store.take_mail_allowance(id, 3, 86_400, now).await.unwrap());
+
+    // And a view reads every record back.
+    let view = backend.second.backup_view().await.unwrap();
+    let records = view_contacts(&backend.second, 10).await;
+    assert_eq!(
+        records,
+        vec![ContactRecord {
+            contact: contact.clone(),
+            events
+        }]
+    );
+    assert_eq!(
+        view_all!(view, tombstones),
+        vec![(contact_id(2), tombstone)]
+    );
+    let mut read_jobs: Vec<JobRecord> = view_all!(view, jobs);
+    read_jobs.sort_by_key(|record| record.job.id);
+    let mut expected: Vec<JobRecord> = jobs;
+    // The one due now was sent; the other is leased for a minute from its due time.
+    expected.truncate(2);
+    expected[0].state = JobState::Queued {
+        due: due + Duration::seconds(60),
+    };
+    expected.sort_by_key(|record| record.job.id);
+    assert_eq!(read_jobs, expected);
+    assert_eq!(
+        view_all!(view, endpoint_states),
+        vec![("crm".to_string(), state)]
+    );
+    let allowances: Vec<MailAllowance> = view_all!(view, mail_allowances);
+    assert_eq!(allowances.len(), 1);
+    assert_eq!(&allowances[0].contact_id, contact.id());
+    assert_eq!(
+        allowances[0].taken_at.len(),
+        3,
+        "the restored two and one more"
+    );
+    for at in &allowance.taken_at {
+        assert!(allowances[0].taken_at.contains(at), "{at} kept");
+    }
+}
+
+async fn a_restored_contact_gets_the_indexes_its_change_derives(backend: Backend) {
+    let store = backend.store;
+    let now = Utc::now();
+    let (contact, events) = dumped_contact(1, now);
+    let mut inactive = new_contact(2, now - Duration::days(40));
+    let lapsed = set_status(
+        &mut inactive,
+        NEWS,
+        Status::Unsubscribed,
+        now - Duration::days(40),
+    );
+    let inactive = inactive.with_version(3);
+    store
+        .restore(RestoreBatch {
+            contacts: vec![
+                restore_change(&contact, events, K1),
+                restore_change(&inactive, vec![lapsed], K2),
+            ],
+            ..RestoreBatch::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_member(K1).await.unwrap(),
+        Some(contact.id().clone())
+    );
+    assert_eq!(
+        store.find_member(K2).await.unwrap(),
+        Some(inactive.id().clone())
+    );
+    assert_eq!(
+        counters(&store).await,
+        counts(&[
+            ("contacts", 2),
+            ("marketing", 1),
+            ("pending", 1),
+            ("type:news:opted_in", 1),
+            ("type:news:unsubscribed", 1),
+            ("type:billing:unsubscribed", 1),
+        ])
+    );
+    let pending = contact.pending()[0].id;
+    assert_eq!(
+        store
+            .expired_pending(now + Duration::days(4), 10)
+            .await
+            .unwrap(),
+        vec![(contact.id().clone(), pending)]
+    );
+    assert_eq!(
+        store
+            .inactive_contacts(now - Duration::days(30), 10)
+            .await
+            .unwrap(),
+        vec![inactive.id().clone()]
+    );
+    // The restored version is the one the next change must start from.
+    let mut later = inactive.clone();
+    set_status(&mut later, NEWS, Status::OptedIn, now);
+    save(&store, Some(&inactive), later, vec![], vec![]).await;
+    assert_eq!(
+        store
+            .load_contact(inactive.id())
+            .await
+            .unwrap()
+            .unwrap()
+            .version(),
+        4
+    );
+}
+
+async fn a_restore_refuses_a_contact_that_exists_and_writes_nothing_of_it(backend: Backend) {
+    let store = backend.store;
+    let now = Utc::now();
+    let (contact, events) = dumped_contact(1, now);
+    let stored = save(&store, None, new_contact(1, now), vec![], vec![]).await;
+    let refused = store
+        .restore(RestoreBatch {
+            contacts: vec![restore_change(&contact, events, K1)],
+            ..RestoreBatch::default()
+        })
+        .await;
+    assert!(matches!(refused, Err(StoreError::Conflict)), "{refused:?}");
+    assert_eq!(
+        store.load_contact(contact.id()).await.unwrap(),
+        Some(stored)
+    );
+    assert!(store.events(contact.id()).await.unwrap().is_empty());
+    assert_eq!(store.find_member(K1).await.unwrap(), None);
+}
+
+async fn a_view_gives_every_contact_once_over_its_pages_and_keeps_its_snapshot_promise(
+    backend: Backend,
+) {
+    let store = backend.store;
+    let now = Utc::now();
+    let mut stored = BTreeSet::new();
+    for n in 0..600 {
+        let (contact, events) = dumped_contact(n, now);
+        stored.insert(contact.id().clone());
+        store
+            .restore(RestoreBatch {
+                contacts: vec![restore_change(&contact, events, &format!("{n:032x}"))],
+                ..RestoreBatch::default()
+            })
+            .await
+            .unwrap();
+    }
+    let view = store.backup_view().await.unwrap();
+    // A change after the view was taken.
+    save(&store, None, new_contact(10_000, now), vec![], vec![]).await;
+    let mut seen = BTreeSet::new();
+    let (mut cursor, mut pages) = (None, 0);
+    loop {
+        let page = view.contacts(cursor, 100).await.unwrap();
+        for read in page.items {
+            let record = read.expect("readable");
+            if *record.contact.id() != contact_id(10_000) {
+                assert_eq!(record.events.len(), 2);
+            }
+            assert!(
+                seen.insert(record.contact.id().clone()),
+                "each contact once"
+            );
+        }
+        pages += 1;
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert!(pages > 1, "in more than one page");
+    match view.consistency() {
+        Consistency::Snapshot => assert_eq!(seen, stored, "as of the view, and only that"),
+        Consistency::PerRecord => {
+            assert!(seen.is_superset(&stored), "every contact stored before");
+            assert!(seen.len() <= stored.len() + 1);
+        }
+    }
+}
+
+async fn a_store_is_empty_until_anything_is_written_and_the_restore_mark_counts(backend: Backend) {
+    let store = backend.store;
+    let now = Utc::now();
+    assert!(store.is_empty().await.unwrap());
+    assert_eq!(store.restore_mark().await.unwrap(), None);
+    let mark = RestoreMark {
+        started_at: millisecond(now),
+        by: "restore".into(),
+    };
+    store.set_restore_mark(&mark).await.unwrap();
+    assert_eq!(backend.second.restore_mark().await.unwrap(), Some(mark));
+    assert!(!store.is_empty().await.unwrap(), "a mark is something");
+    store.clear_restore_mark().await.unwrap();
+    assert_eq!(store.restore_mark().await.unwrap(), None);
+    assert!(store.is_empty().await.unwrap());
+
+    store
+        .record_endpoint_attempt("crm", EndpointAttempt::Gone, now)
+        .await
+        .unwrap();
+    assert!(!store.is_empty().await.unwrap(), "an endpoint state");
 }

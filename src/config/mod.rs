@@ -21,9 +21,9 @@ use crate::tokens::TokenSigner;
 
 pub use dev::DevKeys;
 pub use schema::{
-    AdminSettings, ConsentSettings, ControllerSettings, DkimSettings, LinkSettings, ListSetting,
-    LogFormat, LogSettings, MailSettings, PrivacySettings, SecuritySettings, ServerSettings,
-    Settings, SignupSettings, StoreSettings, StringList,
+    AdminSettings, BackupSettings, ConsentSettings, ControllerSettings, DkimSettings, LinkSettings,
+    ListSetting, LogFormat, LogSettings, MailSettings, PrivacySettings, SecuritySettings,
+    ServerSettings, Settings, SignupSettings, StoreSettings, StringList,
 };
 
 pub const DEFAULT_CONFIG_FILE: &str = "optin.toml";
@@ -74,4 +74,6 @@ pub struct Config {
     pub controller: Option<crate::receipts::Controller>,
     /// Signs consent receipts when `consent.receipt_keys` is set; `None`: no receipts.
     pub receipts: Option<std::sync::Arc<crate::receipts::ReceiptIssuer>>,
+    /// `backup.age_recipients`, parsed: who can decrypt the dumps the service serves.
+    pub backup_recipients: crate::backup::Recipients,
 }

@@ -259,6 +259,15 @@ impl Default for ConsentSettings {
     }
 }
 
+/// `[backup]`: dumps served by `GET /v1/backup`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupSettings {
+    /// age X25519 recipients (`age1…`) that dumps are encrypted to; `optin backup` uses
+    /// them too when given no `--encrypt-to`. Empty: dumps are not encrypted.
+    pub age_recipients: StringList,
+}
+
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
@@ -318,6 +327,7 @@ pub struct Settings {
     pub subscription_types: Vec<SubscriptionType>,
     /// `[feedback]`: bounces and complaints (issue 12).
     pub feedback: crate::feedback::settings::FeedbackSettings,
+    pub backup: BackupSettings,
 }
 
 impl Settings {

@@ -235,6 +235,8 @@ impl Config {
             .check()
             .map_err(|e| invalid(e.setting, e.reason))?;
         let (controller, receipts) = consent(&settings, &public_url)?;
+        let backup_recipients = crate::backup::Recipients::parse(&settings.backup.age_recipients.0)
+            .map_err(|e| invalid("backup.age_recipients", e))?;
         let known_types: Vec<&str> = catalog.all().iter().map(|t| t.id.as_str()).collect();
         let webhook_endpoints = settings
             .webhooks
@@ -244,6 +246,7 @@ impl Config {
             feedback,
             controller,
             receipts,
+            backup_recipients,
             webhook_endpoints: Arc::new(webhook_endpoints),
             public_url,
             mail_from,

@@ -37,7 +37,7 @@ pub use event::{
 pub use evidence::{Evidence, EvidenceTooLong};
 pub use outbox_job::{MailKind, MailTask, OutboxJob, Task, WebhookTask};
 pub use plan::{Announcement, Plan, Planned};
-pub use rules::{MailAllowance, Rules};
+pub use rules::{MailAllowance, Rules, MAIL_ALLOWANCE_WINDOW_SECS};
 pub use status::{LawfulBasis, Status};
 pub use subscription_type::{
     Catalog, ConsentNotice, NoticeRef, Purpose, SubscriptionType, SubscriptionTypeId,

@@ -53,6 +53,10 @@ impl Rules {
     }
 }
 
+/// The per-address mail cap counts over a rolling day; a backup keeps an allowance until
+/// this long after its newest mail.
+pub const MAIL_ALLOWANCE_WINDOW_SECS: u64 = 24 * 3600;
+
 /// Whether a transition may queue a mail that someone else's request causes
 /// (confirmations, preferences links): the per-address cap decides, and the service asks
 /// it only when a plan holds such a mail.

@@ -11,14 +11,14 @@
 use chrono::{DateTime, Utc};
 
 use super::Subscriptions;
-use crate::domain::{Contact, ContactChange, ContactId, MailAllowance, Plan, Planned, Tombstone};
+use crate::domain::{
+    Contact, ContactChange, ContactId, MailAllowance, Plan, Planned, Tombstone,
+    MAIL_ALLOWANCE_WINDOW_SECS,
+};
 use crate::store::StoreError;
 
 /// How often a change is planned again when another request changed the contact meanwhile.
 const MAX_ATTEMPTS: usize = 8;
-
-/// The per-address mail cap counts over a rolling day.
-const MAIL_ALLOWANCE_WINDOW_SECS: u64 = 24 * 3600;
 
 /// How a request names its contact, which decides what a moved contact means to it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 //! computed by the domain, and the store writes all of it (contact, events, outbox jobs,
 //! expiry index, counters, tombstone) in one atomic step, or none of it.
 
+pub mod backup;
 mod codec;
 pub mod compact;
 pub mod embedded;
@@ -15,6 +16,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+pub use self::backup::{
+    BackupView, Consistency, ContactRead, ContactRecord, JobRecord, JobState, MailAllowance,
+    RecordPage, RestoreBatch, RestoreMark, StoreKind, UnreadableContact,
+};
 use crate::domain::{Contact, ContactChange, ContactId, Event, OutboxJob, Tombstone};
 
 #[derive(Clone, Debug, thiserror::Error)]
@@ -223,6 +228,27 @@ pub trait Store: Send + Sync + 'static {
         version: u64,
         key: &str,
     ) -> Result<bool, StoreError>;
+
+    /// A view of every record, to read a dump from (see [`BackupView`]): one read
+    /// transaction on the embedded store, so a snapshot; on Redis the live store.
+    async fn backup_view(&self) -> Result<Box<dyn BackupView>, StoreError>;
+
+    /// True when the store holds nothing at all: no contact, event, tombstone, job,
+    /// allowance, endpoint state, counter, index entry or restore mark.
+    async fn is_empty(&self) -> Result<bool, StoreError>;
+
+    /// Writes records read from a dump (see [`RestoreBatch`]). On the embedded store the
+    /// batch is one transaction; on Redis each record is its own atomic step.
+    async fn restore(&self, batch: RestoreBatch) -> Result<(), StoreError>;
+
+    /// The mark of a restore or copy into this store that has not finished.
+    async fn restore_mark(&self) -> Result<Option<RestoreMark>, StoreError>;
+
+    /// Sets the mark (before the first record of a restore), durably.
+    async fn set_restore_mark(&self, mark: &RestoreMark) -> Result<(), StoreError>;
+
+    /// Removes the mark (after the last record of a restore), durably.
+    async fn clear_restore_mark(&self) -> Result<(), StoreError>;
 }
 
 /// One page of a walk over the stored contacts (see [`Store::contact_ids_page`]).
@@ -256,11 +282,26 @@ pub fn check_url(url: &str) -> anyhow::Result<()> {
 /// Opens the store named by `url`: `redis://`, `redis+cluster://h1:p1,h2:p2`, or else a
 /// file path for the embedded store.
 pub async fn open(url: &str) -> anyhow::Result<SharedStore> {
+    open_with_cache(url, None).await
+}
+
+/// The page cache of an embedded store opened by [`open_for_walk`].
+const WALK_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Opens the store for a command that walks it once (backup, restore, migrate,
+/// verify): as [`open`], with the embedded store's page cache kept small, so that the
+/// command's memory does not grow with the store.
+pub async fn open_for_walk(url: &str) -> anyhow::Result<SharedStore> {
+    open_with_cache(url, Some(WALK_CACHE_BYTES)).await
+}
+
+async fn open_with_cache(url: &str, cache_bytes: Option<usize>) -> anyhow::Result<SharedStore> {
     check_url(url)?;
     if is_embedded(url) {
         let path = url.strip_prefix("file://").unwrap_or(url);
-        Ok(Arc::new(embedded::EmbeddedStore::open(
+        Ok(Arc::new(embedded::EmbeddedStore::open_with_cache(
             std::path::Path::new(path),
+            cache_bytes,
         )?))
     } else {
         Ok(Arc::new(redis::RedisStore::connect(url).await?))

@@ -25,7 +25,7 @@ use crate::service::Subscriptions;
 use crate::tokens::TokenSigner;
 use crate::web::pages::Pages;
 use routes::{
-    confirm, contacts, eligibility, feedback, imports, jwks, manage, ops, outbox, page,
+    backup, confirm, contacts, eligibility, feedback, imports, jwks, manage, ops, outbox, page,
     preferences, rights, signup, subscription_types, unsubscribe, webhooks,
 };
 
@@ -33,6 +33,8 @@ use routes::{
 pub struct AppState {
     /// The service: the same one the outbox worker uses.
     pub subscriptions: Arc<Subscriptions>,
+    /// Dumps and tombstone lists of the store (`GET /v1/backup`, `GET /v1/tombstones`).
+    pub backups: crate::backup::Backups,
     /// Also registered on its own, for the deadline middleware.
     pub pages: web::Data<Pages>,
     pub metrics: Option<PrometheusHandle>,
@@ -255,6 +257,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
         .service(
             personal_resource("/v1/outbox/dead/{id}/retry", "POST")
                 .route(web::post().to(outbox::retry_dead_letter)),
+        )
+        .service(
+            personal_resource("/v1/backup", "GET").route(web::get().to(backup::download_backup)),
+        )
+        .service(
+            personal_resource("/v1/tombstones", "GET")
+                .route(web::get().to(backup::list_tombstones)),
         )
         .service(resource("/v1/webhooks", "GET").route(web::get().to(webhooks::list_webhooks)))
         .service(

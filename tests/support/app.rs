@@ -166,6 +166,12 @@ impl TestApp {
         app
     }
 
+    /// The configuration the app runs with, for store commands (backup, restore) on its
+    /// store while it is stopped.
+    pub fn config(&self) -> Config {
+        Config::from_settings(self.settings.clone()).expect("test settings are valid")
+    }
+
     /// The running app's shared state, for tests that reach its test hooks.
     pub fn state(&self) -> actix_web::web::Data<optin::web::AppState> {
         self.app.as_ref().expect("the app is running").state.clone()

@@ -20,6 +20,7 @@ use redb::{
 };
 use uuid::Uuid;
 
+mod backup;
 mod group_commit;
 mod jobs;
 mod member_index;
@@ -31,7 +32,10 @@ use super::codec::{
     decode, encode, fixed_window, millis, parse_contact_member, parse_pending_member,
     pending_member, pending_members_prefix,
 };
-use super::{ContactPage, EndpointAttempt, EndpointState, OutboxDepth, Store, StoreError};
+use super::{
+    BackupView, ContactPage, EndpointAttempt, EndpointState, OutboxDepth, RestoreBatch,
+    RestoreMark, Store, StoreError,
+};
 use crate::domain::{Contact, ContactChange, ContactId, ContactWrite, Event, OutboxJob, Tombstone};
 
 const CONTACTS: TableDefinition<&str, &[u8]> = TableDefinition::new("contacts");
@@ -75,6 +79,13 @@ pub struct EmbeddedStore {
 
 impl EmbeddedStore {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
+        Self::open_with_cache(path, None)
+    }
+
+    /// As [`Self::open`], with redb's page cache held to `cache_bytes` instead of its
+    /// default (1 GiB): for commands that read or write every record once, which a cache
+    /// does not speed up, and whose memory should not grow with the store.
+    pub fn open_with_cache(path: &Path, cache_bytes: Option<usize>) -> anyhow::Result<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             crate::private_files::create_folder(parent)?;
         }
@@ -83,7 +94,11 @@ impl EmbeddedStore {
         if let Some(was) = crate::private_files::restrict_file(path)? {
             tracing::warn!(path = %path.display(), was = format!("{was:o}"), "the store file was readable by other users; its mode is now 0600");
         }
-        let db = Database::create(path).map_err(|e| {
+        let mut builder = redb::Builder::new();
+        if let Some(bytes) = cache_bytes {
+            builder.set_cache_size(bytes);
+        }
+        let db = builder.create(path).map_err(|e| {
             anyhow::anyhow!("cannot open the embedded store at {}: {e}", path.display())
         })?;
         let store = Self {
@@ -132,6 +147,7 @@ impl EmbeddedStore {
         txn.open_table(MAIL_ALLOWANCE)?;
         txn.open_table(ENDPOINTS)?;
         txn.open_table(member_index::MEMBER_INDEX)?;
+        txn.open_table(backup::RESTORE_MARK)?;
         txn.commit()?;
         Ok(())
     }
@@ -603,5 +619,29 @@ impl Store for EmbeddedStore {
         key: &str,
     ) -> Result<bool, StoreError> {
         member_index::index(self, id, version, key).await
+    }
+
+    async fn backup_view(&self) -> Result<Box<dyn BackupView>, StoreError> {
+        backup::view(self).await
+    }
+
+    async fn is_empty(&self) -> Result<bool, StoreError> {
+        backup::is_empty(self).await
+    }
+
+    async fn restore(&self, batch: RestoreBatch) -> Result<(), StoreError> {
+        backup::restore(self, batch).await
+    }
+
+    async fn restore_mark(&self) -> Result<Option<RestoreMark>, StoreError> {
+        backup::restore_mark(self).await
+    }
+
+    async fn set_restore_mark(&self, mark: &RestoreMark) -> Result<(), StoreError> {
+        backup::set_restore_mark(self, Some(mark.clone())).await
+    }
+
+    async fn clear_restore_mark(&self) -> Result<(), StoreError> {
+        backup::set_restore_mark(self, None).await
     }
 }

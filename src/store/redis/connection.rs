@@ -195,6 +195,11 @@ impl Redis {
         })
     }
 
+    /// Whether this is a Redis Cluster (rather than one Redis).
+    pub(super) fn is_cluster(&self) -> bool {
+        matches!(self.client, Client::Cluster(_))
+    }
+
     /// The connection to use from this thread, made on first use. While Redis cannot be
     /// reached each call tries again (bounded by the caller's deadline), so the service
     /// heals without a restart.

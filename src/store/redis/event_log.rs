@@ -37,7 +37,7 @@ pub(super) async fn read(redis: &Redis, id: &ContactId) -> Result<Vec<Event>, St
 }
 
 /// The events in a log string, in order. A log that ends inside a frame is corrupt.
-fn frames(mut log: &[u8]) -> Result<Vec<&[u8]>, StoreError> {
+pub(super) fn frames(mut log: &[u8]) -> Result<Vec<&[u8]>, StoreError> {
     let corrupt = || StoreError::Corrupt("an event log ends inside an event".into());
     let mut events = Vec::new();
     while !log.is_empty() {

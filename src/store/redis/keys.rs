@@ -61,6 +61,11 @@ impl Shard {
         (0..shards).map(move |i| Shard(((first + i) % shards) as u16))
     }
 
+    /// Shard number `n` (below [`SHARDS`]), for a walk shard by shard.
+    pub(super) fn numbered(n: u16) -> Self {
+        Shard(n % SHARDS)
+    }
+
     pub(super) fn all() -> impl Iterator<Item = Shard> {
         Self::all_from(0)
     }

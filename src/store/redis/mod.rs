@@ -10,6 +10,7 @@
 //! Every operation is bounded by [`DEADLINE`], so a Redis that is down or stalls costs a
 //! caller about two seconds at most, and the store heals once Redis is back.
 
+mod backup;
 mod connection;
 mod event_log;
 mod keys;
@@ -18,7 +19,7 @@ mod outbox;
 mod webhooks;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use ::redis::Script;
 use chrono::{DateTime, Utc};
@@ -34,7 +35,10 @@ use super::codec::{
     decode, encode, encode_compact, fixed_window, millis, parse_contact_member,
     parse_pending_member, pending_member,
 };
-use super::{ContactPage, EndpointAttempt, EndpointState, OutboxDepth, Store, StoreError};
+use super::{
+    BackupView, ContactPage, EndpointAttempt, EndpointState, OutboxDepth, RestoreBatch,
+    RestoreMark, Store, StoreError,
+};
 use crate::domain::{Contact, ContactChange, ContactId, ContactWrite, Event, OutboxJob, Tombstone};
 
 /// A fixed-window counter: the first hit of a window starts its expiry.
@@ -62,7 +66,7 @@ static APPLY: LazyLock<Script> = LazyLock::new(|| {
 });
 
 pub struct RedisStore {
-    redis: Redis,
+    redis: Arc<Redis>,
     outbox: Outbox,
 }
 
@@ -73,7 +77,7 @@ impl RedisStore {
     /// and until Redis answers every call fails with [`StoreError::Unavailable`].
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         let store = Self {
-            redis: Redis::new(url)?,
+            redis: Arc::new(Redis::new(url)?),
             outbox: Outbox::new(),
         };
         if let Err(error) = store.ping().await {
@@ -570,5 +574,29 @@ impl Store for RedisStore {
                 Ok(depth)
             })
             .await
+    }
+
+    async fn backup_view(&self) -> Result<Box<dyn BackupView>, StoreError> {
+        Ok(backup::view(self))
+    }
+
+    async fn is_empty(&self) -> Result<bool, StoreError> {
+        backup::is_empty(&self.redis).await
+    }
+
+    async fn restore(&self, batch: RestoreBatch) -> Result<(), StoreError> {
+        backup::restore(self, batch).await
+    }
+
+    async fn restore_mark(&self) -> Result<Option<RestoreMark>, StoreError> {
+        backup::restore_mark(&self.redis).await
+    }
+
+    async fn set_restore_mark(&self, mark: &RestoreMark) -> Result<(), StoreError> {
+        backup::set_restore_mark(&self.redis, Some(mark)).await
+    }
+
+    async fn clear_restore_mark(&self) -> Result<(), StoreError> {
+        backup::set_restore_mark(&self.redis, None).await
     }
 }

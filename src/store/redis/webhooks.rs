@@ -156,3 +156,35 @@ pub(super) async fn enable(redis: &Redis, endpoint: &str) -> Result<(), StoreErr
     let _: i64 = redis.query(hdel).await?;
     Ok(())
 }
+
+/// Writes a state read by a backup: each field it has. A state with none is the default,
+/// which needs no key.
+pub(super) async fn restore_state(
+    redis: &Redis,
+    endpoint: &str,
+    state: &EndpointState,
+) -> Result<(), StoreError> {
+    let mut fields: Vec<(&str, String)> = Vec::new();
+    for (name, value) in [
+        (DISABLED_AT, state.disabled_at),
+        (LAST_SUCCESS_AT, state.last_success_at),
+        (LAST_FAILURE_AT, state.last_failure_at),
+    ] {
+        if let Some(at) = value {
+            fields.push((name, millis(at).to_string()));
+        }
+    }
+    if let Some(status) = state.last_status {
+        fields.push((LAST_STATUS, status.to_string()));
+    }
+    if fields.is_empty() {
+        return Ok(());
+    }
+    let mut hset = ::redis::cmd("HSET");
+    hset.arg(keys::webhook_endpoint(endpoint));
+    for (name, value) in fields {
+        hset.arg(name).arg(value);
+    }
+    let _: i64 = redis.query(hset).await?;
+    Ok(())
+}

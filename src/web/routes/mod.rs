@@ -1,6 +1,7 @@
 //! One file per resource. Handlers parse the request into domain types, call one
 //! service operation, and map its result to an answer.
 
+pub(super) mod backup;
 #[cfg(test)]
 mod body_parsers_proptest;
 pub(super) mod confirm;
