@@ -104,12 +104,6 @@ impl Application {
         tracing::info!(store = %describe_store(&settings.store.url), mail = %transport.describe(), "starting");
 
         refuse_unfinished_restore(&store).await?;
-        let backups = crate::backup::Backups::new(
-            store.clone(),
-            &config.index,
-            config.backup_recipients.clone(),
-            clock.clone(),
-        );
         let wakeup = Arc::new(Notify::new());
         // One service for the process: the routes and the outbox worker share it.
         let subscriptions = Arc::new(Subscriptions::new(
@@ -145,7 +139,6 @@ impl Application {
         );
         let state = web::Data::new(AppState {
             subscriptions,
-            backups,
             pages,
             metrics: crate::telemetry::metrics_handle(),
             site: crate::web::Site::from_config(&config),

@@ -6,6 +6,7 @@
 //! retries on a conflict. The same intent through two doors is the same call.
 
 mod admin;
+mod backups;
 mod commit;
 mod confirm;
 mod console;
@@ -71,6 +72,8 @@ pub struct Subscriptions {
     read_room: WorkRoom,
     /// Items of feedback batches being written.
     write_room: WorkRoom,
+    /// Dumps and tombstone lists of the store, for the running service.
+    backups: crate::backup::Backups,
 }
 
 /// Addresses of batch checks worked on at once: two full batches, one per core of a small
@@ -99,7 +102,14 @@ impl Subscriptions {
             chrono::Duration::days(i64::from(settings.signup.confirmation_ttl_days)),
             config.feedback.policy,
         );
+        let backups = crate::backup::Backups::new(
+            store.clone(),
+            &config.index,
+            config.backup_recipients.clone(),
+            clock.clone(),
+        );
         Self {
+            backups,
             store,
             config,
             rules,

@@ -1,6 +1,6 @@
 //! What a store offers backups: every record read page by page from one view, and the
 //! same records written back as they were. No rules live here: which records to write,
-//! and the indexes a contact needs, come from the caller (`crate::backup`).
+//! and the indexes a contact needs, come from the caller (the backup module).
 
 use chrono::{DateTime, Utc};
 
@@ -118,7 +118,7 @@ pub trait BackupView: Send + Sync {
 }
 
 /// Records to write back as they were read. Each contact comes as the change that
-/// creates it (its own version, its events, its indexes: see `crate::backup::restore`)
+/// creates it (its own version, its events, its indexes, as the restore derives them)
 /// and is written like [`super::Store::apply`]: atomically, or refused with
 /// [`StoreError::Conflict`] when the contact exists. The other records are written as
 /// given, over anything already there.

@@ -33,8 +33,6 @@ use routes::{
 pub struct AppState {
     /// The service: the same one the outbox worker uses.
     pub subscriptions: Arc<Subscriptions>,
-    /// Dumps and tombstone lists of the store (`GET /v1/backup`, `GET /v1/tombstones`).
-    pub backups: crate::backup::Backups,
     /// Also registered on its own, for the deadline middleware.
     pub pages: web::Data<Pages>,
     pub metrics: Option<PrometheusHandle>,

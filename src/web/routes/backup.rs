@@ -20,11 +20,8 @@ pub async fn download_backup(
     req: HttpRequest,
 ) -> Result<HttpResponse, Problem> {
     authorize(&req, Scope::Backup, false)?;
-    let window = chrono::Duration::seconds(
-        i64::try_from(crate::domain::MAIL_ALLOWANCE_WINDOW_SECS).unwrap_or(i64::MAX),
-    );
-    let chunks = state.backups.dump(window).await.map_err(problem)?;
-    let (content_type, extension) = if state.backups.encrypted() {
+    let dump = state.subscriptions.dump().await.map_err(problem)?;
+    let (content_type, extension) = if dump.encrypted {
         ("application/octet-stream", "optin.zst.age")
     } else {
         ("application/zstd", "optin.zst")
@@ -39,7 +36,7 @@ pub async fn download_backup(
             disposition: DispositionType::Attachment,
             parameters: vec![DispositionParam::Filename(name)],
         })
-        .streaming(body(chunks)))
+        .streaming(body(dump.chunks)))
 }
 
 #[derive(serde::Deserialize)]
@@ -61,7 +58,11 @@ pub async fn list_tombstones(
                 .map_err(|_| Problem::invalid_field("since", "an RFC 3339 time is expected"))
         })
         .transpose()?;
-    let chunks = state.backups.tombstones(since).await.map_err(problem)?;
+    let chunks = state
+        .subscriptions
+        .tombstones(since)
+        .await
+        .map_err(problem)?;
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .streaming(body(chunks)))
