@@ -13,6 +13,9 @@ pub enum Scope {
     Admin,
     /// May post bounces and complaints (`/v1/feedback/...`), and nothing else.
     Feedback,
+    /// May post signups without a proof of work: server-to-server integrations, whose
+    /// own forms keep bots out.
+    Signup,
 }
 
 impl Scope {
@@ -21,6 +24,7 @@ impl Scope {
             Scope::Send => "send",
             Scope::Admin => "admin",
             Scope::Feedback => "feedback",
+            Scope::Signup => "signup",
         }
     }
 
@@ -49,7 +53,7 @@ impl std::fmt::Debug for ApiKey {
 pub enum ApiKeyConfigError {
     #[error("an API key entry must look like name:scope:sha256hex")]
     Shape,
-    #[error("API key '{0}': the scope must be 'send', 'admin' or 'feedback'")]
+    #[error("API key '{0}': the scope must be 'send', 'admin', 'feedback' or 'signup'")]
     Scope(String),
     #[error("API key '{0}': the hash must be 64 hexadecimal characters (the SHA-256 of the key)")]
     Hash(String),
@@ -70,6 +74,7 @@ impl ApiKey {
             "send" => Scope::Send,
             "admin" => Scope::Admin,
             "feedback" => Scope::Feedback,
+            "signup" => Scope::Signup,
             _ => return Err(ApiKeyConfigError::Scope(name.to_string())),
         };
         let bytes = hex::decode(hash).map_err(|_| ApiKeyConfigError::Hash(name.to_string()))?;
@@ -241,6 +246,21 @@ mod tests {
         assert!(keys
             .authenticate(Some(&format!("Bearer {}", new.key)), Scope::Send)
             .is_ok());
+    }
+
+    #[test]
+    fn signup_keys_may_sign_up_and_nothing_else() {
+        let new = generate_key("crm", Scope::Signup).unwrap();
+        assert!(new.config_entry.starts_with("crm:signup:"));
+        let keys = ApiKeys::new(vec![ApiKey::parse(&new.config_entry).unwrap()]);
+        let header = format!("Bearer {}", new.key);
+        assert!(keys.authenticate(Some(&header), Scope::Signup).is_ok());
+        for other in [Scope::Send, Scope::Admin, Scope::Feedback] {
+            assert_eq!(
+                keys.authenticate(Some(&header), other).unwrap_err(),
+                AuthError::Forbidden(other)
+            );
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod feedback;
+pub mod firewall;
 pub mod links;
 pub mod mail;
 pub mod outbox;

@@ -1,7 +1,7 @@
 //! Checking the settings and turning them into ready parts ([`Config`]): every mistake
 //! is reported naming the setting.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -13,6 +13,7 @@ use super::{
 };
 use crate::auth::{ApiKey, ApiKeys};
 use crate::domain::{Catalog, ContactIndex};
+use crate::firewall::{Firewall, FirewallSettings};
 use crate::tokens::{SigningKey, TokenSigner};
 
 impl SecuritySettings {
@@ -32,7 +33,7 @@ impl SecuritySettings {
 impl Settings {
     /// Settings where 0 makes no sense (a link dead on arrival, a job never tried, …),
     /// by name. A new lifetime, limit or count setting belongs here.
-    fn at_least_one(&self) -> [(&'static str, u64); 9] {
+    fn at_least_one(&self) -> [(&'static str, u64); 12] {
         [
             (
                 "signup.confirmation_ttl_days",
@@ -61,6 +62,45 @@ impl Settings {
             ("mail.lease_secs", self.mail.lease_secs),
             ("mail.max_attempts", self.mail.max_attempts.into()),
             ("admin.session_minutes", self.admin.session_minutes.into()),
+            (
+                "signup.challenge_ttl_seconds",
+                self.signup.challenge_ttl_seconds.into(),
+            ),
+            (
+                "signup.proof_of_work_max_number",
+                self.signup.proof_of_work_max_number,
+            ),
+            (
+                "signup.max_unconfirmed_per_ip",
+                self.signup.max_unconfirmed_per_ip.into(),
+            ),
+        ]
+    }
+
+    /// Upper bounds past which a setting makes no sense: a challenge that outlives a
+    /// day, work no browser finishes, a form nobody fills in an hour.
+    fn at_most(&self) -> [(&'static str, u64, u64); 4] {
+        [
+            (
+                "signup.challenge_ttl_seconds",
+                self.signup.challenge_ttl_seconds.into(),
+                86_400,
+            ),
+            (
+                "signup.proof_of_work_max_number",
+                self.signup.proof_of_work_max_number,
+                10_000_000,
+            ),
+            (
+                "signup.min_fill_seconds",
+                self.signup.min_fill_seconds.into(),
+                3_600,
+            ),
+            (
+                "signup.max_unconfirmed_per_ip",
+                self.signup.max_unconfirmed_per_ip.into(),
+                1_000_000_000,
+            ),
         ]
     }
 
@@ -75,6 +115,11 @@ impl Settings {
         for (setting, value) in self.at_least_one() {
             if value == 0 {
                 return Err(invalid(setting, "must be at least 1"));
+            }
+        }
+        for (setting, value, most) in self.at_most() {
+            if value > most {
+                return Err(invalid(setting, format!("must be at most {most}")));
             }
         }
         for (setting, value) in [
@@ -162,7 +207,9 @@ impl Config {
             .webhooks
             .endpoints(&known_types)
             .map_err(ConfigError::Webhooks)?;
+        let firewall = firewall(&settings, &signer, development_setup)?;
         Ok(Self {
+            firewall,
             feedback,
             webhook_endpoints: std::sync::Arc::new(webhook_endpoints),
             public_url,
@@ -177,6 +224,53 @@ impl Config {
             settings,
         })
     }
+}
+
+/// The signup firewall from `[signup]`. The MX check is on by default in a production
+/// setup and off in the development setup, which may run without any network.
+fn firewall(
+    settings: &Settings,
+    signer: &TokenSigner,
+    development_setup: bool,
+) -> Result<std::sync::Arc<Firewall>, ConfigError> {
+    let signup = &settings.signup;
+    let dns_servers = signup
+        .dns_servers
+        .0
+        .iter()
+        .map(|entry| {
+            parse_dns_server(entry).ok_or_else(|| {
+                invalid(
+                    "signup.dns_servers",
+                    format!("'{entry}' is not an address or address:port"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let firewall_settings = FirewallSettings {
+        proof_of_work: signup.proof_of_work,
+        challenge_ttl: chrono::Duration::seconds(signup.challenge_ttl_seconds.into()),
+        proof_of_work_max_number: signup.proof_of_work_max_number,
+        check_mx: signup.check_mx.unwrap_or(!development_setup),
+        dns_servers,
+        disposable_domains: signup.disposable_domains,
+        blocked_domains: signup.blocked_domains.0.clone(),
+        allowed_domains: signup.allowed_domains.0.clone(),
+    };
+    let firewall = Firewall::new(&firewall_settings, &signer.derived_keys(ALTCHA_KEY_PURPOSE))
+        .map_err(|e| ConfigError::Firewall(e.to_string()))?;
+    Ok(std::sync::Arc::new(firewall))
+}
+
+/// What the ALTCHA challenges' HMAC key is derived for (see `TokenSigner::derived_keys`).
+const ALTCHA_KEY_PURPOSE: &str = "altcha";
+
+/// A resolver as `1.2.3.4:53`, `[::1]:5353`, or an address alone (port 53).
+fn parse_dns_server(text: &str) -> Option<SocketAddr> {
+    let text = text.trim();
+    text.parse::<SocketAddr>()
+        .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .ok()
 }
 
 /// `server.trusted_proxies` as ranges.
@@ -288,5 +382,19 @@ mod tests {
         assert!(!parse_ip_range("::1").unwrap().contains(&ip("::2")));
         assert!(parse_ip_range("10.0.0.0/33").is_none());
         assert!(parse_ip_range("nonsense").is_none());
+    }
+
+    #[test]
+    fn dns_servers_are_addresses_with_or_without_a_port() {
+        let server = |text: &str| parse_dns_server(text).map(|s| s.to_string());
+        assert_eq!(server("9.9.9.9").as_deref(), Some("9.9.9.9:53"));
+        assert_eq!(
+            server(" 127.0.0.1:5353 ").as_deref(),
+            Some("127.0.0.1:5353")
+        );
+        assert_eq!(server("[::1]:5353").as_deref(), Some("[::1]:5353"));
+        assert_eq!(server("::1").as_deref(), Some("[::1]:53"));
+        assert_eq!(server("dns.example:53"), None);
+        assert_eq!(server("1.2.3.4:99999"), None);
     }
 }
