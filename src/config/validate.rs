@@ -371,6 +371,7 @@ fn parse_ip_range(text: &str) -> Option<IpNet> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::StringList;
 
     #[test]
     fn trusted_proxies_are_ranges_or_single_addresses() {
@@ -382,6 +383,62 @@ mod tests {
         assert!(!parse_ip_range("::1").unwrap().contains(&ip("::2")));
         assert!(parse_ip_range("10.0.0.0/33").is_none());
         assert!(parse_ip_range("nonsense").is_none());
+    }
+
+    fn keyed_settings() -> Settings {
+        let mut settings = Settings::default();
+        settings.security.signing_keys = ListSetting(vec![secrecy::SecretString::from(format!(
+            "k1:{}",
+            STANDARD.encode([1u8; 32])
+        ))]);
+        settings.security.index_key = Some(STANDARD.encode([2u8; 32]).into());
+        settings.subscription_types = Settings::example_subscription_types();
+        settings
+    }
+
+    #[test]
+    fn the_mx_check_is_on_in_production_and_off_in_development_unless_set() {
+        let checks_mx = |settings: Settings, development: bool| {
+            Config::build(settings, development)
+                .unwrap()
+                .firewall
+                .checks_mx()
+        };
+        assert!(checks_mx(keyed_settings(), false));
+        assert!(!checks_mx(keyed_settings(), true));
+        let mut off = keyed_settings();
+        off.signup.check_mx = Some(false);
+        assert!(!checks_mx(off, false));
+        let mut on = keyed_settings();
+        on.signup.check_mx = Some(true);
+        assert!(checks_mx(on, true));
+    }
+
+    #[test]
+    fn firewall_settings_out_of_bounds_are_refused_naming_the_setting() {
+        let refused = |change: fn(&mut Settings)| {
+            let mut settings = keyed_settings();
+            change(&mut settings);
+            match Config::build(settings, false) {
+                Ok(_) => panic!("accepted"),
+                Err(error) => error.to_string(),
+            }
+        };
+        let message = refused(|s| s.signup.challenge_ttl_seconds = 0);
+        assert!(message.contains("`signup.challenge_ttl_seconds`: must be at least 1"));
+        let message = refused(|s| s.signup.challenge_ttl_seconds = 86_401);
+        assert!(message.contains("`signup.challenge_ttl_seconds`: must be at most 86400"));
+        let message = refused(|s| s.signup.proof_of_work_max_number = 10_000_001);
+        assert!(message.contains("`signup.proof_of_work_max_number`: must be at most"));
+        let message = refused(|s| s.signup.min_fill_seconds = 3_601);
+        assert!(message.contains("`signup.min_fill_seconds`"));
+        let message = refused(|s| s.signup.max_unconfirmed_per_ip = 0);
+        assert!(message.contains("`signup.max_unconfirmed_per_ip`"));
+        let message = refused(|s| s.signup.dns_servers = StringList(vec!["resolver".into()]));
+        assert!(message.contains("`signup.dns_servers`: 'resolver'"));
+        let message = refused(|s| s.signup.blocked_domains = StringList(vec!["a b".into()]));
+        assert!(message.contains("signup.blocked_domains"), "{message}");
+        assert!(message.contains("'a b' is not a domain"), "{message}");
     }
 
     #[test]

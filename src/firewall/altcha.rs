@@ -171,6 +171,11 @@ impl ProofOfWork {
 fn challenge_of(salt: &str, number: u64) -> String {
     let mut hasher = Sha256::new();
     hasher.update(salt.as_bytes());
+    // As the ALTCHA libraries verify: a salt given back without its closing `&` still
+    // hashes with it, so the number can never be read as part of a parameter.
+    if !salt.ends_with('&') {
+        hasher.update(b"&");
+    }
     hasher.update(number.to_string().as_bytes());
     hex::encode(hasher.finalize())
 }
@@ -300,6 +305,16 @@ mod tests {
         let solved = payload(&challenge, solve(&challenge));
         let rotated = ProofOfWork::new(&[[2; 32], [1; 32]], Duration::seconds(300), 1000).unwrap();
         assert!(rotated.check(&solved, now()).is_ok());
+    }
+
+    #[test]
+    fn a_salt_given_back_without_its_closing_ampersand_still_checks_out() {
+        let pow = pow(1);
+        let challenge = pow.challenge(now()).unwrap();
+        let answer = solve(&challenge);
+        let mut trimmed = challenge.clone();
+        trimmed.salt.pop();
+        assert!(pow.check(&payload(&trimmed, answer), now()).is_ok());
     }
 
     #[test]

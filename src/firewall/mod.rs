@@ -146,6 +146,11 @@ impl Firewall {
         })
     }
 
+    /// Whether addresses' domains are looked up in DNS (`signup.check_mx`).
+    pub fn checks_mx(&self) -> bool {
+        self.mx.is_some()
+    }
+
     /// The challenge maker, when `signup.proof_of_work` is on.
     pub fn proof_of_work(&self) -> Option<&ProofOfWork> {
         self.proof_of_work.as_ref()
