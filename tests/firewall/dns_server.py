@@ -7,6 +7,7 @@ answers until its stdin closes:
     a-only.test      A 192.0.2.1, no MX
     aaaa-only.test   AAAA 2001:db8::1, no MX
     null-mx.test     MX 0 . (RFC 7505)
+    mailinator.com   MX 10 mail.mailinator.com. (a throw-away domain that receives mail)
     no-host.test     exists, holds nothing (NOERROR, empty)
     servfail.test    SERVFAIL
     anything else    NXDOMAIN
@@ -24,6 +25,7 @@ ZONE = {
     ("a-only.test.", "A"): [A("192.0.2.1")],
     ("aaaa-only.test.", "AAAA"): [AAAA("2001:db8::1")],
     ("null-mx.test.", "MX"): [MX(".", 0)],
+    ("mailinator.com.", "MX"): [MX("mail.mailinator.com.", 10)],
 }
 EXISTING = {name for name, _ in ZONE} | {"no-host.test."}
 
