@@ -10,6 +10,7 @@ answers until its stdin closes:
     mailinator.com   MX 10 mail.mailinator.com. (a throw-away domain that receives mail)
     no-host.test     exists, holds nothing (NOERROR, empty)
     servfail.test    SERVFAIL
+    *.wild.test      MX 10 mail.wild.test. (a new name each time: uncached lookups)
     anything else    NXDOMAIN
 
 Each question is written to stderr as `QTYPE name`, so a test can count the queries.
@@ -36,7 +37,10 @@ class Zone(BaseResolver):
         name = str(request.q.qname).lower()
         qtype = QTYPE[request.q.qtype]
         print(f"{qtype} {name}", file=sys.stderr, flush=True)
-        if name == "servfail.test.":
+        if name.endswith(".wild.test."):
+            if qtype == "MX":
+                reply.add_answer(RR(name, QTYPE.MX, rdata=MX("mail.wild.test.", 10), ttl=300))
+        elif name == "servfail.test.":
             reply.header.rcode = RCODE.SERVFAIL
         elif name not in EXISTING:
             reply.header.rcode = RCODE.NXDOMAIN
