@@ -202,6 +202,126 @@ async fn the_challenge_route_answers_404_while_the_proof_of_work_is_off_and_serv
     assert_eq!(post.headers()["allow"], "GET");
 }
 
+/// A static page server (Python's own `http.server`) on another origin than the app,
+/// as a shop's site would be, killed on drop.
+struct PageServer {
+    origin: String,
+    child: Child,
+}
+
+impl PageServer {
+    fn start(dir: &Path) -> Self {
+        let port = support::free_port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .arg("--directory")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server");
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed().as_secs() < 10,
+                "the page server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Self {
+            origin: format!("http://127.0.0.1:{port}"),
+            child,
+        }
+    }
+}
+
+impl Drop for PageServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Installs the pinned official widget (tests/firewall/altcha_widget.sh); its folder.
+fn altcha_widget() -> std::path::PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/firewall/altcha_widget.sh");
+    let output = Command::new("bash")
+        .arg(script)
+        .output()
+        .expect("run tests/firewall/altcha_widget.sh");
+    assert!(
+        output.status.success(),
+        "the widget could not be installed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().into()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_altcha_widget_solves_our_challenge_in_chromium_and_it_is_accepted_once() {
+    let pages = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(altcha_widget(), pages.path().join("altcha")).unwrap();
+    let site = PageServer::start(pages.path());
+    let app = TestApp::spawn_with(Backend::Redis, |settings| {
+        settings.signup.proof_of_work = true;
+        settings.signup.proof_of_work_max_number = 20_000;
+        settings.server.cors_allowed_origins = optin::config::StringList(vec![site.origin.clone()]);
+    })
+    .await;
+    // A shop's own signup form, with the widget pointed at optin, as docs/firewall.md says.
+    std::fs::write(
+        pages.path().join("index.html"),
+        format!(
+            r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Shop</title>
+<script type="module" src="/altcha/dist/main/altcha.js"></script></head>
+<body><form action="{app}/signup" method="post">
+<input name="email" value="jane@example.com">
+<altcha-widget challenge="{app}/v1/signup-challenge" auto="onload"></altcha-widget>
+<button>Sign up</button></form></body></html>"#,
+            app = app.address
+        ),
+    )
+    .unwrap();
+
+    let browser = support::browser::Browser::start().await;
+    browser.open(&format!("{}/index.html", site.origin)).await;
+    let read_payload = "return new FormData(document.querySelector('form')).get('altcha');";
+    let started = std::time::Instant::now();
+    let solved = loop {
+        if let serde_json::Value::String(payload) = browser.eval(read_payload).await {
+            if !payload.is_empty() {
+                break payload;
+            }
+        }
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the widget did not solve the challenge within 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    browser.quit().await;
+
+    let firewall = app.state().subscriptions.config().firewall.clone();
+    let store = RedisStore::connect(app.store_url()).await.unwrap();
+    firewall
+        .verify_proof(&store, Some(&solved), Utc::now())
+        .await
+        .expect("optin accepts the widget's solution");
+    let replay = firewall
+        .verify_proof(&store, Some(&solved), Utc::now())
+        .await;
+    assert!(
+        matches!(replay, Err(ProofError::Refused(Refusal::Replayed))),
+        "{replay:?}"
+    );
+}
+
 /// The dnslib server of tests/firewall/dns_server.sh, stopped on drop.
 struct DnsServer {
     addr: SocketAddr,
