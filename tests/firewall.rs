@@ -322,6 +322,75 @@ async fn the_official_altcha_widget_solves_our_challenge_in_chromium_and_it_is_a
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hosted_forms_solver_runs_in_a_frame_under_its_csp_hash_and_is_accepted_once() {
+    use optin::firewall::hosted_solver;
+
+    let pages = tempfile::tempdir().unwrap();
+    let site = PageServer::start(pages.path());
+    let app = TestApp::spawn_with(Backend::Redis, |settings| {
+        settings.signup.proof_of_work = true;
+        settings.signup.proof_of_work_max_number = 20_000;
+        settings.server.cors_allowed_origins = optin::config::StringList(vec![site.origin.clone()]);
+    })
+    .await;
+    // The form as the hosted page will carry it: the script inline, allowed by its hash
+    // alone (a wrong hash keeps it from running), in a frame of another page.
+    std::fs::write(
+        pages.path().join("form.html"),
+        format!(
+            r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Form</title>
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src {hash}; connect-src {app}">
+</head><body><form method="post" action="{app}/signup" data-altcha-challenge="{app}/v1/signup-challenge">
+<input name="email" value="jane@example.com"><input type="hidden" name="altcha">
+<noscript>This form needs JavaScript.</noscript><button>Sign up</button></form>
+<script>{script}</script></body></html>"#,
+            hash = hosted_solver::csp_source(),
+            app = app.address,
+            script = hosted_solver::SCRIPT,
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        pages.path().join("outer.html"),
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Shop</title></head>
+<body><iframe src="/form.html" title="Sign up"></iframe></body></html>"#,
+    )
+    .unwrap();
+
+    let browser = support::browser::Browser::start().await;
+    browser.open(&format!("{}/outer.html", site.origin)).await;
+    browser.enter_frame(0).await;
+    let read_state = "const form = document.querySelector('form'); \
+        return [form.getAttribute('data-altcha-state'), form.elements.altcha.value];";
+    let started = std::time::Instant::now();
+    let solved = loop {
+        let state = browser.eval(read_state).await;
+        match (state[0].as_str(), state[1].as_str()) {
+            (Some("solved"), Some(payload)) if !payload.is_empty() => break payload.to_string(),
+            (Some("failed"), _) => panic!("the solver failed in the frame"),
+            _ => {}
+        }
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the solver did not finish within 60 s: {state}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    browser.quit().await;
+
+    let firewall = app.state().subscriptions.config().firewall.clone();
+    let store = RedisStore::connect(app.store_url()).await.unwrap();
+    firewall
+        .verify_proof(&store, Some(&solved), Utc::now())
+        .await
+        .expect("optin accepts the hosted solver's solution");
+    assert!(firewall
+        .verify_proof(&store, Some(&solved), Utc::now())
+        .await
+        .is_err());
+}
+
 /// The dnslib server of tests/firewall/dns_server.sh, stopped on drop.
 struct DnsServer {
     addr: SocketAddr,

@@ -5,12 +5,14 @@
 //! - [`mx`]: whether the address's domain can receive mail at all (MX, null MX, A/AAAA);
 //! - [`disposable`]: throw-away address domains, and the operator's blocked and allowed
 //!   domains;
+//! - [`hosted_solver`]: the hosted form's own solver script;
 //! - here: the [`Firewall`] built from plain settings, with the two checks a signup makes:
 //!   [`Firewall::verify_proof`] and [`Firewall::judge`]. Which door asks for which, and
 //!   what a refusal looks like there, is the signup's business, not this module's.
 
 pub mod altcha;
 pub mod disposable;
+pub mod hosted_solver;
 pub mod mx;
 
 use std::net::SocketAddr;
