@@ -13,10 +13,9 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::{Duration, Utc};
-use optin::firewall::altcha::ProofError as Refusal;
 use optin::firewall::{
     Challenge, DisposableAction, Firewall, FirewallSettings, MailHost, MxChecker, ProofError,
-    QuarantineReason, RefuseReason, Undeliverable, Verdict,
+    ProofRefusal, QuarantineReason, RefuseReason, Undeliverable, Verdict,
 };
 use optin::store::redis::RedisStore;
 use optin::tokens::{SigningKey, TokenSigner};
@@ -114,7 +113,7 @@ async fn altchas_solver_solves_our_challenge_and_the_solution_is_accepted_once()
         .expect("optin accepts altcha's solution");
     let replay = firewall.verify_proof(&store, Some(&solved), now).await;
     assert!(
-        matches!(replay, Err(ProofError::Refused(Refusal::Replayed))),
+        matches!(replay, Err(ProofError::Refused(ProofRefusal::Replayed))),
         "{replay:?}"
     );
 
@@ -123,12 +122,12 @@ async fn altchas_solver_solves_our_challenge_and_the_solution_is_accepted_once()
         .verify_proof(&store, Some(&fresh), now + Duration::seconds(301))
         .await;
     assert!(
-        matches!(late, Err(ProofError::Refused(Refusal::Expired))),
+        matches!(late, Err(ProofError::Refused(ProofRefusal::Expired))),
         "{late:?}"
     );
     let missing = firewall.verify_proof(&store, None, now).await;
     assert!(
-        matches!(missing, Err(ProofError::Refused(Refusal::Missing))),
+        matches!(missing, Err(ProofError::Refused(ProofRefusal::Missing))),
         "{missing:?}"
     );
 }
@@ -317,7 +316,7 @@ async fn the_official_altcha_widget_solves_our_challenge_in_chromium_and_it_is_a
         .verify_proof(&store, Some(&solved), Utc::now())
         .await;
     assert!(
-        matches!(replay, Err(ProofError::Refused(Refusal::Replayed))),
+        matches!(replay, Err(ProofError::Refused(ProofRefusal::Replayed))),
         "{replay:?}"
     );
 }

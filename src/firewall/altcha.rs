@@ -42,7 +42,7 @@ pub struct Challenge {
 /// Why a solution was refused. Every variant is the client's fault; none needs logging
 /// above debug level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ProofError {
+pub enum ProofRefusal {
     #[error("no proof of work was sent")]
     Missing,
     #[error("the proof of work is not a base64 ALTCHA payload")]
@@ -129,37 +129,38 @@ impl ProofOfWork {
 
     /// Checks a solution (base64 of the JSON payload): the signature in constant time,
     /// the hash, and the expiry. Spending it once is the caller's next step.
-    pub fn check(&self, payload: &str, now: DateTime<Utc>) -> Result<Solved, ProofError> {
+    pub fn check(&self, payload: &str, now: DateTime<Utc>) -> Result<Solved, ProofRefusal> {
         let payload = payload.trim();
         if payload.is_empty() {
-            return Err(ProofError::Missing);
+            return Err(ProofRefusal::Missing);
         }
         if payload.len() > MAX_PAYLOAD_LEN {
-            return Err(ProofError::Malformed);
+            return Err(ProofRefusal::Malformed);
         }
         let json = PAYLOAD_BASE64
             .decode(payload)
-            .map_err(|_| ProofError::Malformed)?;
-        let payload: Payload = serde_json::from_slice(&json).map_err(|_| ProofError::Malformed)?;
+            .map_err(|_| ProofRefusal::Malformed)?;
+        let payload: Payload =
+            serde_json::from_slice(&json).map_err(|_| ProofRefusal::Malformed)?;
         if payload.algorithm != ALGORITHM {
-            return Err(ProofError::Malformed);
+            return Err(ProofRefusal::Malformed);
         }
-        let signature = hex::decode(&payload.signature).map_err(|_| ProofError::BadSignature)?;
+        let signature = hex::decode(&payload.signature).map_err(|_| ProofRefusal::BadSignature)?;
         let signed = self.keys.iter().any(|key| {
             let mut mac = key.clone();
             mac.update(payload.challenge.as_bytes());
             mac.verify_slice(&signature).is_ok()
         });
         if !signed {
-            return Err(ProofError::BadSignature);
+            return Err(ProofRefusal::BadSignature);
         }
         if challenge_of(&payload.salt, payload.number) != payload.challenge {
-            return Err(ProofError::WrongAnswer);
+            return Err(ProofRefusal::WrongAnswer);
         }
         // Past this point the salt is one we made (the signed challenge covers it).
-        let expires_at = expiry_in(&payload.salt).ok_or(ProofError::Malformed)?;
+        let expires_at = expiry_in(&payload.salt).ok_or(ProofRefusal::Malformed)?;
         if expires_at <= now {
-            return Err(ProofError::Expired);
+            return Err(ProofRefusal::Expired);
         }
         Ok(Solved {
             replay_key: format!("altcha:{}", payload.challenge),
@@ -260,7 +261,7 @@ mod tests {
         assert_eq!(checked.expires_at, now() + Duration::seconds(300));
         assert_eq!(
             pow.check(&solved, now() + Duration::seconds(300)),
-            Err(ProofError::Expired)
+            Err(ProofRefusal::Expired)
         );
     }
 
@@ -271,11 +272,11 @@ mod tests {
         let answer = solve(&challenge);
         assert_eq!(
             ours.check(&payload(&challenge, answer + 1), now()),
-            Err(ProofError::WrongAnswer)
+            Err(ProofRefusal::WrongAnswer)
         );
         assert_eq!(
             pow(2).check(&payload(&challenge, answer), now()),
-            Err(ProofError::BadSignature)
+            Err(ProofRefusal::BadSignature)
         );
         // A salt with a later expiry no longer hashes to the signed challenge.
         let mut stretched = challenge.clone();
@@ -284,18 +285,18 @@ mod tests {
             .replace("expires=1800000300", "expires=1900000000");
         assert_eq!(
             ours.check(&payload(&stretched, answer), now()),
-            Err(ProofError::WrongAnswer)
+            Err(ProofRefusal::WrongAnswer)
         );
         for garbage in ["%%%", "bm90IGpzb24=", &"A".repeat(5000)] {
-            assert_eq!(ours.check(garbage, now()), Err(ProofError::Malformed));
+            assert_eq!(ours.check(garbage, now()), Err(ProofRefusal::Malformed));
         }
-        assert_eq!(ours.check("  ", now()), Err(ProofError::Missing));
+        assert_eq!(ours.check("  ", now()), Err(ProofRefusal::Missing));
         let sha1 = PAYLOAD_BASE64.encode(
             serde_json::json!({"algorithm": "SHA-1", "challenge": challenge.challenge,
                 "number": answer, "salt": challenge.salt, "signature": challenge.signature})
             .to_string(),
         );
-        assert_eq!(ours.check(&sha1, now()), Err(ProofError::Malformed));
+        assert_eq!(ours.check(&sha1, now()), Err(ProofRefusal::Malformed));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use serde::Deserialize;
 use crate::domain::EmailAddress;
 use crate::store::{Store, StoreError};
 
-pub use altcha::{Challenge, ProofOfWork};
+pub use altcha::{Challenge, ProofOfWork, ProofRefusal};
 pub use disposable::{DomainClass, DomainListError, DomainLists};
 pub use mx::{MailHost, MxChecker, ResolverConfigError, Undeliverable};
 
@@ -102,7 +102,7 @@ impl QuarantineReason {
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum ProofError {
     #[error(transparent)]
-    Refused(#[from] altcha::ProofError),
+    Refused(#[from] ProofRefusal),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -177,7 +177,7 @@ impl Firewall {
         {
             Ok(())
         } else {
-            Err(altcha::ProofError::Replayed.into())
+            Err(ProofRefusal::Replayed.into())
         }
     }
 
