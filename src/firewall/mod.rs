@@ -29,13 +29,27 @@ pub use mx::{MailHost, MxChecker, ResolverConfigError, Undeliverable};
 
 /// What `signup.disposable_domains` does with an address at a throw-away domain.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum DisposableAction {
     /// Held for an admin instead of mailed, with the same answer as any signup.
     #[default]
     Quarantine,
     Refuse,
     Allow,
+}
+
+impl TryFrom<String> for DisposableAction {
+    type Error = &'static str;
+
+    // Spelled out, so that a wrong value is answered with the values that are right.
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.as_str() {
+            "quarantine" => Ok(Self::Quarantine),
+            "refuse" => Ok(Self::Refuse),
+            "allow" => Ok(Self::Allow),
+            _ => Err("setting `signup.disposable_domains`: must be quarantine, refuse or allow"),
+        }
+    }
 }
 
 /// The firewall's settings, checked and parsed (config builds them from `[signup]`).
