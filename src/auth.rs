@@ -19,6 +19,9 @@ pub enum Scope {
     /// Not granted by `admin`: a dump holds every address at once, so it takes a key
     /// made for that alone, kept by whoever runs the backups.
     Backup,
+    /// May post signups without a proof of work: server-to-server integrations, whose
+    /// own forms keep bots out.
+    Signup,
 }
 
 impl Scope {
@@ -29,6 +32,7 @@ impl Scope {
             Scope::Feedback => "feedback",
             Scope::Metrics => "metrics",
             Scope::Backup => "backup",
+            Scope::Signup => "signup",
         }
     }
 
@@ -57,7 +61,7 @@ impl std::fmt::Debug for ApiKey {
 pub enum ApiKeyConfigError {
     #[error("an API key entry must look like name:scope:sha256hex")]
     Shape,
-    #[error("API key '{0}': the scope must be 'send', 'admin', 'feedback', 'metrics' or 'backup'")]
+    #[error("API key '{0}': the scope must be 'send', 'admin', 'feedback', 'metrics', 'backup' or 'signup'")]
     Scope(String),
     #[error("API key '{0}': the hash must be 64 hexadecimal characters (the SHA-256 of the key)")]
     Hash(String),
@@ -80,6 +84,7 @@ impl ApiKey {
             "feedback" => Scope::Feedback,
             "metrics" => Scope::Metrics,
             "backup" => Scope::Backup,
+            "signup" => Scope::Signup,
             _ => return Err(ApiKeyConfigError::Scope(name.to_string())),
         };
         let bytes = hex::decode(hash).map_err(|_| ApiKeyConfigError::Hash(name.to_string()))?;
@@ -251,6 +256,21 @@ mod tests {
         assert!(keys
             .authenticate(Some(&format!("Bearer {}", new.key)), Scope::Send)
             .is_ok());
+    }
+
+    #[test]
+    fn signup_keys_may_sign_up_and_nothing_else() {
+        let new = generate_key("crm", Scope::Signup).unwrap();
+        assert!(new.config_entry.starts_with("crm:signup:"));
+        let keys = ApiKeys::new(vec![ApiKey::parse(&new.config_entry).unwrap()]);
+        let header = format!("Bearer {}", new.key);
+        assert!(keys.authenticate(Some(&header), Scope::Signup).is_ok());
+        for other in [Scope::Send, Scope::Admin, Scope::Feedback] {
+            assert_eq!(
+                keys.authenticate(Some(&header), other).unwrap_err(),
+                AuthError::Forbidden(other)
+            );
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod feedback;
+pub mod firewall;
 pub mod links;
 pub mod mail;
 pub mod maintenance;

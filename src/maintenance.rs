@@ -284,7 +284,7 @@ impl Terminal {
     fn counts(&self) -> BTreeMap<&'static str, u64> {
         self.counts
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 
@@ -322,13 +322,16 @@ impl Progress for Terminal {
         *self
             .counts
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .entry(kind)
             .or_default() += records;
         match &self.bar {
             Some(bar) => bar.set_message(self.summary()),
             None => {
-                let mut last = self.last_line.lock().unwrap_or_else(|p| p.into_inner());
+                let mut last = self
+                    .last_line
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 if last.elapsed() >= PLAIN_EVERY {
                     *last = Instant::now();
                     eprintln!("{}: {}", self.label, self.summary());

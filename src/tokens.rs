@@ -267,6 +267,23 @@ impl TokenSigner {
     }
 }
 
+impl TokenSigner {
+    /// A key of its own for another use of the signing keys (the ALTCHA challenges'
+    /// HMAC), one per configured key in the same order, so the first is current and the
+    /// rest keep verifying through a rotation: HMAC-SHA256(signing key, `purpose`). A
+    /// derived key reveals nothing about the signing key, and never signs a link.
+    pub fn derived_keys(&self, purpose: &str) -> Vec<[u8; 32]> {
+        self.keyed
+            .iter()
+            .map(|keyed| {
+                let mut mac = keyed.clone();
+                mac.update(purpose.as_bytes());
+                mac.finalize().into_bytes().into()
+            })
+            .collect()
+    }
+}
+
 fn opaque_mac(keyed: &Hmac<Sha256>, context: &str, signed: &str) -> Hmac<Sha256> {
     let mut mac = keyed.clone();
     mac.update(context.as_bytes());
@@ -335,6 +352,18 @@ mod tests {
             None,
             "a link is no session"
         );
+    }
+
+    #[test]
+    fn derived_keys_follow_the_signing_keys_and_differ_per_purpose() {
+        let signer = TokenSigner::new(vec![key("new", 2), key("old", 1)]).unwrap();
+        let altcha = signer.derived_keys("altcha");
+        assert_eq!(altcha.len(), 2);
+        let mut mac = Hmac::<Sha256>::new_from_slice(&[2; 32]).unwrap();
+        mac.update(b"altcha");
+        assert_eq!(altcha[0], <[u8; 32]>::from(mac.finalize().into_bytes()));
+        assert_ne!(altcha[0], altcha[1]);
+        assert_ne!(signer.derived_keys("other")[0], altcha[0]);
     }
 
     fn claims(purpose: Purpose) -> Claims {

@@ -605,7 +605,7 @@ async fn restores_are_refused_into_a_full_store_under_another_key_and_after_an_u
     let lines = dump_lines(&bytes);
     let cut: String = lines[..lines.len() - 1]
         .iter()
-        .map(|line| format!("{line}\n"))
+        .flat_map(|line| [line.as_str(), "\n"])
         .collect();
     let cut_dump = dir.path().join("cut.optin.zst");
     std::fs::write(&cut_dump, zstd::encode_all(cut.as_bytes(), 3).unwrap()).unwrap();
@@ -846,7 +846,10 @@ async fn a_dump_is_verified_offline_and_a_changed_event_in_it_is_found() {
     let mut trailer: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
     trailer["sha256"] = json!(hex::encode(digest.finalize()));
     changed.push(trailer.to_string());
-    let text: String = changed.iter().map(|line| format!("{line}\n")).collect();
+    let text: String = changed
+        .iter()
+        .flat_map(|line| [line.as_str(), "\n"])
+        .collect();
     let forged = dir.path().join("forged.optin.zst");
     std::fs::write(&forged, zstd::encode_all(text.as_bytes(), 3).unwrap()).unwrap();
     let found = verify(&forged);

@@ -96,6 +96,7 @@ on_backends!(
     retrying_or_dead_lettering_an_erased_job_does_not_bring_it_back,
     the_retention_index_lists_contacts_without_an_opt_in_longest_inactive_first,
     hits_are_counted_per_key_and_start_over_in_the_next_window,
+    a_key_is_spent_once_for_every_handle_and_is_gone_after_its_expiry,
     webhook_jobs_are_counted_per_endpoint_and_a_contacts_jobs_are_listed,
     an_endpoints_state_records_each_attempt_and_only_enable_clears_a_410,
     many_writers_at_once_all_land_and_of_rivals_for_one_contact_exactly_one_wins,
@@ -1082,6 +1083,49 @@ async fn hits_are_counted_per_key_and_start_over_in_the_next_window(backend: Bac
         1,
         "a new window starts from zero"
     );
+}
+
+async fn a_key_is_spent_once_for_every_handle_and_is_gone_after_its_expiry(backend: Backend) {
+    let (store, second) = (backend.store, backend.second);
+    // Redis expires by its own clock: the times are real ones.
+    let now = Utc::now();
+    let later = now + Duration::minutes(5);
+
+    assert!(store.spend_once("altcha:a", later, now).await.unwrap());
+    assert!(
+        !store.spend_once("altcha:a", later, now).await.unwrap(),
+        "spent once"
+    );
+    assert!(
+        !second.spend_once("altcha:a", later, now).await.unwrap(),
+        "another handle (another instance) sees it spent too"
+    );
+    assert!(
+        second.spend_once("altcha:b", later, now).await.unwrap(),
+        "another key is spent apart"
+    );
+
+    // A record whose expiry has passed is gone: the key can be spent again (and again).
+    let past = now - Duration::seconds(1);
+    assert!(store.spend_once("altcha:c", past, now).await.unwrap());
+    assert!(store.spend_once("altcha:c", past, now).await.unwrap());
+
+    // Many at once: exactly one wins.
+    let attempts = (0..16).map(|n| {
+        let store = if n % 2 == 0 {
+            store.clone()
+        } else {
+            second.clone()
+        };
+        tokio::spawn(async move { store.spend_once("altcha:d", later, now).await.unwrap() })
+    });
+    let mut won = 0;
+    for attempt in attempts {
+        if attempt.await.unwrap() {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1, "exactly one of the rivals spends it");
 }
 
 // ---------------------------------------------------------------------------------------

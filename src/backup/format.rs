@@ -112,6 +112,9 @@ pub struct Trailer {
 }
 
 /// One line of a dump.
+// One line at a time is read or written, never kept in bulk: boxing the large variants
+// would only add an allocation per line.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Record {
@@ -237,13 +240,15 @@ impl<R: BufRead> LineReader<R> {
                 "its first line is not an optin dump header".into(),
             ));
         }
-        let version = value.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
+        let version = value
+            .get("version")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
         if version != u64::from(VERSION) {
             return Err(BackupError::Version(version));
         }
-        let header = match parse_record(value, 1)? {
-            Record::Header(header) => header,
-            _ => return Err(BackupError::NotADump("no header".into())),
+        let Record::Header(header) = parse_record(value, 1)? else {
+            return Err(BackupError::NotADump("no header".into()));
         };
         let mut digest = Sha256::new();
         digest.update(&line);
@@ -402,7 +407,7 @@ mod tests {
                 contact_id: ContactId::parse("00112233445566778899aabbccddeeff").expect("id"),
                 tombstone: Tombstone {
                     erased_at: DateTime::from_timestamp(1_700_000_100, 0).expect("a time"),
-                    reason: Default::default(),
+                    reason: crate::domain::ErasureReason::default(),
                     request_id: None,
                     moved_to: None,
                 },

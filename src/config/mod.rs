@@ -40,6 +40,9 @@ pub enum ConfigError {
     /// A `[webhooks]` setting; the error names it, e.g. `webhooks.endpoints[crm].url`.
     #[error("setting `{}`: {}", .0.setting, .0.reason)]
     Webhooks(crate::webhooks::WebhookConfigError),
+    /// A `[signup]` firewall setting; the message names it.
+    #[error("{0}")]
+    Firewall(String),
     #[error("missing {}: a production setup never falls back to generated keys (the development setup needs no configuration file, the embedded store and no OPTIN_SECURITY__* variable)", .0.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", "))]
     Missing(Vec<&'static str>),
 }
@@ -76,4 +79,6 @@ pub struct Config {
     pub receipts: Option<std::sync::Arc<crate::receipts::ReceiptIssuer>>,
     /// `backup.age_recipients`, parsed: who can decrypt the dumps the service serves.
     pub backup_recipients: crate::backup::Recipients,
+    /// The signup firewall, from `[signup]`.
+    pub firewall: std::sync::Arc<crate::firewall::Firewall>,
 }

@@ -145,6 +145,30 @@ pub struct SignupSettings {
     /// Signups one client IP may post per window; more get 429.
     pub max_signups_per_ip: u32,
     pub ip_window_secs: u64,
+    /// Signups must carry a solved ALTCHA challenge (`GET /v1/signup-challenge`), unless
+    /// made with a key of scope `signup`. Off unless set.
+    pub proof_of_work: bool,
+    /// Seconds a challenge may be solved and used in.
+    pub challenge_ttl_seconds: u32,
+    /// The challenge's secret number lies in 0..=this: the work a browser does.
+    pub proof_of_work_max_number: u64,
+    /// Refuse addresses whose domain has no MX (and no A/AAAA) or a null MX. Unset: on in
+    /// a production setup, off in the development setup.
+    pub check_mx: Option<bool>,
+    /// Resolvers for the MX check as `ip:port` (or `ip`, port 53). Empty: the system's.
+    pub dns_servers: StringList,
+    /// What happens to addresses at throw-away domains.
+    pub disposable_domains: crate::firewall::DisposableAction,
+    /// Domains (and their subdomains) always refused.
+    pub blocked_domains: StringList,
+    /// Domains (and their subdomains) never judged throw-away.
+    pub allowed_domains: StringList,
+    /// The hosted form posted sooner than this after it was shown is held as `too_fast`;
+    /// 0 turns it off.
+    pub min_fill_seconds: u32,
+    /// More unconfirmed signups than this from one IP (or IPv6 /64) within an hour are
+    /// held as `ip_burst`.
+    pub max_unconfirmed_per_ip: u32,
 }
 
 impl Default for SignupSettings {
@@ -155,6 +179,16 @@ impl Default for SignupSettings {
             max_confirmation_mails_per_day: 3,
             max_signups_per_ip: 30,
             ip_window_secs: 600,
+            proof_of_work: false,
+            challenge_ttl_seconds: 300,
+            proof_of_work_max_number: 100_000,
+            check_mx: None,
+            dns_servers: StringList::default(),
+            disposable_domains: crate::firewall::DisposableAction::default(),
+            blocked_domains: StringList::default(),
+            allowed_domains: StringList::default(),
+            min_fill_seconds: 2,
+            max_unconfirmed_per_ip: 10,
         }
     }
 }

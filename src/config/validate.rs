@@ -1,7 +1,7 @@
 //! Checking the settings and turning them into ready parts ([`Config`]): every mistake
 //! is reported naming the setting.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
@@ -12,6 +12,7 @@ use secrecy::ExposeSecret;
 use super::{invalid, Config, ConfigError, ListSetting, SecuritySettings, Settings};
 use crate::auth::{ApiKey, ApiKeys};
 use crate::domain::{Catalog, ContactIndex};
+use crate::firewall::{Firewall, FirewallSettings};
 use crate::receipts::{Controller, ReceiptIssuer, ReceiptKeys};
 use crate::tokens::{SigningKey, TokenSigner};
 
@@ -143,6 +144,23 @@ impl Settings {
                 .at_least_one()
                 .at_most(MAX_SOFT_BOUNCE_DAYS.into()),
         ];
+        bounded.extend([
+            secs("signup.challenge_ttl_seconds", signup.challenge_ttl_seconds)
+                .at_least_one()
+                .at_most(86_400),
+            count(
+                "signup.proof_of_work_max_number",
+                signup.proof_of_work_max_number,
+            )
+            .at_least_one()
+            .at_most(10_000_000),
+            secs("signup.min_fill_seconds", signup.min_fill_seconds).at_most(3_600),
+            count(
+                "signup.max_unconfirmed_per_ip",
+                signup.max_unconfirmed_per_ip,
+            )
+            .at_least_one(),
+        ]);
         if let Some(retain) = privacy.retain_inactive_days {
             bounded.push(days("privacy.retain_inactive_days", retain).at_least_one());
         }
@@ -242,7 +260,9 @@ impl Config {
             .webhooks
             .endpoints(&known_types)
             .map_err(ConfigError::Webhooks)?;
+        let firewall = firewall(&settings, &signer, development_setup)?;
         Ok(Self {
+            firewall,
             feedback,
             controller,
             receipts,
@@ -260,6 +280,53 @@ impl Config {
             settings,
         })
     }
+}
+
+/// The signup firewall from `[signup]`. The MX check is on by default in a production
+/// setup and off in the development setup, which may run without any network.
+fn firewall(
+    settings: &Settings,
+    signer: &TokenSigner,
+    development_setup: bool,
+) -> Result<Arc<Firewall>, ConfigError> {
+    let signup = &settings.signup;
+    let dns_servers = signup
+        .dns_servers
+        .0
+        .iter()
+        .map(|entry| {
+            parse_dns_server(entry).ok_or_else(|| {
+                invalid(
+                    "signup.dns_servers",
+                    format!("'{entry}' is not an address or address:port"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let firewall_settings = FirewallSettings {
+        proof_of_work: signup.proof_of_work,
+        challenge_ttl: chrono::Duration::seconds(signup.challenge_ttl_seconds.into()),
+        proof_of_work_max_number: signup.proof_of_work_max_number,
+        check_mx: signup.check_mx.unwrap_or(!development_setup),
+        dns_servers,
+        disposable_domains: signup.disposable_domains,
+        blocked_domains: signup.blocked_domains.0.clone(),
+        allowed_domains: signup.allowed_domains.0.clone(),
+    };
+    let firewall = Firewall::new(&firewall_settings, &signer.derived_keys(ALTCHA_KEY_PURPOSE))
+        .map_err(|e| ConfigError::Firewall(e.to_string()))?;
+    Ok(Arc::new(firewall))
+}
+
+/// What the ALTCHA challenges' HMAC key is derived for (see `TokenSigner::derived_keys`).
+const ALTCHA_KEY_PURPOSE: &str = "altcha";
+
+/// A resolver as `1.2.3.4:53`, `[::1]:5353`, or an address alone (port 53).
+fn parse_dns_server(text: &str) -> Option<SocketAddr> {
+    let text = text.trim();
+    text.parse::<SocketAddr>()
+        .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .ok()
 }
 
 /// Longest pause between consent sweeps: a consent may be kept this long past its end.
@@ -402,6 +469,7 @@ fn parse_ip_range(text: &str) -> Option<IpNet> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::StringList;
 
     /// The settings with `section.key = value`, read as the configuration file is.
     fn with_setting(setting: &str, value: u64) -> Settings {
@@ -478,5 +546,75 @@ mod tests {
         assert!(!parse_ip_range("::1").unwrap().contains(&ip("::2")));
         assert!(parse_ip_range("10.0.0.0/33").is_none());
         assert!(parse_ip_range("nonsense").is_none());
+    }
+
+    fn keyed_settings() -> Settings {
+        let mut settings = Settings::default();
+        settings.security.signing_keys = ListSetting(vec![secrecy::SecretString::from(format!(
+            "k1:{}",
+            STANDARD.encode([1u8; 32])
+        ))]);
+        settings.security.index_key = Some(STANDARD.encode([2u8; 32]).into());
+        settings.subscription_types = Settings::example_subscription_types();
+        settings
+    }
+
+    #[test]
+    fn the_mx_check_is_on_in_production_and_off_in_development_unless_set() {
+        let checks_mx = |settings: Settings, development: bool| {
+            Config::build(settings, development)
+                .unwrap()
+                .firewall
+                .checks_mx()
+        };
+        assert!(checks_mx(keyed_settings(), false));
+        assert!(!checks_mx(keyed_settings(), true));
+        let mut off = keyed_settings();
+        off.signup.check_mx = Some(false);
+        assert!(!checks_mx(off, false));
+        let mut on = keyed_settings();
+        on.signup.check_mx = Some(true);
+        assert!(checks_mx(on, true));
+    }
+
+    #[test]
+    fn firewall_settings_out_of_bounds_are_refused_naming_the_setting() {
+        let refused = |change: fn(&mut Settings)| {
+            let mut settings = keyed_settings();
+            change(&mut settings);
+            match Config::build(settings, false) {
+                Ok(_) => panic!("accepted"),
+                Err(error) => error.to_string(),
+            }
+        };
+        let message = refused(|s| s.signup.challenge_ttl_seconds = 0);
+        assert!(message.contains("`signup.challenge_ttl_seconds`: must be at least 1"));
+        let message = refused(|s| s.signup.challenge_ttl_seconds = 86_401);
+        assert!(message.contains("`signup.challenge_ttl_seconds`: must be at most 86400"));
+        let message = refused(|s| s.signup.proof_of_work_max_number = 10_000_001);
+        assert!(message.contains("`signup.proof_of_work_max_number`: must be at most"));
+        let message = refused(|s| s.signup.min_fill_seconds = 3_601);
+        assert!(message.contains("`signup.min_fill_seconds`"));
+        let message = refused(|s| s.signup.max_unconfirmed_per_ip = 0);
+        assert!(message.contains("`signup.max_unconfirmed_per_ip`"));
+        let message = refused(|s| s.signup.dns_servers = StringList(vec!["resolver".into()]));
+        assert!(message.contains("`signup.dns_servers`: 'resolver'"));
+        let message = refused(|s| s.signup.blocked_domains = StringList(vec!["a b".into()]));
+        assert!(message.contains("signup.blocked_domains"), "{message}");
+        assert!(message.contains("'a b' is not a domain"), "{message}");
+    }
+
+    #[test]
+    fn dns_servers_are_addresses_with_or_without_a_port() {
+        let server = |text: &str| parse_dns_server(text).map(|s| s.to_string());
+        assert_eq!(server("9.9.9.9").as_deref(), Some("9.9.9.9:53"));
+        assert_eq!(
+            server(" 127.0.0.1:5353 ").as_deref(),
+            Some("127.0.0.1:5353")
+        );
+        assert_eq!(server("[::1]:5353").as_deref(), Some("[::1]:5353"));
+        assert_eq!(server("::1").as_deref(), Some("[::1]:53"));
+        assert_eq!(server("dns.example:53"), None);
+        assert_eq!(server("1.2.3.4:99999"), None);
     }
 }

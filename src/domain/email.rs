@@ -57,6 +57,11 @@ impl EmailAddress {
         &self.0
     }
 
+    /// The part after the `@`, in IDNA ASCII form.
+    pub fn domain(&self) -> &str {
+        self.0.rsplit_once('@').map_or("", |(_, domain)| domain)
+    }
+
     /// `j***@example.com`: enough for an operator to correlate, not enough to identify.
     pub fn masked(&self) -> String {
         mask(&self.0)

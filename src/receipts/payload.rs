@@ -201,6 +201,7 @@ impl ReceiptFacts {
 
     /// Consent given at another time than the event's (an import's or a manual change's
     /// `consented_at`): the expiry is counted from it.
+    #[must_use]
     pub fn given_at(mut self, at: DateTime<Utc>, subscription_type: &SubscriptionType) -> Self {
         self.consented_at = at;
         self.expires_at = subscription_type.consent_expiry(at);

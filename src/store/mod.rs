@@ -153,6 +153,17 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
+    /// Spends the single-use `key` (a solved signup challenge): true the first time, false
+    /// while it stays spent. The record lasts until `expires_at`, then vanishes, on Redis by
+    /// Redis's own expiry (shared by every instance), on the embedded store as seen at
+    /// `now`, with expired records swept as new ones are written.
+    async fn spend_once(
+        &self,
+        key: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
     /// Takes one job that is due at `now` and hides it from other workers until
     /// `lease_until`. A worker that dies leaves the job to be taken again after that.
     async fn claim_job(

@@ -26,7 +26,7 @@ use crate::tokens::TokenSigner;
 use crate::web::pages::Pages;
 use routes::{
     backup, confirm, contacts, eligibility, feedback, imports, jwks, manage, ops, outbox, page,
-    preferences, rights, signup, subscription_types, unsubscribe, webhooks,
+    preferences, rights, signup, signup_challenge, subscription_types, unsubscribe, webhooks,
 };
 
 /// Everything handlers need, shared by all workers.
@@ -128,15 +128,19 @@ pub fn content_security_policy_framed_by(origins: &[String]) -> String {
 /// Largest batch of addresses one eligibility request may carry.
 pub const MAX_BATCH: usize = 10_000;
 
-/// Browsers on the allowed origins may post signups from their own pages. With no
-/// origins configured no CORS headers are sent and browsers keep to the same origin.
-fn signup_cors(origins: &[String]) -> actix_web::middleware::Condition<actix_cors::Cors> {
+/// Browsers on the allowed origins may post signups from their own pages (and fetch the
+/// signup challenge, with `GET`). With no origins configured no CORS headers are sent
+/// and browsers keep to the same origin.
+fn signup_cors(
+    origins: &[String],
+    method: &'static str,
+) -> actix_web::middleware::Condition<actix_cors::Cors> {
     let cors = origins
         .iter()
         .fold(actix_cors::Cors::default(), |cors, origin| {
             cors.allowed_origin(origin.trim_end_matches('/'))
         })
-        .allowed_methods(["POST"])
+        .allowed_methods([method])
         .allowed_header(actix_web::http::header::CONTENT_TYPE)
         .max_age(3600);
     actix_web::middleware::Condition::new(!origins.is_empty(), cors)
@@ -163,8 +167,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
         )
         .service(
             resource("/v1/signups", "POST")
-                .wrap(signup_cors(cors_origins))
+                .wrap(signup_cors(cors_origins, "POST"))
                 .route(web::post().to(signup::subscribe_json)),
+        )
+        .service(
+            resource("/v1/signup-challenge", "GET")
+                .wrap(signup_cors(cors_origins, "GET"))
+                .route(web::get().to(signup_challenge::issue_challenge)),
         )
         .service(
             resource("/signup", "GET, POST")

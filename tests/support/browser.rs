@@ -140,6 +140,14 @@ impl Browser {
             .expect("back to the parent frame");
     }
 
+    /// Runs a script in the page and answers what it returns (`return …;`).
+    pub async fn eval(&self, script: &str) -> serde_json::Value {
+        self.client
+            .execute(script, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("the script failed: {e}"))
+    }
+
     /// How many elements match, now.
     pub async fn count(&self, css: &str) -> usize {
         self.client

@@ -24,6 +24,7 @@ mod backup;
 mod group_commit;
 mod jobs;
 mod member_index;
+mod spent;
 mod webhooks;
 
 use self::group_commit::GroupCommit;
@@ -148,6 +149,8 @@ impl EmbeddedStore {
         txn.open_table(ENDPOINTS)?;
         txn.open_table(member_index::MEMBER_INDEX)?;
         txn.open_table(backup::RESTORE_MARK)?;
+        txn.open_table(spent::SPENT)?;
+        txn.open_table(spent::SPENT_BY_EXPIRY)?;
         txn.commit()?;
         Ok(())
     }
@@ -512,6 +515,15 @@ impl Store for EmbeddedStore {
             })
         })
         .await
+    }
+
+    async fn spend_once(
+        &self,
+        key: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        spent::spend_once(self, key, expires_at, now).await
     }
 
     async fn claim_job(

@@ -52,7 +52,7 @@ impl Seen {
     fn first(&self, id: u128) -> bool {
         self.0
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(id)
     }
 }

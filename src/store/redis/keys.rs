@@ -22,6 +22,7 @@
 //! | `optin:{s<b>}:ma:<cid>` | zset | times (ms) of mails others' requests caused; expires after the window |
 //! | `optin:rl:{<key>}:<window>` | string | rate-limit hits of one window; expires with it |
 //! | `optin:{s<b>}:mi:<d>` | hash | member key → contact id, both raw bytes; `<d>` is the member key's first hex digit (see `member_index`) |
+//! | `optin:once:{<key>}` | string | a single-use record (a solved signup challenge); expires with it |
 //! | `optin:wh:<endpoint id>` | hash | `disabled_at`, `last_success_at`, `last_failure_at` (ms), `last_status` |
 //!
 //! Rate-limit keys belong to no contact: each is its own tag, so they spread over the
@@ -129,6 +130,12 @@ impl Shard {
 /// personal data; the key stands alone, outside every shard.
 pub(super) fn webhook_endpoint(id: &str) -> String {
     format!("optin:wh:{id}")
+}
+
+/// A single-use record (see `Store::spend_once`). It belongs to no contact: each is its
+/// own hash tag, so the records spread over the cluster.
+pub(super) fn spent(key: &str) -> String {
+    format!("optin:once:{{{key}}}")
 }
 
 /// The counter of one rate-limit key in one fixed window. The key is already a hash of

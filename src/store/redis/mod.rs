@@ -432,6 +432,24 @@ impl Store for RedisStore {
         Ok(granted == 1)
     }
 
+    async fn spend_once(
+        &self,
+        key: &str,
+        expires_at: DateTime<Utc>,
+        _now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        // Redis's clock decides the expiry, so every instance sees the same record; a
+        // time already past makes Redis drop the key at once.
+        let mut set = ::redis::cmd("SET");
+        set.arg(keys::spent(key))
+            .arg(1)
+            .arg("NX")
+            .arg("PXAT")
+            .arg(millis(expires_at).max(1));
+        let answer: Option<String> = self.redis.bounded(self.redis.query(set)).await?;
+        Ok(answer.is_some())
+    }
+
     async fn claim_job(
         &self,
         now: DateTime<Utc>,

@@ -110,3 +110,24 @@ impl FromRequest for FeedbackKey {
         ready(authenticate_with(req, ApiKeys::authenticate_feedback).map(FeedbackKey))
     }
 }
+
+/// The key a signup came with, if any: `None` without an `Authorization` header, else a
+/// key of scope `signup` (or `admin`), which spares the signup the proof of work. A
+/// header with a wrong key is refused (401 or 403), never taken for no key at all.
+pub struct SignupCaller(pub Option<Caller>);
+
+impl FromRequest for SignupCaller {
+    type Error = Problem;
+    type Future = Ready<Result<Self, Problem>>;
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let caller = if req
+            .headers()
+            .contains_key(actix_web::http::header::AUTHORIZATION)
+        {
+            authenticate(req, Scope::Signup).map(Some)
+        } else {
+            Ok(None)
+        };
+        ready(caller.map(SignupCaller))
+    }
+}

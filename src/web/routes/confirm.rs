@@ -45,7 +45,10 @@ fn confirmed_page(link: &LinkPage, done: ConfirmPage) -> HttpResponse {
         types: page::type_names(
             &link.state,
             &locale,
-            done.confirmed.types().iter().map(|t| t.as_str()),
+            done.confirmed
+                .types()
+                .iter()
+                .map(crate::domain::subscription_type::SubscriptionTypeId::as_str),
         ),
         already: matches!(done.confirmed, Outcome::Already { .. }),
         preferences_url: done.preferences_url,

@@ -18,6 +18,7 @@ pub(super) mod page;
 pub(super) mod preferences;
 pub(super) mod rights;
 pub(super) mod signup;
+pub(super) mod signup_challenge;
 pub(super) mod subscription_types;
 pub(super) mod unsubscribe;
 pub(super) mod webhooks;
