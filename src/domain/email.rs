@@ -66,6 +66,20 @@ impl EmailAddress {
     pub fn masked(&self) -> String {
         mask(&self.0)
     }
+
+    /// The address without its `+tag` (`carol+news@x` is `carol@x`), for every domain:
+    /// one mailbox behind many tags shares one allowance of mails. The address itself is
+    /// kept as typed everywhere else.
+    #[must_use]
+    pub fn without_tag(&self) -> Self {
+        match self.0.rsplit_once('@') {
+            Some((local, domain)) => match local.split_once('+') {
+                Some((base, _)) if !base.is_empty() => Self(format!("{base}@{domain}")),
+                _ => self.clone(),
+            },
+            None => self.clone(),
+        }
+    }
 }
 
 impl fmt::Debug for EmailAddress {
@@ -182,6 +196,19 @@ fn normalize_domain(domain: &str) -> Result<String, EmailError> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_tag_is_dropped_for_the_mail_allowance_and_nothing_else() {
+        let tagged = EmailAddress::parse("Carol+News@Example.com").unwrap();
+        assert_eq!(tagged.as_str(), "carol+news@example.com", "kept as typed");
+        assert_eq!(tagged.without_tag().as_str(), "carol@example.com");
+        let two = EmailAddress::parse("carol+a+b@example.com").unwrap();
+        assert_eq!(two.without_tag().as_str(), "carol@example.com");
+        let plain = EmailAddress::parse("carol@example.com").unwrap();
+        assert_eq!(plain.without_tag(), plain);
+        let leading = EmailAddress::parse("+carol@example.com").unwrap();
+        assert_eq!(leading.without_tag(), leading, "no base to keep");
+    }
     use super::*;
 
     #[test]

@@ -41,6 +41,14 @@ pub(crate) enum Reach {
 #[error("this address was rectified to another; repeat the request with the new address")]
 pub struct Moved;
 
+/// The contact whose mailbox a plan would mail: as the plan leaves it, else as read.
+fn allowance_owner<'a, T>(
+    before: Option<&'a Contact>,
+    planned: &'a Planned<T>,
+) -> Option<&'a Contact> {
+    planned.plan().and_then(Plan::after).or(before)
+}
+
 impl From<Moved> for StoreError {
     // For the service's own housekeeping (expiry, retention, feedback), which reaches
     // contacts by signup or link and so is never refused as moved; were it ever, its
@@ -131,11 +139,19 @@ impl Subscriptions {
                 mail,
             };
             let mut planned = plan(&found(allowance.unwrap_or(MailAllowance::Available)))?;
-            if allowance.is_none() && planned.mails_others_requested() {
-                let taken = self.take_mail_allowance(&id, now).await?;
-                allowance = Some(taken);
-                if taken == MailAllowance::Spent {
-                    planned = plan(&found(taken))?;
+            if allowance.is_none() {
+                let mailbox = allowance_owner(before.as_ref(), &planned);
+                if planned.mails_others_requested() {
+                    let taken = self.take_mail_allowance(mailbox, now).await?;
+                    allowance = Some(taken);
+                    if taken == MailAllowance::Spent {
+                        planned = plan(&found(taken))?;
+                    }
+                } else if reach == Reach::Signup {
+                    // The same store work as taking one, so that a public signup takes the
+                    // same time whatever the address's state.
+                    self.look_at_mail_allowance(mailbox, now).await?;
+                    allowance = Some(MailAllowance::Available);
                 }
             }
             let plan = match planned {
@@ -280,20 +296,43 @@ impl Subscriptions {
         Ok(())
     }
 
+    /// Takes one mail from the allowance of the mailbox the contact's address reaches:
+    /// the address without its `+tag`, so that tags share one cap.
     async fn take_mail_allowance(
         &self,
-        id: &ContactId,
+        mailbox: Option<&Contact>,
         now: DateTime<Utc>,
     ) -> Result<MailAllowance, StoreError> {
+        let Some(key) = mailbox.map(|c| self.allowance_key(c)) else {
+            return Ok(MailAllowance::Spent);
+        };
         let limit = self.config.settings.signup.max_confirmation_mails_per_day;
         let granted = self
             .store
-            .take_mail_allowance(id, limit, MAIL_ALLOWANCE_WINDOW_SECS, now)
+            .take_mail_allowance(&key, limit, MAIL_ALLOWANCE_WINDOW_SECS, now)
             .await?;
         Ok(if granted {
             MailAllowance::Available
         } else {
             MailAllowance::Spent
         })
+    }
+
+    /// Reads and writes the allowance as taking one would, taking nothing.
+    async fn look_at_mail_allowance(
+        &self,
+        mailbox: Option<&Contact>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if let Some(key) = mailbox.map(|c| self.allowance_key(c)) {
+            self.store
+                .take_mail_allowance(&key, 0, MAIL_ALLOWANCE_WINDOW_SECS, now)
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn allowance_key(&self, contact: &Contact) -> ContactId {
+        self.config.index.contact_id(&contact.email().without_tag())
     }
 }
