@@ -421,6 +421,11 @@ fn serve(config_path: Option<PathBuf>) -> ExitCode {
         Ok(ready) => ready,
         Err(code) => return code,
     };
+    // What `check-config` refuses, `serve` refuses before it opens anything.
+    if let Err(error) = check_parts(&config) {
+        eprintln!("optin: invalid configuration: {error:#}");
+        return ExitCode::from(2);
+    }
     match &config.receipts {
         Some(receipts) => tracing::info!(
             kid = receipts.signing_kid(),

@@ -15,7 +15,7 @@ use optin::domain::{
     Catalog, ConfirmationRequest, ConsentNotice, Contact, ContactChange, ContactId, ContactIndex,
     EmailAddress, Event, LawfulBasis, MailKind, OutboxJob, Planned, Purpose, RequestMeta,
     Restriction, SignupEvidence, Source, Status, StatusChange, SubscriptionType,
-    SubscriptionTypeId, Tombstone, WebhookTask,
+    SubscriptionTypeId, Timer, Tombstone, WebhookTask,
 };
 use optin::store::embedded::EmbeddedStore;
 use optin::store::redis::RedisStore;
@@ -105,6 +105,7 @@ on_backends!(
     a_restore_refuses_a_contact_that_exists_and_writes_nothing_of_it,
     a_view_gives_every_contact_once_over_its_pages_and_keeps_its_snapshot_promise,
     a_store_is_empty_until_anything_is_written_and_the_restore_mark_counts,
+    the_due_index_lists_contacts_by_timer_earliest_first_and_follows_every_change,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -2091,4 +2092,103 @@ async fn a_store_is_empty_until_anything_is_written_and_the_restore_mark_counts(
         .await
         .unwrap();
     assert!(!store.is_empty().await.unwrap(), "an endpoint state");
+}
+
+/// A change that sets the contact's due times as given (the domain derives them from
+/// the contact's state; here they are set directly, to test the index alone).
+fn with_timers(
+    mut change: ContactChange,
+    timers: &[(Timer, Option<DateTime<Utc>>)],
+) -> ContactChange {
+    for (timer, at) in timers {
+        change.timers.insert(*timer, *at);
+    }
+    change
+}
+
+async fn the_due_index_lists_contacts_by_timer_earliest_first_and_follows_every_change(
+    backend: Backend,
+) {
+    let store = backend.store;
+    let now = millisecond(Utc::now());
+    let later = now + Duration::hours(1);
+    let (ann, bob, cid) = (
+        new_contact(1, now),
+        new_contact(2, now),
+        new_contact(3, now),
+    );
+    for (contact, reminder) in [(&ann, later), (&bob, now)] {
+        let change = change_between(None, Some(contact.clone()), vec![], vec![], &catalog());
+        store
+            .apply(with_timers(change, &[(Timer::Reminder, Some(reminder))]))
+            .await
+            .unwrap();
+    }
+    let change = change_between(None, Some(cid.clone()), vec![], vec![], &catalog());
+    store
+        .apply(with_timers(change, &[(Timer::Consent, Some(now))]))
+        .await
+        .unwrap();
+
+    let due = |timer, until| {
+        let store = store.clone();
+        async move { store.due_contacts(timer, until, 10).await.unwrap() }
+    };
+    assert_eq!(
+        due(Timer::Reminder, later).await,
+        [bob.id().clone(), ann.id().clone()]
+    );
+    assert_eq!(
+        due(Timer::Reminder, now).await,
+        [bob.id().clone()],
+        "until is inclusive"
+    );
+    assert_eq!(
+        due(Timer::Consent, later).await,
+        [cid.id().clone()],
+        "one index per timer"
+    );
+    assert_eq!(
+        store.due_contacts(Timer::Reminder, later, 1).await.unwrap(),
+        [bob.id().clone()],
+        "at most the limit, earliest first"
+    );
+
+    // Ann's reminder moves before Bob's, then goes; Bob is erased.
+    let stored_ann = store.load_contact(ann.id()).await.unwrap().unwrap();
+    let earlier = now - Duration::minutes(5);
+    let change = change_between(
+        Some(&stored_ann),
+        Some(stored_ann.clone()),
+        vec![],
+        vec![],
+        &catalog(),
+    );
+    store
+        .apply(with_timers(change, &[(Timer::Reminder, Some(earlier))]))
+        .await
+        .unwrap();
+    assert_eq!(
+        due(Timer::Reminder, later).await,
+        [ann.id().clone(), bob.id().clone()]
+    );
+    let stored_ann = store.load_contact(ann.id()).await.unwrap().unwrap();
+    let change = change_between(
+        Some(&stored_ann),
+        Some(stored_ann.clone()),
+        vec![],
+        vec![],
+        &catalog(),
+    );
+    store
+        .apply(with_timers(change, &[(Timer::Reminder, None)]))
+        .await
+        .unwrap();
+    let stored_bob = store.load_contact(bob.id()).await.unwrap().unwrap();
+    erase(&store, &stored_bob, now).await;
+    assert!(
+        due(Timer::Reminder, later).await.is_empty(),
+        "nothing is left due"
+    );
+    assert_eq!(due(Timer::Consent, later).await, [cid.id().clone()]);
 }

@@ -12,6 +12,7 @@ use super::event::Event;
 use super::outbox_job::OutboxJob;
 use super::status::Status;
 use super::subscription_type::Catalog;
+use super::timer::Timer;
 use super::tombstone::Tombstone;
 
 /// Counter names shared by both stores.
@@ -55,6 +56,9 @@ pub struct ContactChange {
     pub inactive_since: Option<DateTime<Utc>>,
     /// The member index (Mailchimp's `subscriber_hash`) entries this change adds or drops.
     pub member_index: MemberIndexChange,
+    /// Every timer's due time after the change (`None`: not set, or deleted), for the
+    /// stores' due index.
+    pub timers: BTreeMap<Timer, Option<DateTime<Utc>>>,
 }
 
 /// Entries of the member index: a keyed hash of the MD5 of an address (see
@@ -106,6 +110,11 @@ impl ContactChange {
             .collect();
 
         let inactive_since = after.as_ref().and_then(Contact::inactive_since);
+        let due = after.as_ref().map(Contact::due_times).unwrap_or_default();
+        let timers = Timer::ALL
+            .into_iter()
+            .map(|timer| (timer, due.get(&timer).copied()))
+            .collect();
         let write = match after {
             Some(contact) => ContactWrite::Put(contact.with_version(expected_version + 1)),
             None => ContactWrite::Delete,
@@ -123,6 +132,7 @@ impl ContactChange {
             clear_tombstone: false,
             inactive_since,
             member_index: MemberIndexChange::default(),
+            timers,
         }
     }
 
@@ -141,6 +151,7 @@ impl ContactChange {
             clear_tombstone: false,
             inactive_since: None,
             member_index: MemberIndexChange::default(),
+            timers: Timer::ALL.into_iter().map(|timer| (timer, None)).collect(),
         }
     }
 

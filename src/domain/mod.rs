@@ -18,6 +18,7 @@ pub mod plan;
 pub mod rules;
 pub mod status;
 pub mod subscription_type;
+pub mod timer;
 pub mod tombstone;
 
 pub use change::{ContactChange, ContactWrite, MemberIndexChange, Stats};
@@ -43,4 +44,5 @@ pub use subscription_type::{
     Catalog, ConsentNotice, NoticeRef, Purpose, SubscriptionType, SubscriptionTypeId,
     UnknownNotice, UnknownType,
 };
+pub use timer::{DueTimes, Timer};
 pub use tombstone::{ErasureReason, Tombstone};

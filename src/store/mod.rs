@@ -20,7 +20,7 @@ pub use self::backup::{
     BackupView, Consistency, ContactRead, ContactRecord, JobRecord, JobState, MailAllowance,
     RecordPage, RestoreBatch, RestoreMark, StoreKind, UnreadableContact,
 };
-use crate::domain::{Contact, ContactChange, ContactId, Event, OutboxJob, Tombstone};
+use crate::domain::{Contact, ContactChange, ContactId, Event, OutboxJob, Timer, Tombstone};
 
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
@@ -128,6 +128,15 @@ pub trait Store: Send + Sync + 'static {
     async fn inactive_contacts(
         &self,
         before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ContactId>, StoreError>;
+
+    /// Contacts whose `timer` is due at or before `until`, earliest first, at most `limit`
+    /// (the due index, kept from `ContactChange::timers`).
+    async fn due_contacts(
+        &self,
+        timer: Timer,
+        until: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<ContactId>, StoreError>;
 

@@ -323,6 +323,12 @@ impl Contact {
             && self.signup_blocked_since.is_none()
     }
 
+    /// When this contact's timed work is next due, per timer; the stores index contacts
+    /// by it (see [`crate::domain::timer`]).
+    pub fn due_times(&self) -> crate::domain::DueTimes {
+        crate::domain::DueTimes::new()
+    }
+
     /// Whether any type of the given set is opted in: the "marketing contact" test.
     pub fn is_opted_in_to_any(&self, mut matches: impl FnMut(&SubscriptionTypeId) -> bool) -> bool {
         self.subscriptions

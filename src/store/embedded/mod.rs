@@ -37,7 +37,9 @@ use super::{
     BackupView, ContactPage, EndpointAttempt, EndpointState, OutboxDepth, RestoreBatch,
     RestoreMark, Store, StoreError,
 };
-use crate::domain::{Contact, ContactChange, ContactId, ContactWrite, Event, OutboxJob, Tombstone};
+use crate::domain::{
+    Contact, ContactChange, ContactId, ContactWrite, Event, OutboxJob, Timer, Tombstone,
+};
 
 const CONTACTS: TableDefinition<&str, &[u8]> = TableDefinition::new("contacts");
 /// (contact id, sequence number) → event JSON.
@@ -56,6 +58,11 @@ const EXPIRY_BY_PENDING: TableDefinition<&str, u64> = TableDefinition::new("expi
 const COUNTERS: TableDefinition<&str, i64> = TableDefinition::new("counters");
 /// (inactive since in ms, contact id) → (): contacts without an opt-in, for retention.
 const INACTIVE: TableDefinition<(u64, &str), ()> = TableDefinition::new("inactive");
+/// (timer, due in ms, contact id) → (): the due index, one range per timer.
+pub(super) const TIMERS: TableDefinition<(&str, u64, &str), ()> = TableDefinition::new("timers");
+/// (timer, contact id) → due in ms: to find an entry of `TIMERS` when it changes.
+pub(super) const TIMERS_BY_CONTACT: TableDefinition<(&str, &str), u64> =
+    TableDefinition::new("timers_by_contact");
 /// contact id → inactive since in ms: to find an entry of `INACTIVE` when it changes.
 const INACTIVE_BY_CONTACT: TableDefinition<&str, u64> = TableDefinition::new("inactive_by_contact");
 
@@ -145,6 +152,8 @@ impl EmbeddedStore {
         txn.open_table(COUNTERS)?;
         txn.open_table(INACTIVE)?;
         txn.open_table(INACTIVE_BY_CONTACT)?;
+        txn.open_table(TIMERS)?;
+        txn.open_table(TIMERS_BY_CONTACT)?;
         txn.open_table(MAIL_ALLOWANCE)?;
         txn.open_table(ENDPOINTS)?;
         txn.open_table(member_index::MEMBER_INDEX)?;
@@ -275,6 +284,7 @@ fn apply_in(txn: &WriteTransaction, change: &ContactChange) -> Result<(), StoreE
             ContactWrite::Delete => None,
         },
     )?;
+    index_timers(txn, id, &change.timers)?;
     let mut tombstones = txn.open_table(TOMBSTONES).map_err(unavailable)?;
     if change.clear_tombstone {
         tombstones.remove(id).map_err(unavailable)?;
@@ -285,6 +295,34 @@ fn apply_in(txn: &WriteTransaction, change: &ContactChange) -> Result<(), StoreE
             .map_err(unavailable)?;
     }
     member_index::apply_in(txn, change)
+}
+
+/// Moves the contact's entries in the due index (or removes them, for `None`).
+fn index_timers(
+    txn: &WriteTransaction,
+    id: &str,
+    timers: &BTreeMap<Timer, Option<DateTime<Utc>>>,
+) -> Result<(), StoreError> {
+    let mut due = txn.open_table(TIMERS).map_err(unavailable)?;
+    let mut by_contact = txn.open_table(TIMERS_BY_CONTACT).map_err(unavailable)?;
+    for (timer, at) in timers {
+        let kind = timer.as_str();
+        if let Some(previous) = by_contact
+            .remove((kind, id))
+            .map_err(unavailable)?
+            .map(|v| v.value())
+        {
+            due.remove((kind, previous, id)).map_err(unavailable)?;
+        }
+        if let Some(at) = at {
+            due.insert((kind, millis(*at), id), ())
+                .map_err(unavailable)?;
+            by_contact
+                .insert((kind, id), millis(*at))
+                .map_err(unavailable)?;
+        }
+    }
+    Ok(())
 }
 
 /// Moves the contact's entry in the retention index (or removes it for `None`).
@@ -451,6 +489,29 @@ impl Store for EmbeddedStore {
             for entry in range.take(limit) {
                 let (key, _) = entry.map_err(unavailable)?;
                 found.push(parse_contact_member(key.value().1)?);
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn due_contacts(
+        &self,
+        timer: Timer,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ContactId>, StoreError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let table = txn.open_table(TIMERS).map_err(unavailable)?;
+            let kind = timer.as_str();
+            let range = table
+                .range((kind, 0, "")..=(kind, millis(until), "\u{10ffff}"))
+                .map_err(unavailable)?;
+            let mut found = Vec::new();
+            for entry in range.take(limit) {
+                let (key, _) = entry.map_err(unavailable)?;
+                found.push(parse_contact_member(key.value().2)?);
             }
             Ok(found)
         })

@@ -5,13 +5,15 @@
 --       6 dead zset, 7 contact's job ids set, 8 expiry zset, 9 stats hash,
 --       10 retention index zset (contact id → inactive since, ms),
 --       11 member index hash of the entry to set, 12 that of the entry to remove
---       (each any hash of this shard when there is none)
+--       (each any hash of this shard when there is none), then one due index zset per
+--       timer (in the order of `Timer::ALL`)
 -- ARGV: 1 expected version, 2 contact id, 3 'put' or 'delete', 4 new version,
 --       5 contact (compact), 6 '1' to clear the tombstone, 7 tombstone JSON to set or '',
 --       8 #events, 9 #jobs, 10 #pending added, 11 #pending removed, 12 #counters,
 --       then event JSON..., (job id, due ms, job JSON)..., (expiry member, expiry ms)...,
 --       expiry member..., (counter name, delta)..., inactive since ms or '',
---       member index field to set or '', field to remove or '', contact id (raw bytes)
+--       member index field to set or '', field to remove or '', contact id (raw bytes),
+--       then per timer its due time in ms or '' (not set)
 -- Expiry members come built by Rust (store/codec.rs); for a delete the removed ones
 -- include every pending confirmation of the stored contact, read just before.
 -- Returns 1 when written, 0 on a version conflict.
@@ -105,6 +107,16 @@ if index_remove ~= '' and redis.call('HGET', KEYS[12], index_remove) == cid_byte
 end
 if index_set ~= '' then
   redis.call('HSET', KEYS[11], index_set, cid_bytes)
+end
+
+-- The due index: one zset per timer, the contact scored by when its timer is due.
+for t = 13, #KEYS do
+  local due = ARGV[i + 4 + (t - 13)]
+  if ARGV[3] == 'put' and due ~= nil and due ~= '' then
+    redis.call('ZADD', KEYS[t], due, cid)
+  else
+    redis.call('ZREM', KEYS[t], cid)
+  end
 end
 
 if ARGV[6] == '1' then

@@ -19,6 +19,7 @@
 //! | `optin:{s<b>}:exp` | zset | `<cid>:<pending id>` → expiry in ms |
 //! | `optin:{s<b>}:stats` | hash | counter name → count (zeros are dropped) |
 //! | `optin:{s<b>}:inactive` | zset | `<cid>` → inactive since, in ms (the retention index) |
+//! | `optin:{s<b>}:due:<timer>` | zset | `<cid>` → when the timer is due, in ms (`reminder`, `consent`) |
 //! | `optin:{s<b>}:ma:<cid>` | zset | times (ms) of mails others' requests caused; expires after the window |
 //! | `optin:rl:{<key>}:<window>` | string | rate-limit hits of one window; expires with it |
 //! | `optin:{s<b>}:mi:<d>` | hash | member key → contact id, both raw bytes; `<d>` is the member key's first hex digit (see `member_index`) |
@@ -33,7 +34,7 @@
 //!
 //! Contact ids are keyed hashes of addresses, so no key (and no log line) holds an address.
 
-use crate::domain::ContactId;
+use crate::domain::{ContactId, Timer};
 
 /// A `SCAN` pattern that matches every contact key and nothing else (contact ids are hex,
 /// and no other key has `}:c:`).
@@ -119,6 +120,11 @@ impl Shard {
         self.key("inactive")
     }
 
+    /// The due index of one timer: contact id → due time in ms.
+    pub(super) fn due(self, timer: Timer) -> String {
+        self.key(&format!("due:{}", timer.as_str()))
+    }
+
     /// The member index hash of this shard that holds `member_key`: one of sixteen, by
     /// its first hex digit, so that each stays small (see `member_index`).
     pub(super) fn member_index(self, member_key: &str) -> String {
@@ -165,6 +171,7 @@ mod tests {
             shard.stats(),
             shard.inactive(),
             shard.member_index("f00d"),
+            shard.due(Timer::Consent),
         ];
         let tag = format!("{{s{}}}", 0x0011 % SHARDS);
         for key in keys {

@@ -39,7 +39,9 @@ use super::{
     BackupView, ContactPage, EndpointAttempt, EndpointState, OutboxDepth, RestoreBatch,
     RestoreMark, Store, StoreError,
 };
-use crate::domain::{Contact, ContactChange, ContactId, ContactWrite, Event, OutboxJob, Tombstone};
+use crate::domain::{
+    Contact, ContactChange, ContactId, ContactWrite, Event, OutboxJob, Timer, Tombstone,
+};
 
 /// A fixed-window counter: the first hit of a window starts its expiry.
 static COUNT_HIT: LazyLock<Script> = LazyLock::new(|| {
@@ -177,6 +179,9 @@ impl RedisStore {
         invocation
             .key(index_hash(&index.set))
             .key(index_hash(&index.remove));
+        for timer in Timer::ALL {
+            invocation.key(shard.due(timer));
+        }
         invocation.arg(change.expected_version).arg(id.as_str());
         match &change.write {
             ContactWrite::Put(contact) => invocation
@@ -243,6 +248,10 @@ impl RedisStore {
             .arg(index_field(&index.set)?)
             .arg(index_field(&index.remove)?)
             .arg(member_index::value(id)?);
+        for timer in Timer::ALL {
+            let due = change.timers.get(&timer).copied().flatten();
+            invocation.arg(due.map(|at| millis(at).to_string()).unwrap_or_default());
+        }
         let written: i64 = self.redis.invoke(invocation).await?;
         if written == 1 {
             if !change.new_jobs.is_empty() {
@@ -373,6 +382,28 @@ impl Store for RedisStore {
                 members
                     .iter()
                     .map(|member| parse_pending_member(member))
+                    .collect()
+            })
+            .await
+    }
+
+    async fn due_contacts(
+        &self,
+        timer: Timer,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ContactId>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.redis
+            .bounded(async {
+                let members = self
+                    .lowest_scored(|shard| shard.due(timer), millis(until).to_string(), limit)
+                    .await?;
+                members
+                    .iter()
+                    .map(|member| parse_contact_member(member))
                     .collect()
             })
             .await
