@@ -266,6 +266,13 @@ async fn run_scheduler(
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "expiry purge failed; will retry"),
         }
+        match state.subscriptions.purge_erased_if_due(interval).await {
+            Ok(true) => tracing::info!("erased data purged from the store's files"),
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(%error, "purging erased data from the store's files failed; will retry");
+            }
+        }
         match state.subscriptions.purge_inactive().await {
             Ok(0) => {}
             Ok(removed) => {

@@ -23,6 +23,152 @@ on_embedded_and_redis!(
     a_person_downloads_and_erases_their_own_data_from_the_preference_center,
 );
 
+#[tokio::test]
+async fn erasure_reaches_the_embedded_store_file() {
+    let mut app = TestApp::spawn(Backend::Embedded).await;
+    let file = std::path::PathBuf::from(app.store_url());
+    erasure_reaches_the_files(&mut app, || files_text(std::slice::from_ref(&file))).await;
+}
+
+#[tokio::test]
+async fn erasure_reaches_redis_append_only_and_snapshot_files() {
+    // rdbcompression is off so that the scan below sees the values in the snapshot
+    // before the erasure; LZF on top of zstd would hide them from this scan, not from
+    // someone who decompresses it.
+    let mut app = TestApp::spawn_with_redis_args(&[
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--save",
+        "3600 1",
+        "--rdbcompression",
+        "no",
+    ])
+    .await;
+    let dir = app.redis().unwrap().dir().to_path_buf();
+    let mut connection = app.redis().unwrap().connection();
+    let snapshot = move || {
+        // Before the erasure, the snapshot must hold the address too.
+        let _: () = ::redis::cmd("SAVE").query(&mut connection).unwrap();
+    };
+    erasure_reaches_the_files_with(&mut app, snapshot, || files_text(&every_file(&dir))).await;
+}
+
+async fn erasure_reaches_the_files(app: &mut TestApp, scan: impl FnMut() -> String) {
+    erasure_reaches_the_files_with(app, || {}, scan).await;
+}
+
+/// Erases one of two people, runs the purge the scheduler would run, and scans the
+/// store's files (live and freed space, plain and compact values) for the address as
+/// typed and lower-cased, until it is gone or ten seconds have passed. The store keeps
+/// working on its rewritten files, across a restart.
+async fn erasure_reaches_the_files_with(
+    app: &mut TestApp,
+    before_erasure: impl FnOnce(),
+    mut scan: impl FnMut() -> String,
+) {
+    let typed = "Erase.Me@Example.COM";
+    app.subscribe_confirmed(typed, &["blog-updates"]).await;
+    app.signup(typed, &["marketing"]).await; // a pending record and a queued mail
+    app.subscribe_confirmed("keep-me@example.com", &["blog-updates"])
+        .await;
+    before_erasure();
+    let before = scan();
+    assert!(
+        before.contains("erase.me@example.com"),
+        "the scan sees addresses in the files"
+    );
+
+    let response = app
+        .admin_send(Method::DELETE, &contact_path(typed, ""))
+        .await;
+    assert_eq!(response.status(), 204);
+    let purged = app
+        .state()
+        .subscriptions
+        .purge_erased_if_due(std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(purged, "the purge runs after an erasure");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let after = scan();
+        assert!(
+            after.contains("keep-me@example.com"),
+            "others stay in the files"
+        );
+        if !after.contains("erase.me@example.com") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the erased address is still in the store's files after the purge"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        !app.state()
+            .subscriptions
+            .purge_erased_if_due(std::time::Duration::from_secs(60))
+            .await
+            .unwrap(),
+        "nothing is owed after the purge"
+    );
+
+    app.subscribe_confirmed("after@example.com", &["blog-updates"])
+        .await;
+    app.restart().await;
+    for kept in ["keep-me@example.com", "after@example.com"] {
+        assert_eq!(
+            app.eligibility(kept, "blog-updates").await["eligible"],
+            true,
+            "{kept} is kept in the rewritten files"
+        );
+    }
+}
+
+/// Every file under `dir`.
+fn every_file(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(every_file(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// The files' bytes as text, lower-cased, followed by the JSON of every compact value
+/// found anywhere in them: a zstd frame is found by its magic number wherever it lies,
+/// in live data or in space a store has freed but not overwritten.
+fn files_text(files: &[std::path::PathBuf]) -> String {
+    const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+    let mut text = String::new();
+    for file in files {
+        let Ok(bytes) = std::fs::read(file) else {
+            continue; // removed between the listing and the read
+        };
+        text.push_str(&String::from_utf8_lossy(&bytes));
+        for at in 0..bytes.len().saturating_sub(ZSTD_MAGIC.len()) {
+            if bytes[at..at + 4] != ZSTD_MAGIC {
+                continue;
+            }
+            let Ok(length) = zstd::zstd_safe::find_frame_compressed_size(&bytes[at..]) else {
+                continue;
+            };
+            if let Some(Ok(json)) = bytes.get(at..at + length).map(compact::unpack) {
+                text.push_str(&String::from_utf8_lossy(&json));
+            }
+        }
+    }
+    text.to_lowercase()
+}
+
 fn contact_path(email: &str, rest: &str) -> String {
     format!("/v1/contacts/{}{rest}", urlencode(email))
 }
@@ -476,6 +622,8 @@ fn dump_table(txn: &redb::ReadTransaction, name: &str) -> String {
     dump!(&str, &str);
     dump!(&str, u64);
     dump!(&str, i64);
+    dump!((&str, u64, &str), ());
+    dump!((&str, &str), u64);
     panic!("table {name} has a type this scan does not know");
 }
 

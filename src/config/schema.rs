@@ -243,6 +243,9 @@ pub struct PrivacySettings {
     /// Days a contact with no active subscription is kept before it is removed (with a
     /// tombstone left). Unset: kept until erased.
     pub retain_inactive_days: Option<u32>,
+    /// Minutes after an erasure within which no readable copy of it is left in the
+    /// store's files (the embedded file compacted, Redis's files rewritten).
+    pub erasure_purge_minutes: u32,
 }
 
 impl Default for PrivacySettings {
@@ -251,6 +254,7 @@ impl Default for PrivacySettings {
             record_ip: true,
             purge_interval_secs: 60,
             retain_inactive_days: None,
+            erasure_purge_minutes: 60,
         }
     }
 }

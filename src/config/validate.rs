@@ -134,6 +134,11 @@ impl Settings {
             count("links.max_posts_per_hour", links.max_posts_per_hour).at_least_one(),
             minutes("admin.session_minutes", self.admin.session_minutes).at_least_one(),
             secs("privacy.purge_interval_secs", privacy.purge_interval_secs),
+            minutes(
+                "privacy.erasure_purge_minutes",
+                privacy.erasure_purge_minutes,
+            )
+            .at_least_one(),
             count("webhooks.max_attempts", webhooks.max_attempts).at_least_one(),
             secs("webhooks.retry_base_secs", webhooks.retry_base_secs).at_least_one(),
             secs("webhooks.timeout_secs", webhooks.timeout_secs).at_least_one(),

@@ -277,8 +277,10 @@ impl Subscriptions {
         }
         if let Some(Planned::Write(plan)) = moving.finish_move(now) {
             match self.write(moving.id(), Some(moving), plan, now).await {
+                // The old address went from the store: from its files too, in time.
+                Ok(()) => self.note_erasure(),
                 // A conflict: another request finished it first.
-                Ok(()) | Err(StoreError::Conflict) => {}
+                Err(StoreError::Conflict) => {}
                 Err(other) => return Err(other),
             }
         }

@@ -10,6 +10,7 @@ mod backups;
 mod commit;
 mod confirm;
 mod console;
+mod disk_purge;
 mod eligibility;
 mod errors;
 mod expiry;
@@ -74,6 +75,8 @@ pub struct Subscriptions {
     write_room: WorkRoom,
     /// Dumps and tombstone lists of the store, for the running service.
     backups: crate::backup::Backups,
+    /// Erasures not yet purged from the store's files.
+    disk_purge: disk_purge::DiskPurge,
 }
 
 /// Addresses of batch checks worked on at once: two full batches, one per core of a small
@@ -109,6 +112,7 @@ impl Subscriptions {
             clock.clone(),
         );
         Self {
+            disk_purge: disk_purge::DiskPurge::owed_from(clock.now()),
             backups,
             store,
             config,

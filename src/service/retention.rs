@@ -58,6 +58,7 @@ impl Subscriptions {
         let Some(earlier) = erased else {
             return Ok(false);
         };
+        self.note_erasure();
         self.drop_forwards(&earlier).await?;
         Ok(true)
     }

@@ -113,6 +113,7 @@ impl Subscriptions {
                 Ok::<_, RequestError>(contact.erase(reason, meta, found.now).map(|()| earlier))
             })
             .await?;
+        self.note_erasure();
         self.drop_forwards(&forwarded_from).await?;
         Ok(())
     }

@@ -131,6 +131,12 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<ContactId>, StoreError>;
 
+    /// Makes what erasures freed unreadable in the store's own files: the embedded store
+    /// compacts its file, so that freed pages are overwritten or cut off; Redis is asked
+    /// to rewrite its append-only file and its snapshot from what it holds now. Runs at
+    /// most once per `privacy.erasure_purge_minutes` (see the service's purge).
+    async fn purge_erased(&self) -> Result<(), StoreError>;
+
     /// Contacts whose `timer` is due at or before `until`, earliest first, at most `limit`
     /// (the due index, kept from `ContactChange::timers`).
     async fn due_contacts(

@@ -11,10 +11,10 @@ use redb::{
 };
 
 use super::jobs::StoredJob;
+use super::tables::{for_every_table, TableVisitor};
 use super::{
-    apply_in, unavailable, write, EmbeddedStore, CONTACTS, COUNTERS, ENDPOINTS, EVENTS, EXPIRY,
-    EXPIRY_BY_PENDING, INACTIVE, INACTIVE_BY_CONTACT, JOBS, JOBS_BY_CONTACT, MAIL_ALLOWANCE, QUEUE,
-    TOMBSTONES,
+    apply_in, unavailable, write, EmbeddedStore, CONTACTS, ENDPOINTS, EVENTS, JOBS,
+    JOBS_BY_CONTACT, MAIL_ALLOWANCE, QUEUE, TOMBSTONES,
 };
 use crate::domain::{Contact, ContactId, Event, Tombstone};
 use crate::store::codec::{decode, encode, millis};
@@ -219,40 +219,39 @@ fn from_millis(ms: u64) -> Result<DateTime<Utc>, StoreError> {
         .ok_or_else(|| StoreError::Corrupt(format!("a stored time of {ms} ms")))
 }
 
-/// Every table of the store, to tell whether it is empty.
+/// Whether every table of the store is empty.
 fn is_empty_in(txn: &ReadTransaction) -> Result<bool, StoreError> {
-    fn empty<K: redb::Key + 'static, V: redb::Value + 'static>(
-        txn: &ReadTransaction,
-        table: TableDefinition<K, V>,
-    ) -> Result<bool, StoreError> {
-        match txn.open_table(table) {
-            Ok(table) => table.is_empty().map_err(unavailable),
-            // Created at open; a table that is missing holds nothing either.
-            Err(redb::TableError::TableDoesNotExist(_)) => Ok(true),
-            Err(error) => Err(StoreError::Unavailable(format!(
-                "table {}: {error}",
-                table.name()
-            ))),
+    struct AllEmpty<'a>(&'a ReadTransaction);
+    impl TableVisitor for AllEmpty<'_> {
+        /// `Ok(None)` stops at the first table that holds something.
+        type Error = Option<StoreError>;
+        fn visit<K: redb::Key + 'static, V: redb::Value + 'static>(
+            &mut self,
+            table: TableDefinition<'static, K, V>,
+        ) -> Result<(), Option<StoreError>> {
+            let empty = match self.0.open_table(table) {
+                Ok(table) => table.is_empty().map_err(|e| Some(unavailable(e)))?,
+                // Created at open; a table that is missing holds nothing either.
+                Err(redb::TableError::TableDoesNotExist(_)) => true,
+                Err(error) => {
+                    return Err(Some(StoreError::Unavailable(format!(
+                        "table {}: {error}",
+                        table.name()
+                    ))))
+                }
+            };
+            if empty {
+                Ok(())
+            } else {
+                Err(None)
+            }
         }
     }
-    let checks = [
-        empty(txn, CONTACTS)?,
-        empty(txn, EVENTS)?,
-        empty(txn, TOMBSTONES)?,
-        empty(txn, JOBS)?,
-        empty(txn, JOBS_BY_CONTACT)?,
-        empty(txn, QUEUE)?,
-        empty(txn, EXPIRY)?,
-        empty(txn, EXPIRY_BY_PENDING)?,
-        empty(txn, COUNTERS)?,
-        empty(txn, INACTIVE)?,
-        empty(txn, INACTIVE_BY_CONTACT)?,
-        empty(txn, MAIL_ALLOWANCE)?,
-        empty(txn, ENDPOINTS)?,
-        empty(txn, super::member_index::MEMBER_INDEX)?,
-        empty(txn, RESTORE_MARK)?,
-    ];
-    Ok(checks.iter().all(|empty| *empty))
+    match for_every_table(&mut AllEmpty(txn)) {
+        Ok(()) => Ok(true),
+        Err(None) => Ok(false),
+        Err(Some(error)) => Err(error),
+    }
 }
 
 fn restore_in(txn: &WriteTransaction, batch: &RestoreBatch) -> Result<(), StoreError> {

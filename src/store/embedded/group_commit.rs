@@ -37,7 +37,7 @@ impl GroupCommit {
     /// answers what it returned once that transaction is on disk.
     pub(super) async fn write<T, F>(
         self: &Arc<Self>,
-        db: &Arc<Database>,
+        db: &super::SharedDb,
         write: F,
     ) -> Result<T, StoreError>
     where
@@ -60,7 +60,7 @@ impl GroupCommit {
         if leads {
             let group = self.clone();
             let db = db.clone();
-            tokio::task::spawn_blocking(move || group.commit_queued(&db))
+            tokio::task::spawn_blocking(move || group.commit_queued(&super::shared(&db)))
                 .await
                 .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?;
         }

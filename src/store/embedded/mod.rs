@@ -25,6 +25,8 @@ mod group_commit;
 mod jobs;
 mod member_index;
 mod spent;
+mod tables;
+mod vacuum;
 mod webhooks;
 
 use self::group_commit::GroupCommit;
@@ -77,9 +79,30 @@ type HitCounts = std::sync::Mutex<std::collections::HashMap<String, (u64, u64)>>
 /// Past this many tracked keys, stale windows are dropped.
 const MAX_TRACKED_HIT_KEYS: usize = 100_000;
 
+/// redb's settings for the file: its page cache held to `cache_bytes` when given.
+fn builder(cache_bytes: Option<usize>) -> redb::Builder {
+    let mut builder = redb::Builder::new();
+    if let Some(bytes) = cache_bytes {
+        builder.set_cache_size(bytes);
+    }
+    builder
+}
+
+/// The database, shared by every transaction (read side) and taken whole only to
+/// write the file anew after erasures (write side), which needs no transaction open.
+pub(super) type SharedDb = Arc<std::sync::RwLock<Database>>;
+
+/// The database for one transaction's work; a panic elsewhere must not stop the store.
+pub(super) fn shared(db: &SharedDb) -> std::sync::RwLockReadGuard<'_, Database> {
+    db.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[derive(Clone)]
 pub struct EmbeddedStore {
-    db: Arc<Database>,
+    db: SharedDb,
+    /// Where the file is and how it was opened, to write it anew (see [`vacuum`]).
+    path: Arc<std::path::PathBuf>,
+    cache_bytes: Option<usize>,
     hits: Arc<HitCounts>,
     /// The durable writes of requests and of the outbox share commits through this.
     group: Arc<GroupCommit>,
@@ -102,15 +125,13 @@ impl EmbeddedStore {
         if let Some(was) = crate::private_files::restrict_file(path)? {
             tracing::warn!(path = %path.display(), was = format!("{was:o}"), "the store file was readable by other users; its mode is now 0600");
         }
-        let mut builder = redb::Builder::new();
-        if let Some(bytes) = cache_bytes {
-            builder.set_cache_size(bytes);
-        }
-        let db = builder.create(path).map_err(|e| {
+        let db = builder(cache_bytes).create(path).map_err(|e| {
             anyhow::anyhow!("cannot open the embedded store at {}: {e}", path.display())
         })?;
         let store = Self {
-            db: Arc::new(db),
+            db: Arc::new(std::sync::RwLock::new(db)),
+            path: Arc::new(path.to_path_buf()),
+            cache_bytes,
             hits: Arc::default(),
             group: Arc::default(),
         };
@@ -120,46 +141,19 @@ impl EmbeddedStore {
 
     /// Tables must exist before the first read transaction opens them.
     fn create_tables(&self) -> anyhow::Result<()> {
-        let txn = self.db.begin_write()?;
-        txn.open_table(CONTACTS)?;
-        txn.open_table(EVENTS)?;
-        txn.open_table(TOMBSTONES)?;
-        {
-            let jobs = txn.open_table(JOBS)?;
-            let mut by_contact = txn.open_table(JOBS_BY_CONTACT)?;
-            // Every job has an entry in the index, so an empty index beside jobs means a
-            // store written before the index existed: build it once from the jobs.
-            if by_contact.is_empty()? && !jobs.is_empty()? {
-                for entry in jobs.iter()? {
-                    let (job_id, value) = entry?;
-                    // A job that does not decode names no contact (and could never be
-                    // sent); it must not stop the start.
-                    match decode::<StoredJob>(value.value()) {
-                        Ok(stored) => {
-                            by_contact
-                                .insert((stored.job.contact_id.as_str(), job_id.value()), ())?;
-                        }
-                        Err(error) => {
-                            tracing::warn!(job = job_id.value(), %error, "a stored job does not decode; it is left out of the index by contact");
-                        }
-                    }
-                }
+        struct Create<'a>(&'a WriteTransaction);
+        impl tables::TableVisitor for Create<'_> {
+            type Error = redb::TableError;
+            fn visit<K: redb::Key + 'static, V: redb::Value + 'static>(
+                &mut self,
+                table: TableDefinition<'static, K, V>,
+            ) -> Result<(), redb::TableError> {
+                self.0.open_table(table).map(drop)
             }
         }
-        txn.open_table(QUEUE)?;
-        txn.open_table(EXPIRY)?;
-        txn.open_table(EXPIRY_BY_PENDING)?;
-        txn.open_table(COUNTERS)?;
-        txn.open_table(INACTIVE)?;
-        txn.open_table(INACTIVE_BY_CONTACT)?;
-        txn.open_table(TIMERS)?;
-        txn.open_table(TIMERS_BY_CONTACT)?;
-        txn.open_table(MAIL_ALLOWANCE)?;
-        txn.open_table(ENDPOINTS)?;
-        txn.open_table(member_index::MEMBER_INDEX)?;
-        txn.open_table(backup::RESTORE_MARK)?;
-        txn.open_table(spent::SPENT)?;
-        txn.open_table(spent::SPENT_BY_EXPIRY)?;
+        let txn = shared(&self.db).begin_write()?;
+        tables::for_every_table(&mut Create(&txn))?;
+        index_jobs_by_contact(&txn)?;
         txn.commit()?;
         Ok(())
     }
@@ -171,10 +165,34 @@ impl EmbeddedStore {
         F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || work(&db))
+        tokio::task::spawn_blocking(move || work(&shared(&db)))
             .await
             .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
     }
+}
+
+/// Every job has an entry in the index by contact, so an empty index beside jobs means a
+/// store written before the index existed: it is built once from the jobs.
+fn index_jobs_by_contact(txn: &WriteTransaction) -> anyhow::Result<()> {
+    let jobs = txn.open_table(JOBS)?;
+    let mut by_contact = txn.open_table(JOBS_BY_CONTACT)?;
+    if !by_contact.is_empty()? || jobs.is_empty()? {
+        return Ok(());
+    }
+    for entry in jobs.iter()? {
+        let (job_id, value) = entry?;
+        // A job that does not decode names no contact (and could never be sent); it
+        // must not stop the start.
+        match decode::<StoredJob>(value.value()) {
+            Ok(stored) => {
+                by_contact.insert((stored.job.contact_id.as_str(), job_id.value()), ())?;
+            }
+            Err(error) => {
+                tracing::warn!(job = job_id.value(), %error, "a stored job does not decode; it is left out of the index by contact");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn unavailable(error: impl std::fmt::Display) -> StoreError {
@@ -493,6 +511,21 @@ impl Store for EmbeddedStore {
             Ok(found)
         })
         .await
+    }
+
+    async fn purge_erased(&self) -> Result<(), StoreError> {
+        let (db, path, cache_bytes) = (self.db.clone(), self.path.clone(), self.cache_bytes);
+        tokio::task::spawn_blocking(move || {
+            // Taken whole, so that no change lands in the old file during the copy;
+            // requests wait meanwhile.
+            let mut db = db
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *db = vacuum::rewrite(&db, &path, cache_bytes)?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
     }
 
     async fn due_contacts(

@@ -96,7 +96,7 @@ mod tests {
     use super::*;
 
     fn records(store: &EmbeddedStore) -> (u64, u64) {
-        let txn = store.db.begin_read().unwrap();
+        let txn = super::super::shared(&store.db).begin_read().unwrap();
         (
             txn.open_table(SPENT).unwrap().len().unwrap(),
             txn.open_table(SPENT_BY_EXPIRY).unwrap().len().unwrap(),

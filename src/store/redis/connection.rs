@@ -416,6 +416,90 @@ impl Redis {
         }
     }
 
+    /// Asks every primary to write its files anew from what it holds now: the
+    /// append-only file when it keeps one, the snapshot when it is configured to save
+    /// one. Erased keys then no longer appear in either. A command the server refuses
+    /// (a managed Redis may forbid `CONFIG`) is logged and skipped, never fatal.
+    pub(super) async fn rewrite_persistence(&self) -> Result<(), StoreError> {
+        for node in self.primaries().await? {
+            let info: String = self
+                .query_node(&node, ::redis::cmd("INFO").arg("persistence").clone())
+                .await?;
+            if info.lines().any(|line| line.trim() == "aof_enabled:1") {
+                self.tolerate(&node, ::redis::cmd("BGREWRITEAOF")).await?;
+            }
+            let save: Result<Vec<String>, StoreError> = self
+                .query_node(&node, ::redis::cmd("CONFIG").arg("GET").arg("save").clone())
+                .await;
+            match save {
+                Ok(pair) if pair.get(1).is_some_and(|rules| !rules.trim().is_empty()) => {
+                    // Waits for an AOF rewrite in progress instead of failing.
+                    self.tolerate(&node, ::redis::cmd("BGSAVE").arg("SCHEDULE").clone())
+                        .await?;
+                }
+                Ok(_) => {}
+                Err(StoreError::Unavailable(reason)) => {
+                    return Err(StoreError::Unavailable(reason));
+                }
+                Err(refused) => {
+                    tracing::warn!(%refused, "Redis refused CONFIG GET save; its snapshot is not rewritten after erasures");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `command` on one node; a refusal (not a lost connection) is logged.
+    async fn tolerate(&self, node: &Node, command: Cmd) -> Result<(), StoreError> {
+        match self.query_node::<Value>(node, command).await {
+            Ok(_) => Ok(()),
+            Err(StoreError::Unavailable(reason)) => Err(StoreError::Unavailable(reason)),
+            Err(refused) => {
+                tracing::warn!(%refused, "Redis refused a rewrite of its files after erasures");
+                Ok(())
+            }
+        }
+    }
+
+    /// Every primary: the one Redis, or each primary of a cluster.
+    async fn primaries(&self) -> Result<Vec<Node>, StoreError> {
+        match self.connection().await? {
+            Connection::Single(_) => Ok(vec![Node::TheOne]),
+            Connection::Cluster(mut cluster) => Ok(cluster_primaries(&mut cluster)
+                .await?
+                .into_iter()
+                .map(|(host, port)| Node::Primary { host, port })
+                .collect()),
+        }
+    }
+
+    async fn query_node<T: FromRedisValue>(
+        &self,
+        node: &Node,
+        command: Cmd,
+    ) -> Result<T, StoreError> {
+        match (self.connection().await?, node) {
+            (mut connection @ Connection::Single(_), _) => command
+                .query_async(&mut connection)
+                .await
+                .map_err(store_error),
+            (Connection::Cluster(mut cluster), Node::Primary { host, port }) => {
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                    host: host.clone(),
+                    port: *port,
+                });
+                let answer = cluster
+                    .route_command(command, routing)
+                    .await
+                    .map_err(store_error)?;
+                ::redis::from_redis_value(answer).map_err(|e| StoreError::Corrupt(e.to_string()))
+            }
+            (Connection::Cluster(_), Node::TheOne) => {
+                Err(StoreError::Corrupt("a cluster has no single node".into()))
+            }
+        }
+    }
+
     /// The same command on every shard, answered per shard.
     pub(super) async fn query_every_shard(
         &self,
@@ -426,6 +510,12 @@ impl Redis {
             .await?;
         Ok(Shard::all().zip(values).collect())
     }
+}
+
+/// A server to send a command to.
+enum Node {
+    TheOne,
+    Primary { host: String, port: u16 },
 }
 
 /// The primaries of a cluster, as `CLUSTER SLOTS` names them, in address order.

@@ -387,6 +387,10 @@ impl Store for RedisStore {
             .await
     }
 
+    async fn purge_erased(&self) -> Result<(), StoreError> {
+        self.redis.bounded(self.redis.rewrite_persistence()).await
+    }
+
     async fn due_contacts(
         &self,
         timer: Timer,
