@@ -68,6 +68,15 @@ impl From<SendgridSignatureError> for FeedbackError {
     }
 }
 
+/// Feedback answers only how many items were read; a refusal other than the store's is
+/// a plan that cannot happen for feedback, kept as a store error for the log.
+fn into_store_error(error: RequestError) -> StoreError {
+    match error {
+        RequestError::Store(e) => e,
+        other => StoreError::Corrupt(other.to_string()),
+    }
+}
+
 impl Subscriptions {
     /// Applies feedback items to the contacts they name and answers how many were read.
     /// Items for one contact are applied in order, in one write; contacts in parallel.
@@ -97,13 +106,13 @@ impl Subscriptions {
         // One batched read for all; an address nobody holds needs no write at all.
         let ids: Vec<ContactId> = by_contact.keys().cloned().collect();
         let contacts = self.store.load_contacts(&ids).await?;
-        let known = by_contact
-            .into_iter()
-            .zip(contacts)
-            .filter_map(|((id, notes), contact)| Some((id, notes, contact?)));
-        let mut results = futures_util::stream::iter(known)
-            .map(|(id, notes, contact)| async move {
-                self.apply_notes(&id, contact, &notes, meta).await
+        let work = by_contact.into_iter().zip(contacts);
+        let mut results = futures_util::stream::iter(work)
+            .map(|((id, notes), contact)| async move {
+                match contact {
+                    Some(contact) => self.apply_notes(&id, contact, &notes, meta).await,
+                    None => self.apply_moved_complaints(&id, &notes, meta).await,
+                }
             })
             .buffer_unordered(CONCURRENT_CONTACTS);
         while let Some(result) = results.next().await {
@@ -130,22 +139,31 @@ impl Subscriptions {
                 self.feedback_plan(notes, meta),
             )
             .await;
-        let outcome = match applied {
-            Err(RequestError::Moved(_)) => {
-                let complaints: Vec<FeedbackNote> = notes
-                    .iter()
-                    .filter(|note| note.kind == FeedbackKind::Complaint)
-                    .cloned()
-                    .collect();
-                self.commit(id, Reach::Link, self.feedback_plan(&complaints, meta))
-                    .await
-            }
-            other => other,
-        };
-        outcome.map_err(|error| match error {
-            RequestError::Store(e) => e,
-            other => StoreError::Corrupt(other.to_string()),
-        })
+        match applied {
+            Err(RequestError::Moved(_)) => self.apply_moved_complaints(id, notes, meta).await,
+            other => other.map_err(into_store_error),
+        }
+    }
+
+    /// The complaints among `notes`, applied where a rectification moved the contact
+    /// (before this request or while it ran); for an address nobody holds, nothing.
+    async fn apply_moved_complaints(
+        &self,
+        id: &ContactId,
+        notes: &[FeedbackNote],
+        meta: &RequestMeta,
+    ) -> Result<(), StoreError> {
+        let complaints: Vec<FeedbackNote> = notes
+            .iter()
+            .filter(|note| note.kind == FeedbackKind::Complaint)
+            .cloned()
+            .collect();
+        if complaints.is_empty() {
+            return Ok(());
+        }
+        self.commit(id, Reach::Link, self.feedback_plan(&complaints, meta))
+            .await
+            .map_err(into_store_error)
     }
 
     fn feedback_plan<'a>(
