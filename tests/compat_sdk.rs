@@ -13,8 +13,62 @@ use support::app::{ADMIN_KEY, SEND_KEY};
 use support::process::{OptinProcess, ProcessSettings};
 use support::redis_server::RedisServer;
 
+/// An address whose owner asked not to be sent confirmation requests: signed up, then
+/// the cancel link of the mailed confirmation pressed with "don't ask me again".
+const BLOCKED: &str = "sdk.blocked@example.com";
+
+/// The mails written to the file transport's folder for `email`.
+fn mails_to(mail_dir: &Path, email: &str) -> Vec<support::smtp_sink::ReceivedMail> {
+    let Ok(entries) = std::fs::read_dir(mail_dir) else {
+        return Vec::new();
+    };
+    entries
+        .map(|entry| support::smtp_sink::ReceivedMail {
+            from: String::new(),
+            to: Vec::new(),
+            raw: std::fs::read(entry.expect("a mail file").path()).expect("a readable mail"),
+        })
+        .filter(|mail| mail.header("To").is_some_and(|to| to.contains(email)))
+        .collect()
+}
+
+async fn block_confirmation_requests(process: &OptinProcess, mail_dir: &Path) {
+    let client = reqwest::Client::new();
+    let signup = client
+        .post(process.url("/v1/signups"))
+        .json(&serde_json::json!({ "email": BLOCKED, "subscription_types": ["blog-updates"] }))
+        .send()
+        .await
+        .expect("signup answers");
+    assert_eq!(signup.status(), 202);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let cancel = loop {
+        let links = mails_to(mail_dir, BLOCKED)
+            .iter()
+            .flat_map(support::smtp_sink::ReceivedMail::links)
+            .find(|link| link.contains("/unsubscribe/"));
+        if let Some(link) = links {
+            break link;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no confirmation mail to {BLOCKED}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let blocked = client
+        .post(&cancel)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("block=1")
+        .send()
+        .await
+        .expect("the cancel link answers");
+    assert_eq!(blocked.status(), 200);
+}
+
 /// Runs the SDK script against `process` and checks what the calls recorded.
-async fn sdks_drive(process: &OptinProcess) {
+async fn sdks_drive(process: &OptinProcess, mail_dir: &Path) {
+    block_confirmation_requests(process, mail_dir).await;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat/sdk.sh");
     let output = Command::new("bash")
         .arg(&script)
@@ -67,22 +121,42 @@ async fn sdks_drive(process: &OptinProcess) {
             .await["status"],
         "unsubscribed"
     );
+
+    // The refused confirmation requests mailed nothing and left the block in place.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(
+        mails_to(mail_dir, BLOCKED).len(),
+        1,
+        "only the first confirmation"
+    );
+    let contact: serde_json::Value = client
+        .get(process.url("/v1/contacts/sdk.blocked%40example.com"))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .expect("the contact answers")
+        .json()
+        .await
+        .expect("contact JSON");
+    assert!(contact["signup_blocked_since"].is_string(), "{contact}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_sdks_work_against_the_embedded_store() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let store = dir.path().join("optin.redb").display().to_string();
-    let mail = format!("file://{}", dir.path().join("mail").display());
+    let mail_dir = dir.path().join("mail");
+    let mail = format!("file://{}", mail_dir.display());
     let process = OptinProcess::start(&ProcessSettings::new(&store, &mail)).await;
-    sdks_drive(&process).await;
+    sdks_drive(&process, &mail_dir).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_sdks_work_against_redis() {
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let mail = format!("file://{}", dir.path().join("mail").display());
+    let mail_dir = dir.path().join("mail");
+    let mail = format!("file://{}", mail_dir.display());
     let process = OptinProcess::start(&ProcessSettings::new(&redis.url, &mail)).await;
-    sdks_drive(&process).await;
+    sdks_drive(&process, &mail_dir).await;
 }

@@ -219,4 +219,22 @@ except ApiClientError as error:
     show("mailchimp lists.update_list_member() with a send key", f"ApiClientError {error.status_code}")
     assert error.status_code == 403
 
+# --- One confirmation-request rule: a blocked address (blocked by the test beforehand) ---
+blocked = "sdk.blocked@example.com"
+try:
+    prefs.status_api.subscribe(PublicUpdateSubscriptionStatusRequest(email_address=blocked, subscription_id="marketing"))
+    raise AssertionError("a confirmation request reached a blocked address")
+except ApiException as error:
+    body = json.loads(error.body)
+    show("hubspot status_api.subscribe(blocked address, no evidence)", f"ApiException {error.status} {body['category']}")
+    assert error.status == 400 and body["category"] == "VALIDATION_ERROR"
+
+try:
+    mailchimp.lists.set_list_member("marketing", md5(blocked), {"email_address": blocked, "status_if_new": "pending"})
+    raise AssertionError("a confirmation request reached a blocked address")
+except ApiClientError as error:
+    body = json.loads(error.text)
+    show("mailchimp lists.set_list_member(blocked address, pending)", f"ApiClientError {error.status_code} {body['title']}")
+    assert error.status_code == 400 and body["title"] == "Member In Compliance State"
+
 print("sdk_check: every SDK call answered as expected")
