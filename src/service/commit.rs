@@ -154,9 +154,15 @@ impl Subscriptions {
                     allowance = Some(MailAllowance::Available);
                 }
             }
-            let plan = match planned {
-                Planned::Nothing(value) => return Ok(value),
-                Planned::Write(plan) => plan,
+            let plan = match (planned, before.as_ref(), reach) {
+                // A public signup that changes nothing still writes the contact as it
+                // is, so that it costs what a signup that changes something costs: the
+                // time of the answer must not tell who is subscribed.
+                (Planned::Nothing(value), Some(unchanged), Reach::Signup) => {
+                    Plan::keep(unchanged.clone(), Vec::new(), value)
+                }
+                (Planned::Nothing(value), _, _) => return Ok(value),
+                (Planned::Write(plan), _, _) => plan,
             };
             match self.write(&id, before.as_ref(), plan, now).await {
                 Ok(value) => return Ok(value),
