@@ -648,14 +648,31 @@ async fn restores_are_refused_into_a_full_store_under_another_key_and_after_an_u
 async fn a_restore_applies_the_erasures_made_after_its_dump() {
     let dir = tempfile::tempdir().expect("a folder");
     let hook_port = support::free_port();
+    // Rectified after the dump: one person then erased at the new address, one not.
+    let (moved_erased, moved_erased_new) =
+        ("moved-erased@example.com", "moved-erased-new@example.com");
+    let (moved, moved_new) = ("moved@example.com", "moved-new@example.com");
     let live = spawn(Backend::Embedded, hook_port).await;
-    for email in [OPTED_IN, ERASED, RESTRICTED] {
+    for email in [OPTED_IN, ERASED, RESTRICTED, moved_erased, moved] {
         live.subscribe_confirmed(email, &["blog-updates"]).await;
     }
     let old_dump = dir.path().join("old.optin.zst");
     download_backup(&live, &old_dump).await;
     live.advance_clock(Duration::hours(1));
-    for email in [ERASED, RESTRICTED] {
+    for (old, new) in [(moved_erased, moved_erased_new), (moved, moved_new)] {
+        let rectified = live
+            .admin(
+                reqwest::Method::POST,
+                &format!("/v1/contacts/{}/rectification", urlencode(old)),
+            )
+            .await
+            .json(&json!({ "new_email": new }))
+            .send()
+            .await
+            .expect("rectification sent");
+        ok(rectified, "rectify").await;
+    }
+    for email in [ERASED, RESTRICTED, moved_erased_new] {
         ok(
             live.admin_send(
                 reqwest::Method::DELETE,
@@ -677,7 +694,13 @@ async fn a_restore_applies_the_erasures_made_after_its_dump() {
     let list_file = dir.path().join("tombstones.json");
     let list_body = list.bytes().await.unwrap();
     let parsed: Value = serde_json::from_slice(&list_body).expect("JSON");
-    assert_eq!(parsed["tombstones"].as_array().unwrap().len(), 2);
+    // Three erasures, and the person's address before their rectification, which the
+    // erasure reached too; the move that was not followed by an erasure is no erasure.
+    assert_eq!(
+        parsed["tombstones"].as_array().unwrap().len(),
+        4,
+        "{parsed}"
+    );
     std::fs::write(&list_file, &list_body).unwrap();
     let later_dump = dir.path().join("later.optin.zst");
     download_backup(&live, &later_dump).await;
@@ -689,10 +712,15 @@ async fn a_restore_applies_the_erasures_made_after_its_dump() {
             optin::maintenance::restore(&target.config(), &old_dump, None, Some(later.as_path()))
                 .await
                 .expect("restores");
-        assert_eq!(outcome.report.erased, 2, "from {}", later.display());
+        assert_eq!(outcome.report.erased, 3, "from {}", later.display());
         target.start().await;
         assert_eq!(target.status(OPTED_IN, "blog-updates").await, "opted_in");
-        for email in [ERASED, RESTRICTED] {
+        assert_eq!(
+            target.status(moved, "blog-updates").await,
+            "opted_in",
+            "a rectification is no erasure: the dump's contact stays"
+        );
+        for email in [ERASED, RESTRICTED, moved_erased] {
             assert_eq!(
                 target.contact(email).await.status(),
                 404,

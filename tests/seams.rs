@@ -252,7 +252,7 @@ async fn a_link_mailed_before_a_rectification_reaches_the_new_address(backend: B
         "the preference center saves where the person is now"
     );
 
-    // Erasure removes the forwarding record too: the old link reaches no one.
+    // Erasure reaches the forwarding record too: the old link reaches no one.
     let erased = app
         .admin_send(Method::DELETE, &contact_path("after@example.com", ""))
         .await;
@@ -261,6 +261,20 @@ async fn a_link_mailed_before_a_rectification_reaches_the_new_address(backend: B
     assert_eq!(after_erasure.status(), 200, "the same answer as for anyone");
     assert_eq!(app.contact("after@example.com").await.status(), 404);
     assert_eq!(app.contact("before@example.com").await.status(), 404);
+    // The earlier address was the person's too: an import cannot quietly re-add it.
+    let line = json!({ "email": "before@example.com", "subscription_type": TYPE,
+                       "status": "opted_in", "lawful_basis": "legitimate_interests" });
+    let import = send(
+        app.admin(Method::POST, "/v1/imports")
+            .await
+            .header("content-type", "application/x-ndjson")
+            .body(format!("{line}\n")),
+    )
+    .await;
+    let answer = import.text().await.unwrap();
+    let result: Value = serde_json::from_str(answer.lines().next().unwrap()).unwrap();
+    assert_eq!(result["ok"], false, "{result}");
+    assert_eq!(result["field"], "consent_evidence", "{result}");
 }
 
 async fn a_used_confirmation_link_shows_already_confirmed_and_mints_no_rights(backend: Backend) {

@@ -29,8 +29,8 @@ pub struct TombstoneList {
     pub tombstones: Vec<TombstoneEntry>,
 }
 
-/// Streams the list of every tombstone (of erasures at or after `since`, when given) as
-/// JSON, page by page from `view`.
+/// Streams the list of every erasure's tombstone (of those at or after `since`, when
+/// given) as JSON, page by page from `view`.
 pub fn stream_list(
     view: Box<dyn BackupView>,
     index_fingerprint: String,
@@ -50,7 +50,10 @@ pub fn stream_list(
                 let page = view.tombstones(cursor, PAGE).await?;
                 let mut chunk = Vec::new();
                 for (contact_id, tombstone) in page.items {
-                    if since.is_some_and(|since| tombstone.erased_at < since) {
+                    // A move's record is no erasure: a restore has nothing to do again.
+                    if !tombstone.is_erasure()
+                        || since.is_some_and(|since| tombstone.erased_at < since)
+                    {
                         continue;
                     }
                     if !first {
@@ -138,7 +141,7 @@ impl Erasures {
                 }
             }
         }
-        later.retain(|(_, tombstone)| tombstone.erased_at > after);
+        later.retain(|(_, tombstone)| tombstone.is_erasure() && tombstone.erased_at > after);
         later.sort_by_key(|(_, tombstone)| tombstone.erased_at);
         Ok(Self(later))
     }

@@ -23,7 +23,7 @@ pub mod tombstone;
 
 pub use change::{ContactChange, ContactWrite, MemberIndexChange, Stats};
 pub use contact::{
-    BlockRequests, BounceType, ConfirmationRequest, Confirmed, ConfirmedSignup, Contact,
+    BlockRequests, BounceType, ConfirmationRequest, Confirmed, ConfirmedSignup, Contact, Erased,
     FeedbackKind, FeedbackNote, FeedbackPolicy, ManualChange, ManualChangeError, ManualOutcome,
     ManualResult, MemberError, MemberStatus, MemberWrite, MemberWriteMode, Membership, MoveTarget,
     OptInRefused, PendingConfirmation, PreferenceChoice, PreferencesRefused, Restriction,

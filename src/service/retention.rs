@@ -45,21 +45,17 @@ impl Subscriptions {
         let erased = self
             .commit(id, Reach::Signup, |found| {
                 Ok::<_, StoreError>(match found.contact {
-                    Some(contact) if contact.is_inactive_before(cutoff) => {
-                        let earlier = contact.forwarded_from().to_vec();
-                        contact
-                            .erase(ErasureReason::Retention, &RequestMeta::default(), found.now)
-                            .map(|()| Some(earlier))
-                    }
+                    Some(contact) if contact.is_inactive_before(cutoff) => contact
+                        .erase(ErasureReason::Retention, &RequestMeta::default(), found.now)
+                        .map(Some),
                     _ => Planned::Nothing(None),
                 })
             })
             .await?;
-        let Some(earlier) = erased else {
+        let Some(erased) = erased else {
             return Ok(false);
         };
-        self.note_erasure();
-        self.drop_forwards(&earlier).await?;
+        self.erase_forwards(&erased).await?;
         Ok(true)
     }
 }

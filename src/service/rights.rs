@@ -8,7 +8,8 @@ use super::commit::Reach;
 use super::{RequestError, Subscriptions};
 use crate::domain::event::verify_chain;
 use crate::domain::{
-    ChainCheck, Contact, ContactId, EmailAddress, ErasureReason, Event, RequestMeta, Restriction,
+    ChainCheck, Contact, ContactId, EmailAddress, Erased, ErasureReason, Event, RequestMeta,
+    Restriction,
 };
 use crate::store::StoreError;
 
@@ -98,7 +99,8 @@ impl Subscriptions {
     }
 
     /// Erases a contact; `reason` is kept in the tombstone. The records that forwarded
-    /// the person's earlier addresses here after rectifications go too.
+    /// the person's earlier addresses here after rectifications become records of this
+    /// erasure.
     pub(super) async fn erase_by_id(
         &self,
         id: &ContactId,
@@ -106,21 +108,21 @@ impl Subscriptions {
         reason: ErasureReason,
         meta: &RequestMeta,
     ) -> Result<(), RequestError> {
-        let forwarded_from = self
+        let erased = self
             .commit(id, reach, |found| {
                 let contact = found.contact.ok_or(RequestError::NotFound)?;
-                let earlier = contact.forwarded_from().to_vec();
-                Ok::<_, RequestError>(contact.erase(reason, meta, found.now).map(|()| earlier))
+                Ok::<_, RequestError>(contact.erase(reason, meta, found.now))
             })
             .await?;
-        self.note_erasure();
-        self.drop_forwards(&forwarded_from).await?;
+        self.erase_forwards(&erased).await?;
         Ok(())
     }
 
-    /// Removes the records that a rectification left at earlier ids of an erased person.
-    pub(super) async fn drop_forwards(&self, earlier: &[ContactId]) -> Result<(), StoreError> {
-        for id in earlier {
+    /// What follows every erasure: the purge of the store's files is owed, and the
+    /// records a rectification left at the person's earlier ids become records of it.
+    pub(super) async fn erase_forwards(&self, erased: &Erased) -> Result<(), StoreError> {
+        self.note_erasure();
+        for id in &erased.forwarded_from {
             let moved = self
                 .store
                 .tombstone(id)
@@ -128,7 +130,7 @@ impl Subscriptions {
                 .is_some_and(|t| t.moved_to.is_some());
             if moved {
                 self.commit(id, Reach::Signup, |found| {
-                    Ok::<_, StoreError>(Contact::forget_forward(found.contact))
+                    Ok::<_, StoreError>(Contact::forward_erased(found.contact, &erased.tombstone))
                 })
                 .await?;
             }

@@ -51,7 +51,7 @@ pub use reachability::{
     BounceType, FeedbackKind, FeedbackNote, FeedbackPolicy, SeenFeedback, Unreachable,
     MAX_SEEN_FEEDBACK,
 };
-pub use rights::{MoveTarget, Restriction};
+pub use rights::{Erased, MoveTarget, Restriction};
 pub use signup::SignupIntent;
 pub use unsubscribe::{BlockRequests, UnsubscribeTarget, Unsubscribed};
 

@@ -17,6 +17,14 @@ use crate::domain::{
     Tombstone,
 };
 
+/// What an erasure leaves for the service: its tombstone, and the ids that earlier
+/// rectifications left forwarding to the erased contact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Erased {
+    pub tombstone: Tombstone,
+    pub forwarded_from: Vec<ContactId>,
+}
+
 /// Art. 18: restrict processing, or lift the restriction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Restriction {
@@ -64,14 +72,20 @@ impl Contact {
     }
 
     /// Art. 17: everything goes; a tombstone keyed by the contact id stays, so that an
-    /// import cannot quietly re-add the person.
+    /// import cannot quietly re-add the person. Answers what the erasure leaves to do at
+    /// the person's earlier ids.
     pub fn erase(
         &self,
         reason: ErasureReason,
         meta: &RequestMeta,
         now: DateTime<Utc>,
-    ) -> Planned<()> {
-        Planned::Write(Plan::delete(()).with_tombstone(Tombstone::new(reason, meta, now)))
+    ) -> Planned<Erased> {
+        let tombstone = Tombstone::new(reason, meta, now);
+        let erased = Erased {
+            tombstone: tombstone.clone(),
+            forwarded_from: self.forwarded_from.clone(),
+        };
+        Planned::Write(Plan::delete(erased).with_tombstone(tombstone))
     }
 
     /// The first step of a rectification: the mark that freezes this contact until it
@@ -128,14 +142,16 @@ impl Contact {
         )))
     }
 
-    /// Drops the record a move left at this id (the person it pointed to was erased),
-    /// leaving whatever contact lives here now as it is.
-    pub fn forget_forward(contact: Option<&Contact>) -> Planned<()> {
-        let plan = match contact {
-            Some(contact) => Plan::keep(contact.clone(), Vec::new(), ()),
-            None => Plan::delete(()),
-        };
-        Planned::Write(plan.clearing_tombstone())
+    /// The record a move left at this earlier id, once the person it pointed to is
+    /// erased: it becomes the record of that same erasure, since the earlier address
+    /// was the person's too (a restore of an older backup then erases it again). A
+    /// contact living here now signed up after the move on its own; it stays, and the
+    /// record goes.
+    pub fn forward_erased(contact: Option<&Contact>, erasure: &Tombstone) -> Planned<()> {
+        Planned::Write(match contact {
+            Some(contact) => Plan::keep(contact.clone(), Vec::new(), ()).clearing_tombstone(),
+            None => Plan::delete(()).with_tombstone(erasure.clone()),
+        })
     }
 
     /// A move that cannot be made (someone else's data appeared at the new address in the
