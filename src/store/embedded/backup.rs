@@ -245,6 +245,7 @@ fn is_empty_in(txn: &ReadTransaction) -> Result<bool, StoreError> {
         empty(txn, EXPIRY)?,
         empty(txn, EXPIRY_BY_PENDING)?,
         empty(txn, COUNTERS)?,
+        empty(txn, super::FUNNEL)?,
         empty(txn, INACTIVE)?,
         empty(txn, INACTIVE_BY_CONTACT)?,
         empty(txn, MAIL_ALLOWANCE)?,
