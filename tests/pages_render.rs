@@ -585,7 +585,22 @@ fn link_invalid_page_tells_expired_from_invalid_and_offers_a_new_signup() {
 fn signup_received_page_says_to_check_the_inbox() {
     let html = render(pages::SIGNUP_RECEIVED, "en", json!({}));
     assert!(html.contains("Check your inbox"));
-    assert!(html.contains("one click on the button"));
+    assert!(html.contains("in the browser you signed up with, that is all it takes"));
+    assert!(
+        !html.contains("<form"),
+        "no code field without a signup reference"
+    );
+    let with_code = render(
+        pages::SIGNUP_RECEIVED,
+        "nl",
+        json!({
+            "code_form": { "action_url": "received", "reference": "cmVm.c2ln", "locale": "nl" },
+            "error": "signup_code_refused",
+        }),
+    );
+    assert!(with_code.contains(r#"<input type="hidden" name="ref" value="cmVm.c2ln">"#));
+    assert!(with_code.contains(r#"name="code""#));
+    assert!(with_code.contains("Die code werkte niet"));
 }
 
 #[test]
