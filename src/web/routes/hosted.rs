@@ -84,6 +84,23 @@ impl HostedPage {
     }
 }
 
+/// Lets the allowed origins frame an answer of the form's post that has no page policy of
+/// its own (the redirect after it, an error page), so that a frame shows it rather than
+/// refusing it.
+pub fn let_frame(site: &Site, response: &mut HttpResponse) {
+    let framed = response
+        .extensions()
+        .get::<crate::web::middleware::frame_options::Frameable>()
+        .is_some();
+    if !framed && !site.embed_allowed_origins.is_empty() {
+        PagePolicy {
+            framed_by: site.embed_allowed_origins.clone(),
+            ..PagePolicy::default()
+        }
+        .apply(response);
+    }
+}
+
 /// What the form shows again: as it was posted.
 #[derive(Clone, Debug, Default)]
 pub struct FormValues {

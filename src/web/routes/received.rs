@@ -9,7 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::hosted::HostedPage;
+use super::hosted::{self, HostedPage};
 use super::page;
 use crate::service::{CodeAnswer, CodeRequest};
 use crate::tokens::{SignupRef, CODE_DIGITS};
@@ -127,7 +127,11 @@ pub async fn confirm_by_code(
             Some("signup_code_refused"),
         ),
         // Only "too many codes from this network" and a store failure come here.
-        Err(error) => page::link_refused(&state, &req, error, locale),
+        Err(error) => {
+            let mut page = page::link_refused(&state, &req, error, locale);
+            hosted::let_frame(&state.site, &mut page);
+            page
+        }
     }
 }
 

@@ -158,6 +158,7 @@ pub async fn subscribe_form(
     body: web::Bytes,
 ) -> HttpResponse {
     let (mut response, reference) = answer_form(&state, &req, &body).await;
+    hosted::let_frame(&state.site, &mut response);
     let reference = reference
         .or_else(|| hosted::binding(&state, &req))
         .unwrap_or_else(|| state.subscriptions.ignored_signup());
