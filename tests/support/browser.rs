@@ -148,6 +148,15 @@ impl Browser {
             .unwrap_or_else(|e| panic!("cannot enter frame {index}: {e}"));
     }
 
+    /// Back to the top of the window, wherever the current frame went.
+    pub async fn to_top(&self) {
+        let window = self.client.window().await.expect("the current window");
+        self.client
+            .switch_to_window(window)
+            .await
+            .expect("the top of the window");
+    }
+
     pub async fn leave_frame(&self) {
         self.client
             .enter_parent_frame()
