@@ -41,10 +41,11 @@ async fn a_person_signs_up_on_the_hosted_form_and_the_recorded_notice_is_the_one
     let shown_events = browser.text_of("#notice-event-info").await;
     browser.screenshot(&screenshot_path("signup.png")).await;
     browser.submit("#subscribe").await;
-    assert!(browser
-        .current_url()
-        .await
-        .contains("/signup/received?ref="));
+    let received = browser.current_url().await;
+    assert!(
+        received.contains("/signup/received?") && received.contains("ref="),
+        "{received}"
+    );
     axe.check(&browser, "signup_received").await;
 
     app.drain_outbox().await;
