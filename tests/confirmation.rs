@@ -44,14 +44,14 @@ fn reference_in(location: &str) -> String {
 }
 
 fn hosted_form(email: &str, types: &[&str]) -> String {
-    let mut body = format!(
-        "hosted_form=1&locale=en&website=&email={}",
+    let ticks: String = types
+        .iter()
+        .map(|t| format!("&subscription_types={t}"))
+        .collect();
+    format!(
+        "hosted_form=1&locale=en&website=&email={}{ticks}",
         urlencode(email)
-    );
-    for t in types {
-        body.push_str(&format!("&subscription_types={t}"));
-    }
-    body
+    )
 }
 
 async fn events(app: &TestApp, email: &str) -> Vec<Value> {
