@@ -44,10 +44,11 @@ fn reference_in(location: &str) -> String {
 }
 
 fn hosted_form(email: &str, types: &[&str]) -> String {
-    let ticks: String = types
+    let ticks = types
         .iter()
         .map(|t| format!("&subscription_types={t}"))
-        .collect();
+        .collect::<Vec<_>>()
+        .concat();
     format!(
         "hosted_form=1&locale=en&website=&email={}{ticks}",
         urlencode(email)
