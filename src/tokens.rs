@@ -284,22 +284,18 @@ impl TokenSigner {
     }
 }
 
-/// The purpose the confirmation codes' key is derived under (see
-/// [`TokenSigner::derived_keys`]).
-const CODE_KEY_PURPOSE: &str = "optin confirmation code v1";
+/// What the MAC of a confirmation code covers first, so that no other value made with
+/// the signing keys can be one.
+const CODE_PURPOSE: &str = "optin confirmation code v1";
 /// Codes are this many decimal digits.
 pub const CODE_DIGITS: usize = 6;
 
 impl TokenSigner {
     /// The code of a pending confirmation, shown in its mails: six digits derived from
-    /// its id under a key of the signing keys, so nothing needs storing and the reminder
+    /// its id under the first signing key, so nothing needs storing and the reminder
     /// carries the same code. A code reveals nothing about the key or about other codes.
     pub fn confirmation_code(&self, pending_id: Uuid) -> String {
-        let keys = self.derived_keys(CODE_KEY_PURPOSE);
-        // `new` refuses an empty key list, so there is always a first key.
-        keys.first()
-            .map(|key| code_under(key, pending_id))
-            .unwrap_or_default()
+        code_from(self.keyed[0].clone(), pending_id)
     }
 
     /// Whether `entered` is the code of `pending_id` under any configured key (a code
@@ -307,8 +303,8 @@ impl TokenSigner {
     pub fn confirmation_code_matches(&self, pending_id: Uuid, entered: &str) -> bool {
         use subtle::ConstantTimeEq;
         let mut matched = subtle::Choice::from(0);
-        for key in self.derived_keys(CODE_KEY_PURPOSE) {
-            matched |= code_under(&key, pending_id)
+        for keyed in &self.keyed {
+            matched |= code_from(keyed.clone(), pending_id)
                 .as_bytes()
                 .ct_eq(entered.as_bytes());
         }
@@ -316,8 +312,10 @@ impl TokenSigner {
     }
 }
 
-fn code_under(key: &[u8; 32], pending_id: Uuid) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts keys of any length");
+/// HMAC(signing key, purpose, 0, pending id), its first eight bytes modulo a million.
+fn code_from(mut mac: Hmac<Sha256>, pending_id: Uuid) -> String {
+    mac.update(CODE_PURPOSE.as_bytes());
+    mac.update(&[0]);
     mac.update(pending_id.as_bytes());
     let digest = mac.finalize().into_bytes();
     let mut first = [0u8; 8];

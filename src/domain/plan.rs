@@ -36,24 +36,18 @@ pub struct Plan<T> {
 
 impl<T> Plan<T> {
     pub fn keep(after: Contact, events: Vec<Event>, value: T) -> Self {
-        Self {
-            after: Some(after),
-            carried: Vec::new(),
-            events,
-            jobs: Vec::new(),
-            tombstone: None,
-            clear_tombstone: false,
-            announcement: None,
-            funnel: Vec::new(),
-            value,
-        }
+        Self::writing(Some(after), events, value)
     }
 
     pub fn delete(value: T) -> Self {
+        Self::writing(None, Vec::new(), value)
+    }
+
+    fn writing(after: Option<Contact>, events: Vec<Event>, value: T) -> Self {
         Self {
-            after: None,
+            after,
             carried: Vec::new(),
-            events: Vec::new(),
+            events,
             jobs: Vec::new(),
             tombstone: None,
             clear_tombstone: false,

@@ -193,22 +193,11 @@ async fn answer_form(
     }
     let Ok(form) = serde_html_form::from_bytes::<SignupForm>(body) else {
         // A field the form never sends twice came twice: show what can be read.
-        let values = salvaged_values(body);
-        let answer = FormAnswer {
-            errors: FormErrors {
-                form: Some("signup_error_form"),
-                ..FormErrors::default()
-            },
-            suggestions: Vec::new(),
+        let errors = FormErrors {
+            form: Some("signup_error_form"),
+            ..FormErrors::default()
         };
-        let page = hosted::render_form(
-            state,
-            req,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &values,
-            answer,
-        );
-        return (page, None);
+        return form_again(state, req, &salvaged_values(body), errors);
     };
     if !form.website.is_empty() {
         // A bot filled the honeypot: answer exactly as for a person, do nothing.
@@ -234,18 +223,7 @@ async fn answer_form(
     };
     let errors = field_errors(&values);
     if errors.email.is_some() || errors.types.is_some() {
-        let answer = FormAnswer {
-            errors,
-            suggestions: Vec::new(),
-        };
-        let page = hosted::render_form(
-            state,
-            req,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &values,
-            answer,
-        );
-        return (page, None);
+        return form_again(state, req, &values, errors);
     }
     let hosted_form = form.hosted_form.is_some();
     // The hosted form posts the version beside each checkbox; other forms one for all.
@@ -281,20 +259,7 @@ async fn answer_form(
             Field::Types => errors.types = Some(key),
             Field::Form => errors.form = Some(key),
         }
-        let answer = FormAnswer {
-            errors,
-            suggestions: Vec::new(),
-        };
-        (
-            hosted::render_form(
-                state,
-                req,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &values,
-                answer,
-            ),
-            None,
-        )
+        form_again(state, req, &values, errors)
     };
     match run_signup(state, req, raw).await {
         Ok(SignupAnswer::Received(reference)) => (
@@ -340,6 +305,21 @@ async fn answer_form(
             (page, None)
         }
     }
+}
+
+/// The form again, 422, with the messages beside its fields.
+fn form_again(
+    state: &AppState,
+    req: &HttpRequest,
+    values: &FormValues,
+    errors: FormErrors,
+) -> (HttpResponse, Option<SignupRef>) {
+    let answer = FormAnswer {
+        errors,
+        suggestions: Vec::new(),
+    };
+    let page = hosted::render_form(state, req, StatusCode::UNPROCESSABLE_ENTITY, values, answer);
+    (page, None)
 }
 
 /// Which part of the form a message goes beside.
