@@ -363,7 +363,7 @@ pub struct Settings {
     pub webhooks: crate::webhooks::WebhookSettings,
     pub consent: ConsentSettings,
     pub subscription_types: Vec<SubscriptionType>,
-    /// `[feedback]`: bounces and complaints (issue 12).
+    /// `[feedback]`: bounces and complaints.
     pub feedback: crate::feedback::settings::FeedbackSettings,
     pub backup: BackupSettings,
 }

@@ -28,7 +28,7 @@ pub enum SendError {
     /// Retrying won't help (5xx, a template that does not render): dead-letter at once.
     #[error("{0}")]
     Permanent(String),
-    /// feedback2 (issue 12): a permanent `5.1.x` answer, the mailbox does not exist.
+    /// A permanent `5.1.x` answer: the mailbox does not exist.
     /// Dead-lettered like `Permanent`, and the address is marked unreachable.
     #[error("{0}")]
     MailboxUnavailable(String),

@@ -131,7 +131,7 @@ impl OutboxWorker {
                 }
                 Err(SendError::Transient(error)) => Outcome::Failed(error),
                 Err(SendError::Permanent(error)) => Outcome::Hopeless(error),
-                // feedback2 (issue 12): the address is marked unreachable first; a store
+                // The address is marked unreachable first; a store
                 // failure leaves the job leased, to be tried (and marked) again.
                 Err(SendError::MailboxUnavailable(error)) => {
                     self.service
