@@ -109,8 +109,9 @@ impl Subscriptions {
         Ok(SignupAnswer::Received(self.signup_ref(id, created)))
     }
 
-    /// The reference of a signup that was ignored (a filled honeypot): of the same shape
-    /// as any other, to nothing.
+    /// The reference of a form answer that took no signup (a filled honeypot, the form
+    /// again for a browser that held no binding): of the same shape as any other, to
+    /// nothing.
     pub fn ignored_signup(&self) -> SignupRef {
         let mut random = [0u8; 16];
         // Without randomness the reference is still unusable: it points at no contact.
