@@ -22,5 +22,6 @@ pub mod store;
 pub mod telemetry;
 pub mod templating;
 pub mod tokens;
+pub mod typo;
 pub mod web;
 pub mod webhooks;

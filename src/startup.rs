@@ -229,12 +229,12 @@ fn http_server(state: web::Data<AppState>, listener: TcpListener) -> std::io::Re
                 DefaultHeaders::new()
                     .add(("X-Content-Type-Options", "nosniff"))
                     .add(("Referrer-Policy", "no-referrer"))
-                    .add(("X-Frame-Options", "DENY"))
                     .add((
                         "Content-Security-Policy",
                         crate::web::CONTENT_SECURITY_POLICY,
                     )),
             )
+            .wrap(from_fn(crate::web::middleware::frame_options::deny_framing))
             .wrap(from_fn(crate::web::middleware::timeout::enforce_deadline))
             .wrap(from_fn(log_request))
             .configure(|cfg| crate::web::configure(cfg, body_limit, &cors_origins))
@@ -246,7 +246,8 @@ fn http_server(state: web::Data<AppState>, listener: TcpListener) -> std::io::Re
     Ok(server)
 }
 
-/// Runs the expiry purge on a fixed interval.
+/// Runs the expiry purge, the confirmation reminders and the retention purge on a fixed
+/// interval.
 async fn run_scheduler(
     state: web::Data<AppState>,
     interval: Duration,
@@ -272,6 +273,21 @@ async fn run_scheduler(
             Err(error) => {
                 tracing::warn!(%error, "purging erased data from the store's files failed; will retry");
             }
+        }
+        match state.subscriptions.send_reminders().await {
+            Ok(report) if report.mailed + report.skipped > 0 => {
+                tracing::info!(
+                    mailed = report.mailed,
+                    skipped = report.skipped,
+                    "confirmation reminders"
+                );
+                metrics::counter!("optin_confirmation_reminders_total", "outcome" => "mailed")
+                    .increment(report.mailed as u64);
+                metrics::counter!("optin_confirmation_reminders_total", "outcome" => "skipped")
+                    .increment(report.skipped as u64);
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "reminder sweep failed; will retry"),
         }
         match state.subscriptions.purge_inactive().await {
             Ok(0) => {}

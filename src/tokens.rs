@@ -284,6 +284,93 @@ impl TokenSigner {
     }
 }
 
+/// What the MAC of a confirmation code covers first, so that no other value made with
+/// the signing keys can be one.
+const CODE_PURPOSE: &str = "optin confirmation code v1";
+/// Codes are this many decimal digits.
+pub const CODE_DIGITS: usize = 6;
+
+impl TokenSigner {
+    /// The code of a pending confirmation, shown in its mails: six digits derived from
+    /// its id under the first signing key, so nothing needs storing and the reminder
+    /// carries the same code. A code reveals nothing about the key or about other codes.
+    pub fn confirmation_code(&self, pending_id: Uuid) -> String {
+        code_from(self.keyed[0].clone(), pending_id)
+    }
+
+    /// Whether `entered` is the code of `pending_id` under any configured key (a code
+    /// mailed before a key rotation still works), compared in constant time.
+    pub fn confirmation_code_matches(&self, pending_id: Uuid, entered: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let mut matched = subtle::Choice::from(0);
+        for keyed in &self.keyed {
+            matched |= code_from(keyed.clone(), pending_id)
+                .as_bytes()
+                .ct_eq(entered.as_bytes());
+        }
+        matched.into()
+    }
+}
+
+/// HMAC(signing key, purpose, 0, pending id), its first eight bytes modulo a million.
+fn code_from(mut mac: Hmac<Sha256>, pending_id: Uuid) -> String {
+    mac.update(CODE_PURPOSE.as_bytes());
+    mac.update(&[0]);
+    mac.update(pending_id.as_bytes());
+    let digest = mac.finalize().into_bytes();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    // 2^64 is so much larger than a million that the remainder is uniform to 1 in 10^13.
+    format!("{:06}", u64::from_be_bytes(first) % 1_000_000)
+}
+
+/// The MAC of a signup reference covers this, so it passes for nothing else.
+const SIGNUP_REF_CONTEXT: &str = "optin signup reference v1";
+
+/// What one signup request created: a reference to its pending confirmation, signed,
+/// held by the browser that signed up (the `optin_bind` cookie) and by the page that
+/// asks for the code. A request that created none gets a reference of the same shape to
+/// a confirmation that does not exist, so the reference tells nobody what the address
+/// is (see `service::signup`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignupRef {
+    pub contact_id: ContactId,
+    pub pending_id: Uuid,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl SignupRef {
+    /// `expiry|contact id|pending id`: every field of fixed length, so every reference
+    /// has the same size.
+    pub fn sign(&self, signer: &TokenSigner) -> String {
+        let payload = format!(
+            "{:010}|{}|{}",
+            self.expires_at.timestamp().max(0),
+            self.contact_id,
+            self.pending_id.simple()
+        );
+        signer.sign_opaque(SIGNUP_REF_CONTEXT, &payload)
+    }
+
+    /// The reference a signed value holds, while it has not expired.
+    pub fn verify(signer: &TokenSigner, value: &str, now: DateTime<Utc>) -> Option<Self> {
+        let payload = signer.verify_opaque(SIGNUP_REF_CONTEXT, value)?;
+        let mut fields = payload.split('|');
+        let (expiry, contact, pending) = (fields.next()?, fields.next()?, fields.next()?);
+        let expires_at = timestamp(expiry).filter(|at| *at > now)?;
+        Some(Self {
+            contact_id: ContactId::parse(contact).ok()?,
+            pending_id: Uuid::parse_str(pending).ok()?,
+            expires_at,
+        })
+    }
+
+    /// Whether this is the signup a confirmation link is for.
+    pub fn is_for(&self, claims: &Claims) -> bool {
+        claims.pending_id == Some(self.pending_id) && claims.contact_id == self.contact_id
+    }
+}
+
 fn opaque_mac(keyed: &Hmac<Sha256>, context: &str, signed: &str) -> Hmac<Sha256> {
     let mut mac = keyed.clone();
     mac.update(context.as_bytes());
@@ -491,6 +578,69 @@ mod tests {
             Err(TokenError::WrongPurpose)
         );
         assert!(signer.verify(&token, Purpose::Manage, Utc::now()).is_ok());
+    }
+
+    #[test]
+    fn codes_are_six_digits_per_confirmation_and_outlive_a_key_rotation() {
+        let old = TokenSigner::new(vec![key("old", 1)]).unwrap();
+        let pending = Uuid::now_v7();
+        let code = old.confirmation_code(pending);
+        assert_eq!(code.len(), CODE_DIGITS);
+        assert!(code.bytes().all(|b| b.is_ascii_digit()));
+        assert_ne!(
+            old.confirmation_code(Uuid::now_v7()),
+            code,
+            "another confirmation, another code"
+        );
+        assert!(old.confirmation_code_matches(pending, &code));
+        assert!(!old.confirmation_code_matches(pending, "12345"));
+        let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
+        assert!(!old.confirmation_code_matches(pending, &wrong));
+        let rotated = TokenSigner::new(vec![key("new", 2), key("old", 1)]).unwrap();
+        assert!(
+            rotated.confirmation_code_matches(pending, &code),
+            "a mailed code still works"
+        );
+        assert_ne!(
+            rotated.confirmation_code(pending),
+            code,
+            "new codes use the new key"
+        );
+    }
+
+    #[test]
+    fn signup_references_verify_until_they_expire_and_are_all_one_size() {
+        let signer = TokenSigner::new(vec![key("k1", 1)]).unwrap();
+        let now = Utc.timestamp_opt(Utc::now().timestamp(), 0).unwrap();
+        let reference = SignupRef {
+            contact_id: ContactId::parse("0123456789abcdef0123456789abcdef").unwrap(),
+            pending_id: Uuid::now_v7(),
+            expires_at: now + Duration::days(7),
+        };
+        let value = reference.sign(&signer);
+        assert_eq!(
+            SignupRef::verify(&signer, &value, now),
+            Some(reference.clone())
+        );
+        assert_eq!(
+            SignupRef::verify(&signer, &value, now + Duration::days(8)),
+            None
+        );
+        let other = SignupRef {
+            contact_id: ContactId::parse("fedcba9876543210fedcba9876543210").unwrap(),
+            pending_id: Uuid::now_v7(),
+            expires_at: now + Duration::days(7),
+        };
+        assert_eq!(other.sign(&signer).len(), value.len());
+        assert_eq!(
+            signer.verify_opaque("optin console session v1", &value),
+            None
+        );
+        let mut link = claims(Purpose::Confirm);
+        assert!(!reference.is_for(&link));
+        link.pending_id = Some(reference.pending_id);
+        link.contact_id = reference.contact_id.clone();
+        assert!(reference.is_for(&link));
     }
 
     proptest::proptest! {

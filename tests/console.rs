@@ -874,7 +874,8 @@ async fn the_hosted_signup_form_shows_each_types_notice_and_records_its_hash() {
     );
     assert_eq!(opted_in["signup"]["source"], "signup_form");
 
-    // A version that was never published is refused, not recorded.
+    // A version that was never published is refused, not recorded: the form again,
+    // with the text of today.
     let response = app
         .client
         .post(app.url("/signup"))
@@ -886,7 +887,22 @@ async fn the_hosted_signup_form_shows_each_types_notice_and_records_its_hash() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let again = response.text().await.unwrap();
+    assert!(
+        again.contains("The text beside a choice has changed"),
+        "{again}"
+    );
+    assert!(again.contains(&format!(
+        "name=\"notice_version.blog-updates\" value=\"{}\"",
+        settings_types
+            .iter()
+            .find(|t| t.id.as_str() == "blog-updates")
+            .unwrap()
+            .consent_notice["en"]
+            .version
+    )));
+    assert_eq!(app.contact(BOB).await.status(), StatusCode::NOT_FOUND);
 }
 
 fn attribute_between(html: &str, marker: &str, open: &str, close: &str) -> String {
@@ -907,7 +923,7 @@ fn html_unescape(text: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_the_signup_form_may_be_framed_and_only_by_the_allowed_origins() {
+async fn only_the_signup_form_and_its_follow_up_pages_may_be_framed_by_the_allowed_origins() {
     let app = TestApp::spawn_with(Backend::Embedded, |settings: &mut Settings| {
         settings.server.embed_allowed_origins = optin::config::StringList(vec![
             "https://shop.example".into(),
@@ -921,11 +937,17 @@ async fn only_the_signup_form_may_be_framed_and_only_by_the_allowed_origins() {
             .unwrap()
             .to_string()
     };
-    let signup = app.client.get(app.url("/signup")).send().await.unwrap();
-    assert!(
-        policy(&signup).ends_with("frame-ancestors https://shop.example https://blog.example:8443")
-    );
-    for path in ["/admin/login", "/signup/received", "/confirm/nope"] {
+    for path in ["/signup", "/signup/received"] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert!(
+            policy(&response)
+                .contains("frame-ancestors https://shop.example https://blog.example:8443;"),
+            "{path}: {}",
+            policy(&response)
+        );
+        assert!(response.headers().get("x-frame-options").is_none());
+    }
+    for path in ["/admin/login", "/confirm/nope", "/unsubscribe/nope", "/"] {
         let response = app.client.get(app.url(path)).send().await.unwrap();
         assert!(
             policy(&response).contains("frame-ancestors 'none'"),

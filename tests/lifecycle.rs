@@ -366,13 +366,12 @@ async fn the_html_form_redirects_and_the_honeypot_sends_nothing(backend: Backend
         .await
         .unwrap();
     assert_eq!(response.status(), 303);
-    assert_eq!(response.headers()["location"], "/signup/received");
-    let received = app
-        .client
-        .get(app.url("/signup/received"))
-        .send()
-        .await
-        .unwrap();
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.starts_with("/signup/received?ref="),
+        "{location}: the page that asks for the code, with the signup's reference"
+    );
+    let received = app.client.get(app.url(&location)).send().await.unwrap();
     assert_eq!(received.status(), 200);
 
     let bot =
@@ -386,6 +385,12 @@ async fn the_html_form_redirects_and_the_honeypot_sends_nothing(backend: Backend
         .await
         .unwrap();
     assert_eq!(response.status(), 303, "a bot sees the same answer");
+    let bot_location = response.headers()["location"].to_str().unwrap();
+    assert_eq!(
+        bot_location.len(),
+        location.len(),
+        "the same answer, to the byte count"
+    );
     app.drain_outbox().await;
     assert_eq!(app.mails_to("form@example.com").len(), 1);
     assert!(app.mails_to("bot@example.com").is_empty());

@@ -12,7 +12,7 @@ use optin::domain::EmailAddress;
 use optin::mail::{
     compose_message, list_unsubscribe_value, ConfirmationData, Envelope, MailTemplates,
     MailTransport, RenderedMail, TemplateError, TypeSummary, CONFIRMATION_MAIL,
-    LIST_UNSUBSCRIBE_POST,
+    LIST_UNSUBSCRIBE_POST, REMINDER_MAIL,
 };
 use optin::templating;
 use smtp_sink::{find_links, Rejection, SmtpSink};
@@ -38,6 +38,8 @@ fn confirmation_data(type_name: &str) -> ConfirmationData {
             },
         ],
         confirm_url: CONFIRM_URL.into(),
+        code: "042917".into(),
+        reminds: true,
         unsubscribe_url: UNSUBSCRIBE_URL.into(),
         preferences_url: PREFERENCES_URL.into(),
         valid_for_days: 7,
@@ -103,6 +105,69 @@ fn english_confirmation_names_the_types_the_button_the_expiry_and_the_cancel_lin
         .html
         .contains(&format!(r#"<a href="{}""#, html_escaped(UNSUBSCRIBE_URL))));
     assert!(mail.html.contains(r#"<html lang="en">"#));
+}
+
+#[test]
+fn the_confirmation_shows_the_code_and_says_the_signup_browser_finishes_at_once() {
+    let templates = builtin_templates();
+    let en = render_confirmation(&templates, "en");
+    let nl = render_confirmation(&templates, "nl");
+    for part in [&en.text, &en.html, &nl.text, &nl.html] {
+        assert!(part.contains("042917"), "{part}");
+    }
+    for part in [&en.text, &en.html] {
+        assert!(
+            part.contains(
+                "In the browser you signed up with, that is all: you are subscribed at once."
+            ),
+            "{part}"
+        );
+        assert!(part.contains("we remind you once"), "{part}");
+    }
+    for part in [&nl.text, &nl.html] {
+        assert!(
+            part.contains(
+                "In de browser waarmee je je aanmeldde is dat alles: je bent meteen aangemeld."
+            ),
+            "{part}"
+        );
+    }
+    let mut no_reminder = confirmation_data("Blog updates");
+    no_reminder.reminds = false;
+    let mail = templates
+        .render(CONFIRMATION_MAIL, "en", None, &no_reminder)
+        .unwrap();
+    assert!(!mail.text.contains("remind"), "{}", mail.text);
+}
+
+#[test]
+fn the_reminder_carries_the_same_link_and_code_in_english_and_dutch() {
+    let templates = builtin_templates();
+    let data = confirmation_data("Blog updates");
+    let en = templates.render(REMINDER_MAIL, "en", None, &data).unwrap();
+    let nl = templates.render(REMINDER_MAIL, "nl", None, &data).unwrap();
+    assert_eq!(
+        en.subject,
+        "Reminder: please confirm your subscription to Example News"
+    );
+    assert_eq!(
+        nl.subject,
+        "Herinnering: bevestig je aanmelding bij Example News"
+    );
+    for mail in [&en, &nl] {
+        assert_eq!(
+            find_links(&mail.text),
+            [CONFIRM_URL, UNSUBSCRIBE_URL, PREFERENCES_URL]
+        );
+        assert!(mail.text.contains("042917") && mail.html.contains("042917"));
+    }
+    assert!(en.text.contains("This is the only reminder"), "{}", en.text);
+    assert!(
+        nl.text.contains("Dit is de enige herinnering"),
+        "{}",
+        nl.text
+    );
+    assert!(nl.html.contains(r#"<html lang="nl">"#));
 }
 
 #[test]

@@ -40,6 +40,11 @@ fn sample(page: &str) -> Value {
             "action_url": "signup",
             "locale": "en",
             "types": preferences_data("Blog updates", false, false)["types"],
+            "email": "",
+            "shown_types": "",
+            "errors": {},
+            "suggestions": [],
+            "target_top": false,
         }),
         pages::ADMIN_LOGIN => json!({ "refused": true, "rate_limited": false }),
         pages::ADMIN_SEARCH => json!({ "nav": nav(), "message": "admin_not_found" }),
@@ -67,6 +72,17 @@ fn sample(page: &str) -> Value {
                 "last_status": 410,
             }],
             "message": "admin_done_retried",
+        }),
+        pages::ADMIN_FUNNEL => json!({
+            "nav": nav(),
+            "since": "2026-12-01", "until": "2026-12-30",
+            "sources": [{
+                "key": "hosted", "chart": chart("admin_funnel_requested"),
+                "requested": 4, "mailed": 4, "reminded": 1, "same_browser": 1, "button": 1,
+                "code": 1, "confirmed": 3, "expired": 1, "cancelled": 0,
+                "conversion": "75 %", "median": "12 s",
+            }],
+            "message": null,
         }),
         other => panic!("no sample for page {other}"),
     }
@@ -221,6 +237,7 @@ fn typed_page_data_renders_like_the_same_data_as_json() {
         types: vec![blog()],
         already: false,
         preferences_url: Some(PREFERENCES_URL.to_string()),
+        embed: None,
     };
     assert_eq!(
         pages().render_page("nl", &confirmed).unwrap(),
@@ -235,6 +252,7 @@ fn typed_page_data_renders_like_the_same_data_as_json() {
         resubscribe_action: None,
         manage_action: Some(MANAGE_URL.to_string()),
         already_unsubscribed: false,
+        nothing_pending: false,
     });
     assert_eq!(
         pages().render_page("en", &unsubscribe).unwrap(),
@@ -567,7 +585,22 @@ fn link_invalid_page_tells_expired_from_invalid_and_offers_a_new_signup() {
 fn signup_received_page_says_to_check_the_inbox() {
     let html = render(pages::SIGNUP_RECEIVED, "en", json!({}));
     assert!(html.contains("Check your inbox"));
-    assert!(html.contains("one click on the button"));
+    assert!(html.contains("in the browser you signed up with, that is all it takes"));
+    assert!(
+        !html.contains("<form"),
+        "no code field without a signup reference"
+    );
+    let with_code = render(
+        pages::SIGNUP_RECEIVED,
+        "nl",
+        json!({
+            "code_form": { "action_url": "received", "reference": "cmVm.c2ln", "locale": "nl" },
+            "error": "signup_code_refused",
+        }),
+    );
+    assert!(with_code.contains(r#"<input type="hidden" name="ref" value="cmVm.c2ln">"#));
+    assert!(with_code.contains(r#"name="code""#));
+    assert!(with_code.contains("Die code werkte niet"));
 }
 
 #[test]

@@ -11,10 +11,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use optin::domain::change::counter;
 use optin::domain::event::verify_chain;
+use optin::domain::funnel::{FunnelStage, FunnelStep};
 use optin::domain::{
-    Catalog, ConfirmationRequest, ConsentNotice, Contact, ContactChange, ContactId, ContactIndex,
-    EmailAddress, Event, LawfulBasis, MailKind, OutboxJob, Planned, Purpose, RequestMeta,
-    Restriction, SignupEvidence, Source, Status, StatusChange, SubscriptionType,
+    Catalog, ConfirmMethod, ConfirmationRequest, ConsentNotice, Contact, ContactChange, ContactId,
+    ContactIndex, EmailAddress, Event, LawfulBasis, MailKind, OutboxJob, Planned, Purpose,
+    RequestMeta, Restriction, SignupEvidence, Source, Status, StatusChange, SubscriptionType,
     SubscriptionTypeId, Timer, Tombstone, WebhookTask,
 };
 use optin::store::embedded::EmbeddedStore;
@@ -106,6 +107,7 @@ on_backends!(
     a_view_gives_every_contact_once_over_its_pages_and_keeps_its_snapshot_promise,
     a_store_is_empty_until_anything_is_written_and_the_restore_mark_counts,
     the_due_index_lists_contacts_by_timer_earliest_first_and_follows_every_change,
+    funnel_counters_are_written_with_their_change_summed_over_shards_and_kept_apart,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -193,6 +195,8 @@ fn add_pending(contact: &mut Contact, expires_at: DateTime<Utc>, now: DateTime<U
                 form_id: None,
                 page_url: None,
             },
+            remind_after: None,
+            funnel: None,
         },
         now,
     );
@@ -2191,4 +2195,84 @@ async fn the_due_index_lists_contacts_by_timer_earliest_first_and_follows_every_
         "nothing is left due"
     );
     assert_eq!(due(Timer::Consent, later).await, [cid.id().clone()]);
+}
+
+async fn funnel_counters_are_written_with_their_change_summed_over_shards_and_kept_apart(
+    backend: Backend,
+) {
+    let store = backend.store;
+    let now = Utc::now();
+    let day = now.date_naive();
+    assert!(store.funnel_counters().await.unwrap().is_empty());
+    let step = |stage| FunnelStep::new(now, "hosted", stage);
+    assert!(store.is_empty().await.unwrap());
+    let nothing_else =
+        ContactChange::tombstone_only(contact_id(9)).with_funnel(&[step(FunnelStage::Expired)]);
+    store.apply(nothing_else).await.unwrap();
+    assert!(
+        !store.is_empty().await.unwrap(),
+        "funnel counts alone are something"
+    );
+    // Two contacts on two shards, each counting a request; one also a confirmation.
+    let (first, second) = (new_contact(1, now), new_contact(2, now));
+    let first_change = change_between(
+        None,
+        Some(first.clone()),
+        Vec::new(),
+        Vec::new(),
+        &catalog(),
+    )
+    .with_funnel(&[step(FunnelStage::Requested)]);
+    store.apply(first_change).await.unwrap();
+    let mut confirmed = step(FunnelStage::Confirmed(ConfirmMethod::Code));
+    confirmed.seconds = Some(12);
+    let second_change = change_between(
+        None,
+        Some(second.clone()),
+        Vec::new(),
+        Vec::new(),
+        &catalog(),
+    )
+    .with_funnel(&[step(FunnelStage::Requested), confirmed]);
+    store.apply(second_change).await.unwrap();
+    let name = |stage: &str| format!("{day}|{stage}|hosted");
+    let expected = BTreeMap::from([
+        (name("expired"), 1),
+        (name("requested"), 2),
+        (name("confirmed_code"), 1),
+        (name("seconds:12"), 1),
+    ]);
+    assert_eq!(store.funnel_counters().await.unwrap(), expected);
+    assert_eq!(
+        backend.second.funnel_counters().await.unwrap(),
+        expected,
+        "every handle sees the sum"
+    );
+    assert!(
+        counters(&store)
+            .await
+            .keys()
+            .all(|name| !name.contains('|')),
+        "the statistics counters hold none of them"
+    );
+
+    // A change from a stale version counts nothing.
+    let stale = change_between(
+        None,
+        Some(first.clone()),
+        Vec::new(),
+        Vec::new(),
+        &catalog(),
+    )
+    .with_funnel(&[step(FunnelStage::Cancelled)]);
+    assert!(matches!(
+        store.apply(stale).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(store.funnel_counters().await.unwrap(), expected);
+
+    // Counts of what happened stay when the contacts go: they hold nobody's data.
+    let stored = store.load_contact(first.id()).await.unwrap().unwrap();
+    erase(&store, &stored, now).await;
+    assert_eq!(store.funnel_counters().await.unwrap(), expected);
 }

@@ -139,6 +139,9 @@ async fn every_change_reaches_the_endpoint_signed(backend: Backend) {
     assert_eq!(data["source"], "confirm_link");
     assert_eq!(data["lawful_basis"], "consent");
     assert_eq!(data["event_id"], last_event["id"], "the provenance event");
+    assert_eq!(data["confirm_method"], "button", "how it was confirmed");
+    assert_eq!(data["seconds_since_sent"], last_event["seconds_since_sent"]);
+    assert!(data["seconds_since_sent"].is_u64());
     assert_eq!(data["at"], last_event["at"]);
     let first_version = data["version"].as_u64().expect("a version");
 

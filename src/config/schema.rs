@@ -142,6 +142,9 @@ pub struct SignupSettings {
     pub confirmation_ttl_days: u32,
     /// Confirmation mails one address may receive in 24 hours (against subscription bombing).
     pub max_confirmation_mails_per_day: u32,
+    /// A confirmation still pending this long after it was asked for gets one reminder
+    /// mail; 0 turns reminders off.
+    pub reminder_after_minutes: u32,
     /// Signups one client IP may post per window; more get 429.
     pub max_signups_per_ip: u32,
     pub ip_window_secs: u64,
@@ -177,6 +180,7 @@ impl Default for SignupSettings {
             default_locale: "en".into(),
             confirmation_ttl_days: 7,
             max_confirmation_mails_per_day: 3,
+            reminder_after_minutes: 1440,
             max_signups_per_ip: 30,
             ip_window_secs: 600,
             proof_of_work: false,
@@ -363,7 +367,7 @@ pub struct Settings {
     pub webhooks: crate::webhooks::WebhookSettings,
     pub consent: ConsentSettings,
     pub subscription_types: Vec<SubscriptionType>,
-    /// `[feedback]`: bounces and complaints (issue 12).
+    /// `[feedback]`: bounces and complaints.
     pub feedback: crate::feedback::settings::FeedbackSettings,
     pub backup: BackupSettings,
 }

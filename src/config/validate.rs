@@ -126,6 +126,10 @@ impl Settings {
                 "signup.max_confirmation_mails_per_day",
                 signup.max_confirmation_mails_per_day,
             ),
+            minutes(
+                "signup.reminder_after_minutes",
+                signup.reminder_after_minutes,
+            ),
             count("signup.max_signups_per_ip", signup.max_signups_per_ip),
             secs("signup.ip_window_secs", signup.ip_window_secs),
             days("links.unsubscribe_ttl_days", links.unsubscribe_ttl_days).at_least_one(),

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::contact::Contact;
 use super::contact_id::ContactId;
 use super::event::Event;
+use super::funnel::FunnelStep;
 use super::outbox_job::OutboxJob;
 use super::status::Status;
 use super::subscription_type::Catalog;
@@ -59,6 +60,10 @@ pub struct ContactChange {
     /// Every timer's due time after the change (`None`: not set, or deleted), for the
     /// stores' due index.
     pub timers: BTreeMap<Timer, Option<DateTime<Utc>>>,
+    /// The confirmation funnel's counters this change adds to (see
+    /// [`super::funnel`]): kept apart from the statistics counters, and like them
+    /// summed over all shards.
+    pub funnel: BTreeMap<String, i64>,
 }
 
 /// Entries of the member index: a keyed hash of the MD5 of an address (see
@@ -133,6 +138,7 @@ impl ContactChange {
             inactive_since,
             member_index: MemberIndexChange::default(),
             timers,
+            funnel: BTreeMap::new(),
         }
     }
 
@@ -152,12 +158,22 @@ impl ContactChange {
             inactive_since: None,
             member_index: MemberIndexChange::default(),
             timers: Timer::ALL.into_iter().map(|timer| (timer, None)).collect(),
+            funnel: BTreeMap::new(),
         }
     }
 
     #[must_use]
     pub fn with_tombstone(mut self, tombstone: Tombstone) -> Self {
         self.set_tombstone = Some(tombstone);
+        self
+    }
+
+    /// Counts each step once in [`Self::funnel`].
+    #[must_use]
+    pub fn with_funnel(mut self, steps: &[FunnelStep]) -> Self {
+        for name in steps.iter().flat_map(FunnelStep::counters) {
+            *self.funnel.entry(name).or_default() += 1;
+        }
         self
     }
 

@@ -56,6 +56,40 @@ pub enum EventKind {
     Complained,
 }
 
+/// How a person confirmed a signup: the auto-submitted page of the browser that signed
+/// up, the confirmation page's button, or the code from the mail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfirmMethod {
+    SameBrowser,
+    Button,
+    Code,
+}
+
+impl ConfirmMethod {
+    pub const ALL: [ConfirmMethod; 3] = [
+        ConfirmMethod::SameBrowser,
+        ConfirmMethod::Button,
+        ConfirmMethod::Code,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfirmMethod::SameBrowser => "same_browser",
+            ConfirmMethod::Button => "button",
+            ConfirmMethod::Code => "code",
+        }
+    }
+}
+
+/// How a confirmation was made and how long after its mail: recorded in the opt-in
+/// event it caused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConfirmedHow {
+    pub method: ConfirmMethod,
+    pub seconds_since_sent: u64,
+}
+
 /// Who asked for a change, from where. Filled from the request; IP and user agent are
 /// left empty when `privacy.record_ip` is off.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -114,6 +148,7 @@ pub struct EventDraft {
     pub consent_evidence: Option<String>,
     pub signup: Option<SignupEvidence>,
     pub bounce_type: Option<BounceType>,
+    pub confirmed: Option<ConfirmedHow>,
     pub meta: RequestMeta,
 }
 
@@ -131,6 +166,7 @@ impl EventDraft {
             consent_evidence: None,
             signup: None,
             bounce_type: None,
+            confirmed: None,
             meta: meta.clone(),
         }
     }
@@ -163,6 +199,12 @@ pub struct Event {
     /// every event written before this field existed stays the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bounce_type: Option<BounceType>,
+    /// Only on an opt-in by a confirmation: how it was confirmed, and how many seconds
+    /// after its mail was sent. Absent elsewhere, like `bounce_type`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm_method: Option<ConfirmMethod>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds_since_sent: Option<u64>,
     #[serde(flatten)]
     pub meta: RequestMeta,
     pub prev_hash: String,
@@ -185,6 +227,8 @@ impl Event {
             consent_evidence: draft.consent_evidence,
             signup: draft.signup,
             bounce_type: draft.bounce_type,
+            confirm_method: draft.confirmed.map(|how| how.method),
+            seconds_since_sent: draft.confirmed.map(|how| how.seconds_since_sent),
             meta: draft.meta,
             prev_hash,
         }

@@ -12,6 +12,7 @@ pub mod contact_id;
 pub mod email;
 pub mod event;
 pub mod evidence;
+pub mod funnel;
 pub mod locale;
 pub mod outbox_job;
 pub mod plan;
@@ -23,19 +24,21 @@ pub mod tombstone;
 
 pub use change::{ContactChange, ContactWrite, MemberIndexChange, Stats};
 pub use contact::{
-    BlockRequests, BounceType, ConfirmationRequest, Confirmed, ConfirmedSignup, Contact, Erased,
-    FeedbackKind, FeedbackNote, FeedbackPolicy, ManualChange, ManualChangeError, ManualOutcome,
-    ManualResult, MemberError, MemberStatus, MemberWrite, MemberWriteMode, Membership, MoveTarget,
-    OptInRefused, PendingConfirmation, PreferenceChoice, PreferencesRefused, Restriction,
-    SeenFeedback, SignupIntent, StatusChange, Subscription, Unreachable, UnsubscribeTarget,
-    Unsubscribed,
+    BlockRequests, BounceType, CodeAttempt, CodeOutcome, ConfirmationRequest, Confirmed,
+    ConfirmedSignup, Contact, Erased, FeedbackKind, FeedbackNote, FeedbackPolicy, ManualChange,
+    ManualChangeError, ManualOutcome, ManualResult, MemberError, MemberStatus, MemberWrite,
+    MemberWriteMode, Membership, MoveTarget, OptInRefused, PendingConfirmation, PreferenceChoice,
+    PreferencesRefused, Reminded, Restriction, SeenFeedback, SentMail, SignupIntent, StatusChange,
+    Subscription, Unreachable, UnsubscribeTarget, Unsubscribed,
 };
 pub use contact_id::{ContactId, ContactIndex};
 pub use email::{EmailAddress, EmailError};
 pub use event::{
-    ChainCheck, ChainHead, Event, EventDraft, EventKind, RequestMeta, SignupEvidence, Source,
+    ChainCheck, ChainHead, ConfirmMethod, ConfirmedHow, Event, EventDraft, EventKind, RequestMeta,
+    SignupEvidence, Source,
 };
 pub use evidence::{Evidence, EvidenceTooLong};
+pub use funnel::{FunnelReport, FunnelStep, SignupDoor};
 pub use outbox_job::{MailKind, MailTask, OutboxJob, Task, WebhookTask};
 pub use plan::{Announcement, Plan, Planned};
 pub use rules::{MailAllowance, Rules, MAIL_ALLOWANCE_WINDOW_SECS};

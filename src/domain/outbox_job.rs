@@ -19,6 +19,12 @@ pub enum MailKind {
     },
     /// "Here is the link to your preferences", asked for on a manage or unsubscribe page.
     PreferencesLink,
+    /// The one reminder of a pending confirmation: the same link and code again.
+    Reminder {
+        pending_id: Uuid,
+        types: Vec<SubscriptionTypeId>,
+        expires_at: DateTime<Utc>,
+    },
 }
 
 impl MailKind {
@@ -26,7 +32,9 @@ impl MailKind {
     /// cap, so that nobody can flood an address through our forms.
     pub fn is_requested_by_others(&self) -> bool {
         match self {
-            MailKind::Confirmation { .. } | MailKind::PreferencesLink => true,
+            MailKind::Confirmation { .. }
+            | MailKind::PreferencesLink
+            | MailKind::Reminder { .. } => true,
         }
     }
 }

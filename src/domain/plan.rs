@@ -5,6 +5,7 @@
 use super::contact::Contact;
 use super::email::EmailAddress;
 use super::event::Event;
+use super::funnel::FunnelStep;
 use super::outbox_job::OutboxJob;
 use super::tombstone::Tombstone;
 
@@ -28,32 +29,30 @@ pub struct Plan<T> {
     pub(crate) tombstone: Option<Tombstone>,
     pub(crate) clear_tombstone: bool,
     pub(crate) announcement: Option<Announcement>,
+    /// The confirmation funnel's stages this change reaches (see [`super::funnel`]).
+    pub(crate) funnel: Vec<FunnelStep>,
     pub(crate) value: T,
 }
 
 impl<T> Plan<T> {
     pub fn keep(after: Contact, events: Vec<Event>, value: T) -> Self {
+        Self::writing(Some(after), events, value)
+    }
+
+    pub fn delete(value: T) -> Self {
+        Self::writing(None, Vec::new(), value)
+    }
+
+    fn writing(after: Option<Contact>, events: Vec<Event>, value: T) -> Self {
         Self {
-            after: Some(after),
+            after,
             carried: Vec::new(),
             events,
             jobs: Vec::new(),
             tombstone: None,
             clear_tombstone: false,
             announcement: None,
-            value,
-        }
-    }
-
-    pub fn delete(value: T) -> Self {
-        Self {
-            after: None,
-            carried: Vec::new(),
-            events: Vec::new(),
-            jobs: Vec::new(),
-            tombstone: None,
-            clear_tombstone: false,
-            announcement: None,
+            funnel: Vec::new(),
             value,
         }
     }
@@ -61,6 +60,12 @@ impl<T> Plan<T> {
     #[must_use]
     pub fn with_jobs(mut self, jobs: impl IntoIterator<Item = OutboxJob>) -> Self {
         self.jobs.extend(jobs);
+        self
+    }
+
+    #[must_use]
+    pub fn with_funnel(mut self, steps: impl IntoIterator<Item = FunnelStep>) -> Self {
+        self.funnel.extend(steps);
         self
     }
 
@@ -102,6 +107,10 @@ impl<T> Plan<T> {
     pub fn tombstone(&self) -> Option<&Tombstone> {
         self.tombstone.as_ref()
     }
+
+    pub fn funnel(&self) -> &[FunnelStep] {
+        &self.funnel
+    }
 }
 
 /// The result of a transition: something to write, or an answer with nothing to write.
@@ -134,6 +143,7 @@ impl<T> Planned<T> {
                 tombstone: plan.tombstone,
                 clear_tombstone: plan.clear_tombstone,
                 announcement: plan.announcement,
+                funnel: plan.funnel,
                 value: f(plan.value),
             }),
         }

@@ -12,6 +12,7 @@ pub struct Rules {
     confirmation_ttl: Duration,
     feedback: FeedbackPolicy,
     marketing_types: Vec<SubscriptionTypeId>,
+    reminder_after: Option<Duration>,
 }
 
 impl Rules {
@@ -27,7 +28,20 @@ impl Rules {
             confirmation_ttl,
             feedback,
             marketing_types,
+            reminder_after: None,
         }
+    }
+
+    /// Confirmations still pending this long after they were asked for get one reminder
+    /// mail (`signup.reminder_after_minutes`); `None`: no reminders.
+    #[must_use]
+    pub fn with_reminder_after(mut self, after: Option<Duration>) -> Self {
+        self.reminder_after = after;
+        self
+    }
+
+    pub fn reminder_after(&self) -> Option<Duration> {
+        self.reminder_after
     }
 
     pub fn catalog(&self) -> &Catalog {

@@ -18,6 +18,6 @@ pub use compose::{
 };
 pub use templates::{
     ConfirmationData, MailTemplates, PreferencesLinkData, RenderedMail, TemplateError, TypeSummary,
-    CONFIRMATION_MAIL, PREFERENCES_LINK_MAIL,
+    CONFIRMATION_MAIL, PREFERENCES_LINK_MAIL, REMINDER_MAIL,
 };
 pub use transport::{MailTransport, TransportError};

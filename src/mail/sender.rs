@@ -5,16 +5,17 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 use super::compose::{compose_message, Envelope};
 use super::templates::{
     ConfirmationData, MailTemplates, RenderedMail, TypeSummary, CONFIRMATION_MAIL,
-    PREFERENCES_LINK_MAIL,
+    PREFERENCES_LINK_MAIL, REMINDER_MAIL,
 };
 use super::transport::MailTransport;
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::domain::{MailKind, MailTask, OutboxJob};
+use crate::domain::{MailKind, MailTask, OutboxJob, SubscriptionTypeId};
 use crate::links::Links;
 use crate::mail::dkim::{DkimError, DkimSigner};
 
@@ -27,7 +28,7 @@ pub enum SendError {
     /// Retrying won't help (5xx, a template that does not render): dead-letter at once.
     #[error("{0}")]
     Permanent(String),
-    /// feedback2 (issue 12): a permanent `5.1.x` answer, the mailbox does not exist.
+    /// A permanent `5.1.x` answer: the mailbox does not exist.
     /// Dead-lettered like `Permanent`, and the address is marked unreachable.
     #[error("{0}")]
     MailboxUnavailable(String),
@@ -103,46 +104,20 @@ impl MailSender {
                 pending_id,
                 types,
                 expires_at,
+            } => self.render_confirmation(
+                CONFIRMATION_MAIL,
+                job,
+                mail,
+                *pending_id,
+                types,
+                *expires_at,
+            ),
+            MailKind::Reminder {
+                pending_id,
+                types,
+                expires_at,
             } => {
-                let catalog = &self.config.catalog;
-                let fallback = catalog.default_locale();
-                let summaries = types
-                    .iter()
-                    .filter_map(|id| catalog.get(id.as_str()))
-                    .map(|t| TypeSummary {
-                        id: t.id.to_string(),
-                        name: t.name_in(&mail.locale, fallback),
-                        description: t.description_in(&mail.locale, fallback),
-                    })
-                    .collect();
-                let unsubscribe_url =
-                    self.links
-                        .cancel_signup(&job.contact_id, *pending_id, &mail.locale, now);
-                let data = ConfirmationData {
-                    types: summaries,
-                    confirm_url: self.links.confirm(
-                        &job.contact_id,
-                        *pending_id,
-                        *expires_at,
-                        &mail.locale,
-                        now,
-                    ),
-                    unsubscribe_url: unsubscribe_url.clone(),
-                    preferences_url: self.links.preferences(&job.contact_id, &mail.locale, now),
-                    valid_for_days: valid_for_days(*expires_at, now),
-                    expires_at: expires_at.format("%Y-%m-%d").to_string(),
-                    service_name: self.config.settings.mail.service_name.clone(),
-                };
-                // A single-type signup may use that type's own template.
-                let type_override = match types.as_slice() {
-                    [only] => Some(only.as_str()),
-                    _ => None,
-                };
-                let rendered = self
-                    .templates
-                    .render(CONFIRMATION_MAIL, &mail.locale, type_override, &data)
-                    .map_err(|e| SendError::Permanent(e.to_string()))?;
-                Ok((rendered, unsubscribe_url))
+                self.render_confirmation(REMINDER_MAIL, job, mail, *pending_id, types, *expires_at)
             }
             MailKind::PreferencesLink => {
                 let unsubscribe_url = self.links.stop_requests(&job.contact_id, &mail.locale, now);
@@ -159,6 +134,62 @@ impl MailSender {
                 Ok((rendered, unsubscribe_url))
             }
         }
+    }
+}
+
+impl MailSender {
+    /// The confirmation mail or its reminder: the same link, code and cancel link.
+    fn render_confirmation(
+        &self,
+        name: &str,
+        job: &OutboxJob,
+        mail: &MailTask,
+        pending_id: Uuid,
+        types: &[SubscriptionTypeId],
+        expires_at: DateTime<Utc>,
+    ) -> Result<(RenderedMail, String), SendError> {
+        let now = self.clock.now();
+        let catalog = &self.config.catalog;
+        let fallback = catalog.default_locale();
+        let summaries = types
+            .iter()
+            .filter_map(|id| catalog.get(id.as_str()))
+            .map(|t| TypeSummary {
+                id: t.id.to_string(),
+                name: t.name_in(&mail.locale, fallback),
+                description: t.description_in(&mail.locale, fallback),
+            })
+            .collect();
+        let unsubscribe_url =
+            self.links
+                .cancel_signup(&job.contact_id, pending_id, &mail.locale, now);
+        let data = ConfirmationData {
+            types: summaries,
+            confirm_url: self.links.confirm(
+                &job.contact_id,
+                pending_id,
+                expires_at,
+                &mail.locale,
+                now,
+            ),
+            code: self.links.signer().confirmation_code(pending_id),
+            reminds: self.config.settings.signup.reminder_after_minutes > 0,
+            unsubscribe_url: unsubscribe_url.clone(),
+            preferences_url: self.links.preferences(&job.contact_id, &mail.locale, now),
+            valid_for_days: valid_for_days(expires_at, now),
+            expires_at: expires_at.format("%Y-%m-%d").to_string(),
+            service_name: self.config.settings.mail.service_name.clone(),
+        };
+        // A single-type signup may use that type's own template.
+        let type_override = match types {
+            [only] => Some(only.as_str()),
+            _ => None,
+        };
+        let rendered = self
+            .templates
+            .render(name, &mail.locale, type_override, &data)
+            .map_err(|e| SendError::Permanent(e.to_string()))?;
+        Ok((rendered, unsubscribe_url))
     }
 }
 

@@ -19,6 +19,8 @@ use crate::templating::{self, Family, Origin, Registry, Source};
 
 /// The double opt-in mail: "please confirm your subscription". Data: [`ConfirmationData`].
 pub const CONFIRMATION_MAIL: &str = "confirmation";
+/// The one reminder of a confirmation: the same link and code. Data: [`ConfirmationData`].
+pub const REMINDER_MAIL: &str = "reminder";
 /// "Here is your link to manage your subscriptions", asked for on a manage page.
 /// Data: [`PreferencesLinkData`].
 pub const PREFERENCES_LINK_MAIL: &str = "preferences_link";
@@ -71,11 +73,15 @@ pub struct RenderedMail {
     pub text: String,
 }
 
-/// The data the `confirmation` templates use.
+/// The data the `confirmation` and `reminder` templates use.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ConfirmationData {
     pub types: Vec<TypeSummary>,
     pub confirm_url: String,
+    /// The six digits the "check your inbox" page asks for; they confirm too.
+    pub code: String,
+    /// A reminder follows if this is not confirmed (`signup.reminder_after_minutes`).
+    pub reminds: bool,
     /// Cancels this pending signup.
     pub unsubscribe_url: String,
     /// The person's preference center: this mail goes to the address itself.

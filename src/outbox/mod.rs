@@ -17,7 +17,7 @@ use tokio::sync::{watch, Notify};
 use crate::clock::{self, SharedClock};
 use crate::config::Config;
 use crate::domain::email::mask_addresses;
-use crate::domain::{OutboxJob, Task};
+use crate::domain::{MailKind, OutboxJob, SentMail, Task};
 use crate::mail::sender::{MailSender, SendError};
 use crate::service::Subscriptions;
 use crate::store::{SharedStore, StoreError};
@@ -126,11 +126,12 @@ impl OutboxWorker {
                 Ok(()) => {
                     metrics::counter!("optin_outbox_sent_total").increment(1);
                     tracing::info!(job = %job.id, to = %mail.to.masked(), "mail sent");
+                    self.note_confirmation_sent(&job, &mail.mail).await;
                     Outcome::Done
                 }
                 Err(SendError::Transient(error)) => Outcome::Failed(error),
                 Err(SendError::Permanent(error)) => Outcome::Hopeless(error),
-                // feedback2 (issue 12): the address is marked unreachable first; a store
+                // The address is marked unreachable first; a store
                 // failure leaves the job leased, to be tried (and marked) again.
                 Err(SendError::MailboxUnavailable(error)) => {
                     self.service
@@ -149,6 +150,25 @@ impl OutboxWorker {
             Outcome::Hopeless(error) => self.record_failure(job, error, true, &policy).await?,
         }
         Ok(true)
+    }
+
+    /// Tells the contact that the relay took a mail of its pending confirmation. The mail
+    /// is gone either way: a store failure here only leaves the funnel's count and the
+    /// confirmation's "since sent" to fall back on the signup's time, and sending it
+    /// again would be worse.
+    async fn note_confirmation_sent(&self, job: &OutboxJob, mail: &MailKind) {
+        let (pending_id, sent) = match mail {
+            MailKind::Confirmation { pending_id, .. } => (*pending_id, SentMail::Confirmation),
+            MailKind::Reminder { pending_id, .. } => (*pending_id, SentMail::Reminder),
+            MailKind::PreferencesLink => return,
+        };
+        if let Err(error) = self
+            .service
+            .note_mail_sent(&job.contact_id, pending_id, sent)
+            .await
+        {
+            tracing::warn!(job = %job.id, %error, "could not record that a confirmation mail was sent");
+        }
     }
 
     fn retry_policy(&self, job: &OutboxJob) -> RetryPolicy {

@@ -206,6 +206,7 @@ impl Subscriptions {
             tombstone,
             clear_tombstone,
             announcement,
+            funnel,
             value,
         } = plan;
         if before.is_none() && after.is_none() && tombstone.is_none() && !clear_tombstone {
@@ -221,7 +222,8 @@ impl Subscriptions {
             written_events,
             jobs,
             self.rules.catalog(),
-        );
+        )
+        .with_funnel(&funnel);
         change.member_index = self.member_index_change(before, &change.write);
         let notices = self.webhook_notices(
             before,

@@ -15,6 +15,7 @@ mod eligibility;
 mod errors;
 mod expiry;
 mod feedback;
+mod funnel;
 mod link_access;
 mod manage;
 mod manual;
@@ -23,6 +24,7 @@ mod notices;
 mod preferences;
 pub mod processing_record;
 mod rectify;
+mod reminders;
 mod retention;
 mod rights;
 mod signup;
@@ -38,7 +40,7 @@ use tokio::sync::Notify;
 use self::work_room::WorkRoom;
 
 pub use commit::Moved;
-pub use confirm::ConfirmPage;
+pub use confirm::{CodeAnswer, CodeRequest, ConfirmPage, ConfirmRequest, Submitted};
 pub use console::{MAX_SIGN_INS_PER_WINDOW, SIGN_IN_WINDOW_SECS};
 pub use eligibility::{BatchEligibility, Eligibility, IneligibleReason};
 pub use errors::{RequestError, SignupError};
@@ -47,8 +49,9 @@ pub use feedback::{FeedbackError, SnsClient};
 pub use link_access::LinkError;
 pub use members::{is_subscriber_hash, subscriber_hash, MemberRef, MemberRequest, ReindexReport};
 pub use preferences::{PreferencesView, TypeView};
+pub use reminders::ReminderReport;
 pub use rights::{Export, Provenance};
-pub use signup::{NoticeVersions, SignupRequest};
+pub use signup::{NoticeVersions, SignupAnswer, SignupRequest, TypoCheck};
 pub use unsubscribe::{ResubscribeRequested, UnsubscribeKind, UnsubscribePage};
 pub use webhook_endpoints::EndpointView;
 
@@ -104,6 +107,10 @@ impl Subscriptions {
             config.catalog.clone(),
             chrono::Duration::days(i64::from(settings.signup.confirmation_ttl_days)),
             config.feedback.policy,
+        )
+        .with_reminder_after(
+            (settings.signup.reminder_after_minutes > 0)
+                .then(|| crate::clock::minutes(settings.signup.reminder_after_minutes.into())),
         );
         let backups = crate::backup::Backups::new(
             store.clone(),

@@ -143,6 +143,8 @@ fn notices_of_events(events: &[Event], after: &Contact) -> Vec<EventData> {
                     event_id: event.id,
                     at: event.at,
                     version,
+                    confirm_method: event.confirm_method,
+                    seconds_since_sent: event.seconds_since_sent,
                 }))
             }
             EventKind::Restricted => Some(EventData::ContactRestricted(contact_changed(event))),

@@ -1,14 +1,20 @@
 //! Public signups (`POST /v1/signups`, `POST /signup`): one call does the whole request:
 //! the per-client limit, the types and the notices shown, and the pending confirmation
-//! with its mail. The answer is the same whatever the address's state.
+//! with its mail. The answer is the same whatever the address's state: a reference to
+//! what the request created (see [`SignupRef`]) that has the same shape when it created
+//! nothing, because the address was opted in, blocked or out of mails.
 
 use std::collections::BTreeMap;
+
+use uuid::Uuid;
 
 use super::commit::Reach;
 use super::{SignupError, Subscriptions, TypeView};
 use crate::domain::{
-    Contact, EmailAddress, Evidence, RequestMeta, SignupIntent, Source, Status, UnknownType,
+    Contact, ContactId, EmailAddress, Evidence, RequestMeta, SignupDoor, SignupIntent, Status,
+    UnknownType,
 };
+use crate::tokens::SignupRef;
 
 /// The notice version a person saw: one for all requested types, or one per type; none
 /// means the text shown today.
@@ -40,8 +46,10 @@ pub struct SignupRequest {
     /// The language of the page or the request: the mail's and its links' language.
     pub locale: String,
     pub notice_versions: NoticeVersions,
-    /// `signup_form` or `signup_api`.
-    pub origin: Source,
+    /// The API, an operator's form or the hosted form.
+    pub door: SignupDoor,
+    /// Whether to ask "Did you mean …?" first (the hosted form, until the person chose).
+    pub typos: TypoCheck,
     pub form_id: Option<Evidence>,
     pub page_url: Option<Evidence>,
     pub meta: RequestMeta,
@@ -50,27 +58,77 @@ pub struct SignupRequest {
     pub client_network: Option<String>,
 }
 
+/// Whether a signup asks about a likely typing error in the address first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TypoCheck {
+    Ask,
+    /// The API, an operator's form, or a person who already chose an address.
+    Skip,
+}
+
+/// What a signup answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SignupAnswer {
+    /// Received: the reference the browser keeps. Its shape is the same whatever the
+    /// address's state, and whether or not anything was created.
+    Received(SignupRef),
+    /// The address's domain is one edit away from well-known mailbox domains: the person
+    /// is asked which they meant. Nothing was stored or counted.
+    DidYouMean(Vec<EmailAddress>),
+}
+
 impl Subscriptions {
-    pub async fn sign_up(&self, request: SignupRequest) -> Result<(), SignupError> {
+    pub async fn sign_up(&self, request: SignupRequest) -> Result<SignupAnswer, SignupError> {
         if let Some(network) = &request.client_network {
             self.count_signup_from(network).await?;
         }
         let intent = self.signup_intent(&request)?;
+        if request.typos == TypoCheck::Ask {
+            let suggestions = crate::typo::suggestions(&request.email);
+            if !suggestions.is_empty() {
+                return Ok(SignupAnswer::DidYouMean(suggestions));
+            }
+        }
         tracing::info!(to = %request.email.masked(), types = intent.types.len(), "signup");
-        let origin = if request.origin == Source::SignupForm {
-            "form"
-        } else {
-            "api"
+        let door = match request.door {
+            SignupDoor::Api => "api",
+            SignupDoor::Form | SignupDoor::HostedForm => "form",
         };
-        metrics::counter!("optin_signups_total", "source" => origin).increment(1);
+        metrics::counter!("optin_signups_total", "source" => door).increment(1);
         let id = self.contact_id(&request.email);
-        self.commit(&id, Reach::Signup, |found| {
-            let contact = found.contact.cloned().unwrap_or_else(|| {
-                Contact::new(id.clone(), request.email.clone(), &intent.locale, found.now)
-            });
-            Ok::<_, SignupError>(contact.sign_up(&intent, &self.rules, found.mail, found.now))
-        })
-        .await
+        let created = self
+            .commit(&id, Reach::Signup, |found| {
+                let contact = found.contact.cloned().unwrap_or_else(|| {
+                    Contact::new(id.clone(), request.email.clone(), &intent.locale, found.now)
+                });
+                Ok::<_, SignupError>(contact.sign_up(&intent, &self.rules, found.mail, found.now))
+            })
+            .await?;
+        // The address's own id either way, so that two signups of one address carry the
+        // same contact id whatever they created.
+        Ok(SignupAnswer::Received(self.signup_ref(id, created)))
+    }
+
+    /// The reference of a form answer that took no signup (a filled honeypot, the form
+    /// again for a browser that held no binding): of the same shape as any other, to
+    /// nothing.
+    pub fn ignored_signup(&self) -> SignupRef {
+        let mut random = [0u8; 16];
+        // Without randomness the reference is still unusable: it points at no contact.
+        let _ = getrandom::fill(&mut random);
+        let id = ContactId::parse(&hex::encode(random))
+            .unwrap_or_else(|_| ContactId::for_test_delivery());
+        self.signup_ref(id, None)
+    }
+
+    /// A reference to the pending confirmation a request created, or to a fresh id that
+    /// names none (a v7 id like a real one, made at the same moment).
+    fn signup_ref(&self, contact_id: ContactId, created: Option<Uuid>) -> SignupRef {
+        SignupRef {
+            contact_id,
+            pending_id: created.unwrap_or_else(Uuid::now_v7),
+            expires_at: crate::clock::later(self.now(), self.rules.confirmation_ttl()),
+        }
     }
 
     /// The types asked for, each once, with the notice shown for each; unknown types and
@@ -92,7 +150,7 @@ impl Subscriptions {
         Ok(SignupIntent {
             types,
             locale: request.locale.clone(),
-            origin: request.origin,
+            door: request.door,
             form_id: request.form_id.clone(),
             page_url: request.page_url.clone(),
             meta: request.meta.clone(),

@@ -116,6 +116,10 @@ pub trait Store: Send + Sync + 'static {
     /// The statistics counters, summed over all shards.
     async fn counters(&self) -> Result<BTreeMap<String, i64>, StoreError>;
 
+    /// The confirmation funnel's counters (`ContactChange::funnel`), summed over all
+    /// shards.
+    async fn funnel_counters(&self) -> Result<BTreeMap<String, i64>, StoreError>;
+
     /// Pending confirmations that expired at or before `now`, at most `limit` of them.
     async fn expired_pending(
         &self,

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod compat;
 pub mod extract;
 pub mod middleware;
+pub mod page_policy;
 pub mod pages;
 pub mod problem;
 pub mod routes;
@@ -25,8 +26,9 @@ use crate::service::Subscriptions;
 use crate::tokens::TokenSigner;
 use crate::web::pages::Pages;
 use routes::{
-    backup, confirm, contacts, eligibility, feedback, imports, jwks, manage, ops, outbox, page,
-    preferences, rights, signup, signup_challenge, subscription_types, unsubscribe, webhooks,
+    backup, confirm, contacts, eligibility, feedback, funnel, imports, jwks, manage, ops, outbox,
+    page, preferences, received, rights, signup, signup_challenge, subscription_types, unsubscribe,
+    webhooks,
 };
 
 /// Everything handlers need, shared by all workers.
@@ -112,19 +114,6 @@ impl AppState {
 pub const CONTENT_SECURITY_POLICY: &str =
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-/// The same policy for a page that the given origins may frame (`GET /signup`, with
-/// `server.embed_allowed_origins`); with none, the page stays unframeable.
-pub fn content_security_policy_framed_by(origins: &[String]) -> String {
-    if origins.is_empty() {
-        return CONTENT_SECURITY_POLICY.to_string();
-    }
-    let ancestors: Vec<&str> = origins.iter().map(|o| o.trim_end_matches('/')).collect();
-    CONTENT_SECURITY_POLICY.replace(
-        "frame-ancestors 'none'",
-        &format!("frame-ancestors {}", ancestors.join(" ")),
-    )
-}
-
 /// Largest batch of addresses one eligibility request may carry.
 pub const MAX_BATCH: usize = 10_000;
 
@@ -180,7 +169,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
                 .route(web::get().to(signup::show_signup_form))
                 .route(web::post().to(signup::subscribe_form)),
         )
-        .service(resource("/signup/received", "GET").route(web::get().to(signup::signup_received)))
+        .service(
+            resource("/signup/received", "GET, POST")
+                .route(web::get().to(received::signup_received))
+                .route(web::post().to(received::confirm_by_code)),
+        )
         .service(
             resource("/confirm/{token}", "GET, POST")
                 .route(web::get().to(confirm::show_confirm_page))
@@ -257,6 +250,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
         .configure(admin::routes)
         .service(personal_resource("/v1/imports", "POST").route(web::post().to(imports::import)))
         .service(resource("/v1/stats", "GET").route(web::get().to(contacts::show_stats)))
+        .service(
+            resource("/v1/stats/confirmations", "GET")
+                .route(web::get().to(funnel::show_confirmation_funnel)),
+        )
         .service(
             personal_resource("/v1/outbox/dead", "GET")
                 .route(web::get().to(outbox::list_dead_letters)),

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::event::Source;
+use crate::domain::event::{ConfirmMethod, Source};
 use crate::domain::{ErasureReason, LawfulBasis, Status};
 
 /// Every event type a receiver can get; the names are those of the wire and of the
@@ -121,6 +121,12 @@ pub struct SubscriptionChanged {
     pub at: DateTime<Utc>,
     /// The contact's version after the change: a receiver drops anything older.
     pub version: u64,
+    /// Only on an opt-in by a confirmation: `same_browser`, `button` or `code`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm_method: Option<ConfirmMethod>,
+    /// Only on an opt-in by a confirmation: seconds since its mail was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds_since_sent: Option<u64>,
 }
 
 /// `data` of `contact.restricted`, `contact.restriction_lifted` and `contact.complained`.
@@ -378,6 +384,8 @@ mod tests {
             event_id: Uuid::nil(),
             at: at(),
             version: 7,
+            confirm_method: None,
+            seconds_since_sent: None,
         })
     }
 

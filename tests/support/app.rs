@@ -271,6 +271,27 @@ impl TestApp {
             .expect("the store answers")
     }
 
+    /// Runs the confirmation reminders now, as the scheduler would.
+    pub async fn send_reminders(&self) -> optin::service::ReminderReport {
+        let app = self.app.as_ref().expect("the app is running");
+        app.state
+            .subscriptions
+            .send_reminders()
+            .await
+            .expect("the store answers")
+    }
+
+    /// Posts a form body to `POST /signup` as a browser would.
+    pub async fn post_form(&self, path: &str, body: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     /// The preference center link the service would put in a mail to this address.
     pub fn preferences_link(&self, email: &str) -> String {
         let app = self.app.as_ref().expect("the app is running");

@@ -125,12 +125,36 @@ impl Browser {
         }
     }
 
+    /// Waits until an element matches `css`, bounded to `within`: for pages that move on
+    /// by themselves. Answers whether it showed up.
+    pub async fn wait_for(&self, css: &str, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.count(css).await > 0 {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Switches into the page's `index`th frame; [`Self::leave_frame`] switches back.
     pub async fn enter_frame(&self, index: u16) {
         self.client
             .enter_frame(index)
             .await
             .unwrap_or_else(|e| panic!("cannot enter frame {index}: {e}"));
+    }
+
+    /// Back to the top of the window, wherever the current frame went.
+    pub async fn to_top(&self) {
+        let window = self.client.window().await.expect("the current window");
+        self.client
+            .switch_to_window(window)
+            .await
+            .expect("the top of the window");
     }
 
     pub async fn leave_frame(&self) {

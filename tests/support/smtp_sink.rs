@@ -274,6 +274,15 @@ impl ReceivedMail {
             .expect("a confirmation link in the text part")
     }
 
+    /// The six-digit confirmation code in the plain-text part.
+    pub fn confirmation_code(&self) -> String {
+        self.text_body()
+            .split_whitespace()
+            .find(|word| word.len() == 6 && word.bytes().all(|b| b.is_ascii_digit()))
+            .expect("a six-digit code in the text part")
+            .to_string()
+    }
+
     fn part_text(&self, ctype: &str, subtype: &str) -> String {
         let message = self.parsed();
         let part = message.parts.iter().find(|part| {

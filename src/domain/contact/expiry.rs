@@ -4,6 +4,7 @@
 use uuid::Uuid;
 
 use super::Contact;
+use crate::domain::funnel::FunnelStage;
 use crate::domain::plan::{Plan, Planned};
 
 /// What the purge of one expired confirmation did.
@@ -18,14 +19,17 @@ pub enum Purged {
 
 impl Contact {
     pub fn purge_pending(mut self, pending: Uuid) -> Planned<Purged> {
-        if self.pending_confirmation(pending).is_none() {
+        let Some(step) = self
+            .pending_confirmation(pending)
+            .map(|p| p.funnel_step(FunnelStage::Expired))
+        else {
             return Planned::Nothing(Purged::NotFound);
-        }
+        };
         self.pending.retain(|p| p.id != pending);
         if self.holds_only_pending() && self.pending.is_empty() {
-            return Planned::Write(Plan::delete(Purged::Contact));
+            return Planned::Write(Plan::delete(Purged::Contact).with_funnel(step));
         }
-        Planned::Write(Plan::keep(self, Vec::new(), Purged::Pending))
+        Planned::Write(Plan::keep(self, Vec::new(), Purged::Pending).with_funnel(step))
     }
 }
 
@@ -39,9 +43,13 @@ mod tests {
     fn the_last_signup_of_an_address_that_holds_nothing_else_takes_the_address_with_it() {
         let now = chrono::Utc::now();
         let (pending, id) = signed_up("en", now);
+        let purged = pending.clone().purge_pending(id);
         assert!(
-            matches!(pending.clone().purge_pending(id), Planned::Write(ref p) if p.after.is_none() && p.value == Purged::Contact)
+            matches!(purged, Planned::Write(ref p) if p.after.is_none() && p.value == Purged::Contact)
         );
+        let steps = purged.plan().unwrap().funnel();
+        assert_eq!(steps.len(), 1);
+        assert_eq!(steps[0].stage, FunnelStage::Expired);
         assert!(matches!(
             pending.purge_pending(Uuid::now_v7()),
             Planned::Nothing(Purged::NotFound)

@@ -203,6 +203,8 @@ impl Contact {
                 locale,
                 ttl: rules.confirmation_ttl(),
                 signup: SignupEvidence::from_request(source, meta, now),
+                remind_after: rules.reminder_after(),
+                funnel: None,
             },
             now,
         );

@@ -13,7 +13,8 @@
 //! - [`membership`]: a Mailchimp list member's status;
 //! - [`rights`]: restriction, export, erasure and rectification;
 //! - [`reachability`]: bounces and complaints;
-//! - [`expiry`]: confirmations not confirmed in time.
+//! - [`expiry`]: confirmations not confirmed in time;
+//! - [`reminder`]: the one reminder of a confirmation, and the mails the relay took.
 
 mod confirm;
 mod expiry;
@@ -21,6 +22,7 @@ mod manual;
 mod membership;
 mod preferences;
 mod reachability;
+mod reminder;
 mod rights;
 mod signup;
 mod unsubscribe;
@@ -35,14 +37,17 @@ use uuid::Uuid;
 
 use super::contact_id::ContactId;
 use super::email::EmailAddress;
-use super::event::{ChainHead, Event, EventDraft, EventKind, RequestMeta, SignupEvidence, Source};
+use super::event::{
+    ChainHead, ConfirmedHow, Event, EventDraft, EventKind, RequestMeta, SignupEvidence, Source,
+};
+use super::funnel::{FunnelStage, FunnelStep};
 use super::outbox_job::{MailKind, OutboxJob};
 use super::plan::{Plan, Planned};
 use super::rules::MailAllowance;
 use super::status::{LawfulBasis, Status};
 use super::subscription_type::{NoticeRef, SubscriptionTypeId};
 
-pub use confirm::Confirmed;
+pub use confirm::{CodeAttempt, CodeOutcome, Confirmed, MAX_CODE_TRIES};
 pub use expiry::Purged;
 pub use manual::{ManualChange, ManualChangeError, ManualOutcome, ManualResult, OptInRefused};
 pub use membership::{MemberError, MemberStatus, MemberWrite, MemberWriteMode, Membership};
@@ -51,6 +56,7 @@ pub use reachability::{
     BounceType, FeedbackKind, FeedbackNote, FeedbackPolicy, SeenFeedback, Unreachable,
     MAX_SEEN_FEEDBACK,
 };
+pub use reminder::{Reminded, SentMail};
 pub use rights::{Erased, MoveTarget, Restriction};
 pub use signup::SignupIntent;
 pub use unsubscribe::{BlockRequests, UnsubscribeTarget, Unsubscribed};
@@ -74,6 +80,38 @@ pub struct PendingConfirmation {
     pub locale: String,
     pub expires_at: DateTime<Utc>,
     pub signup: SignupEvidence,
+    /// The confirmation funnel's source key (see [`crate::domain::funnel`]): set only
+    /// when a public signup created this confirmation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub funnel: Option<String>,
+    /// When its one reminder is due; cleared when the reminder is sent or skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remind_at: Option<DateTime<Utc>>,
+    /// When the mail relay took its confirmation mail, and its reminder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailed_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reminded_at: Option<DateTime<Utc>>,
+    /// Wrong codes entered for it so far; at [`MAX_CODE_TRIES`] its code is dead.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub code_tries: u8,
+}
+
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_zero(count: &u8) -> bool {
+    *count == 0
+}
+
+impl PendingConfirmation {
+    /// The funnel step this confirmation reaches with `stage`, when it is counted.
+    pub fn funnel_step(&self, stage: FunnelStage) -> Option<FunnelStep> {
+        self.funnel
+            .as_deref()
+            .map(|source| FunnelStep::new(self.signup.at, source, stage))
+    }
 }
 
 /// A signup that was confirmed, remembered while its link is still valid, so that a
@@ -139,6 +177,10 @@ pub struct ConfirmationRequest {
     pub locale: String,
     pub ttl: Duration,
     pub signup: SignupEvidence,
+    /// When to remind the person if it is still pending (see [`super::Rules`]).
+    pub remind_after: Option<Duration>,
+    /// The funnel's source key, for a public signup.
+    pub funnel: Option<String>,
 }
 
 /// A status change to make, with the evidence that justifies it.
@@ -151,6 +193,8 @@ pub struct StatusChange {
     pub consent_notice: Option<NoticeRef>,
     pub consent_evidence: Option<String>,
     pub signup: Option<SignupEvidence>,
+    /// For an opt-in by a confirmation: how, and how long after its mail.
+    pub confirmed: Option<ConfirmedHow>,
 }
 
 impl StatusChange {
@@ -163,6 +207,7 @@ impl StatusChange {
             consent_notice: None,
             consent_evidence: None,
             signup: None,
+            confirmed: None,
         }
     }
 
@@ -326,7 +371,25 @@ impl Contact {
     /// When this contact's timed work is next due, per timer; the stores index contacts
     /// by it (see [`crate::domain::timer`]).
     pub fn due_times(&self) -> crate::domain::DueTimes {
-        crate::domain::DueTimes::new()
+        let mut due = crate::domain::DueTimes::new();
+        if let Some(at) = self.pending.iter().filter_map(|p| p.remind_at).min() {
+            due.insert(crate::domain::Timer::Reminder, at);
+        }
+        due
+    }
+
+    /// The funnel steps of the pending confirmations of `before` that this contact no
+    /// longer holds: each one was withdrawn as `stage`.
+    pub(crate) fn funnel_removed(
+        &self,
+        before: &[PendingConfirmation],
+        stage: FunnelStage,
+    ) -> Vec<FunnelStep> {
+        before
+            .iter()
+            .filter(|p| self.pending_confirmation(p.id).is_none())
+            .filter_map(|p| p.funnel_step(stage))
+            .collect()
     }
 
     /// Whether any type of the given set is opted in: the "marketing contact" test.
@@ -377,6 +440,7 @@ impl Contact {
         draft.consent_notice = change.consent_notice;
         draft.consent_evidence = change.consent_evidence;
         draft.signup = change.signup;
+        draft.confirmed = change.confirmed;
         Some(self.record(draft, now))
     }
 
@@ -387,13 +451,23 @@ impl Contact {
         request: ConfirmationRequest,
         now: DateTime<Utc>,
     ) -> OutboxJob {
+        let expires_at = crate::clock::later(now, request.ttl);
         let pending = PendingConfirmation {
             id: Uuid::now_v7(),
             types: request.types,
             notices: request.notices,
             locale: request.locale,
-            expires_at: crate::clock::later(now, request.ttl),
+            expires_at,
             signup: request.signup,
+            funnel: request.funnel,
+            // A reminder that would come after the link expired is none at all.
+            remind_at: request
+                .remind_after
+                .map(|after| crate::clock::later(now, after))
+                .filter(|at| *at < expires_at),
+            mailed_at: None,
+            reminded_at: None,
+            code_tries: 0,
         };
         let mail = MailKind::Confirmation {
             pending_id: pending.id,

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 
 use super::{Contact, StatusChange};
+use crate::domain::funnel::FunnelStage;
 use crate::domain::plan::{Plan, Planned};
 use crate::domain::rules::Rules;
 use crate::domain::subscription_type::UnknownNotice;
@@ -47,6 +48,7 @@ impl Contact {
         now: DateTime<Utc>,
     ) -> Result<Planned<Contact>, PreferencesRefused> {
         let source = Source::PreferenceCenter;
+        let pending_before = self.pending.clone();
         let mut events = Vec::new();
         if choice.allow_signups {
             events.extend(self.lift_signup_block(source, meta, now));
@@ -89,7 +91,10 @@ impl Contact {
         if events.is_empty() {
             return Ok(Planned::Nothing(self));
         }
-        Ok(Planned::Write(Plan::keep(self.clone(), events, self)))
+        let withdrawn = self.funnel_removed(&pending_before, FunnelStage::Cancelled);
+        Ok(Planned::Write(
+            Plan::keep(self.clone(), events, self).with_funnel(withdrawn),
+        ))
     }
 }
 

@@ -4,11 +4,14 @@
 
 use chrono::{DateTime, Utc};
 
+use uuid::Uuid;
+
 use super::{ConfirmationRequest, Contact, StatusChange};
 use crate::domain::evidence::Evidence;
+use crate::domain::funnel::{FunnelStage, SignupDoor};
 use crate::domain::plan::{Plan, Planned};
 use crate::domain::rules::{MailAllowance, Rules};
-use crate::domain::{NoticeRef, RequestMeta, SignupEvidence, Source, Status, SubscriptionTypeId};
+use crate::domain::{NoticeRef, RequestMeta, SignupEvidence, Status, SubscriptionTypeId};
 
 /// A signup, parsed: the types are known and each comes with the notice shown for it.
 #[derive(Clone, Debug)]
@@ -16,8 +19,8 @@ pub struct SignupIntent {
     /// Each type asked for, once, with the notice shown beside it.
     pub types: Vec<(SubscriptionTypeId, NoticeRef)>,
     pub locale: String,
-    /// `signup_form` or `signup_api`.
-    pub origin: Source,
+    /// The API, an operator's form or the hosted form.
+    pub door: SignupDoor,
     pub form_id: Option<Evidence>,
     pub page_url: Option<Evidence>,
     pub meta: RequestMeta,
@@ -27,7 +30,7 @@ impl SignupIntent {
     fn evidence(&self, now: DateTime<Utc>) -> SignupEvidence {
         SignupEvidence {
             at: now,
-            source: self.origin,
+            source: self.door.source(),
             ip: self.meta.ip.clone(),
             user_agent: self.meta.user_agent.clone(),
             form_id: self.form_id.clone().map(Evidence::into_string),
@@ -43,16 +46,16 @@ impl Contact {
     /// Always writes (at least a version bump), so that every kind of address costs the
     /// same work and the answer's timing tells nothing. An unsubscribed person is asked
     /// to confirm even on a type without double opt-in, and a person who blocked signups
-    /// is neither changed nor mailed.
+    /// is neither changed nor mailed. Answers the pending confirmation it created, if any.
     pub fn sign_up(
         self,
         intent: &SignupIntent,
         rules: &Rules,
         mail: MailAllowance,
         now: DateTime<Utc>,
-    ) -> Planned<()> {
+    ) -> Planned<Option<Uuid>> {
         if self.is_signup_blocked() {
-            return Planned::Write(Plan::keep(self, Vec::new(), ()));
+            return Planned::Write(Plan::keep(self, Vec::new(), None));
         }
         let mut contact = self;
         let evidence = intent.evidence(now);
@@ -69,7 +72,7 @@ impl Contact {
                 .get(type_id.as_str())
                 .is_some_and(|t| !t.double_opt_in);
             if single_opt_in && current == Status::NotSubscribed {
-                let mut change = StatusChange::consent(intent.origin, notice.clone());
+                let mut change = StatusChange::consent(intent.door.source(), notice.clone());
                 change.signup = Some(evidence.clone());
                 events.extend(contact.change_status(type_id, change, &intent.meta, now));
             } else {
@@ -77,20 +80,33 @@ impl Contact {
                 notices.push(notice.clone());
             }
         }
-        let mut jobs = Vec::new();
-        if !to_confirm.is_empty() && mail == MailAllowance::Available {
-            jobs.push(contact.request_confirmation(
-                ConfirmationRequest {
-                    types: to_confirm,
-                    notices,
-                    locale: intent.locale.clone(),
-                    ttl: rules.confirmation_ttl(),
-                    signup: evidence,
-                },
-                now,
-            ));
+        if to_confirm.is_empty() || mail == MailAllowance::Spent {
+            return Planned::Write(Plan::keep(contact, events, None));
         }
-        Planned::Write(Plan::keep(contact, events, ()).with_jobs(jobs))
+        let job = contact.request_confirmation(
+            ConfirmationRequest {
+                types: to_confirm,
+                notices,
+                locale: intent.locale.clone(),
+                ttl: rules.confirmation_ttl(),
+                signup: evidence,
+                remind_after: rules.reminder_after(),
+                funnel: Some(
+                    intent
+                        .door
+                        .funnel_key(intent.form_id.as_ref().map(Evidence::as_str)),
+                ),
+            },
+            now,
+        );
+        let created = contact.pending.last();
+        let step = created.and_then(|p| p.funnel_step(FunnelStage::Requested));
+        let pending_id = created.map(|p| p.id);
+        Planned::Write(
+            Plan::keep(contact, events, pending_id)
+                .with_jobs([job])
+                .with_funnel(step),
+        )
     }
 }
 
@@ -98,13 +114,13 @@ impl Contact {
 mod tests {
     use super::super::tests::{contact, notice, rules, type_id, META};
     use super::*;
-    use crate::domain::LawfulBasis;
+    use crate::domain::{LawfulBasis, Source};
 
     fn intent(types: &[&str]) -> SignupIntent {
         SignupIntent {
             types: types.iter().map(|t| (type_id(t), notice(t))).collect(),
             locale: "nl".into(),
-            origin: Source::SignupForm,
+            door: SignupDoor::Form,
             form_id: Evidence::parse(Some("footer")).unwrap(),
             page_url: None,
             meta: META.clone(),
@@ -133,6 +149,18 @@ mod tests {
         assert_eq!(plan.jobs().len(), 1);
         assert!(plan.events().is_empty());
         assert!(planned.mails_others_requested());
+        assert_eq!(*planned.value(), Some(after.pending()[0].id));
+        let step = &plan.funnel()[0];
+        assert_eq!(step.stage, FunnelStage::Requested);
+        assert_eq!(step.source, "footer", "the form's id is the funnel's key");
+        assert_eq!(
+            after.pending()[0].remind_at,
+            Some(now + chrono::Duration::hours(24))
+        );
+        assert_eq!(
+            after.due_times().get(&crate::domain::Timer::Reminder),
+            Some(&(now + chrono::Duration::hours(24)))
+        );
     }
 
     #[test]
@@ -182,7 +210,7 @@ mod tests {
         };
         let planned = sign_up(contact(now));
         let plan = planned.plan().unwrap();
-        let status = |plan: &Plan<()>| plan.after().unwrap().status(&type_id("alerts"));
+        let status = |plan: &Plan<Option<Uuid>>| plan.after().unwrap().status(&type_id("alerts"));
         assert_eq!(status(plan), Status::OptedIn);
         assert_eq!(plan.events()[0].lawful_basis, Some(LawfulBasis::Consent));
         assert_eq!(plan.events()[0].source, Source::SignupForm);
@@ -208,5 +236,7 @@ mod tests {
         let plan = planned.plan().unwrap();
         assert!(plan.jobs().is_empty());
         assert!(plan.after().unwrap().pending().is_empty());
+        assert_eq!(*planned.value(), None);
+        assert!(plan.funnel().is_empty(), "nothing was requested");
     }
 }

@@ -5,10 +5,10 @@ use std::sync::LazyLock;
 use chrono::{DateTime, Duration, Utc};
 
 use super::{Contact, FeedbackPolicy, SignupIntent};
+use crate::domain::funnel::SignupDoor;
 use crate::domain::rules::{MailAllowance, Rules};
 use crate::domain::{
-    Catalog, ContactId, EmailAddress, NoticeRef, RequestMeta, Source, SubscriptionType,
-    SubscriptionTypeId,
+    Catalog, ContactId, EmailAddress, NoticeRef, RequestMeta, SubscriptionType, SubscriptionTypeId,
 };
 
 pub static META: LazyLock<RequestMeta> = LazyLock::new(|| RequestMeta {
@@ -46,6 +46,7 @@ pub fn rules() -> Rules {
             window: Duration::days(14),
         },
     )
+    .with_reminder_after(Some(Duration::hours(24)))
 }
 
 pub fn type_id(id: &str) -> SubscriptionTypeId {
@@ -78,7 +79,7 @@ pub fn signed_up(locale: &str, now: DateTime<Utc>) -> (Contact, uuid::Uuid) {
     let intent = SignupIntent {
         types: vec![(type_id("news"), notice("news"))],
         locale: locale.into(),
-        origin: Source::SignupForm,
+        door: SignupDoor::HostedForm,
         form_id: None,
         page_url: None,
         meta: META.clone(),

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{ConfirmationRequest, Contact, StatusChange};
+use crate::domain::funnel::FunnelStage;
 use crate::domain::plan::{Plan, Planned};
 use crate::domain::rules::{MailAllowance, Rules};
 use crate::domain::{NoticeRef, RequestMeta, SignupEvidence, Source, Status, SubscriptionTypeId};
@@ -90,7 +91,7 @@ impl Contact {
         now: DateTime<Utc>,
     ) -> Planned<Unsubscribed> {
         let mut outcome = self.describe_unsubscribe(target.clone());
-        let pending_before = self.pending.len();
+        let pending_before = self.pending.clone();
         let mut events = Vec::new();
         for type_id in &outcome.types {
             self.withdraw_pending(type_id, &target);
@@ -112,14 +113,15 @@ impl Contact {
             events.extend(self.block_signups(source, meta, now));
         }
         outcome.requests_blocked = self.is_signup_blocked();
-        if events.is_empty() && self.pending.len() == pending_before {
+        if events.is_empty() && self.pending.len() == pending_before.len() {
             return Planned::Nothing(outcome);
         }
+        let withdrawn = self.funnel_removed(&pending_before, FunnelStage::Cancelled);
         if self.holds_only_pending() && self.pending.is_empty() {
             // Nothing but a withdrawn signup was held: keep no personal data at all.
-            return Planned::Write(Plan::delete(outcome));
+            return Planned::Write(Plan::delete(outcome).with_funnel(withdrawn));
         }
-        Planned::Write(Plan::keep(self, events, outcome))
+        Planned::Write(Plan::keep(self, events, outcome).with_funnel(withdrawn))
     }
 
     /// Unsubscribe from all, as one change: every type not yet unsubscribed becomes
@@ -133,8 +135,12 @@ impl Contact {
         meta: &RequestMeta,
         now: DateTime<Utc>,
     ) -> Planned<Contact> {
+        let pending_before = self.pending.clone();
         match self.leave_everything(rules, source, meta, now) {
-            Some(events) => Planned::Write(Plan::keep(self.clone(), events, self)),
+            Some(events) => {
+                let withdrawn = self.funnel_removed(&pending_before, FunnelStage::Cancelled);
+                Planned::Write(Plan::keep(self.clone(), events, self).with_funnel(withdrawn))
+            }
             None => Planned::Nothing(self),
         }
     }
@@ -187,6 +193,8 @@ impl Contact {
                 locale: locale.to_string(),
                 ttl: rules.confirmation_ttl(),
                 signup: SignupEvidence::from_request(Source::UnsubscribePage, meta, now),
+                remind_after: rules.reminder_after(),
+                funnel: None,
             },
             now,
         );
@@ -294,6 +302,8 @@ mod tests {
                 locale: "en".into(),
                 ttl: chrono::Duration::days(7),
                 signup: SignupEvidence::from_request(Source::SignupApi, &META, now),
+                remind_after: None,
+                funnel: Some("api".into()),
             },
             now,
         );

@@ -58,6 +58,8 @@ const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
 /// [`pending_member`] → expiry in ms: to find an entry of `EXPIRY` when it is removed.
 const EXPIRY_BY_PENDING: TableDefinition<&str, u64> = TableDefinition::new("expiry_by_pending");
 const COUNTERS: TableDefinition<&str, i64> = TableDefinition::new("counters");
+/// The confirmation funnel's counters (see `domain::funnel`).
+pub(super) const FUNNEL: TableDefinition<&str, i64> = TableDefinition::new("funnel");
 /// (inactive since in ms, contact id) → (): contacts without an opt-in, for retention.
 const INACTIVE: TableDefinition<(u64, &str), ()> = TableDefinition::new("inactive");
 /// (timer, due in ms, contact id) → (): the due index, one range per timer.
@@ -284,16 +286,8 @@ fn apply_in(txn: &WriteTransaction, change: &ContactChange) -> Result<(), StoreE
     for job in &change.new_jobs {
         insert_job(&mut jobs, &mut jobs_by_contact, &mut queue, job)?;
     }
-    let mut counters = txn.open_table(COUNTERS).map_err(unavailable)?;
-    for (name, delta) in &change.counters {
-        let current = counters
-            .get(name.as_str())
-            .map_err(unavailable)?
-            .map_or(0, |v| v.value());
-        counters
-            .insert(name.as_str(), current + delta)
-            .map_err(unavailable)?;
-    }
+    add_counters(txn, COUNTERS, &change.counters)?;
+    add_counters(txn, FUNNEL, &change.funnel)?;
     index_inactive(
         txn,
         id,
@@ -313,6 +307,40 @@ fn apply_in(txn: &WriteTransaction, change: &ContactChange) -> Result<(), StoreE
             .map_err(unavailable)?;
     }
     member_index::apply_in(txn, change)
+}
+
+fn read_counters(
+    db: &Database,
+    table: TableDefinition<&str, i64>,
+) -> Result<BTreeMap<String, i64>, StoreError> {
+    let txn = db.begin_read().map_err(unavailable)?;
+    let table = txn.open_table(table).map_err(unavailable)?;
+    let entries = table.iter().map_err(unavailable)?;
+    entries
+        .map(|entry| {
+            entry
+                .map(|(k, v)| (k.value().to_string(), v.value()))
+                .map_err(unavailable)
+        })
+        .collect()
+}
+
+fn add_counters(
+    txn: &WriteTransaction,
+    table: TableDefinition<&str, i64>,
+    deltas: &BTreeMap<String, i64>,
+) -> Result<(), StoreError> {
+    let mut counters = txn.open_table(table).map_err(unavailable)?;
+    for (name, delta) in deltas {
+        let current = counters
+            .get(name.as_str())
+            .map_err(unavailable)?
+            .map_or(0, |v| v.value());
+        counters
+            .insert(name.as_str(), current + delta)
+            .map_err(unavailable)?;
+    }
+    Ok(())
 }
 
 /// Moves the contact's entries in the due index (or removes them, for `None`).
@@ -456,19 +484,11 @@ impl Store for EmbeddedStore {
     }
 
     async fn counters(&self) -> Result<BTreeMap<String, i64>, StoreError> {
-        self.blocking(|db| {
-            let txn = db.begin_read().map_err(unavailable)?;
-            let table = txn.open_table(COUNTERS).map_err(unavailable)?;
-            let entries = table.iter().map_err(unavailable)?;
-            entries
-                .map(|entry| {
-                    entry
-                        .map(|(k, v)| (k.value().to_string(), v.value()))
-                        .map_err(unavailable)
-                })
-                .collect()
-        })
-        .await
+        self.blocking(|db| read_counters(db, COUNTERS)).await
+    }
+
+    async fn funnel_counters(&self) -> Result<BTreeMap<String, i64>, StoreError> {
+        self.blocking(|db| read_counters(db, FUNNEL)).await
     }
 
     async fn expired_pending(

@@ -9,7 +9,7 @@ use super::backup::RESTORE_MARK;
 use super::member_index::MEMBER_INDEX;
 use super::spent::{SPENT, SPENT_BY_EXPIRY};
 use super::{
-    CONTACTS, COUNTERS, ENDPOINTS, EVENTS, EXPIRY, EXPIRY_BY_PENDING, INACTIVE,
+    CONTACTS, COUNTERS, ENDPOINTS, EVENTS, EXPIRY, EXPIRY_BY_PENDING, FUNNEL, INACTIVE,
     INACTIVE_BY_CONTACT, JOBS, JOBS_BY_CONTACT, MAIL_ALLOWANCE, QUEUE, TIMERS, TIMERS_BY_CONTACT,
     TOMBSTONES,
 };
@@ -35,6 +35,7 @@ pub(super) fn for_every_table<T: TableVisitor>(visitor: &mut T) -> Result<(), T:
     visitor.visit(EXPIRY)?;
     visitor.visit(EXPIRY_BY_PENDING)?;
     visitor.visit(COUNTERS)?;
+    visitor.visit(FUNNEL)?;
     visitor.visit(INACTIVE)?;
     visitor.visit(INACTIVE_BY_CONTACT)?;
     visitor.visit(TIMERS)?;

@@ -5,15 +5,16 @@
 --       6 dead zset, 7 contact's job ids set, 8 expiry zset, 9 stats hash,
 --       10 retention index zset (contact id → inactive since, ms),
 --       11 member index hash of the entry to set, 12 that of the entry to remove
---       (each any hash of this shard when there is none), then one due index zset per
---       timer (in the order of `Timer::ALL`)
+--       (each any hash of this shard when there is none), 13 funnel hash, then one due
+--       index zset per timer (in the order of `Timer::ALL`)
 -- ARGV: 1 expected version, 2 contact id, 3 'put' or 'delete', 4 new version,
 --       5 contact (compact), 6 '1' to clear the tombstone, 7 tombstone JSON to set or '',
 --       8 #events, 9 #jobs, 10 #pending added, 11 #pending removed, 12 #counters,
+--       13 #funnel counters,
 --       then event JSON..., (job id, due ms, job JSON)..., (expiry member, expiry ms)...,
---       expiry member..., (counter name, delta)..., inactive since ms or '',
---       member index field to set or '', field to remove or '', contact id (raw bytes),
---       then per timer its due time in ms or '' (not set)
+--       expiry member..., (counter name, delta)..., (funnel counter name, delta)...,
+--       inactive since ms or '', member index field to set or '', field to remove or '',
+--       contact id (raw bytes), then per timer its due time in ms or '' (not set)
 -- Expiry members come built by Rust (store/codec.rs); for a delete the removed ones
 -- include every pending confirmation of the stored contact, read just before.
 -- Returns 1 when written, 0 on a version conflict.
@@ -42,7 +43,8 @@ local jobs = tonumber(ARGV[9])
 local added = tonumber(ARGV[10])
 local removed = tonumber(ARGV[11])
 local counters = tonumber(ARGV[12])
-local i = 13
+local funnel = tonumber(ARGV[13])
+local i = 14
 
 -- The event log is one string of frames: a 4-byte big-endian length, then the event
 -- (store/redis/event_log.rs reads it). Earlier releases kept a list; it is turned into
@@ -90,6 +92,10 @@ for _ = 1, counters do
   end
   i = i + 2
 end
+for _ = 1, funnel do
+  redis.call('HINCRBY', KEYS[13], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
 
 -- The retention index: contacts with no opt-in, scored by when they became inactive.
 local inactive_since = ARGV[i]
@@ -110,8 +116,8 @@ if index_set ~= '' then
 end
 
 -- The due index: one zset per timer, the contact scored by when its timer is due.
-for t = 13, #KEYS do
-  local due = ARGV[i + 4 + (t - 13)]
+for t = 14, #KEYS do
+  local due = ARGV[i + 4 + (t - 14)]
   if ARGV[3] == 'put' and due ~= nil and due ~= '' then
     redis.call('ZADD', KEYS[t], due, cid)
   else

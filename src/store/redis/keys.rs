@@ -18,6 +18,7 @@
 //! | `optin:{s<b>}:cj:<cid>` | set | the contact's job ids, so an erasure finds them |
 //! | `optin:{s<b>}:exp` | zset | `<cid>:<pending id>` → expiry in ms |
 //! | `optin:{s<b>}:stats` | hash | counter name → count (zeros are dropped) |
+//! | `optin:{s<b>}:funnel` | hash | confirmation funnel counter (`<day>\|<stage>\|<source>`) → count |
 //! | `optin:{s<b>}:inactive` | zset | `<cid>` → inactive since, in ms (the retention index) |
 //! | `optin:{s<b>}:due:<timer>` | zset | `<cid>` → when the timer is due, in ms (`reminder`, `consent`) |
 //! | `optin:{s<b>}:ma:<cid>` | zset | times (ms) of mails others' requests caused; expires after the window |
@@ -116,6 +117,11 @@ impl Shard {
         self.key("stats")
     }
 
+    /// The confirmation funnel's counters (see `domain::funnel`).
+    pub(super) fn funnel(self) -> String {
+        self.key("funnel")
+    }
+
     pub(super) fn inactive(self) -> String {
         self.key("inactive")
     }
@@ -169,6 +175,7 @@ mod tests {
             shard.dead(),
             shard.expiry(),
             shard.stats(),
+            shard.funnel(),
             shard.inactive(),
             shard.member_index("f00d"),
             shard.due(Timer::Consent),

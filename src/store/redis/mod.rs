@@ -149,6 +149,33 @@ impl RedisStore {
             .collect()
     }
 
+    /// The counters of one hash per shard, summed; zeros left out.
+    async fn sum_over_shards(
+        &self,
+        hash: fn(Shard) -> String,
+    ) -> Result<BTreeMap<String, i64>, StoreError> {
+        self.redis
+            .bounded(async {
+                let per_shard = self
+                    .redis
+                    .query_every_shard(|shard| {
+                        let mut hgetall = ::redis::cmd("HGETALL");
+                        hgetall.arg(hash(shard));
+                        hgetall
+                    })
+                    .await?;
+                let mut totals = BTreeMap::new();
+                for (_, value) in per_shard {
+                    for (name, count) in parse::<HashMap<String, i64>>(value)? {
+                        *totals.entry(name).or_insert(0) += count;
+                    }
+                }
+                totals.retain(|_, count| *count != 0);
+                Ok(totals)
+            })
+            .await
+    }
+
     async fn apply_change(&self, change: &ContactChange) -> Result<(), StoreError> {
         let id = &change.contact_id;
         let shard = Shard::of(id);
@@ -178,7 +205,8 @@ impl RedisStore {
             |entry: &Option<String>| shard.member_index(entry.as_deref().unwrap_or("0"));
         invocation
             .key(index_hash(&index.set))
-            .key(index_hash(&index.remove));
+            .key(index_hash(&index.remove))
+            .key(shard.funnel());
         for timer in Timer::ALL {
             invocation.key(shard.due(timer));
         }
@@ -204,7 +232,8 @@ impl RedisStore {
             .arg(change.new_jobs.len())
             .arg(change.pending_added.len())
             .arg(removed_members.len())
-            .arg(change.counters.len());
+            .arg(change.counters.len())
+            .arg(change.funnel.len());
         for event in &change.new_events {
             invocation.arg(encode_compact(event)?);
         }
@@ -228,7 +257,7 @@ impl RedisStore {
         for member in &removed_members {
             invocation.arg(member);
         }
-        for (name, delta) in &change.counters {
+        for (name, delta) in change.counters.iter().chain(&change.funnel) {
             invocation.arg(name).arg(*delta);
         }
         invocation.arg(
@@ -343,26 +372,11 @@ impl Store for RedisStore {
     }
 
     async fn counters(&self) -> Result<BTreeMap<String, i64>, StoreError> {
-        self.redis
-            .bounded(async {
-                let per_shard = self
-                    .redis
-                    .query_every_shard(|shard| {
-                        let mut hgetall = ::redis::cmd("HGETALL");
-                        hgetall.arg(shard.stats());
-                        hgetall
-                    })
-                    .await?;
-                let mut totals = BTreeMap::new();
-                for (_, value) in per_shard {
-                    for (name, count) in parse::<HashMap<String, i64>>(value)? {
-                        *totals.entry(name).or_insert(0) += count;
-                    }
-                }
-                totals.retain(|_, count| *count != 0);
-                Ok(totals)
-            })
-            .await
+        self.sum_over_shards(Shard::stats).await
+    }
+
+    async fn funnel_counters(&self) -> Result<BTreeMap<String, i64>, StoreError> {
+        self.sum_over_shards(Shard::funnel).await
     }
 
     async fn expired_pending(

@@ -7,6 +7,7 @@
 mod contact;
 mod csrf;
 mod deliveries;
+mod funnel;
 mod login;
 mod request;
 mod search;
@@ -58,6 +59,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(contact::clear_unreachable)),
         )
         .service(resource("/admin/stats", "GET").route(web::get().to(stats::show_stats)))
+        .service(resource("/admin/funnel", "GET").route(web::get().to(funnel::show_funnel)))
         .service(
             resource("/admin/deliveries", "GET").route(web::get().to(deliveries::show_deliveries)),
         )

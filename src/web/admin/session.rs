@@ -90,7 +90,7 @@ fn cookie_header(site: &Site, value: &str, max_age: i64) -> String {
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.
-fn cookie_value(req: &HttpRequest, name: &str) -> Option<String> {
+pub(crate) fn cookie_value(req: &HttpRequest, name: &str) -> Option<String> {
     req.headers()
         .get_all(header::COOKIE)
         .filter_map(|v| v.to_str().ok())

@@ -73,9 +73,50 @@ pub fn bar_chart(rows: Vec<RowSpec>) -> Chart {
     }
 }
 
+/// A funnel: one row a stage, each bar centred on the same axis and scaled to the widest
+/// (the first stage), so the rows narrow as people drop out.
+pub fn funnel_chart(rows: Vec<RowSpec>) -> Chart {
+    let mut chart = bar_chart(rows);
+    let area = WIDTH - LABEL_WIDTH - TOTAL_WIDTH;
+    for row in &mut chart.rows {
+        let width: u32 = row.bars.iter().map(|bar| bar.width).sum();
+        let shift = (area - width.min(area)) / 2;
+        for bar in &mut row.bars {
+            bar.x += shift;
+        }
+        row.total_x += shift;
+    }
+    chart
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_funnel_centres_its_rows_on_one_axis() {
+        let chart = funnel_chart(vec![
+            RowSpec {
+                label: "requested".into(),
+                segments: vec![("bar-funnel", 4)],
+            },
+            RowSpec {
+                label: "confirmed".into(),
+                segments: vec![("bar-code", 1), ("bar-button", 1)],
+            },
+        ]);
+        let area = WIDTH - LABEL_WIDTH - TOTAL_WIDTH;
+        let first = &chart.rows[0].bars[0];
+        assert_eq!((first.x, first.width), (LABEL_WIDTH, area));
+        let second = &chart.rows[1].bars;
+        let centre = |x: u32, width: u32| 2 * x + width;
+        assert_eq!(
+            centre(second[0].x, second[0].width + second[1].width),
+            centre(first.x, first.width),
+            "both rows share the centre"
+        );
+        assert_eq!(second[1].x, second[0].x + second[0].width);
+    }
 
     #[test]
     fn bars_share_one_scale_and_stack_left_to_right() {

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::data::{Page, Samples};
+use super::data::{Embed, Page, Samples};
 use crate::service::TypeView;
 
 pub const SIGNUP: &str = "signup";
@@ -14,15 +14,73 @@ pub const ADMIN_CONTACT: &str = "admin_contact";
 pub const ADMIN_ERASE: &str = "admin_erase";
 pub const ADMIN_STATS: &str = "admin_stats";
 pub const ADMIN_DELIVERIES: &str = "admin_deliveries";
+pub const ADMIN_FUNNEL: &str = "admin_funnel";
 
-/// optin's own signup form (`GET /signup`). Each type carries the notice shown beside
-/// its checkbox and that notice's version, posted back as `notice_version.<type>`.
+/// optin's own signup form (`GET /signup`), and the same form again after a post it
+/// could not take (a message beside the field, what was typed and ticked kept) or with
+/// "Did you mean …?". Each type carries the notice shown beside its checkbox and that
+/// notice's version, posted back as `notice_version.<type>`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Signup<'a> {
     pub action_url: String,
     /// The page's locale, posted back so that the notice recorded is the one shown.
     pub locale: String,
+    /// Each type's `opted_in` is whether its box is ticked.
     pub types: &'a [TypeView],
+    /// The address as typed.
+    pub email: String,
+    /// The form's `?types=`, posted back so that the form again shows the same boxes.
+    pub shown_types: String,
+    /// Evidence an operator's form posted, kept for the post that follows.
+    pub form_id: Option<String>,
+    pub page_url: Option<String>,
+    pub errors: FormErrors,
+    /// "Did you mean …?": each spelling is a button that posts the form with it.
+    pub suggestions: Vec<String>,
+    /// With `server.thank_you_url` the form posts to the top window, which lands there.
+    pub target_top: bool,
+    pub embed: Option<Embed>,
+}
+
+/// The string keys of the messages beside the form's fields.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FormErrors {
+    pub email: Option<&'static str>,
+    pub types: Option<&'static str>,
+    /// About the form as a whole (a changed notice, a field the page did not make).
+    pub form: Option<&'static str>,
+}
+
+/// One source's funnel on the console's confirmations page.
+#[derive(Clone, Debug, Serialize)]
+pub struct FunnelSource {
+    pub key: String,
+    pub chart: Chart,
+    pub requested: i64,
+    pub mailed: i64,
+    pub reminded: i64,
+    pub same_browser: i64,
+    pub button: i64,
+    pub code: i64,
+    pub confirmed: i64,
+    pub expired: i64,
+    pub cancelled: i64,
+    /// Confirmed of requested, as a whole percentage (`67 %`); `None` with nothing
+    /// requested.
+    pub conversion: Option<String>,
+    /// `42 s`; `None` with nothing confirmed.
+    pub median: Option<String>,
+}
+
+/// The confirmation funnel of the signups of a window of days.
+#[derive(Clone, Debug, Serialize)]
+pub struct AdminFunnel {
+    pub nav: ConsoleNav,
+    pub since: String,
+    pub until: String,
+    pub sources: Vec<FunnelSource>,
+    /// The string key of what was wrong with the window asked for.
+    pub message: Option<&'static str>,
 }
 
 /// What every console page shows around its content: who is signed in, and the CSRF
@@ -217,11 +275,13 @@ super::data::pages! {
     AdminErase => ADMIN_ERASE,
     AdminStats => ADMIN_STATS,
     AdminDeliveries => ADMIN_DELIVERIES,
+    AdminFunnel => ADMIN_FUNNEL,
 }
 
 /// Every console page in each of its shapes, for the check at load.
 pub(super) fn add_samples(samples: &mut Samples) {
     let text = |s: &str| s.to_string();
+    let some_text = |flag: bool, s: &str| flag.then(|| s.to_string());
     let types = [TypeView {
         id: text("sample-type"),
         name: text("Sample"),
@@ -232,11 +292,36 @@ pub(super) fn add_samples(samples: &mut Samples) {
         notice_version: text("1"),
         notice_text: text("A sample notice."),
     }];
-    samples.add(&Signup {
-        action_url: text("signup"),
-        locale: text("en"),
-        types: &types,
-    });
+    for flag in [true, false] {
+        samples.add(&Signup {
+            action_url: text("signup"),
+            locale: text("en"),
+            types: &types,
+            email: text("ann@gmial.com"),
+            shown_types: if flag {
+                text("sample-type")
+            } else {
+                String::new()
+            },
+            form_id: some_text(flag, "footer"),
+            page_url: some_text(flag, "https://shop.example/"),
+            errors: FormErrors {
+                email: flag.then_some("signup_error_email_invalid"),
+                types: flag.then_some("signup_error_no_types"),
+                form: flag.then_some("signup_error_form"),
+            },
+            suggestions: if flag {
+                vec![text("ann@gmail.com")]
+            } else {
+                Vec::new()
+            },
+            target_top: flag,
+            embed: flag.then(|| Embed {
+                origins: text("https://shop.example"),
+                nonce: text("bm9uY2U="),
+            }),
+        });
+    }
     for flag in [true, false] {
         samples.add(&AdminLogin {
             refused: flag,
@@ -346,6 +431,29 @@ pub(super) fn add_samples(samples: &mut Samples) {
             not_subscribed: 1,
         }],
     });
+    for flag in [true, false] {
+        samples.add(&AdminFunnel {
+            nav: nav(),
+            since: text("2026-01-01"),
+            until: text("2026-01-30"),
+            sources: vec![FunnelSource {
+                key: text("hosted"),
+                chart: chart("admin_funnel_requested"),
+                requested: 3,
+                mailed: 3,
+                reminded: 1,
+                same_browser: 1,
+                button: 0,
+                code: 1,
+                confirmed: 2,
+                expired: 0,
+                cancelled: 1,
+                conversion: some_text(flag, "67 %"),
+                median: some_text(flag, "42 s"),
+            }],
+            message: flag.then_some("admin_funnel_bad_window"),
+        });
+    }
     for flag in [true, false] {
         samples.add(&AdminDeliveries {
             nav: nav(),

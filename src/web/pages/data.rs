@@ -49,10 +49,13 @@ pub struct TypeName {
     pub name: String,
 }
 
-/// One button that confirms. A GET of this page changes nothing.
+/// One button that confirms. A GET of this page changes nothing; shown to the browser
+/// that signed up, the page submits its form itself with the script the nonce allows.
 #[derive(Clone, Debug, Serialize)]
 pub struct Confirm {
     pub action_url: String,
+    /// The nonce of the script that submits the form; only on a bound browser's page.
+    pub auto_submit_nonce: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -61,6 +64,25 @@ pub struct Confirmed {
     /// The link was used before: "already confirmed", and never a preferences link.
     pub already: bool,
     pub preferences_url: Option<String>,
+    /// Set when the page follows the hosted form (a code was entered) and may be framed.
+    pub embed: Option<Embed>,
+}
+
+/// What a page that may be framed needs to tell the frame's parent its height: the
+/// allowed origins (space-separated) and the nonce of its script.
+#[derive(Clone, Debug, Serialize)]
+pub struct Embed {
+    pub origins: String,
+    pub nonce: String,
+}
+
+/// The form on "check your inbox" for the code from the mail.
+#[derive(Clone, Debug, Serialize)]
+pub struct CodeForm {
+    pub action_url: String,
+    /// The signed reference to what the signup request created.
+    pub reference: String,
+    pub locale: String,
 }
 
 /// A link that is forged or malformed, or (`expired`) too old.
@@ -81,6 +103,9 @@ pub struct UnsubscribeData {
     pub resubscribe_action: Option<String>,
     pub manage_action: Option<String>,
     pub already_unsubscribed: bool,
+    /// A cancel link whose signup is no longer waiting (confirmed, cancelled or
+    /// expired): the page says so and has no button.
+    pub nothing_pending: bool,
 }
 
 /// Asks before unsubscribing.
@@ -125,9 +150,26 @@ pub struct FreshLinkNeeded {
     pub action_url: String,
 }
 
-/// The same page whatever state the address is in.
+/// The same page whatever state the address is in. After a signup through the form it
+/// asks for the code from the mail.
 #[derive(Clone, Debug, Serialize)]
-pub struct SignupReceived {}
+pub struct SignupReceived {
+    pub code_form: Option<CodeForm>,
+    /// The string key of what was wrong with the code entered.
+    pub error: Option<&'static str>,
+    pub embed: Option<Embed>,
+}
+
+impl SignupReceived {
+    /// The page with nothing to enter (a resubscribe, or no signup reference).
+    pub fn plain() -> Self {
+        Self {
+            code_form: None,
+            error: None,
+            embed: None,
+        }
+    }
+}
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ErrorPage {
@@ -196,12 +238,22 @@ pub(super) fn samples() -> Vec<(&'static str, serde_json::Value)> {
         }]
     };
     let mut samples = Samples::default();
-    samples.add(&Confirm { action_url: url() });
+    let embed = || Embed {
+        origins: "https://shop.example https://b.example".to_string(),
+        nonce: "bm9uY2U=".to_string(),
+    };
+    for auto_submit_nonce in [Some("bm9uY2U=".to_string()), None] {
+        samples.add(&Confirm {
+            action_url: url(),
+            auto_submit_nonce,
+        });
+    }
     for (already, preferences_url) in [(false, Some(url())), (false, None), (true, None)] {
         samples.add(&Confirmed {
             types: types(),
             already,
             preferences_url,
+            embed: (!already).then(embed),
         });
     }
     samples.add(&LinkInvalid {
@@ -223,6 +275,7 @@ pub(super) fn samples() -> Vec<(&'static str, serde_json::Value)> {
             resubscribe_action: type_link.then(url),
             manage_action: (!stop_requests).then(url),
             already_unsubscribed: type_link,
+            nothing_pending: false,
         };
         samples.add(&Unsubscribe(data.clone()));
         samples.add(&Unsubscribed(data));
@@ -255,7 +308,36 @@ pub(super) fn samples() -> Vec<(&'static str, serde_json::Value)> {
             fresh_link_action: url(),
         });
     }
-    samples.add(&SignupReceived {});
+    let nothing_pending = UnsubscribeData {
+        action_url: url(),
+        types: Vec::new(),
+        cancel_signup: true,
+        stop_requests: false,
+        requests_blocked: false,
+        resubscribe_action: None,
+        manage_action: Some(url()),
+        already_unsubscribed: false,
+        nothing_pending: true,
+    };
+    samples.add(&Unsubscribe(nothing_pending.clone()));
+    samples.add(&Unsubscribed(nothing_pending));
+    samples.add(&SignupReceived::plain());
+    for error in [Some("signup_code_refused"), None] {
+        samples.add(&SignupReceived {
+            code_form: Some(CodeForm {
+                action_url: url(),
+                reference: "cmVm.c2ln".to_string(),
+                locale: "en".to_string(),
+            }),
+            error,
+            embed: Some(embed()),
+        });
+    }
+    samples.add(&SignupReceived {
+        code_form: None,
+        error: Some("signup_code_refused"),
+        embed: None,
+    });
     samples.add(&Erased {});
     samples.add(&LinkSent {});
     samples.add(&Manage { action_url: url() });

@@ -28,17 +28,18 @@ mod console;
 mod data;
 
 pub use console::{
-    AdminContact, AdminDeliveries, AdminErase, AdminLogin, AdminSearch, AdminStats, Bar, BarRow,
-    Chart, Choice, ConsoleNav, ContactPending, ContactType, ContactUnreachable, DeadLetter, Signup,
-    TimelineEvent, TypeStatsRow, WebhookRow,
+    AdminContact, AdminDeliveries, AdminErase, AdminFunnel, AdminLogin, AdminSearch, AdminStats,
+    Bar, BarRow, Chart, Choice, ConsoleNav, ContactPending, ContactType, ContactUnreachable,
+    DeadLetter, FormErrors, FunnelSource, Signup, TimelineEvent, TypeStatsRow, WebhookRow,
 };
 pub use console::{
-    ADMIN_CONTACT, ADMIN_DELIVERIES, ADMIN_ERASE, ADMIN_LOGIN, ADMIN_SEARCH, ADMIN_STATS, SIGNUP,
+    ADMIN_CONTACT, ADMIN_DELIVERIES, ADMIN_ERASE, ADMIN_FUNNEL, ADMIN_LOGIN, ADMIN_SEARCH,
+    ADMIN_STATS, SIGNUP,
 };
 pub use data::{
-    Confirm, Confirmed, EraseConfirm, Erased, ErrorKey, ErrorPage, FreshLinkNeeded, LinkInvalid,
-    LinkSent, Manage, Page, Preferences, SignupReceived, TypeName, Unsubscribe, UnsubscribeData,
-    Unsubscribed,
+    CodeForm, Confirm, Confirmed, Embed, EraseConfirm, Erased, ErrorKey, ErrorPage,
+    FreshLinkNeeded, LinkInvalid, LinkSent, Manage, Page, Preferences, SignupReceived, TypeName,
+    Unsubscribe, UnsubscribeData, Unsubscribed,
 };
 
 // Each page's data is the type of the same name in `data`.
@@ -58,7 +59,7 @@ pub const ERASE_CONFIRM: &str = "erase_confirm";
 pub const ERASED: &str = "erased";
 
 /// Every page [`Pages::render`] knows.
-pub const PAGES: [&str; 20] = [
+pub const PAGES: [&str; 21] = [
     SIGNUP,
     ADMIN_LOGIN,
     ADMIN_SEARCH,
@@ -66,6 +67,7 @@ pub const PAGES: [&str; 20] = [
     ADMIN_ERASE,
     ADMIN_STATS,
     ADMIN_DELIVERIES,
+    ADMIN_FUNNEL,
     CONFIRM,
     CONFIRMED,
     LINK_INVALID,
@@ -98,6 +100,8 @@ const LAYOUT: &str = "layout";
 const LINK_ACTIONS: &str = "link_actions";
 /// The console's navigation and logout form, at the top of every console page.
 const ADMIN_NAV: &str = "admin_nav";
+/// The script of a page that may be framed: it tells the parent the page's height.
+const EMBED: &str = "embed";
 
 /// The locale whose strings every other locale must match key for key, and the one shown
 /// when a requested locale is unknown.
@@ -253,7 +257,9 @@ impl Pages {
 }
 
 fn template_names() -> impl Iterator<Item = &'static str> {
-    PAGES.into_iter().chain([LAYOUT, LINK_ACTIONS, ADMIN_NAV])
+    PAGES
+        .into_iter()
+        .chain([LAYOUT, LINK_ACTIONS, ADMIN_NAV, EMBED])
 }
 
 fn builtin_templates() -> Result<BTreeMap<String, Source>, PageError> {

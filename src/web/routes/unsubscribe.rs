@@ -53,6 +53,8 @@ fn page_data(
         resubscribe_action: offers_resubscribe.then(|| format!("{token}/resubscribe")),
         manage_action,
         already_unsubscribed: outcome.already_unsubscribed,
+        nothing_pending: matches!(outcome.target, UnsubscribeTarget::Signup(_))
+            && outcome.types.is_empty(),
     }
 }
 
@@ -106,7 +108,7 @@ pub async fn resubscribe(link: LinkPage) -> HttpResponse {
         link.render(
             StatusCode::OK,
             requested.locale.as_deref(),
-            &SignupReceived {},
+            &SignupReceived::plain(),
         )
     })
 }
