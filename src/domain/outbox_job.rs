@@ -19,6 +19,19 @@ pub enum MailKind {
     },
     /// "Here is the link to your preferences", asked for on a manage or unsubscribe page.
     PreferencesLink,
+    /// "You're subscribed": the consent receipt of an opt-in by the person's own act,
+    /// attached, and what it says in words.
+    Receipt {
+        subscription_type: SubscriptionTypeId,
+        event_id: Uuid,
+        /// The compact JWS, exactly as attached.
+        receipt: String,
+    },
+    /// "Do you still want …?": a consent that lapses at `expires_at` unless renewed.
+    ConsentRenewal {
+        subscription_type: SubscriptionTypeId,
+        expires_at: DateTime<Utc>,
+    },
 }
 
 impl MailKind {
@@ -27,6 +40,8 @@ impl MailKind {
     pub fn is_requested_by_others(&self) -> bool {
         match self {
             MailKind::Confirmation { .. } | MailKind::PreferencesLink => true,
+            // The person's own opt-in, and the service's own schedule, cause these.
+            MailKind::Receipt { .. } | MailKind::ConsentRenewal { .. } => false,
         }
     }
 }
