@@ -1,5 +1,6 @@
 //! Builds the application: store, mail templates and transport, the outbox worker, the
-//! expiry scheduler and the HTTP server, and runs them until told to stop.
+//! expiry scheduler, the consent sweep and the HTTP server, and runs them until told to
+//! stop.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -164,6 +165,12 @@ impl Application {
             tasks.push(tokio::spawn(run_scheduler(
                 state.clone(),
                 interval,
+                shutdown_rx.clone(),
+            )));
+            let sweep_every = Duration::from_secs(u64::from(settings.consent.sweep_minutes) * 60);
+            tasks.push(tokio::spawn(run_consent_sweep(
+                state.clone(),
+                sweep_every,
                 shutdown_rx,
             )));
         }
@@ -276,6 +283,36 @@ async fn run_scheduler(
                 metrics::counter!("optin_retention_removed_total").increment(removed as u64);
             }
             Err(error) => tracing::warn!(%error, "retention purge failed; will retry"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// Runs the consent sweep at start and then every `consent.sweep_minutes`: renewal
+/// requests now due, and consent that has lapsed.
+async fn run_consent_sweep(
+    state: web::Data<AppState>,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    while !*shutdown.borrow() {
+        match state.subscriptions.sweep_consent().await {
+            Ok(report) => {
+                if report.renewals_asked > 0 || report.lapsed > 0 {
+                    tracing::info!(
+                        renewals_asked = report.renewals_asked,
+                        lapsed = report.lapsed,
+                        "consent sweep"
+                    );
+                }
+                metrics::counter!("optin_consent_renewals_asked_total")
+                    .increment(report.renewals_asked as u64);
+                metrics::counter!("optin_consent_lapsed_total").increment(report.lapsed as u64);
+            }
+            Err(error) => tracing::warn!(%error, "consent sweep failed; will retry"),
         }
         tokio::select! {
             () = tokio::time::sleep(interval) => {}

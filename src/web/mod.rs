@@ -26,7 +26,8 @@ use crate::tokens::TokenSigner;
 use crate::web::pages::Pages;
 use routes::{
     backup, confirm, contacts, eligibility, feedback, imports, jwks, manage, ops, outbox, page,
-    preferences, rights, signup, signup_challenge, subscription_types, unsubscribe, webhooks,
+    preferences, processing_record, receipts, renew, rights, signup, signup_challenge,
+    subscription_types, unsubscribe, webhooks,
 };
 
 /// Everything handlers need, shared by all workers.
@@ -219,6 +220,15 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
                 .route(web::post().to(preferences::mail_fresh_link)),
         )
         .service(
+            resource("/preferences/{token}/receipts", "GET")
+                .route(web::get().to(receipts::download_own_receipts)),
+        )
+        .service(
+            resource("/renew/{token}", "GET, POST")
+                .route(web::get().to(renew::show_renewal_page))
+                .route(web::post().to(renew::renew)),
+        )
+        .service(
             resource("/v1/subscription-types", "GET")
                 .route(web::get().to(subscription_types::list_subscription_types)),
         )
@@ -240,6 +250,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
                 .route(web::get().to(rights::export)),
         )
         .service(
+            personal_resource("/v1/contacts/{email}/receipts", "GET")
+                .route(web::get().to(receipts::show_receipts)),
+        )
+        .service(
             personal_resource("/v1/contacts/{email}/rectification", "POST")
                 .route(web::post().to(rights::rectify)),
         )
@@ -257,6 +271,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
         .configure(admin::routes)
         .service(personal_resource("/v1/imports", "POST").route(web::post().to(imports::import)))
         .service(resource("/v1/stats", "GET").route(web::get().to(contacts::show_stats)))
+        .service(
+            resource("/v1/processing-record", "GET")
+                .route(web::get().to(processing_record::show_processing_record)),
+        )
         .service(
             personal_resource("/v1/outbox/dead", "GET")
                 .route(web::get().to(outbox::list_dead_letters)),

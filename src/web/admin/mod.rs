@@ -8,6 +8,7 @@ mod contact;
 mod csrf;
 mod deliveries;
 mod login;
+mod record;
 mod request;
 mod search;
 pub mod session;
@@ -58,6 +59,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(contact::clear_unreachable)),
         )
         .service(resource("/admin/stats", "GET").route(web::get().to(stats::show_stats)))
+        .service(
+            resource("/admin/processing-record", "GET").route(web::get().to(record::show_record)),
+        )
         .service(
             resource("/admin/deliveries", "GET").route(web::get().to(deliveries::show_deliveries)),
         )

@@ -14,6 +14,7 @@ pub const ADMIN_CONTACT: &str = "admin_contact";
 pub const ADMIN_ERASE: &str = "admin_erase";
 pub const ADMIN_STATS: &str = "admin_stats";
 pub const ADMIN_DELIVERIES: &str = "admin_deliveries";
+pub const ADMIN_RECORD: &str = "admin_record";
 
 /// optin's own signup form (`GET /signup`). Each type carries the notice shown beside
 /// its checkbox and that notice's version, posted back as `notice_version.<type>`.
@@ -209,6 +210,14 @@ pub struct AdminDeliveries {
     pub message: Option<&'static str>,
 }
 
+/// The record of processing, as its document.
+#[derive(Clone, Debug, Serialize)]
+pub struct AdminRecord {
+    pub nav: ConsoleNav,
+    pub markdown: String,
+    pub download_url: String,
+}
+
 super::data::pages! {
     Signup<'_> => SIGNUP,
     AdminLogin => ADMIN_LOGIN,
@@ -217,6 +226,7 @@ super::data::pages! {
     AdminErase => ADMIN_ERASE,
     AdminStats => ADMIN_STATS,
     AdminDeliveries => ADMIN_DELIVERIES,
+    AdminRecord => ADMIN_RECORD,
 }
 
 /// Every console page in each of its shapes, for the check at load.
@@ -345,6 +355,11 @@ pub(super) fn add_samples(samples: &mut Samples) {
             unsubscribed: 1,
             not_subscribed: 1,
         }],
+    });
+    samples.add(&AdminRecord {
+        nav: nav(),
+        markdown: text("# Record of processing activities\n"),
+        download_url: text("/admin/processing-record?format=markdown"),
     });
     for flag in [true, false] {
         samples.add(&AdminDeliveries {
