@@ -16,7 +16,9 @@ pub struct ReceiptSummary {
     pub receipt_id: String,
     /// The key that signed it.
     pub kid: String,
-    /// The opt-in (or renewal) event it belongs to.
+    /// The opt-in (or renewal) event it belongs to. Left out of listings, which name the
+    /// event themselves.
+    #[serde(skip)]
     pub event_id: String,
     /// `iat`, RFC 3339.
     pub issued_at: String,
