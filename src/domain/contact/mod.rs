@@ -69,9 +69,9 @@ pub struct Subscription {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lawful_basis: Option<LawfulBasis>,
     pub source: Source,
-    /// When the consent this opt-in rests on was given, or last renewed: only on an
-    /// opt-in on the basis of consent. Opt-ins recorded before it was kept lack it;
-    /// theirs is `since` (see [`Subscription::consent_given_at`]).
+    /// When the consent this opt-in rests on was given, or last renewed, where that is
+    /// not `since` (an import's `consented_at`, a renewal); read it through
+    /// [`Subscription::consent_given_at`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consented_at: Option<DateTime<Utc>>,
     /// When the person was asked to renew that consent: once per consent.
@@ -424,7 +424,9 @@ impl Contact {
                 since: now,
                 lawful_basis: change.lawful_basis,
                 source: change.source,
-                consented_at: on_consent.then(|| change.consented_at.unwrap_or(now)),
+                // Absent when it is `since`: a contact's bytes are what the store holds
+                // for every contact, and most consent is given when it is recorded.
+                consented_at: change.consented_at.filter(|_| on_consent),
                 renewal_asked_at: None,
             },
         );
