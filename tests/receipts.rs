@@ -822,3 +822,235 @@ fn the_processing_record_names_recipients_by_host_and_holds_no_secret() {
     }
     assert!(!json.to_string().contains("test-admin-key"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_served_processing_record_counts_the_bases_in_use_and_names_every_recipient() {
+    let crm_secret = optin::webhooks::SigningKey::generate().unwrap();
+    let warehouse_secret = optin::webhooks::SigningKey::generate().unwrap();
+    let (crm_for, warehouse_for) = (crm_secret.clone(), warehouse_secret.clone());
+    let app = TestApp::spawn_with(Backend::Redis, move |settings| {
+        let mut crm = endpoint(
+            "crm",
+            "https://crm.example.com/hooks/optin?token=crm-path-token",
+            &crm_for,
+        );
+        // Blog's subscription notices only: no `contact.*` notice, which would tell it
+        // of every type's subscribers.
+        crm.subscription_types = Some(vec![BLOG.to_string()]);
+        crm.events = Some(vec![
+            "subscription.opted_in".into(),
+            "subscription.unsubscribed".into(),
+        ]);
+        settings.webhooks.endpoints = vec![
+            crm,
+            endpoint(
+                "warehouse",
+                "https://warehouse.example.net/ingest",
+                &warehouse_for,
+            ),
+        ];
+        settings.feedback.providers = vec!["ses".into(), "postmark".into()];
+        settings.subscription_types[1].consent_valid_days = Some(730);
+    })
+    .await;
+    let lines = [
+        json!({"email": ANN, "subscription_type": BLOG, "status": "opted_in", "lawful_basis": "consent", "consent_evidence": "form 1"}),
+        json!({"email": BOB, "subscription_type": BLOG, "status": "opted_in", "lawful_basis": "consent", "consent_evidence": "form 2"}),
+        json!({"email": CAT, "subscription_type": BLOG, "status": "opted_in", "lawful_basis": "contract", "explanation": "customer"}),
+        json!({"email": DAN, "subscription_type": "job-alerts", "status": "opted_in", "lawful_basis": "legitimate_interests", "explanation": "applicant"}),
+    ];
+    let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let imported = app
+        .admin(Method::POST, "/v1/imports")
+        .await
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(imported.text().await.unwrap().contains("\"succeeded\":4"));
+    // A confirmed signup counts too; one who leaves again does not.
+    app.subscribe_confirmed(EVE, &["job-alerts"]).await;
+    app.one_click_unsubscribe(BOB, BLOG).await;
+
+    let record = app.admin_get_json("/v1/processing-record").await;
+    let activity = |id: &str| {
+        record["activities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["subscription_type"] == id)
+            .unwrap()
+            .clone()
+    };
+    let bases = |id: &str| -> Vec<(String, u64)> {
+        activity(id)["lawful_bases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                (
+                    b["lawful_basis"].as_str().unwrap().to_string(),
+                    b["contacts"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        bases(BLOG),
+        [("consent".to_string(), 1), ("contract".to_string(), 1)]
+    );
+    assert_eq!(
+        bases("job-alerts"),
+        [
+            ("consent".to_string(), 1),
+            ("legitimate_interests".to_string(), 1)
+        ]
+    );
+    assert!(bases("marketing").is_empty());
+    assert_eq!(activity(BLOG)["retention"]["consent_valid_days"], 730);
+    let hosts = |id: &str| -> Vec<String> {
+        activity(id)["recipients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                r["host"]
+                    .as_str()
+                    .or(r["name"].as_str())
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(
+        hosts(BLOG),
+        [
+            "crm.example.com",
+            "warehouse.example.net",
+            "127.0.0.1",
+            "Amazon SES",
+            "Postmark"
+        ]
+    );
+    assert_eq!(
+        hosts("job-alerts"),
+        [
+            "warehouse.example.net",
+            "127.0.0.1",
+            "Amazon SES",
+            "Postmark"
+        ]
+    );
+    assert_eq!(
+        record["controller"],
+        Value::Null,
+        "not configured: the document says so"
+    );
+    let in_force: Vec<&str> = record["technical_measures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["in_force"] == true)
+        .map(|m| m["measure"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        in_force,
+        [
+            "signed_links",
+            "hash_chain",
+            "pseudonymous_keys",
+            "api_key_hashing",
+            "webhook_signatures"
+        ]
+    );
+
+    let markdown = app
+        .get_with_key(
+            "/v1/processing-record?format=markdown",
+            support::app::ADMIN_KEY,
+        )
+        .await;
+    assert_eq!(markdown.status(), 200);
+    assert_eq!(
+        markdown.headers()["content-type"],
+        "text/markdown; charset=utf-8"
+    );
+    let markdown = markdown.text().await.unwrap();
+    assert!(
+        markdown.contains("  - consent (Art. 6(1)(a)): 1 contacts"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("  - legitimate_interests (Art. 6(1)(f)): 1 contacts"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("crm.example.com") && markdown.contains("Postmark"));
+    for secret in [
+        crm_secret.as_str(),
+        warehouse_secret.as_str(),
+        "crm-path-token",
+        "/hooks/optin",
+        ANN,
+    ] {
+        assert!(!markdown.contains(secret), "{secret} in the document");
+        assert!(!record.to_string().contains(secret), "{secret} in the JSON");
+    }
+
+    let refused = app
+        .get_with_key("/v1/processing-record?format=pdf", support::app::ADMIN_KEY)
+        .await;
+    assert_eq!(refused.status(), 422);
+    assert_eq!(refused.json::<Value>().await.unwrap()["field"], "format");
+    let sender = app
+        .get_with_key("/v1/processing-record", support::app::SEND_KEY)
+        .await;
+    assert_eq!(sender.status(), 403);
+
+    // The console shows the same document.
+    let signed_in = app
+        .client
+        .post(app.url("/admin/login"))
+        .form(&[("key", support::app::ADMIN_KEY)])
+        .send()
+        .await
+        .unwrap();
+    let cookie = signed_in
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("optin_admin="))
+        .expect("a session cookie");
+    let page = app
+        .client
+        .get(app.url("/admin/processing-record"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains("consent (Art. 6(1)(a)): 1 contacts"),
+        "{page}"
+    );
+    assert!(page.contains("warehouse.example.net"));
+    let download = app
+        .client
+        .get(app.url("/admin/processing-record?format=markdown"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        download.headers()["content-type"],
+        "text/markdown; charset=utf-8"
+    );
+    let downloaded = download.text().await.unwrap();
+    assert_eq!(
+        downloaded.lines().skip(1).collect::<Vec<_>>(),
+        markdown.lines().skip(1).collect::<Vec<_>>(),
+        "the same document but for its time"
+    );
+}
