@@ -298,27 +298,34 @@ async fn run_consent_sweep(
     interval: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    while !*shutdown.borrow() {
-        match state.subscriptions.sweep_consent().await {
-            Ok(report) => {
-                if report.renewals_asked > 0 || report.lapsed > 0 {
-                    tracing::info!(
-                        renewals_asked = report.renewals_asked,
-                        lapsed = report.lapsed,
-                        "consent sweep"
-                    );
-                }
-                metrics::counter!("optin_consent_renewals_asked_total")
-                    .increment(report.renewals_asked as u64);
-                metrics::counter!("optin_consent_lapsed_total").increment(report.lapsed as u64);
-            }
-            Err(error) => tracing::warn!(%error, "consent sweep failed; will retry"),
-        }
+    // The first tick is at once: the sweep at start.
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
         tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            _ = shutdown.changed() => {}
+            _ = ticks.tick() => sweep_consent_once(&state).await,
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
         }
     }
+}
+
+async fn sweep_consent_once(state: &AppState) {
+    let report = match state.subscriptions.sweep_consent().await {
+        Ok(report) => report,
+        Err(error) => return tracing::warn!(%error, "consent sweep failed; will retry"),
+    };
+    if report.renewals_asked > 0 || report.lapsed > 0 {
+        tracing::info!(
+            renewals_asked = report.renewals_asked,
+            lapsed = report.lapsed,
+            "consent sweep"
+        );
+    }
+    metrics::counter!("optin_consent_renewals_asked_total").increment(report.renewals_asked as u64);
+    metrics::counter!("optin_consent_lapsed_total").increment(report.lapsed as u64);
 }
 
 /// A store that a restore or copy left unfinished holds only part of what it should:

@@ -77,18 +77,19 @@ fn consent_settings(settings: &mut Settings, key: &Path, hook: Option<String>) {
 /// Imports one line per `(email, basis, days ago)`; every line must succeed.
 async fn import(app: &TestApp, lines: &[(&str, &str, i64)]) {
     let now = app.clock.now();
-    let body: String = lines
+    let body = lines
         .iter()
-        .map(|(email, basis, days_ago)| {
+        .fold(String::new(), |mut body, (email, basis, days_ago)| {
             let at = (now - Duration::days(*days_ago)).to_rfc3339_opts(SecondsFormat::Secs, true);
             let line = if *basis == "consent" {
                 json!({"email": email, "subscription_type": BLOG, "status": "opted_in", "lawful_basis": "consent", "consent_evidence": "paper form", "consented_at": at})
             } else {
                 json!({"email": email, "subscription_type": BLOG, "status": "opted_in", "lawful_basis": basis, "explanation": "customer"})
             };
-            format!("{line}\n")
-        })
-        .collect();
+            body.push_str(&line.to_string());
+            body.push('\n');
+            body
+        });
     let response = app
         .admin(Method::POST, "/v1/imports")
         .await

@@ -268,7 +268,10 @@ async fn the_receipt_mail_with_its_attachment_and_the_renewal_mail_verify_with_d
     assert_eq!(app.sweep_consent().await.renewals_asked, 1);
     app.drain_outbox().await;
     let mails = app.mails_to("jane@example.com");
-    let subjects: Vec<String> = mails.iter().map(|m| m.subject()).collect();
+    let subjects: Vec<String> = mails
+        .iter()
+        .map(support::smtp_sink::ReceivedMail::subject)
+        .collect();
     assert_eq!(
         subjects[1..],
         [

@@ -167,6 +167,15 @@ async fn receipt_of_event(app: &TestApp, email: &str, event: &Value) -> String {
     compact
 }
 
+/// NDJSON: one line per value.
+fn ndjson(lines: &[Value]) -> String {
+    lines.iter().fold(String::new(), |mut body, line| {
+        body.push_str(&line.to_string());
+        body.push('\n');
+        body
+    })
+}
+
 fn sha256_hex(text: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(text.as_bytes()))
@@ -416,7 +425,7 @@ async fn imports_and_manual_changes_get_a_receipt_without_a_mail_from_their_cons
         json!({"email": BOB, "subscription_type": BLOG, "status": "opted_in", "lawful_basis": "contract", "explanation": "customer"}),
         json!({"email": CAT, "subscription_type": BLOG, "status": "opted_in", "lawful_basis": "consent", "consent_evidence": "form", "consented_at": future}),
     ];
-    let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let body = ndjson(&lines);
     let response = app
         .admin(Method::POST, "/v1/imports")
         .await
@@ -859,7 +868,7 @@ async fn the_served_processing_record_counts_the_bases_in_use_and_names_every_re
         json!({"email": CAT, "subscription_type": BLOG, "status": "opted_in", "lawful_basis": "contract", "explanation": "customer"}),
         json!({"email": DAN, "subscription_type": "job-alerts", "status": "opted_in", "lawful_basis": "legitimate_interests", "explanation": "applicant"}),
     ];
-    let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let body = ndjson(&lines);
     let imported = app
         .admin(Method::POST, "/v1/imports")
         .await

@@ -125,7 +125,7 @@ mod tests {
             Source::RenewalLink,
             &RequestMeta::default(),
         );
-        let plain = Event::from_draft(draft, 1, chrono::Utc::now(), "00".repeat(32));
+        let plain = Event::from_draft(draft, 1, Utc::now(), "00".repeat(32));
         let mut receipted = plain.clone();
         receipted.receipt =
             StoredReceipt::from_compact("eyJhbGciOiJFZERTQSJ9.eyJhIjoxfQ.c2lnbmF0dXJl");

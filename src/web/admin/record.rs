@@ -5,28 +5,25 @@ use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 
 use super::request::Console;
+use super::ConsoleError;
 use crate::web::pages::AdminRecord;
+use crate::web::routes::processing_record::{markdown_download, RecordFormat};
 
 /// `GET /admin/processing-record`, and with `?format=markdown` the document itself.
 pub async fn show_record(console: Console) -> HttpResponse {
     let result = async {
+        let asked = url::form_urlencoded::parse(console.req.query_string().as_bytes())
+            .find(|(key, _)| key == "format")
+            .map(|(_, value)| value.into_owned());
+        let format =
+            RecordFormat::from_query(asked.as_deref()).map_err(|_| ConsoleError::BadRequest)?;
         let record = console.state.subscriptions.processing_record().await?;
-        let markdown = record.to_markdown();
-        let download = url::form_urlencoded::parse(console.req.query_string().as_bytes())
-            .any(|(key, value)| key == "format" && value == "markdown");
-        if download {
-            return Ok(HttpResponse::Ok()
-                .content_type("text/markdown; charset=utf-8")
-                .insert_header((
-                    "Content-Disposition",
-                    "attachment; filename=\"processing-record.md\"",
-                ))
-                .insert_header(("Cache-Control", "no-store"))
-                .body(markdown));
+        if format == RecordFormat::Markdown {
+            return Ok(markdown_download(&record));
         }
         let data = AdminRecord {
             nav: console.nav(),
-            markdown,
+            markdown: record.to_markdown(),
             download_url: "/admin/processing-record?format=markdown".to_string(),
         };
         Ok(console.render(StatusCode::OK, &data))

@@ -16,7 +16,7 @@ pub mod ops;
 pub(super) mod outbox;
 pub(super) mod page;
 pub(super) mod preferences;
-pub(super) mod processing_record;
+pub(in crate::web) mod processing_record;
 pub(super) mod receipts;
 pub(super) mod renew;
 pub(super) mod rights;
