@@ -476,6 +476,8 @@ fn dump_table(txn: &redb::ReadTransaction, name: &str) -> String {
     dump!(&str, &str);
     dump!(&str, u64);
     dump!(&str, i64);
+    dump!((&str, u64, &str), ());
+    dump!((&str, &str), u64);
     panic!("table {name} has a type this scan does not know");
 }
 
