@@ -818,10 +818,12 @@ async fn change_one_byte_of_an_event(app: &mut TestApp, id: &optin::domain::Cont
                 .unwrap();
             let mut frames = support::redis_server::event_log_frames(&log);
             let first = &mut frames[0];
-            let json = optin::store::compact::unpack(&first[1..]).expect("compact");
+            // An opt-in with its receipt is in format 2: read and write it in its own.
+            let format = optin::store::compact::Format::of_byte(first[0]).expect("compact");
+            let json = optin::store::compact::unpack_as(format, &first[1..]).expect("compact");
             let mut json = String::from_utf8(json).unwrap();
             json = json.replacen("\"kind\":\"status_changed\"", "\"kind\":\"restricted\"", 1);
-            *first = optin::store::compact::pack(json.as_bytes()).unwrap();
+            *first = optin::store::compact::pack_as(format, json.as_bytes()).unwrap();
             let _: () = ::redis::cmd("SET")
                 .arg(&key)
                 .arg(support::redis_server::event_log(&frames))
