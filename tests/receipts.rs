@@ -606,6 +606,17 @@ async fn without_receipt_keys_the_key_set_is_empty() {
     assert!(app.state().subscriptions.config().receipts.is_none());
     let jwks: Value = serde_json::from_str(&served_jwks(&app).await).unwrap();
     assert_eq!(jwks, serde_json::json!({ "keys": [] }));
+    // Opt-ins are recorded without receipts, and nobody is offered a download.
+    app.subscribe_confirmed(ANN, &[BLOG]).await;
+    assert_eq!(app.drain_outbox().await, 0, "no receipt mail");
+    assert!(opt_in_event(&app, ANN, BLOG)
+        .await
+        .get("receipt_sha256")
+        .is_none());
+    assert!(receipts_of(&app, ANN).await.is_empty());
+    let page = app.get_text(&app.preferences_link(ANN)).await;
+    assert!(page.contains("id=\"export\""), "the preference center");
+    assert!(!page.contains("id=\"receipts\""));
 }
 
 #[test]

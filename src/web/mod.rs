@@ -68,6 +68,9 @@ pub struct Site {
     pub signer: TokenSigner,
     pub session_minutes: u32,
     pub secure_cookies: bool,
+    /// Consent receipts are issued (`consent.receipt_keys`): the preference center
+    /// offers their download.
+    pub receipts: bool,
 }
 
 impl Site {
@@ -87,6 +90,7 @@ impl Site {
             signer: config.signer.clone(),
             session_minutes: config.settings.admin.session_minutes,
             secure_cookies: config.public_url.scheme() == "https",
+            receipts: config.receipts.is_some(),
         }
     }
 }

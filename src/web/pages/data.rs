@@ -108,9 +108,9 @@ pub struct Preferences<'a> {
     pub export_action: String,
     pub erase_url: String,
     pub fresh_link_action: String,
-    /// The download of every consent receipt; no fresher link needed, as a receipt
-    /// names the person only by a keyed hash.
-    pub receipts_url: String,
+    /// The download of every consent receipt, when receipts are issued; no fresher link
+    /// needed, as a receipt names the person only by a keyed hash.
+    pub receipts_url: Option<String>,
 }
 
 /// One button that mails a preferences link. The same for every address.
@@ -277,7 +277,7 @@ pub(super) fn samples() -> Vec<(&'static str, serde_json::Value)> {
             export_action: url(),
             erase_url: url(),
             fresh_link_action: url(),
-            receipts_url: url(),
+            receipts_url: flag.then(url),
         });
     }
     for (renewed, already, notice_changed) in [
