@@ -2,7 +2,9 @@
 //! is set by where it is shown (DESIGN.md, "What each link may do"):
 //! - `confirm` and `preferences` go only into mails optin sends to the address itself;
 //! - `unsubscribe` and `manage` appear in newsletter headers and footers, so they reach
-//!   no further than one type's unsubscribe and "mail me a preferences link".
+//!   no further than one type's unsubscribe and "mail me a preferences link";
+//! - `renew` goes only into the renewal mail to the address, and renews one type's
+//!   consent until that consent's end.
 
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
@@ -154,6 +156,28 @@ impl Links {
     pub fn manage(&self, contact: &ContactId, locale: Option<&str>, now: DateTime<Utc>) -> String {
         let claims = self.long_lived(Purpose::Manage, contact, None, None, locale, now);
         self.url("manage", &claims)
+    }
+
+    /// The renewal mail's link: renews the consent to one type, valid until that consent
+    /// lapses. It carries its issue time, so that a click after a renewal renews no more.
+    pub fn renew(
+        &self,
+        contact: &ContactId,
+        subscription_type: &SubscriptionTypeId,
+        consent_ends_at: DateTime<Utc>,
+        locale: &str,
+        now: DateTime<Utc>,
+    ) -> String {
+        let claims = Claims {
+            purpose: Purpose::Renew,
+            contact_id: contact.clone(),
+            subscription_type: Some(subscription_type.clone()),
+            expires_at: consent_ends_at,
+            pending_id: None,
+            issued_at: Some(now),
+            locale: Some(locale.to_string()),
+        };
+        self.url("renew", &claims)
     }
 
     /// Only for mails optin sends to the address itself, and pages reached from them.

@@ -1,5 +1,6 @@
 //! Builds the application: store, mail templates and transport, the outbox worker, the
-//! expiry scheduler and the HTTP server, and runs them until told to stop.
+//! expiry scheduler, the consent sweep and the HTTP server, and runs them until told to
+//! stop.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -164,6 +165,12 @@ impl Application {
             tasks.push(tokio::spawn(run_scheduler(
                 state.clone(),
                 interval,
+                shutdown_rx.clone(),
+            )));
+            let sweep_every = Duration::from_secs(u64::from(settings.consent.sweep_minutes) * 60);
+            tasks.push(tokio::spawn(run_consent_sweep(
+                state.clone(),
+                sweep_every,
                 shutdown_rx,
             )));
         }
@@ -305,6 +312,43 @@ async fn run_scheduler(
             _ = shutdown.changed() => {}
         }
     }
+}
+
+/// Runs the consent sweep at start and then every `consent.sweep_minutes`: renewal
+/// requests now due, and consent that has lapsed.
+async fn run_consent_sweep(
+    state: web::Data<AppState>,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    // The first tick is at once: the sweep at start.
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => sweep_consent_once(&state).await,
+            _ = shutdown.changed() => return,
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}
+
+async fn sweep_consent_once(state: &AppState) {
+    let report = match state.subscriptions.sweep_consent().await {
+        Ok(report) => report,
+        Err(error) => return tracing::warn!(%error, "consent sweep failed; will retry"),
+    };
+    if report.renewals_asked > 0 || report.lapsed > 0 {
+        tracing::info!(
+            renewals_asked = report.renewals_asked,
+            lapsed = report.lapsed,
+            "consent sweep"
+        );
+    }
+    metrics::counter!("optin_consent_renewals_asked_total").increment(report.renewals_asked as u64);
+    metrics::counter!("optin_consent_lapsed_total").increment(report.lapsed as u64);
 }
 
 /// A store that a restore or copy left unfinished holds only part of what it should:

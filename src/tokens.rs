@@ -30,6 +30,8 @@ pub enum Purpose {
     /// Only asks for a preferences link to be mailed to the address.
     Manage,
     Preferences,
+    /// Renews one type's consent that is about to lapse.
+    Renew,
 }
 
 impl Purpose {
@@ -40,6 +42,7 @@ impl Purpose {
             Purpose::Unsubscribe => "u",
             Purpose::Manage => "m",
             Purpose::Preferences => "p",
+            Purpose::Renew => "r",
         }
     }
 
@@ -49,6 +52,7 @@ impl Purpose {
             Purpose::Unsubscribe,
             Purpose::Manage,
             Purpose::Preferences,
+            Purpose::Renew,
         ]
         .into_iter()
         .find(|p| p.code() == code)
@@ -641,6 +645,29 @@ mod tests {
         link.pending_id = Some(reference.pending_id);
         link.contact_id = reference.contact_id.clone();
         assert!(reference.is_for(&link));
+    }
+
+    #[test]
+    fn a_renewal_token_renews_and_does_nothing_else() {
+        let signer = TokenSigner::new(vec![key("k1", 1)]).unwrap();
+        let token = signer.sign(&claims(Purpose::Renew));
+        for other in [
+            Purpose::Confirm,
+            Purpose::Unsubscribe,
+            Purpose::Manage,
+            Purpose::Preferences,
+        ] {
+            assert_eq!(
+                signer.verify(&token, other, Utc::now()),
+                Err(TokenError::WrongPurpose)
+            );
+            let theirs = signer.sign(&claims(other));
+            assert_eq!(
+                signer.verify(&theirs, Purpose::Renew, Utc::now()),
+                Err(TokenError::WrongPurpose)
+            );
+        }
+        assert!(signer.verify(&token, Purpose::Renew, Utc::now()).is_ok());
     }
 
     proptest::proptest! {

@@ -24,9 +24,36 @@ fn sha256_hex(text: &str) -> String {
     hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
+/// One consent receipt key for every app of these tests, made by `optin keys receipt`:
+/// every opt-in on consent then keeps a receipt with its event, which the round trips
+/// must carry.
+fn receipt_key() -> &'static Path {
+    static KEY: std::sync::OnceLock<(tempfile::TempDir, std::path::PathBuf)> =
+        std::sync::OnceLock::new();
+    let (_, path) = KEY.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("a folder");
+        let path = dir.path().join("receipt.pem");
+        let made = Command::new(env!("CARGO_BIN_EXE_optin"))
+            .args(["keys", "receipt", "--out", path.to_str().expect("a path")])
+            .output()
+            .expect("run optin keys receipt");
+        assert!(made.status.success(), "optin keys receipt failed");
+        (dir, path)
+    });
+    path
+}
+
 /// Settings with a `backup` and a `feedback` key, one webhook endpoint that never
-/// answers (its deliveries die at the first failure), and mails that die at the first.
+/// answers (its deliveries die at the first failure), mails that die at the first, and
+/// consent receipts.
 fn settings(settings: &mut optin::config::Settings, hook_port: u16) {
+    settings.consent.receipt_keys =
+        optin::config::StringList(vec![receipt_key().display().to_string()]);
+    settings.consent.controller = Some(optin::config::ControllerSettings {
+        name: "Example B.V.".into(),
+        email: "privacy@example.com".into(),
+        url: "https://example.com".into(),
+    });
     for (name, scope, key) in [
         ("backup-test", "backup", BACKUP_KEY),
         ("feedback-test", "feedback", FEEDBACK_KEY),
@@ -208,6 +235,7 @@ async fn observe(app: &TestApp) -> Value {
                 "contact": get(app, &path, admin).await,
                 "events": get(app, &format!("{path}/events"), admin).await,
                 "export": get(app, &format!("{path}/export"), admin).await,
+                "receipts": get(app, &format!("{path}/receipts"), admin).await,
                 "eligibility": eligibility,
             }),
         );
@@ -304,6 +332,12 @@ async fn a_store_goes_embedded_to_redis_to_cluster_to_embedded_and_every_answer_
     assert_eq!(
         seen["people"][ERASED]["contact"]["status"], 404,
         "the erased contact is gone"
+    );
+    let receipts = &seen["people"][OPTED_IN]["receipts"]["body"]["receipts"];
+    assert_eq!(
+        receipts.as_array().map(Vec::len),
+        Some(2),
+        "a receipt per confirmed type, to carry through every store: {receipts}"
     );
     assert!(
         seen["dead_letters"]["body"]["dead_letters"]
@@ -812,10 +846,12 @@ async fn change_one_byte_of_an_event(app: &mut TestApp, id: &optin::domain::Cont
                 .unwrap();
             let mut frames = support::redis_server::event_log_frames(&log);
             let first = &mut frames[0];
-            let json = optin::store::compact::unpack(&first[1..]).expect("compact");
+            // An opt-in with its receipt is in format 2: read and write it in its own.
+            let format = optin::store::compact::Format::of_byte(first[0]).expect("compact");
+            let json = optin::store::compact::unpack_as(format, &first[1..]).expect("compact");
             let mut json = String::from_utf8(json).unwrap();
             json = json.replacen("\"kind\":\"status_changed\"", "\"kind\":\"restricted\"", 1);
-            *first = optin::store::compact::pack(json.as_bytes()).unwrap();
+            *first = optin::store::compact::pack_as(format, json.as_bytes()).unwrap();
             let _: () = ::redis::cmd("SET")
                 .arg(&key)
                 .arg(support::redis_server::event_log(&frames))

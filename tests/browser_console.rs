@@ -320,3 +320,54 @@ async fn the_form_shows_in_an_iframe_only_on_an_allowed_site() {
     );
     browser.quit().await;
 }
+
+/// The renewal link's page before and after its button, and the console's record of
+/// processing, through axe-core in a real browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_renewal_page_and_the_record_of_processing_pass_axe() {
+    const EMAIL: &str = "renew@example.com";
+    let app = TestApp::spawn_with(Backend::Embedded, |settings| {
+        let blog = settings
+            .subscription_types
+            .iter_mut()
+            .find(|t| t.id.as_str() == "blog-updates")
+            .unwrap();
+        blog.consent_valid_days = Some(60);
+    })
+    .await;
+    app.subscribe_confirmed(EMAIL, &["blog-updates"]).await;
+    app.advance_clock(chrono::Duration::days(31));
+    assert_eq!(app.sweep_consent().await.renewals_asked, 1);
+    app.drain_outbox().await;
+    let renew = app
+        .mails_to(EMAIL)
+        .last()
+        .unwrap()
+        .links()
+        .into_iter()
+        .find(|l| l.contains("/renew/"))
+        .expect("a renewal link");
+    let browser = Browser::start().await;
+    let mut axe = AxeReport::default();
+    browser.open(&renew).await;
+    axe.check(&browser, "renew").await;
+    browser.submit("#renew").await;
+    axe.check(&browser, "renew (renewed)").await;
+    let events = events(&app, EMAIL).await;
+    assert_eq!(
+        events["events"].as_array().unwrap().last().unwrap()["kind"],
+        "consent_renewed"
+    );
+
+    browser.open(&app.url("/admin")).await;
+    browser.type_into("#key", ADMIN_KEY).await;
+    browser.submit("#sign-in").await;
+    browser.open(&app.url("/admin/processing-record")).await;
+    assert!(browser
+        .text_of("#record")
+        .await
+        .contains("consent (Art. 6(1)(a)): 1 contacts"));
+    axe.check(&browser, "admin_record").await;
+    browser.quit().await;
+    axe.assert_no_serious_violations();
+}

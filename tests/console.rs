@@ -211,6 +211,7 @@ async fn every_console_page_without_a_session_redirects_to_sign_in() {
         "/admin".to_string(),
         "/admin/stats".into(),
         "/admin/deliveries".into(),
+        "/admin/processing-record".into(),
         format!("/admin/contacts/{id}"),
         format!("/admin/contacts/{id}/erase"),
     ];

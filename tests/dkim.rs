@@ -1,7 +1,8 @@
 //! DKIM: keys made by `optin keys dkim`, mail signed by the outbox and received by the
 //! real SMTP sink, verified by an independent implementation (Python's dkimpy, in a venv
 //! made by tests/dkim/verify.sh, with its DNS lookup answered by the generated record).
-//! Also what `check-config` and the start refuse.
+//! The receipt mail (with its attachment) and the renewal mail are signed like every
+//! other. Also what `check-config` and the start refuse.
 
 mod support;
 
@@ -232,6 +233,74 @@ async fn a_retried_job_is_signed_again_at_its_second_send() {
     assert_eq!(raw.matches("DKIM-Signature:").count(), 1, "{raw}");
     let verdict = dkimpy_verify(&mails[0].raw, &record, dir.path());
     assert!(verdict.passed, "{}", verdict.report);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_receipt_mail_with_its_attachment_and_the_renewal_mail_verify_with_dkimpy() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("dkim.pem");
+    let record = generate_key("ed25519", &key);
+    let receipt_key = dir.path().join("receipt.pem");
+    let made = optin(&["keys", "receipt", "--out", receipt_key.to_str().unwrap()]);
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let (key_path, receipt_path) = (key.clone(), receipt_key.clone());
+    let app = TestApp::spawn_with(Backend::Embedded, |settings| {
+        settings.mail.dkim = Some(dkim_settings(&key_path));
+        settings.consent.receipt_keys =
+            optin::config::StringList(vec![receipt_path.display().to_string()]);
+        settings.consent.controller = Some(optin::config::ControllerSettings {
+            name: "Example B.V.".into(),
+            email: "privacy@example.com".into(),
+            url: "https://example.com".into(),
+        });
+        let blog = settings
+            .subscription_types
+            .iter_mut()
+            .find(|t| t.id.as_str() == "blog-updates")
+            .unwrap();
+        blog.consent_valid_days = Some(60);
+    })
+    .await;
+    app.subscribe_confirmed("jane@example.com", &["blog-updates"])
+        .await;
+    app.drain_outbox().await;
+    app.advance_clock(chrono::Duration::days(31));
+    assert_eq!(app.sweep_consent().await.renewals_asked, 1);
+    app.drain_outbox().await;
+    let mails = app.mails_to("jane@example.com");
+    let subjects: Vec<String> = mails
+        .iter()
+        .map(support::smtp_sink::ReceivedMail::subject)
+        .collect();
+    assert_eq!(
+        subjects[1..],
+        [
+            "You're subscribed to Blog updates".to_string(),
+            "Do you still want Blog updates?".to_string()
+        ],
+        "{subjects:?}"
+    );
+    let receipt_mail = &mails[1];
+    assert_eq!(receipt_mail.content_type(), "multipart/mixed");
+    assert!(receipt_mail.attachment("consent-receipt.jws").is_some());
+    for mail in &mails[1..] {
+        let verdict = dkimpy_verify(&mail.raw, &record, dir.path());
+        assert!(verdict.passed, "{}", verdict.report);
+        let signed = verdict.tag("h");
+        assert!(signed.contains("list-unsubscribe-post"), "{signed}");
+        assert!(signed.contains("content-type"), "{signed}");
+    }
+    // The attachment is covered: one changed character of it fails.
+    let raw = text(&receipt_mail.raw);
+    let attached = raw.find("consent-receipt.jws").unwrap();
+    let body_start = attached + raw[attached..].find("\r\n\r\n").unwrap() + 4;
+    let mut changed = receipt_mail.raw.clone();
+    changed[body_start + 10] = if changed[body_start + 10] == b'A' {
+        b'B'
+    } else {
+        b'A'
+    };
+    assert!(!dkimpy_verify(&changed, &record, dir.path()).passed);
 }
 
 #[test]

@@ -84,6 +84,17 @@ fn sample(page: &str) -> Value {
             }],
             "message": null,
         }),
+        pages::RENEW => json!({
+            "action_url": ACTION_URL, "type_name": "Blog updates",
+            "notice_text": "We keep your address to send you blog updates.",
+            "notice_version": "2024-05-v3", "until": "2027-01-01",
+            "renewed": false, "already": false, "notice_changed": true,
+        }),
+        pages::ADMIN_RECORD => json!({
+            "nav": nav(),
+            "markdown": "# Record of processing activities\n\n- Purpose: <Blog updates>\n",
+            "download_url": "/admin/processing-record?format=markdown",
+        }),
         other => panic!("no sample for page {other}"),
     }
 }
@@ -181,6 +192,7 @@ fn preferences_data(name: &str, saved: bool, restricted: bool) -> Value {
         "fresh_link_action": ACTION_URL,
         "export_action": ACTION_URL,
         "erase_url": PREFERENCES_URL,
+        "receipts_url": PREFERENCES_URL,
     })
 }
 

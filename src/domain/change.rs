@@ -1,7 +1,7 @@
 //! One atomic write for one contact: its new state, new events, outbox jobs and the
 //! counter deltas that keep statistics exact without scanning.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -11,7 +11,7 @@ use super::contact_id::ContactId;
 use super::event::Event;
 use super::funnel::FunnelStep;
 use super::outbox_job::OutboxJob;
-use super::status::Status;
+use super::status::{LawfulBasis, Status};
 use super::subscription_type::Catalog;
 use super::timer::Timer;
 use super::tombstone::Tombstone;
@@ -25,6 +25,11 @@ pub mod counter {
 
     pub fn by_type(type_id: &str, status: super::Status) -> String {
         format!("type:{type_id}:{}", status.as_str())
+    }
+
+    /// Contacts opted in to a type on one lawful basis (the record of processing).
+    pub fn by_basis(type_id: &str, basis: super::LawfulBasis) -> String {
+        format!("basis:{type_id}:{}", basis.as_str())
     }
 }
 
@@ -115,7 +120,10 @@ impl ContactChange {
             .collect();
 
         let inactive_since = after.as_ref().and_then(Contact::inactive_since);
-        let due = after.as_ref().map(Contact::due_times).unwrap_or_default();
+        let due = after
+            .as_ref()
+            .map(|c| c.due_times(catalog))
+            .unwrap_or_default();
         let timers = Timer::ALL
             .into_iter()
             .map(|timer| (timer, due.get(&timer).copied()))
@@ -212,7 +220,37 @@ fn add_counts(
                 .entry(counter::by_type(type_id.as_str(), subscription.status))
                 .or_default() += sign;
         }
+        if let (Status::OptedIn, Some(basis)) = (subscription.status, subscription.lawful_basis) {
+            *counters
+                .entry(counter::by_basis(type_id.as_str(), basis))
+                .or_default() += sign;
+        }
     }
+}
+
+/// Contacts opted in per type and lawful basis, read from the counters; a type or basis
+/// with none is left out.
+pub fn opted_in_by_basis(
+    counters: &BTreeMap<String, i64>,
+    catalog: &Catalog,
+) -> HashMap<String, HashMap<LawfulBasis, u64>> {
+    catalog
+        .all()
+        .iter()
+        .map(|t| {
+            let bases = LawfulBasis::ALL
+                .into_iter()
+                .filter_map(|basis| {
+                    let count = counters.get(&counter::by_basis(t.id.as_str(), basis))?;
+                    u64::try_from(*count)
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .map(|n| (basis, n))
+                })
+                .collect();
+            (t.id.to_string(), bases)
+        })
+        .collect()
 }
 
 /// Counts per type and status, derived from the counters.

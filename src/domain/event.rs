@@ -5,6 +5,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::contact::BounceType;
+use super::receipt::StoredReceipt;
 use super::status::{LawfulBasis, Status};
 use super::subscription_type::{NoticeRef, SubscriptionTypeId};
 
@@ -32,6 +33,8 @@ pub enum Source {
     Bounce,
     /// The person reported our mail as spam.
     Complaint,
+    /// The button on the page of a consent renewal link.
+    RenewalLink,
 }
 
 /// What an event records.
@@ -54,6 +57,11 @@ pub enum EventKind {
     UnreachableCleared,
     /// A spam complaint; recorded before the status changes it causes.
     Complained,
+    /// The person renewed a consent that was to lapse; the status stays `opted_in`.
+    ConsentRenewed,
+    /// A consent lapsed unrenewed: a status change to `not_subscribed`, with source
+    /// `expiry`.
+    ConsentLapsed,
 }
 
 /// How a person confirmed a signup: the auto-submitted page of the browser that signed
@@ -149,6 +157,8 @@ pub struct EventDraft {
     pub signup: Option<SignupEvidence>,
     pub bounce_type: Option<BounceType>,
     pub confirmed: Option<ConfirmedHow>,
+    /// When consent was given, where an import or a manual change says it was not now.
+    pub consented_at: Option<DateTime<Utc>>,
     pub meta: RequestMeta,
 }
 
@@ -167,6 +177,7 @@ impl EventDraft {
             signup: None,
             bounce_type: None,
             confirmed: None,
+            consented_at: None,
             meta: meta.clone(),
         }
     }
@@ -205,9 +216,22 @@ pub struct Event {
     pub confirm_method: Option<ConfirmMethod>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seconds_since_sent: Option<u64>,
+    /// When consent was given, where it was not at the event's time (an import's or a
+    /// manual change's `consented_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consented_at: Option<DateTime<Utc>>,
+    /// The hex SHA-256 of the consent receipt issued for this opt-in or renewal, so that
+    /// the chain covers the receipt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_sha256: Option<String>,
     #[serde(flatten)]
     pub meta: RequestMeta,
     pub prev_hash: String,
+    /// The receipt itself, kept with its event. Not part of the event's hash: the
+    /// receipt names the event and its `prev_hash`, so it is made after them, and
+    /// `receipt_sha256`, which is hashed, binds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<StoredReceipt>,
 }
 
 impl Event {
@@ -229,16 +253,56 @@ impl Event {
             bounce_type: draft.bounce_type,
             confirm_method: draft.confirmed.map(|how| how.method),
             seconds_since_sent: draft.confirmed.map(|how| how.seconds_since_sent),
+            consented_at: draft.consented_at,
+            receipt_sha256: None,
             meta: draft.meta,
             prev_hash,
+            receipt: None,
         }
     }
 
-    /// SHA-256 of the event's canonical JSON: the link the next event (or the contact's
-    /// chain head) points at.
+    /// SHA-256 of the event's canonical JSON, its receipt left out: the link the next
+    /// event (or the contact's chain head) points at.
     pub fn hash(&self) -> String {
-        let canonical = serde_json::to_vec(self).expect("events always serialize");
+        let canonical = match self.receipt {
+            None => serde_json::to_vec(self),
+            Some(_) => serde_json::to_vec(&self.without_receipt()),
+        }
+        .expect("events always serialize");
         hex::encode(Sha256::digest(canonical))
+    }
+
+    /// The event as its hash sees it, for answers that show the receipt apart.
+    #[must_use]
+    pub fn without_receipt(&self) -> Self {
+        Self {
+            receipt: None,
+            ..self.clone()
+        }
+    }
+
+    /// Whether this event records consent that gets a receipt: an opt-in on the basis
+    /// of consent to a notice, or the renewal of one.
+    pub fn records_consent(&self) -> bool {
+        let consent = self.lawful_basis == Some(LawfulBasis::Consent)
+            && self.subscription_type.is_some()
+            && self.consent_notice.is_some();
+        let opt_in = match self.kind {
+            EventKind::StatusChanged => self.to == Some(Status::OptedIn),
+            EventKind::ConsentRenewed => true,
+            _ => false,
+        };
+        consent && opt_in
+    }
+
+    /// A receipt kept with the event that is not the one its hash names, or a hash
+    /// whose receipt is gone.
+    fn receipt_mismatch(&self) -> bool {
+        match (&self.receipt, &self.receipt_sha256) {
+            (Some(receipt), Some(sha256)) => receipt.sha256() != *sha256,
+            (Some(_), None) | (None, Some(_)) => true,
+            (None, None) => false,
+        }
     }
 }
 
@@ -283,6 +347,9 @@ pub fn verify_chain(events: &[Event], head: &ChainHead) -> ChainCheck {
         if event.prev_hash != expected_prev {
             // The previous event's content changed, or this event's own link was edited.
             return broken(index.checked_sub(1).map_or(event, |i| &events[i]));
+        }
+        if event.receipt_mismatch() {
+            return broken(event);
         }
         expected_prev = event.hash();
     }

@@ -4,7 +4,8 @@
 //!   change under the service's [`Rules`];
 //! - [`change`]: the one atomic store write a plan becomes;
 //! - the parsed values requests are made of: [`email`], [`evidence`], [`status`],
-//!   [`subscription_type`], [`event`], [`outbox_job`], [`tombstone`].
+//!   [`subscription_type`], [`event`], [`outbox_job`], [`tombstone`], and the consent
+//!   [`receipt`] kept with its event.
 
 pub mod change;
 pub mod contact;
@@ -16,6 +17,7 @@ pub mod funnel;
 pub mod locale;
 pub mod outbox_job;
 pub mod plan;
+pub mod receipt;
 pub mod rules;
 pub mod status;
 pub mod subscription_type;
@@ -25,11 +27,12 @@ pub mod tombstone;
 pub use change::{ContactChange, ContactWrite, MemberIndexChange, Stats};
 pub use contact::{
     BlockRequests, BounceType, CodeAttempt, CodeOutcome, ConfirmationRequest, Confirmed,
-    ConfirmedSignup, Contact, Erased, FeedbackKind, FeedbackNote, FeedbackPolicy, ManualChange,
-    ManualChangeError, ManualOutcome, ManualResult, MemberError, MemberStatus, MemberWrite,
-    MemberWriteMode, Membership, MoveTarget, OptInRefused, PendingConfirmation, PreferenceChoice,
-    PreferencesRefused, Reminded, Restriction, SeenFeedback, SentMail, SignupIntent, StatusChange,
-    Subscription, Unreachable, UnsubscribeTarget, Unsubscribed,
+    ConfirmedSignup, ConsentSwept, Contact, Erased, FeedbackKind, FeedbackNote, FeedbackPolicy,
+    ManualChange, ManualChangeError, ManualOutcome, ManualResult, MemberError, MemberStatus,
+    MemberWrite, MemberWriteMode, Membership, MoveTarget, OptInRefused, PendingConfirmation,
+    PreferenceChoice, PreferencesRefused, ReceiptMail, Reminded, Renewal, Restriction,
+    SeenFeedback, SentMail, SignupIntent, StatusChange, Subscription, Unreachable,
+    UnsubscribeTarget, Unsubscribed,
 };
 pub use contact_id::{ContactId, ContactIndex};
 pub use email::{EmailAddress, EmailError};
@@ -41,6 +44,7 @@ pub use evidence::{Evidence, EvidenceTooLong};
 pub use funnel::{FunnelReport, FunnelStep, SignupDoor};
 pub use outbox_job::{MailKind, MailTask, OutboxJob, Task, WebhookTask};
 pub use plan::{Announcement, Plan, Planned};
+pub use receipt::StoredReceipt;
 pub use rules::{MailAllowance, Rules, MAIL_ALLOWANCE_WINDOW_SECS};
 pub use status::{LawfulBasis, Status};
 pub use subscription_type::{

@@ -25,6 +25,19 @@ pub enum MailKind {
         types: Vec<SubscriptionTypeId>,
         expires_at: DateTime<Utc>,
     },
+    /// "You're subscribed": the consent receipt of an opt-in by the person's own act,
+    /// attached, and what it says in words.
+    Receipt {
+        subscription_type: SubscriptionTypeId,
+        event_id: Uuid,
+        /// The compact JWS, exactly as attached.
+        receipt: String,
+    },
+    /// "Do you still want …?": a consent that lapses at `expires_at` unless renewed.
+    ConsentRenewal {
+        subscription_type: SubscriptionTypeId,
+        expires_at: DateTime<Utc>,
+    },
 }
 
 impl MailKind {
@@ -35,6 +48,8 @@ impl MailKind {
             MailKind::Confirmation { .. }
             | MailKind::PreferencesLink
             | MailKind::Reminder { .. } => true,
+            // The person's own opt-in, and the service's own schedule, cause these.
+            MailKind::Receipt { .. } | MailKind::ConsentRenewal { .. } => false,
         }
     }
 }

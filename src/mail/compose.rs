@@ -1,6 +1,6 @@
 //! Turns a rendered mail into a MIME message: `multipart/alternative` with the plain-text
-//! part first and the HTML part second, plus the RFC 2369 / RFC 8058 one-click
-//! unsubscribe headers.
+//! part first and the HTML part second (inside `multipart/mixed` when a file is
+//! attached), plus the RFC 2369 / RFC 8058 one-click unsubscribe headers.
 //!
 //! The header strings are public so that the eligibility API hands senders exactly what
 //! our own mails carry.
@@ -8,7 +8,7 @@
 use lettre::message::header::{
     self, ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue,
 };
-use lettre::message::{Body, Mailbox, MessageBuilder, MultiPart};
+use lettre::message::{Attachment, Body, Mailbox, MessageBuilder, MultiPart};
 use lettre::{Address, Message};
 
 use super::templates::RenderedMail;
@@ -36,12 +36,31 @@ pub enum ComposeError {
     InvalidUnsubscribeUrl,
     #[error("cannot build the message: {0}")]
     Build(#[from] lettre::error::Error),
+    #[error("the attachment's media type '{0}' is not valid")]
+    Attachment(String),
+}
+
+/// A file attached to a mail: its name, media type and bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MailAttachment {
+    pub filename: String,
+    pub content_type: String,
+    pub content: Vec<u8>,
 }
 
 /// Builds the message for `mail`; the `Date` is now.
 pub fn compose_message(
     mail: &RenderedMail,
     envelope: &Envelope<'_>,
+) -> Result<Message, ComposeError> {
+    compose_message_with(mail, envelope, None)
+}
+
+/// [`compose_message`], with `attachment` after the text and HTML parts.
+pub fn compose_message_with(
+    mail: &RenderedMail,
+    envelope: &Envelope<'_>,
+    attachment: Option<&MailAttachment>,
 ) -> Result<Message, ComposeError> {
     let mut builder = Message::builder()
         .from(envelope.from.clone())
@@ -55,6 +74,16 @@ pub fn compose_message(
             .header(ListUnsubscribePost);
     }
     let body = MultiPart::alternative_plain_html(mail.text.clone(), mail.html.clone());
+    let body = match attachment {
+        None => body,
+        Some(file) => {
+            let content_type = ContentType::parse(&file.content_type)
+                .map_err(|_| ComposeError::Attachment(file.content_type.clone()))?;
+            MultiPart::mixed().multipart(body).singlepart(
+                Attachment::new(file.filename.clone()).body(file.content.clone(), content_type),
+            )
+        }
+    };
     Ok(with_content_type_in_headers(builder, &body)?)
 }
 
@@ -172,6 +201,8 @@ impl Header for ListUnsubscribePost {
 
 #[cfg(test)]
 mod tests {
+    use mail_parser::MimeHeaders;
+
     use super::*;
 
     fn rendered() -> RenderedMail {
@@ -223,6 +254,46 @@ mod tests {
                 "{url:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_attachment_follows_the_text_and_html_and_comes_back_byte_for_byte() {
+        let from: Mailbox = "Optin <noreply@example.com>".parse().unwrap();
+        let to = EmailAddress::parse("jane@example.com").unwrap();
+        let envelope = Envelope {
+            from: &from,
+            to: &to,
+            message_id: "job-2@example.com",
+            list_unsubscribe: Some("https://optin.example.com/unsubscribe/t"),
+        };
+        // Longer than a mail line may be, as a compact JWS is.
+        let content = "eyJhbGciOiJFZERTQSJ9.".repeat(100).into_bytes();
+        let file = MailAttachment {
+            filename: "consent-receipt.jws".into(),
+            content_type: "application/jose".into(),
+            content: content.clone(),
+        };
+        let message = compose_message_with(&rendered(), &envelope, Some(&file)).unwrap();
+        let raw = message.formatted();
+        let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        assert_eq!(parsed.content_type().unwrap().subtype(), Some("mixed"));
+        assert_eq!(parsed.body_text(0).as_deref(), Some("Hi"));
+        let attached = parsed.attachment(0).expect("one attachment");
+        assert_eq!(attached.attachment_name(), Some("consent-receipt.jws"));
+        assert_eq!(attached.contents(), content.as_slice());
+        let text = String::from_utf8(raw).unwrap();
+        assert!(text.contains("\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"));
+        assert!(matches!(
+            compose_message_with(
+                &rendered(),
+                &envelope,
+                Some(&MailAttachment {
+                    content_type: "not a type".into(),
+                    ..file
+                })
+            ),
+            Err(ComposeError::Attachment(_))
+        ));
     }
 
     #[test]

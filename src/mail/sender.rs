@@ -7,17 +7,41 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::compose::{compose_message, Envelope};
+use super::compose::{compose_message_with, Envelope, MailAttachment};
 use super::templates::{
-    ConfirmationData, MailTemplates, RenderedMail, TypeSummary, CONFIRMATION_MAIL,
-    PREFERENCES_LINK_MAIL, REMINDER_MAIL,
+    ConfirmationData, MailTemplates, ReceiptData, RenderedMail, RenewalData, TypeSummary,
+    CONFIRMATION_MAIL, CONSENT_RENEWAL_MAIL, PREFERENCES_LINK_MAIL, RECEIPT_MAIL, REMINDER_MAIL,
 };
 use super::transport::MailTransport;
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::domain::{MailKind, MailTask, OutboxJob, SubscriptionTypeId};
+use crate::domain::{MailKind, MailTask, OutboxJob, StoredReceipt, SubscriptionTypeId};
 use crate::links::Links;
 use crate::mail::dkim::{DkimError, DkimSigner};
+use crate::receipts::ReceiptSummary;
+
+/// The name a receipt is attached under, as the person saves it.
+pub const RECEIPT_FILENAME: &str = "consent-receipt.jws";
+/// RFC 7515's media type for a JWS in compact serialization.
+const RECEIPT_MEDIA_TYPE: &str = "application/jose";
+
+/// A mail ready to compose: its parts, the one-click unsubscribe URL it carries, and
+/// what is attached.
+struct Prepared {
+    rendered: RenderedMail,
+    list_unsubscribe: String,
+    attachment: Option<MailAttachment>,
+}
+
+impl Prepared {
+    fn plain(rendered: RenderedMail, list_unsubscribe: String) -> Self {
+        Self {
+            rendered,
+            list_unsubscribe,
+            attachment: None,
+        }
+    }
+}
 
 /// Why a mail was not sent.
 #[derive(Debug, thiserror::Error)]
@@ -67,16 +91,17 @@ impl MailSender {
 
     /// Sends the mail of `job` once.
     pub async fn send(&self, job: &OutboxJob, mail: &MailTask) -> Result<(), SendError> {
-        let (rendered, list_unsubscribe) = self.render(job, mail)?;
+        let prepared = self.render(job, mail)?;
         let message_id = job.message_id(self.config.mail_from.email.domain());
         let envelope = Envelope {
             from: &self.config.mail_from,
             to: &mail.to,
             message_id: &message_id,
-            list_unsubscribe: Some(&list_unsubscribe),
+            list_unsubscribe: Some(&prepared.list_unsubscribe),
         };
-        let mut message = compose_message(&rendered, &envelope)
-            .map_err(|e| SendError::Permanent(e.to_string()))?;
+        let mut message =
+            compose_message_with(&prepared.rendered, &envelope, prepared.attachment.as_ref())
+                .map_err(|e| SendError::Permanent(e.to_string()))?;
         // Signed here, per attempt: a retry signs the same headers and body again.
         if let Some(dkim) = &self.dkim {
             dkim.sign(&mut message);
@@ -92,12 +117,8 @@ impl MailSender {
         })
     }
 
-    /// Renders the mail of a job, and gives the one-click unsubscribe URL it must carry.
-    fn render(
-        &self,
-        job: &OutboxJob,
-        mail: &MailTask,
-    ) -> Result<(RenderedMail, String), SendError> {
+    /// Renders the mail of a job, with the one-click unsubscribe URL it must carry.
+    fn render(&self, job: &OutboxJob, mail: &MailTask) -> Result<Prepared, SendError> {
         let now = self.clock.now();
         match &mail.mail {
             MailKind::Confirmation {
@@ -131,10 +152,133 @@ impl MailSender {
                     .templates
                     .render(PREFERENCES_LINK_MAIL, &mail.locale, None, &data)
                     .map_err(|e| SendError::Permanent(e.to_string()))?;
-                Ok((rendered, unsubscribe_url))
+                Ok(Prepared::plain(rendered, unsubscribe_url))
             }
+            MailKind::Receipt {
+                subscription_type,
+                receipt,
+                ..
+            } => self.render_receipt(job, mail, subscription_type, receipt),
+            MailKind::ConsentRenewal {
+                subscription_type,
+                expires_at,
+            } => self.render_renewal(job, mail, subscription_type, *expires_at),
         }
     }
+
+    /// "You're subscribed", the receipt attached, its words read from the receipt itself.
+    fn render_receipt(
+        &self,
+        job: &OutboxJob,
+        mail: &MailTask,
+        subscription_type: &SubscriptionTypeId,
+        receipt: &str,
+    ) -> Result<Prepared, SendError> {
+        let now = self.clock.now();
+        let summary = StoredReceipt::from_compact(receipt)
+            .as_ref()
+            .and_then(ReceiptSummary::of)
+            .ok_or_else(|| {
+                SendError::Permanent("the receipt of this mail is not readable".into())
+            })?;
+        let unsubscribe_url =
+            self.links
+                .unsubscribe(&job.contact_id, subscription_type, Some(&mail.locale), now);
+        let data = ReceiptData {
+            type_name: summary.purpose,
+            renewed: summary.act == "renewed",
+            consented_at: for_people(&summary.consented_at),
+            expires_at: summary.expires_at.as_deref().map(for_people),
+            notice_version: summary.notice_version,
+            controller_name: summary.controller_name,
+            controller_email: summary.controller_email,
+            receipt_id: summary.receipt_id,
+            sha256: crate::receipts::receipt_sha256(receipt),
+            keys_url: format!(
+                "{}/.well-known/jwks.json",
+                self.config.public_url.as_str().trim_end_matches('/')
+            ),
+            unsubscribe_url: unsubscribe_url.clone(),
+            preferences_url: self.links.preferences(&job.contact_id, &mail.locale, now),
+            service_name: self.config.settings.mail.service_name.clone(),
+        };
+        let rendered = self
+            .templates
+            .render(
+                RECEIPT_MAIL,
+                &mail.locale,
+                Some(subscription_type.as_str()),
+                &data,
+            )
+            .map_err(|e| SendError::Permanent(e.to_string()))?;
+        Ok(Prepared {
+            rendered,
+            list_unsubscribe: unsubscribe_url,
+            attachment: Some(MailAttachment {
+                filename: RECEIPT_FILENAME.into(),
+                content_type: RECEIPT_MEDIA_TYPE.into(),
+                content: receipt.as_bytes().to_vec(),
+            }),
+        })
+    }
+
+    /// "Do you still want …?", with the link that renews until the consent's end.
+    fn render_renewal(
+        &self,
+        job: &OutboxJob,
+        mail: &MailTask,
+        subscription_type: &SubscriptionTypeId,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Prepared, SendError> {
+        let now = self.clock.now();
+        let catalog = &self.config.catalog;
+        let fallback = catalog.default_locale();
+        let known = catalog.get(subscription_type.as_str()).ok_or_else(|| {
+            SendError::Permanent(format!(
+                "subscription type '{subscription_type}' is no longer configured"
+            ))
+        })?;
+        let unsubscribe_url =
+            self.links
+                .unsubscribe(&job.contact_id, subscription_type, Some(&mail.locale), now);
+        let data = RenewalData {
+            type_name: known.name_in(&mail.locale, fallback),
+            description: known.description_in(&mail.locale, fallback),
+            renew_url: self.links.renew(
+                &job.contact_id,
+                subscription_type,
+                expires_at,
+                &mail.locale,
+                now,
+            ),
+            expires_at: for_people(&expires_at.to_rfc3339()),
+            unsubscribe_url: unsubscribe_url.clone(),
+            service_name: self.config.settings.mail.service_name.clone(),
+        };
+        let rendered = self
+            .templates
+            .render(
+                CONSENT_RENEWAL_MAIL,
+                &mail.locale,
+                Some(subscription_type.as_str()),
+                &data,
+            )
+            .map_err(|e| SendError::Permanent(e.to_string()))?;
+        Ok(Prepared::plain(rendered, unsubscribe_url))
+    }
+}
+
+/// An RFC 3339 time as people read it in a mail: `2026-03-01 10:00 UTC`; as given when
+/// it does not parse.
+fn for_people(rfc3339: &str) -> String {
+    DateTime::parse_from_rfc3339(rfc3339).map_or_else(
+        |_| rfc3339.to_string(),
+        |at| {
+            at.with_timezone(&Utc)
+                .format("%Y-%m-%d %H:%M UTC")
+                .to_string()
+        },
+    )
 }
 
 impl MailSender {
@@ -147,7 +291,7 @@ impl MailSender {
         pending_id: Uuid,
         types: &[SubscriptionTypeId],
         expires_at: DateTime<Utc>,
-    ) -> Result<(RenderedMail, String), SendError> {
+    ) -> Result<Prepared, SendError> {
         let now = self.clock.now();
         let catalog = &self.config.catalog;
         let fallback = catalog.default_locale();
@@ -189,7 +333,7 @@ impl MailSender {
             .templates
             .render(name, &mail.locale, type_override, &data)
             .map_err(|e| SendError::Permanent(e.to_string()))?;
-        Ok((rendered, unsubscribe_url))
+        Ok(Prepared::plain(rendered, unsubscribe_url))
     }
 }
 
@@ -203,6 +347,16 @@ fn valid_for_days(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
 mod tests {
     use super::*;
     use chrono::Duration;
+
+    #[test]
+    fn times_in_mails_are_read_by_people() {
+        assert_eq!(for_people("2026-03-01T10:00:59Z"), "2026-03-01 10:00 UTC");
+        assert_eq!(
+            for_people("2026-03-01T12:00:00+02:00"),
+            "2026-03-01 10:00 UTC"
+        );
+        assert_eq!(for_people("soon"), "soon");
+    }
 
     #[test]
     fn validity_is_rounded_up_to_whole_days() {

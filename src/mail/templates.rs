@@ -25,6 +25,12 @@ pub const REMINDER_MAIL: &str = "reminder";
 /// Data: [`PreferencesLinkData`].
 pub const PREFERENCES_LINK_MAIL: &str = "preferences_link";
 
+/// "You're subscribed", with the consent receipt attached. Data: [`ReceiptData`].
+pub const RECEIPT_MAIL: &str = "receipt";
+/// "Do you still want …?": the one request to renew a consent that is about to lapse.
+/// Data: [`RenewalData`].
+pub const CONSENT_RENEWAL_MAIL: &str = "consent_renewal";
+
 /// `<locale>/<type-id>/<name>.<part>.hbs` is as deep as a template file can sit.
 const MAX_DIR_DEPTH: usize = 2;
 
@@ -115,6 +121,45 @@ pub struct PreferencesLinkData {
     /// Stops further preferences-link requests for the address.
     pub unsubscribe_url: String,
     pub valid_for_days: u32,
+    pub service_name: String,
+}
+
+/// The data the `receipt` templates use: what the attached receipt states, in words.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReceiptData {
+    /// The subscription type's name, as the receipt names it.
+    pub type_name: String,
+    /// True when this receipt renews a consent given before.
+    pub renewed: bool,
+    /// When the consent was given, for people: `2026-03-01 10:00 UTC`.
+    pub consented_at: String,
+    /// When it lapses unless renewed, likewise; `None`: until withdrawn.
+    pub expires_at: Option<String>,
+    pub notice_version: String,
+    pub controller_name: String,
+    pub controller_email: String,
+    pub receipt_id: String,
+    /// The hex SHA-256 of the attachment, as the provenance log records it.
+    pub sha256: String,
+    /// Where the keys that verify the receipt are published.
+    pub keys_url: String,
+    /// Withdraws this consent (the type's one-click unsubscribe link).
+    pub unsubscribe_url: String,
+    /// The person's preference center: this mail goes to the address itself.
+    pub preferences_url: String,
+    pub service_name: String,
+}
+
+/// The data the `consent_renewal` templates use.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RenewalData {
+    pub type_name: String,
+    pub description: String,
+    /// The page whose button renews the consent.
+    pub renew_url: String,
+    /// When the consent lapses unless renewed, for people: `2026-03-01 10:00 UTC`.
+    pub expires_at: String,
+    pub unsubscribe_url: String,
     pub service_name: String,
 }
 

@@ -284,6 +284,40 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_receipt_reads_back_what_it_states() {
+        let facts = facts();
+        let receipt = issuer().issue(&facts, issued_at()).unwrap();
+        let stored = crate::domain::StoredReceipt::from_compact(&receipt.compact).unwrap();
+        let summary = super::super::ReceiptSummary::of(&stored).unwrap();
+        assert_eq!(summary.receipt_id, receipt.id.to_string());
+        assert_eq!(summary.kid, receipt.kid);
+        assert_eq!(summary.event_id, facts.event_id.to_string());
+        assert_eq!(summary.issued_at, "2026-01-02T03:04:06Z");
+        assert_eq!(summary.subscription_type, "blog-updates");
+        assert_eq!(summary.purpose, "Blog updates");
+        assert_eq!(summary.act, "given");
+        assert_eq!(summary.consented_at, "2026-01-02T03:04:05Z");
+        assert_eq!(summary.method, "button");
+        assert_eq!(summary.expires_at, None);
+        assert_eq!(summary.notice_version, "2024-05-v3");
+        assert_eq!(summary.controller_name, "Example B.V.");
+        assert_eq!(summary.controller_email, "privacy@example.com");
+        assert_eq!(
+            summary.withdraw_url,
+            "https://news.example.com/unsubscribe/tok"
+        );
+
+        let mut renewed = facts;
+        renewed.act = ConsentAct::Renewed;
+        renewed.expires_at = Some(Utc.with_ymd_and_hms(2027, 1, 2, 3, 4, 5).unwrap());
+        let receipt = issuer().issue(&renewed, issued_at()).unwrap();
+        let stored = crate::domain::StoredReceipt::from_compact(&receipt.compact).unwrap();
+        let summary = super::super::ReceiptSummary::of(&stored).unwrap();
+        assert_eq!(summary.act, "renewed");
+        assert_eq!(summary.expires_at.as_deref(), Some("2027-01-02T03:04:05Z"));
+    }
+
+    #[test]
     fn a_renewal_with_an_expiry_says_so() {
         let mut facts = facts();
         facts.act = ConsentAct::Renewed;

@@ -9,7 +9,8 @@
 //!   (the first signs, all are published) and new key files;
 //! - [`payload`]: the facts of one opt-in ([`ReceiptFacts`]) and the JSON-LD they become;
 //! - [`issue`]: [`ReceiptIssuer::issue`] gives the compact JWS and its SHA-256;
-//! - [`jwks`]: the public keys as a JWK Set.
+//! - [`jwks`]: the public keys as a JWK Set;
+//! - [`summary`]: what a stored receipt states, read back from its payload.
 //!
 //! Nothing here stores or sends: the service issues a receipt while it records the
 //! opt-in, and the mail and the export carry what it gives.
@@ -18,6 +19,7 @@ pub mod issue;
 pub mod jwks;
 pub mod keys;
 pub mod payload;
+pub mod summary;
 
 pub use issue::{receipt_sha256, Receipt, ReceiptError, ReceiptIssuer};
 pub use jwks::{Jwks, PublicJwk};
@@ -26,3 +28,4 @@ pub use payload::{
     ConsentAct, Controller, ControllerError, NotAConsent, ReceiptFacts, ReceiptPurpose,
     RecordedData,
 };
+pub use summary::ReceiptSummary;

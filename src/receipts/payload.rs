@@ -115,9 +115,8 @@ pub struct RecordedData {
 }
 
 /// Everything one receipt states. [`ReceiptFacts::for_event`] fills it from the opt-in
-/// event; a caller then sets what the event does not hold: `method` from the
-/// confirmation, `act` for a renewal, [`ReceiptFacts::given_at`] for the time an import
-/// gave.
+/// or renewal event; a caller may then set what the event does not hold, such as
+/// `method` from the confirmation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReceiptFacts {
     /// The provenance event the receipt belongs to, and that event's `prev_hash`.
@@ -153,10 +152,10 @@ pub enum NotAConsent {
 }
 
 impl ReceiptFacts {
-    /// The facts of an opt-in event on the basis of consent. The purpose is named in
-    /// the notice's language (else `fallback_locale`, the catalog's default); the method
-    /// defaults to the event's source, the time to the event's, the expiry to the type's
-    /// validity counted from it.
+    /// The facts of an opt-in (or renewal) event on the basis of consent. The purpose is
+    /// named in the notice's language (else `fallback_locale`, the catalog's default);
+    /// the method is the confirmation's, else the event's source; the time is the consent
+    /// time the event records (else its own), the expiry the type's validity counted from it.
     pub fn for_event(
         event: &Event,
         contact: ContactId,
@@ -164,10 +163,12 @@ impl ReceiptFacts {
         fallback_locale: &str,
         withdraw_url: Url,
     ) -> Result<Self, NotAConsent> {
-        let opted_in = event.kind == EventKind::StatusChanged
-            && event.to == Some(Status::OptedIn)
-            && event.subscription_type.as_ref() == Some(&subscription_type.id);
-        if !opted_in {
+        let opted_in = match event.kind {
+            EventKind::StatusChanged => event.to == Some(Status::OptedIn),
+            EventKind::ConsentRenewed => true,
+            _ => false,
+        };
+        if !opted_in || event.subscription_type.as_ref() != Some(&subscription_type.id) {
             return Err(NotAConsent::NotAnOptIn);
         }
         if event.lawful_basis != Some(LawfulBasis::Consent) {
@@ -180,20 +181,28 @@ impl ReceiptFacts {
             user_agent: event.meta.user_agent.is_some()
                 || signup.is_some_and(|s| s.user_agent.is_some()),
         };
-        let method = serde_json::to_value(event.source)
+        let how = event.confirm_method.map(|m| serde_json::to_value(m));
+        let method = how
+            .unwrap_or_else(|| serde_json::to_value(event.source))
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
+        let act = if event.kind == EventKind::ConsentRenewed {
+            ConsentAct::Renewed
+        } else {
+            ConsentAct::Given
+        };
+        let consented_at = event.consented_at.unwrap_or(event.at);
         Ok(Self {
             event_id: event.id,
             prev_hash: event.prev_hash.clone(),
             contact,
             purpose: ReceiptPurpose::of(subscription_type, &notice.locale, fallback_locale),
-            act: ConsentAct::Given,
-            consented_at: event.at,
+            act,
+            consented_at,
             method,
             recorded,
-            expires_at: subscription_type.consent_expiry(event.at),
+            expires_at: subscription_type.consent_expiry(consented_at),
             notice,
             withdraw_url,
         })
@@ -442,6 +451,24 @@ mod tests {
             facts.expires_at,
             Some(Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap())
         );
+
+        // The consent time an import recorded in its event, and a renewal.
+        let mut given_earlier = event.clone();
+        given_earlier.consented_at = Some(imported);
+        let facts =
+            ReceiptFacts::for_event(&given_earlier, contact.clone(), &blog, "en", withdraw())
+                .unwrap();
+        assert_eq!(facts.consented_at, imported);
+        assert_eq!(
+            facts.expires_at,
+            Some(Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap())
+        );
+        let mut renewed = event;
+        renewed.kind = EventKind::ConsentRenewed;
+        renewed.from = None;
+        renewed.to = None;
+        let facts = ReceiptFacts::for_event(&renewed, contact, &blog, "en", withdraw()).unwrap();
+        assert_eq!(facts.act, ConsentAct::Renewed);
     }
 
     #[test]

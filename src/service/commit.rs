@@ -3,7 +3,8 @@
 //! store change, with what follows from it (the member index, the webhook notices, the
 //! tombstone, the outbox's wake-up). A write based on a version that is no longer stored
 //! is refused by the store and planned again from a fresh read, so concurrent requests
-//! never overwrite each other.
+//! never overwrite each other. Just before a plan is written, its consent gets its
+//! receipts (see [`super::receipts`]).
 //!
 //! A contact that a rectification is moving is frozen: whoever reads it finishes the
 //! move first (see [`crate::domain::contact`], rights), then goes on as [`Reach`] says.
@@ -198,6 +199,7 @@ impl Subscriptions {
         plan: Plan<T>,
         now: DateTime<Utc>,
     ) -> Result<T, StoreError> {
+        let plan = self.sign_receipts(id, plan);
         let Plan {
             after,
             carried,

@@ -1,11 +1,11 @@
-//! Eligibility: may a sender mail this address this type? Only when opted in, not
-//! restricted and not unreachable. Unknown addresses answer `not_subscribed`, like anyone
-//! never seen.
+//! Eligibility: may a sender mail this address this type? Only when opted in, on a
+//! consent that has not lapsed, not restricted and not unreachable. Unknown addresses
+//! answer `not_subscribed`, like anyone never seen.
 
 use chrono::{DateTime, Utc};
 
 use super::{RequestError, Subscriptions};
-use crate::domain::{Contact, EmailAddress, LawfulBasis, Status, SubscriptionTypeId};
+use crate::domain::{Contact, EmailAddress, LawfulBasis, Status, SubscriptionType};
 use crate::links::{list_unsubscribe_value, LIST_UNSUBSCRIBE_POST};
 
 /// Why an address may not be mailed.
@@ -17,14 +17,22 @@ pub enum IneligibleReason {
     Restricted,
     /// Bounces marked the address: every type answers this while the mark is set.
     Unreachable,
+    /// The consent reached the end of the type's `consent_valid_days` unrenewed. Said
+    /// from that moment, before the sweep records the lapse.
+    ConsentLapsed,
 }
 
 impl IneligibleReason {
-    /// `None` when the contact may be mailed this type.
-    fn of(contact: Option<&Contact>, type_id: &SubscriptionTypeId) -> Option<Self> {
+    /// `None` when the contact may be mailed this type at `now`.
+    fn of(
+        contact: Option<&Contact>,
+        subscription_type: &SubscriptionType,
+        now: DateTime<Utc>,
+    ) -> Option<Self> {
         let Some(contact) = contact else {
             return Some(Self::NotOptedIn);
         };
+        let type_id = &subscription_type.id;
         // A restriction (Art. 18) is a legal hold and keeps its answer on an opted-in
         // type; otherwise the mark wins over the status, so that a sender sees the
         // delivery fact on every type. The status field still tells the consent.
@@ -32,7 +40,11 @@ impl IneligibleReason {
             Status::OptedIn if contact.is_restricted() => Some(Self::Restricted),
             _ if contact.is_unreachable() => Some(Self::Unreachable),
             Status::Unsubscribed => Some(Self::Unsubscribed),
+            Status::NotSubscribed if contact.consent_lapsed(type_id) => Some(Self::ConsentLapsed),
             Status::NotSubscribed => Some(Self::NotOptedIn),
+            Status::OptedIn if contact.consent_has_lapsed(subscription_type, now) => {
+                Some(Self::ConsentLapsed)
+            }
             Status::OptedIn => None,
         }
     }
@@ -67,9 +79,9 @@ impl Subscriptions {
         email: &EmailAddress,
         type_id: &str,
     ) -> Result<Eligibility, RequestError> {
-        let type_id = self.catalog().lookup(type_id)?.id.clone();
+        let subscription_type = self.catalog().lookup(type_id)?;
         let contact = self.contact(email).await?;
-        Ok(self.answer(email, &type_id, contact.as_ref()))
+        Ok(self.answer(email, subscription_type, contact.as_ref()))
     }
 
     /// Many addresses of one type: one batched read for all of them. The answer holds
@@ -81,13 +93,13 @@ impl Subscriptions {
         emails: &[EmailAddress],
         type_id: &str,
     ) -> Result<BatchEligibility<'_>, RequestError> {
-        let type_id = self.catalog().lookup(type_id)?.id.clone();
+        let subscription_type = self.catalog().lookup(type_id)?;
         let room = self.read_room.enter(emails.len()).await;
         let contacts = self.contacts(emails).await?;
         let results = emails
             .iter()
             .zip(&contacts)
-            .map(|(email, contact)| self.answer(email, &type_id, contact.as_ref()))
+            .map(|(email, contact)| self.answer(email, subscription_type, contact.as_ref()))
             .collect();
         Ok(BatchEligibility {
             results,
@@ -98,13 +110,14 @@ impl Subscriptions {
     fn answer(
         &self,
         email: &EmailAddress,
-        type_id: &SubscriptionTypeId,
+        subscription_type: &SubscriptionType,
         contact: Option<&Contact>,
     ) -> Eligibility {
+        let type_id = &subscription_type.id;
         let subscription = contact.and_then(|c| c.subscription(type_id));
         let id = contact.map_or_else(|| self.contact_id(email), |c| c.id().clone());
         let now = self.now();
-        let reason = IneligibleReason::of(contact, type_id);
+        let reason = IneligibleReason::of(contact, subscription_type, now);
         Eligibility {
             email: email.as_str().to_string(),
             subscription_type: type_id.to_string(),

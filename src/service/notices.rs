@@ -130,7 +130,8 @@ fn notices_of_events(events: &[Event], after: &Contact) -> Vec<EventData> {
     events
         .iter()
         .filter_map(|event| match event.kind {
-            EventKind::StatusChanged => {
+            // A lapse is a status change like any other to the receivers.
+            EventKind::StatusChanged | EventKind::ConsentLapsed => {
                 let subscription_type = event.subscription_type.as_ref()?;
                 let status = event.to?;
                 Some(EventData::subscription_changed(SubscriptionChanged {
@@ -163,7 +164,9 @@ fn notices_of_events(events: &[Event], after: &Contact) -> Vec<EventData> {
             | EventKind::Exported
             | EventKind::SignupBlocked
             | EventKind::SignupBlockLifted
-            | EventKind::UnreachableCleared => None,
+            | EventKind::UnreachableCleared
+            // The status stays `opted_in`: nothing a receiver's copy must change.
+            | EventKind::ConsentRenewed => None,
         })
         .collect()
 }

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::commit::Reach;
+use super::receipts::{receipts_of, ReceiptView};
 use super::{RequestError, Subscriptions};
 use crate::domain::event::verify_chain;
 use crate::domain::{
@@ -13,7 +14,8 @@ use crate::domain::{
 };
 use crate::store::StoreError;
 
-/// The provenance of one contact, and whether its hash chain verifies.
+/// The provenance of one contact, and whether its hash chain verifies. The events show
+/// their receipts' hashes; the receipts themselves are listed apart.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Provenance {
     pub events: Vec<Event>,
@@ -28,6 +30,9 @@ pub struct Export {
     pub contact: Contact,
     pub events: Vec<Event>,
     pub chain_valid: bool,
+    /// The consent receipts issued to the person, each as the compact JWS they were
+    /// given.
+    pub receipts: Vec<ReceiptView>,
 }
 
 impl Subscriptions {
@@ -50,6 +55,7 @@ impl Subscriptions {
         let contact = self.existing_contact(email).await?;
         let events = self.store.events(contact.id()).await?;
         let chain = verify_chain(&events, contact.head());
+        let events = events.iter().map(Event::without_receipt).collect();
         Ok(Provenance { events, chain })
     }
 
@@ -61,11 +67,13 @@ impl Subscriptions {
     pub(super) async fn export_of(&self, contact: Contact) -> Result<Export, StoreError> {
         let events = self.store.events(contact.id()).await?;
         let chain_valid = verify_chain(&events, contact.head()).chain_valid;
+        let receipts = receipts_of(&events);
         Ok(Export {
             exported_at: self.now(),
             contact,
-            events,
+            events: events.iter().map(Event::without_receipt).collect(),
             chain_valid,
+            receipts,
         })
     }
 

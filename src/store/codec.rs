@@ -5,19 +5,23 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{compact, StoreError};
-use crate::domain::{ContactId, OutboxJob};
+use super::compact::{self, Format};
+use super::StoreError;
+use crate::domain::{ContactId, Event, OutboxJob};
 
 /// Reads a value in either format: plain JSON, or compact (its first byte says which).
 /// A stored value that does not decode is a bug or tampering, never the caller's fault.
 pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(e.to_string());
-    match bytes.split_first() {
-        Some((&compact::FORMAT_V1, frame)) => {
-            let json = compact::unpack(frame).map_err(|e| corrupt(&e))?;
+    match bytes
+        .split_first()
+        .and_then(|(first, frame)| Some((Format::of_byte(*first)?, frame)))
+    {
+        Some((format, frame)) => {
+            let json = compact::unpack_as(format, frame).map_err(|e| corrupt(&e))?;
             serde_json::from_slice(&json).map_err(|e| corrupt(&e))
         }
-        _ => serde_json::from_slice(bytes).map_err(|e| corrupt(&e)),
+        None => serde_json::from_slice(bytes).map_err(|e| corrupt(&e)),
     }
 }
 
@@ -30,6 +34,17 @@ pub fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 /// (the contact and its events), where memory is what a store costs.
 pub fn encode_compact<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     compact::pack(&encode(value)?).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// An event in the compact format: one that keeps a consent receipt against the
+/// dictionary that knows receipts (format 2), any other in format 1.
+pub fn encode_event(event: &Event) -> Result<Vec<u8>, StoreError> {
+    let format = if event.receipt.is_some() {
+        Format::V2
+    } else {
+        Format::V1
+    };
+    compact::pack_as(format, &encode(event)?).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// Milliseconds since the epoch; times before it (never written) count as the epoch, so
@@ -100,6 +115,25 @@ mod tests {
             decode::<serde_json::Value>(&[compact::FORMAT_V1, 1, 2, 3]),
             Err(StoreError::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn an_event_that_keeps_a_receipt_is_packed_against_the_receipt_dictionary() {
+        use crate::domain::{EventDraft, EventKind, RequestMeta, Source, StoredReceipt};
+        let draft = EventDraft::new(
+            EventKind::ConsentRenewed,
+            Source::RenewalLink,
+            &RequestMeta::default(),
+        );
+        let plain = Event::from_draft(draft, 1, Utc::now(), "00".repeat(32));
+        let mut receipted = plain.clone();
+        receipted.receipt =
+            StoredReceipt::from_compact("eyJhbGciOiJFZERTQSJ9.eyJhIjoxfQ.c2lnbmF0dXJl");
+        for (event, format) in [(plain, compact::FORMAT_V1), (receipted, compact::FORMAT_V2)] {
+            let bytes = encode_event(&event).expect("encodes");
+            assert_eq!(bytes[0], format);
+            assert_eq!(decode::<Event>(&bytes).expect("decodes"), event);
+        }
     }
 
     #[test]

@@ -27,8 +27,8 @@ use crate::tokens::TokenSigner;
 use crate::web::pages::Pages;
 use routes::{
     backup, confirm, contacts, eligibility, feedback, funnel, imports, jwks, manage, ops, outbox,
-    page, preferences, received, rights, signup, signup_challenge, subscription_types, unsubscribe,
-    webhooks,
+    page, preferences, processing_record, receipts, received, renew, rights, signup,
+    signup_challenge, subscription_types, unsubscribe, webhooks,
 };
 
 /// Everything handlers need, shared by all workers.
@@ -69,6 +69,9 @@ pub struct Site {
     pub signer: TokenSigner,
     pub session_minutes: u32,
     pub secure_cookies: bool,
+    /// Consent receipts are issued (`consent.receipt_keys`): the preference center
+    /// offers their download.
+    pub receipts: bool,
 }
 
 impl Site {
@@ -88,6 +91,7 @@ impl Site {
             signer: config.signer.clone(),
             session_minutes: config.settings.admin.session_minutes,
             secure_cookies: config.public_url.scheme() == "https",
+            receipts: config.receipts.is_some(),
         }
     }
 }
@@ -212,6 +216,15 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
                 .route(web::post().to(preferences::mail_fresh_link)),
         )
         .service(
+            resource("/preferences/{token}/receipts", "GET")
+                .route(web::get().to(receipts::download_own_receipts)),
+        )
+        .service(
+            resource("/renew/{token}", "GET, POST")
+                .route(web::get().to(renew::show_renewal_page))
+                .route(web::post().to(renew::renew)),
+        )
+        .service(
             resource("/v1/subscription-types", "GET")
                 .route(web::get().to(subscription_types::list_subscription_types)),
         )
@@ -231,6 +244,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
         .service(
             personal_resource("/v1/contacts/{email}/export", "GET")
                 .route(web::get().to(rights::export)),
+        )
+        .service(
+            personal_resource("/v1/contacts/{email}/receipts", "GET")
+                .route(web::get().to(receipts::show_receipts)),
         )
         .service(
             personal_resource("/v1/contacts/{email}/rectification", "POST")
@@ -253,6 +270,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
         .service(
             resource("/v1/stats/confirmations", "GET")
                 .route(web::get().to(funnel::show_confirmation_funnel)),
+        )
+        .service(
+            resource("/v1/processing-record", "GET")
+                .route(web::get().to(processing_record::show_processing_record)),
         )
         .service(
             personal_resource("/v1/outbox/dead", "GET")

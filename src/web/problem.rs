@@ -238,6 +238,10 @@ impl From<ManualChangeError> for Problem {
             ManualChangeError::OptIn(OptInRefused::MailLimitReached) => {
                 Problem::rate_limited(24 * 3600).with_detail(detail)
             }
+            ManualChangeError::ConsentedAtWithoutConsent
+            | ManualChangeError::ConsentedAtInFuture => {
+                Problem::invalid_field("consented_at", detail)
+            }
         }
     }
 }

@@ -49,6 +49,9 @@ pub struct TestApp {
     /// process can take the port in between. A restart binds the same port again.
     listener: Option<TcpListener>,
     app: Option<RunningApp>,
+    /// Run the background scheduler (expiry, retention, the consent sweep) from the next
+    /// start on, as `optin serve` does.
+    scheduler: bool,
 }
 
 struct RunningApp {
@@ -164,6 +167,7 @@ impl TestApp {
             settings,
             listener: Some(listener),
             app: None,
+            scheduler: false,
         };
         app.start().await;
         app
@@ -203,7 +207,7 @@ impl TestApp {
             self.clock.clone(),
             Background {
                 outbox_worker: false,
-                scheduler: false,
+                scheduler: self.scheduler,
             },
             listener,
         )
@@ -219,6 +223,12 @@ impl TestApp {
             state,
             join,
         });
+    }
+
+    /// From the next start on, run the scheduler as `optin serve` does: its tasks run
+    /// once at start, then on their intervals.
+    pub fn run_scheduler_from_next_start(&mut self) {
+        self.scheduler = true;
     }
 
     /// Stops the app and starts it again on the same store: what survives is durable.
@@ -337,6 +347,16 @@ impl TestApp {
             .as_str()
             .unwrap_or_default()
             .to_string()
+    }
+
+    /// Runs the consent sweep now, as the scheduler would.
+    pub async fn sweep_consent(&self) -> optin::service::ConsentSweepReport {
+        let app = self.app.as_ref().expect("the app is running");
+        app.state
+            .subscriptions
+            .sweep_consent()
+            .await
+            .expect("the store answers")
     }
 
     /// Runs the retention purge now, as the scheduler would.

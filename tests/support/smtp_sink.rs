@@ -266,6 +266,15 @@ impl ReceivedMail {
         find_links(&self.text_body())
     }
 
+    /// The decoded bytes of the attachment named `name`, if the mail carries one.
+    pub fn attachment(&self, name: &str) -> Option<Vec<u8>> {
+        let message = self.parsed();
+        let part = message
+            .attachments()
+            .find(|part| part.attachment_name() == Some(name))?;
+        Some(part.contents().to_vec())
+    }
+
     /// The confirmation link of a confirmation mail.
     pub fn confirmation_link(&self) -> String {
         self.links()

@@ -28,6 +28,9 @@ pub struct ManualChange {
     pub send_confirmation: bool,
     /// `admin_api` or `import`.
     pub source: Source,
+    /// When the person gave the consent, where not now: a consent that lapses counts
+    /// from it.
+    pub consented_at: Option<DateTime<Utc>>,
 }
 
 /// Why asking someone to confirm sent nothing; never silent.
@@ -55,6 +58,10 @@ pub enum ManualChangeError {
     ConfirmationNeedsOptIn,
     #[error("send_confirmation: {0}")]
     OptIn(#[from] OptInRefused),
+    #[error("consented_at: only an opt-in on the basis of consent has a consent time")]
+    ConsentedAtWithoutConsent,
+    #[error("consented_at: the consent cannot have been given in the future")]
+    ConsentedAtInFuture,
 }
 
 /// What a manual change did.
@@ -79,6 +86,12 @@ pub struct ManualResult {
 impl ManualChange {
     /// The rules that need no stored state: checked once, before anything is read.
     pub fn check(&self) -> Result<(), ManualChangeError> {
+        let on_consent = self.status == Status::OptedIn
+            && self.lawful_basis == Some(LawfulBasis::Consent)
+            && !self.send_confirmation;
+        if self.consented_at.is_some() && !on_consent {
+            return Err(ManualChangeError::ConsentedAtWithoutConsent);
+        }
         if self.send_confirmation {
             return if self.status == Status::OptedIn {
                 Ok(())
@@ -118,6 +131,9 @@ impl Contact {
         now: DateTime<Utc>,
     ) -> Result<Planned<ManualResult>, ManualChangeError> {
         change.check()?;
+        if change.consented_at.is_some_and(|at| at > now) {
+            return Err(ManualChangeError::ConsentedAtInFuture);
+        }
         let erased_before = self.is_new() && tombstone.is_some();
         if erased_before && change.consent_evidence.is_none() {
             // Whatever the status: storing the address again is re-adding the person.
@@ -153,6 +169,13 @@ impl Contact {
         status_change.lawful_basis = change.lawful_basis;
         status_change.explanation = change.explanation.clone().map(Evidence::into_string);
         status_change.consent_evidence = change.consent_evidence.clone().map(Evidence::into_string);
+        if change.status == Status::OptedIn && change.lawful_basis == Some(LawfulBasis::Consent) {
+            // The person's consent is in the evidence; the receipt names the notice of
+            // today, in their language, as what the consent is to.
+            status_change.consent_notice =
+                Some(subscription_type.current_notice_ref(&self.locale, rules.default_locale()));
+            status_change.consented_at = change.consented_at;
+        }
         let events: Vec<_> = self
             .change_status(type_id, status_change, meta, now)
             .into_iter()
@@ -216,7 +239,7 @@ impl Contact {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{contact, rules, type_id, META};
+    use super::super::tests::{contact, notice, rules, type_id, META};
     use super::*;
     use crate::domain::ErasureReason;
 
@@ -229,6 +252,7 @@ mod tests {
             consent_evidence: Evidence::parse(evidence).unwrap(),
             send_confirmation: false,
             source: Source::AdminApi,
+            consented_at: None,
         }
     }
 
@@ -387,6 +411,48 @@ mod tests {
             panic!("a write")
         };
         assert!(plan.after.unwrap().is_signup_blocked());
+    }
+
+    #[test]
+    fn a_consent_time_is_kept_only_for_consent_and_never_in_the_future() {
+        let now = Utc::now();
+        let mut given = change(Status::OptedIn, Some(LawfulBasis::Consent), Some("form"));
+        given.consented_at = Some(now - chrono::Duration::days(3));
+        let Ok(Planned::Write(plan)) = apply(contact(now), &given, None, MailAllowance::Available)
+        else {
+            panic!("a write")
+        };
+        let event = &plan.events[0];
+        assert_eq!(event.consented_at, given.consented_at);
+        assert_eq!(
+            event.consent_notice,
+            Some(notice("news")),
+            "the receipt names a notice"
+        );
+        assert!(event.records_consent());
+        assert_eq!(
+            plan.value
+                .contact
+                .subscription(&type_id("news"))
+                .unwrap()
+                .consent_given_at(),
+            given.consented_at
+        );
+
+        given.consented_at = Some(now + chrono::Duration::minutes(1));
+        assert_eq!(
+            apply(contact(now), &given, None, MailAllowance::Available).unwrap_err(),
+            ManualChangeError::ConsentedAtInFuture
+        );
+        let mut contract = change(Status::OptedIn, Some(LawfulBasis::Contract), None);
+        contract.consented_at = Some(now);
+        assert_eq!(
+            contract.check().unwrap_err(),
+            ManualChangeError::ConsentedAtWithoutConsent
+        );
+        assert!(ManualChangeError::ConsentedAtInFuture
+            .to_string()
+            .starts_with("consented_at:"));
     }
 
     #[test]

@@ -142,6 +142,7 @@ impl Contact {
             consent_evidence: evidence,
             send_confirmation: false,
             source: Source::AdminApi,
+            consented_at: None,
         };
         let change = match (wanted, &write.evidence) {
             (None, _) => return Ok(Planned::Nothing(self)),

@@ -15,14 +15,18 @@
 //! - [`reachability`]: bounces and complaints;
 //! - [`expiry`]: confirmations not confirmed in time;
 //! - [`reminder`]: the one reminder of a confirmation, and the mails the relay took.
+//! - [`consent`]: consent that is renewed, or lapses;
+//! - [`receipts`]: the receipts of a plan's consent, signed by the service.
 
 mod confirm;
+mod consent;
 mod expiry;
 mod manual;
 mod membership;
 mod preferences;
 mod reachability;
 mod reminder;
+mod receipts;
 mod rights;
 mod signup;
 mod unsubscribe;
@@ -45,9 +49,10 @@ use super::outbox_job::{MailKind, OutboxJob};
 use super::plan::{Plan, Planned};
 use super::rules::MailAllowance;
 use super::status::{LawfulBasis, Status};
-use super::subscription_type::{NoticeRef, SubscriptionTypeId};
+use super::subscription_type::{Catalog, NoticeRef, SubscriptionType, SubscriptionTypeId};
 
 pub use confirm::{CodeAttempt, CodeOutcome, Confirmed, MAX_CODE_TRIES};
+pub use consent::{ConsentSwept, Renewal};
 pub use expiry::Purged;
 pub use manual::{ManualChange, ManualChangeError, ManualOutcome, ManualResult, OptInRefused};
 pub use membership::{MemberError, MemberStatus, MemberWrite, MemberWriteMode, Membership};
@@ -56,6 +61,7 @@ pub use reachability::{
     BounceType, FeedbackKind, FeedbackNote, FeedbackPolicy, SeenFeedback, Unreachable,
     MAX_SEEN_FEEDBACK,
 };
+pub use receipts::ReceiptMail;
 pub use reminder::{Reminded, SentMail};
 pub use rights::{Erased, MoveTarget, Restriction};
 pub use signup::SignupIntent;
@@ -69,6 +75,30 @@ pub struct Subscription {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lawful_basis: Option<LawfulBasis>,
     pub source: Source,
+    /// When the consent this opt-in rests on was given, or last renewed, where that is
+    /// not `since` (an import's `consented_at`, a renewal); read it through
+    /// [`Subscription::consent_given_at`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consented_at: Option<DateTime<Utc>>,
+    /// When the person was asked to renew that consent: once per consent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal_asked_at: Option<DateTime<Utc>>,
+}
+
+impl Subscription {
+    /// When the consent this subscription rests on was given or last renewed; `None`
+    /// unless it is an opt-in on the basis of consent.
+    pub fn consent_given_at(&self) -> Option<DateTime<Utc>> {
+        let on_consent =
+            self.status == Status::OptedIn && self.lawful_basis == Some(LawfulBasis::Consent);
+        on_consent.then(|| self.consented_at.unwrap_or(self.since))
+    }
+
+    /// When that consent lapses unless renewed, by the type's `consent_valid_days`.
+    pub fn consent_ends_at(&self, subscription_type: &SubscriptionType) -> Option<DateTime<Utc>> {
+        self.consent_given_at()
+            .and_then(|given| subscription_type.consent_expiry(given))
+    }
 }
 
 /// A signup waiting for its link to be clicked. Until then no status changes.
@@ -195,6 +225,8 @@ pub struct StatusChange {
     pub signup: Option<SignupEvidence>,
     /// For an opt-in by a confirmation: how, and how long after its mail.
     pub confirmed: Option<ConfirmedHow>,
+    /// When the consent was given, where not now (an import's `consented_at`).
+    pub consented_at: Option<DateTime<Utc>>,
 }
 
 impl StatusChange {
@@ -208,6 +240,7 @@ impl StatusChange {
             consent_evidence: None,
             signup: None,
             confirmed: None,
+            consented_at: None,
         }
     }
 
@@ -370,10 +403,13 @@ impl Contact {
 
     /// When this contact's timed work is next due, per timer; the stores index contacts
     /// by it (see [`crate::domain::timer`]).
-    pub fn due_times(&self) -> crate::domain::DueTimes {
+    pub fn due_times(&self, catalog: &Catalog) -> crate::domain::DueTimes {
         let mut due = crate::domain::DueTimes::new();
         if let Some(at) = self.pending.iter().filter_map(|p| p.remind_at).min() {
             due.insert(crate::domain::Timer::Reminder, at);
+        }
+        if let Some(at) = self.next_consent_work(catalog) {
+            due.insert(crate::domain::Timer::Consent, at);
         }
         due
     }
@@ -418,10 +454,31 @@ impl Contact {
         meta: &RequestMeta,
         now: DateTime<Utc>,
     ) -> Option<Event> {
+        self.record_status(
+            EventKind::StatusChanged,
+            subscription_type,
+            change,
+            meta,
+            now,
+        )
+    }
+
+    /// [`Self::change_status`], recorded as an event of `kind`: a status change that has
+    /// a name of its own (a lapse).
+    fn record_status(
+        &mut self,
+        kind: EventKind,
+        subscription_type: &SubscriptionTypeId,
+        change: StatusChange,
+        meta: &RequestMeta,
+        now: DateTime<Utc>,
+    ) -> Option<Event> {
         let from = self.status(subscription_type);
         if from == change.to {
             return None;
         }
+        let on_consent =
+            change.to == Status::OptedIn && change.lawful_basis == Some(LawfulBasis::Consent);
         self.subscriptions.insert(
             subscription_type.clone(),
             Subscription {
@@ -429,9 +486,13 @@ impl Contact {
                 since: now,
                 lawful_basis: change.lawful_basis,
                 source: change.source,
+                // Absent when it is `since`: a contact's bytes are what the store holds
+                // for every contact, and most consent is given when it is recorded.
+                consented_at: change.consented_at.filter(|_| on_consent),
+                renewal_asked_at: None,
             },
         );
-        let mut draft = EventDraft::new(EventKind::StatusChanged, change.source, meta);
+        let mut draft = EventDraft::new(kind, change.source, meta);
         draft.subscription_type = Some(subscription_type.clone());
         draft.from = Some(from);
         draft.to = Some(change.to);
@@ -441,6 +502,7 @@ impl Contact {
         draft.consent_evidence = change.consent_evidence;
         draft.signup = change.signup;
         draft.confirmed = change.confirmed;
+        draft.consented_at = change.consented_at;
         Some(self.record(draft, now))
     }
 

@@ -135,7 +135,7 @@ mod tests {
         assert_eq!(mail.locale, "nl");
         assert!(matches!(mail.mail, MailKind::Reminder { pending_id, .. } if pending_id == id));
         let after = plan.after.unwrap();
-        assert!(!after.due_times().contains_key(&Timer::Reminder), "once");
+        assert!(!after.due_times(rules().catalog()).contains_key(&Timer::Reminder), "once");
         assert!(matches!(
             after.remind(&rules(), MailAllowance::Available, due_later(now)),
             Planned::Nothing(Reminded::NothingDue)
@@ -176,7 +176,7 @@ mod tests {
             assert_eq!(plan.value, Reminded::Skipped, "{name}");
             assert!(plan.jobs.is_empty(), "{name}");
             assert!(
-                plan.after.unwrap().due_times().is_empty(),
+                plan.after.unwrap().due_times(rules().catalog()).is_empty(),
                 "{name}: not due again"
             );
         }

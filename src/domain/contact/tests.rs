@@ -20,10 +20,25 @@ pub static META: LazyLock<RequestMeta> = LazyLock::new(|| RequestMeta {
 
 /// `news` and `offers` (marketing, double opt-in), `alerts` (service, single opt-in).
 pub fn rules() -> Rules {
+    rules_adjusted(|_| {})
+}
+
+/// [`rules`] with a consent of `type_id` that lasts `valid_days`, renewal asked
+/// `renewal_days` before its end.
+pub fn rules_with_validity(type_id: &str, valid_days: u32, renewal_days: u32) -> Rules {
+    rules_adjusted(|t| {
+        if t.id.as_str() == type_id {
+            t.consent_valid_days = Some(valid_days);
+            t.consent_renewal_days = renewal_days;
+        }
+    })
+}
+
+fn rules_adjusted(adjust: impl Fn(&mut SubscriptionType)) -> Rules {
     let types: Vec<SubscriptionType> = ["news", "offers", "alerts"]
         .into_iter()
         .map(|id| {
-            serde_json::from_value(serde_json::json!({
+            let mut t: SubscriptionType = serde_json::from_value(serde_json::json!({
                 "id": id,
                 "purpose": if id == "alerts" { "service" } else { "marketing" },
                 "double_opt_in": id != "alerts",
@@ -34,7 +49,9 @@ pub fn rules() -> Rules {
                 },
                 "past_notices": [{ "locale": "en", "version": "v1", "text": "Old text." }]
             }))
-            .expect("a test type")
+            .expect("a test type");
+            adjust(&mut t);
+            t
         })
         .collect();
     let catalog = Catalog::new(types, "en").expect("a test catalog");

@@ -14,7 +14,7 @@ use crate::domain::LawfulBasis;
 pub struct StoreFacts {
     /// Contacts opted in per subscription type id, by the lawful basis of their opt-in.
     pub lawful_bases: HashMap<String, HashMap<LawfulBasis, u64>>,
-    /// Whether this build can write encrypted dumps of the store.
+    /// Whether the dumps the service serves are encrypted (`backup.age_recipients`).
     pub dump_encryption: bool,
 }
 

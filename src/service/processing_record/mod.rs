@@ -6,7 +6,9 @@
 //! - [`ProcessingRecord::build`] is a pure function of [`RecordInputs`];
 //! - [`RecordInputs::from_config`] ([`from_config`]) gathers those inputs from the
 //!   configuration and the facts read from the store;
-//! - [`ProcessingRecord::to_markdown`] ([`markdown`]) renders the same as a document.
+//! - [`ProcessingRecord::to_markdown`] ([`markdown`]) renders the same as a document;
+//! - [`Subscriptions::processing_record`] builds it now, for `GET /v1/processing-record`
+//!   and the console.
 //!
 //! It reads the configuration, so it sits beside the service, below `web`.
 
@@ -18,9 +20,12 @@ use std::collections::HashMap;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
+use super::Subscriptions;
+use crate::domain::change::opted_in_by_basis;
 use crate::domain::{LawfulBasis, Purpose, SubscriptionTypeId};
 use crate::feedback::settings::FeedbackProvider;
 use crate::receipts::Controller;
+use crate::store::StoreError;
 
 pub use from_config::StoreFacts;
 
@@ -155,6 +160,23 @@ const OPERATOR_MUST_ADD: [&str; 8] = [
     "The organisational security measures (Art. 32): who holds admin keys and console access, training, incident handling.",
     "Processing of the same addresses outside optin, and any subscription type's purpose beyond its description here.",
 ];
+
+impl Subscriptions {
+    /// The record as it stands now: the configuration, and the counts of contacts per
+    /// type and lawful basis from the store's counters.
+    pub async fn processing_record(&self) -> Result<ProcessingRecord, StoreError> {
+        let counters = self.store.counters().await?;
+        let facts = StoreFacts {
+            lawful_bases: opted_in_by_basis(&counters, self.catalog()),
+            dump_encryption: !self.config.backup_recipients.is_empty(),
+        };
+        Ok(ProcessingRecord::build(&RecordInputs::from_config(
+            &self.config,
+            facts,
+            self.now(),
+        )))
+    }
+}
 
 impl ProcessingRecord {
     pub fn build(inputs: &RecordInputs) -> Self {
@@ -296,7 +318,7 @@ fn measures(inputs: &RecordInputs) -> Vec<Measure> {
         measure(
             "dump_encryption",
             inputs.measures.dump_encryption,
-            "Dumps of the store can be written encrypted.",
+            "Dumps of the store that the service serves are encrypted with age to `backup.age_recipients`.",
         ),
     ]
 }

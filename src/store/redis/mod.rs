@@ -32,7 +32,7 @@ use self::connection::{get, hget, is_wrong_type, merge_scored, parse, Redis};
 use self::keys::Shard;
 use self::outbox::Outbox;
 use super::codec::{
-    decode, encode, encode_compact, fixed_window, millis, parse_contact_member,
+    decode, encode, encode_compact, encode_event, fixed_window, millis, parse_contact_member,
     parse_pending_member, pending_member,
 };
 use super::{
@@ -235,7 +235,7 @@ impl RedisStore {
             .arg(change.counters.len())
             .arg(change.funnel.len());
         for event in &change.new_events {
-            invocation.arg(encode_compact(event)?);
+            invocation.arg(encode_event(event)?);
         }
         for job in &change.new_jobs {
             if job.contact_id != *id {

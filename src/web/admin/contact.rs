@@ -311,6 +311,8 @@ pub async fn change_subscription(
             explanation: Some(form.explanation.clone()),
             consent_evidence: Some(form.consent_evidence.clone()),
             send_confirmation: form.send_confirmation.as_deref() == Some("1"),
+            // The console records consent given now.
+            consented_at: None,
         }
         .parse(
             subscriptions.catalog(),
@@ -357,5 +359,8 @@ fn manual_error_key(error: &ManualChangeError) -> &'static str {
         ManualChangeError::ConfirmationNeedsOptIn => "admin_err_confirmation_needs_opt_in",
         ManualChangeError::OptIn(OptInRefused::MailLimitReached) => "admin_err_mail_limit",
         ManualChangeError::OptIn(OptInRefused::Blocked) => "admin_err_signup_blocked",
+        ManualChangeError::ConsentedAtWithoutConsent | ManualChangeError::ConsentedAtInFuture => {
+            "admin_err_invalid_input"
+        }
     }
 }

@@ -9,6 +9,7 @@ mod csrf;
 mod deliveries;
 mod funnel;
 mod login;
+mod record;
 mod request;
 mod search;
 pub mod session;
@@ -60,6 +61,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(resource("/admin/stats", "GET").route(web::get().to(stats::show_stats)))
         .service(resource("/admin/funnel", "GET").route(web::get().to(funnel::show_funnel)))
+        .service(
+            resource("/admin/processing-record", "GET").route(web::get().to(record::show_record)),
+        )
         .service(
             resource("/admin/deliveries", "GET").route(web::get().to(deliveries::show_deliveries)),
         )

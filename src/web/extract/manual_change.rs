@@ -25,6 +25,8 @@ pub struct ManualChangeBody {
     pub consent_evidence: Option<String>,
     #[serde(default)]
     pub send_confirmation: bool,
+    /// RFC 3339: when the person gave the consent, where not now.
+    pub consented_at: Option<String>,
 }
 
 impl ManualChangeBody {
@@ -61,7 +63,19 @@ impl ManualChangeBody {
                     "lawful_basis is one of the six bases of GDPR Art. 6(1)",
                 )
             })?;
+        let consented_at = self
+            .consented_at
+            .map(|at| chrono::DateTime::parse_from_rfc3339(at.trim()))
+            .transpose()
+            .map_err(|_| {
+                Problem::invalid_field(
+                    "consented_at",
+                    "consented_at is a time in RFC 3339, e.g. 2025-03-14T09:26:53Z",
+                )
+            })?
+            .map(|at| at.with_timezone(&chrono::Utc));
         Ok(ManualChange {
+            consented_at,
             subscription_type,
             status,
             lawful_basis,

@@ -15,6 +15,7 @@ pub const ADMIN_ERASE: &str = "admin_erase";
 pub const ADMIN_STATS: &str = "admin_stats";
 pub const ADMIN_DELIVERIES: &str = "admin_deliveries";
 pub const ADMIN_FUNNEL: &str = "admin_funnel";
+pub const ADMIN_RECORD: &str = "admin_record";
 
 /// optin's own signup form (`GET /signup`), and the same form again after a post it
 /// could not take (a message beside the field, what was typed and ticked kept) or with
@@ -267,6 +268,14 @@ pub struct AdminDeliveries {
     pub message: Option<&'static str>,
 }
 
+/// The record of processing, as its document.
+#[derive(Clone, Debug, Serialize)]
+pub struct AdminRecord {
+    pub nav: ConsoleNav,
+    pub markdown: String,
+    pub download_url: String,
+}
+
 super::data::pages! {
     Signup<'_> => SIGNUP,
     AdminLogin => ADMIN_LOGIN,
@@ -276,6 +285,7 @@ super::data::pages! {
     AdminStats => ADMIN_STATS,
     AdminDeliveries => ADMIN_DELIVERIES,
     AdminFunnel => ADMIN_FUNNEL,
+    AdminRecord => ADMIN_RECORD,
 }
 
 /// Every console page in each of its shapes, for the check at load.
@@ -430,6 +440,11 @@ pub(super) fn add_samples(samples: &mut Samples) {
             unsubscribed: 1,
             not_subscribed: 1,
         }],
+    });
+    samples.add(&AdminRecord {
+        nav: nav(),
+        markdown: text("# Record of processing activities\n"),
+        download_url: text("/admin/processing-record?format=markdown"),
     });
     for flag in [true, false] {
         samples.add(&AdminFunnel {

@@ -7,7 +7,7 @@ use serde::{Serialize, Serializer};
 
 use super::{
     CONFIRM, CONFIRMED, ERASED, ERASE_CONFIRM, ERROR, FRESH_LINK_NEEDED, LINK_INVALID, LINK_SENT,
-    MANAGE, PREFERENCES, SIGNUP_RECEIVED, UNSUBSCRIBE, UNSUBSCRIBED,
+    MANAGE, PREFERENCES, RENEW, SIGNUP_RECEIVED, UNSUBSCRIBE, UNSUBSCRIBED,
 };
 use crate::domain::{Purpose, Status};
 use crate::service::TypeView;
@@ -40,6 +40,7 @@ pages! {
     ErrorPage => ERROR,
     EraseConfirm => ERASE_CONFIRM,
     Erased => ERASED,
+    Renew => RENEW,
 }
 
 /// A subscription type as the pages name it, in the page's locale.
@@ -132,6 +133,9 @@ pub struct Preferences<'a> {
     pub export_action: String,
     pub erase_url: String,
     pub fresh_link_action: String,
+    /// The download of every consent receipt, when receipts are issued; no fresher link
+    /// needed, as a receipt names the person only by a keyed hash.
+    pub receipts_url: Option<String>,
 }
 
 /// One button that mails a preferences link. The same for every address.
@@ -187,6 +191,26 @@ pub struct EraseConfirm {
 /// After a self-service erasure.
 #[derive(Clone, Debug, Serialize)]
 pub struct Erased {}
+
+/// The renewal link's page: the question with one button (a GET changes nothing), or
+/// after the click, until when the consent now lasts.
+#[derive(Clone, Debug, Serialize)]
+pub struct Renew {
+    pub action_url: String,
+    pub type_name: String,
+    /// The notice the button agrees to again, and its version (posted back).
+    pub notice_text: String,
+    pub notice_version: String,
+    /// `2026-03-01`: when the consent lapses unless renewed, or after the click, when the
+    /// renewed one does.
+    pub until: String,
+    /// This click renewed it.
+    pub renewed: bool,
+    /// It was renewed before; nothing more to do.
+    pub already: bool,
+    /// The notice changed since the page was shown: asked again with today's text.
+    pub notice_changed: bool,
+}
 
 /// The messages the error page has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -306,6 +330,24 @@ pub(super) fn samples() -> Vec<(&'static str, serde_json::Value)> {
             export_action: url(),
             erase_url: url(),
             fresh_link_action: url(),
+            receipts_url: flag.then(url),
+        });
+    }
+    for (renewed, already, notice_changed) in [
+        (false, false, false),
+        (false, false, true),
+        (true, false, false),
+        (false, true, false),
+    ] {
+        samples.add(&Renew {
+            action_url: url(),
+            type_name: "Sample".to_string(),
+            notice_text: "A sample notice.".to_string(),
+            notice_version: "1".to_string(),
+            until: "2027-01-01".to_string(),
+            renewed,
+            already,
+            notice_changed,
         });
     }
     let nothing_pending = UnsubscribeData {

@@ -28,18 +28,19 @@ mod console;
 mod data;
 
 pub use console::{
-    AdminContact, AdminDeliveries, AdminErase, AdminFunnel, AdminLogin, AdminSearch, AdminStats,
-    Bar, BarRow, Chart, Choice, ConsoleNav, ContactPending, ContactType, ContactUnreachable,
-    DeadLetter, FormErrors, FunnelSource, Signup, TimelineEvent, TypeStatsRow, WebhookRow,
+    AdminContact, AdminDeliveries, AdminErase, AdminFunnel, AdminLogin, AdminRecord, AdminSearch,
+    AdminStats, Bar, BarRow, Chart, Choice, ConsoleNav, ContactPending, ContactType,
+    ContactUnreachable, DeadLetter, FormErrors, FunnelSource, Signup, TimelineEvent, TypeStatsRow,
+    WebhookRow,
 };
 pub use console::{
-    ADMIN_CONTACT, ADMIN_DELIVERIES, ADMIN_ERASE, ADMIN_FUNNEL, ADMIN_LOGIN, ADMIN_SEARCH,
-    ADMIN_STATS, SIGNUP,
+    ADMIN_CONTACT, ADMIN_DELIVERIES, ADMIN_ERASE, ADMIN_FUNNEL, ADMIN_LOGIN, ADMIN_RECORD,
+    ADMIN_SEARCH, ADMIN_STATS, SIGNUP,
 };
 pub use data::{
     CodeForm, Confirm, Confirmed, Embed, EraseConfirm, Erased, ErrorKey, ErrorPage,
-    FreshLinkNeeded, LinkInvalid, LinkSent, Manage, Page, Preferences, SignupReceived, TypeName,
-    Unsubscribe, UnsubscribeData, Unsubscribed,
+    FreshLinkNeeded, LinkInvalid, LinkSent, Manage, Page, Preferences, Renew, SignupReceived,
+    TypeName, Unsubscribe, UnsubscribeData, Unsubscribed,
 };
 
 // Each page's data is the type of the same name in `data`.
@@ -57,9 +58,10 @@ pub const SIGNUP_RECEIVED: &str = "signup_received";
 pub const ERROR: &str = "error";
 pub const ERASE_CONFIRM: &str = "erase_confirm";
 pub const ERASED: &str = "erased";
+pub const RENEW: &str = "renew";
 
 /// Every page [`Pages::render`] knows.
-pub const PAGES: [&str; 21] = [
+pub const PAGES: [&str; 23] = [
     SIGNUP,
     ADMIN_LOGIN,
     ADMIN_SEARCH,
@@ -81,6 +83,8 @@ pub const PAGES: [&str; 21] = [
     ERROR,
     ERASE_CONFIRM,
     ERASED,
+    RENEW,
+    ADMIN_RECORD,
 ];
 
 /// The `error_key`s the error page has a message for; any other shows the `internal` one.

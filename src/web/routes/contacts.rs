@@ -18,7 +18,15 @@ pub async fn show_contact(request: ContactRequest) -> Result<HttpResponse, Probl
         .iter()
         .map(|t| {
             let value = match contact.subscription(&t.id) {
-                Some(s) => json!({ "status": s.status, "since": s.since, "lawful_basis": s.lawful_basis, "source": s.source }),
+                Some(s) => json!({
+                    "status": s.status,
+                    "since": s.since,
+                    "lawful_basis": s.lawful_basis,
+                    "source": s.source,
+                    "consented_at": s.consent_given_at(),
+                    "consent_expires_at": s.consent_ends_at(t),
+                    "renewal_asked_at": s.renewal_asked_at,
+                }),
                 None => json!({ "status": Status::NotSubscribed, "since": null, "lawful_basis": null, "source": null }),
             };
             (t.id.to_string(), value)

@@ -33,6 +33,11 @@ fn show(link: &LinkPage, view: &PreferencesView, after: After) -> HttpResponse {
         export_action: format!("{token}/export"),
         erase_url: format!("{token}/erase"),
         fresh_link_action: format!("{token}/fresh-link"),
+        receipts_url: link
+            .state
+            .site
+            .receipts
+            .then(|| format!("{token}/receipts")),
     };
     let status = if notice_changed {
         StatusCode::UNPROCESSABLE_ENTITY

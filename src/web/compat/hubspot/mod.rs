@@ -221,6 +221,7 @@ fn plain_change(
         consent_evidence: None,
         send_confirmation: false,
         source: Source::AdminApi,
+        consented_at: None,
     }
 }
 
