@@ -24,11 +24,11 @@ pub mod tombstone;
 pub use change::{ContactChange, ContactWrite, MemberIndexChange, Stats};
 pub use contact::{
     BlockRequests, BounceType, ConfirmationRequest, Confirmed, ConfirmedSignup, Contact,
-    FeedbackKind, FeedbackNote, FeedbackPolicy, ManualChange, ManualChangeError, ManualOutcome,
-    ManualResult, MemberError, MemberStatus, MemberWrite, MemberWriteMode, Membership, MoveTarget,
-    OptInRefused, PendingConfirmation, PreferenceChoice, PreferencesRefused, Restriction,
-    SeenFeedback, SignupIntent, StatusChange, Subscription, Unreachable, UnsubscribeTarget,
-    Unsubscribed,
+    FeedbackKind, FeedbackNote, FeedbackPolicy, HeldSignup, ManualChange, ManualChangeError,
+    ManualOutcome, ManualResult, MemberError, MemberStatus, MemberWrite, MemberWriteMode,
+    Membership, MoveTarget, OptInRefused, PendingConfirmation, PreferenceChoice,
+    PreferencesRefused, QuarantineId, QuarantineReason, Release, Restriction, SeenFeedback,
+    SignupIntent, StatusChange, Subscription, Unreachable, UnsubscribeTarget, Unsubscribed,
 };
 pub use contact_id::{ContactId, ContactIndex};
 pub use email::{EmailAddress, EmailError};

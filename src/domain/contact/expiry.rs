@@ -22,7 +22,7 @@ impl Contact {
             return Planned::Nothing(Purged::NotFound);
         }
         self.pending.retain(|p| p.id != pending);
-        if self.holds_only_pending() && self.pending.is_empty() {
+        if self.holds_nothing_but_the_address() {
             return Planned::Write(Plan::delete(Purged::Contact));
         }
         Planned::Write(Plan::keep(self, Vec::new(), Purged::Pending))

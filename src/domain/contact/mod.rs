@@ -13,13 +13,15 @@
 //! - [`membership`]: a Mailchimp list member's status;
 //! - [`rights`]: restriction, export, erasure and rectification;
 //! - [`reachability`]: bounces and complaints;
-//! - [`expiry`]: confirmations not confirmed in time.
+//! - [`expiry`]: confirmations not confirmed in time;
+//! - [`quarantine`]: signups the firewall held, released, dropped or expired.
 
 mod confirm;
 mod expiry;
 mod manual;
 mod membership;
 mod preferences;
+mod quarantine;
 mod reachability;
 mod rights;
 mod signup;
@@ -47,6 +49,7 @@ pub use expiry::Purged;
 pub use manual::{ManualChange, ManualChangeError, ManualOutcome, ManualResult, OptInRefused};
 pub use membership::{MemberError, MemberStatus, MemberWrite, MemberWriteMode, Membership};
 pub use preferences::{PreferenceChoice, PreferencesRefused};
+pub use quarantine::{HeldSignup, InvalidQuarantineId, QuarantineId, QuarantineReason, Release};
 pub use reachability::{
     BounceType, FeedbackKind, FeedbackNote, FeedbackPolicy, SeenFeedback, Unreachable,
     MAX_SEEN_FEEDBACK,
@@ -127,6 +130,9 @@ pub struct Contact {
     /// erasure removes what points here from them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     forwarded_from: Vec<ContactId>,
+    /// A signup the firewall held instead of mailing (see [`quarantine`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    held: Option<HeldSignup>,
 }
 
 /// What a double opt-in asks the person to confirm, and the evidence of the request.
@@ -199,6 +205,7 @@ impl Contact {
             confirmed: Vec::new(),
             moving_to: None,
             forwarded_from: Vec::new(),
+            held: None,
         }
     }
 
@@ -323,10 +330,20 @@ impl Contact {
             && self.signup_blocked_since.is_none()
     }
 
+    /// True when nothing is left on the contact but its address (no status, history,
+    /// pending or held signup): it is then removed entirely.
+    pub fn holds_nothing_but_the_address(&self) -> bool {
+        self.holds_only_pending() && self.pending.is_empty() && self.held.is_none()
+    }
+
     /// When this contact's timed work is next due, per timer; the stores index contacts
     /// by it (see [`crate::domain::timer`]).
     pub fn due_times(&self) -> crate::domain::DueTimes {
-        crate::domain::DueTimes::new()
+        let mut due = crate::domain::DueTimes::new();
+        if let Some(held) = &self.held {
+            due.insert(crate::domain::Timer::Quarantine, held.expires_at);
+        }
+        due
     }
 
     /// Whether any type of the given set is opted in: the "marketing contact" test.

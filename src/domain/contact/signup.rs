@@ -24,7 +24,8 @@ pub struct SignupIntent {
 }
 
 impl SignupIntent {
-    fn evidence(&self, now: DateTime<Utc>) -> SignupEvidence {
+    /// The evidence of this request, made at `now`.
+    pub fn evidence(&self, now: DateTime<Utc>) -> SignupEvidence {
         SignupEvidence {
             at: now,
             source: self.origin,
@@ -34,6 +35,23 @@ impl SignupIntent {
             page_url: self.page_url.clone().map(Evidence::into_string),
         }
     }
+}
+
+/// What a signup asks, wherever it comes from: a request now, or a held signup that an
+/// admin released (with the evidence of the request that was held).
+pub(super) struct Ask<'a> {
+    pub types: &'a [(SubscriptionTypeId, NoticeRef)],
+    pub locale: &'a str,
+    pub evidence: SignupEvidence,
+    /// The request that makes the change now, recorded on status events.
+    pub meta: &'a RequestMeta,
+}
+
+/// What planning a signup found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Asked {
+    /// Types wait for a confirmation that the spent mail cap keeps from being sent.
+    pub withheld_mail: bool,
 }
 
 impl Contact {
@@ -51,15 +69,31 @@ impl Contact {
         mail: MailAllowance,
         now: DateTime<Utc>,
     ) -> Planned<()> {
+        let asked = Ask {
+            types: &intent.types,
+            locale: &intent.locale,
+            evidence: intent.evidence(now),
+            meta: &intent.meta,
+        };
+        self.ask(asked, rules, mail, now).map(|_| ())
+    }
+
+    /// The rules of a signup, for a request now and for a released one alike.
+    pub(super) fn ask(
+        self,
+        asked: Ask,
+        rules: &Rules,
+        mail: MailAllowance,
+        now: DateTime<Utc>,
+    ) -> Planned<Asked> {
         if self.is_signup_blocked() {
-            return Planned::Write(Plan::keep(self, Vec::new(), ()));
+            return Planned::Write(Plan::keep(self, Vec::new(), Asked::default()));
         }
         let mut contact = self;
-        let evidence = intent.evidence(now);
         let mut events = Vec::new();
         let mut to_confirm = Vec::new();
         let mut notices = Vec::new();
-        for (type_id, notice) in &intent.types {
+        for (type_id, notice) in asked.types {
             let current = contact.status(type_id);
             if current == Status::OptedIn {
                 continue;
@@ -69,28 +103,31 @@ impl Contact {
                 .get(type_id.as_str())
                 .is_some_and(|t| !t.double_opt_in);
             if single_opt_in && current == Status::NotSubscribed {
-                let mut change = StatusChange::consent(intent.origin, notice.clone());
-                change.signup = Some(evidence.clone());
-                events.extend(contact.change_status(type_id, change, &intent.meta, now));
+                let mut change = StatusChange::consent(asked.evidence.source, notice.clone());
+                change.signup = Some(asked.evidence.clone());
+                events.extend(contact.change_status(type_id, change, asked.meta, now));
             } else {
                 to_confirm.push(type_id.clone());
                 notices.push(notice.clone());
             }
         }
+        let outcome = Asked {
+            withheld_mail: !to_confirm.is_empty() && mail == MailAllowance::Spent,
+        };
         let mut jobs = Vec::new();
         if !to_confirm.is_empty() && mail == MailAllowance::Available {
             jobs.push(contact.request_confirmation(
                 ConfirmationRequest {
                     types: to_confirm,
                     notices,
-                    locale: intent.locale.clone(),
+                    locale: asked.locale.to_string(),
                     ttl: rules.confirmation_ttl(),
-                    signup: evidence,
+                    signup: asked.evidence,
                 },
                 now,
             ));
         }
-        Planned::Write(Plan::keep(contact, events, ()).with_jobs(jobs))
+        Planned::Write(Plan::keep(contact, events, outcome).with_jobs(jobs))
     }
 }
 

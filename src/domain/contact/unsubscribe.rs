@@ -115,7 +115,7 @@ impl Contact {
         if events.is_empty() && self.pending.len() == pending_before {
             return Planned::Nothing(outcome);
         }
-        if self.holds_only_pending() && self.pending.is_empty() {
+        if self.holds_nothing_but_the_address() {
             // Nothing but a withdrawn signup was held: keep no personal data at all.
             return Planned::Write(Plan::delete(outcome));
         }
