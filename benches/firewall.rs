@@ -50,6 +50,7 @@ async fn run() {
                 disposable_domains: DisposableAction::Quarantine,
                 blocked_domains: Vec::new(),
                 allowed_domains: Vec::new(),
+                min_fill: Duration::zero(),
             },
             &[[1; 32]],
         )

@@ -519,6 +519,7 @@ async fn the_firewall_refuses_undeliverable_domains_and_lets_dns_failures_throug
             disposable_domains: DisposableAction::Quarantine,
             blocked_domains: vec!["blocked.test".into()],
             allowed_domains: Vec::new(),
+            min_fill: Duration::zero(),
         },
         &[[1; 32]],
     )

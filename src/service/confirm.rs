@@ -3,6 +3,8 @@
 //! signup. Only the first, successful POST shows a preferences link: a used
 //! confirmation link, forwarded or archived, mints no rights.
 
+use std::sync::{Mutex, PoisonError};
+
 use uuid::Uuid;
 
 use super::commit::Reach;
@@ -46,11 +48,16 @@ impl Subscriptions {
         let (claims, pending_id) = self.confirm_claims(token)?;
         self.spend_post(&claims.contact_id, Purpose::Confirm)
             .await?;
+        // The signup's evidence, as read by the attempt that was written.
+        let signup = Mutex::new(None);
         let confirmed = self
             .commit(&claims.contact_id, Reach::Link, |found| {
                 // The contact is gone (expired and purged, or erased), or the signup was
                 // withdrawn: the link can do nothing more.
                 let contact = found.contact.ok_or(LinkError::Expired)?;
+                *signup.lock().unwrap_or_else(PoisonError::into_inner) = contact
+                    .pending_confirmation(pending_id)
+                    .map(|pending| pending.signup.clone());
                 contact
                     .clone()
                     .confirm(pending_id, meta, found.now)
@@ -60,6 +67,14 @@ impl Subscriptions {
         let preferences_url = match &confirmed {
             Confirmed::Now { locale, .. } => {
                 metrics::counter!("optin_confirmations_total").increment(1);
+                let signup = signup.into_inner().unwrap_or_else(PoisonError::into_inner);
+                if let Some(signup) = signup {
+                    // The person is confirmed whatever the count does: a count not given
+                    // back only makes the burst check stricter for the rest of the hour.
+                    if let Err(error) = self.count_confirmed_from(&signup).await {
+                        tracing::warn!(%error, "a confirmed signup's burst count was not given back");
+                    }
+                }
                 Some(
                     self.links()
                         .preferences(&claims.contact_id, locale, self.now()),

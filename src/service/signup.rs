@@ -1,13 +1,15 @@
 //! Public signups (`POST /v1/signups`, `POST /signup`): one call does the whole request:
-//! the per-client limit, the types and the notices shown, and the pending confirmation
-//! with its mail. The answer is the same whatever the address's state.
+//! the per-client limit, the types and the notices shown, the firewall (see
+//! [`super::screening`]), and the pending confirmation with its mail, or the signup held
+//! in quarantine. The answer is the same whatever the address's state, held or not.
 
 use std::collections::BTreeMap;
 
 use super::commit::Reach;
 use super::{SignupError, Subscriptions, TypeView};
 use crate::domain::{
-    Contact, EmailAddress, Evidence, RequestMeta, SignupIntent, Source, Status, UnknownType,
+    Contact, EmailAddress, Evidence, QuarantineReason, RequestMeta, SignupIntent, Source, Status,
+    UnknownType,
 };
 
 /// The notice version a person saw: one for all requested types, or one per type; none
@@ -45,18 +47,36 @@ pub struct SignupRequest {
     pub form_id: Option<Evidence>,
     pub page_url: Option<Evidence>,
     pub meta: RequestMeta,
-    /// The client's network (an IPv4 address or an IPv6 /64) for the per-client limit;
+    /// The client's network (an IPv4 address or an IPv6 /64) for the per-client limits;
     /// `None` when the client is unknown.
     pub client_network: Option<String>,
+    /// The `altcha` field as sent: the solved proof of work; `None` when absent.
+    pub proof: Option<String>,
+    /// Made with a key of scope `signup` (a server-to-server integration): no proof of
+    /// work, and none of the per-client judgements, which would all see one client.
+    pub keyed: bool,
+    /// The hosted form's signed render time, as posted; `None` from any other form.
+    pub form_rendered: Option<String>,
+}
+
+/// What the hosted signup form shows and carries.
+#[derive(Clone, Debug)]
+pub struct SignupForm {
+    pub types: Vec<TypeView>,
+    /// `signup.proof_of_work` is on: the page solves a challenge before it posts.
+    pub proof_of_work: bool,
+    /// The signed render time, when `signup.min_fill_seconds` is on.
+    pub rendered_at: Option<String>,
 }
 
 impl Subscriptions {
     pub async fn sign_up(&self, request: SignupRequest) -> Result<(), SignupError> {
-        if let Some(network) = &request.client_network {
+        if let (Some(network), false) = (&request.client_network, request.keyed) {
             self.count_signup_from(network).await?;
         }
         let intent = self.signup_intent(&request)?;
-        tracing::info!(to = %request.email.masked(), types = intent.types.len(), "signup");
+        let hold = self.screen(&request).await?;
+        tracing::info!(to = %request.email.masked(), types = intent.types.len(), held = hold.map(QuarantineReason::as_str), "signup");
         let origin = if request.origin == Source::SignupForm {
             "form"
         } else {
@@ -64,13 +84,26 @@ impl Subscriptions {
         };
         metrics::counter!("optin_signups_total", "source" => origin).increment(1);
         let id = self.contact_id(&request.email);
-        self.commit(&id, Reach::Signup, |found| {
-            let contact = found.contact.cloned().unwrap_or_else(|| {
-                Contact::new(id.clone(), request.email.clone(), &intent.locale, found.now)
-            });
-            Ok::<_, SignupError>(contact.sign_up(&intent, &self.rules, found.mail, found.now))
-        })
-        .await
+        let held = self
+            .commit(&id, Reach::Signup, |found| {
+                let contact = found.contact.cloned().unwrap_or_else(|| {
+                    Contact::new(id.clone(), request.email.clone(), &intent.locale, found.now)
+                });
+                Ok::<_, SignupError>(match hold {
+                    None => contact
+                        .sign_up(&intent, &self.rules, found.mail, found.now)
+                        .map(|()| None),
+                    Some(reason) => contact
+                        .hold_signup(&intent, reason, &self.rules, found.now)
+                        .map(|held| held.then_some(reason)),
+                })
+            })
+            .await?;
+        if let Some(reason) = held {
+            metrics::counter!("optin_signups_quarantined_total", "reason" => reason.as_str())
+                .increment(1);
+        }
+        Ok(())
     }
 
     /// The types asked for, each once, with the notice shown for each; unknown types and
@@ -119,22 +152,24 @@ impl Subscriptions {
         Ok(())
     }
 
-    /// The types the hosted signup form shows (`ids`, or every type when empty), in
-    /// `locale`, each with the notice that a tick on the form agrees to.
-    pub fn signup_form_types(
-        &self,
-        ids: &[String],
-        locale: &str,
-    ) -> Result<Vec<TypeView>, UnknownType> {
+    /// The hosted signup form: the types it shows (`ids`, or every type when empty), in
+    /// `locale`, each with the notice that a tick on the form agrees to, and what the
+    /// firewall needs of the page.
+    pub fn signup_form(&self, ids: &[String], locale: &str) -> Result<SignupForm, UnknownType> {
         let catalog = self.catalog();
         let types = if ids.is_empty() {
             catalog.all().iter().collect()
         } else {
             catalog.lookup_all(ids)?
         };
-        Ok(types
-            .into_iter()
-            .map(|t| TypeView::of(t, Status::NotSubscribed, locale, catalog.default_locale()))
-            .collect())
+        let firewall = &self.config.firewall;
+        Ok(SignupForm {
+            types: types
+                .into_iter()
+                .map(|t| TypeView::of(t, Status::NotSubscribed, locale, catalog.default_locale()))
+                .collect(),
+            proof_of_work: firewall.proof_of_work().is_some(),
+            rendered_at: firewall.form_stamp(self.now()),
+        })
     }
 }

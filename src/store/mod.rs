@@ -150,6 +150,16 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
 
+    /// Gives back one hit for `key` in the fixed window of `window_secs` that `at` fell
+    /// in, when that window is still counted and its count is above zero (a signup that
+    /// was confirmed no longer counts as unconfirmed). Never fails for a window gone.
+    async fn give_back_hit(
+        &self,
+        key: &str,
+        window_secs: u64,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
     /// Takes one mail from the contact's allowance of mails that someone else's request
     /// caused: at most `limit` in any rolling `window_secs`. Returns false, taking nothing,
     /// when none is left. Kept apart from the contact record (a small entry that expires

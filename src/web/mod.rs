@@ -26,7 +26,8 @@ use crate::tokens::TokenSigner;
 use crate::web::pages::Pages;
 use routes::{
     backup, confirm, contacts, eligibility, feedback, imports, jwks, manage, ops, outbox, page,
-    preferences, rights, signup, signup_challenge, subscription_types, unsubscribe, webhooks,
+    preferences, quarantine, rights, signup, signup_challenge, subscription_types, unsubscribe,
+    webhooks,
 };
 
 /// Everything handlers need, shared by all workers.
@@ -257,6 +258,18 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
         .configure(admin::routes)
         .service(personal_resource("/v1/imports", "POST").route(web::post().to(imports::import)))
         .service(resource("/v1/stats", "GET").route(web::get().to(contacts::show_stats)))
+        .service(
+            personal_resource("/v1/quarantine", "GET")
+                .route(web::get().to(quarantine::list_quarantine)),
+        )
+        .service(
+            personal_resource("/v1/quarantine/{id}/release", "POST")
+                .route(web::post().to(quarantine::release)),
+        )
+        .service(
+            personal_resource("/v1/quarantine/{id}", "DELETE")
+                .route(web::delete().to(quarantine::drop_held)),
+        )
         .service(
             personal_resource("/v1/outbox/dead", "GET")
                 .route(web::get().to(outbox::list_dead_letters)),

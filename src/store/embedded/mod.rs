@@ -540,6 +540,25 @@ impl Store for EmbeddedStore {
         Ok(entry.1)
     }
 
+    async fn give_back_hit(
+        &self,
+        key: &str,
+        window_secs: u64,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let window = fixed_window(at, window_secs);
+        let mut hits = self
+            .hits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((counted, count)) = hits.get_mut(key) {
+            if *counted == window {
+                *count = count.saturating_sub(1);
+            }
+        }
+        Ok(())
+    }
+
     async fn take_mail_allowance(
         &self,
         id: &ContactId,

@@ -14,6 +14,7 @@ pub const ADMIN_CONTACT: &str = "admin_contact";
 pub const ADMIN_ERASE: &str = "admin_erase";
 pub const ADMIN_STATS: &str = "admin_stats";
 pub const ADMIN_DELIVERIES: &str = "admin_deliveries";
+pub const ADMIN_QUARANTINE: &str = "admin_quarantine";
 
 /// optin's own signup form (`GET /signup`). Each type carries the notice shown beside
 /// its checkbox and that notice's version, posted back as `notice_version.<type>`.
@@ -23,6 +24,12 @@ pub struct Signup<'a> {
     /// The page's locale, posted back so that the notice recorded is the one shown.
     pub locale: String,
     pub types: &'a [TypeView],
+    /// Where the solver fetches its challenge, when `signup.proof_of_work` is on.
+    pub challenge_url: Option<&'static str>,
+    /// The signed render time, when `signup.min_fill_seconds` is on.
+    pub rendered_at: Option<String>,
+    /// The `t` key of a message above the form (the form shown again).
+    pub message: Option<&'static str>,
 }
 
 /// What every console page shows around its content: who is signed in, and the CSRF
@@ -209,6 +216,29 @@ pub struct AdminDeliveries {
     pub message: Option<&'static str>,
 }
 
+/// One held signup: its address in full (the admin judges it), types, reason and times.
+#[derive(Clone, Debug, Serialize)]
+pub struct HeldRow {
+    pub id: String,
+    pub email: String,
+    pub types: String,
+    /// The `t` key naming the reason (`admin_reason_too_fast`).
+    pub reason: String,
+    /// The `t` key naming the door (`admin_source_signup_form`).
+    pub source: String,
+    pub at: String,
+    pub expires_at: String,
+}
+
+/// The signups the firewall held, with release and drop.
+#[derive(Clone, Debug, Serialize)]
+pub struct AdminQuarantine {
+    pub nav: ConsoleNav,
+    pub held: Vec<HeldRow>,
+    pub message: Option<&'static str>,
+    pub is_error: bool,
+}
+
 super::data::pages! {
     Signup<'_> => SIGNUP,
     AdminLogin => ADMIN_LOGIN,
@@ -217,6 +247,7 @@ super::data::pages! {
     AdminErase => ADMIN_ERASE,
     AdminStats => ADMIN_STATS,
     AdminDeliveries => ADMIN_DELIVERIES,
+    AdminQuarantine => ADMIN_QUARANTINE,
 }
 
 /// Every console page in each of its shapes, for the check at load.
@@ -236,7 +267,20 @@ pub(super) fn add_samples(samples: &mut Samples) {
         action_url: text("signup"),
         locale: text("en"),
         types: &types,
+        challenge_url: None,
+        rendered_at: None,
+        message: None,
     });
+    for message in ["signup_proof_failed", "signup_undeliverable"] {
+        samples.add(&Signup {
+            action_url: text("signup"),
+            locale: text("en"),
+            types: &types,
+            challenge_url: Some("v1/signup-challenge"),
+            rendered_at: Some(text("1767225600.00")),
+            message: Some(message),
+        });
+    }
     for flag in [true, false] {
         samples.add(&AdminLogin {
             refused: flag,
@@ -368,6 +412,34 @@ pub(super) fn add_samples(samples: &mut Samples) {
                 last_status: flag.then_some(410),
             }],
             message: flag.then_some("admin_done_retried"),
+        });
+    }
+    for flag in [true, false] {
+        samples.add(&AdminQuarantine {
+            nav: nav(),
+            held: if flag {
+                ["disposable_domain", "too_fast", "ip_burst"]
+                    .into_iter()
+                    .zip(["signup_form", "signup_api", "signup_form"])
+                    .map(|(reason, source)| HeldRow {
+                        id: text("00aa.0193"),
+                        email: text("a@example.com"),
+                        types: text("Sample"),
+                        reason: format!("admin_reason_{reason}"),
+                        source: format!("admin_source_{source}"),
+                        at: text("2026-01-01 00:00 UTC"),
+                        expires_at: text("2026-01-08 00:00 UTC"),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            message: Some(if flag {
+                "admin_done_released"
+            } else {
+                "admin_err_mail_limit"
+            }),
+            is_error: !flag,
         });
     }
 }

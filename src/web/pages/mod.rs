@@ -32,8 +32,10 @@ pub use console::{
     Chart, Choice, ConsoleNav, ContactPending, ContactType, ContactUnreachable, DeadLetter, Signup,
     TimelineEvent, TypeStatsRow, WebhookRow,
 };
+pub use console::{AdminQuarantine, HeldRow};
 pub use console::{
-    ADMIN_CONTACT, ADMIN_DELIVERIES, ADMIN_ERASE, ADMIN_LOGIN, ADMIN_SEARCH, ADMIN_STATS, SIGNUP,
+    ADMIN_CONTACT, ADMIN_DELIVERIES, ADMIN_ERASE, ADMIN_LOGIN, ADMIN_QUARANTINE, ADMIN_SEARCH,
+    ADMIN_STATS, SIGNUP,
 };
 pub use data::{
     Confirm, Confirmed, EraseConfirm, Erased, ErrorKey, ErrorPage, FreshLinkNeeded, LinkInvalid,
@@ -58,7 +60,7 @@ pub const ERASE_CONFIRM: &str = "erase_confirm";
 pub const ERASED: &str = "erased";
 
 /// Every page [`Pages::render`] knows.
-pub const PAGES: [&str; 20] = [
+pub const PAGES: [&str; 21] = [
     SIGNUP,
     ADMIN_LOGIN,
     ADMIN_SEARCH,
@@ -66,6 +68,7 @@ pub const PAGES: [&str; 20] = [
     ADMIN_ERASE,
     ADMIN_STATS,
     ADMIN_DELIVERIES,
+    ADMIN_QUARANTINE,
     CONFIRM,
     CONFIRMED,
     LINK_INVALID,
@@ -98,6 +101,8 @@ const LAYOUT: &str = "layout";
 const LINK_ACTIONS: &str = "link_actions";
 /// The console's navigation and logout form, at the top of every console page.
 const ADMIN_NAV: &str = "admin_nav";
+/// The hosted form's proof-of-work solver (`firewall::hosted_solver`), inline.
+const SIGNUP_SOLVER: &str = "signup_solver";
 
 /// The locale whose strings every other locale must match key for key, and the one shown
 /// when a requested locale is unknown.
@@ -179,6 +184,15 @@ impl Pages {
         for (name, source) in &templates {
             registry.register(name, source)?;
         }
+        // A partial, not data: its text goes into the page as it is, so that the page's
+        // CSP hash of it holds (data would be escaped).
+        registry.register(
+            SIGNUP_SOLVER,
+            &Source {
+                origin: Origin::builtin(&PAGE, "../src/firewall/solver.js"),
+                text: crate::firewall::hosted_solver::SCRIPT.to_string(),
+            },
+        )?;
 
         let pages = Self {
             registry,
@@ -413,6 +427,34 @@ mod tests {
         let pages = Pages::load(None, "Example").expect("built-in pages load");
         assert!(pages.render("nope", "en", json!({})).is_err());
         assert!(pages.render(CONFIRM, "en", json!([1])).is_err());
+    }
+
+    #[test]
+    fn the_signup_form_carries_the_solver_exactly_as_its_csp_hash_was_made() {
+        let pages = Pages::load(None, "Example").expect("built-in pages load");
+        let with_solver = pages
+            .render(
+                SIGNUP,
+                "en",
+                json!({"action_url": "signup", "locale": "en", "types": [],
+                    "challenge_url": "v1/signup-challenge", "rendered_at": "1.ab",
+                    "message": null}),
+            )
+            .unwrap();
+        let script = crate::firewall::hosted_solver::SCRIPT;
+        assert!(with_solver.contains(&format!("<script>{script}</script>")));
+        assert!(with_solver.contains(r#"data-altcha-challenge="v1/signup-challenge""#));
+        assert!(with_solver.contains(r#"name="rendered_at" value="1.ab""#));
+        assert!(with_solver.contains("<noscript>"));
+        let without = pages
+            .render(
+                SIGNUP,
+                "en",
+                json!({"action_url": "signup", "locale": "en", "types": [],
+                    "challenge_url": null, "rendered_at": null, "message": null}),
+            )
+            .unwrap();
+        assert!(!without.contains("<script>") && !without.contains("altcha"));
     }
 
     #[test]

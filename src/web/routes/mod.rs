@@ -16,6 +16,7 @@ pub mod ops;
 pub(super) mod outbox;
 pub(super) mod page;
 pub(super) mod preferences;
+pub(super) mod quarantine;
 pub(super) mod rights;
 pub(super) mod signup;
 pub(super) mod signup_challenge;

@@ -11,7 +11,9 @@ use serde_json::json;
 
 use super::page;
 use crate::domain::{EmailAddress, Evidence, Source};
+use crate::firewall::hosted_solver;
 use crate::service::{NoticeVersions, SignupError, SignupRequest};
+use crate::web::extract::api_key::SignupCaller;
 use crate::web::extract::client_ip::limit_network;
 use crate::web::extract::json_body::{from_object, JsonObject};
 use crate::web::pages::{ErrorKey, Signup, SignupReceived};
@@ -32,6 +34,8 @@ pub struct SignupBody {
     notice_version: Option<NoticeVersions>,
     /// Read as a value first: it must be an object (or absent/null), never an array.
     source: Option<serde_json::Value>,
+    /// The solved proof of work, when `signup.proof_of_work` is on.
+    altcha: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -46,6 +50,10 @@ pub struct SignupForm {
     /// Honeypot: hidden from people, filled in by naive bots.
     #[serde(default)]
     website: String,
+    /// The solved proof of work (the hosted form's solver and the ALTCHA widget).
+    altcha: Option<String>,
+    /// The hosted form's signed render time.
+    rendered_at: Option<String>,
 }
 
 struct RawSignup {
@@ -56,6 +64,10 @@ struct RawSignup {
     form_id: Option<String>,
     page_url: Option<String>,
     origin: Source,
+    proof: Option<String>,
+    /// The caller's `signup` key, by name; `None` for a public signup.
+    key_name: Option<String>,
+    form_rendered: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,8 +116,11 @@ async fn run_signup(
         origin: raw.origin,
         form_id: evidence("source.form_id", raw.form_id)?,
         page_url: evidence("source.page_url", raw.page_url)?,
-        meta: state.meta(req, None),
+        meta: state.meta(req, raw.key_name.as_deref()),
         client_network: state.client_ip(req).map(limit_network),
+        proof: raw.proof,
+        keyed: raw.key_name.is_some(),
+        form_rendered: raw.form_rendered,
     };
     state.subscriptions.sign_up(request).await?;
     Ok(())
@@ -114,6 +129,7 @@ async fn run_signup(
 pub async fn subscribe_json(
     state: web::Data<AppState>,
     req: HttpRequest,
+    caller: SignupCaller,
     body: JsonObject<SignupBody>,
 ) -> Result<HttpResponse, Problem> {
     let body = body.into_inner();
@@ -132,6 +148,9 @@ pub async fn subscribe_json(
         form_id,
         page_url,
         origin: Source::SignupApi,
+        proof: body.altcha,
+        key_name: caller.0.map(|caller| caller.name),
+        form_rendered: None,
     };
     run_signup(&state, &req, raw).await?;
     Ok(HttpResponse::Accepted().json(json!({ "status": "pending_confirmation" })))
@@ -158,6 +177,11 @@ pub async fn subscribe_form(
     let Ok(form) = serde_html_form::from_bytes::<SignupForm>(&body) else {
         return page::error_page(&state, &req, StatusCode::BAD_REQUEST, ErrorKey::BadRequest);
     };
+    // What the form again shows when the firewall refuses the signup.
+    let again = FormAgain {
+        types: form.subscription_types.clone(),
+        locale: page::request_locale(&state, &req, form.locale.as_deref()),
+    };
     if form.website.is_empty() {
         // The hosted form posts the version beside each checkbox; other forms one for all.
         let per_type = notice_versions_by_type(&body);
@@ -175,6 +199,9 @@ pub async fn subscribe_form(
             form_id: form.form_id,
             page_url: form.page_url,
             origin: Source::SignupForm,
+            proof: form.altcha,
+            key_name: None,
+            form_rendered: form.rendered_at,
         };
         match run_signup(&state, &req, raw).await {
             Ok(()) => {}
@@ -192,6 +219,18 @@ pub async fn subscribe_form(
                 );
                 set_retry_after(&mut page, retry_after);
                 return page;
+            }
+            Err(InvalidSignup::Signup(SignupError::ProofOfWork(refusal))) => {
+                tracing::debug!(%refusal, "form signup without an accepted proof of work");
+                return again.show(&state, &req, StatusCode::BAD_REQUEST, "signup_proof_failed");
+            }
+            Err(InvalidSignup::Signup(SignupError::Undeliverable(_))) => {
+                return again.show(
+                    &state,
+                    &req,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "signup_undeliverable",
+                );
             }
             Err(error) => {
                 tracing::debug!(%error, "form signup refused");
@@ -251,20 +290,63 @@ pub async fn show_signup_form(state: web::Data<AppState>, req: HttpRequest) -> H
         .map(str::to_string)
         .collect();
     let locale = page::request_locale(&state, &req, query.locale.as_deref());
-    let types = match state.subscriptions.signup_form_types(&ids, &locale) {
-        Ok(types) => types,
+    signup_page(&state, &req, &ids, &locale, StatusCode::OK, None)
+}
+
+/// The hosted form shown again after the firewall refused what it posted, with the
+/// types it posted and a message.
+struct FormAgain {
+    types: Vec<String>,
+    locale: String,
+}
+
+impl FormAgain {
+    fn show(
+        &self,
+        state: &AppState,
+        req: &HttpRequest,
+        status: StatusCode,
+        message: &'static str,
+    ) -> HttpResponse {
+        signup_page(state, req, &self.types, &self.locale, status, Some(message))
+    }
+}
+
+/// The hosted form with its firewall parts: the solver script (allowed by its hash in
+/// the page's CSP, with `connect-src 'self'` for the challenge) and the signed render
+/// time.
+fn signup_page(
+    state: &AppState,
+    req: &HttpRequest,
+    ids: &[String],
+    locale: &str,
+    status: StatusCode,
+    message: Option<&'static str>,
+) -> HttpResponse {
+    let form = match state.subscriptions.signup_form(ids, locale) {
+        Ok(form) => form,
         Err(error) => {
             tracing::debug!(%error, "signup form asked for unknown types");
-            return page::error_page(&state, &req, StatusCode::BAD_REQUEST, ErrorKey::BadRequest);
+            return page::error_page(state, req, StatusCode::BAD_REQUEST, ErrorKey::BadRequest);
         }
     };
     let data = Signup {
         action_url: "signup".to_string(),
-        locale: locale.clone(),
-        types: &types,
+        locale: locale.to_string(),
+        types: &form.types,
+        challenge_url: form.proof_of_work.then_some("v1/signup-challenge"),
+        rendered_at: form.rendered_at,
+        message,
     };
-    let mut response = page::render(&state, &req, StatusCode::OK, Some(&locale), &data);
-    let policy = crate::web::content_security_policy_framed_by(&state.site.embed_allowed_origins);
+    let mut response = page::render(state, req, status, Some(locale), &data);
+    let mut policy =
+        crate::web::content_security_policy_framed_by(&state.site.embed_allowed_origins);
+    if form.proof_of_work {
+        policy = format!(
+            "{policy}; script-src {}; connect-src 'self'",
+            hosted_solver::csp_source()
+        );
+    }
     if let Ok(value) = HeaderValue::from_str(&policy) {
         response
             .headers_mut()
