@@ -53,7 +53,11 @@ impl Subscriptions {
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError> {
         let key = self.network_key(limit_name, network);
-        self.store.give_back_hit(&key, window_secs.max(1), at).await
+        let window = crate::store::HitWindow {
+            secs: window_secs.max(1),
+            at,
+        };
+        self.store.give_back_hit(&key, window).await
     }
 
     /// A limit's key for a client network: a pseudonym, never the address itself.

@@ -219,21 +219,10 @@ impl Contact {
 mod tests {
     use chrono::Duration;
 
-    use super::super::tests::{contact, notice, rules, type_id, META};
+    use super::super::tests::{contact, intent, notice, rules, type_id, META};
     use super::super::StatusChange;
     use super::*;
-    use crate::domain::{Evidence, Source};
-
-    fn intent(types: &[&str]) -> SignupIntent {
-        SignupIntent {
-            types: types.iter().map(|t| (type_id(t), notice(t))).collect(),
-            locale: "nl".into(),
-            origin: Source::SignupForm,
-            form_id: Evidence::parse(Some("footer")).unwrap(),
-            page_url: None,
-            meta: META.clone(),
-        }
-    }
+    use crate::domain::Source;
 
     fn held_contact(types: &[&str], now: DateTime<Utc>) -> Contact {
         let planned =

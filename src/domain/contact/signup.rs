@@ -133,20 +133,9 @@ impl Contact {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{contact, notice, rules, type_id, META};
+    use super::super::tests::{contact, intent, notice, rules, type_id, META};
     use super::*;
     use crate::domain::LawfulBasis;
-
-    fn intent(types: &[&str]) -> SignupIntent {
-        SignupIntent {
-            types: types.iter().map(|t| (type_id(t), notice(t))).collect(),
-            locale: "nl".into(),
-            origin: Source::SignupForm,
-            form_id: Evidence::parse(Some("footer")).unwrap(),
-            page_url: None,
-            meta: META.clone(),
-        }
-    }
 
     #[test]
     fn a_new_address_gets_one_pending_confirmation_and_one_mail_and_no_status() {

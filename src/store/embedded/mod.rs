@@ -34,7 +34,7 @@ use super::codec::{
     pending_member, pending_members_prefix,
 };
 use super::{
-    BackupView, ContactPage, EndpointAttempt, EndpointState, OutboxDepth, RestoreBatch,
+    BackupView, ContactPage, EndpointAttempt, EndpointState, HitWindow, OutboxDepth, RestoreBatch,
     RestoreMark, Store, StoreError,
 };
 use crate::domain::{
@@ -540,13 +540,8 @@ impl Store for EmbeddedStore {
         Ok(entry.1)
     }
 
-    async fn give_back_hit(
-        &self,
-        key: &str,
-        window_secs: u64,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let window = fixed_window(at, window_secs);
+    async fn give_back_hit(&self, key: &str, window: HitWindow) -> Result<(), StoreError> {
+        let window = fixed_window(window.at, window.secs);
         let mut hits = self
             .hits
             .lock()

@@ -36,7 +36,7 @@ use super::codec::{
     parse_pending_member, pending_member,
 };
 use super::{
-    BackupView, ContactPage, EndpointAttempt, EndpointState, OutboxDepth, RestoreBatch,
+    BackupView, ContactPage, EndpointAttempt, EndpointState, HitWindow, OutboxDepth, RestoreBatch,
     RestoreMark, Store, StoreError,
 };
 use crate::domain::{
@@ -448,14 +448,9 @@ impl Store for RedisStore {
         self.redis.bounded(self.redis.invoke(invocation)).await
     }
 
-    async fn give_back_hit(
-        &self,
-        key: &str,
-        window_secs: u64,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    async fn give_back_hit(&self, key: &str, window: HitWindow) -> Result<(), StoreError> {
         let mut invocation = GIVE_BACK_HIT.prepare_invoke();
-        invocation.key(keys::rate_limit(key, fixed_window(at, window_secs)));
+        invocation.key(keys::rate_limit(key, fixed_window(window.at, window.secs)));
         let _: i64 = self.redis.bounded(self.redis.invoke(invocation)).await?;
         Ok(())
     }
