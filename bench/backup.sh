@@ -125,6 +125,8 @@ url = "file://$TMP/mail"
 signing_keys = ["$SIGNING"]
 index_key = "$INDEX"
 api_keys = ["$ADMIN_ENTRY", "$BACKUP_ENTRY"]
+[signup]
+check_mx = false
 
 EOF
     cat "$ROOT/src/example_subscription_types.toml" >>"$3"

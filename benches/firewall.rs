@@ -5,7 +5,14 @@
 //! lookup is mostly that Python server's own time: read it as an upper bound of the
 //! resolver's cost, not as the cost of real DNS, which depends on the network.
 //!
-//!     cargo bench --bench firewall            (BENCH_FIREWALL_N: operations per measure)
+//! Then whole signups through the service (`Subscriptions::sign_up`, no HTTP), each of a
+//! new address, one at a time: without the proof of work and the MX check, then with
+//! the proof, with the MX check answered from the cache and with it uncached, each as a
+//! ratio to the signup without them. The rows take turns, one signup each, so that the
+//! store grows alike under all of them.
+//!
+//!     cargo bench --bench firewall
+//!     (BENCH_FIREWALL_N: operations per measure; BENCH_FIREWALL_SIGNUPS: signups per row)
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -17,10 +24,14 @@ use std::time::Instant;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::{Duration, Utc};
+use optin::config::{Config, ListSetting, Settings, StringList};
+use optin::domain::{EmailAddress, RequestMeta, Source};
 use optin::firewall::{Challenge, DisposableAction, Firewall, FirewallSettings, MxChecker};
+use optin::service::{NoticeVersions, SignupRequest, Subscriptions};
 use optin::store::embedded::EmbeddedStore;
 use optin::store::redis::RedisStore;
-use optin::store::Store;
+use optin::store::{SharedStore, Store};
+use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
 fn main() {
@@ -50,6 +61,7 @@ async fn run() {
                 disposable_domains: DisposableAction::Quarantine,
                 blocked_domains: Vec::new(),
                 allowed_domains: Vec::new(),
+                min_fill: Duration::zero(),
             },
             &[[1; 32]],
         )
@@ -119,6 +131,126 @@ async fn run() {
         })
         .await,
     );
+
+    let signups_per_row: usize = std::env::var("BENCH_FIREWALL_SIGNUPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    println!(
+        "\nwhole signups (Subscriptions::sign_up), {signups_per_row} per row, one at a time\n"
+    );
+    println!("| signup | mean | p50 | p99 | mean / without |");
+    println!("|---|---|---|---|---|");
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let embedded: SharedStore =
+        Arc::new(EmbeddedStore::open(&dir.path().join("signups.redb")).expect("a store"));
+    signup_rows("embedded", &embedded, &dns, signups_per_row).await;
+    if let Some(redis) = RedisServer::start() {
+        let store: SharedStore = Arc::new(RedisStore::connect(&redis.url).await.expect("Redis"));
+        signup_rows("Redis", &store, &dns, signups_per_row).await;
+    }
+}
+
+/// The service as `optin serve` builds it, on `store`, with the proof of work and the MX
+/// check (against `dns`) on or off; the per-client limits too high to hold anything.
+fn service(store: &SharedStore, proof_of_work: bool, dns: Option<SocketAddr>) -> Subscriptions {
+    let mut settings = Settings::default();
+    settings.server.public_url = "http://127.0.0.1:8080".into();
+    settings.security.signing_keys = ListSetting(vec![SecretString::from(format!(
+        "k1:{}",
+        STANDARD.encode([1u8; 32])
+    ))]);
+    settings.security.index_key = Some(SecretString::from(STANDARD.encode([2u8; 32])));
+    settings.subscription_types = Settings::example_subscription_types();
+    settings.signup.max_signups_per_ip = 1_000_000_000;
+    settings.signup.max_unconfirmed_per_ip = 1_000_000_000;
+    settings.signup.proof_of_work = proof_of_work;
+    settings.signup.proof_of_work_max_number = 1_000;
+    settings.signup.check_mx = Some(dns.is_some());
+    settings.signup.dns_servers = StringList(dns.iter().map(ToString::to_string).collect());
+    let config = Config::from_settings(settings).expect("valid settings");
+    Subscriptions::new(
+        store.clone(),
+        Arc::new(config),
+        Arc::new(optin::clock::SystemClock),
+        Arc::new(tokio::sync::Notify::new()),
+    )
+}
+
+fn signup(email: &str, proof: Option<String>) -> SignupRequest {
+    SignupRequest {
+        email: EmailAddress::parse(email).expect("an address"),
+        types: vec!["blog-updates".into()],
+        locale: "en".into(),
+        notice_versions: NoticeVersions::Current,
+        origin: Source::SignupApi,
+        form_id: None,
+        page_url: None,
+        meta: RequestMeta::default(),
+        client_network: Some("10.0.0.1".into()),
+        proof,
+        keyed: false,
+        form_rendered: None,
+    }
+}
+
+/// Times one signup; answers µs.
+async fn time_one(subscriptions: &Subscriptions, request: SignupRequest) -> f64 {
+    let started = Instant::now();
+    subscriptions.sign_up(request).await.expect("accepted");
+    started.elapsed().as_secs_f64() * 1e6
+}
+
+async fn signup_rows(store_name: &str, store: &SharedStore, dns: &DnsServer, n: usize) {
+    let plain = service(store, false, None);
+    let proof = service(store, true, None);
+    let mx = service(store, false, Some(dns.addr));
+    let tag = store_name.to_lowercase();
+    let pow = proof
+        .config()
+        .firewall
+        .proof_of_work()
+        .expect("the proof of work is on");
+    let payloads: Vec<String> = (0..n)
+        .map(|_| solved(&pow.challenge(Utc::now()).expect("randomness")))
+        .collect();
+    // Warm up the store, and the cache of the one domain the cached row uses.
+    for i in 0..50 {
+        time_one(&plain, signup(&format!("w{i}-{tag}@bench.example"), None)).await;
+    }
+    time_one(&mx, signup(&format!("w-{tag}@n0.wild.test"), None)).await;
+
+    // Round robin, so that the store grows alike under every row.
+    let mut rows = [(); 4].map(|()| Vec::with_capacity(n));
+    for (i, payload) in payloads.into_iter().enumerate() {
+        let plain_address = format!("a{i}-{tag}@bench.example");
+        rows[0].push(time_one(&plain, signup(&plain_address, None)).await);
+        let proof_address = format!("p{i}-{tag}@bench.example");
+        rows[1].push(time_one(&proof, signup(&proof_address, Some(payload))).await);
+        let cached = format!("c{i}-{tag}@n0.wild.test");
+        rows[2].push(time_one(&mx, signup(&cached, None)).await);
+        let uncached = format!("u@{tag}{i}.wild.test");
+        rows[3].push(time_one(&mx, signup(&uncached, None)).await);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let reference = mean(&rows[0]);
+    let names = [
+        "without proof and MX check",
+        "with the proof of work",
+        "with the MX check, cached",
+        "with the MX check, uncached",
+    ];
+    for (name, mut row) in names.into_iter().zip(rows) {
+        row.sort_by(f64::total_cmp);
+        let at = |q: f64| row[((row.len() - 1) as f64 * q).round() as usize];
+        println!(
+            "| {store_name}: {name} | {} | {} | {} | {:.2} |",
+            show(mean(&row)),
+            show(at(0.5)),
+            show(at(0.99)),
+            mean(&row) / reference
+        );
+    }
 }
 
 async fn accept_once(

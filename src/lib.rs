@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod backup;
+pub mod client_network;
 pub mod clock;
 pub mod config;
 pub mod domain;

@@ -262,16 +262,23 @@ async fn run_scheduler(
 ) {
     while !*shutdown.borrow() {
         match state.subscriptions.purge_expired().await {
-            Ok(report) if report.pending_removed > 0 => {
-                tracing::info!(
-                    pending = report.pending_removed,
-                    contacts = report.contacts_removed,
-                    "expired confirmations purged"
-                );
-                metrics::counter!("optin_expired_confirmations_total")
-                    .increment(report.pending_removed as u64);
+            Ok(report) => {
+                if report.pending_removed > 0 {
+                    tracing::info!(
+                        pending = report.pending_removed,
+                        contacts = report.contacts_removed,
+                        "expired confirmations purged"
+                    );
+                    metrics::counter!("optin_expired_confirmations_total")
+                        .increment(report.pending_removed as u64);
+                }
+                if report.held_removed > 0 {
+                    tracing::info!(
+                        held = report.held_removed,
+                        "expired quarantined signups dropped"
+                    );
+                }
             }
-            Ok(_) => {}
             Err(error) => tracing::warn!(%error, "expiry purge failed; will retry"),
         }
         match state.subscriptions.purge_erased_if_due(interval).await {

@@ -93,7 +93,9 @@ const UNREACHABLE: &str = "bounced@example.com";
 const BLOCKED: &str = "blocker@example.com";
 const ERASED: &str = "erased@example.com";
 const DEAD_MAIL: &str = "deadmail@example.com";
-const EVERYONE: [&str; 8] = [
+/// At a throw-away domain: held in quarantine instead of mailed.
+const HELD: &str = "held@mailinator.com";
+const EVERYONE: [&str; 9] = [
     OPTED_IN,
     UNSUBSCRIBED,
     PENDING,
@@ -102,6 +104,7 @@ const EVERYONE: [&str; 8] = [
     BLOCKED,
     ERASED,
     DEAD_MAIL,
+    HELD,
 ];
 
 async fn ok(response: reqwest::Response, what: &str) {
@@ -176,6 +179,7 @@ async fn fill(app: &TestApp) {
         "erase",
     )
     .await;
+    assert_eq!(app.signup(HELD, &["marketing"]).await.status(), 202);
     // Every webhook delivery fails once and dies; the endpoint's state records it.
     app.drain_outbox().await;
 }
@@ -260,6 +264,7 @@ async fn observe(app: &TestApp) -> Value {
     }
     json!({
         "people": people,
+        "quarantine": get(app, "/v1/quarantine", admin).await,
         "stats": get(app, "/v1/stats", admin).await,
         "dead_letters": get(app, "/v1/outbox/dead", admin).await,
         "webhooks": webhooks,
@@ -350,6 +355,9 @@ async fn a_store_goes_embedded_to_redis_to_cluster_to_embedded_and_every_answer_
     assert!(seen["webhooks"]["body"]
         .to_string()
         .contains("last_failure_at"));
+    let held = &seen["quarantine"]["body"]["quarantined"];
+    assert_eq!(held.as_array().map(Vec::len), Some(1), "{held}");
+    assert_eq!(held[0]["email"], HELD);
     let first_dump = dir.path().join("first.optin.zst");
     let headers = download_backup(&original, &first_dump).await;
     assert_eq!(headers["content-type"], "application/zstd");
@@ -364,6 +372,14 @@ async fn a_store_goes_embedded_to_redis_to_cluster_to_embedded_and_every_answer_
                 .to_string()
         })
         .collect();
+    // The held signup rides in its contact's record, like the rest of what is held on
+    // the address, so that an erasure takes both in one write.
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains(HELD) && line.contains(r#""held":{"#)),
+        "the held signup in its contact's line"
+    );
     for kind in [
         "header",
         "contact",
@@ -385,7 +401,7 @@ async fn a_store_goes_embedded_to_redis_to_cluster_to_embedded_and_every_answer_
     let restored = optin::maintenance::restore(&redis.config(), &first_dump, None, None)
         .await
         .expect("restores");
-    assert_eq!(restored.report.counts["contact"], 7);
+    assert_eq!(restored.report.counts["contact"], 8);
     redis.start().await;
     assert_same(&observe(&redis).await, &seen, "Redis");
 

@@ -212,6 +212,7 @@ async fn every_console_page_without_a_session_redirects_to_sign_in() {
         "/admin/stats".into(),
         "/admin/deliveries".into(),
         "/admin/processing-record".into(),
+        "/admin/quarantine".into(),
         format!("/admin/contacts/{id}"),
         format!("/admin/contacts/{id}/erase"),
     ];
@@ -225,6 +226,8 @@ async fn every_console_page_without_a_session_redirects_to_sign_in() {
         format!("/admin/contacts/{id}/unreachable"),
         "/admin/deliveries/dead/00000000-0000-0000-0000-000000000000/retry".into(),
         "/admin/deliveries/webhooks/crm/enable".into(),
+        format!("/admin/quarantine/{id}.00000000000000000000000000000000/release"),
+        format!("/admin/quarantine/{id}.00000000000000000000000000000000/drop"),
     ];
     // No cookie, a forged one, and a link token passed off as a session.
     let link = app.preferences_link(ANN);
@@ -683,6 +686,71 @@ async fn dead_letters_are_retried_and_unreachable_cleared_from_the_console(backe
         .post(&format!("/admin/deliveries/dead/{id}/retry"), &[])
         .await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND, "already retried");
+    console.assert_no_address_in_urls();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_signups_are_listed_released_and_dropped_from_the_console_in_english_and_dutch() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    for email in ["jane@mailinator.com", "kim@yopmail.com"] {
+        assert_eq!(app.signup(email, &["blog-updates"]).await.status(), 202);
+    }
+    let held = app.admin_get_json("/v1/quarantine").await;
+    let id_of = |email: &str| {
+        held["quarantined"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["email"] == email)
+            .map(|h| h["id"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let (jane, kim) = (id_of("jane@mailinator.com"), id_of("kim@yopmail.com"));
+
+    let console = Console::sign_in(&app).await;
+    let (status, page) = console.get("/admin/quarantine").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("jane@mailinator.com") && page.contains("kim@yopmail.com"));
+    assert!(page.contains("Throw-away domain") && page.contains("Signup API"));
+    assert!(page.contains(&format!("/admin/quarantine/{jane}/release")));
+    let dutch = app
+        .client
+        .get(app.url("/admin/quarantine"))
+        .header("cookie", &console.cookie)
+        .header("accept-language", "nl")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(dutch.contains("Vastgehouden aanmeldingen") && dutch.contains("Wegwerpdomein"));
+
+    let response = console
+        .post(&format!("/admin/quarantine/{jane}/release"), &[])
+        .await;
+    assert_eq!(location(&response), "/admin/quarantine?done=released");
+    let (_, page) = console.get("/admin/quarantine?done=released").await;
+    assert!(page.contains("the confirmation mail is on its way"));
+    assert!(!page.contains("jane@mailinator.com"));
+    app.drain_outbox().await;
+    assert_eq!(app.mails_to("jane@mailinator.com").len(), 1);
+
+    let response = console
+        .post(&format!("/admin/quarantine/{kim}/drop"), &[])
+        .await;
+    assert_eq!(location(&response), "/admin/quarantine?done=dropped");
+    let (_, page) = console.get("/admin/quarantine").await;
+    assert!(page.contains("No signup is held."));
+    // What was released or dropped meanwhile says so; a malformed id is not found.
+    let again = console
+        .post(&format!("/admin/quarantine/{kim}/release"), &[])
+        .await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    assert!(again.text().await.unwrap().contains("no longer held"));
+    let malformed = console.post("/admin/quarantine/nope/drop", &[]).await;
+    assert_eq!(malformed.status(), StatusCode::NOT_FOUND);
+    assert!(app.mails_to("kim@yopmail.com").is_empty());
     console.assert_no_address_in_urls();
 }
 

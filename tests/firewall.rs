@@ -1,7 +1,9 @@
 //! The signup firewall, checked with implementations the team did not write: the ALTCHA
-//! project's Python library (`altcha` on PyPI, tests/firewall/altcha_check.sh) solves
-//! optin's challenges and verifies optin's format, and a `dnslib` DNS server
-//! (tests/firewall/dns_server.sh) answers the MX check.
+//! project's Python library (`altcha` on PyPI, tests/firewall/altcha_check.sh) and its
+//! official widget (npm, in headless Chromium) solve optin's challenges for the real
+//! signup doors and verify optin's format, and a `dnslib` DNS server
+//! (tests/firewall/dns_server.sh) answers the MX check. The hosted form solves its own
+//! challenge in Chromium, framed and unframed.
 
 mod support;
 
@@ -94,41 +96,133 @@ fn payload(challenge: &Challenge, number: u64) -> String {
     )
 }
 
+/// `POST /v1/signups` with the proof (or none), optionally with a key.
+async fn api_signup(
+    app: &TestApp,
+    email: &str,
+    proof: Option<&str>,
+    key: Option<&str>,
+) -> reqwest::Response {
+    let mut body = serde_json::json!({ "email": email, "subscription_types": ["blog-updates"] });
+    if let Some(proof) = proof {
+        body["altcha"] = proof.into();
+    }
+    let mut request = app.client.post(app.url("/v1/signups")).json(&body);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    request.send().await.unwrap()
+}
+
+/// `POST /signup` as a form with the proof (or none).
+async fn form_signup(app: &TestApp, email: &str, proof: Option<&str>) -> reqwest::Response {
+    let mut fields = vec![("email", email), ("subscription_types", "blog-updates")];
+    if let Some(proof) = proof {
+        fields.push(("altcha", proof));
+    }
+    app.client
+        .post(app.url("/signup"))
+        .form(&fields)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A `/v1/signups` refusal for the proof of work: 400 with its problem type.
+async fn assert_proof_refused(response: reqwest::Response, why: &str) {
+    assert_eq!(response.status(), 400, "{why}");
+    let problem: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:optin:problem:proof-of-work", "{why}");
+    assert_eq!(problem["field"], "altcha");
+    assert!(
+        problem["detail"].as_str().unwrap().contains(why),
+        "{problem}"
+    );
+}
+
+/// The hosted form shown again, with the message `text`, and the status `status`.
+async fn assert_form_again(response: reqwest::Response, status: u16, text: &str) {
+    assert_eq!(response.status(), status);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = response.text().await.unwrap();
+    assert!(html.contains(text), "{html}");
+    assert!(html.contains(r#"name="email""#), "the form itself");
+}
+
+const PROOF_FAILED: &str = "We could not check that this form was sent from a browser.";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn altchas_solver_solves_our_challenge_and_the_solution_is_accepted_once() {
+async fn altchas_solver_solves_our_challenge_and_each_signup_door_accepts_it_once() {
     let app = spawn_with_proof_of_work(Backend::Redis).await;
     let challenge = fetch_challenge(&app).await;
     assert_eq!(challenge.algorithm, "SHA-256");
     assert_eq!(challenge.maxnumber, 20_000);
     assert!(challenge.salt.contains("?expires="), "{}", challenge.salt);
+    let solve = || altcha(&["solve", &app.url("/v1/signup-challenge")]).expect("altcha solves it");
 
-    let solved = altcha(&["solve", &app.url("/v1/signup-challenge")]).expect("altcha solves it");
+    // The API door takes altcha's solution once.
+    let solved = solve();
+    assert_eq!(
+        api_signup(&app, "jane@example.com", Some(&solved), None)
+            .await
+            .status(),
+        202
+    );
+    assert_proof_refused(
+        api_signup(&app, "bob@example.com", Some(&solved), None).await,
+        "already used",
+    )
+    .await;
+    // Another instance on the same Redis sees it spent.
     let firewall = app.state().subscriptions.config().firewall.clone();
-    // A store handle of its own: another instance on the same Redis.
     let store = RedisStore::connect(app.store_url()).await.unwrap();
-    let now = Utc::now();
-    firewall
-        .verify_proof(&store, Some(&solved), now)
-        .await
-        .expect("optin accepts altcha's solution");
-    let replay = firewall.verify_proof(&store, Some(&solved), now).await;
+    let replay = firewall
+        .verify_proof(&store, Some(&solved), Utc::now())
+        .await;
     assert!(
         matches!(replay, Err(ProofError::Refused(ProofRefusal::Replayed))),
         "{replay:?}"
     );
+    // The form door refuses the replay with the form again, and takes a fresh one.
+    assert_form_again(
+        form_signup(&app, "bob@example.com", Some(&solved)).await,
+        400,
+        PROOF_FAILED,
+    )
+    .await;
+    let fresh = form_signup(&app, "kim@example.com", Some(&solve())).await;
+    assert_eq!(fresh.status(), 303);
+    assert_eq!(fresh.headers()["location"], "/signup/received");
 
-    let fresh = altcha(&["solve", &app.url("/v1/signup-challenge")]).unwrap();
-    let late = firewall
-        .verify_proof(&store, Some(&fresh), now + Duration::seconds(301))
-        .await;
+    // Missing, on both doors; then expired.
+    assert_proof_refused(
+        api_signup(&app, "bob@example.com", None, None).await,
+        "no proof",
+    )
+    .await;
+    assert_form_again(
+        form_signup(&app, "bob@example.com", None).await,
+        400,
+        PROOF_FAILED,
+    )
+    .await;
+    let late = solve();
+    app.advance_clock(Duration::seconds(301));
+    assert_proof_refused(
+        api_signup(&app, "bob@example.com", Some(&late), None).await,
+        "expired",
+    )
+    .await;
+
+    app.drain_outbox().await;
+    assert_eq!(app.mails_to("jane@example.com").len(), 1);
+    assert_eq!(app.mails_to("kim@example.com").len(), 1);
     assert!(
-        matches!(late, Err(ProofError::Refused(ProofRefusal::Expired))),
-        "{late:?}"
-    );
-    let missing = firewall.verify_proof(&store, None, now).await;
-    assert!(
-        matches!(missing, Err(ProofError::Refused(ProofRefusal::Missing))),
-        "{missing:?}"
+        app.mails_to("bob@example.com").is_empty(),
+        "no refused signup mails"
     );
 }
 
@@ -147,18 +241,74 @@ async fn altchas_verifier_accepts_our_format_and_we_accept_altchas_own_challenge
         "the check can fail"
     );
 
-    // A challenge altcha made and solved under optin's key: optin accepts it, once.
+    // A challenge altcha made and solved under optin's key: the signup door takes it,
+    // once.
     let theirs = altcha(&["make", &key, "20000"]).expect("altcha makes and solves one");
-    let firewall = app.state().subscriptions.config().firewall.clone();
-    let store = RedisStore::connect(app.store_url()).await.unwrap();
-    firewall
-        .verify_proof(&store, Some(&theirs), Utc::now())
-        .await
-        .expect("optin accepts a challenge of altcha's making under its key");
-    assert!(firewall
-        .verify_proof(&store, Some(&theirs), Utc::now())
-        .await
-        .is_err());
+    assert_eq!(
+        api_signup(&app, "jane@example.com", Some(&theirs), None)
+            .await
+            .status(),
+        202
+    );
+    assert_proof_refused(
+        api_signup(&app, "jane@example.com", Some(&theirs), None).await,
+        "already used",
+    )
+    .await;
+    // One made under another key is not ours.
+    let foreign = altcha(&["make", &wrong_key, "20000"]).unwrap();
+    assert_proof_refused(
+        api_signup(&app, "bob@example.com", Some(&foreign), None).await,
+        "not for a challenge of ours",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signup_key_needs_no_proof_and_is_not_counted_per_client() {
+    const CRM_KEY: &str = "test-signup-key";
+    let app = TestApp::spawn_with(Backend::Embedded, |settings| {
+        settings.signup.proof_of_work = true;
+        settings.signup.proof_of_work_max_number = 20_000;
+        settings.signup.max_signups_per_ip = 1;
+        settings.signup.max_unconfirmed_per_ip = 1;
+        let hash = hex::encode(Sha256::digest(CRM_KEY.as_bytes()));
+        settings
+            .security
+            .api_keys
+            .0
+            .push(secrecy::SecretString::from(format!("crm:signup:{hash}")));
+    })
+    .await;
+    // Three from the integration's one address: no proof, no per-client limit, no
+    // ip_burst hold.
+    for email in ["a@example.com", "b@example.com", "c@example.com"] {
+        assert_eq!(
+            api_signup(&app, email, None, Some(CRM_KEY)).await.status(),
+            202
+        );
+    }
+    app.drain_outbox().await;
+    for email in ["a@example.com", "b@example.com", "c@example.com"] {
+        assert_eq!(app.mails_to(email).len(), 1, "{email} is mailed");
+    }
+    let events = app.admin_get_json("/v1/quarantine").await;
+    assert_eq!(events["quarantined"], serde_json::json!([]));
+
+    // A wrong key is refused, never taken for a public signup; a send key is no
+    // signup key.
+    let wrong = api_signup(&app, "d@example.com", None, Some("nope")).await;
+    assert_eq!(wrong.status(), 401);
+    let send = api_signup(&app, "d@example.com", None, Some(support::app::SEND_KEY)).await;
+    assert_eq!(send.status(), 403);
+    // The public door counts the client: the first public signup is its first, the
+    // second passes the limit of one.
+    for (email, status) in [("d@example.com", 202), ("e@example.com", 429)] {
+        let challenge = fetch_challenge(&app).await;
+        let proof = payload(&challenge, solve(&challenge));
+        let response = api_signup(&app, email, Some(&proof), None).await;
+        assert_eq!(response.status(), status, "{email}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,7 +413,7 @@ fn altcha_widget() -> std::path::PathBuf {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_official_altcha_widget_solves_our_challenge_in_chromium_and_it_is_accepted_once() {
+async fn the_official_altcha_widget_solves_our_challenge_and_the_signup_form_door_takes_it_once() {
     let pages = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(altcha_widget(), pages.path().join("altcha")).unwrap();
     let site = PageServer::start(pages.path());
@@ -281,6 +431,7 @@ async fn the_official_altcha_widget_solves_our_challenge_in_chromium_and_it_is_a
 <script type="module" src="/altcha/dist/main/altcha.js"></script></head>
 <body><form action="{app}/signup" method="post">
 <input name="email" value="jane@example.com">
+<input type="hidden" name="subscription_types" value="blog-updates">
 <altcha-widget challenge="{app}/v1/signup-challenge" auto="onload"></altcha-widget>
 <button>Sign up</button></form></body></html>"#,
             app = app.address
@@ -304,90 +455,95 @@ async fn the_official_altcha_widget_solves_our_challenge_in_chromium_and_it_is_a
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     };
-    browser.quit().await;
-
-    let firewall = app.state().subscriptions.config().firewall.clone();
-    let store = RedisStore::connect(app.store_url()).await.unwrap();
-    firewall
-        .verify_proof(&store, Some(&solved), Utc::now())
-        .await
-        .expect("optin accepts the widget's solution");
-    let replay = firewall
-        .verify_proof(&store, Some(&solved), Utc::now())
-        .await;
-    assert!(
-        matches!(replay, Err(ProofError::Refused(ProofRefusal::Replayed))),
-        "{replay:?}"
+    // The shop's form posts to optin's form door, which takes the widget's payload.
+    browser.submit("button").await;
+    assert_eq!(
+        browser.current_url().await,
+        app.url("/signup/received"),
+        "the thank-you page"
     );
+    browser.quit().await;
+    app.drain_outbox().await;
+    assert_eq!(app.mails_to("jane@example.com").len(), 1);
+    assert_form_again(
+        form_signup(&app, "bob@example.com", Some(&solved)).await,
+        400,
+        PROOF_FAILED,
+    )
+    .await;
+}
+
+/// Fills the hosted form in the browser's current document and submits it; answers
+/// the URL of the page it ends on.
+async fn fill_and_submit_the_hosted_form(
+    browser: &support::browser::Browser,
+    email: &str,
+) -> String {
+    browser.type_into("#email", email).await;
+    browser.click("#type-blog-updates").await;
+    browser.submit("#subscribe").await;
+    // The document's own address: WebDriver's current URL is the top page's.
+    browser
+        .eval("return location.href;")
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_hosted_forms_solver_runs_in_a_frame_under_its_csp_hash_and_is_accepted_once() {
-    use optin::firewall::hosted_solver;
-
+async fn the_hosted_form_solves_its_challenge_in_chromium_framed_and_unframed() {
     let pages = tempfile::tempdir().unwrap();
     let site = PageServer::start(pages.path());
     let app = TestApp::spawn_with(Backend::Redis, |settings| {
         settings.signup.proof_of_work = true;
         settings.signup.proof_of_work_max_number = 20_000;
-        settings.server.cors_allowed_origins = optin::config::StringList(vec![site.origin.clone()]);
+        settings.server.embed_allowed_origins =
+            optin::config::StringList(vec![site.origin.clone()]);
     })
     .await;
-    // The form as the hosted page will carry it: the script inline, allowed by its hash
-    // alone (a wrong hash keeps it from running), in a frame of another page.
-    std::fs::write(
-        pages.path().join("form.html"),
-        format!(
-            r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Form</title>
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src {hash}; connect-src {app}">
-</head><body><form method="post" action="{app}/signup" data-altcha-challenge="{app}/v1/signup-challenge">
-<input name="email" value="jane@example.com"><input type="hidden" name="altcha">
-<noscript>This form needs JavaScript.</noscript><button>Sign up</button></form>
-<script>{script}</script></body></html>"#,
-            hash = hosted_solver::csp_source(),
-            app = app.address,
-            script = hosted_solver::SCRIPT,
-        ),
-    )
-    .unwrap();
+    let form = app.url("/signup?types=blog-updates");
+    // A shop's page framing optin's form, as docs/pages.md shows.
     std::fs::write(
         pages.path().join("outer.html"),
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Shop</title></head>
-<body><iframe src="/form.html" title="Sign up"></iframe></body></html>"#,
+        format!(
+            r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Shop</title></head>
+<body><iframe src="{form}" title="Sign up" width="600" height="900"></iframe></body></html>"#
+        ),
     )
     .unwrap();
 
     let browser = support::browser::Browser::start().await;
+    // Unframed: the page's CSP allows the inline solver by its hash alone; a solver
+    // kept from running would leave the form without a proof, shown again at /signup.
+    browser.open(&form).await;
+    let landed = fill_and_submit_the_hosted_form(&browser, "jane@example.com").await;
+    assert_eq!(landed, app.url("/signup/received"));
+
+    // Framed by an allowed origin: the solver runs in the frame under the same policy.
+    // The page after the post cannot be shown in a frame (docs/pages.md); the mail
+    // below, which needs an accepted proof, is what says the post went through.
     browser.open(&format!("{}/outer.html", site.origin)).await;
     browser.enter_frame(0).await;
-    let read_state = "const form = document.querySelector('form'); \
-        return [form.getAttribute('data-altcha-state'), form.elements.altcha.value];";
     let started = std::time::Instant::now();
-    let solved = loop {
-        let state = browser.eval(read_state).await;
-        match (state[0].as_str(), state[1].as_str()) {
-            (Some("solved"), Some(payload)) if !payload.is_empty() => break payload.to_string(),
-            (Some("failed"), _) => panic!("the solver failed in the frame"),
-            _ => {}
-        }
+    while browser
+        .eval("return document.querySelector('form').getAttribute('data-altcha-state');")
+        .await
+        != "solved"
+    {
         assert!(
-            started.elapsed().as_secs() < 60,
-            "the solver did not finish within 60 s: {state}"
+            started.elapsed().as_secs() < 30,
+            "the solver did not finish in the frame"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    };
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let landed = fill_and_submit_the_hosted_form(&browser, "kim@example.com").await;
+    assert!(!landed.ends_with("/signup"), "not the form again: {landed}");
     browser.quit().await;
 
-    let firewall = app.state().subscriptions.config().firewall.clone();
-    let store = RedisStore::connect(app.store_url()).await.unwrap();
-    firewall
-        .verify_proof(&store, Some(&solved), Utc::now())
-        .await
-        .expect("optin accepts the hosted solver's solution");
-    assert!(firewall
-        .verify_proof(&store, Some(&solved), Utc::now())
-        .await
-        .is_err());
+    app.drain_outbox().await;
+    assert_eq!(app.mails_to("jane@example.com").len(), 1);
+    assert_eq!(app.mails_to("kim@example.com").len(), 1);
 }
 
 /// The dnslib server of tests/firewall/dns_server.sh, stopped on drop.
@@ -451,6 +607,7 @@ fn dns_failures_counted() -> f64 {
 async fn the_mx_check_gives_each_kind_of_domain_its_verdict_and_remembers_it() {
     let mut dns = DnsServer::start();
     the_firewall_refuses_undeliverable_domains_and_lets_dns_failures_through(&dns).await;
+    both_signup_doors_refuse_what_the_firewall_refuses(&dns).await;
 
     let checker = MxChecker::new(&[dns.addr]).expect("a resolver");
     let now = Utc::now();
@@ -506,6 +663,57 @@ async fn the_mx_check_gives_each_kind_of_domain_its_verdict_and_remembers_it() {
     assert!(dns_failures_counted() - failures_before >= 3.0);
 }
 
+/// The signup doors with the MX check on, throw-away domains refused and a blocked
+/// domain: refusals are 422 problems on the API and the form again on `/signup`; a DNS
+/// failure lets the signup through.
+async fn both_signup_doors_refuse_what_the_firewall_refuses(dns: &DnsServer) {
+    let app = TestApp::spawn_with(Backend::Embedded, |settings| {
+        settings.signup.check_mx = Some(true);
+        settings.signup.dns_servers = optin::config::StringList(vec![dns.addr.to_string()]);
+        settings.signup.disposable_domains = DisposableAction::Refuse;
+        settings.signup.blocked_domains = optin::config::StringList(vec!["blocked.test".into()]);
+    })
+    .await;
+    for (email, why) in [
+        ("jane@null-mx.test", "null_mx"),
+        ("jane@nxdomain.test", "no_such_domain"),
+        ("jane@no-host.test", "no_mail_host"),
+        ("jane@shop.blocked.test", "not accepted"),
+        ("jane@mailinator.com", "throw-away"),
+    ] {
+        let response = app.signup(email, &["blog-updates"]).await;
+        assert_eq!(response.status(), 422, "{email}");
+        let problem: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(problem["type"], "urn:optin:problem:undeliverable-address");
+        assert_eq!(problem["field"], "email");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(why),
+            "{problem}"
+        );
+        assert_form_again(
+            form_signup(&app, email, None).await,
+            422,
+            "We cannot send mail to this address.",
+        )
+        .await;
+    }
+    for email in ["jane@mx.test", "jane@a-only.test", "jane@servfail.test"] {
+        assert_eq!(
+            app.signup(email, &["blog-updates"]).await.status(),
+            202,
+            "{email}"
+        );
+    }
+    app.drain_outbox().await;
+    assert_eq!(app.mails_to("jane@mx.test").len(), 1);
+    assert_eq!(
+        app.mails_to("jane@servfail.test").len(),
+        1,
+        "a DNS failure fails open"
+    );
+    assert!(app.mails_to("jane@null-mx.test").is_empty());
+}
+
 /// The verdicts the firewall gives with the MX check on; one test with the one below, so
 /// that the process-wide failure counter is read by one test at a time.
 async fn the_firewall_refuses_undeliverable_domains_and_lets_dns_failures_through(dns: &DnsServer) {
@@ -519,6 +727,7 @@ async fn the_firewall_refuses_undeliverable_domains_and_lets_dns_failures_throug
             disposable_domains: DisposableAction::Quarantine,
             blocked_domains: vec!["blocked.test".into()],
             allowed_domains: Vec::new(),
+            min_fill: Duration::zero(),
         },
         &[[1; 32]],
     )

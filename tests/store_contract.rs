@@ -21,8 +21,8 @@ use optin::domain::{
 use optin::store::embedded::EmbeddedStore;
 use optin::store::redis::RedisStore;
 use optin::store::{
-    Consistency, ContactRecord, EndpointAttempt, EndpointState, JobRecord, JobState, MailAllowance,
-    OutboxDepth, RestoreBatch, RestoreMark, SharedStore, StoreError,
+    Consistency, ContactRecord, EndpointAttempt, EndpointState, HitWindow, JobRecord, JobState,
+    MailAllowance, OutboxDepth, RestoreBatch, RestoreMark, SharedStore, StoreError,
 };
 use uuid::Uuid;
 
@@ -97,6 +97,7 @@ on_backends!(
     retrying_or_dead_lettering_an_erased_job_does_not_bring_it_back,
     the_retention_index_lists_contacts_without_an_opt_in_longest_inactive_first,
     hits_are_counted_per_key_and_start_over_in_the_next_window,
+    a_hit_given_back_counts_down_in_its_own_window_only_and_never_below_zero,
     a_key_is_spent_once_for_every_handle_and_is_gone_after_its_expiry,
     webhook_jobs_are_counted_per_endpoint_and_a_contacts_jobs_are_listed,
     an_endpoints_state_records_each_attempt_and_only_enable_clears_a_410,
@@ -1087,6 +1088,46 @@ async fn hits_are_counted_per_key_and_start_over_in_the_next_window(backend: Bac
             .unwrap(),
         1,
         "a new window starts from zero"
+    );
+}
+
+async fn a_hit_given_back_counts_down_in_its_own_window_only_and_never_below_zero(
+    backend: Backend,
+) {
+    let (store, second) = (backend.store, backend.second);
+    let window_start = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+    let count = |key: &'static str| {
+        let store = store.clone();
+        async move { store.count_hit(key, 60, window_start).await.unwrap() }
+    };
+    let give_back = |key: &'static str, at: DateTime<Utc>| {
+        let second = second.clone();
+        async move {
+            second
+                .give_back_hit(key, HitWindow { secs: 60, at })
+                .await
+                .unwrap();
+        }
+    };
+    assert_eq!(count("burst:a").await, 1);
+    assert_eq!(count("burst:a").await, 2);
+    give_back("burst:a", window_start + Duration::seconds(30)).await;
+    assert_eq!(count("burst:a").await, 2, "given back in its window");
+    give_back("burst:a", window_start - Duration::seconds(30)).await;
+    assert_eq!(
+        count("burst:a").await,
+        3,
+        "a window gone gives nothing back"
+    );
+    for _ in 0..5 {
+        give_back("burst:a", window_start).await;
+    }
+    assert_eq!(count("burst:a").await, 1, "never below zero");
+    give_back("burst:never", window_start).await;
+    assert_eq!(
+        count("burst:never").await,
+        1,
+        "nothing to give back is no error"
     );
 }
 

@@ -52,8 +52,9 @@ pub struct HashedEvent {
     pub event: Event,
 }
 
-/// A contact as stored (statuses, pending confirmations, restriction, reachability,
-/// block, locale, address, version, chain head) with its events, oldest first.
+/// A contact as stored (statuses, pending confirmations, a signup held in quarantine,
+/// restriction, reachability, block, locale, address, version, chain head) with its
+/// events, oldest first.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ContactLine {

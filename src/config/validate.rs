@@ -321,6 +321,7 @@ fn firewall(
         disposable_domains: signup.disposable_domains,
         blocked_domains: signup.blocked_domains.0.clone(),
         allowed_domains: signup.allowed_domains.0.clone(),
+        min_fill: chrono::Duration::seconds(signup.min_fill_seconds.into()),
     };
     let firewall = Firewall::new(&firewall_settings, &signer.derived_keys(ALTCHA_KEY_PURPOSE))
         .map_err(|e| ConfigError::Firewall(e.to_string()))?;

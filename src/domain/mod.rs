@@ -28,11 +28,11 @@ pub use change::{ContactChange, ContactWrite, MemberIndexChange, Stats};
 pub use contact::{
     BlockRequests, BounceType, CodeAttempt, CodeOutcome, ConfirmationRequest, Confirmed,
     ConfirmedSignup, ConsentSwept, Contact, Erased, FeedbackKind, FeedbackNote, FeedbackPolicy,
-    ManualChange, ManualChangeError, ManualOutcome, ManualResult, MemberError, MemberStatus,
-    MemberWrite, MemberWriteMode, Membership, MoveTarget, OptInRefused, PendingConfirmation,
-    PreferenceChoice, PreferencesRefused, ReceiptMail, Reminded, Renewal, Restriction,
-    SeenFeedback, SentMail, SignupIntent, StatusChange, Subscription, Unreachable,
-    UnsubscribeTarget, Unsubscribed,
+    HeldSignup, ManualChange, ManualChangeError, ManualOutcome, ManualResult, MemberError,
+    MemberStatus, MemberWrite, MemberWriteMode, Membership, MoveTarget, OptInRefused,
+    PendingConfirmation, PreferenceChoice, PreferencesRefused, QuarantineId, QuarantineReason,
+    ReceiptMail, Release, Reminded, Renewal, Restriction, SeenFeedback, SentMail, SignupIntent,
+    StatusChange, Subscription, Unreachable, UnsubscribeTarget, Unsubscribed,
 };
 pub use contact_id::{ContactId, ContactIndex};
 pub use email::{EmailAddress, EmailError};

@@ -2,7 +2,7 @@
 //! service turns a [`Plan`] into one atomic store write (see [`super::ContactChange`]),
 //! adding the secondary parts (member index, webhook notices) that follow from it.
 
-use super::contact::Contact;
+use super::contact::{Contact, HeldSignup};
 use super::email::EmailAddress;
 use super::event::Event;
 use super::funnel::FunnelStep;
@@ -13,7 +13,12 @@ use super::tombstone::Tombstone;
 /// contact is no longer stored anywhere, so the move says it once, here.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Announcement {
-    Rectified { previous: EmailAddress },
+    Rectified {
+        previous: EmailAddress,
+    },
+    /// A signup was held instead of mailed; no event records it, since nothing about
+    /// the person's subscriptions changed.
+    Quarantined(HeldSignup),
 }
 
 /// A write: the contact after the transition (`None` deletes it), the events that prove
@@ -72,6 +77,12 @@ impl<T> Plan<T> {
     #[must_use]
     pub fn with_tombstone(mut self, tombstone: Tombstone) -> Self {
         self.tombstone = Some(tombstone);
+        self
+    }
+
+    #[must_use]
+    pub fn announcing(mut self, announcement: Announcement) -> Self {
+        self.announcement = Some(announcement);
         self
     }
 

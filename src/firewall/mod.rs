@@ -6,12 +6,14 @@
 //! - [`disposable`]: throw-away address domains, and the operator's blocked and allowed
 //!   domains;
 //! - [`hosted_solver`]: the hosted form's own solver script;
-//! - here: the [`Firewall`] built from plain settings, with the two checks a signup makes:
-//!   [`Firewall::verify_proof`] and [`Firewall::judge`]. Which door asks for which, and
+//! - [`form_time`]: the hosted form's signed render time, for `too_fast`;
+//! - here: the [`Firewall`] built from plain settings, with the checks a signup makes:
+//!   [`Firewall::verify_proof`], [`Firewall::judge`] and [`Firewall::filled_too_fast`]. Which door asks for which, and
 //!   what a refusal looks like there, is the signup's business, not this module's.
 
 pub mod altcha;
 pub mod disposable;
+pub mod form_time;
 pub mod hosted_solver;
 pub mod mx;
 
@@ -25,6 +27,7 @@ use crate::store::{Store, StoreError};
 
 pub use altcha::{Challenge, ProofOfWork, ProofRefusal};
 pub use disposable::{DomainClass, DomainListError, DomainLists};
+pub use form_time::FormClock;
 pub use mx::{MailHost, MxChecker, ResolverConfigError, Undeliverable};
 
 /// What `signup.disposable_domains` does with an address at a throw-away domain.
@@ -64,6 +67,9 @@ pub struct FirewallSettings {
     pub disposable_domains: DisposableAction,
     pub blocked_domains: Vec<String>,
     pub allowed_domains: Vec<String>,
+    /// The hosted form posted sooner than this after it was rendered is held as
+    /// `too_fast`; zero turns it off.
+    pub min_fill: Duration,
 }
 
 /// A setting the firewall cannot be built from, named.
@@ -97,20 +103,9 @@ pub enum RefuseReason {
     DisposableDomain,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum QuarantineReason {
-    /// A throw-away domain, with `signup.disposable_domains = "quarantine"`.
-    DisposableDomain,
-}
-
-impl QuarantineReason {
-    /// The reason's name in the quarantine listing, webhooks and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            QuarantineReason::DisposableDomain => "disposable_domain",
-        }
-    }
-}
+/// Why a signup is held: the firewall's own reason is `disposable_domain`; the signup
+/// adds `too_fast` and `ip_burst` from what it knows of the request.
+pub use crate::domain::QuarantineReason;
 
 /// Why a proof of work was not accepted: the client's fault, or the store's.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -128,11 +123,13 @@ pub struct Firewall {
     mx: Option<MxChecker>,
     domains: DomainLists,
     disposable_domains: DisposableAction,
+    forms: Option<FormClock>,
 }
 
 impl Firewall {
     /// `altcha_keys`: the HMAC keys of the challenges, the first signing (see
-    /// `TokenSigner::derived_keys`).
+    /// `TokenSigner::derived_keys`); the form's render times are signed with keys derived
+    /// from them.
     pub fn new(
         settings: &FirewallSettings,
         altcha_keys: &[[u8; 32]],
@@ -159,7 +156,20 @@ impl Firewall {
             mx,
             domains: DomainLists::new(&settings.blocked_domains, &settings.allowed_domains)?,
             disposable_domains: settings.disposable_domains,
+            forms: FormClock::new(altcha_keys, settings.min_fill),
         })
+    }
+
+    /// The signed render time for the hosted form, when `signup.min_fill_seconds` is on.
+    pub fn form_stamp(&self, now: DateTime<Utc>) -> Option<String> {
+        self.forms.as_ref().map(|forms| forms.stamp(now))
+    }
+
+    /// Whether a form with this render time came back too fast to be a person's.
+    pub fn filled_too_fast(&self, stamp: Option<&str>, now: DateTime<Utc>) -> bool {
+        self.forms
+            .as_ref()
+            .is_some_and(|forms| forms.too_fast(stamp, now))
     }
 
     /// Whether addresses' domains are looked up in DNS (`signup.check_mx`).
@@ -234,6 +244,7 @@ mod tests {
             disposable_domains: DisposableAction::Quarantine,
             blocked_domains: vec!["blocked.example".into()],
             allowed_domains: vec!["yopmail.com".into()],
+            min_fill: Duration::seconds(2),
         }
     }
 

@@ -13,6 +13,7 @@ use super::commit::Reach;
 use super::{LinkError, Subscriptions};
 use crate::domain::{
     CodeAttempt, CodeOutcome, ConfirmMethod, Confirmed, ContactId, Planned, RequestMeta,
+    SignupEvidence,
 };
 use crate::tokens::{Claims, Purpose, SignupRef, TokenError};
 
@@ -113,18 +114,22 @@ impl Subscriptions {
         };
         self.spend_post(&claims.contact_id, Purpose::Confirm)
             .await?;
-        let confirmed = self
+        let (confirmed, signup) = self
             .commit(&claims.contact_id, Reach::Link, |found| {
                 // The contact is gone (expired and purged, or erased), or the signup was
                 // withdrawn: the link can do nothing more.
                 let contact = found.contact.ok_or(LinkError::Expired)?;
+                let signup = contact.pending_confirmation(pending_id).map(|p| p.signup.clone());
                 contact
                     .clone()
                     .confirm(pending_id, method, &request.meta, found.now)
+                    .map(|planned| planned.map(|confirmed| (confirmed, signup)))
                     .ok_or(LinkError::Expired)
             })
             .await?;
-        Ok(self.confirmed_page(&claims.contact_id, confirmed, method))
+        Ok(self
+            .confirmed_page(&claims.contact_id, confirmed, signup, method)
+            .await)
     }
 
     /// A code from the "check your inbox" page. A wrong code counts against its
@@ -152,38 +157,51 @@ impl Subscriptions {
                 .signer()
                 .confirmation_code_matches(reference.pending_id, &request.code),
         };
-        let outcome = self
+        let (outcome, signup) = self
             .commit(&reference.contact_id, Reach::Link, |found| {
                 Ok::<_, LinkError>(match found.contact {
                     Some(contact) => {
+                        let signup = contact
+                            .pending_confirmation(attempt.pending_id)
+                            .map(|p| p.signup.clone());
                         contact
                             .clone()
                             .confirm_by_code(attempt, &request.meta, found.now)
+                            .map(|outcome| (outcome, signup))
                     }
-                    None => Planned::Nothing(CodeOutcome::Refused),
+                    None => Planned::Nothing((CodeOutcome::Refused, None)),
                 })
             })
             .await?;
         Ok(match outcome {
-            CodeOutcome::Confirmed(confirmed) => CodeAnswer::Confirmed(self.confirmed_page(
-                &reference.contact_id,
-                confirmed,
-                ConfirmMethod::Code,
-            )),
+            CodeOutcome::Confirmed(confirmed) => CodeAnswer::Confirmed(
+                self.confirmed_page(&reference.contact_id, confirmed, signup, ConfirmMethod::Code)
+                    .await,
+            ),
             CodeOutcome::Refused => CodeAnswer::Refused,
         })
     }
 
-    fn confirmed_page(
+    /// The page after a confirmation. One that confirmed now gives its signup's count
+    /// back to the burst check, and shows the preferences link.
+    async fn confirmed_page(
         &self,
         contact_id: &ContactId,
         confirmed: Confirmed,
+        signup: Option<SignupEvidence>,
         method: ConfirmMethod,
     ) -> ConfirmPage {
         let preferences_url = match &confirmed {
             Confirmed::Now { locale, .. } => {
                 metrics::counter!("optin_confirmations_total", "method" => method.as_str())
                     .increment(1);
+                if let Some(signup) = &signup {
+                    // The person is confirmed whatever the count does: a count not given
+                    // back only makes the burst check stricter for the rest of the hour.
+                    if let Err(error) = self.count_confirmed_from(signup).await {
+                        tracing::warn!(%error, "a confirmed signup's burst count was not given back");
+                    }
+                }
                 Some(self.links().preferences(contact_id, locale, self.now()))
             }
             Confirmed::Already { .. } => None,

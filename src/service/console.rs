@@ -35,15 +35,36 @@ impl Subscriptions {
         limit: u64,
     ) -> Result<Option<u64>, StoreError> {
         let window = window_secs.max(1);
-        let key = format!(
-            "{limit_name}:{}",
-            self.config.index.pseudonym("ip", network)
-        );
+        let key = self.network_key(limit_name, network);
         let now = self.clock.now();
         let hits = self.store.count_hit(&key, window, now).await?;
         if hits > limit {
             return Ok(Some(window - (now.timestamp().max(0) as u64 % window)));
         }
         Ok(None)
+    }
+
+    /// Gives back a hit counted by [`Self::count_network_hit`] at `at`.
+    pub(super) async fn give_back_network_hit(
+        &self,
+        limit_name: &str,
+        network: &str,
+        window_secs: u64,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        let key = self.network_key(limit_name, network);
+        let window = crate::store::HitWindow {
+            secs: window_secs.max(1),
+            at,
+        };
+        self.store.give_back_hit(&key, window).await
+    }
+
+    /// A limit's key for a client network: a pseudonym, never the address itself.
+    fn network_key(&self, limit_name: &str, network: &str) -> String {
+        format!(
+            "{limit_name}:{}",
+            self.config.index.pseudonym("ip", network)
+        )
     }
 }

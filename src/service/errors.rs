@@ -5,6 +5,7 @@
 
 use super::commit::Moved;
 use crate::domain::{ManualChangeError, MemberError, OptInRefused, UnknownNotice, UnknownType};
+use crate::firewall::{ProofError, ProofRefusal, RefuseReason};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,8 +18,34 @@ pub enum SignupError {
     UnknownNotice(#[from] UnknownNotice),
     #[error("too many signups from this client; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// `signup.proof_of_work` is on and the `altcha` proof is missing or not accepted.
+    #[error("altcha: {0}")]
+    ProofOfWork(ProofRefusal),
+    /// The firewall refuses the address: no mail can reach its domain, or the domain is
+    /// blocked or a refused throw-away one.
+    #[error("email: {}", refusal_text(*.0))]
+    Undeliverable(RefuseReason),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+fn refusal_text(reason: RefuseReason) -> String {
+    match reason {
+        RefuseReason::Undeliverable(why) => {
+            format!("no mail can be delivered to this domain ({})", why.as_str())
+        }
+        RefuseReason::BlockedDomain => "addresses at this domain are not accepted".into(),
+        RefuseReason::DisposableDomain => "addresses at throw-away domains are not accepted".into(),
+    }
+}
+
+impl From<ProofError> for SignupError {
+    fn from(error: ProofError) -> Self {
+        match error {
+            ProofError::Refused(refusal) => SignupError::ProofOfWork(refusal),
+            ProofError::Store(error) => SignupError::Store(error),
+        }
+    }
 }
 
 impl From<Moved> for SignupError {

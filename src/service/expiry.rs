@@ -1,5 +1,6 @@
-//! Expiry: pending confirmations not confirmed in time are purged, together with every
-//! piece of personal data that was held only for them (data minimisation).
+//! Expiry: pending confirmations not confirmed in time, and signups held in quarantine
+//! as long, are purged, together with every piece of personal data that was held only
+//! for them (data minimisation).
 
 use uuid::Uuid;
 
@@ -16,11 +17,20 @@ const PURGE_BATCH: usize = 500;
 pub struct PurgeReport {
     pub pending_removed: usize,
     pub contacts_removed: usize,
+    /// Held signups dropped unreleased (their contacts too, when nothing else was held;
+    /// not in `contacts_removed`).
+    pub held_removed: usize,
 }
 
 impl Subscriptions {
     /// Purges everything that has expired by now. Runs until nothing is left.
     pub async fn purge_expired(&self) -> Result<PurgeReport, StoreError> {
+        let mut report = self.purge_expired_pending().await?;
+        report.held_removed = self.expire_quarantined().await?;
+        Ok(report)
+    }
+
+    async fn purge_expired_pending(&self) -> Result<PurgeReport, StoreError> {
         let mut report = PurgeReport::default();
         loop {
             let expired = self.store.expired_pending(self.now(), PURGE_BATCH).await?;

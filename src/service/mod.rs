@@ -25,10 +25,12 @@ mod notices;
 mod preferences;
 pub mod processing_record;
 mod receipts;
+mod quarantine;
 mod rectify;
 mod reminders;
 mod retention;
 mod rights;
+mod screening;
 mod signup;
 mod unsubscribe;
 mod webhook_endpoints;
@@ -54,8 +56,9 @@ pub use members::{is_subscriber_hash, subscriber_hash, MemberRef, MemberRequest,
 pub use preferences::{PreferencesView, TypeView};
 pub use reminders::ReminderReport;
 pub use receipts::ReceiptView;
+pub use quarantine::{Quarantined, MAX_QUARANTINE_PAGE};
 pub use rights::{Export, Provenance};
-pub use signup::{NoticeVersions, SignupAnswer, SignupRequest, TypoCheck};
+pub use signup::{NoticeVersions, SignupAnswer, SignupForm, SignupRequest, TypoCheck};
 pub use unsubscribe::{ResubscribeRequested, UnsubscribeKind, UnsubscribePage};
 pub use webhook_endpoints::EndpointView;
 

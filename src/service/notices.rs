@@ -8,11 +8,12 @@ use chrono::{DateTime, Utc};
 use super::Subscriptions;
 use crate::domain::event::EventKind;
 use crate::domain::{
-    Announcement, Contact, ContactId, ContactWrite, Event, OutboxJob, Status, Tombstone,
-    WebhookTask,
+    Announcement, Contact, ContactId, ContactWrite, Event, OutboxJob, QuarantineId, Status,
+    Tombstone, WebhookTask,
 };
 use crate::webhooks::event::{
-    ContactBounced, ContactChanged, ContactErased, ContactRectified, SubscriptionChanged,
+    ContactBounced, ContactChanged, ContactErased, ContactRectified, SignupQuarantined,
+    SubscriptionChanged,
 };
 use crate::webhooks::{Endpoint, EventData, WebhookEvent};
 
@@ -33,17 +34,33 @@ impl Subscriptions {
         match (write, before, tombstone) {
             (ContactWrite::Put(after), _, _) => {
                 let mut notices = notices_of_events(events, after);
-                if let Some(Announcement::Rectified { previous }) = announcement {
-                    let at = events.first().map_or(after.created_at(), |e| e.at);
-                    notices.insert(
-                        0,
-                        EventData::ContactRectified(ContactRectified {
+                match announcement {
+                    Some(Announcement::Rectified { previous }) => {
+                        let at = events.first().map_or(after.created_at(), |e| e.at);
+                        notices.insert(
+                            0,
+                            EventData::ContactRectified(ContactRectified {
+                                email: after.email().as_str().to_string(),
+                                previous_email: previous.as_str().to_string(),
+                                at,
+                                version: after.version(),
+                            }),
+                        );
+                    }
+                    Some(Announcement::Quarantined(held)) => {
+                        notices.push(EventData::SignupQuarantined(SignupQuarantined {
+                            id: QuarantineId {
+                                contact: after.id().clone(),
+                                held: held.id,
+                            }
+                            .to_string(),
                             email: after.email().as_str().to_string(),
-                            previous_email: previous.as_str().to_string(),
-                            at,
-                            version: after.version(),
-                        }),
-                    );
+                            types: held.types.iter().map(ToString::to_string).collect(),
+                            reason: held.reason,
+                            at: held.signup.at,
+                        }));
+                    }
+                    None => {}
                 }
                 notices
             }

@@ -1,8 +1,10 @@
 //! Public signups (`POST /v1/signups`, `POST /signup`): one call does the whole request:
-//! the per-client limit, the types and the notices shown, and the pending confirmation
-//! with its mail. The answer is the same whatever the address's state: a reference to
-//! what the request created (see [`SignupRef`]) that has the same shape when it created
-//! nothing, because the address was opted in, blocked or out of mails.
+//! the per-client limit, the types and the notices shown, the firewall (see
+//! [`super::screening`]), and the pending confirmation with its mail, or the signup held
+//! in quarantine. The answer is the same whatever the address's state, held or not: a
+//! reference to what the request created (see [`SignupRef`]) that has the same shape
+//! when it created nothing, because the address was opted in, blocked, held or out of
+//! mails.
 
 use std::collections::BTreeMap;
 
@@ -11,8 +13,8 @@ use uuid::Uuid;
 use super::commit::Reach;
 use super::{SignupError, Subscriptions, TypeView};
 use crate::domain::{
-    Contact, ContactId, EmailAddress, Evidence, RequestMeta, SignupDoor, SignupIntent, Status,
-    UnknownType,
+    Contact, ContactId, EmailAddress, Evidence, QuarantineReason, RequestMeta, SignupDoor,
+    SignupIntent, Status, UnknownType,
 };
 use crate::tokens::SignupRef;
 
@@ -53,9 +55,26 @@ pub struct SignupRequest {
     pub form_id: Option<Evidence>,
     pub page_url: Option<Evidence>,
     pub meta: RequestMeta,
-    /// The client's network (an IPv4 address or an IPv6 /64) for the per-client limit;
+    /// The client's network (an IPv4 address or an IPv6 /64) for the per-client limits;
     /// `None` when the client is unknown.
     pub client_network: Option<String>,
+    /// The `altcha` field as sent: the solved proof of work; `None` when absent.
+    pub proof: Option<String>,
+    /// Made with a key of scope `signup` (a server-to-server integration): no proof of
+    /// work, and none of the per-client judgements, which would all see one client.
+    pub keyed: bool,
+    /// The hosted form's signed render time, as posted; `None` from any other form.
+    pub form_rendered: Option<String>,
+}
+
+/// What the hosted signup form shows and carries.
+#[derive(Clone, Debug)]
+pub struct SignupForm {
+    pub types: Vec<TypeView>,
+    /// `signup.proof_of_work` is on: the page solves a challenge before it posts.
+    pub proof_of_work: bool,
+    /// The signed render time, when `signup.min_fill_seconds` is on.
+    pub rendered_at: Option<String>,
 }
 
 /// Whether a signup asks about a likely typing error in the address first.
@@ -79,7 +98,7 @@ pub enum SignupAnswer {
 
 impl Subscriptions {
     pub async fn sign_up(&self, request: SignupRequest) -> Result<SignupAnswer, SignupError> {
-        if let Some(network) = &request.client_network {
+        if let (Some(network), false) = (&request.client_network, request.keyed) {
             self.count_signup_from(network).await?;
         }
         let intent = self.signup_intent(&request)?;
@@ -89,21 +108,33 @@ impl Subscriptions {
                 return Ok(SignupAnswer::DidYouMean(suggestions));
             }
         }
-        tracing::info!(to = %request.email.masked(), types = intent.types.len(), "signup");
+        let hold = self.screen(&request).await?;
+        tracing::info!(to = %request.email.masked(), types = intent.types.len(), held = hold.map(QuarantineReason::as_str), "signup");
         let door = match request.door {
             SignupDoor::Api => "api",
             SignupDoor::Form | SignupDoor::HostedForm => "form",
         };
         metrics::counter!("optin_signups_total", "source" => door).increment(1);
         let id = self.contact_id(&request.email);
-        let created = self
+        let (created, held) = self
             .commit(&id, Reach::Signup, |found| {
                 let contact = found.contact.cloned().unwrap_or_else(|| {
                     Contact::new(id.clone(), request.email.clone(), &intent.locale, found.now)
                 });
-                Ok::<_, SignupError>(contact.sign_up(&intent, &self.rules, found.mail, found.now))
+                Ok::<_, SignupError>(match hold {
+                    None => contact
+                        .sign_up(&intent, &self.rules, found.mail, found.now)
+                        .map(|created| (created, None)),
+                    Some(reason) => contact
+                        .hold_signup(&intent, reason, &self.rules, found.now)
+                        .map(|held| (None, held.then_some(reason))),
+                })
             })
             .await?;
+        if let Some(reason) = held {
+            metrics::counter!("optin_signups_quarantined_total", "reason" => reason.as_str())
+                .increment(1);
+        }
         // The address's own id either way, so that two signups of one address carry the
         // same contact id whatever they created.
         Ok(SignupAnswer::Received(self.signup_ref(id, created)))
@@ -177,22 +208,24 @@ impl Subscriptions {
         Ok(())
     }
 
-    /// The types the hosted signup form shows (`ids`, or every type when empty), in
-    /// `locale`, each with the notice that a tick on the form agrees to.
-    pub fn signup_form_types(
-        &self,
-        ids: &[String],
-        locale: &str,
-    ) -> Result<Vec<TypeView>, UnknownType> {
+    /// The hosted signup form: the types it shows (`ids`, or every type when empty), in
+    /// `locale`, each with the notice that a tick on the form agrees to, and what the
+    /// firewall needs of the page.
+    pub fn signup_form(&self, ids: &[String], locale: &str) -> Result<SignupForm, UnknownType> {
         let catalog = self.catalog();
         let types = if ids.is_empty() {
             catalog.all().iter().collect()
         } else {
             catalog.lookup_all(ids)?
         };
-        Ok(types
-            .into_iter()
-            .map(|t| TypeView::of(t, Status::NotSubscribed, locale, catalog.default_locale()))
-            .collect())
+        let firewall = &self.config.firewall;
+        Ok(SignupForm {
+            types: types
+                .into_iter()
+                .map(|t| TypeView::of(t, Status::NotSubscribed, locale, catalog.default_locale()))
+                .collect(),
+            proof_of_work: firewall.proof_of_work().is_some(),
+            rendered_at: firewall.form_stamp(self.now()),
+        })
     }
 }

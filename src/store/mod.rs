@@ -91,6 +91,14 @@ impl EndpointState {
     }
 }
 
+/// The fixed window of a rate-limit count that a moment fell in: the one of `secs`
+/// seconds that holds `at` (see [`Store::count_hit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HitWindow {
+    pub secs: u64,
+    pub at: DateTime<Utc>,
+}
+
 pub type SharedStore = Arc<dyn Store>;
 
 #[async_trait::async_trait]
@@ -159,6 +167,11 @@ pub trait Store: Send + Sync + 'static {
         window_secs: u64,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
+
+    /// Gives back one hit counted for `key` in `window`, when that window is still
+    /// counted and its count is above zero (a signup that was confirmed no longer counts
+    /// as unconfirmed). A window already gone is no error.
+    async fn give_back_hit(&self, key: &str, window: HitWindow) -> Result<(), StoreError>;
 
     /// Takes one mail from the contact's allowance of mails that someone else's request
     /// caused: at most `limit` in any rolling `window_secs`. Returns false, taking nothing,

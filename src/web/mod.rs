@@ -27,7 +27,7 @@ use crate::tokens::TokenSigner;
 use crate::web::pages::Pages;
 use routes::{
     backup, confirm, contacts, eligibility, feedback, funnel, imports, jwks, manage, ops, outbox,
-    page, preferences, processing_record, receipts, received, renew, rights, signup,
+    page, preferences, processing_record, quarantine, receipts, received, renew, rights, signup,
     signup_challenge, subscription_types, unsubscribe, webhooks,
 };
 
@@ -274,6 +274,18 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
         .service(
             resource("/v1/processing-record", "GET")
                 .route(web::get().to(processing_record::show_processing_record)),
+        )
+        .service(
+            personal_resource("/v1/quarantine", "GET")
+                .route(web::get().to(quarantine::list_quarantine)),
+        )
+        .service(
+            personal_resource("/v1/quarantine/{id}/release", "POST")
+                .route(web::post().to(quarantine::release)),
+        )
+        .service(
+            personal_resource("/v1/quarantine/{id}", "DELETE")
+                .route(web::delete().to(quarantine::drop_held)),
         )
         .service(
             personal_resource("/v1/outbox/dead", "GET")

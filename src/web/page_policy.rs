@@ -1,6 +1,7 @@
 //! What one page may do beyond the site-wide policy ([`super::CONTENT_SECURITY_POLICY`]):
 //! be framed by the allowed origins, run its own inline script (allowed by a nonce made
-//! for that one answer), or post its form to one more origin. The page's
+//! for that one answer, or the hosted form's solver by its hash, with the fetch of its
+//! challenge), or post its form to one more origin. The page's
 //! `Content-Security-Policy` is built here, and a frameable page is marked so that no
 //! `X-Frame-Options` is added to it (see [`super::middleware::frame_options`]).
 
@@ -19,6 +20,8 @@ pub struct PagePolicy {
     pub scripts: Vec<String>,
     /// Origins besides the page's own that its form may post to.
     pub form_targets: Vec<String>,
+    /// The page's script fetches from its own origin (`connect-src 'self'`).
+    pub connects_home: bool,
 }
 
 /// A nonce for one answer's inline script: 128 random bits, in the URL-safe base64 that
@@ -38,6 +41,15 @@ impl PagePolicy {
         self
     }
 
+    /// Allows the hosted form's proof-of-work solver (by the hash of its text) and the
+    /// challenge it fetches from this origin.
+    #[must_use]
+    pub fn with_solver(mut self) -> Self {
+        self.scripts.push(crate::firewall::hosted_solver::csp_source());
+        self.connects_home = true;
+        self
+    }
+
     pub fn content_security_policy(&self) -> String {
         let ancestors = if self.framed_by.is_empty() {
             "'none'".to_string()
@@ -54,6 +66,9 @@ impl PagePolicy {
         if !self.scripts.is_empty() {
             policy.push_str("; script-src ");
             policy.push_str(&self.scripts.join(" "));
+        }
+        if self.connects_home {
+            policy.push_str("; connect-src 'self'");
         }
         policy
     }
@@ -106,6 +121,7 @@ mod tests {
             framed_by: vec!["https://shop.example/".into(), "https://b.example".into()],
             scripts: Vec::new(),
             form_targets: vec!["https://shop.example".into()],
+            connects_home: false,
         }
         .with_nonce("abc");
         let csp = policy.content_security_policy();

@@ -178,6 +178,32 @@ impl Problem {
         )
     }
 
+    /// `signup.proof_of_work` is on and the signup's `altcha` proof is missing or not
+    /// accepted (wrong, expired or used before).
+    pub fn proof_of_work(detail: impl Into<String>) -> Self {
+        let mut problem = Self::new(
+            StatusCode::BAD_REQUEST,
+            "proof-of-work",
+            "A solved proof of work is required",
+        )
+        .with_detail(detail);
+        problem.field = Some("altcha".into());
+        problem
+    }
+
+    /// The signup firewall refuses the address: no mail can reach its domain, or the
+    /// domain is not accepted.
+    pub fn undeliverable_address(detail: impl Into<String>) -> Self {
+        let mut problem = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "undeliverable-address",
+            "The address cannot receive mail from us",
+        )
+        .with_detail(detail);
+        problem.field = Some("email".into());
+        problem
+    }
+
     /// Asking someone to confirm was refused: they blocked confirmation requests.
     pub fn signup_blocked(detail: impl Into<String>) -> Self {
         Self::new(
@@ -306,6 +332,8 @@ impl From<SignupError> for Problem {
             SignupError::RateLimited { retry_after_secs } => {
                 Problem::rate_limited(retry_after_secs)
             }
+            SignupError::ProofOfWork(_) => Problem::proof_of_work(detail),
+            SignupError::Undeliverable(_) => Problem::undeliverable_address(detail),
             SignupError::Store(e) => e.into(),
         }
     }

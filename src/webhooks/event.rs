@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::event::{ConfirmMethod, Source};
-use crate::domain::{ErasureReason, LawfulBasis, Status};
+use crate::domain::{ErasureReason, LawfulBasis, QuarantineReason, Status};
 
 /// Every event type a receiver can get; the names are those of the wire and of the
 /// `events` filter.
@@ -33,12 +33,14 @@ pub enum EventType {
     ContactBounced,
     #[serde(rename = "contact.complained")]
     ContactComplained,
+    #[serde(rename = "signup.quarantined")]
+    SignupQuarantined,
     #[serde(rename = "webhook.test")]
     WebhookTest,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 11] = [
         EventType::SubscriptionOptedIn,
         EventType::SubscriptionUnsubscribed,
         EventType::SubscriptionNotSubscribed,
@@ -48,6 +50,7 @@ impl EventType {
         EventType::ContactErased,
         EventType::ContactBounced,
         EventType::ContactComplained,
+        EventType::SignupQuarantined,
         EventType::WebhookTest,
     ];
 
@@ -62,6 +65,7 @@ impl EventType {
             EventType::ContactErased => "contact.erased",
             EventType::ContactBounced => "contact.bounced",
             EventType::ContactComplained => "contact.complained",
+            EventType::SignupQuarantined => "signup.quarantined",
             EventType::WebhookTest => "webhook.test",
         }
     }
@@ -166,6 +170,17 @@ pub struct ContactBounced {
     pub version: u64,
 }
 
+/// `data` of `signup.quarantined`: a signup held instead of mailed. `id` is what
+/// `POST /v1/quarantine/{id}/release` and `DELETE /v1/quarantine/{id}` take.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignupQuarantined {
+    pub id: String,
+    pub email: String,
+    pub types: Vec<String>,
+    pub reason: QuarantineReason,
+    pub at: DateTime<Utc>,
+}
+
 /// `data` of `webhook.test`: serialized as `{}`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Empty {}
@@ -192,6 +207,8 @@ pub enum EventData {
     ContactBounced(ContactBounced),
     #[serde(rename = "contact.complained")]
     ContactComplained(ContactChanged),
+    #[serde(rename = "signup.quarantined")]
+    SignupQuarantined(SignupQuarantined),
     #[serde(rename = "webhook.test")]
     WebhookTest(Empty),
 }
@@ -218,6 +235,7 @@ impl EventData {
             EventData::ContactErased(_) => EventType::ContactErased,
             EventData::ContactBounced(_) => EventType::ContactBounced,
             EventData::ContactComplained(_) => EventType::ContactComplained,
+            EventData::SignupQuarantined(_) => EventType::SignupQuarantined,
             EventData::WebhookTest(_) => EventType::WebhookTest,
         }
     }
@@ -493,6 +511,33 @@ mod tests {
             .unwrap();
         assert_eq!(test["type"], "webhook.test");
         assert_eq!(test["data"], serde_json::json!({}));
+    }
+
+    #[test]
+    fn a_quarantined_signup_carries_id_email_types_reason_and_time() {
+        let held = WebhookEvent::new(
+            EventData::SignupQuarantined(SignupQuarantined {
+                id: "00aa.0193".into(),
+                email: "ann@example.com".into(),
+                types: vec!["blog".into(), "offers".into()],
+                reason: QuarantineReason::IpBurst,
+                at: at(),
+            }),
+            at(),
+        );
+        let json = serde_json::to_value(&held).unwrap();
+        assert_eq!(json["type"], "signup.quarantined");
+        assert_eq!(
+            json["data"],
+            serde_json::json!({"id": "00aa.0193", "email": "ann@example.com",
+                "types": ["blog", "offers"], "reason": "ip_burst", "at": "2026-01-02T03:04:05Z"})
+        );
+        // Not a subscription.* notice: an endpoint's type filter lets it through.
+        let filter = EndpointFilter {
+            events: None,
+            subscription_types: Some(vec!["other".into()]),
+        };
+        assert!(filter.wants(&held.data));
     }
 
     #[test]

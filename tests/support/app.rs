@@ -85,8 +85,12 @@ pub fn test_settings(store_url: &str, smtp_url: &str, port: u16) -> Settings {
         SecretString::from(format!("send-test:send:{}", sha256_hex(SEND_KEY))),
     ]);
     settings.subscription_types = Settings::example_subscription_types();
-    // Tests sign up many addresses from 127.0.0.1; the IP limit has its own test.
+    // Tests sign up many addresses from 127.0.0.1; the IP limit and the quarantine's
+    // ip_burst have their own tests.
     settings.signup.max_signups_per_ip = 10_000;
+    settings.signup.max_unconfirmed_per_ip = 10_000;
+    // Browsers in tests fill the hosted form in milliseconds; too_fast has its own tests.
+    settings.signup.min_fill_seconds = 0;
     // Test addresses are at domains no DNS answers for (and tests have no network); the
     // MX check has its own tests against a DNS server of the test's.
     settings.signup.check_mx = Some(false);

@@ -26,7 +26,7 @@ impl Contact {
             return Planned::Nothing(Purged::NotFound);
         };
         self.pending.retain(|p| p.id != pending);
-        if self.holds_only_pending() && self.pending.is_empty() {
+        if self.holds_nothing_but_the_address() {
             return Planned::Write(Plan::delete(Purged::Contact).with_funnel(step));
         }
         Planned::Write(Plan::keep(self, Vec::new(), Purged::Pending).with_funnel(step))

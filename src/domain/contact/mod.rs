@@ -14,9 +14,10 @@
 //! - [`rights`]: restriction, export, erasure and rectification;
 //! - [`reachability`]: bounces and complaints;
 //! - [`expiry`]: confirmations not confirmed in time;
-//! - [`reminder`]: the one reminder of a confirmation, and the mails the relay took.
+//! - [`reminder`]: the one reminder of a confirmation, and the mails the relay took;
 //! - [`consent`]: consent that is renewed, or lapses;
-//! - [`receipts`]: the receipts of a plan's consent, signed by the service.
+//! - [`receipts`]: the receipts of a plan's consent, signed by the service;
+//! - [`quarantine`]: signups the firewall held, released, dropped or expired.
 
 mod confirm;
 mod consent;
@@ -24,6 +25,7 @@ mod expiry;
 mod manual;
 mod membership;
 mod preferences;
+mod quarantine;
 mod reachability;
 mod reminder;
 mod receipts;
@@ -57,6 +59,7 @@ pub use expiry::Purged;
 pub use manual::{ManualChange, ManualChangeError, ManualOutcome, ManualResult, OptInRefused};
 pub use membership::{MemberError, MemberStatus, MemberWrite, MemberWriteMode, Membership};
 pub use preferences::{PreferenceChoice, PreferencesRefused};
+pub use quarantine::{HeldSignup, InvalidQuarantineId, QuarantineId, QuarantineReason, Release};
 pub use reachability::{
     BounceType, FeedbackKind, FeedbackNote, FeedbackPolicy, SeenFeedback, Unreachable,
     MAX_SEEN_FEEDBACK,
@@ -195,6 +198,9 @@ pub struct Contact {
     /// erasure removes what points here from them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     forwarded_from: Vec<ContactId>,
+    /// A signup the firewall held instead of mailing (see [`quarantine`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    held: Option<HeldSignup>,
 }
 
 /// What a double opt-in asks the person to confirm, and the evidence of the request.
@@ -277,6 +283,7 @@ impl Contact {
             confirmed: Vec::new(),
             moving_to: None,
             forwarded_from: Vec::new(),
+            held: None,
         }
     }
 
@@ -401,6 +408,12 @@ impl Contact {
             && self.signup_blocked_since.is_none()
     }
 
+    /// True when nothing is left on the contact but its address (no status, history,
+    /// pending or held signup): it is then removed entirely.
+    pub fn holds_nothing_but_the_address(&self) -> bool {
+        self.holds_only_pending() && self.pending.is_empty() && self.held.is_none()
+    }
+
     /// When this contact's timed work is next due, per timer; the stores index contacts
     /// by it (see [`crate::domain::timer`]).
     pub fn due_times(&self, catalog: &Catalog) -> crate::domain::DueTimes {
@@ -410,6 +423,9 @@ impl Contact {
         }
         if let Some(at) = self.next_consent_work(catalog) {
             due.insert(crate::domain::Timer::Consent, at);
+        }
+        if let Some(held) = &self.held {
+            due.insert(crate::domain::Timer::Quarantine, held.expires_at);
         }
         due
     }

@@ -111,6 +111,8 @@ impl Contact {
         moved.moving_to = None;
         moved.pending.clear();
         moved.confirmed.clear();
+        // Held for the old address: nobody asked for the new one.
+        moved.held = None;
         moved.forwarded_from.push(self.id.clone());
         let mut events = vec![moved.record(
             EventDraft::new(EventKind::Rectified, Source::Rectification, &target.meta),

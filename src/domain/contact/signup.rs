@@ -27,7 +27,8 @@ pub struct SignupIntent {
 }
 
 impl SignupIntent {
-    fn evidence(&self, now: DateTime<Utc>) -> SignupEvidence {
+    /// The evidence of this request, made at `now`.
+    pub fn evidence(&self, now: DateTime<Utc>) -> SignupEvidence {
         SignupEvidence {
             at: now,
             source: self.door.source(),
@@ -37,6 +38,27 @@ impl SignupIntent {
             page_url: self.page_url.clone().map(Evidence::into_string),
         }
     }
+}
+
+/// What a signup asks, wherever it comes from: a request now, or a held signup that an
+/// admin released (with the evidence of the request that was held).
+pub(super) struct Ask<'a> {
+    pub types: &'a [(SubscriptionTypeId, NoticeRef)],
+    pub locale: &'a str,
+    pub evidence: SignupEvidence,
+    /// The request that makes the change now, recorded on status events.
+    pub meta: &'a RequestMeta,
+    /// The confirmation funnel's source key (see [`SignupDoor::funnel_key`]).
+    pub funnel: Option<String>,
+}
+
+/// What planning a signup found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Asked {
+    /// Types wait for a confirmation that the spent mail cap keeps from being sent.
+    pub withheld_mail: bool,
+    /// The pending confirmation the signup created, if any.
+    pub pending: Option<Uuid>,
 }
 
 impl Contact {
@@ -54,15 +76,36 @@ impl Contact {
         mail: MailAllowance,
         now: DateTime<Utc>,
     ) -> Planned<Option<Uuid>> {
+        let asked = Ask {
+            types: &intent.types,
+            locale: &intent.locale,
+            evidence: intent.evidence(now),
+            meta: &intent.meta,
+            funnel: Some(
+                intent
+                    .door
+                    .funnel_key(intent.form_id.as_ref().map(Evidence::as_str)),
+            ),
+        };
+        self.ask(asked, rules, mail, now).map(|asked| asked.pending)
+    }
+
+    /// The rules of a signup, for a request now and for a released one alike.
+    pub(super) fn ask(
+        self,
+        asked: Ask,
+        rules: &Rules,
+        mail: MailAllowance,
+        now: DateTime<Utc>,
+    ) -> Planned<Asked> {
         if self.is_signup_blocked() {
-            return Planned::Write(Plan::keep(self, Vec::new(), None));
+            return Planned::Write(Plan::keep(self, Vec::new(), Asked::default()));
         }
         let mut contact = self;
-        let evidence = intent.evidence(now);
         let mut events = Vec::new();
         let mut to_confirm = Vec::new();
         let mut notices = Vec::new();
-        for (type_id, notice) in &intent.types {
+        for (type_id, notice) in asked.types {
             let current = contact.status(type_id);
             if current == Status::OptedIn {
                 continue;
@@ -72,38 +115,41 @@ impl Contact {
                 .get(type_id.as_str())
                 .is_some_and(|t| !t.double_opt_in);
             if single_opt_in && current == Status::NotSubscribed {
-                let mut change = StatusChange::consent(intent.door.source(), notice.clone());
-                change.signup = Some(evidence.clone());
-                events.extend(contact.change_status(type_id, change, &intent.meta, now));
+                let mut change = StatusChange::consent(asked.evidence.source, notice.clone());
+                change.signup = Some(asked.evidence.clone());
+                events.extend(contact.change_status(type_id, change, asked.meta, now));
             } else {
                 to_confirm.push(type_id.clone());
                 notices.push(notice.clone());
             }
         }
         if to_confirm.is_empty() || mail == MailAllowance::Spent {
-            return Planned::Write(Plan::keep(contact, events, None));
+            let outcome = Asked {
+                withheld_mail: !to_confirm.is_empty(),
+                pending: None,
+            };
+            return Planned::Write(Plan::keep(contact, events, outcome));
         }
         let job = contact.request_confirmation(
             ConfirmationRequest {
                 types: to_confirm,
                 notices,
-                locale: intent.locale.clone(),
+                locale: asked.locale.to_string(),
                 ttl: rules.confirmation_ttl(),
-                signup: evidence,
+                signup: asked.evidence,
                 remind_after: rules.reminder_after(),
-                funnel: Some(
-                    intent
-                        .door
-                        .funnel_key(intent.form_id.as_ref().map(Evidence::as_str)),
-                ),
+                funnel: asked.funnel,
             },
             now,
         );
         let created = contact.pending.last();
         let step = created.and_then(|p| p.funnel_step(FunnelStage::Requested));
-        let pending_id = created.map(|p| p.id);
+        let outcome = Asked {
+            withheld_mail: false,
+            pending: created.map(|p| p.id),
+        };
         Planned::Write(
-            Plan::keep(contact, events, pending_id)
+            Plan::keep(contact, events, outcome)
                 .with_jobs([job])
                 .with_funnel(step),
         )
@@ -112,20 +158,9 @@ impl Contact {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{contact, notice, rules, type_id, META};
+    use super::super::tests::{contact, intent, notice, rules, type_id, META};
     use super::*;
     use crate::domain::{LawfulBasis, Source};
-
-    fn intent(types: &[&str]) -> SignupIntent {
-        SignupIntent {
-            types: types.iter().map(|t| (type_id(t), notice(t))).collect(),
-            locale: "nl".into(),
-            door: SignupDoor::Form,
-            form_id: Evidence::parse(Some("footer")).unwrap(),
-            page_url: None,
-            meta: META.clone(),
-        }
-    }
 
     #[test]
     fn a_new_address_gets_one_pending_confirmation_and_one_mail_and_no_status() {

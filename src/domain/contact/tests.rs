@@ -90,6 +90,18 @@ pub fn contact_id(seed: &str) -> ContactId {
     ContactId::parse(&seed.repeat(32 / seed.len())).expect("a test contact id")
 }
 
+/// A signup from the `footer` form for `types`, in Dutch.
+pub fn intent(types: &[&str]) -> SignupIntent {
+    SignupIntent {
+        types: types.iter().map(|t| (type_id(t), notice(t))).collect(),
+        locale: "nl".into(),
+        door: SignupDoor::Form,
+        form_id: crate::domain::Evidence::parse(Some("footer")).expect("short evidence"),
+        page_url: None,
+        meta: META.clone(),
+    }
+}
+
 /// A new contact that signed up for `news` in `locale` from a form, and its pending
 /// confirmation's id.
 pub fn signed_up(locale: &str, now: DateTime<Utc>) -> (Contact, uuid::Uuid) {

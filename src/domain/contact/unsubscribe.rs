@@ -117,7 +117,7 @@ impl Contact {
             return Planned::Nothing(outcome);
         }
         let withdrawn = self.funnel_removed(&pending_before, FunnelStage::Cancelled);
-        if self.holds_only_pending() && self.pending.is_empty() {
+        if self.holds_nothing_but_the_address() {
             // Nothing but a withdrawn signup was held: keep no personal data at all.
             return Planned::Write(Plan::delete(outcome).with_funnel(withdrawn));
         }

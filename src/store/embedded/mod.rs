@@ -36,7 +36,7 @@ use super::codec::{
     pending_member, pending_members_prefix,
 };
 use super::{
-    BackupView, ContactPage, EndpointAttempt, EndpointState, OutboxDepth, RestoreBatch,
+    BackupView, ContactPage, EndpointAttempt, EndpointState, HitWindow, OutboxDepth, RestoreBatch,
     RestoreMark, Store, StoreError,
 };
 use crate::domain::{
@@ -591,6 +591,20 @@ impl Store for EmbeddedStore {
         }
         entry.1 += 1;
         Ok(entry.1)
+    }
+
+    async fn give_back_hit(&self, key: &str, window: HitWindow) -> Result<(), StoreError> {
+        let window = fixed_window(window.at, window.secs);
+        let mut hits = self
+            .hits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((counted, count)) = hits.get_mut(key) {
+            if *counted == window {
+                *count = count.saturating_sub(1);
+            }
+        }
+        Ok(())
     }
 
     async fn take_mail_allowance(

@@ -20,7 +20,7 @@
 //! | `optin:{s<b>}:stats` | hash | counter name → count (zeros are dropped) |
 //! | `optin:{s<b>}:funnel` | hash | confirmation funnel counter (`<day>\|<stage>\|<source>`) → count |
 //! | `optin:{s<b>}:inactive` | zset | `<cid>` → inactive since, in ms (the retention index) |
-//! | `optin:{s<b>}:due:<timer>` | zset | `<cid>` → when the timer is due, in ms (`reminder`, `consent`) |
+//! | `optin:{s<b>}:due:<timer>` | zset | `<cid>` → when the timer is due, in ms (`reminder`, `consent`, `quarantine`) |
 //! | `optin:{s<b>}:ma:<cid>` | zset | times (ms) of mails others' requests caused; expires after the window |
 //! | `optin:rl:{<key>}:<window>` | string | rate-limit hits of one window; expires with it |
 //! | `optin:{s<b>}:mi:<d>` | hash | member key → contact id, both raw bytes; `<d>` is the member key's first hex digit (see `member_index`) |

@@ -36,7 +36,7 @@ use super::codec::{
     parse_pending_member, pending_member,
 };
 use super::{
-    BackupView, ContactPage, EndpointAttempt, EndpointState, OutboxDepth, RestoreBatch,
+    BackupView, ContactPage, EndpointAttempt, EndpointState, HitWindow, OutboxDepth, RestoreBatch,
     RestoreMark, Store, StoreError,
 };
 use crate::domain::{
@@ -46,6 +46,10 @@ use crate::domain::{
 /// A fixed-window counter: the first hit of a window starts its expiry.
 static COUNT_HIT: LazyLock<Script> = LazyLock::new(|| {
     Script::new("local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end return n")
+});
+/// Gives one hit back: never below zero, and never brings a window's key back to life.
+static GIVE_BACK_HIT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new("if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end return 0")
 });
 /// A rolling-window allowance: drop entries older than the window, then take one if any
 /// is left. The key expires with its newest entry, so it never outlives the window.
@@ -460,6 +464,13 @@ impl Store for RedisStore {
             .key(keys::rate_limit(key, fixed_window(now, window_secs)))
             .arg(window_secs.max(1).saturating_mul(1000));
         self.redis.bounded(self.redis.invoke(invocation)).await
+    }
+
+    async fn give_back_hit(&self, key: &str, window: HitWindow) -> Result<(), StoreError> {
+        let mut invocation = GIVE_BACK_HIT.prepare_invoke();
+        invocation.key(keys::rate_limit(key, fixed_window(window.at, window.secs)));
+        let _: i64 = self.redis.bounded(self.redis.invoke(invocation)).await?;
+        Ok(())
     }
 
     async fn take_mail_allowance(

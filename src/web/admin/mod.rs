@@ -10,6 +10,7 @@ mod deliveries;
 mod funnel;
 mod login;
 mod record;
+mod quarantine;
 mod request;
 mod search;
 pub mod session;
@@ -74,6 +75,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/admin/deliveries/webhooks/{id}/enable", "POST")
                 .route(web::post().to(deliveries::enable_webhook)),
+        )
+        .service(
+            resource("/admin/quarantine", "GET").route(web::get().to(quarantine::show_quarantine)),
+        )
+        .service(
+            resource("/admin/quarantine/{id}/release", "POST")
+                .route(web::post().to(quarantine::release)),
+        )
+        .service(
+            resource("/admin/quarantine/{id}/drop", "POST")
+                .route(web::post().to(quarantine::drop_held)),
         );
 }
 

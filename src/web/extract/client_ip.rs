@@ -6,23 +6,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-/// What a per-IP limit counts: an IPv4 client by its address, an IPv6 client by its /64,
-/// because one IPv6 host usually holds a whole /64 and could otherwise step past the
-/// limit with a fresh address for every request.
-pub fn limit_network(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            // An IPv4 client seen through a dual-stack socket is still one IPv4 address.
-            Some(v4) => v4.to_string(),
-            None => {
-                let mut octets = v6.octets();
-                octets[8..].fill(0);
-                format!("{}/64", std::net::Ipv6Addr::from(octets))
-            }
-        },
-    }
-}
+pub use crate::client_network::limit_network;
 
 /// Walks `X-Forwarded-For` from the right, skipping trusted proxies: the first address
 /// that is not one of ours is the client. Garbage in the header falls back to the peer.
@@ -100,29 +84,6 @@ mod tests {
         assert_eq!(
             resolve(Some(ip("127.0.0.1")), None, &[]),
             Some(ip("127.0.0.1"))
-        );
-    }
-
-    #[test]
-    fn limits_count_ipv4_by_address_and_ipv6_by_its_64() {
-        assert_eq!(limit_network(ip("198.51.100.7")), "198.51.100.7");
-        assert_ne!(
-            limit_network(ip("198.51.100.7")),
-            limit_network(ip("198.51.100.8"))
-        );
-        assert_eq!(
-            limit_network(ip("2001:db8:1:2:aaaa::1")),
-            limit_network(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"))
-        );
-        assert_eq!(limit_network(ip("2001:db8:1:2::9")), "2001:db8:1:2::/64");
-        assert_ne!(
-            limit_network(ip("2001:db8:1:2::1")),
-            limit_network(ip("2001:db8:1:3::1"))
-        );
-        assert_eq!(
-            limit_network(ip("::ffff:198.51.100.7")),
-            "198.51.100.7",
-            "a mapped IPv4 client is counted as that IPv4 address"
         );
     }
 

@@ -16,6 +16,7 @@ pub const ADMIN_STATS: &str = "admin_stats";
 pub const ADMIN_DELIVERIES: &str = "admin_deliveries";
 pub const ADMIN_FUNNEL: &str = "admin_funnel";
 pub const ADMIN_RECORD: &str = "admin_record";
+pub const ADMIN_QUARANTINE: &str = "admin_quarantine";
 
 /// optin's own signup form (`GET /signup`), and the same form again after a post it
 /// could not take (a message beside the field, what was typed and ticked kept) or with
@@ -41,6 +42,10 @@ pub struct Signup<'a> {
     /// With `server.thank_you_url` the form posts to the top window, which lands there.
     pub target_top: bool,
     pub embed: Option<Embed>,
+    /// Where the solver fetches its challenge, when `signup.proof_of_work` is on.
+    pub challenge_url: Option<&'static str>,
+    /// The signed render time, when `signup.min_fill_seconds` is on.
+    pub rendered_at: Option<String>,
 }
 
 /// The string keys of the messages beside the form's fields.
@@ -276,6 +281,29 @@ pub struct AdminRecord {
     pub download_url: String,
 }
 
+/// One held signup: its address in full (the admin judges it), types, reason and times.
+#[derive(Clone, Debug, Serialize)]
+pub struct HeldRow {
+    pub id: String,
+    pub email: String,
+    pub types: String,
+    /// The `t` key naming the reason (`admin_reason_too_fast`).
+    pub reason: String,
+    /// The `t` key naming the door (`admin_source_signup_form`).
+    pub source: String,
+    pub at: String,
+    pub expires_at: String,
+}
+
+/// The signups the firewall held, with release and drop.
+#[derive(Clone, Debug, Serialize)]
+pub struct AdminQuarantine {
+    pub nav: ConsoleNav,
+    pub held: Vec<HeldRow>,
+    pub message: Option<&'static str>,
+    pub is_error: bool,
+}
+
 super::data::pages! {
     Signup<'_> => SIGNUP,
     AdminLogin => ADMIN_LOGIN,
@@ -286,6 +314,7 @@ super::data::pages! {
     AdminDeliveries => ADMIN_DELIVERIES,
     AdminFunnel => ADMIN_FUNNEL,
     AdminRecord => ADMIN_RECORD,
+    AdminQuarantine => ADMIN_QUARANTINE,
 }
 
 /// Every console page in each of its shapes, for the check at load.
@@ -330,6 +359,8 @@ pub(super) fn add_samples(samples: &mut Samples) {
                 origins: text("https://shop.example"),
                 nonce: text("bm9uY2U="),
             }),
+            challenge_url: flag.then_some("v1/signup-challenge"),
+            rendered_at: some_text(flag, "1767225600.00"),
         });
     }
     for flag in [true, false] {
@@ -491,6 +522,34 @@ pub(super) fn add_samples(samples: &mut Samples) {
                 last_status: flag.then_some(410),
             }],
             message: flag.then_some("admin_done_retried"),
+        });
+    }
+    for flag in [true, false] {
+        samples.add(&AdminQuarantine {
+            nav: nav(),
+            held: if flag {
+                ["disposable_domain", "too_fast", "ip_burst"]
+                    .into_iter()
+                    .zip(["signup_form", "signup_api", "signup_form"])
+                    .map(|(reason, source)| HeldRow {
+                        id: text("00aa.0193"),
+                        email: text("a@example.com"),
+                        types: text("Sample"),
+                        reason: format!("admin_reason_{reason}"),
+                        source: format!("admin_source_{source}"),
+                        at: text("2026-01-01 00:00 UTC"),
+                        expires_at: text("2026-01-08 00:00 UTC"),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            message: Some(if flag {
+                "admin_done_released"
+            } else {
+                "admin_err_mail_limit"
+            }),
+            is_error: !flag,
         });
     }
 }

@@ -33,9 +33,10 @@ pub use console::{
     ContactUnreachable, DeadLetter, FormErrors, FunnelSource, Signup, TimelineEvent, TypeStatsRow,
     WebhookRow,
 };
+pub use console::{AdminQuarantine, HeldRow};
 pub use console::{
-    ADMIN_CONTACT, ADMIN_DELIVERIES, ADMIN_ERASE, ADMIN_FUNNEL, ADMIN_LOGIN, ADMIN_RECORD,
-    ADMIN_SEARCH, ADMIN_STATS, SIGNUP,
+    ADMIN_CONTACT, ADMIN_DELIVERIES, ADMIN_ERASE, ADMIN_FUNNEL, ADMIN_LOGIN, ADMIN_QUARANTINE,
+    ADMIN_RECORD, ADMIN_SEARCH, ADMIN_STATS, SIGNUP,
 };
 pub use data::{
     CodeForm, Confirm, Confirmed, Embed, EraseConfirm, Erased, ErrorKey, ErrorPage,
@@ -61,7 +62,7 @@ pub const ERASED: &str = "erased";
 pub const RENEW: &str = "renew";
 
 /// Every page [`Pages::render`] knows.
-pub const PAGES: [&str; 23] = [
+pub const PAGES: [&str; 24] = [
     SIGNUP,
     ADMIN_LOGIN,
     ADMIN_SEARCH,
@@ -70,6 +71,7 @@ pub const PAGES: [&str; 23] = [
     ADMIN_STATS,
     ADMIN_DELIVERIES,
     ADMIN_FUNNEL,
+    ADMIN_QUARANTINE,
     CONFIRM,
     CONFIRMED,
     LINK_INVALID,
@@ -106,6 +108,8 @@ const LINK_ACTIONS: &str = "link_actions";
 const ADMIN_NAV: &str = "admin_nav";
 /// The script of a page that may be framed: it tells the parent the page's height.
 const EMBED: &str = "embed";
+/// The hosted form's proof-of-work solver (`firewall::hosted_solver`), inline.
+const SIGNUP_SOLVER: &str = "signup_solver";
 
 /// The locale whose strings every other locale must match key for key, and the one shown
 /// when a requested locale is unknown.
@@ -187,6 +191,15 @@ impl Pages {
         for (name, source) in &templates {
             registry.register(name, source)?;
         }
+        // A partial, not data: its text goes into the page as it is, so that the page's
+        // CSP hash of it holds (data would be escaped).
+        registry.register(
+            SIGNUP_SOLVER,
+            &Source {
+                origin: Origin::builtin(&PAGE, "../src/firewall/solver.js"),
+                text: crate::firewall::hosted_solver::SCRIPT.to_string(),
+            },
+        )?;
 
         let pages = Self {
             registry,
@@ -423,6 +436,34 @@ mod tests {
         let pages = Pages::load(None, "Example").expect("built-in pages load");
         assert!(pages.render("nope", "en", json!({})).is_err());
         assert!(pages.render(CONFIRM, "en", json!([1])).is_err());
+    }
+
+    #[test]
+    fn the_signup_form_carries_the_solver_exactly_as_its_csp_hash_was_made() {
+        let pages = Pages::load(None, "Example").expect("built-in pages load");
+        let with_solver = pages
+            .render(
+                SIGNUP,
+                "en",
+                json!({"action_url": "signup", "locale": "en", "types": [],
+                    "challenge_url": "v1/signup-challenge", "rendered_at": "1.ab",
+                    "message": null}),
+            )
+            .unwrap();
+        let script = crate::firewall::hosted_solver::SCRIPT;
+        assert!(with_solver.contains(&format!("<script>{script}</script>")));
+        assert!(with_solver.contains(r#"data-altcha-challenge="v1/signup-challenge""#));
+        assert!(with_solver.contains(r#"name="rendered_at" value="1.ab""#));
+        assert!(with_solver.contains("<noscript>"));
+        let without = pages
+            .render(
+                SIGNUP,
+                "en",
+                json!({"action_url": "signup", "locale": "en", "types": [],
+                    "challenge_url": null, "rendered_at": null, "message": null}),
+            )
+            .unwrap();
+        assert!(!without.contains("<script>") && !without.contains("altcha"));
     }
 
     #[test]

@@ -143,8 +143,8 @@ pub fn render_form(
 ) -> HttpResponse {
     let locale = page::request_locale(state, req, values.locale.as_deref());
     let mut ids = values.shown_ids();
-    let mut types = match state.subscriptions.signup_form_types(&ids, &locale) {
-        Ok(types) => types,
+    let mut form = match state.subscriptions.signup_form(&ids, &locale) {
+        Ok(form) => form,
         Err(error) => {
             tracing::debug!(%error, "signup form asked for unknown types");
             if status == StatusCode::OK && answer.suggestions.is_empty() {
@@ -157,18 +157,28 @@ pub fn render_form(
             }
             // The form again after a post naming types it never showed: show them all.
             ids.clear();
-            state
-                .subscriptions
-                .signup_form_types(&ids, &locale)
-                .unwrap_or_default()
+            match state.subscriptions.signup_form(&ids, &locale) {
+                Ok(form) => form,
+                Err(_) => {
+                    return page::error_page(
+                        state,
+                        req,
+                        StatusCode::BAD_REQUEST,
+                        crate::web::pages::ErrorKey::BadRequest,
+                    )
+                }
+            }
         }
     };
-    tick(&mut types, values);
-    let hosted = HostedPage::form(&state.site);
+    tick(&mut form.types, values);
+    let mut hosted = HostedPage::form(&state.site);
+    if form.proof_of_work {
+        hosted.policy = hosted.policy.with_solver();
+    }
     let data = Signup {
         action_url: "signup".to_string(),
         locale: locale.clone(),
-        types: &types,
+        types: &form.types,
         email: values.email.clone(),
         shown_types: ids.join(","),
         form_id: values.form_id.clone(),
@@ -177,6 +187,8 @@ pub fn render_form(
         suggestions: answer.suggestions,
         target_top: state.site.thank_you_url.is_some(),
         embed: hosted.embed(),
+        challenge_url: form.proof_of_work.then_some("v1/signup-challenge"),
+        rendered_at: form.rendered_at,
     };
     hosted.render(state, req, status, Some(&locale), &data)
 }

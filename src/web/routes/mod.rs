@@ -22,6 +22,7 @@ pub(super) mod received;
 pub(in crate::web) mod processing_record;
 pub(super) mod receipts;
 pub(super) mod renew;
+pub(super) mod quarantine;
 pub(super) mod rights;
 pub(super) mod signup;
 pub(super) mod signup_challenge;

@@ -15,6 +15,7 @@ use super::page;
 use crate::domain::{EmailAddress, Evidence, SignupDoor};
 use crate::service::{NoticeVersions, SignupAnswer, SignupError, SignupRequest, TypoCheck};
 use crate::tokens::SignupRef;
+use crate::web::extract::api_key::SignupCaller;
 use crate::web::extract::client_ip::limit_network;
 use crate::web::extract::json_body::{from_object, JsonObject};
 use crate::web::pages::{ErrorKey, FormErrors};
@@ -35,6 +36,8 @@ pub struct SignupBody {
     notice_version: Option<NoticeVersions>,
     /// Read as a value first: it must be an object (or absent/null), never an array.
     source: Option<serde_json::Value>,
+    /// The solved proof of work, when `signup.proof_of_work` is on.
+    altcha: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -56,6 +59,10 @@ pub struct SignupForm {
     types: Option<String>,
     /// The address the person chose when asked "Did you mean …?".
     email_choice: Option<String>,
+    /// The solved proof of work (the hosted form's solver and the ALTCHA widget).
+    altcha: Option<String>,
+    /// The hosted form's signed render time.
+    rendered_at: Option<String>,
 }
 
 struct RawSignup {
@@ -67,6 +74,10 @@ struct RawSignup {
     page_url: Option<String>,
     door: SignupDoor,
     typos: TypoCheck,
+    proof: Option<String>,
+    /// The caller's `signup` key, by name; `None` for a public signup.
+    key_name: Option<String>,
+    form_rendered: Option<String>,
 }
 #[derive(Debug, thiserror::Error)]
 enum InvalidSignup {
@@ -115,8 +126,11 @@ async fn run_signup(
         typos: raw.typos,
         form_id: evidence("source.form_id", raw.form_id)?,
         page_url: evidence("source.page_url", raw.page_url)?,
-        meta: state.meta(req, None),
+        meta: state.meta(req, raw.key_name.as_deref()),
         client_network: state.client_ip(req).map(limit_network),
+        proof: raw.proof,
+        keyed: raw.key_name.is_some(),
+        form_rendered: raw.form_rendered,
     };
     Ok(state.subscriptions.sign_up(request).await?)
 }
@@ -124,6 +138,7 @@ async fn run_signup(
 pub async fn subscribe_json(
     state: web::Data<AppState>,
     req: HttpRequest,
+    caller: SignupCaller,
     body: JsonObject<SignupBody>,
 ) -> Result<HttpResponse, Problem> {
     let body = body.into_inner();
@@ -143,6 +158,9 @@ pub async fn subscribe_json(
         page_url,
         door: SignupDoor::Api,
         typos: TypoCheck::Skip,
+        proof: body.altcha,
+        key_name: caller.0.map(|caller| caller.name),
+        form_rendered: None,
     };
     run_signup(&state, &req, raw).await?;
     Ok(HttpResponse::Accepted().json(json!({ "status": "pending_confirmation" })))
@@ -197,7 +215,13 @@ async fn answer_form(
             form: Some("signup_error_form"),
             ..FormErrors::default()
         };
-        return form_again(state, req, &salvaged_values(body), errors);
+        return form_again(
+            state,
+            req,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &salvaged_values(body),
+            errors,
+        );
     };
     if !form.website.is_empty() {
         // A bot filled the honeypot: answer exactly as for a person, do nothing.
@@ -223,7 +247,7 @@ async fn answer_form(
     };
     let errors = field_errors(&values);
     if errors.email.is_some() || errors.types.is_some() {
-        return form_again(state, req, &values, errors);
+        return form_again(state, req, StatusCode::UNPROCESSABLE_ENTITY, &values, errors);
     }
     let hosted_form = form.hosted_form.is_some();
     // The hosted form posts the version beside each checkbox; other forms one for all.
@@ -251,16 +275,20 @@ async fn answer_form(
         } else {
             TypoCheck::Skip
         },
+        proof: form.altcha,
+        key_name: None,
+        form_rendered: form.rendered_at,
     };
-    let refused = |key: &'static str, field: Field| {
+    let refused_as = |status: StatusCode, key: &'static str, field: Field| {
         let mut errors = FormErrors::default();
         match field {
             Field::Email => errors.email = Some(key),
             Field::Types => errors.types = Some(key),
             Field::Form => errors.form = Some(key),
         }
-        form_again(state, req, &values, errors)
+        form_again(state, req, status, &values, errors)
     };
+    let refused = |key, field| refused_as(StatusCode::UNPROCESSABLE_ENTITY, key, field);
     match run_signup(state, req, raw).await {
         Ok(SignupAnswer::Received(reference)) => (
             received(state, form.locale.as_deref(), &reference),
@@ -289,6 +317,13 @@ async fn answer_form(
         Err(InvalidSignup::Signup(SignupError::UnknownType(_))) => {
             refused("signup_error_form", Field::Form)
         }
+        Err(InvalidSignup::Signup(SignupError::ProofOfWork(refusal))) => {
+            tracing::debug!(%refusal, "form signup without an accepted proof of work");
+            refused_as(StatusCode::BAD_REQUEST, "signup_proof_failed", Field::Form)
+        }
+        Err(InvalidSignup::Signup(SignupError::Undeliverable(_))) => {
+            refused("signup_undeliverable", Field::Email)
+        }
         Err(InvalidSignup::Signup(SignupError::Store(e))) => {
             (page::store_error_page(state, req, e), None)
         }
@@ -307,10 +342,12 @@ async fn answer_form(
     }
 }
 
-/// The form again, 422, with the messages beside its fields.
+/// The form again (422, or 400 for a refused proof of work), with the messages beside
+/// its fields.
 fn form_again(
     state: &AppState,
     req: &HttpRequest,
+    status: StatusCode,
     values: &FormValues,
     errors: FormErrors,
 ) -> (HttpResponse, Option<SignupRef>) {
@@ -318,7 +355,7 @@ fn form_again(
         errors,
         suggestions: Vec::new(),
     };
-    let page = hosted::render_form(state, req, StatusCode::UNPROCESSABLE_ENTITY, values, answer);
+    let page = hosted::render_form(state, req, status, values, answer);
     (page, None)
 }
 

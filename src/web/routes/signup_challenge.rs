@@ -9,14 +9,10 @@ use crate::web::problem::Problem;
 use crate::web::AppState;
 
 pub async fn issue_challenge(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
-    let subscriptions = &state.subscriptions;
-    let proof_of_work = subscriptions
-        .config()
-        .firewall
-        .proof_of_work()
-        .ok_or_else(|| Problem::not_found().with_detail("signup.proof_of_work is off"))?;
-    let challenge = proof_of_work
-        .challenge(subscriptions.now())
+    let challenge = state
+        .subscriptions
+        .signup_challenge()
+        .ok_or_else(|| Problem::not_found().with_detail("signup.proof_of_work is off"))?
         .map_err(|error| {
             tracing::error!(%error, "no randomness for a signup challenge");
             Problem::internal()
