@@ -295,7 +295,7 @@ async fn a_wrong_key_and_a_send_key_are_refused_and_an_admin_key_gets_a_strict_c
     assert!(!cookie.contains(ADMIN_KEY), "the key is not in the cookie");
 
     let https = TestApp::spawn_with(Backend::Embedded, |settings: &mut Settings| {
-        settings.server.public_url = "https://optin.example".into();
+        settings.server.public_url = Some("https://optin.example".into());
         settings.admin.session_minutes = 15;
     })
     .await;
