@@ -9,6 +9,7 @@ use super::{
     CONFIRM, CONFIRMED, ERASED, ERASE_CONFIRM, ERROR, FRESH_LINK_NEEDED, LINK_INVALID, LINK_SENT,
     MANAGE, PREFERENCES, SIGNUP_RECEIVED, UNSUBSCRIBE, UNSUBSCRIBED,
 };
+use super::HOME;
 use crate::domain::{Purpose, Status};
 use crate::service::TypeView;
 
@@ -40,6 +41,7 @@ pages! {
     ErrorPage => ERROR,
     EraseConfirm => ERASE_CONFIRM,
     Erased => ERASED,
+    Home => HOME,
 }
 
 /// A subscription type as the pages name it, in the page's locale.
@@ -145,6 +147,13 @@ pub struct EraseConfirm {
 /// After a self-service erasure.
 #[derive(Clone, Debug, Serialize)]
 pub struct Erased {}
+
+/// `GET /`: what this is, and the way to the signup form.
+#[derive(Clone, Debug, Serialize)]
+pub struct Home {
+    /// Relative to `/`, so that it works behind a path prefix.
+    pub signup_url: String,
+}
 
 /// The messages the error page has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -270,6 +279,9 @@ pub(super) fn samples() -> Vec<(&'static str, serde_json::Value)> {
             error_key,
         });
     }
+    samples.add(&Home {
+        signup_url: "signup".to_string(),
+    });
     super::console::add_samples(&mut samples);
     samples.0
 }

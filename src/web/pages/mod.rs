@@ -40,6 +40,7 @@ pub use data::{
     LinkSent, Manage, Page, Preferences, SignupReceived, TypeName, Unsubscribe, UnsubscribeData,
     Unsubscribed,
 };
+pub use data::Home;
 
 // Each page's data is the type of the same name in `data`.
 
@@ -56,9 +57,10 @@ pub const SIGNUP_RECEIVED: &str = "signup_received";
 pub const ERROR: &str = "error";
 pub const ERASE_CONFIRM: &str = "erase_confirm";
 pub const ERASED: &str = "erased";
+pub const HOME: &str = "home";
 
 /// Every page [`Pages::render`] knows.
-pub const PAGES: [&str; 20] = [
+pub const PAGES: [&str; 21] = [
     SIGNUP,
     ADMIN_LOGIN,
     ADMIN_SEARCH,
@@ -79,6 +81,7 @@ pub const PAGES: [&str; 20] = [
     ERROR,
     ERASE_CONFIRM,
     ERASED,
+    HOME,
 ];
 
 /// The `error_key`s the error page has a message for; any other shows the `internal` one.

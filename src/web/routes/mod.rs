@@ -8,6 +8,7 @@ pub(super) mod confirm;
 pub(super) mod contacts;
 pub(super) mod eligibility;
 pub(super) mod feedback;
+pub(super) mod home;
 pub(super) mod imports;
 pub(super) mod jwks;
 pub(super) mod manage;
