@@ -788,7 +788,7 @@ async fn the_stats_page_draws_the_counts_the_api_gives_in_english_and_dutch() {
         .text()
         .await
         .unwrap()
-        .contains("Aanmelden bij het beheer"));
+        .contains("Inloggen bij het beheer"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
