@@ -277,17 +277,23 @@ impl Browser {
         (number(0), number(1), past)
     }
 
-    /// Saves a PNG of the whole page at `width` CSS pixels: the window is made as tall as
-    /// the page first (up to 6000 pixels).
+    /// Saves a PNG of the whole page at `width` CSS pixels: the viewport is made as tall
+    /// as the page first (up to 6000 pixels). The window's height holds more than the
+    /// viewport's (headless Chromium still counts a toolbar), so that difference is added.
     pub async fn screenshot_page(&self, width: u32, path: &std::path::Path) {
-        self.resize(width, 800).await;
-        let height = self
-            .eval("return document.documentElement.scrollHeight")
-            .await
-            .as_u64()
-            .expect("the page's height");
-        self.resize(width, u32::try_from(height.min(6000)).unwrap_or(6000))
+        const FIRST: u32 = 800;
+        self.resize(width, FIRST).await;
+        let sizes = self
+            .eval("return [window.innerHeight, document.documentElement.scrollHeight]")
             .await;
+        let size = |i: usize| {
+            sizes[i]
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .expect("a height")
+        };
+        let toolbar = FIRST.saturating_sub(size(0));
+        self.resize(width, size(1).min(6000) + toolbar).await;
         self.screenshot(path).await;
     }
 
