@@ -598,9 +598,9 @@ fn check_config(config_path: Option<PathBuf>) -> ExitCode {
             receipts.signing_kid(),
             receipts.jwks().keys.len()
         ),
-        None if config.development_setup => println!(
-            "Consent receipts: signed with a key `optin serve` makes on first start."
-        ),
+        None if config.development_setup => {
+            println!("Consent receipts: signed with a key `optin serve` makes on first start.")
+        }
         None => println!("Consent receipts: off (consent.receipt_keys is not set)."),
     }
     if let Ok(Some(dkim)) = optin::mail::dkim::DkimSigner::from_config(&config) {

@@ -415,7 +415,10 @@ async fn the_console_fits_a_375_px_screen_and_its_dutch_signs_in_and_out() {
     assert!(contact.contains("/admin/contacts/"), "{contact}");
     assert_fits_a_phone(&browser, "contact").await;
     let timeline = browser.text_of("#timeline").await;
-    assert!(timeline.contains("status_changed · Evenementinformatie"), "{timeline}");
+    assert!(
+        timeline.contains("status_changed · Evenementinformatie"),
+        "{timeline}"
+    );
     assert!(!timeline.contains("· event-info"), "{timeline}");
     assert!(browser.count("#timeline tbody tr").await >= 6);
     let broken = browser

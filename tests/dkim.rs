@@ -96,7 +96,10 @@ fn the_record_is_printed_as_dns_strings_that_join_to_the_key_record() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("rsa.pem");
     let strings = printed_strings("rsa", &key);
-    assert!(strings.len() >= 2, "an RSA-2048 record is split: {strings:?}");
+    assert!(
+        strings.len() >= 2,
+        "an RSA-2048 record is split: {strings:?}"
+    );
     assert!(strings.iter().all(|s| s.len() <= 255), "{strings:?}");
     assert_eq!(strings[0].len(), 255, "{strings:?}");
     let mut settings = support::app::test_settings("./unused.redb", "file://./unused", 1);

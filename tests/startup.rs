@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::json;
-use support::process::{
-    free_port, optin_command, run_configured, OptinProcess, ProcessSettings,
-};
+use support::process::{free_port, optin_command, run_configured, OptinProcess, ProcessSettings};
 use support::redis_server::RedisServer;
 use support::smtp_sink::SmtpSink;
 
@@ -330,11 +328,15 @@ fn slow_check_config_writes_nothing_and_says_what_it_checked() {
     assert!(output.status.success(), "{}", stderr(&output));
     let said = stdout(&output);
     assert!(
-        said.contains("`optin serve` would start the development setup, with links to http://127.0.0.1:8080/"),
+        said.contains(
+            "`optin serve` would start the development setup, with links to http://127.0.0.1:8080/"
+        ),
         "{said}"
     );
     assert!(
-        said.contains("Checked: the settings, mail.url, mail.dkim, the mail and page templates and store.url"),
+        said.contains(
+            "Checked: the settings, mail.url, mail.dkim, the mail and page templates and store.url"
+        ),
         "{said}"
     );
     assert!(said.contains("this check wrote nothing"), "{said}");
@@ -364,7 +366,12 @@ fn slow_configuration_errors_name_the_setting_and_its_environment_variable() {
     let dir = tempfile::tempdir().unwrap();
     let refused = |env: &[(&str, &str)]| {
         let output = optin_in(dir.path(), env, &["check-config"]);
-        assert_eq!(output.status.code(), Some(2), "{env:?}: {}", stdout(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{env:?}: {}",
+            stdout(&output)
+        );
         stderr(&output)
     };
     let message = refused(&[("OPTIN_SERVER__BINDD", "x")]);
@@ -372,10 +379,15 @@ fn slow_configuration_errors_name_the_setting_and_its_environment_variable() {
         message.contains("unknown setting `server.bindd` (from OPTIN_SERVER__BINDD)"),
         "{message}"
     );
-    assert!(message.contains("known here: bind, public_url"), "{message}");
+    assert!(
+        message.contains("known here: bind, public_url"),
+        "{message}"
+    );
     let message = refused(&[("OPTIN_SERVER__BIND", "nonsense")]);
     assert!(
-        message.contains("setting `server.bind` (OPTIN_SERVER__BIND): 'nonsense' is not an address and port"),
+        message.contains(
+            "setting `server.bind` (OPTIN_SERVER__BIND): 'nonsense' is not an address and port"
+        ),
         "{message}"
     );
     let message = refused(&[("OPTIN_SERVER__BODY_LIMIT_BYTES", "lots")]);

@@ -64,7 +64,12 @@ fn setting_of_variable(name: &str) -> Option<String> {
         .get(..PREFIX.len())
         .filter(|prefix| prefix.eq_ignore_ascii_case(PREFIX))
         .and_then(|_| name.get(PREFIX.len()..))?;
-    Some(rest.to_ascii_lowercase().split(SEPARATOR).collect::<Vec<_>>().join("."))
+    Some(
+        rest.to_ascii_lowercase()
+            .split(SEPARATOR)
+            .collect::<Vec<_>>()
+            .join("."),
+    )
 }
 
 /// An error of the configuration library, restated in our terms: an unknown setting

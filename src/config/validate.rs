@@ -668,7 +668,12 @@ mod tests {
 
     #[test]
     fn bind_is_an_address_and_port() {
-        for good in ["127.0.0.1:8080", "0.0.0.0:80", "[::]:8080", "localhost:9090"] {
+        for good in [
+            "127.0.0.1:8080",
+            "0.0.0.0:80",
+            "[::]:8080",
+            "localhost:9090",
+        ] {
             assert!(check_bind(good).is_ok(), "{good}");
         }
         for bad in ["xyz", "127.0.0.1", "127.0.0.1:99999", ":8080", "a b:80"] {

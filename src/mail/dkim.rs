@@ -433,14 +433,14 @@ mod tests {
     fn a_record_is_split_into_strings_of_at_most_255_characters() {
         let record = format!("v=DKIM1; k=rsa; p={}", "A".repeat(392));
         let split = dns_strings(&record);
-        let strings: Vec<&str> = split
-            .split("\" \"")
-            .map(|s| s.trim_matches('"'))
-            .collect();
+        let strings: Vec<&str> = split.split("\" \"").map(|s| s.trim_matches('"')).collect();
         assert_eq!(strings.len(), 2, "{split}");
         assert_eq!(strings[0].len(), 255);
         assert_eq!(strings.concat(), record);
-        assert_eq!(dns_strings("v=DKIM1; k=ed25519; p=AB"), "\"v=DKIM1; k=ed25519; p=AB\"");
+        assert_eq!(
+            dns_strings("v=DKIM1; k=ed25519; p=AB"),
+            "\"v=DKIM1; k=ed25519; p=AB\""
+        );
     }
 
     #[test]

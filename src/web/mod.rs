@@ -26,8 +26,7 @@ use crate::tokens::TokenSigner;
 use crate::web::pages::Pages;
 use routes::{
     backup, confirm, contacts, eligibility, feedback, home, imports, jwks, manage, ops, outbox,
-    page, preferences, rights, signup, signup_challenge, subscription_types, unsubscribe,
-    webhooks,
+    page, preferences, rights, signup, signup_challenge, subscription_types, unsubscribe, webhooks,
 };
 
 /// Everything handlers need, shared by all workers.

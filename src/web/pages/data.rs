@@ -5,11 +5,11 @@
 
 use serde::{Serialize, Serializer};
 
+use super::HOME;
 use super::{
     CONFIRM, CONFIRMED, ERASED, ERASE_CONFIRM, ERROR, FRESH_LINK_NEEDED, LINK_INVALID, LINK_SENT,
     MANAGE, PREFERENCES, SIGNUP_RECEIVED, UNSUBSCRIBE, UNSUBSCRIBED,
 };
-use super::HOME;
 use crate::domain::{Purpose, Status};
 use crate::service::TypeView;
 

@@ -35,12 +35,12 @@ pub use console::{
 pub use console::{
     ADMIN_CONTACT, ADMIN_DELIVERIES, ADMIN_ERASE, ADMIN_LOGIN, ADMIN_SEARCH, ADMIN_STATS, SIGNUP,
 };
+pub use data::Home;
 pub use data::{
     Confirm, Confirmed, EraseConfirm, Erased, ErrorKey, ErrorPage, FreshLinkNeeded, LinkInvalid,
     LinkSent, Manage, Page, Preferences, SignupReceived, TypeName, Unsubscribe, UnsubscribeData,
     Unsubscribed,
 };
-pub use data::Home;
 
 // Each page's data is the type of the same name in `data`.
 
