@@ -599,7 +599,7 @@ fn check_config(config_path: Option<PathBuf>) -> ExitCode {
             receipts.jwks().keys.len()
         ),
         None if config.development_setup => {
-            println!("Consent receipts: signed with a key `optin serve` makes on first start.")
+            println!("Consent receipts: signed with a key `optin serve` makes on first start.");
         }
         None => println!("Consent receipts: off (consent.receipt_keys is not set)."),
     }
