@@ -198,6 +198,11 @@ async fn every_public_page_passes_axe() {
     );
 
     let mut axe = AxeReport::default();
+    browser.open(&app.url("/")).await;
+    axe.check(&browser, "home").await;
+    // Follows the link and waits for the form to load.
+    browser.submit("#signup").await;
+    assert!(browser.current_url().await.ends_with("/signup"));
     browser.open(&app.url("/no-such-page")).await;
     axe.check(&browser, "error (404)").await;
     browser.open(&app.url("/confirm/forged.token")).await;
