@@ -46,19 +46,22 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Manage API keys.
+    /// Make keys and secrets: API keys, DKIM keys, webhook secrets, receipt keys.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
     },
     /// Validate the configuration and exit non-zero with a message when it is wrong.
+    /// Writes nothing and contacts nothing.
     CheckConfig {
+        /// Configuration file (default: ./optin.toml when it exists).
         #[arg(long)]
         config: Option<PathBuf>,
     },
     /// Exit 0 when the service on the configured `server.bind` answers `GET /readyz` with
     /// 200 within 3 seconds, non-zero otherwise (for a container HEALTHCHECK).
     Health {
+        /// Configuration file (default: ./optin.toml when it exists).
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -67,6 +70,7 @@ enum Command {
     /// safe to run again, and on Redis while the service runs (the embedded store's file
     /// belongs to one process: stop the service first).
     ReindexMembers {
+        /// Configuration file (default: ./optin.toml when it exists).
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -74,6 +78,7 @@ enum Command {
     /// FILE: a temporary name first, renamed once complete, mode 0600. On the embedded
     /// store, stop the service first, or download `GET /v1/backup` from it instead.
     Backup {
+        /// Configuration file (default: ./optin.toml when it exists).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Where to write the dump.
@@ -87,6 +92,7 @@ enum Command {
     /// Load a dump into the configured store, which must be empty (any kind: embedded,
     /// Redis, Redis Cluster). Until it finishes, `optin serve` refuses that store.
     Restore {
+        /// Configuration file (default: ./optin.toml when it exists).
         #[arg(long)]
         config: Option<PathBuf>,
         /// The dump to load.
@@ -104,6 +110,7 @@ enum Command {
     /// counts and every contact's chain head. Stop the service first: changes made
     /// during the copy make the comparison fail.
     Migrate {
+        /// Configuration file (default: ./optin.toml when it exists).
         #[arg(long)]
         config: Option<PathBuf>,
         /// `redis://…`, `redis+cluster://h1:p1,…` or a file path for an embedded store.
@@ -114,6 +121,7 @@ enum Command {
     /// dump, without a store) and exit non-zero naming each contact whose chain is
     /// broken (masked).
     Verify {
+        /// Configuration file (default: ./optin.toml when it exists).
         #[arg(long)]
         config: Option<PathBuf>,
         /// A dump to check instead of the store.
@@ -129,6 +137,7 @@ enum Command {
 enum KeysCommand {
     /// Print a new API key and the line to add to `security.api_keys`.
     New {
+        /// What the key may do.
         #[arg(long, value_enum)]
         scope: Scope,
         /// A name for the key, recorded as the actor of changes made with it.
@@ -143,6 +152,7 @@ enum KeysCommand {
         /// The selector; the record goes to <selector>._domainkey.<domain>.
         #[arg(long)]
         selector: String,
+        /// The key type; RSA (2048 bits) is verified by every receiver.
         #[arg(long, value_enum, default_value = "rsa")]
         algorithm: KeyAlgorithm,
         /// Where to write the private key (PEM); an existing file is never overwritten.
@@ -401,6 +411,7 @@ fn configured_runtime(
     if config.development_setup {
         tracing::warn!(
             keys = %DevKeys::path().display(),
+            public_url = %config.public_url,
             "DEVELOPMENT SETUP: no configuration found, using generated development keys and example subscription types. Not for production."
         );
     }
@@ -545,8 +556,10 @@ fn new_receipt_key(out: &std::path::Path) -> ExitCode {
     }
 }
 
+/// Checks what `serve` would check, and writes nothing: the development setup's keys
+/// are read when they exist and made up in memory when not.
 fn check_config(config_path: Option<PathBuf>) -> ExitCode {
-    let config = match Config::load(config_path.as_deref()) {
+    let config = match Config::load_to_check(config_path.as_deref()) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("optin: invalid configuration: {error}");
@@ -558,29 +571,44 @@ fn check_config(config_path: Option<PathBuf>) -> ExitCode {
         return ExitCode::from(2);
     }
     if config.development_setup {
-        println!("No configuration found: `optin serve` would start the development setup.");
+        println!(
+            "No configuration found: `optin serve` would start the development setup, with links to {}.",
+            config.public_url
+        );
+        if !DevKeys::exist() {
+            println!(
+                "It would make its keys in {} on first start; this check wrote nothing.",
+                DevKeys::path().display()
+            );
+        }
     } else {
         println!(
-            "Configuration is valid: {} subscription types, {} signing keys, {} API keys, {} webhook endpoints.",
+            "Configuration is valid: {} subscription types, {} signing keys, {} API keys, {} webhook endpoints; links start with {}.",
             config.catalog.all().len(),
             config.settings.security.signing_keys.0.len(),
             config.settings.security.api_keys.0.len(),
-            config.webhook_endpoints.len()
+            config.webhook_endpoints.len(),
+            config.public_url
         );
     }
+    println!("Checked: the settings, mail.url, mail.dkim, the mail and page templates and store.url (the store and the mail server were not contacted).");
     match &config.receipts {
         Some(receipts) => println!(
             "Consent receipts: signed with kid {}, {} key(s) published.",
             receipts.signing_kid(),
             receipts.jwks().keys.len()
         ),
+        None if config.development_setup => {
+            println!("Consent receipts: signed with a key `optin serve` makes on first start.");
+        }
         None => println!("Consent receipts: off (consent.receipt_keys is not set)."),
     }
     if let Ok(Some(dkim)) = optin::mail::dkim::DkimSigner::from_config(&config) {
         println!(
-            "DKIM: publish this TXT record at {}:\n{}",
+            "DKIM: publish this TXT record at {} ({}):\n{}",
             dkim.record_name(),
-            dkim.txt_record()
+            optin::mail::dkim::SPLIT_NOTE,
+            dkim.txt_record_strings()
         );
     }
     ExitCode::SUCCESS
@@ -591,8 +619,12 @@ fn check_config(config_path: Option<PathBuf>) -> ExitCode {
 fn check_parts(config: &Config) -> anyhow::Result<()> {
     use secrecy::ExposeSecret;
     let settings = &config.settings;
-    MailTransport::from_url(settings.mail.url.expose_secret())
-        .map_err(|e| anyhow::anyhow!("mail.url: {e}"))?;
+    MailTransport::check_url(settings.mail.url.expose_secret()).map_err(|e| {
+        optin::config::ConfigError::Invalid {
+            setting: "mail.url".into(),
+            reason: e.to_string(),
+        }
+    })?;
     MailTemplates::load(
         settings.mail.templates_dir.as_deref(),
         &settings.signup.default_locale,

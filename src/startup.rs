@@ -147,7 +147,9 @@ impl Application {
 
         let listener = match listener {
             Some(listener) => listener,
-            None => TcpListener::bind(&settings.server.bind)?,
+            None => TcpListener::bind(&settings.server.bind).map_err(|error| {
+                anyhow::anyhow!("cannot listen on {}: {error}", settings.server.bind)
+            })?,
         };
         let port = listener.local_addr()?.port();
         let server = http_server(state.clone(), listener)?;

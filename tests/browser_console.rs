@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use support::app::{urlencode, Backend, TestApp, ADMIN_KEY};
 use support::browser::{AxeReport, Browser};
+use support::smtp_sink::Rejection;
+use support::webhook_receiver::{Answer, WebhookReceiver};
 
 fn screenshot_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -203,6 +205,11 @@ async fn every_public_page_passes_axe() {
     );
 
     let mut axe = AxeReport::default();
+    browser.open(&app.url("/")).await;
+    axe.check(&browser, "home").await;
+    // Follows the link and waits for the form to load.
+    browser.submit("#signup").await;
+    assert!(browser.current_url().await.ends_with("/signup"));
     browser.open(&app.url("/no-such-page")).await;
     axe.check(&browser, "error (404)").await;
     browser.open(&app.url("/confirm/forged.token")).await;
@@ -370,4 +377,211 @@ async fn the_renewal_page_and_the_record_of_processing_pass_axe() {
     axe.check(&browser, "admin_record").await;
     browser.quit().await;
     axe.assert_no_serious_violations();
+}
+
+/// Fails naming the page when it is wider than its 375 px viewport.
+async fn assert_fits_a_phone(browser: &Browser, page: &str) {
+    let (viewport, width, past) = browser.widths().await;
+    assert_eq!(viewport, 375, "{page}: the viewport");
+    assert!(
+        width <= 375,
+        "{page} scrolls sideways: {width} px wide; reaching past the viewport: {past:?}"
+    );
+}
+
+/// Every console page on a phone, in Dutch: nothing scrolls sideways at 375 px (wide
+/// tables scroll inside their own box), the timeline's codes never break inside a word,
+/// types are named by their Dutch names, and the session is "Inloggen", "Ingelogd als"
+/// and "Uitloggen" (never the words for subscribing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_fits_a_375_px_screen_and_its_dutch_signs_in_and_out() {
+    const LONG: &str = "a.rather.long.address.for.a.small.screen@subdomain.example.com";
+    let receiver = WebhookReceiver::start().await;
+    receiver.answer(Answer::Status(410));
+    let hook = receiver.url("/hook");
+    let app = TestApp::spawn_with(Backend::Embedded, move |settings| {
+        settings.webhooks.endpoints = vec![optin::webhooks::EndpointSettings {
+            id: "crm".into(),
+            url: hook,
+            secret: secrecy::SecretString::from(
+                optin::webhooks::signature::SigningKey::generate().unwrap(),
+            ),
+            events: None,
+            subscription_types: None,
+        }];
+    })
+    .await;
+    app.subscribe_confirmed(LONG, &["blog-updates", "event-info"])
+        .await;
+    // A long timeline, with an explanation in words and evidence without any space.
+    for (status, basis) in [
+        ("unsubscribed", None),
+        ("opted_in", Some("consent")),
+        ("unsubscribed", None),
+        ("opted_in", Some("consent")),
+    ] {
+        let response = app
+            .admin(
+                reqwest::Method::PUT,
+                &format!("/v1/contacts/{}/subscriptions/event-info", urlencode(LONG)),
+            )
+            .await
+            .json(&serde_json::json!({
+                "status": status,
+                "lawful_basis": basis,
+                "explanation": "Asked on the phone to the support desk, who wrote it down in the ticket",
+                "consent_evidence": basis.map(|_| format!("https://crm.example.com/tickets/{}/call-recording.mp3", "0".repeat(80))),
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{status}");
+    }
+    // A dead letter: a confirmation mail the server refuses for good.
+    app.smtp.set_rejecting(Rejection::Permanent);
+    assert_eq!(
+        app.signup("refused@example.com", &["marketing"])
+            .await
+            .status(),
+        202
+    );
+    app.drain_outbox().await;
+    app.smtp.set_accepting();
+    assert_eq!(
+        app.admin_get_json("/v1/outbox/dead").await["dead_letters"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+
+    let browser = Browser::start_with_language("nl").await;
+    browser.resize(375, 800).await;
+    browser.open(&app.url("/admin/")).await;
+    assert!(browser.current_url().await.ends_with("/admin/login"));
+    assert_fits_a_phone(&browser, "inloggen").await;
+    assert_eq!(browser.text_of("h1").await, "Inloggen bij het beheer");
+    assert_eq!(browser.text_of("#sign-in").await, "Inloggen");
+    browser.type_into("#key", ADMIN_KEY).await;
+    browser.submit("#sign-in").await;
+    assert!(browser.current_url().await.ends_with("/admin"));
+    let nav = browser.text_of("nav.console").await;
+    assert!(nav.contains("Ingelogd als admin-test"), "{nav}");
+    assert_eq!(browser.text_of("#logout").await, "Uitloggen");
+    for subscribing in ["Aanmelden", "Afmelden", "Aangemeld"] {
+        assert!(!nav.contains(subscribing), "{nav}");
+    }
+    assert_fits_a_phone(&browser, "zoeken").await;
+
+    browser.type_into("#email", LONG).await;
+    browser.submit("#search").await;
+    let contact = browser.current_url().await;
+    assert!(contact.contains("/admin/contacts/"), "{contact}");
+    assert_fits_a_phone(&browser, "contact").await;
+    let timeline = browser.text_of("#timeline").await;
+    assert!(
+        timeline.contains("status_changed · Evenementinformatie"),
+        "{timeline}"
+    );
+    assert!(!timeline.contains("· event-info"), "{timeline}");
+    assert!(browser.count("#timeline tbody tr").await >= 6);
+    let broken = browser
+        .eval(
+            "return [...document.querySelectorAll('#timeline td code:not(.long)')]
+               .filter(code => code.getClientRects().length > 1)
+               .map(code => code.textContent);",
+        )
+        .await;
+    assert_eq!(broken, serde_json::json!([]), "codes broken inside a word");
+    assert!(browser.count("#timeline td code:not(.long)").await >= 12);
+    let styles = browser
+        .eval(
+            "const cell = document.querySelector('#timeline td:nth-child(2)');
+             const code = cell.querySelector('code');
+             const style = getComputedStyle(code);
+             return [getComputedStyle(cell).wordBreak, style.whiteSpace, style.overflowWrap];",
+        )
+        .await;
+    assert_eq!(styles, serde_json::json!(["normal", "nowrap", "normal"]));
+    let types = browser.text_of("#subscriptions").await;
+    assert!(types.contains("Blogupdates"), "{types}");
+    assert!(!types.contains("blog-updates"), "{types}");
+
+    browser.open(&format!("{contact}/erase")).await;
+    assert_fits_a_phone(&browser, "wissen").await;
+    browser.open(&app.url("/admin/stats")).await;
+    assert_fits_a_phone(&browser, "statistieken").await;
+    assert!(browser
+        .text_of("#types-table")
+        .await
+        .contains("Evenementinformatie"));
+    browser.open(&app.url("/admin/deliveries")).await;
+    assert_eq!(browser.count("#dead-letters tbody tr").await, 1);
+    assert_eq!(browser.count("#webhooks tbody tr").await, 1);
+    assert_fits_a_phone(&browser, "bezorging").await;
+    browser.open(&app.url("/")).await;
+    assert_fits_a_phone(&browser, "/").await;
+    browser.open(&app.url("/admin")).await;
+    browser.submit("#logout").await;
+    assert!(browser.current_url().await.ends_with("/admin/login"));
+    browser.quit().await;
+}
+
+/// The pictures in the documentation, 1280 px wide, in English: the signup form, the
+/// preference center and a contact in the console. Not part of a test run (it writes
+/// into docs/images/); `scripts/screenshots.sh` runs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes docs/images/; run scripts/screenshots.sh"]
+async fn docs_screenshots() {
+    const EMAIL: &str = "ada@example.com";
+    const WIDTH: u32 = 1280;
+    let images = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/images");
+    let app = TestApp::spawn(Backend::Embedded).await;
+    app.subscribe_confirmed(EMAIL, &["blog-updates", "event-info"])
+        .await;
+    let response = app
+        .admin(
+            reqwest::Method::PUT,
+            &format!("/v1/contacts/{}/subscriptions/job-alerts", urlencode(EMAIL)),
+        )
+        .await
+        .json(&serde_json::json!({
+            "status": "opted_in",
+            "lawful_basis": "consent",
+            "explanation": "Asked for job alerts at the careers fair",
+            "consent_evidence": "Signed paper form, box 12",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let browser = Browser::start().await;
+
+    browser.open(&app.url("/signup")).await;
+    browser.click("label[for=type-blog-updates]").await;
+    browser
+        .screenshot_page(WIDTH, &images.join("signup.png"))
+        .await;
+
+    browser.open(&app.preferences_link(EMAIL)).await;
+    browser
+        .screenshot_page(WIDTH, &images.join("preferences.png"))
+        .await;
+
+    browser.open(&app.url("/admin/login")).await;
+    browser.type_into("#key", ADMIN_KEY).await;
+    browser.submit("#sign-in").await;
+    browser.type_into("#email", EMAIL).await;
+    browser.submit("#search").await;
+    assert_eq!(browser.text_of("#contact-email").await, EMAIL);
+    browser
+        .screenshot_page(WIDTH, &images.join("console-contact.png"))
+        .await;
+    browser.quit().await;
+    for name in ["signup.png", "preferences.png", "console-contact.png"] {
+        let png = std::fs::read(images.join(name)).unwrap();
+        assert_eq!(&png[1..4], b"PNG", "{name}");
+        // The IHDR chunk holds the width, big-endian, at bytes 16..20.
+        let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
+        assert_eq!(width, WIDTH, "{name}");
+    }
 }

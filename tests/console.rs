@@ -299,7 +299,7 @@ async fn a_wrong_key_and_a_send_key_are_refused_and_an_admin_key_gets_a_strict_c
     assert!(!cookie.contains(ADMIN_KEY), "the key is not in the cookie");
 
     let https = TestApp::spawn_with(Backend::Embedded, |settings: &mut Settings| {
-        settings.server.public_url = "https://optin.example".into();
+        settings.server.public_url = Some("https://optin.example".into());
         settings.admin.session_minutes = 15;
     })
     .await;
@@ -857,7 +857,89 @@ async fn the_stats_page_draws_the_counts_the_api_gives_in_english_and_dutch() {
         .text()
         .await
         .unwrap()
-        .contains("Aanmelden bij het beheer"));
+        .contains("Inloggen bij het beheer"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_page_leads_to_the_form_and_the_icon_and_admin_slash_answer() {
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let page = |path: &'static str, language: &'static str| {
+        app.client
+            .get(app.url(path))
+            .header("accept-language", language)
+            .send()
+    };
+    let english = page("/", "en").await.unwrap();
+    assert_eq!(english.status(), StatusCode::OK);
+    for (header, value) in [
+        ("content-type", "text/html; charset=utf-8"),
+        ("x-frame-options", "DENY"),
+        ("x-content-type-options", "nosniff"),
+        ("cache-control", "no-store"),
+    ] {
+        assert_eq!(english.headers()[header], value, "{header}");
+    }
+    assert!(english.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
+    let html = english.text().await.unwrap();
+    assert!(html.contains("<html lang=\"en\">"), "{html}");
+    assert!(html.contains("Sign up for our mail"), "{html}");
+    // Relative: behind a path prefix it still leads to the form.
+    assert!(html.contains("<a href=\"signup\" id=\"signup\""), "{html}");
+
+    let dutch = page("/", "nl-NL,nl;q=0.9")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(dutch.contains("<html lang=\"nl\">"), "{dutch}");
+    assert!(dutch.contains("Meld je aan voor onze mail"), "{dutch}");
+    let asked = page("/?locale=nl", "en")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(asked.contains("Meld je aan voor onze mail"), "{asked}");
+    // handlebars writes `=` as `&#x3D;` in attributes; browsers read it back as `=`.
+    assert!(
+        asked.contains("<a href=\"signup?locale&#x3D;nl\""),
+        "{asked}"
+    );
+    let unknown = page("/?locale=xx", "en")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(unknown.contains("<a href=\"signup\""), "{unknown}");
+    // The link leads to the form.
+    assert_eq!(
+        page("/signup", "en").await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    let icon = page("/favicon.ico", "en").await.unwrap();
+    assert_eq!(icon.status(), StatusCode::NO_CONTENT);
+    assert_eq!(icon.headers()["cache-control"], "public, max-age=604800");
+    assert!(icon.bytes().await.unwrap().is_empty());
+
+    let console = page("/admin/", "en").await.unwrap();
+    assert_eq!(console.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(location(&console), "../admin");
+    let resolved = url::Url::parse(&app.url("/admin/"))
+        .unwrap()
+        .join(&location(&console))
+        .unwrap();
+    assert_eq!(resolved.path(), "/admin");
+    let console = page("/admin/?done=erased", "en").await.unwrap();
+    assert_eq!(location(&console), "../admin?done=erased");
+    let posted = app.client.post(app.url("/")).send().await.unwrap();
+    assert_eq!(posted.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(posted.headers()["allow"], "GET");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

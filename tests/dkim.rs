@@ -30,8 +30,39 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Runs `optin keys dkim` and gives the TXT record it printed.
+/// The character-strings of the TXT record `line` gives, as dnslib (an independent DNS
+/// implementation, in a venv made by tests/dkim/txt_strings.sh) reads it from a zone file
+/// line and sends it through DNS wire format. Panics when dnslib refuses it.
+fn dns_strings(line: &str) -> Vec<String> {
+    let zone = format!("{SELECTOR}._domainkey.{DOMAIN}. 300 IN TXT {line}");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dkim/txt_strings.sh");
+    let output = Command::new("bash")
+        .arg(&script)
+        .arg(&zone)
+        .output()
+        .expect("run tests/dkim/txt_strings.sh");
+    assert!(
+        output.status.success(),
+        "dnslib did not take {zone}: {}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&output.stdout)))
+}
+
+/// Runs `optin keys dkim` and gives the TXT record it printed, joined from the quoted
+/// strings by dnslib as a resolver joins them.
 fn generate_key(algorithm: &str, out: &Path) -> String {
+    let strings = printed_strings(algorithm, out);
+    for string in &strings {
+        assert!(string.len() <= 255, "{} characters: {string}", string.len());
+    }
+    strings.concat()
+}
+
+/// Runs `optin keys dkim` and gives the character-strings of the record it printed.
+fn printed_strings(algorithm: &str, out: &Path) -> Vec<String> {
     let output = optin(&[
         "keys",
         "dkim",
@@ -50,11 +81,36 @@ fn generate_key(algorithm: &str, out: &Path) -> String {
         stdout.contains(&format!("{SELECTOR}._domainkey.{DOMAIN}")),
         "{stdout}"
     );
-    stdout
+    assert!(
+        stdout.contains("quoted strings of at most 255 characters each"),
+        "{stdout}"
+    );
+    let line = stdout
         .lines()
-        .find(|line| line.starts_with("v=DKIM1;"))
-        .unwrap_or_else(|| panic!("no TXT record printed: {stdout}"))
-        .to_string()
+        .find(|line| line.starts_with("\"v=DKIM1;"))
+        .unwrap_or_else(|| panic!("no TXT record printed: {stdout}"));
+    dns_strings(line)
+}
+
+#[test]
+fn the_record_is_printed_as_dns_strings_that_join_to_the_key_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("rsa.pem");
+    let strings = printed_strings("rsa", &key);
+    assert!(
+        strings.len() >= 2,
+        "an RSA-2048 record is split: {strings:?}"
+    );
+    assert!(strings.iter().all(|s| s.len() <= 255), "{strings:?}");
+    assert_eq!(strings[0].len(), 255, "{strings:?}");
+    let mut settings = support::app::test_settings("./unused.redb", "file://./unused", 1);
+    settings.mail.dkim = Some(dkim_settings(&key));
+    let config = optin::config::Config::from_settings(settings).unwrap();
+    let signer = optin::mail::dkim::DkimSigner::from_config(&config)
+        .unwrap()
+        .expect("DKIM is configured");
+    assert_eq!(strings.concat(), signer.txt_record());
+    assert!(signer.txt_record().starts_with("v=DKIM1; k=rsa; p=MIIB"));
 }
 
 struct Verdict {
@@ -346,7 +402,8 @@ fn config_file(dir: &Path, dkim: &str, from: &str) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            "[mail]\nfrom = \"{from}\"\nurl = \"file://{}\"\n\n{dkim}\n\n[security]\n\
+            "[server]\npublic_url = \"https://optin.test\"\n\n\
+             [mail]\nfrom = \"{from}\"\nurl = \"file://{}\"\n\n{dkim}\n\n[security]\n\
              signing_keys = [\"k1:{}\"]\nindex_key = \"{}\"\n\n{}",
             dir.join("mail").display(),
             b64(1),

@@ -34,6 +34,7 @@ fn sample(page: &str) -> Value {
         pages::LINK_SENT => json!({}),
         pages::PREFERENCES => preferences_data("Blog updates", true, true),
         pages::SIGNUP_RECEIVED | pages::ERASED => json!({}),
+        pages::HOME => json!({ "signup_url": "signup?locale=nl" }),
         pages::ERASE_CONFIRM => json!({ "action_url": ACTION_URL, "back_url": PREFERENCES_URL }),
         pages::ERROR => json!({ "status": 404, "error_key": "not_found" }),
         pages::SIGNUP => json!({

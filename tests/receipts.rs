@@ -639,21 +639,24 @@ fn keys_receipt_writes_a_private_key_once() {
     assert_eq!(std::fs::read_to_string(&out).unwrap(), pem);
 }
 
-#[test]
-fn the_development_setup_makes_its_receipt_key_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let first = optin(&["check-config"], dir.path());
+/// `serve` makes the key on its first start; `check-config` (which writes nothing) then
+/// finds and names it, and leaves it as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_development_setup_makes_its_receipt_key_once() {
+    let mut process = support::process::OptinProcess::start_bare(&[]).await;
+    process.kill9();
+    let key = process.dir().join("data/receipt-key.pem");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let pem = std::fs::read_to_string(&key).unwrap();
+    let first = optin(&["check-config"], process.dir());
     assert!(first.status.success(), "{}", text(&first.stderr));
     assert!(
         text(&first.stdout).contains("Consent receipts: signed with kid"),
         "{}",
         text(&first.stdout)
     );
-    let key = dir.path().join("data/receipt-key.pem");
-    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600);
-    let pem = std::fs::read_to_string(&key).unwrap();
-    let second = optin(&["check-config"], dir.path());
+    let second = optin(&["check-config"], process.dir());
     assert!(second.status.success(), "{}", text(&second.stderr));
     assert_eq!(
         std::fs::read_to_string(&key).unwrap(),

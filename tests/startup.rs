@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::json;
-use support::process::{free_port, run_configured, OptinProcess, ProcessSettings};
+use support::process::{free_port, optin_command, run_configured, OptinProcess, ProcessSettings};
 use support::redis_server::RedisServer;
 use support::smtp_sink::SmtpSink;
 
@@ -52,6 +52,31 @@ async fn slow_with_no_configuration_at_all_the_development_setup_starts_and_says
         .await
         .unwrap();
     assert_eq!(response.status(), 202, "an example type takes signups");
+    // With no public_url, the links in its mail follow the address it listens on.
+    let mail = wait_for_mail(&process.dir().join("data/mail")).await;
+    let link = format!("http://127.0.0.1:{}/confirm/", process.port);
+    assert!(mail.contains(&link), "{link} in:\n{mail}");
+}
+
+/// The first `.eml` file that appears in `dir`, within 10 s.
+async fn wait_for_mail(dir: &std::path::Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let first = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path())
+            .find(|path| path.extension().is_some_and(|e| e == "eml"));
+        if let Some(mail) = first.and_then(|path| std::fs::read(path).ok()) {
+            if !mail.is_empty() {
+                // Quoted-printable may break a long line with `=` and a line end.
+                return String::from_utf8_lossy(&mail).replace("=\r\n", "");
+            }
+        }
+        assert!(Instant::now() < deadline, "no mail in {}", dir.display());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,4 +306,216 @@ async fn slow_optin_health_exits_0_against_a_ready_instance_and_non_zero_when_no
     assert_eq!(message.trim().lines().count(), 1, "one line: {message}");
     assert!(message.contains("not ready"), "{message}");
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// `optin ARGS` with only `env`, in `dir`.
+fn optin_in(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    optin_command(dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run the optin binary")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn slow_check_config_writes_nothing_and_says_what_it_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = optin_in(dir.path(), &[], &["check-config"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let said = stdout(&output);
+    assert!(
+        said.contains(
+            "`optin serve` would start the development setup, with links to http://127.0.0.1:8080/"
+        ),
+        "{said}"
+    );
+    assert!(
+        said.contains(
+            "Checked: the settings, mail.url, mail.dkim, the mail and page templates and store.url"
+        ),
+        "{said}"
+    );
+    assert!(said.contains("this check wrote nothing"), "{said}");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "check-config wrote {left:?}");
+
+    // A wildcard bind is reached over loopback.
+    let output = optin_in(
+        dir.path(),
+        &[("OPTIN_SERVER__BIND", "0.0.0.0:9090")],
+        &["check-config"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("with links to http://127.0.0.1:9090/"),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn slow_configuration_errors_name_the_setting_and_its_environment_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = |env: &[(&str, &str)]| {
+        let output = optin_in(dir.path(), env, &["check-config"]);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{env:?}: {}",
+            stdout(&output)
+        );
+        stderr(&output)
+    };
+    let message = refused(&[("OPTIN_SERVER__BINDD", "x")]);
+    assert!(
+        message.contains("unknown setting `server.bindd` (from OPTIN_SERVER__BINDD)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("known here: bind, public_url"),
+        "{message}"
+    );
+    let message = refused(&[("OPTIN_SERVER__BIND", "nonsense")]);
+    assert!(
+        message.contains(
+            "setting `server.bind` (OPTIN_SERVER__BIND): 'nonsense' is not an address and port"
+        ),
+        "{message}"
+    );
+    let message = refused(&[("OPTIN_SERVER__BODY_LIMIT_BYTES", "lots")]);
+    assert!(
+        message.contains("setting `server.body_limit_bytes` (OPTIN_SERVER__BODY_LIMIT_BYTES): expected an integer"),
+        "{message}"
+    );
+    // A production setup (here: an index key is given) needs its public URL.
+    let index_key = STANDARD.encode([7u8; 32]);
+    let message = refused(&[("OPTIN_SECURITY__INDEX_KEY", &index_key)]);
+    assert!(
+        message.contains("missing `server.public_url` (OPTIN_SERVER__PUBLIC_URL), `security.signing_keys` (OPTIN_SECURITY__SIGNING_KEYS)"),
+        "{message}"
+    );
+    // In a configuration file, a bad bind is named the same way.
+    let base = ProcessSettings::new("./data/optin.redb", "file://./data/mail");
+    let output = check_config(&base.with_env("OPTIN_SERVER__BIND", "127.0.0.1:http"));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("`server.bind` (OPTIN_SERVER__BIND)"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_serve_names_the_address_it_cannot_listen_on() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = held.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = optin_command(dir.path())
+        .arg("serve")
+        .env("OPTIN_SERVER__BIND", &address)
+        .env("OPTIN_LOG__FORMAT", "text")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + REFUSAL;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("optin serve kept running on a port in use");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut message = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut message).unwrap();
+    assert!(!status.success());
+    assert!(
+        message.contains(&format!(
+            "optin: cannot listen on {address}: Address already in use"
+        )),
+        "{message}"
+    );
+    drop(held);
+}
+
+/// `--help` of every command and subcommand: each command and option it lists has a
+/// description.
+#[test]
+fn every_command_and_option_has_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pending = vec![Vec::<String>::new()];
+    let mut seen = 0;
+    while let Some(command) = pending.pop() {
+        let mut args: Vec<&str> = command.iter().map(String::as_str).collect();
+        args.push("--help");
+        let output = optin_in(dir.path(), &[], &args);
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+        let help = stdout(&output);
+        seen += 1;
+        let entries = help_entries(&help);
+        assert!(!entries.is_empty(), "{args:?} lists nothing:\n{help}");
+        for (section, name, description) in entries {
+            assert!(
+                !description.trim().is_empty(),
+                "`optin {}` has no description for {section} {name}:\n{help}",
+                command.join(" ")
+            );
+            if section == "Commands:" && name != "help" {
+                let mut sub = command.clone();
+                sub.push(name);
+                pending.push(sub);
+            }
+        }
+    }
+    // optin itself, its 9 commands, and the 4 of `keys`.
+    assert!(seen >= 14, "only {seen} commands were checked");
+}
+
+/// `(section, name, description)` of each entry of a clap help's sections: a line
+/// indented by two spaces starts an entry; its description follows two or more spaces,
+/// or on the lines below, indented further.
+fn help_entries(help: &str) -> Vec<(String, String, String)> {
+    let mut entries: Vec<(String, String, String)> = Vec::new();
+    let mut section = String::new();
+    for line in help.lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        if indent == 0 {
+            // A section's title ("Options:"), or prose, which ends any section.
+            section = if line.ends_with(':') {
+                line.to_string()
+            } else {
+                String::new()
+            };
+            continue;
+        }
+        if section.is_empty() {
+            continue;
+        }
+        if indent <= 6 {
+            let item = line.trim_start();
+            let (name, description) = match item.find("  ") {
+                Some(gap) => (item[..gap].to_string(), item[gap..].trim().to_string()),
+                None => (item.to_string(), String::new()),
+            };
+            entries.push((section.clone(), name, description));
+        } else if let Some(last) = entries.last_mut() {
+            last.2.push_str(line.trim());
+        }
+    }
+    entries
 }

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::names::read_error;
 use super::{ConfigError, Settings, DEFAULT_CONFIG_FILE};
 
 impl Settings {
@@ -28,10 +29,10 @@ impl Settings {
                     .separator("__"),
             )
             .build()
-            .map_err(|e| ConfigError::Read(e.to_string()))?;
+            .map_err(|e| read_error(e, file_used.as_deref()))?;
         let settings = built
             .try_deserialize()
-            .map_err(|e| ConfigError::Read(e.to_string()))?;
+            .map_err(|e| read_error(e, file_used.as_deref()))?;
         Ok((settings, file_used))
     }
 }
@@ -42,5 +43,5 @@ pub(super) fn toml_from_str<T: serde::de::DeserializeOwned>(text: &str) -> Resul
         .add_source(config::File::from_str(text, config::FileFormat::Toml))
         .build()
         .and_then(config::Config::try_deserialize)
-        .map_err(|e| ConfigError::Read(e.to_string()))
+        .map_err(|e| read_error(e, None))
 }

@@ -10,6 +10,7 @@
 
 mod dev;
 mod load;
+mod names;
 mod schema;
 mod validate;
 
@@ -19,7 +20,8 @@ use crate::auth::ApiKeys;
 use crate::domain::{Catalog, ContactIndex};
 use crate::tokens::TokenSigner;
 
-pub use dev::DevKeys;
+pub use dev::{DevFiles, DevKeys};
+pub use names::environment_variable;
 pub use schema::{
     AdminSettings, BackupSettings, ConsentSettings, ControllerSettings, DkimSettings, LinkSettings,
     ListSetting, LogFormat, LogSettings, MailSettings, PrivacySettings, SecuritySettings,
@@ -32,24 +34,31 @@ pub const DEFAULT_CONFIG_FILE: &str = "optin.toml";
 pub enum ConfigError {
     #[error("cannot read the configuration: {0}")]
     Read(String),
-    #[error("setting `{setting}`: {reason}")]
-    Invalid {
-        setting: &'static str,
-        reason: String,
+    /// A setting that does not exist; `origin` says where it was written, and `known`
+    /// lists the settings its section has.
+    #[error("unknown setting `{setting}` ({origin}){}", names::known_note(.known))]
+    Unknown {
+        setting: String,
+        origin: String,
+        known: Vec<String>,
     },
+    /// A value that is not what the setting takes: of the wrong type (found while
+    /// reading) or out of its range (found while checking).
+    #[error("setting `{setting}`{}: {reason}", names::variable_note(.setting))]
+    Invalid { setting: String, reason: String },
     /// A `[webhooks]` setting; the error names it, e.g. `webhooks.endpoints[crm].url`.
-    #[error("setting `{}`: {}", .0.setting, .0.reason)]
+    #[error("setting `{}`{}: {}", .0.setting, names::variable_note(&.0.setting), .0.reason)]
     Webhooks(crate::webhooks::WebhookConfigError),
     /// A `[signup]` firewall setting; the message names it.
     #[error("{0}")]
     Firewall(String),
-    #[error("missing {}: a production setup never falls back to generated keys (the development setup needs no configuration file, the embedded store and no OPTIN_SECURITY__* variable)", .0.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", "))]
+    #[error("missing {}: a production setup needs them, and never falls back to generated keys or a guessed address (the development setup needs no configuration file, the embedded store and no OPTIN_SECURITY__* variable)", names::listed(.0))]
     Missing(Vec<&'static str>),
 }
 
-fn invalid(setting: &'static str, reason: impl ToString) -> ConfigError {
+fn invalid(setting: &str, reason: impl ToString) -> ConfigError {
     ConfigError::Invalid {
-        setting,
+        setting: setting.to_string(),
         reason: reason.to_string(),
     }
 }

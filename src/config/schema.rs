@@ -14,9 +14,11 @@ const EXAMPLE_TYPES: &str = include_str!("../example_subscription_types.toml");
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerSettings {
+    /// `address:port` to listen on.
     pub bind: String,
     /// The address people and mail clients reach us at; links in mails start with it.
-    pub public_url: String,
+    /// A production setup must set it; the development setup follows `bind` without it.
+    pub public_url: Option<String>,
     pub body_limit_bytes: usize,
     /// Where `POST /signup` sends the browser afterwards. Never taken from the request.
     pub thank_you_url: Option<String>,
@@ -42,7 +44,7 @@ impl Default for ServerSettings {
     fn default() -> Self {
         Self {
             bind: "127.0.0.1:8080".into(),
-            public_url: "http://127.0.0.1:8080".into(),
+            public_url: None,
             body_limit_bytes: 1024 * 1024,
             thank_you_url: None,
             signup_page_url: None,

@@ -9,24 +9,51 @@ use base64::Engine;
 use ipnet::IpNet;
 use secrecy::ExposeSecret;
 
-use super::{invalid, Config, ConfigError, ListSetting, SecuritySettings, Settings};
+use super::{invalid, Config, ConfigError, ListSetting, Settings};
 use crate::auth::{ApiKey, ApiKeys};
 use crate::domain::{Catalog, ContactIndex};
 use crate::firewall::{Firewall, FirewallSettings};
 use crate::receipts::{Controller, ReceiptIssuer, ReceiptKeys};
 use crate::tokens::{SigningKey, TokenSigner};
 
-impl SecuritySettings {
-    /// The keys every setup needs that are not configured.
-    fn missing_keys(&self) -> Vec<&'static str> {
+impl Settings {
+    /// What a production setup must configure and has not: the address links start with
+    /// and the keys. (The development setup fills them in before this is asked.)
+    fn missing(&self) -> Vec<&'static str> {
         let mut missing = Vec::new();
-        if self.signing_keys.0.is_empty() {
+        if self.server.public_url.is_none() {
+            missing.push("server.public_url");
+        }
+        if self.security.signing_keys.0.is_empty() {
             missing.push("security.signing_keys");
         }
-        if self.index_key.is_none() {
+        if self.security.index_key.is_none() {
             missing.push("security.index_key");
         }
         missing
+    }
+}
+
+/// `server.bind`: an address and port to listen on, such as `127.0.0.1:8080`,
+/// `[::]:8080` or `localhost:8080` (a name is resolved when the service binds).
+pub(super) fn check_bind(bind: &str) -> Result<(), ConfigError> {
+    if bind.parse::<SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let well_formed = bind.rsplit_once(':').is_some_and(|(host, port)| {
+        port.parse::<u16>().is_ok()
+            && !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    });
+    if well_formed {
+        Ok(())
+    } else {
+        Err(invalid(
+            "server.bind",
+            format!("'{bind}' is not an address and port, such as 127.0.0.1:8080 or 0.0.0.0:8080"),
+        ))
     }
 }
 
@@ -208,8 +235,16 @@ impl Config {
     }
 
     pub(super) fn build(settings: Settings, development_setup: bool) -> Result<Self, ConfigError> {
-        let public_url = url::Url::parse(settings.server.public_url.trim_end_matches('/'))
-            .ok()
+        let missing = settings.missing();
+        if !missing.is_empty() {
+            return Err(ConfigError::Missing(missing));
+        }
+        check_bind(&settings.server.bind)?;
+        let public_url = settings
+            .server
+            .public_url
+            .as_deref()
+            .and_then(|url| url::Url::parse(url.trim_end_matches('/')).ok())
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
             .ok_or_else(|| invalid("server.public_url", "must be an absolute http(s) URL"))?;
         let mail_from = settings
@@ -217,10 +252,6 @@ impl Config {
             .from
             .parse()
             .map_err(|e| invalid("mail.from", e))?;
-        let missing = settings.security.missing_keys();
-        if !missing.is_empty() {
-            return Err(ConfigError::Missing(missing));
-        }
         let signer = TokenSigner::new(parse_signing_keys(&settings.security.signing_keys)?)
             .ok_or(ConfigError::Missing(vec!["security.signing_keys"]))?;
         let index_key = settings
@@ -526,7 +557,7 @@ mod tests {
         let huge = with_setting("links.unsubscribe_ttl_days", u64::from(u32::MAX));
         assert_eq!(
             huge.check_values().unwrap_err().to_string(),
-            "setting `links.unsubscribe_ttl_days`: must be at most 36525 days (100 years)"
+            "setting `links.unsubscribe_ttl_days` (OPTIN_LINKS__UNSUBSCRIBE_TTL_DAYS): must be at most 36525 days (100 years)"
         );
         for (setting, most) in [
             ("signup.confirmation_ttl_days", MAX_DAYS),
@@ -560,6 +591,7 @@ mod tests {
 
     fn keyed_settings() -> Settings {
         let mut settings = Settings::default();
+        settings.server.public_url = Some("https://optin.example".into());
         settings.security.signing_keys = ListSetting(vec![secrecy::SecretString::from(format!(
             "k1:{}",
             STANDARD.encode([1u8; 32])
@@ -598,17 +630,17 @@ mod tests {
             }
         };
         let message = refused(|s| s.signup.challenge_ttl_seconds = 0);
-        assert!(message.contains("`signup.challenge_ttl_seconds`: must be at least 1"));
+        assert!(message.contains("`signup.challenge_ttl_seconds` (OPTIN_SIGNUP__CHALLENGE_TTL_SECONDS): must be at least 1"));
         let message = refused(|s| s.signup.challenge_ttl_seconds = 86_401);
-        assert!(message.contains("`signup.challenge_ttl_seconds`: must be at most 86400"));
+        assert!(message.contains("`signup.challenge_ttl_seconds` (OPTIN_SIGNUP__CHALLENGE_TTL_SECONDS): must be at most 86400"));
         let message = refused(|s| s.signup.proof_of_work_max_number = 10_000_001);
-        assert!(message.contains("`signup.proof_of_work_max_number`: must be at most"));
+        assert!(message.contains("`signup.proof_of_work_max_number` (OPTIN_SIGNUP__PROOF_OF_WORK_MAX_NUMBER): must be at most"));
         let message = refused(|s| s.signup.min_fill_seconds = 3_601);
         assert!(message.contains("`signup.min_fill_seconds`"));
         let message = refused(|s| s.signup.max_unconfirmed_per_ip = 0);
         assert!(message.contains("`signup.max_unconfirmed_per_ip`"));
         let message = refused(|s| s.signup.dns_servers = StringList(vec!["resolver".into()]));
-        assert!(message.contains("`signup.dns_servers`: 'resolver'"));
+        assert!(message.contains("`signup.dns_servers` (OPTIN_SIGNUP__DNS_SERVERS): 'resolver'"));
         let message = refused(|s| s.signup.blocked_domains = StringList(vec!["a b".into()]));
         assert!(message.contains("signup.blocked_domains"), "{message}");
         assert!(message.contains("'a b' is not a domain"), "{message}");
@@ -626,5 +658,35 @@ mod tests {
         assert_eq!(server("::1").as_deref(), Some("[::1]:53"));
         assert_eq!(server("dns.example:53"), None);
         assert_eq!(server("1.2.3.4:99999"), None);
+    }
+
+    #[test]
+    fn a_production_setup_needs_a_public_url_and_names_its_variable() {
+        let mut settings = keyed_settings();
+        settings.server.public_url = None;
+        let error = Config::build(settings, false).err().unwrap().to_string();
+        assert!(
+            error.starts_with("missing `server.public_url` (OPTIN_SERVER__PUBLIC_URL):"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn bind_is_an_address_and_port() {
+        for good in [
+            "127.0.0.1:8080",
+            "0.0.0.0:80",
+            "[::]:8080",
+            "localhost:9090",
+        ] {
+            assert!(check_bind(good).is_ok(), "{good}");
+        }
+        for bad in ["xyz", "127.0.0.1", "127.0.0.1:99999", ":8080", "a b:80"] {
+            let error = check_bind(bad).unwrap_err().to_string();
+            assert!(
+                error.starts_with("setting `server.bind` (OPTIN_SERVER__BIND): "),
+                "{error}"
+            );
+        }
     }
 }

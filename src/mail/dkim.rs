@@ -178,6 +178,30 @@ impl DkimSigner {
     pub fn txt_record(&self) -> String {
         txt_record(self.algorithm, &self.public_key)
     }
+
+    /// The record as DNS zone files and providers take it: see [`dns_strings`].
+    pub fn txt_record_strings(&self) -> String {
+        dns_strings(&self.txt_record())
+    }
+}
+
+/// The longest string one TXT record may hold (RFC 1035 §3.3: a length byte, then the
+/// bytes); an RSA-2048 key alone is longer, so its record is split.
+const MAX_DNS_STRING: usize = 255;
+
+/// What is said beside the split record, on one line.
+pub const SPLIT_NOTE: &str = "quoted strings of at most 255 characters each, as DNS requires; resolvers join them without spaces, so paste the line as it is";
+
+/// A TXT record value as quoted strings of at most 255 characters each, separated by
+/// spaces: `"v=DKIM1; k=rsa; p=MIIB…" "…rest"`. The record holds only base64, letters,
+/// digits, `=`, `;` and spaces, so nothing needs escaping inside the quotes.
+pub fn dns_strings(record: &str) -> String {
+    record
+        .as_bytes()
+        .chunks(MAX_DNS_STRING)
+        .map(|chunk| format!("\"{}\"", String::from_utf8_lossy(chunk)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `v=DKIM1; k=rsa|ed25519; p=<base64>`.
@@ -360,12 +384,12 @@ pub fn generate_key_file(
     })?;
     Ok(format!(
         "Wrote the {} key to {} (mode 0600).\n\
-         Publish this TXT record at {selector}._domainkey.{domain}:\n{}\n\
+         Publish this TXT record at {selector}._domainkey.{domain}, as {SPLIT_NOTE}:\n{}\n\
          Then set [mail.dkim] domain = \"{domain}\", selector = \"{selector}\", \
          private_key_file = \"{}\".",
         algorithm.tag(),
         out.display(),
-        key.txt_record,
+        dns_strings(&key.txt_record),
         out.display()
     ))
 }
@@ -402,6 +426,20 @@ mod tests {
         assert!(
             refused("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
                 .contains("neither RSA nor Ed25519")
+        );
+    }
+
+    #[test]
+    fn a_record_is_split_into_strings_of_at_most_255_characters() {
+        let record = format!("v=DKIM1; k=rsa; p={}", "A".repeat(392));
+        let split = dns_strings(&record);
+        let strings: Vec<&str> = split.split("\" \"").map(|s| s.trim_matches('"')).collect();
+        assert_eq!(strings.len(), 2, "{split}");
+        assert_eq!(strings[0].len(), 255);
+        assert_eq!(strings.concat(), record);
+        assert_eq!(
+            dns_strings("v=DKIM1; k=ed25519; p=AB"),
+            "\"v=DKIM1; k=ed25519; p=AB\""
         );
     }
 

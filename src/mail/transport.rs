@@ -135,6 +135,16 @@ impl MailTransport {
         }
     }
 
+    /// Checks a URL as [`Self::from_url`] does, without creating a `file://` folder:
+    /// for a check of the configuration that writes nothing.
+    pub fn check_url(url: &str) -> Result<(), TransportError> {
+        let url = url.trim();
+        match scheme_of(url).as_deref() {
+            Some("file") => file_folder(&url["file://".len()..]).map(drop),
+            _ => Self::from_url(url).map(drop),
+        }
+    }
+
     /// Where mail goes, without secrets, for a startup log line, such as
     /// `smtp://mail.example.com:587 (starttls, authenticated)`.
     pub fn describe(&self) -> String {
@@ -342,13 +352,18 @@ fn percent_decode(raw: &str) -> Option<String> {
         .map(std::borrow::Cow::into_owned)
 }
 
-fn file_transport(dir: &str) -> Result<MailTransport, TransportError> {
+/// The folder a `file://` URL names.
+fn file_folder(dir: &str) -> Result<&Path, TransportError> {
     if dir.is_empty() {
         return Err(invalid(
             "file:// needs a folder, such as file://./data/mail",
         ));
     }
-    let path = Path::new(dir);
+    Ok(Path::new(dir))
+}
+
+fn file_transport(dir: &str) -> Result<MailTransport, TransportError> {
+    let path = file_folder(dir)?;
     let shared =
         crate::private_files::create_folder(path).map_err(|source| TransportError::CreateDir {
             path: path.to_path_buf(),

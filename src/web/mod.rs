@@ -26,9 +26,9 @@ use crate::service::Subscriptions;
 use crate::tokens::TokenSigner;
 use crate::web::pages::Pages;
 use routes::{
-    backup, confirm, contacts, eligibility, feedback, funnel, imports, jwks, manage, ops, outbox,
-    page, preferences, processing_record, quarantine, receipts, received, renew, rights, signup,
-    signup_challenge, subscription_types, unsubscribe, webhooks,
+    backup, confirm, contacts, eligibility, feedback, funnel, home, imports, jwks, manage, ops,
+    outbox, page, preferences, processing_record, quarantine, receipts, received, renew, rights,
+    signup, signup_challenge, subscription_types, unsubscribe, webhooks,
 };
 
 /// Everything handlers need, shared by all workers.
@@ -309,6 +309,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize, cors_origins: 
         .service(
             resource("/v1/webhooks/{id}/enable", "POST").route(web::post().to(webhooks::enable)),
         )
+        .service(resource("/", "GET").route(web::get().to(home::show_home)))
+        .service(resource("/favicon.ico", "GET").route(web::get().to(home::favicon)))
         .service(resource("/healthz", "GET").route(web::get().to(ops::healthz)))
         .service(resource("/readyz", "GET").route(web::get().to(ops::readyz)))
         .service(resource("/metrics", "GET").route(web::get().to(ops::metrics)))

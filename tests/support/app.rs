@@ -70,7 +70,7 @@ fn sha256_hex(text: &str) -> String {
 pub fn test_settings(store_url: &str, smtp_url: &str, port: u16) -> Settings {
     let mut settings = Settings::default();
     settings.server.bind = format!("127.0.0.1:{port}");
-    settings.server.public_url = format!("http://127.0.0.1:{port}");
+    settings.server.public_url = Some(format!("http://127.0.0.1:{port}"));
     settings.store.url = store_url.to_string();
     settings.mail.url = SecretString::from(smtp_url.to_string());
     settings.mail.from = "Optin Test <no-reply@optin.test>".to_string();

@@ -23,6 +23,12 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium session. Panics with a clear message
     /// when either is missing: the README's test command installs them.
     pub async fn start() -> Browser {
+        Self::start_with_language("en-US,en").await
+    }
+
+    /// As [`Self::start`], with a browser that asks for pages in `languages` (its
+    /// `Accept-Language`, such as `nl`).
+    pub async fn start_with_language(languages: &str) -> Browser {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -39,6 +45,7 @@ impl Browser {
             "prefs": {
                 "download.default_directory": downloads.path().display().to_string(),
                 "download.prompt_for_download": false,
+                "intl.accept_languages": languages,
             },
             "binary": "/usr/bin/chromium",
             "args": [
@@ -260,6 +267,58 @@ impl Browser {
             .await
             .expect("the current URL")
             .to_string()
+    }
+
+    /// Gives the page a viewport `width` by `height` CSS pixels; headless Chromium has no
+    /// window decorations, so the window's size is the viewport's.
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .unwrap_or_else(|e| panic!("cannot resize the window to {width}x{height}: {e}"));
+    }
+
+    /// The viewport's width and the page's: a page wider than its viewport scrolls
+    /// sideways. With the elements that reach past the viewport, to name in a failure.
+    pub async fn widths(&self) -> (u64, u64, Vec<String>) {
+        let answer = self
+            .eval(
+                "const page = document.documentElement;
+                 const past = [...document.body.querySelectorAll('*')]
+                   .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
+                   .slice(0, 5)
+                   .map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : ''));
+                 return [window.innerWidth, page.scrollWidth, past];",
+            )
+            .await;
+        let number = |i: usize| answer[i].as_u64().expect("a width");
+        let past = answer[2]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|name| name.as_str().map(str::to_string))
+            .collect();
+        (number(0), number(1), past)
+    }
+
+    /// Saves a PNG of the whole page at `width` CSS pixels: the viewport is made as tall
+    /// as the page first (up to 6000 pixels). The window's height holds more than the
+    /// viewport's (headless Chromium still counts a toolbar), so that difference is added.
+    pub async fn screenshot_page(&self, width: u32, path: &std::path::Path) {
+        const FIRST: u32 = 800;
+        self.resize(width, FIRST).await;
+        let sizes = self
+            .eval("return [window.innerHeight, document.documentElement.scrollHeight]")
+            .await;
+        let size = |i: usize| {
+            sizes[i]
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .expect("a height")
+        };
+        let toolbar = FIRST.saturating_sub(size(0));
+        self.resize(width, size(1).min(6000) + toolbar).await;
+        self.screenshot(path).await;
     }
 
     /// Saves a PNG of the viewport.

@@ -107,18 +107,15 @@ impl OptinProcess {
     }
 
     /// Spawns `optin serve` in an empty folder with no configuration file and only `env`
-    /// (plus the bind address and public URL of a free port), without waiting: for tests
-    /// of what the service does with little or no configuration.
+    /// (plus the bind address of a free port, which the development setup's links
+    /// follow), without waiting: for tests of what the service does with little or no
+    /// configuration.
     pub fn spawn_bare(env: &[(&str, &str)]) -> OptinProcess {
         let port = free_port();
         let dir = tempfile::tempdir().expect("a temporary folder for the process");
         Self::launch(dir, port, |command| {
             command
                 .env("OPTIN_SERVER__BIND", format!("127.0.0.1:{port}"))
-                .env(
-                    "OPTIN_SERVER__PUBLIC_URL",
-                    format!("http://127.0.0.1:{port}"),
-                )
                 .env("OPTIN_LOG__FORMAT", "text")
                 .envs(env.iter().copied());
         })

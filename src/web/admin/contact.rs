@@ -120,7 +120,7 @@ async fn contact_page(
         .events
         .iter()
         .rev()
-        .map(|event| timeline_event(event, broken == Some(event.id)))
+        .map(|event| timeline_event(event, broken == Some(event.id), &type_name))
         .collect();
     let data = AdminContact {
         nav: console.nav(),
@@ -170,12 +170,20 @@ fn code<T: Serialize>(value: &T) -> String {
         .unwrap_or_default()
 }
 
-fn timeline_event(event: &Event, broken: bool) -> TimelineEvent {
+/// One event as the timeline shows it; its type by name, in the console's language.
+fn timeline_event(
+    event: &Event,
+    broken: bool,
+    type_name: &impl Fn(&str) -> String,
+) -> TimelineEvent {
     TimelineEvent {
         id: event.id.to_string(),
         at: when(event.at),
         kind: code(&event.kind),
-        subscription_type: event.subscription_type.as_ref().map(ToString::to_string),
+        subscription_type: event
+            .subscription_type
+            .as_ref()
+            .map(|id| type_name(id.as_str())),
         change: match (event.from, event.to) {
             (Some(from), Some(to)) => Some(format!("{} → {}", from.as_str(), to.as_str())),
             (None, Some(to)) => Some(format!("→ {}", to.as_str())),

@@ -30,6 +30,7 @@ use crate::web::pages::ErrorKey;
 /// The console's routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/admin", "GET").route(web::get().to(search::show_search)))
+        .service(resource("/admin/", "GET").route(web::get().to(to_console)))
         .service(
             resource(session::LOGIN_PATH, "GET, POST")
                 .route(web::get().to(login::show_login))
@@ -87,6 +88,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             resource("/admin/quarantine/{id}/drop", "POST")
                 .route(web::post().to(quarantine::drop_held)),
         );
+}
+
+/// `/admin/` is the console's start page too: a permanent redirect to `/admin`,
+/// relative, so that it holds behind a path prefix.
+async fn to_console(req: HttpRequest) -> HttpResponse {
+    let location = match req.query_string() {
+        "" => "../admin".to_string(),
+        query => format!("../admin?{query}"),
+    };
+    HttpResponse::PermanentRedirect()
+        .insert_header((header::LOCATION, location))
+        .finish()
 }
 
 /// Why a console request could not be done; each becomes a localized page.

@@ -143,6 +143,7 @@ pub struct TimelineEvent {
     pub id: String,
     pub at: String,
     pub kind: String,
+    /// The type's name, in the console's language.
     pub subscription_type: Option<String>,
     pub change: Option<String>,
     pub source: String,
@@ -412,7 +413,7 @@ pub(super) fn add_samples(samples: &mut Samples) {
                 id: text("0"),
                 at: text("2026-01-01 00:00 UTC"),
                 kind: text("status_changed"),
-                subscription_type: some(flag, "sample-type"),
+                subscription_type: some(flag, "Sample"),
                 change: some(flag, "not_subscribed → opted_in"),
                 source: text("confirm_link"),
                 lawful_basis: some(flag, "consent"),

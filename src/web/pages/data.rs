@@ -5,6 +5,7 @@
 
 use serde::{Serialize, Serializer};
 
+use super::HOME;
 use super::{
     CONFIRM, CONFIRMED, ERASED, ERASE_CONFIRM, ERROR, FRESH_LINK_NEEDED, LINK_INVALID, LINK_SENT,
     MANAGE, PREFERENCES, RENEW, SIGNUP_RECEIVED, UNSUBSCRIBE, UNSUBSCRIBED,
@@ -41,6 +42,7 @@ pages! {
     EraseConfirm => ERASE_CONFIRM,
     Erased => ERASED,
     Renew => RENEW,
+    Home => HOME,
 }
 
 /// A subscription type as the pages name it, in the page's locale.
@@ -210,6 +212,13 @@ pub struct Renew {
     pub already: bool,
     /// The notice changed since the page was shown: asked again with today's text.
     pub notice_changed: bool,
+}
+
+/// `GET /`: what this is, and the way to the signup form.
+#[derive(Clone, Debug, Serialize)]
+pub struct Home {
+    /// Relative to `/`, so that it works behind a path prefix.
+    pub signup_url: String,
 }
 
 /// The messages the error page has.
@@ -394,6 +403,9 @@ pub(super) fn samples() -> Vec<(&'static str, serde_json::Value)> {
             error_key,
         });
     }
+    samples.add(&Home {
+        signup_url: "signup".to_string(),
+    });
     super::console::add_samples(&mut samples);
     samples.0
 }

@@ -38,6 +38,7 @@ pub use console::{
     ADMIN_CONTACT, ADMIN_DELIVERIES, ADMIN_ERASE, ADMIN_FUNNEL, ADMIN_LOGIN, ADMIN_QUARANTINE,
     ADMIN_RECORD, ADMIN_SEARCH, ADMIN_STATS, SIGNUP,
 };
+pub use data::Home;
 pub use data::{
     CodeForm, Confirm, Confirmed, Embed, EraseConfirm, Erased, ErrorKey, ErrorPage,
     FreshLinkNeeded, LinkInvalid, LinkSent, Manage, Page, Preferences, Renew, SignupReceived,
@@ -60,9 +61,10 @@ pub const ERROR: &str = "error";
 pub const ERASE_CONFIRM: &str = "erase_confirm";
 pub const ERASED: &str = "erased";
 pub const RENEW: &str = "renew";
+pub const HOME: &str = "home";
 
 /// Every page [`Pages::render`] knows.
-pub const PAGES: [&str; 24] = [
+pub const PAGES: [&str; 25] = [
     SIGNUP,
     ADMIN_LOGIN,
     ADMIN_SEARCH,
@@ -87,6 +89,7 @@ pub const PAGES: [&str; 24] = [
     ERASED,
     RENEW,
     ADMIN_RECORD,
+    HOME,
 ];
 
 /// The `error_key`s the error page has a message for; any other shows the `internal` one.

@@ -10,6 +10,7 @@ pub(super) mod eligibility;
 pub(super) mod feedback;
 pub(super) mod funnel;
 pub(super) mod hosted;
+pub(super) mod home;
 pub(super) mod imports;
 pub(super) mod jwks;
 pub(super) mod manage;
