@@ -522,18 +522,18 @@ async fn a_reminder_counts_against_the_mail_cap(backend: Backend) {
 async fn the_typo_question_stores_and_mails_nothing_until_an_address_is_chosen(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let asked = app
-        .post_form("/signup", &hosted_form("ann@gmial.com", &["blog-updates"]))
+        .post_form("/signup", &hosted_form("ann@gnail.com", &["blog-updates"]))
         .await;
     assert_eq!(asked.status(), 200);
     let page = asked.text().await.unwrap();
     assert!(page.contains("Did you mean:"), "{page}");
     assert!(page.contains(r#"name="email_choice" value="ann@gmail.com""#));
-    assert!(page.contains(r#"name="email_choice" value="ann@gmial.com" id="keep-address""#));
+    assert!(page.contains(r#"name="email_choice" value="ann@gnail.com" id="keep-address""#));
     assert!(page
         .contains(r#"value="blog-updates" aria-describedby="type-blog-updates-details" checked"#));
     app.drain_outbox().await;
     assert!(app.smtp.messages().is_empty(), "nothing mailed");
-    for email in ["ann@gmial.com", "ann@gmail.com"] {
+    for email in ["ann@gnail.com", "ann@gmail.com"] {
         assert_eq!(
             app.contact(email).await.status(),
             404,
@@ -543,21 +543,21 @@ async fn the_typo_question_stores_and_mails_nothing_until_an_address_is_chosen(b
 
     let chosen = format!(
         "{}&email_choice={}",
-        hosted_form("ann@gmial.com", &["blog-updates"]),
+        hosted_form("ann@gnail.com", &["blog-updates"]),
         urlencode("ann@gmail.com")
     );
     assert_eq!(app.post_form("/signup", &chosen).await.status(), 303);
     let kept = format!(
         "{}&email_choice={}",
-        hosted_form("bob@gmial.com", &["blog-updates"]),
-        urlencode("bob@gmial.com")
+        hosted_form("bob@gnail.com", &["blog-updates"]),
+        urlencode("bob@gnail.com")
     );
     assert_eq!(app.post_form("/signup", &kept).await.status(), 303);
     // Only the hosted form asks: an operator's form and the API are taken as typed.
-    let own_form = "email=cy%40gmial.com&subscription_types=blog-updates&website=";
+    let own_form = "email=cy%40gnail.com&subscription_types=blog-updates&website=";
     assert_eq!(app.post_form("/signup", own_form).await.status(), 303);
     assert_eq!(
-        app.signup("dee@gmial.com", &["blog-updates"])
+        app.signup("dee@gnail.com", &["blog-updates"])
             .await
             .status(),
         202
@@ -565,13 +565,13 @@ async fn the_typo_question_stores_and_mails_nothing_until_an_address_is_chosen(b
     app.drain_outbox().await;
     for email in [
         "ann@gmail.com",
-        "bob@gmial.com",
-        "cy@gmial.com",
-        "dee@gmial.com",
+        "bob@gnail.com",
+        "cy@gnail.com",
+        "dee@gnail.com",
     ] {
         assert_eq!(app.mails_to(email).len(), 1, "{email}");
     }
-    assert!(app.mails_to("ann@gmial.com").is_empty());
+    assert!(app.mails_to("ann@gnail.com").is_empty());
 }
 
 async fn the_funnel_counts_each_stage_per_source_in_the_window_asked(backend: Backend) {
@@ -601,7 +601,7 @@ async fn the_funnel_counts_each_stage_per_source_in_the_window_asked(backend: Ba
         .await;
     let bound_cookie = cookie_pair(&binding_cookie(&bound_signup));
     // Asked only: no mail is sent, so nothing is requested either.
-    app.post_form("/signup", &hosted_form("typo@gmial.com", &["blog-updates"]))
+    app.post_form("/signup", &hosted_form("typo@gnail.com", &["blog-updates"]))
         .await;
     app.drain_outbox().await;
 

@@ -587,9 +587,11 @@ async fn a_crash_mid_traffic_loses_no_acknowledged_signup(store_url: &str) {
 
     let smtp = SmtpSink::start();
     // One test client posts every signup, as a form backend behind one address would:
-    // the per-IP signup limit is raised, as its operator would raise it.
+    // the per-IP signup limits are raised, as its operator would raise them (else the
+    // firewall holds the burst in quarantine).
     let settings = ProcessSettings::new(store_url, &smtp.url())
         .with_env("OPTIN_SIGNUP__MAX_SIGNUPS_PER_IP", "100000")
+        .with_env("OPTIN_SIGNUP__MAX_UNCONFIRMED_PER_IP", "100000")
         .with_env("OPTIN_MAIL__WORKERS", &CRASH_TEST_WORKERS.to_string());
     let mut first = OptinProcess::start(&settings).await;
 

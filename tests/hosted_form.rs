@@ -239,7 +239,7 @@ async fn the_form_and_the_pages_after_it_may_be_framed_by_the_allowed_origins_on
     assert_framed_by_shop(
         app.post_form(
             "/signup",
-            "hosted_form=1&email=ann%40gmial.com&subscription_types=blog-updates",
+            "hosted_form=1&email=ann%40gnail.com&subscription_types=blog-updates",
         )
         .await,
         "the typo question",

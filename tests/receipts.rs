@@ -295,7 +295,8 @@ async fn a_confirmed_opt_in_mails_its_receipt_which_jwcrypto_verifies_against_th
     let status = &record["dpv:hasConsentStatus"];
     assert_eq!(status["@type"][0], "dpv:ConsentGiven");
     assert_eq!(status["dpv:isIndicatedAtTime"]["@value"], event["at"]);
-    assert_eq!(status["dpv:hasIndicationMethod"], event["source"]);
+    // How: the confirmation's method, which the event records beside its source.
+    assert_eq!(status["dpv:hasIndicationMethod"], event["confirm_method"]);
     assert_eq!(status["dpv:hasDuration"]["@type"], "dpv:UntilEventDuration");
     let process = &record["dpv:hasProcess"];
     assert_eq!(process["dpv:hasPurpose"]["dct:identifier"], BLOG);

@@ -685,6 +685,9 @@ async fn counters_follow_opt_in_unsubscribe_and_erasure_exactly(backend: Backend
     let opted_in_news = counter::by_type(NEWS, Status::OptedIn);
     let unsubscribed_news = counter::by_type(NEWS, Status::Unsubscribed);
     let opted_in_billing = counter::by_type(BILLING, Status::OptedIn);
+    // set_status opts in on consent: each opt-in is counted under its lawful basis too.
+    let consent_news = counter::by_basis(NEWS, LawfulBasis::Consent);
+    let consent_billing = counter::by_basis(BILLING, LawfulBasis::Consent);
     assert_eq!(counters(&store).await, counts(&[]));
 
     let mut alice = new_contact(1, now);
@@ -701,7 +704,9 @@ async fn counters_follow_opt_in_unsubscribe_and_erasure_exactly(backend: Backend
             (counter::MARKETING, 1),
             (counter::PENDING, 1),
             (&opted_in_news, 1),
-            (&opted_in_billing, 1)
+            (&opted_in_billing, 1),
+            (&consent_news, 1),
+            (&consent_billing, 1)
         ])
     );
 
@@ -714,7 +719,8 @@ async fn counters_follow_opt_in_unsubscribe_and_erasure_exactly(backend: Backend
             (counter::CONTACTS, 2),
             (counter::PENDING, 1),
             (&unsubscribed_news, 1),
-            (&opted_in_billing, 1)
+            (&opted_in_billing, 1),
+            (&consent_billing, 1)
         ])
     );
 
@@ -2014,6 +2020,7 @@ async fn a_restored_contact_gets_the_indexes_its_change_derives(backend: Backend
             ("type:news:opted_in", 1),
             ("type:news:unsubscribed", 1),
             ("type:billing:unsubscribed", 1),
+            ("basis:news:consent", 1),
         ])
     );
     let pending = contact.pending()[0].id;

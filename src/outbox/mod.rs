@@ -160,9 +160,9 @@ impl OutboxWorker {
         let (pending_id, sent) = match mail {
             MailKind::Confirmation { pending_id, .. } => (*pending_id, SentMail::Confirmation),
             MailKind::Reminder { pending_id, .. } => (*pending_id, SentMail::Reminder),
-            MailKind::PreferencesLink | MailKind::Receipt { .. } | MailKind::ConsentRenewal { .. } => {
-                return
-            }
+            MailKind::PreferencesLink
+            | MailKind::Receipt { .. }
+            | MailKind::ConsentRenewal { .. } => return,
         };
         if let Err(error) = self
             .service

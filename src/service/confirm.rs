@@ -119,7 +119,9 @@ impl Subscriptions {
                 // The contact is gone (expired and purged, or erased), or the signup was
                 // withdrawn: the link can do nothing more.
                 let contact = found.contact.ok_or(LinkError::Expired)?;
-                let signup = contact.pending_confirmation(pending_id).map(|p| p.signup.clone());
+                let signup = contact
+                    .pending_confirmation(pending_id)
+                    .map(|p| p.signup.clone());
                 contact
                     .clone()
                     .confirm(pending_id, method, &request.meta, found.now)
@@ -175,8 +177,13 @@ impl Subscriptions {
             .await?;
         Ok(match outcome {
             CodeOutcome::Confirmed(confirmed) => CodeAnswer::Confirmed(
-                self.confirmed_page(&reference.contact_id, confirmed, signup, ConfirmMethod::Code)
-                    .await,
+                self.confirmed_page(
+                    &reference.contact_id,
+                    confirmed,
+                    signup,
+                    ConfirmMethod::Code,
+                )
+                .await,
             ),
             CodeOutcome::Refused => CodeAnswer::Refused,
         })

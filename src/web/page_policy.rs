@@ -45,7 +45,8 @@ impl PagePolicy {
     /// challenge it fetches from this origin.
     #[must_use]
     pub fn with_solver(mut self) -> Self {
-        self.scripts.push(crate::firewall::hosted_solver::csp_source());
+        self.scripts
+            .push(crate::firewall::hosted_solver::csp_source());
         self.connects_home = true;
         self
     }

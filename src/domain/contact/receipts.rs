@@ -218,7 +218,9 @@ mod tests {
         assert!(plan.jobs.is_empty());
 
         let (pending, id) = signed_up("nl", now);
-        let Some(Planned::Write(confirmed)) = pending.confirm(id, crate::domain::ConfirmMethod::Button, &META, now) else {
+        let Some(Planned::Write(confirmed)) =
+            pending.confirm(id, crate::domain::ConfirmMethod::Button, &META, now)
+        else {
             panic!("a confirmation")
         };
         let kept = confirmed.with_receipts(ReceiptMail::DoNotSend, sign);

@@ -135,7 +135,12 @@ mod tests {
         assert_eq!(mail.locale, "nl");
         assert!(matches!(mail.mail, MailKind::Reminder { pending_id, .. } if pending_id == id));
         let after = plan.after.unwrap();
-        assert!(!after.due_times(rules().catalog()).contains_key(&Timer::Reminder), "once");
+        assert!(
+            !after
+                .due_times(rules().catalog())
+                .contains_key(&Timer::Reminder),
+            "once"
+        );
         assert!(matches!(
             after.remind(&rules(), MailAllowance::Available, due_later(now)),
             Planned::Nothing(Reminded::NothingDue)

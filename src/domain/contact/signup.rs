@@ -193,7 +193,9 @@ mod tests {
             Some(now + chrono::Duration::hours(24))
         );
         assert_eq!(
-            after.due_times(rules().catalog()).get(&crate::domain::Timer::Reminder),
+            after
+                .due_times(rules().catalog())
+                .get(&crate::domain::Timer::Reminder),
             Some(&(now + chrono::Duration::hours(24)))
         );
     }

@@ -448,9 +448,9 @@ mod tests {
             .render(
                 SIGNUP,
                 "en",
-                json!({"action_url": "signup", "locale": "en", "types": [],
-                    "challenge_url": "v1/signup-challenge", "rendered_at": "1.ab",
-                    "message": null}),
+                json!({"action_url": "signup", "locale": "en", "types": [], "email": "",
+                    "shown_types": "", "errors": {}, "suggestions": [], "target_top": false,
+                    "challenge_url": "v1/signup-challenge", "rendered_at": "1.ab"}),
             )
             .unwrap();
         let script = crate::firewall::hosted_solver::SCRIPT;
@@ -462,8 +462,9 @@ mod tests {
             .render(
                 SIGNUP,
                 "en",
-                json!({"action_url": "signup", "locale": "en", "types": [],
-                    "challenge_url": null, "rendered_at": null, "message": null}),
+                json!({"action_url": "signup", "locale": "en", "types": [], "email": "",
+                    "shown_types": "", "errors": {}, "suggestions": [], "target_top": false,
+                    "challenge_url": null, "rendered_at": null}),
             )
             .unwrap();
         assert!(!without.contains("<script>") && !without.contains("altcha"));

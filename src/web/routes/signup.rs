@@ -247,7 +247,13 @@ async fn answer_form(
     };
     let errors = field_errors(&values);
     if errors.email.is_some() || errors.types.is_some() {
-        return form_again(state, req, StatusCode::UNPROCESSABLE_ENTITY, &values, errors);
+        return form_again(
+            state,
+            req,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &values,
+            errors,
+        );
     }
     let hosted_form = form.hosted_form.is_some();
     // The hosted form posts the version beside each checkbox; other forms one for all.
