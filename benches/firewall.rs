@@ -25,9 +25,9 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::{Duration, Utc};
 use optin::config::{Config, ListSetting, Settings, StringList};
-use optin::domain::{EmailAddress, RequestMeta, Source};
+use optin::domain::{EmailAddress, RequestMeta, SignupDoor};
 use optin::firewall::{Challenge, DisposableAction, Firewall, FirewallSettings, MxChecker};
-use optin::service::{NoticeVersions, SignupRequest, Subscriptions};
+use optin::service::{NoticeVersions, SignupRequest, Subscriptions, TypoCheck};
 use optin::store::embedded::EmbeddedStore;
 use optin::store::redis::RedisStore;
 use optin::store::{SharedStore, Store};
@@ -155,7 +155,7 @@ async fn run() {
 /// check (against `dns`) on or off; the per-client limits too high to hold anything.
 fn service(store: &SharedStore, proof_of_work: bool, dns: Option<SocketAddr>) -> Subscriptions {
     let mut settings = Settings::default();
-    settings.server.public_url = "http://127.0.0.1:8080".into();
+    settings.server.public_url = Some("http://127.0.0.1:8080".into());
     settings.security.signing_keys = ListSetting(vec![SecretString::from(format!(
         "k1:{}",
         STANDARD.encode([1u8; 32])
@@ -183,7 +183,8 @@ fn signup(email: &str, proof: Option<String>) -> SignupRequest {
         types: vec!["blog-updates".into()],
         locale: "en".into(),
         notice_versions: NoticeVersions::Current,
-        origin: Source::SignupApi,
+        door: SignupDoor::Api,
+        typos: TypoCheck::Skip,
         form_id: None,
         page_url: None,
         meta: RequestMeta::default(),

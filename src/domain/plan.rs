@@ -18,7 +18,7 @@ pub enum Announcement {
     },
     /// A signup was held instead of mailed; no event records it, since nothing about
     /// the person's subscriptions changed.
-    Quarantined(HeldSignup),
+    Quarantined(Box<HeldSignup>),
 }
 
 /// A write: the contact after the transition (`None` deletes it), the events that prove

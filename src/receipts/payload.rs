@@ -181,7 +181,7 @@ impl ReceiptFacts {
             user_agent: event.meta.user_agent.is_some()
                 || signup.is_some_and(|s| s.user_agent.is_some()),
         };
-        let how = event.confirm_method.map(|m| serde_json::to_value(m));
+        let how = event.confirm_method.map(serde_json::to_value);
         let method = how
             .unwrap_or_else(|| serde_json::to_value(event.source))
             .ok()

@@ -160,7 +160,8 @@ impl Contact {
         };
         contact.held = Some(held.clone());
         Planned::Write(
-            Plan::keep(contact, Vec::new(), true).announcing(Announcement::Quarantined(held)),
+            Plan::keep(contact, Vec::new(), true)
+                .announcing(Announcement::Quarantined(Box::new(held))),
         )
     }
 
@@ -271,7 +272,7 @@ mod tests {
         );
         assert!(matches!(
             &plan.announcement,
-            Some(Announcement::Quarantined(h)) if h == held
+            Some(Announcement::Quarantined(h)) if **h == *held
         ));
     }
 
