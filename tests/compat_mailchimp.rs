@@ -620,6 +620,21 @@ async fn bad_input_is_a_mailchimp_400_and_changes_nothing(backend: Backend) {
     )
     .await;
     assert_eq!(answer["errors"][0]["field"], "status_if_new");
+    // A PATCH to a hash no member has names nobody, whatever address its body names
+    // (found by schemathesis: the body's address was taken for the path's).
+    let answer = expect(
+        &app,
+        Method::PATCH,
+        &member_path("marketing", &"0".repeat(32)),
+        Some(json!({ "email_address": "nobody@example.com", "status": "subscribed" })),
+        404,
+    )
+    .await;
+    assert_problem(&answer, 404, "Resource Not Found");
+    assert_eq!(
+        app.status("nobody@example.com", "marketing").await,
+        "not_subscribed"
+    );
     let response = app
         .client
         .put(app.url(&path))

@@ -18,6 +18,7 @@ on_embedded_and_redis!(
     each_reason_holds_the_signup_with_the_same_answer_and_mails_nothing,
     a_release_mails_the_confirmation_within_the_cap_and_a_drop_mails_nothing,
     held_signups_expire_with_the_confirmation_ttl_and_go_with_an_erasure,
+    a_held_signup_of_a_rectified_address_is_dropped_with_the_move,
 );
 
 const THROWAWAY: &str = "jane@mailinator.com";
@@ -402,4 +403,42 @@ async fn a_quarantined_signup_reaches_the_webhook_receiver_signed() {
         app.admin_send(Method::POST, &path).await.status(),
         StatusCode::ACCEPTED
     );
+}
+
+/// A signup held for an address is not carried to the address a rectification moves
+/// the person to (nobody asked for the new one): the listing is empty after the move, and
+/// the old id answers 404 to a release and a drop (never the "repeat with the new address"
+/// of an address route, since no address was given), and nothing is mailed.
+async fn a_held_signup_of_a_rectified_address_is_dropped_with_the_move(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    assert_eq!(app.signup(THROWAWAY, &["blog-updates"]).await.status(), 202);
+    let old_id = held(&app, THROWAWAY).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let moved = app
+        .admin(
+            Method::POST,
+            &format!("/v1/contacts/{}/rectification", urlencode(THROWAWAY)),
+        )
+        .await
+        .json(&serde_json::json!({ "new_email": "jane@example.com" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), StatusCode::OK);
+    assert!(listed(&app).await.is_empty());
+    for (method, path) in [
+        (Method::POST, format!("/v1/quarantine/{old_id}/release")),
+        (Method::DELETE, format!("/v1/quarantine/{old_id}")),
+    ] {
+        assert_eq!(
+            app.admin_send(method, &path).await.status(),
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    app.drain_outbox().await;
+    assert!(app.mails_to("jane@example.com").is_empty());
+    assert!(app.mails_to(THROWAWAY).is_empty());
 }

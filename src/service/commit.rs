@@ -28,8 +28,8 @@ pub(crate) enum Reach {
     /// is refused with [`Moved`], so a change made at the same moment fails rather than
     /// landing on an address that is no longer the person's.
     Address,
-    /// By address, from a public signup: the address is whoever owns it now; a contact
-    /// that moved away is simply no longer there.
+    /// By address, from a public signup (or by a held signup's id): the address is
+    /// whoever owns it now; a contact that moved away is simply no longer there.
     Signup,
     /// By a link's contact id: a link mailed before a rectification reaches the
     /// contact where it moved.

@@ -72,10 +72,14 @@ impl Subscriptions {
             (MemberRef::Address(email), _) => email.clone(),
             (MemberRef::Hash(hash), _) => match self.contact_by_subscriber_hash(hash).await? {
                 Some(contact) => contact.email().clone(),
-                None => request
-                    .email_address
-                    .clone()
-                    .ok_or(MemberError::NotAMember)?,
+                // No member has that hash yet: it names the body's address only when it
+                // is that address's hash; else it names nobody.
+                None => match &request.email_address {
+                    Some(email) if subscriber_hash(email).eq_ignore_ascii_case(hash) => {
+                        email.clone()
+                    }
+                    _ => return Err(MemberError::NotAMember.into()),
+                },
             },
         };
         if request

@@ -76,7 +76,7 @@ impl Subscriptions {
         meta: &RequestMeta,
     ) -> Result<(), RequestError> {
         let release = self
-            .commit(&id.contact, Reach::Address, |found| {
+            .commit(&id.contact, Reach::Signup, |found| {
                 Ok::<_, RequestError>(match found.contact {
                     Some(contact) => contact.clone().release_held(
                         id.held,
@@ -105,7 +105,7 @@ impl Subscriptions {
     /// Drops a held signup unasked (with its contact, when it held nothing else).
     pub async fn drop_quarantined(&self, id: &QuarantineId) -> Result<(), RequestError> {
         let dropped = self
-            .commit(&id.contact, Reach::Address, |found| {
+            .commit(&id.contact, Reach::Signup, |found| {
                 Ok::<_, RequestError>(match found.contact {
                     Some(contact) => contact.clone().drop_held(id.held),
                     None => Planned::Nothing(false),
