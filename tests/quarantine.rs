@@ -320,8 +320,16 @@ async fn a_release_mails_the_confirmation_within_the_cap_and_a_drop_mails_nothin
         .await
         .unwrap();
     assert_eq!(without_key.status(), StatusCode::UNAUTHORIZED);
-    let bad_limit = app.admin_send(Method::GET, "/v1/quarantine?limit=0").await;
-    assert_eq!(bad_limit.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    for limit in ["0", "", "many", "1001"] {
+        let bad_limit = app
+            .admin_send(Method::GET, &format!("/v1/quarantine?limit={limit}"))
+            .await;
+        assert_eq!(
+            bad_limit.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "limit={limit}"
+        );
+    }
 }
 
 async fn held_signups_expire_with_the_confirmation_ttl_and_go_with_an_erasure(backend: Backend) {

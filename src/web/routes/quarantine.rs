@@ -16,7 +16,8 @@ const DEFAULT_PAGE: usize = 100;
 
 #[derive(serde::Deserialize)]
 struct ListQuery {
-    limit: Option<usize>,
+    /// Read as text: an empty `?limit=` is a mistake to answer, not the default.
+    limit: Option<String>,
 }
 
 pub async fn list_quarantine(
@@ -24,18 +25,20 @@ pub async fn list_quarantine(
     req: HttpRequest,
     _caller: AdminKey,
 ) -> Result<HttpResponse, Problem> {
-    let query = serde_html_form::from_str::<ListQuery>(req.query_string()).map_err(|_| {
+    let bad_limit = || {
         Problem::invalid_field(
             "limit",
             format!("limit: a number from 1 to {MAX_QUARANTINE_PAGE}"),
         )
-    })?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    };
+    let query =
+        serde_html_form::from_str::<ListQuery>(req.query_string()).map_err(|_| bad_limit())?;
+    let limit = match query.limit.as_deref() {
+        None => DEFAULT_PAGE,
+        Some(raw) => raw.parse::<usize>().map_err(|_| bad_limit())?,
+    };
     if !(1..=MAX_QUARANTINE_PAGE).contains(&limit) {
-        return Err(Problem::invalid_field(
-            "limit",
-            format!("limit: a number from 1 to {MAX_QUARANTINE_PAGE}"),
-        ));
+        return Err(bad_limit());
     }
     let held = state.subscriptions.quarantine(limit).await?;
     Ok(HttpResponse::Ok().json(json!({ "quarantined": held })))
