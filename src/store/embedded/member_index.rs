@@ -36,7 +36,7 @@ pub(super) async fn find(
 ) -> Result<Option<ContactId>, StoreError> {
     let key = key.to_string();
     store
-        .blocking(move |db| {
+        .read(move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
             let table = txn.open_table(MEMBER_INDEX).map_err(unavailable)?;
             let found = table.get(key.as_str()).map_err(unavailable)?;
