@@ -139,4 +139,4 @@ perf record -F 1999 -p "$OPTIN_PID" -o "$TMP/perf.data" -- sleep "$((SECONDS_ - 
 wait "$LOAD_PID"
 echo "== $STORE $WHAT: $(awk '/^Requests\/sec:/ {print $2 " requests/s"}' "$TMP/wrk.txt"); $(grep -o '^status [0-9]*: [0-9]*' "$TMP/wrk.txt" | paste -sd ' ')"
 perf report -i "$TMP/perf.data" --no-children --sort symbol --stdio --percent-limit 0.8 2>/dev/null \
-    | grep -E '^ +[0-9]' | head -n "$TOP" | sed -E 's/ +\[[.k]\] / /'
+    | grep -E '^ +[0-9]' | head -n "$TOP" | sed -E 's/ +\[[.k]\] / /; s/ {2,}-.*$//; s/ +$//'
