@@ -1,17 +1,18 @@
 """Does a public signup's latency tell an opted-in address from a new one?
 
-    python3 bench/signup_timing.py --bin target/release/optin [--pairs 3000] [--seconds 120]
+    python3 bench/signup_timing.py --bin target/release/optin [--probes 6000] [--seconds 120]
 
 Standard library only. Starts `optin serve` on a throw-away embedded store with the
 default settings (the file mail transport included), apart from fresh keys, an admin key
 and a per-IP signup limit raised so that one client may probe. Opts in `--known`
-addresses through the admin API, then sends pairs of `POST /v1/signups` over one
-keep-alive connection: one for an opted-in address, one for an address never seen, in a
-random order within each pair, until `--pairs` pairs or `--seconds` have passed.
+addresses through the admin API, then sends `POST /v1/signups` over one keep-alive
+connection, each for an opted-in address or for an address never seen by a fair coin,
+until `--probes` probes or `--seconds` have passed.
 
 Prints the median and quartiles of each kind, the difference of the medians with a 95%
 bootstrap interval, and how often one probe is told right by the best threshold: chosen
-on the first half of the pairs, scored on the second half (50% is a coin toss).
+on the first half of the probes, scored on the second half, as the mean of the two
+kinds' hit rates (50% is a coin toss).
 """
 import argparse
 import base64
@@ -103,7 +104,7 @@ def quantiles(values):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", required=True)
-    parser.add_argument("--pairs", type=int, default=3000)
+    parser.add_argument("--probes", type=int, default=6000)
     parser.add_argument("--seconds", type=float, default=120)
     parser.add_argument("--known", type=int, default=200)
     args = parser.parse_args()
@@ -139,47 +140,49 @@ def main():
 
         opted_in, new = [], []
         deadline = time.time() + args.seconds
-        for i in range(args.pairs):
+        for i in range(args.probes):
             if time.time() > deadline:
                 break
-            pair = [("known", known[i % len(known)]), ("new", f"new{i}@bench.example")]
-            rng.shuffle(pair)
-            for kind, address in pair:
-                (opted_in if kind == "known" else new).append(probe(address))
+            # Each probe's kind is a fair coin of its own: a new address's mail is sent in
+            # the milliseconds after its answer, and slows whichever probe comes next, so
+            # the kind of the next probe must not depend on this one's.
+            if rng.random() < 0.5:
+                opted_in.append(probe(known[i % len(known)]))
+            else:
+                new.append(probe(f"new{i}@bench.example"))
     finally:
         if proc is not None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
         shutil.rmtree(workdir, ignore_errors=True)
 
-    pairs = len(new)
     us = lambda ns: ns / 1000
     k25, k50, k75 = (us(v) for v in quantiles(opted_in))
     n25, n50, n75 = (us(v) for v in quantiles(new))
     boot = []
     for _ in range(2000):
-        a = [opted_in[rng.randrange(pairs)] for _ in range(pairs)]
-        b = [new[rng.randrange(pairs)] for _ in range(pairs)]
+        a = [rng.choice(opted_in) for _ in opted_in]
+        b = [rng.choice(new) for _ in new]
         boot.append(us(statistics.median(a) - statistics.median(b)))
     boot.sort()
     low, high = boot[int(0.025 * len(boot))], boot[int(0.975 * len(boot))]
 
     # The attacker's best single-probe rule, chosen on one half and scored on the other.
-    half = pairs // 2
-    train = [(v, 1) for v in opted_in[:half]] + [(v, 0) for v in new[:half]]
-    test = [(v, 1) for v in opted_in[half:]] + [(v, 0) for v in new[half:]]
+    k_half, n_half = len(opted_in) // 2, len(new) // 2
 
-    def accuracy(sample, threshold, faster_is_known):
-        right = sum(1 for v, is_known in sample
-                    if ((v < threshold) == faster_is_known) == bool(is_known))
-        return right / len(sample)
+    def accuracy(known_sample, new_sample, threshold, faster_is_known):
+        known_right = sum(1 for v in known_sample if (v < threshold) == faster_is_known)
+        new_right = sum(1 for v in new_sample if (v < threshold) != faster_is_known)
+        return (known_right / len(known_sample) + new_right / len(new_sample)) / 2
 
-    candidates = sorted({v for v, _ in train})[:: max(1, len(train) // 400)]
+    train = (opted_in[:k_half], new[:n_half])
+    candidates = sorted(set(train[0]) | set(train[1]))[:: max(1, (k_half + n_half) // 400)]
     best = max(((t, d) for t in candidates for d in (True, False)),
-               key=lambda rule: accuracy(train, *rule))
-    told = accuracy(test, *best)
+               key=lambda rule: accuracy(*train, *rule))
+    told = accuracy(opted_in[k_half:], new[n_half:], *best)
 
-    print(f"signup timing: {pairs} pairs over one keep-alive connection, default settings, embedded store")
+    print(f"signup timing: {len(opted_in)} opted-in and {len(new)} new addresses in a random order,"
+          " over one keep-alive connection, default settings, embedded store")
     print(f"  opted-in address: median {k50:.1f} µs (quartiles {k25:.1f}–{k75:.1f})")
     print(f"  new address:      median {n50:.1f} µs (quartiles {n25:.1f}–{n75:.1f})")
     print(f"  difference of medians: {k50 - n50:+.1f} µs (95% bootstrap interval {low:+.1f} to {high:+.1f})")

@@ -27,6 +27,12 @@ use crate::webhooks::WebhookClient;
 const IDLE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 /// After a store error, wait this long before trying again.
 const STORE_ERROR_PAUSE: std::time::Duration = std::time::Duration::from_secs(2);
+/// A woken worker waits this many milliseconds, drawn at random, before it takes jobs:
+/// the request that queued a mail answers first. Sending at once competed with that
+/// answer for the CPU and the store, so a signup that mails (a new address) answered
+/// later than one that does not (an opted-in address). Drawn, so that the send does not
+/// land a fixed time after the request; jobs queued meanwhile go in the same round.
+const SETTLE_MILLIS: std::ops::Range<u64> = 20..60;
 const MAX_BACKOFF_SECS: i64 = 6 * 3600;
 
 /// What became of one attempt at a job.
@@ -87,7 +93,12 @@ impl OutboxWorker {
                 Ok(true) => continue,
                 Ok(false) => {
                     tokio::select! {
-                        () = self.wakeup.notified() => {}
+                        () = self.wakeup.notified() => {
+                            tokio::select! {
+                                () = tokio::time::sleep(settle_delay()) => {}
+                                _ = shutdown.changed() => {}
+                            }
+                        }
                         () = tokio::time::sleep(IDLE_POLL) => {}
                         _ = shutdown.changed() => {}
                     }
@@ -230,6 +241,15 @@ fn backoff(base_secs: u64, attempts: u32) -> Duration {
         .saturating_mul(1i64 << exponent)
         .min(MAX_BACKOFF_SECS);
     Duration::seconds(secs)
+}
+
+/// A delay drawn from [`SETTLE_MILLIS`].
+fn settle_delay() -> std::time::Duration {
+    let mut random = [0u8; 8];
+    // Without randomness the shortest delay still lets the answer go first.
+    let draw = getrandom::fill(&mut random).map_or(0, |()| u64::from_le_bytes(random));
+    let span = SETTLE_MILLIS.end - SETTLE_MILLIS.start;
+    std::time::Duration::from_millis(SETTLE_MILLIS.start + draw % span)
 }
 
 #[cfg(test)]

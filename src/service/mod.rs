@@ -32,6 +32,7 @@ mod retention;
 mod rights;
 mod screening;
 mod signup;
+mod signup_pace;
 mod unsubscribe;
 mod webhook_endpoints;
 mod work_room;
@@ -87,6 +88,8 @@ pub struct Subscriptions {
     backups: crate::backup::Backups,
     /// Erasures not yet purged from the store's files.
     disk_purge: disk_purge::DiskPurge,
+    /// How soon a public signup that queued nothing may answer.
+    signup_pace: signup_pace::SignupPace,
 }
 
 /// Addresses of batch checks worked on at once: two full batches, one per core of a small
@@ -137,6 +140,7 @@ impl Subscriptions {
             sns: SnsClient::default(),
             read_room: WorkRoom::new(BATCH_ADDRESSES_AT_ONCE),
             write_room: WorkRoom::new(FEEDBACK_ITEMS_AT_ONCE),
+            signup_pace: signup_pace::SignupPace::default(),
         }
     }
 

@@ -98,6 +98,7 @@ pub enum SignupAnswer {
 
 impl Subscriptions {
     pub async fn sign_up(&self, request: SignupRequest) -> Result<SignupAnswer, SignupError> {
+        let started = std::time::Instant::now();
         if let (Some(network), false) = (&request.client_network, request.keyed) {
             self.count_signup_from(network).await?;
         }
@@ -135,6 +136,8 @@ impl Subscriptions {
             metrics::counter!("optin_signups_quarantined_total", "reason" => reason.as_str())
                 .increment(1);
         }
+        // The answer's time must not tell what it created either (see `signup_pace`).
+        self.signup_pace.answer(started, created.is_some()).await;
         // The address's own id either way, so that two signups of one address carry the
         // same contact id whatever they created.
         Ok(SignupAnswer::Received(self.signup_ref(id, created)))
