@@ -9,7 +9,10 @@
 //! new address, one at a time: without the proof of work and the MX check, then with
 //! the proof, with the MX check answered from the cache and with it uncached, each as a
 //! ratio to the signup without them. The rows take turns, one signup each, so that the
-//! store grows alike under all of them.
+//! store grows alike under all of them. Each signup's answer is paced (it waits for the
+//! longest of its own time and recent signups' times, see `service::signup_pace`), so
+//! these rows show a part's cost only where it lengthens the signup past that pace;
+//! the per-part rows above are the costs themselves.
 //!
 //!     cargo bench --bench firewall
 //!     (BENCH_FIREWALL_N: operations per measure; BENCH_FIREWALL_SIGNUPS: signups per row)
