@@ -5,9 +5,9 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::compact::{self, Format};
+use super::compact::{self, Format, Literals};
 use super::StoreError;
-use crate::domain::{ContactId, Event, OutboxJob};
+use crate::domain::{Contact, ContactId, Event, OutboxJob};
 
 /// Reads a value in either format: plain JSON, or compact (its first byte says which).
 /// A stored value that does not decode is a bug or tampering, never the caller's fault.
@@ -30,10 +30,11 @@ pub fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// The compact format: for the values there is one or more of per contact, forever
-/// (the contact and its events), where memory is what a store costs.
-pub fn encode_compact<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    compact::pack(&encode(value)?).map_err(|e| StoreError::Corrupt(e.to_string()))
+/// A contact in the compact format, where memory is what a store costs; its literals
+/// raw, since every check reads it (see [`Literals::Raw`]).
+pub fn encode_contact(contact: &Contact) -> Result<Vec<u8>, StoreError> {
+    compact::pack_as(Format::V1, Literals::Raw, &encode(contact)?)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// An event in the compact format: one that keeps a consent receipt against the
@@ -44,7 +45,8 @@ pub fn encode_event(event: &Event) -> Result<Vec<u8>, StoreError> {
     } else {
         Format::V1
     };
-    compact::pack_as(format, &encode(event)?).map_err(|e| StoreError::Corrupt(e.to_string()))
+    compact::pack_as(format, Literals::Coded, &encode(event)?)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// Milliseconds since the epoch; times before it (never written) count as the epoch, so
@@ -101,7 +103,7 @@ mod tests {
     #[test]
     fn a_value_reads_back_from_both_formats() {
         let value = serde_json::json!({"id": "x", "seq": 3});
-        let compact = encode_compact(&value).expect("encodes");
+        let compact = compact::pack(&encode(&value).expect("encodes")).expect("packs");
         assert_ne!(compact, encode(&value).expect("encodes"));
         assert_eq!(
             decode::<serde_json::Value>(&compact).expect("compact"),

@@ -32,7 +32,7 @@ use self::connection::{get, hget, is_wrong_type, merge_scored, parse, Redis};
 use self::keys::Shard;
 use self::outbox::Outbox;
 use super::codec::{
-    decode, encode, encode_compact, encode_event, fixed_window, millis, parse_contact_member,
+    decode, encode, encode_contact, encode_event, fixed_window, millis, parse_contact_member,
     parse_pending_member, pending_member,
 };
 use super::{
@@ -219,7 +219,7 @@ impl RedisStore {
             ContactWrite::Put(contact) => invocation
                 .arg("put")
                 .arg(contact.version())
-                .arg(encode_compact(contact)?),
+                .arg(encode_contact(contact)?),
             ContactWrite::Delete => invocation.arg("delete").arg(0).arg(""),
         };
         let tombstone = change
