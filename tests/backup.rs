@@ -867,7 +867,12 @@ async fn change_one_byte_of_an_event(app: &mut TestApp, id: &optin::domain::Cont
             let json = optin::store::compact::unpack_as(format, &first[1..]).expect("compact");
             let mut json = String::from_utf8(json).unwrap();
             json = json.replacen("\"kind\":\"status_changed\"", "\"kind\":\"restricted\"", 1);
-            *first = optin::store::compact::pack_as(format, json.as_bytes()).unwrap();
+            *first = optin::store::compact::pack_as(
+                format,
+                optin::store::compact::Literals::Coded,
+                json.as_bytes(),
+            )
+            .unwrap();
             let _: () = ::redis::cmd("SET")
                 .arg(&key)
                 .arg(support::redis_server::event_log(&frames))
