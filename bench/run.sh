@@ -559,7 +559,7 @@ drain_rate() { sed -n "s/^drain $1: .* = \([0-9,]*\) mails\/s.*/\1/p" "$TMP/drai
 # "plain client to smtp-sink: 5000 mails in 0.68 s = 7,353 mails/s (…" → 7353
 plain_rate() { sed -n "s/^plain client to $1: .* = \([0-9,]*\) mails\/s.*/\1/p" "$TMP/drain.txt" | tr -d ,; }
 
-say "7. Webhook fan-out (bench/fanout.sh, $FANOUT_CHANGES changes): deliveries/s; writes with 3 endpoints / none"
+say "7. Webhook fan-out (bench/fanout.sh, $FANOUT_CHANGES changes): deliveries/s; writes with 3 endpoints / none; opt-ins with receipts / none"
 OPTIN_BIN="$OPTIN" bash "$BENCH/fanout.sh" >"$TMP/fanout.txt" &
 wait $!
 cat "$TMP/fanout.txt"
@@ -652,6 +652,8 @@ version_of() { "$@" 2>/dev/null | head -n 1 || true; }
         rates="$(write_rates "$via")"
         row "7 $via writes, 3 endpoints / none" "$(fig "$rates" /s)" "—" "—" "$(pair "$w" "")" "≥ 0.8" "$(pair "$(verdict "$w" '>=' 0.8)" "")"
     done
+    w="$(sed -n 's/^write ratio receipts: signed \/ none = \([0-9.]*\) .*/\1/p' "$TMP/fanout.txt")"
+    row "7 put writes, receipts signed / none" "$(fig "$(write_rates receipts)" /s)" "—" "—" "$(pair "$w" "")" "—" "—"
     ratio_row "8 POST /v1/feedback, $FEEDBACK_BATCH per call" " items/s" feedback "${R[e.batch]:-}" "${R[r.batch]:-}" '>=' 0.3 0.3 "≥ 0.3 of (3)"
     row "9 $CONCURRENT concurrent batches: errors" "$(fig "${R[e.conc_err]:-}")" "$(fig "${R[r.conc_err]:-}")" "—" "—" "0 errors" \
         "$(pair "$(verdict "${R[e.conc_err]:-}" '<=' 0)" "$(verdict "${R[r.conc_err]:-}" '<=' 0)")"
