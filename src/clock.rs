@@ -30,6 +30,13 @@ pub fn earlier(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
         .unwrap_or(DateTime::UNIX_EPOCH)
 }
 
+/// A number below `bound` (a bound of 0 counts as 1), drawn at random, for spreading when
+/// things happen; 0 when the system has no randomness, which only spreads nothing.
+pub fn draw_below(bound: u64) -> u64 {
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).map_or(0, |()| u64::from_le_bytes(random) % bound.max(1))
+}
+
 /// `n` days; the longest duration there is when `n` is too large for one.
 pub fn days(n: u64) -> Duration {
     i64::try_from(n)

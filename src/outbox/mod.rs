@@ -245,11 +245,8 @@ fn backoff(base_secs: u64, attempts: u32) -> Duration {
 
 /// A delay drawn from [`SETTLE_MILLIS`].
 fn settle_delay() -> std::time::Duration {
-    let mut random = [0u8; 8];
-    // Without randomness the shortest delay still lets the answer go first.
-    let draw = getrandom::fill(&mut random).map_or(0, |()| u64::from_le_bytes(random));
     let span = SETTLE_MILLIS.end - SETTLE_MILLIS.start;
-    std::time::Duration::from_millis(SETTLE_MILLIS.start + draw % span)
+    std::time::Duration::from_millis(SETTLE_MILLIS.start + clock::draw_below(span))
 }
 
 #[cfg(test)]

@@ -88,7 +88,7 @@ pub struct Subscriptions {
     backups: crate::backup::Backups,
     /// Erasures not yet purged from the store's files.
     disk_purge: disk_purge::DiskPurge,
-    /// How soon a public signup that queued nothing may answer.
+    /// How soon a signup may answer, so that its time does not tell what it created.
     signup_pace: signup_pace::SignupPace,
 }
 

@@ -76,10 +76,7 @@ impl SignupPace {
         if filled == 0 {
             return None;
         }
-        let mut random = [0u8; 8];
-        // Without randomness the first slot still gives a time of the right size.
-        let draw = getrandom::fill(&mut random).map_or(0, |()| u64::from_le_bytes(random));
-        let slot = usize::try_from(draw % filled as u64).unwrap_or(0);
+        let slot = usize::try_from(crate::clock::draw_below(filled as u64)).unwrap_or(0);
         let nanos = self.recent[slot].load(Ordering::Relaxed);
         (nanos > 0).then(|| Duration::from_nanos(nanos))
     }
